@@ -1,0 +1,91 @@
+"""Per-token rewards, GAE and whitening: small pure tensor functions.
+
+Shapes: B = sequences in the batch, T = response tokens (padded). ``mask`` is 1.0
+for real response tokens (up to and including EOS) and 0.0 for padding.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Mean of ``x`` over the entries where ``mask`` is 1.
+
+    ``sum(x * mask) / sum(mask)`` over ``dim`` (all entries when ``dim`` is None).
+    An all-zero mask gives 0, not NaN.
+    """
+    mask = mask.to(x.dtype)
+    if dim is None:
+        return (x * mask).sum() / mask.sum().clamp(min=1.0)
+    return (x * mask).sum(dim) / mask.sum(dim).clamp(min=1.0)
+
+
+def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
+    """Variance of the masked entries of ``x``.
+
+    ``sum(mask * (x - mean)^2) / (n - 1)`` with ``n = sum(mask)`` when ``unbiased``,
+    ``/ n`` otherwise.
+    """
+    mean = masked_mean(x, mask)
+    sq = masked_mean((x - mean) ** 2, mask)
+    if unbiased:
+        n = mask.sum()
+        if n > 1:
+            sq = sq * n / (n - 1)
+    return sq
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
+    """Normalise the masked entries of ``x`` to zero mean and unit variance.
+
+    ``(x - mean) / sqrt(var + eps)``; with ``shift_mean=False`` the mean is added
+    back (scale only). Padding positions come out as 0.
+    """
+    mean, var = masked_mean(x, mask), masked_var(x, mask)
+    out = (x - mean) * torch.rsqrt(var + eps)
+    if not shift_mean:
+        out = out + mean
+    return out * mask
+
+
+def last_token_index(mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last real token of each row: ``sum(mask) - 1``, at least 0. (B,T) -> (B,)."""
+    return (mask.sum(-1).long() - 1).clamp(min=0)
+
+
+def kl_penalized_rewards(
+    scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float
+) -> torch.Tensor:
+    """Per-token rewards ``r_t = -kl_coef * KL_t``, plus the sequence score at its last token.
+
+    scores (B,), kl (B,T) per-token KL estimates, mask (B,T) -> rewards (B,T), 0 on padding.
+    """
+    rewards = -kl_coef * kl * mask
+    idx = last_token_index(mask)
+    rewards[torch.arange(rewards.shape[0]), idx] += scores.to(rewards.dtype)
+    return rewards
+
+
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over one response per row.
+
+    ``delta_t = r_t + gamma * V_{t+1} * m_{t+1} - V_t`` and
+    ``A_t = delta_t + gamma * lam * m_{t+1} * A_{t+1}``, where the value after the
+    last real token is 0 (the episode ends there). Returns ``(advantages, returns)``,
+    both (B,T) with ``returns = advantages + values``, 0 on padding.
+    """
+    B, T = rewards.shape
+    adv = torch.zeros_like(rewards)
+    next_adv = torch.zeros(B, dtype=rewards.dtype, device=rewards.device)
+    next_value = torch.zeros_like(next_adv)
+    next_mask = torch.zeros_like(next_adv)
+    for t in reversed(range(T)):
+        delta = rewards[:, t] + gamma * next_value * next_mask - values[:, t]
+        next_adv = delta + gamma * lam * next_mask * next_adv
+        adv[:, t] = next_adv
+        next_value, next_mask = values[:, t], mask[:, t].to(rewards.dtype)
+    adv = adv * mask
+    return adv, (adv + values) * mask

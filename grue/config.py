@@ -1,0 +1,262 @@
+"""Run configuration: flat dataclasses, YAML files, presets and type-checked ``--set`` overrides.
+
+A resolved config has three sections: ``run`` (RunConfig), ``generation``
+(GenerationConfig) and one named after the algorithm (e.g. ``ppo``: its config
+dataclass, at the top of grue/algorithms/<algo>.py). Later sources override earlier:
+
+  dataclass defaults < tasks/<task>/task.yaml < tasks/<task>/<algo>.yaml
+  < tasks/<task>/presets/<preset>.yaml < --config FILE < CLI flags < --set key=value
+
+``--set`` takes ``section.field=value`` or a bare ``field=value`` when only one section
+has that field. Values are parsed as YAML and checked against the field's type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from grue.errors import GrueError
+
+
+@dataclass
+class RunConfig:
+    """What to train, on what, and where the run goes."""
+
+    task: str = "imdb"
+    """GRUE task name (``grue tasks`` lists them)."""
+    algo: str = "ppo"
+    """Algorithm: a key of grue.algorithms.ALGORITHMS."""
+    model: str = "gpt2"
+    """Policy: a Hub id, a local directory saved with save_pretrained, or tiny-gpt2 / tiny-t5."""
+    ref_model: str = ""
+    """Frozen reference model for the KL penalty; empty means the same as ``model``."""
+    reward: str = "sentiment"
+    """Reward: a key of grue.rewards.REWARDS or a dotted path package.module:function."""
+    reward_model: str = ""
+    """Hub id or local path of the model a model-based reward uses; empty keeps the reward's default."""
+    seed: int = 0
+    """Seed of weights initialisation, data order and sampling."""
+    data_dir: str = ""
+    """Directory with <task>/<split>.jsonl; empty means $GRUE_DATA_DIR, else the Hugging Face Hub."""
+    builtin_prompts: bool = False
+    """With no data directory, use the task's built-in prompts instead of the Hub (offline smoke runs)."""
+    output_dir: str = ""
+    """Run directory; empty means runs/<task>-<algo>-<seed>-<time>."""
+    mixed_precision: str = field(default="no", metadata={"choices": ("no", "bf16", "fp16")})
+    """Autocast precision for forward passes, handled by accelerate."""
+    trust_remote_code: bool = False
+    """Allow model repositories to run their own code. Off unless asked for."""
+    checkpoint_every: int = 1
+    """Save a resumable checkpoint every this many iterations (and always at the end)."""
+    log_samples: int = 4
+    """Generations per process and iteration written to samples.jsonl."""
+
+
+@dataclass
+class GenerationConfig:
+    """How rollouts are sampled (see grue.sampling for how warpers enter the loss)."""
+
+    max_prompt_tokens: int = 64
+    """Prompts longer than this keep their last tokens."""
+    min_new_tokens: int = 48
+    """EOS is banned until this many tokens are generated."""
+    max_new_tokens: int = 48
+    """Length limit of a response."""
+    do_sample: bool = True
+    """Sample (true) or decode greedily (false)."""
+    top_k: int = 50
+    """Sample among the k most likely tokens; 0 means no limit."""
+    top_p: float = 1.0
+    """Then among the smallest set of tokens whose probability reaches top_p; 1.0 means no limit."""
+    temperature: float = 1.0
+    """Logits are divided by this before sampling."""
+
+
+@dataclass
+class Config:
+    """A resolved configuration: the three sections, and the task's version."""
+
+    run: RunConfig
+    generation: GenerationConfig
+    algo: Any
+    task_version: str = ""
+
+    def sections(self) -> dict[str, Any]:
+        return {"run": self.run, "generation": self.generation, self.run.algo: self.algo}
+
+    def to_dict(self) -> dict:
+        from grue import __version__
+
+        out = {"grue_version": __version__, "task_version": self.task_version}
+        out.update({name: dataclasses.asdict(sec) for name, sec in self.sections().items()})
+        return out
+
+
+def tasks_root() -> Path:
+    """The GRUE task definitions: grue/_tasks in a wheel, tasks/ in a source checkout."""
+    packaged = Path(__file__).parent / "_tasks"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "tasks"
+
+
+def task_names() -> list[str]:
+    return sorted(p.name for p in tasks_root().iterdir() if (p / "task.yaml").is_file())
+
+
+def load_yaml(path: Path) -> dict:
+    """A YAML mapping from ``path``, or a one-line error."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise GrueError(f"cannot read config file {path}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise GrueError(f"malformed YAML in {path}{where}: {getattr(e, 'problem', e)}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise GrueError(f"{path} must hold a mapping of sections (run, generation, <algo>), not {type(data).__name__}")
+    return data
+
+
+def coerce(value: Any, tp: Any, key: str, choices: tuple | None = None) -> Any:
+    """``value`` checked (and where lossless converted) against the annotation ``tp``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
+            return None
+        tp = next(a for a in args if a is not type(None))
+    ok = True
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                ok = False
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            ok = False
+        else:
+            value = float(value)
+    elif tp is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        ok = isinstance(value, str)
+    if not ok:
+        raise GrueError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+    if choices and value not in choices:
+        raise GrueError(f"{key}: {value!r} is not one of: {', '.join(map(str, choices))}")
+    return value
+
+
+def set_field(section_obj: Any, section: str, name: str, value: Any) -> None:
+    fields = {f.name: f for f in dataclasses.fields(section_obj)}
+    if name not in fields:
+        raise GrueError(f"unknown key '{section}.{name}'; accepted in {section}: {', '.join(fields)}")
+    hints = typing.get_type_hints(type(section_obj))
+    setattr(section_obj, name, coerce(value, hints[name], f"{section}.{name}", fields[name].metadata.get("choices")))
+
+
+def apply_mapping(cfg: Config, data: dict, source: str, other_algos: tuple[str, ...] = ()) -> None:
+    """Apply a {section: {field: value}} mapping; sections of other algorithms are skipped."""
+    sections = cfg.sections()
+    for sec, values in data.items():
+        if sec in other_algos:
+            continue
+        if sec not in sections:
+            raise GrueError(f"{source}: unknown section '{sec}'; accepted: {', '.join(sections)}")
+        if not isinstance(values, dict):
+            raise GrueError(f"{source}: section '{sec}' must be a mapping of keys to values")
+        for name, value in values.items():
+            try:
+                set_field(sections[sec], sec, name, value)
+            except GrueError as e:
+                raise GrueError(f"{source}: {e}") from None
+
+
+def parse_set(item: str, cfg: Config) -> tuple[str, str, Any]:
+    """``'ppo.lr=1e-5'`` or ``'lr=1e-5'`` -> (section, field, parsed value)."""
+    key, eq, raw = item.partition("=")
+    if not eq or not key.strip():
+        raise GrueError(f"--set expects key=value (e.g. ppo.lr=1e-5), got '{item}'")
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    sections = cfg.sections()
+    if "." in key:
+        sec, _, name = key.partition(".")
+        if sec not in sections:
+            raise GrueError(f"unknown key '{key}'; sections: {', '.join(sections)}")
+        return sec, name, value
+    owners = [s for s, obj in sections.items() if key in {f.name for f in dataclasses.fields(obj)}]
+    if len(owners) == 1:
+        return owners[0], key, value
+    if not owners:
+        raise GrueError(f"unknown key '{key}'; use section.key with a section of: {', '.join(sections)}")
+    raise GrueError(f"key '{key}' is in several sections ({', '.join(owners)}); write section.key")
+
+
+def resolve(task: str, algo: str, *, preset: str | None = None, config_file: str | None = None,
+            flags: dict[str, Any] | None = None, sets: list[str] | None = None) -> Config:
+    """Build the config of a run from its task, algorithm, preset, file, flags and overrides."""
+    from grue.algorithms import ALGORITHMS
+    from grue.tasks import TASKS
+
+    if task not in TASKS or task not in task_names():
+        raise GrueError(f"unknown task '{task}'; accepted: {', '.join(sorted(set(TASKS) & set(task_names())))}")
+    if algo not in ALGORITHMS:
+        raise GrueError(f"unknown algorithm '{algo}'; accepted: {', '.join(ALGORITHMS)}")
+    task_dir = tasks_root() / task
+    algo_file = task_dir / f"{algo}.yaml"
+    if not algo_file.is_file():
+        have = sorted(a for a in ALGORITHMS if (task_dir / f"{a}.yaml").is_file())
+        raise GrueError(f"task '{task}' has no settings for algorithm '{algo}'; accepted: {', '.join(have)}")
+    cfg = Config(RunConfig(task=task, algo=algo), GenerationConfig(), ALGORITHMS[algo].Config())
+    others = tuple(a for a in ALGORITHMS if a != algo)
+    card = load_yaml(task_dir / "task.yaml")
+    cfg.task_version = str(card.get("version", ""))
+    apply_mapping(cfg, {k: v for k, v in card.items() if k in ("run", "generation")}, f"tasks/{task}/task.yaml")
+    apply_mapping(cfg, load_yaml(algo_file), f"tasks/{task}/{algo}.yaml", others)
+    if preset:
+        preset_file = task_dir / "presets" / f"{preset}.yaml"
+        if not preset_file.is_file():
+            have = sorted(p.stem for p in (task_dir / "presets").glob("*.yaml"))
+            raise GrueError(f"unknown preset '{preset}' for task '{task}'; accepted: {', '.join(have) or 'none'}")
+        apply_mapping(cfg, load_yaml(preset_file), f"preset {preset}", others)
+    if config_file:
+        apply_mapping(cfg, load_yaml(Path(config_file)), str(config_file), others)
+    for key, value in (flags or {}).items():
+        sec, _, name = key.partition(".")
+        set_field(cfg.sections()[algo if sec == "algo" else sec], sec, name, value)
+    for item in sets or []:
+        sec, name, value = parse_set(item, cfg)
+        set_field(cfg.sections()[sec], sec, name, value)
+    if cfg.run.task != task or cfg.run.algo != algo:
+        raise GrueError("run.task and run.algo are chosen on the command line, not with --set or a config file")
+    return cfg
+
+
+def from_dict(data: dict, source: str) -> Config:
+    """Rebuild a saved config (a run's config.yaml), type-checked."""
+    from grue.algorithms import ALGORITHMS
+
+    algo = (data.get("run") or {}).get("algo")
+    if algo not in ALGORITHMS:
+        raise GrueError(f"{source}: unknown algorithm {algo!r}; accepted: {', '.join(ALGORITHMS)}")
+    cfg = Config(RunConfig(), GenerationConfig(), ALGORITHMS[algo].Config(), str(data.get("task_version", "")))
+    cfg.run.algo = algo
+    apply_mapping(cfg, {k: v for k, v in data.items() if k not in ("grue_version", "task_version", "world_size")}, source)
+    return cfg

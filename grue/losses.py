@@ -1,0 +1,61 @@
+"""PPO losses and statistics: small pure tensor functions.
+
+Shapes: (B,T) per-token tensors; ``mask`` is 1.0 on real response tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from grue.advantages import masked_mean
+
+
+def ppo_policy_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clipped surrogate loss of PPO (Schulman et al. 2017).
+
+    ``ratio = exp(logprobs - old_logprobs)``;
+    ``loss = mean_mask(max(-A * ratio, -A * clamp(ratio, 1 - clip, 1 + clip)))``.
+    Returns ``(loss, clipfrac, approx_kl)``: the fraction of tokens where the clipped
+    term was taken, and ``mean((ratio - 1) - log ratio)`` (Schulman's k3 estimate of
+    KL(old || new)); the two statistics carry no gradient.
+    """
+    log_ratio = logprobs - old_logprobs
+    ratio = torch.exp(log_ratio)
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
+    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    with torch.no_grad():
+        clipfrac = masked_mean((clipped > unclipped).float(), mask)
+        approx_kl = masked_mean((ratio - 1.0) - log_ratio, mask)
+    return loss, clipfrac, approx_kl
+
+
+def value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    clip: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared-error value loss, optionally clipped around the rollout's values.
+
+    Unclipped: ``0.5 * mean_mask((V - R)^2)``. With ``clip``:
+    ``V_c = old + clamp(V - old, -clip, clip)`` and
+    ``0.5 * mean_mask(max((V - R)^2, (V_c - R)^2))``.
+    Returns ``(loss, clipfrac)``: the fraction of tokens where the clipped error was larger.
+    """
+    err = (values - returns) ** 2
+    if clip is None:
+        return 0.5 * masked_mean(err, mask), torch.zeros((), device=values.device)
+    clipped_values = old_values + torch.clamp(values - old_values, -clip, clip)
+    err_clipped = (clipped_values - returns) ** 2
+    loss = 0.5 * masked_mean(torch.maximum(err, err_clipped), mask)
+    with torch.no_grad():
+        clipfrac = masked_mean((err_clipped > err).float(), mask)
+    return loss, clipfrac

@@ -1,0 +1,224 @@
+"""Loading policies, reference models, critics and tokenizers.
+
+``load_policy`` accepts a Hub id (``gpt2``, ``t5-base``), a local directory saved with
+``save_pretrained`` (a grue checkpoint is one), or a built-in tiny model
+(``tiny-gpt2``, ``tiny-t5``) built from a small config with fixed random weights and a
+byte-level BPE tokenizer trained here on text that ships with the project. The
+built-ins need no download, so they serve offline work and the tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from grue.errors import GrueError
+
+TINY_MODELS = ("tiny-gpt2", "tiny-t5")
+_TINY_VOCAB = 4096
+_TINY_WEIGHT_SEED = 1234
+_SPECIALS = ["<pad>", "</s>", "<unk>"]  # ids 0, 1, 2: pad, eos, unk (T5's layout)
+
+
+def _tiny_corpus() -> list[str]:
+    """Text for training the tiny tokenizer: vaderSentiment's lexicon words plus the IMDB openings."""
+    from vaderSentiment import vaderSentiment
+
+    from grue.tasks.imdb import BUILTIN_OPENINGS
+
+    lexicon = Path(vaderSentiment.__file__).with_name("vader_lexicon.txt")
+    words = [line.split("\t", 1)[0] for line in lexicon.read_text(encoding="utf-8").splitlines() if line]
+    words = [w for w in words if w.isalpha()]
+    return [" ".join(words[i : i + 32]) for i in range(0, len(words), 32)] + list(BUILTIN_OPENINGS)
+
+
+@functools.lru_cache(maxsize=1)
+def _tiny_tokenizer_json() -> str:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=_TINY_VOCAB,
+        special_tokens=_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_tiny_corpus(), trainer=trainer)
+    return tok.to_str()
+
+
+def tiny_tokenizer(seq2seq: bool = False):
+    """The built-in byte-level BPE tokenizer (4096 tokens; pad 0, eos 1, unk 2)."""
+    from tokenizers import Tokenizer, processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer.from_str(_tiny_tokenizer_json())
+    if seq2seq:  # T5 appends EOS to every encoder input
+        tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        bos_token=None if seq2seq else "</s>",
+        model_max_length=512,
+    )
+
+
+def tiny_model(name: str) -> nn.Module:
+    """``tiny-gpt2`` or ``tiny-t5``: a real transformers architecture with fixed random weights."""
+    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_TINY_WEIGHT_SEED)
+        if name == "tiny-gpt2":
+            cfg = GPT2Config(
+                vocab_size=_TINY_VOCAB, n_positions=512, n_embd=64, n_layer=2, n_head=4,
+                bos_token_id=1, eos_token_id=1, pad_token_id=0,
+            )
+            return GPT2LMHeadModel(cfg)
+        cfg = T5Config(
+            vocab_size=_TINY_VOCAB, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2,
+            num_heads=4, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+        )
+        return T5ForConditionalGeneration(cfg)
+
+
+def _is_seq2seq(config) -> bool:
+    return bool(getattr(config, "is_encoder_decoder", False))
+
+
+def load_tokenizer(name: str, *, trust_remote_code: bool = False):
+    """The tokenizer for model ``name``; causal ones pad on the left, with EOS as pad if none."""
+    if name in TINY_MODELS:
+        tok = tiny_tokenizer(seq2seq=name == "tiny-t5")
+    else:
+        from transformers import AutoTokenizer
+
+        try:
+            tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+        except Exception as e:  # noqa: BLE001 - the user gets one line, not a traceback
+            raise GrueError(f"could not load the tokenizer of '{name}': {_first_line(e)}") from e
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_policy(name: str, *, trust_remote_code: bool = False) -> nn.Module:
+    """A causal or seq2seq LM from a Hub id, a local directory, or a built-in tiny name."""
+    if name in TINY_MODELS:
+        return tiny_model(name)
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    if os.path.isdir(name) and not os.path.isfile(os.path.join(name, "config.json")):
+        raise GrueError(f"model directory '{name}' has no config.json; accepted: a Hub id, a directory "
+                        f"saved with save_pretrained (e.g. runs/NAME/checkpoint), {', '.join(TINY_MODELS)}")
+    try:
+        config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+        cls = AutoModelForSeq2SeqLM if _is_seq2seq(config) else AutoModelForCausalLM
+        return cls.from_pretrained(name, config=config, trust_remote_code=trust_remote_code)
+    except Exception as e:  # noqa: BLE001
+        raise GrueError(
+            f"could not load model '{name}': {_first_line(e)}; accepted: a Hub id, a local directory "
+            f"saved with save_pretrained, {', '.join(TINY_MODELS)}"
+        ) from e
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Reference models: no gradients, eval mode (no dropout)."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def disable_dropout(model: nn.Module) -> None:
+    """Set every dropout probability to 0, so that rollout and update see the same function."""
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+
+
+def accepts(model: nn.Module, arg: str) -> bool:
+    """Whether ``model.forward`` takes keyword ``arg`` (e.g. ``logits_to_keep``)."""
+    return arg in inspect.signature(model.forward).parameters
+
+
+def trunk_copy(policy: nn.Module) -> nn.Module:
+    """A copy of the policy's transformer without its LM head, for a separate critic.
+
+    Causal: the ``base_model`` (e.g. ``GPT2Model``). Seq2seq: ``AutoModel`` of the same
+    config (e.g. ``T5Model``: encoder and decoder) with the policy's weights.
+    """
+    base = policy.base_model
+    if base is not policy:
+        return copy.deepcopy(base)
+    from transformers import AutoModel
+
+    trunk = AutoModel.from_config(policy.config)
+    missing = trunk.load_state_dict(policy.state_dict(), strict=False).missing_keys
+    if missing:
+        raise GrueError(f"cannot build a critic trunk for {type(policy).__name__}: missing {missing[:3]}")
+    return trunk.to(next(policy.parameters()).dtype)
+
+
+class ValueHead(nn.Module):
+    """A scalar value per position from hidden states: (B,T,H) -> (B,T)."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.proj = nn.Linear(hidden_size, 1)
+        nn.init.normal_(self.proj.weight, std=1.0 / (hidden_size + 1) ** 0.5)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.proj(hidden.to(self.proj.weight.dtype))[..., 0]
+
+
+class Critic(nn.Module):
+    """A separate value model: its own copy of the policy's trunk and a value head.
+
+    Trade-off against ``critic: shared`` (a value head on the policy's own last hidden
+    states): a separate critic doubles the trunk's compute and memory, but its value
+    loss cannot disturb the policy's representation (the paper's choice); a shared
+    one costs one extra linear layer and reuses the policy's forward pass.
+    """
+
+    def __init__(self, policy: nn.Module):
+        super().__init__()
+        self.trunk = trunk_copy(policy)
+        self.is_encoder_decoder = _is_seq2seq(policy.config)
+        self.head = ValueHead(hidden_size_of(policy.config))
+
+    def forward(self, **inputs) -> torch.Tensor:
+        """Values (B,T) at the response positions given by ``inputs`` (see rollout.lm_inputs)."""
+        response_len = inputs.pop("response_len")
+        out = self.trunk(**inputs)
+        hidden = out.last_hidden_state
+        if not self.is_encoder_decoder:
+            hidden = hidden[:, -response_len - 1 : -1]
+        return self.head(hidden)
+
+
+def hidden_size_of(config) -> int:
+    for key in ("hidden_size", "n_embd", "d_model"):
+        if getattr(config, key, None):
+            return int(getattr(config, key))
+    raise GrueError(f"cannot tell the hidden size of {type(config).__name__}")
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

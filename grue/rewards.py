@@ -1,0 +1,113 @@
+"""Reward functions and their lookup.
+
+A reward is any callable ``fn(prompts, completions, references, meta) -> list[float]``
+(one float per completion). The config names one from ``REWARDS`` below or gives a
+dotted path ``package.module:function``. Model-based rewards also take ``model=``
+(a Hub id or local path), filled from the run's ``reward_model`` when set.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import math
+from typing import Callable, Sequence
+
+import torch
+
+from grue.errors import GrueError
+
+RewardFn = Callable[..., Sequence[float]]
+
+
+@functools.lru_cache(maxsize=1)
+def _vader():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def lexicon_sentiment(prompts, completions, references, meta) -> list[float]:
+    """Offline sentiment score in [0, 1]: ``(compound + 1) / 2`` of VADER on the completion.
+
+    Only the completion is scored: VADER's compound score saturates on long texts, so
+    on prompt + completion the prompt's sentiment would drown the policy's part.
+    """
+    analyzer = _vader()
+    return [(analyzer.polarity_scores(c)["compound"] + 1.0) / 2.0 for c in completions]
+
+
+@functools.lru_cache(maxsize=2)
+def _classifier(model: str):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(model)
+        clf = AutoModelForSequenceClassification.from_pretrained(model).eval()
+    except Exception as e:  # noqa: BLE001
+        raise GrueError(f"could not load the sentiment classifier '{model}': {type(e).__name__}: "
+                        f"{(str(e).splitlines() or [''])[0]}; pass reward_model=PATH or use reward=lexicon") from e
+    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    labels = {str(v).lower(): int(k) for k, v in clf.config.id2label.items()}
+    positive = next((labels[n] for n in ("positive", "pos", "label_1") if n in labels), clf.config.num_labels - 1)
+    return tok, clf.to(device), positive, device
+
+
+def classifier_sentiment(prompts, completions, references, meta, model: str = "lvwerra/distilbert-imdb",
+                         batch_size: int = 32) -> list[float]:
+    """P(positive) from a sequence classifier on prompt + completion (the GRUE paper's IMDB reward)."""
+    tok, clf, positive, device = _classifier(model)
+    texts = [p + c for p, c in zip(prompts, completions)]
+    out: list[float] = []
+    with torch.no_grad():
+        for i in range(0, len(texts), batch_size):
+            enc = tok(texts[i : i + batch_size], padding=True, truncation=True, max_length=512, return_tensors="pt")
+            logits = clf(**enc.to(device)).logits.float()
+            out.extend(torch.softmax(logits, -1)[:, positive].tolist())
+    return out
+
+
+# name -> reward function
+REWARDS: dict[str, RewardFn] = {
+    "sentiment": classifier_sentiment,
+    "lexicon": lexicon_sentiment,
+}
+
+
+def resolve_reward(name: str, model: str = "") -> tuple[str, RewardFn]:
+    """The reward called ``name`` (or at dotted path ``pkg.mod:fn``), with ``model`` bound if given."""
+    if name in REWARDS:
+        fn = REWARDS[name]
+    elif ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise GrueError(f"cannot import reward '{name}': {type(e).__name__}: {e}") from e
+        if not callable(fn):
+            raise GrueError(f"reward '{name}' is not callable")
+    else:
+        raise GrueError(f"unknown reward '{name}'; accepted: {', '.join(sorted(REWARDS))}, or a dotted path package.module:function")
+    if model:
+        fn = functools.partial(fn, model=model)
+    return name, fn
+
+
+def score(name: str, fn: RewardFn, prompts, completions, references, meta) -> list[float]:
+    """Call the reward and check its answer: one finite float per completion, else a clear error."""
+    try:
+        scores = fn(list(prompts), list(completions), list(references), list(meta))
+    except GrueError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the user's function failed: name it
+        raise GrueError(f"reward function '{name}' raised {type(e).__name__}: {e}") from e
+    try:
+        scores = [float(s) for s in scores]
+    except (TypeError, ValueError) as e:
+        raise GrueError(f"reward function '{name}' must return a list of floats, got {type(scores).__name__}") from e
+    if len(scores) != len(completions):
+        raise GrueError(f"reward function '{name}' returned {len(scores)} scores for {len(completions)} completions")
+    bad = [i for i, s in enumerate(scores) if not math.isfinite(s)]
+    if bad:
+        raise GrueError(f"reward function '{name}' returned a non-finite score (e.g. {scores[bad[0]]}) for completion {bad[0]}")
+    return scores

@@ -1,0 +1,186 @@
+"""Rollouts: one KV-cached sampling loop per batch, then one teacher-forced forward per model.
+
+Shapes: B sequences, P prompt tokens, T response tokens, K support width, V vocabulary.
+Causal prompts are left-padded, so every response starts at position P; seq2seq prompts
+are the encoder input (right-padded). Responses are right-padded after EOS;
+``response_mask`` is 1 on generated tokens up to and including EOS.
+
+The rollout's ``logprobs`` come from the sampling step's own logits (no extra policy
+forward): with dropout off, a cached decoding step computes the same function as a
+teacher-forced pass, which the tests check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from grue.models import accepts
+from grue.sampling import pad_supports, sample_step
+
+
+@dataclass
+class GenSettings:
+    """What the sampler needs (see grue.config.GenerationConfig for the meaning)."""
+
+    max_prompt_tokens: int
+    min_new_tokens: int
+    max_new_tokens: int
+    do_sample: bool = True
+    top_k: int = 0
+    top_p: float = 1.0
+    temperature: float = 1.0
+
+
+@dataclass
+class Rollout:
+    """A batch of sampled responses and what the update needs of them."""
+
+    query_ids: torch.Tensor  # (B,P)
+    query_mask: torch.Tensor  # (B,P)
+    response_ids: torch.Tensor  # (B,T)
+    response_mask: torch.Tensor  # (B,T) float
+    logprobs: torch.Tensor  # (B,T) warped log-probs of the sampled tokens (the behaviour policy)
+    raw_logprobs: torch.Tensor  # (B,T) unwarped policy log-probs, for the KL penalty
+    support: torch.Tensor | None  # (B,T,K) sampling support ids, -1 padded; None = whole vocabulary
+    ref_logprobs: torch.Tensor | None = None  # (B,T)
+    values: torch.Tensor | None = None  # (B,T)
+
+    def index(self, idx: torch.Tensor) -> "Rollout":
+        """The rows ``idx`` of every tensor field."""
+        return Rollout(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[idx] for f in fields(self)})
+
+
+def tokenize_prompts(tokenizer, prompts: list[str], max_tokens: int, is_encoder_decoder: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and mask (B,P): truncated on the left to ``max_tokens``; causal left-padded."""
+    tokenizer.truncation_side = "left"
+    tokenizer.padding_side = "right" if is_encoder_decoder else "left"
+    enc = tokenizer(prompts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+    return enc["input_ids"].to(device), enc["attention_mask"].to(device)
+
+
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that skip left padding: ``cumsum(mask) - 1``, clamped at 0."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+@torch.no_grad()
+def generate(model, query_ids, query_mask, gen: GenSettings, *, eos_id: int, pad_id: int,
+             generator: torch.Generator | None = None) -> Rollout:
+    """Sample responses for a batch of prompts with a KV cache: one forward per new token.
+
+    The one ``is_encoder_decoder`` branch: seq2seq models encode once and decode from
+    ``decoder_start_token_id``; causal ones continue the left-padded prompt.
+    """
+    B = query_ids.shape[0]
+    seq2seq = bool(model.config.is_encoder_decoder)
+    keep = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
+    if seq2seq:
+        encoder_outputs = model.get_encoder()(input_ids=query_ids, attention_mask=query_mask)
+        start = torch.full((B, 1), model.config.decoder_start_token_id, dtype=torch.long, device=query_ids.device)
+        out = model(encoder_outputs=encoder_outputs, attention_mask=query_mask, decoder_input_ids=start, use_cache=True)
+    else:
+        attn = query_mask.clone()
+        pos = positions(attn)
+        out = model(input_ids=query_ids, attention_mask=attn, position_ids=pos, use_cache=True, **keep)
+        next_pos = pos[:, -1:] + 1
+    done = torch.zeros(B, dtype=torch.bool, device=query_ids.device)
+    tokens, lps, raws, supports, masks = [], [], [], [], []
+    for t in range(gen.max_new_tokens):
+        step = sample_step(
+            out.logits[:, -1], step=t, eos_id=eos_id, min_new_tokens=gen.min_new_tokens,
+            temperature=gen.temperature, top_k=gen.top_k, top_p=gen.top_p, do_sample=gen.do_sample, generator=generator,
+        )
+        tok = step.tokens.masked_fill(done, pad_id)
+        masks.append((~done).float())
+        tokens.append(tok), lps.append(step.logprobs), raws.append(step.raw_logprobs), supports.append(step.support)
+        done = done | (tok == eos_id)
+        if bool(done.all()) or t == gen.max_new_tokens - 1:
+            break
+        if seq2seq:
+            out = model(encoder_outputs=encoder_outputs, attention_mask=query_mask, decoder_input_ids=tok[:, None],
+                        past_key_values=out.past_key_values, use_cache=True)
+        else:
+            attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
+            out = model(input_ids=tok[:, None], attention_mask=attn, position_ids=next_pos,
+                        past_key_values=out.past_key_values, use_cache=True, **keep)
+            next_pos = next_pos + 1
+    mask = torch.stack(masks, 1)
+    return Rollout(
+        query_ids=query_ids, query_mask=query_mask, response_ids=torch.stack(tokens, 1), response_mask=mask,
+        logprobs=torch.stack(lps, 1) * mask, raw_logprobs=torch.stack(raws, 1) * mask, support=pad_supports(supports),
+    )
+
+
+def lm_inputs(query_ids, query_mask, response_ids, response_mask, is_encoder_decoder: bool, decoder_start_id: int | None) -> dict:
+    """Teacher-forcing inputs for one forward over prompt + response.
+
+    Causal: ``input_ids = [query, response]`` with position ids that skip left padding;
+    the logits for response token t sit at position ``P - 1 + t``. Seq2seq: the
+    decoder input is the response shifted right behind ``decoder_start_id``.
+    """
+    if is_encoder_decoder:
+        start = torch.full_like(response_ids[:, :1], decoder_start_id)
+        return {
+            "input_ids": query_ids, "attention_mask": query_mask,
+            "decoder_input_ids": torch.cat([start, response_ids[:, :-1]], 1),
+            "decoder_attention_mask": torch.cat([torch.ones_like(response_mask[:, :1]), response_mask[:, :-1]], 1).long(),
+        }
+    mask = torch.cat([query_mask, response_mask.long()], 1)
+    return {"input_ids": torch.cat([query_ids, response_ids], 1), "attention_mask": mask, "position_ids": positions(mask)}
+
+
+def policy_forward(model, inputs: dict, response_len: int, is_encoder_decoder: bool, want_hidden: bool = False):
+    """Response logits (B,T,V) of a causal or seq2seq LM, and its last hidden states (B,T,H) if asked.
+
+    Causal models compute output logits only at the response positions (``logits_to_keep``).
+    """
+    kwargs = dict(inputs)
+    if want_hidden:
+        kwargs["output_hidden_states"] = True
+    if not is_encoder_decoder and accepts(getattr(model, "module", model), "logits_to_keep"):
+        kwargs["logits_to_keep"] = response_len + 1
+    out = model(**kwargs)
+    hidden = None
+    if is_encoder_decoder:
+        logits = out.logits
+        if want_hidden:
+            hidden = out.decoder_hidden_states[-1]
+    else:
+        logits = out.logits[:, -response_len - 1 : -1]
+        if want_hidden:
+            hidden = out.hidden_states[-1][:, -response_len - 1 : -1]
+    return logits, hidden
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Unwarped log-probs ``log_softmax(logits)[token]``: (B,T,V), (B,T) -> (B,T)."""
+    return torch.log_softmax(logits.float(), -1).gather(-1, tokens[..., None])[..., 0]
+
+
+def concat_rollouts(parts: list[Rollout], pad_id: int, left_pad_queries: bool) -> Rollout:
+    """Join rollouts of different prompt and response lengths into one batch."""
+    P = max(r.query_ids.shape[1] for r in parts)
+    T = max(r.response_ids.shape[1] for r in parts)
+    K = max((r.support.shape[-1] for r in parts if r.support is not None), default=0)
+
+    def pad(x, width, value, dim=1, left=False):
+        extra = width - x.shape[dim]
+        if extra == 0:
+            return x
+        spec = [0, 0] * (x.dim() - 1 - dim) + ([extra, 0] if left else [0, extra])
+        return torch.nn.functional.pad(x, spec, value=value)
+
+    out = {}
+    for f in fields(Rollout):
+        vals = [getattr(r, f.name) for r in parts]
+        if vals[0] is None:
+            out[f.name] = None
+        elif f.name in ("query_ids", "query_mask"):
+            out[f.name] = torch.cat([pad(v, P, pad_id if f.name == "query_ids" else 0, left=left_pad_queries) for v in vals])
+        elif f.name == "support":
+            out[f.name] = torch.cat([pad(pad(v, T, -1), K, -1, dim=2) for v in vals])
+        else:
+            out[f.name] = torch.cat([pad(v, T, pad_id if f.name == "response_ids" else 0) for v in vals])
+    return Rollout(**out)

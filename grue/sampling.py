@@ -1,0 +1,135 @@
+"""The sampling distribution, one decoding step at a time, and its log-probs for the update.
+
+How sampling warpers are treated. The policy samples from the *warped* distribution
+``pi_w(a|s)``: the logits get EOS banned while fewer than ``min_new_tokens`` tokens
+exist, are divided by ``temperature``, restricted to the ``top_k`` largest and then to
+the smallest set whose probability reaches ``top_p``, and renormalised. The tokens kept
+form the step's *support*; it is stored with the rollout as token ids (B,T,K), so a
+step costs K int64 ids, not a vocabulary-sized mask. In the PPO update the new
+log-probs are ``log_softmax`` of the new logits over that stored support, so the
+ratio ``pi_w_new / pi_w_old`` compares the distribution actually sampled from with
+its update on the same support. Without top-k and top-p the support is the whole
+vocabulary (less a banned EOS) and nothing is stored.
+
+The KL penalty against the reference model uses the unwarped log-probs
+(``log_softmax(logits)``, temperature 1) of both models: it measures the drift of the
+models themselves, not of the sampler.
+
+Sampling draws among the top-k logits only: the same distribution as a multinomial
+over the whole masked vocabulary, at a fraction of its cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+NEG_INF = float("-inf")
+
+
+@dataclass
+class StepSample:
+    """One decoding step for a batch. Shapes: (B,), and support (B,K) or None."""
+
+    tokens: torch.Tensor
+    logprobs: torch.Tensor
+    raw_logprobs: torch.Tensor
+    support: torch.Tensor | None
+
+
+def sample_step(
+    logits: torch.Tensor,
+    *,
+    step: int,
+    eos_id: int | None,
+    min_new_tokens: int = 0,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    do_sample: bool = True,
+    generator: torch.Generator | None = None,
+) -> StepSample:
+    """Draw one token per row from the warped distribution of ``logits`` (B,V).
+
+    Returns the tokens, their log-probs under the warped distribution, their raw
+    log-probs ``log_softmax(logits)`` and the support ids (-1 pads rows with fewer
+    kept tokens). ``do_sample=False`` is greedy decoding (log-prob 0 under the
+    point mass, support of one token).
+    """
+    logits = logits.float()
+    raw = torch.log_softmax(logits, dim=-1)
+    if eos_id is not None and step < min_new_tokens:
+        logits = logits.clone()
+        logits[:, eos_id] = NEG_INF
+    if not do_sample:
+        tokens = logits.argmax(-1)
+        raw_lp = raw.gather(-1, tokens[:, None])[:, 0]
+        return StepSample(tokens, torch.zeros_like(raw_lp), raw_lp, tokens[:, None])
+    scaled = logits / temperature
+    support = None
+    if top_k > 0 or top_p < 1.0:
+        k = top_k if 0 < top_k < scaled.shape[-1] else scaled.shape[-1]
+        vals, ids = torch.topk(scaled, k, dim=-1)  # sorted, largest first
+        if top_p < 1.0:
+            probs = torch.softmax(vals, dim=-1)
+            before = probs.cumsum(-1) - probs  # mass strictly above each entry
+            vals = vals.masked_fill(before >= top_p, NEG_INF)
+        keep = torch.isfinite(vals)
+        width = int(keep.sum(-1).max())
+        vals, ids, keep = vals[:, :width], ids[:, :width], keep[:, :width]
+        logp = torch.log_softmax(vals, dim=-1)
+        choice = torch.multinomial(logp.exp(), 1, generator=generator)
+        tokens = ids.gather(-1, choice)[:, 0]
+        lp = logp.gather(-1, choice)[:, 0]
+        support = ids.masked_fill(~keep, -1)
+    else:
+        logp = torch.log_softmax(scaled, dim=-1)
+        tokens = torch.multinomial(logp.exp(), 1, generator=generator)[:, 0]
+        lp = logp.gather(-1, tokens[:, None])[:, 0]
+    return StepSample(tokens, lp, raw.gather(-1, tokens[:, None])[:, 0], support)
+
+
+def warped_logprobs(
+    logits: torch.Tensor,
+    tokens: torch.Tensor,
+    support: torch.Tensor | None,
+    *,
+    temperature: float = 1.0,
+    eos_id: int | None = None,
+    min_new_tokens: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs and entropy of the warped distribution, teacher-forced.
+
+    logits (B,T,V), tokens (B,T), support (B,T,K) ids with -1 padding or None
+    -> (logprobs (B,T), entropy (B,T)). With a support: ``log_softmax`` of
+    ``logits / temperature`` over the support's ids. Without: over the whole
+    vocabulary, EOS banned at positions ``t < min_new_tokens``.
+    """
+    logits = logits.float() / temperature
+    if support is None:
+        if eos_id is not None and min_new_tokens > 0:
+            banned = torch.zeros_like(logits, dtype=torch.bool)
+            banned[:, :min_new_tokens, eos_id] = True
+            logits = logits.masked_fill(banned, NEG_INF)
+        logp_all = torch.log_softmax(logits, dim=-1)
+        logp = logp_all.gather(-1, tokens[..., None])[..., 0]
+    else:
+        valid = support >= 0
+        sub = logits.gather(-1, support.clamp(min=0)).masked_fill(~valid, NEG_INF)
+        logp_all = torch.log_softmax(sub, dim=-1)
+        hit = (support == tokens[..., None]) & valid
+        # A padded response position has no token in its support: give it log-prob 0.
+        logp = torch.where(hit, logp_all, torch.zeros_like(logp_all)).sum(-1)
+    p = logp_all.exp()
+    entropy = -torch.where(p > 0, p * logp_all, torch.zeros_like(p)).sum(-1)
+    return logp, entropy
+
+
+def pad_supports(supports: list[torch.Tensor | None]) -> torch.Tensor | None:
+    """Stack per-step supports [(B,K_t)] into (B,T,max K_t), padding with -1."""
+    if not supports or supports[0] is None:
+        return None
+    width = max(s.shape[-1] for s in supports)
+    padded = [torch.nn.functional.pad(s, (0, width - s.shape[-1]), value=-1) for s in supports]
+    return torch.stack(padded, dim=1)

@@ -1,0 +1,178 @@
+"""Setting up an RL run and the chores around its loop: shared functions, no trainer class.
+
+``start_session`` builds everything an on-policy algorithm needs (accelerator, run
+directory with config.yaml written before step 0, policy, frozen reference, critic,
+optimizer, data order, reward) and restores a checkpoint when resuming. The
+algorithm's file owns the loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object, set_seed
+
+from grue import checkpoint as ckpt
+from grue.config import Config
+from grue.errors import GrueError
+from grue.models import Critic, ValueHead, disable_dropout, freeze, hidden_size_of, load_policy, load_tokenizer
+from grue.rewards import resolve_reward, score
+from grue.rollout import GenSettings
+from grue.tasks import TASKS
+from grue.tasks.common import Example, data_dir_from
+from grue.tracking import append_jsonl, learning_summary, new_run_dir, read_jsonl, truncate_jsonl, write_config
+from grue.data import PromptStream
+
+
+def gen_settings(cfg: Config) -> GenSettings:
+    g = cfg.generation
+    return GenSettings(g.max_prompt_tokens, g.min_new_tokens, g.max_new_tokens, g.do_sample, g.top_k, g.top_p, g.temperature)
+
+
+def load_examples(cfg: Config, split: str) -> list[Example]:
+    """The task's examples of ``split``: local files, the Hub, or built-in prompts (see RunConfig)."""
+    data_dir = data_dir_from(cfg.run.data_dir)
+    task = TASKS[cfg.run.task]
+    builtin = bool(cfg.run.builtin_prompts and not data_dir)
+    if builtin and not hasattr(task, "BUILTIN_OPENINGS"):
+        raise GrueError(f"task '{cfg.run.task}' has no built-in prompts; pass --data-dir DIR or set GRUE_DATA_DIR")
+    return task.load(split, data_dir, builtin=builtin)
+
+
+@dataclass
+class Session:
+    """What an RL loop works with. Plain fields; the algorithm's file does the work."""
+
+    cfg: Config
+    accelerator: Accelerator
+    run_dir: Path
+    tokenizer: Any
+    policy: torch.nn.Module
+    ref: torch.nn.Module
+    critic: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    examples: list[Example]
+    stream: PromptStream
+    reward_name: str
+    reward_fn: Callable
+    sample_rng: torch.Generator
+    shuffle_rng: torch.Generator
+    start_iteration: int = 0
+    resumed_state: dict | None = None
+    extra_modules: dict = field(default_factory=dict)
+
+    algo = property(lambda self: self.cfg.algo)
+    gen = property(lambda self: gen_settings(self.cfg))
+    device = property(lambda self: self.accelerator.device)
+    seq2seq = property(lambda self: bool(self.accelerator.unwrap_model(self.policy).config.is_encoder_decoder))
+    decoder_start = property(lambda self: getattr(self.accelerator.unwrap_model(self.policy).config, "decoder_start_token_id", None))
+    trainable = property(lambda self: [self.policy, self.critic])
+    params = property(lambda self: [p for m in self.trainable for p in m.parameters() if p.requires_grad])
+
+    def score(self, prompts: list[str], completions: list[str], batch: list[Example]) -> list[float]:
+        return score(self.reward_name, self.reward_fn, prompts, completions, [e.references for e in batch], [e.meta for e in batch])
+
+    def log(self, metrics: dict, batch: list[Example], idx: list[int], completions: list[str], scores: list[float]) -> None:
+        """Append the iteration's metrics and a few of each process's generations (main process writes)."""
+        k = self.cfg.run.log_samples
+        rank = self.accelerator.process_index
+        mine = [{"iteration": metrics["iteration"], "rank": rank, "index": i, "prompt": e.prompt, "completion": c, "score": sc}
+                for i, e, c, sc in list(zip(idx, batch, completions, scores))[:k]]
+        rows = gather_object(mine) if self.accelerator.num_processes > 1 else mine
+        if self.accelerator.is_main_process:
+            append_jsonl(self.run_dir / "metrics.jsonl", [metrics])
+            append_jsonl(self.run_dir / "samples.jsonl", rows)
+
+    def save(self, iteration: int, extra_state: dict) -> None:
+        """Checkpoint atomically; every process's RNG state goes in, so resuming is exact."""
+        acc = self.accelerator
+        rng = ckpt.rng_state({"sample": self.sample_rng, "shuffle": self.shuffle_rng})
+        rngs = gather_object([rng]) if acc.num_processes > 1 else [rng]
+        if acc.is_main_process:
+            state = {"iteration": iteration, "world_size": acc.num_processes, "stream": self.stream.state_dict(), "rng": rngs, **extra_state}
+            modules = {"critic": acc.unwrap_model(self.critic), **{k: acc.unwrap_model(m) for k, m in self.extra_modules.items()}}
+            ckpt.save(self.run_dir, acc.unwrap_model(self.policy), self.tokenizer, modules, self.optimizer.optimizer
+                      if hasattr(self.optimizer, "optimizer") else self.optimizer, state)
+        acc.wait_for_everyone()
+
+    def finish(self) -> dict:
+        """Write summary.json: the learning summary and each process's parameter checksum."""
+        acc = self.accelerator
+        digest = parameter_digest(acc.unwrap_model(self.policy))
+        digests = gather_object([digest]) if acc.num_processes > 1 else [digest]
+        summary: dict = {}
+        if acc.is_main_process:
+            rewards = [m["reward/mean"] for m in read_jsonl(self.run_dir / "metrics.jsonl")]
+            summary = {"iterations": len(rewards), "world_size": acc.num_processes, **learning_summary(rewards),
+                       "policy_sha256_per_rank": digests, "run_dir": str(self.run_dir)}
+            ckpt.atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1))
+        acc.wait_for_everyone()
+        return summary
+
+
+def parameter_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of all parameters' bytes, in name order: equal across processes iff in sync."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters()):
+        h.update(name.encode())
+        h.update(p.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int], None]) -> Session:
+    """Build the session of an on-policy RL run (see the module docstring)."""
+    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
+    check(cfg.algo, acc.num_processes)
+    resumed = None
+    if resume_dir:
+        run_dir = Path(resume_dir)
+        ck = ckpt.latest(run_dir)
+        resumed = ckpt.load_state(ck)
+        if resumed["world_size"] != acc.num_processes:
+            raise GrueError(f"{run_dir} ran on {resumed['world_size']} processes; resume it with the same number (now {acc.num_processes})")
+        if resumed["iteration"] >= cfg.algo.iterations:
+            raise GrueError(f"{run_dir} already finished {resumed['iteration']} iterations; pass --iterations N with N > {resumed['iteration']}")
+    else:
+        run_dir = new_run_dir(cfg.run.output_dir, cfg.run.task, cfg.run.algo, cfg.run.seed) if acc.is_main_process else None
+        run_dir = Path(gather_object([str(run_dir)])[0]) if acc.num_processes > 1 else run_dir
+    # config.yaml is written before step 0 (and rewritten on resume, e.g. with more iterations).
+    if acc.is_main_process:
+        write_config(run_dir, {**cfg.to_dict(), "world_size": acc.num_processes})
+    set_seed(cfg.run.seed + acc.process_index)
+
+    # Data before models: a missing data file should fail fast.
+    examples = load_examples(cfg, "train")
+    reward_name, reward_fn = resolve_reward(cfg.run.reward, cfg.run.reward_model)
+
+    source = str(ck) if resumed else cfg.run.model
+    trust = cfg.run.trust_remote_code
+    tokenizer = load_tokenizer(source, trust_remote_code=trust)
+    policy = load_policy(source, trust_remote_code=trust)
+    ref = freeze(load_policy(cfg.run.ref_model or cfg.run.model, trust_remote_code=trust))
+    for m in (policy, ref):
+        disable_dropout(m)
+    critic = Critic(policy) if cfg.algo.critic == "separate" else ValueHead(hidden_size_of(policy.config))
+    disable_dropout(critic)
+    optimizer = torch.optim.AdamW([p for m in (policy, critic) for p in m.parameters()], lr=cfg.algo.lr,
+                                  eps=cfg.algo.adam_eps, weight_decay=cfg.algo.weight_decay)
+    stream = PromptStream(len(examples), cfg.run.seed, acc.process_index, acc.num_processes)
+    sample_rng = torch.Generator(device=acc.device).manual_seed(cfg.run.seed * 1_000_003 + acc.process_index)
+    shuffle_rng = torch.Generator().manual_seed(cfg.run.seed * 7919 + acc.process_index)
+    if resumed:
+        ckpt.load_module(ck, "critic", critic)
+        ckpt.load_optimizer(ck, optimizer)
+        stream.load_state_dict(resumed["stream"])
+        ckpt.set_rng_state(resumed["rng"][acc.process_index], {"sample": sample_rng, "shuffle": shuffle_rng})
+        if acc.is_main_process:
+            for name in ("metrics.jsonl", "samples.jsonl"):
+                truncate_jsonl(run_dir / name, resumed["iteration"])
+    ref.to(acc.device)
+    policy, critic, optimizer = acc.prepare(policy, critic, optimizer)
+    return Session(cfg, acc, run_dir, tokenizer, policy, ref, critic, optimizer, examples, stream, reward_name, reward_fn,
+                   sample_rng, shuffle_rng, start_iteration=resumed["iteration"] if resumed else 0, resumed_state=resumed)

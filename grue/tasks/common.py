@@ -1,0 +1,56 @@
+"""What every task loader shares: the example type and reading local or Hub splits."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grue.errors import GrueError
+
+
+@dataclass
+class Example:
+    """One task example: the prompt text, its reference texts, and per-example metadata."""
+
+    prompt: str
+    references: list[str]
+    meta: dict = field(default_factory=dict)
+
+
+def data_dir_from(explicit: str | None) -> str | None:
+    """The local data directory: the explicit one, else ``$GRUE_DATA_DIR``, else None (the Hub)."""
+    return explicit or os.environ.get("GRUE_DATA_DIR") or None
+
+
+def read_jsonl_split(data_dir: str, task: str, split: str) -> list[dict]:
+    """Rows of ``data_dir/task/split.jsonl``; a clear error when the file is missing or malformed."""
+    path = Path(data_dir) / task / f"{split}.jsonl"
+    if not path.is_file():
+        raise GrueError(f"no data file {path}; expected JSON Lines at <data-dir>/{task}/{split}.jsonl")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise GrueError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+    if not rows:
+        raise GrueError(f"{path} holds no examples")
+    return rows
+
+
+def load_hub_split(name: str, config: str | None, split: str) -> list[dict]:
+    """Rows of a Hugging Face dataset split, or a one-line error naming the offline alternative."""
+    try:
+        import datasets
+
+        return list(datasets.load_dataset(name, config, split=split))
+    except Exception as e:  # noqa: BLE001 - any failure here means: no Hub, no data
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise GrueError(
+            f"could not load dataset '{name}' split '{split}' from the Hugging Face Hub ({type(e).__name__}: {first}); "
+            f"pass --data-dir DIR (or set GRUE_DATA_DIR) with DIR/<task>/{split}.jsonl"
+        ) from e

@@ -1,0 +1,112 @@
+"""The run directory, metrics.jsonl, samples.jsonl and the live terminal display.
+
+Metric names are stable; each metrics.jsonl line is one iteration:
+
+- ``iteration``, ``world_size``, ``samples`` (seen so far, all processes)
+- ``reward/mean``, ``reward/std``: the task score of the rollout's completions
+- ``reward/total``: mean of the summed per-token rewards (score plus KL penalty)
+- ``kl/mean``: mean per-token KL(policy || reference); ``kl/coef``: the beta used
+- ``loss/policy``, ``loss/value``, ``loss/total``
+- ``policy/entropy``, ``policy/clipfrac``, ``policy/approx_kl``, ``policy/grad_norm``
+- ``value/mean``, ``value/clipfrac``, ``response/length``
+- ``time/rollout_s``, ``time/update_s``, ``tokens_per_s`` (generated tokens, all
+  processes, per second of rollout plus update)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from grue.checkpoint import atomic_write_text
+from grue.errors import GrueError
+
+SHOWN = ("reward/mean", "kl/mean", "kl/coef", "loss/policy", "loss/value", "policy/entropy")
+
+
+def new_run_dir(output_dir: str, task: str, algo: str, seed: int) -> Path:
+    """A fresh run directory; an existing non-empty one is refused, never overwritten."""
+    path = Path(output_dir or f"runs/{task}-{algo}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if path.exists() and any(path.iterdir()):
+        raise GrueError(f"run directory {path} already exists and is not empty; use --resume {path} or another --output-dir")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_config(run_dir: Path, config: dict) -> None:
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+
+
+def truncate_jsonl(path: Path, last_iteration: int) -> None:
+    """Drop lines past ``last_iteration`` (a resumed run rewrites them)."""
+    if path.is_file():
+        keep = [l for l in path.read_text(encoding="utf-8").splitlines() if l and json.loads(l)["iteration"] <= last_iteration]
+        atomic_write_text(path, "".join(l + "\n" for l in keep))
+
+
+def append_jsonl(path: Path, rows: list[dict]) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.flush()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(l) for l in Path(path).read_text(encoding="utf-8").splitlines() if l.strip()]
+
+
+def learning_summary(rewards: list[float]) -> dict:
+    """Mean reward of the first and the last 20% of iterations (at least one each)."""
+    n = max(1, len(rewards) // 5)
+    first, last = sum(rewards[:n]) / n, sum(rewards[-n:]) / n
+    return {"reward/first_20pct": first, "reward/last_20pct": last, "reward/gain": last - first}
+
+
+class Display:
+    """A rich progress bar and a table of recent iterations; one plain line each when not a terminal."""
+
+    def __init__(self, total: int, start: int, title: str, enabled: bool = True, rows: int = 8):
+        self.enabled, self.rows, self.history = enabled, rows, []
+        self.console = Console(stderr=False)
+        self.live_mode = enabled and self.console.is_terminal
+        self.progress = Progress(TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=self.console)
+        self.task = self.progress.add_task("train", total=total, completed=start)
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4) if self.live_mode else None
+
+    def _render(self):
+        table = Table(box=None, header_style="bold cyan")
+        for col in ("iter",) + SHOWN:
+            table.add_column(col, justify="right")
+        for m in self.history[-self.rows :]:
+            table.add_row(str(m["iteration"]), *(f"{m.get(k, float('nan')):.4g}" for k in SHOWN))
+        return Group(self.progress, table)
+
+    def __enter__(self):
+        if self.live:
+            self.live.__enter__()
+        return self
+
+    def update(self, metrics: dict) -> None:
+        if not self.enabled:
+            return
+        self.history.append(metrics)
+        self.progress.update(self.task, completed=metrics["iteration"])
+        if self.live:
+            self.live.update(self._render())
+        else:
+            parts = " ".join(f"{k}={metrics[k]:.4g}" for k in SHOWN if k in metrics)
+            print(f"iter {metrics['iteration']}: {parts} ({metrics['time/rollout_s'] + metrics['time/update_s']:.1f}s)", flush=True)
+
+    def __exit__(self, *exc):
+        if self.live:
+            self.live.__exit__(*exc)
+        sys.stdout.flush()

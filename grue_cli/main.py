@@ -1,0 +1,111 @@
+"""The ``grue`` command line: thin wrappers over the grue library.
+
+Bad input (a GrueError) prints one line ``error: ...`` on stderr and exits with 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from grue.errors import GrueError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Reinforcement learning for language models, and the GRUE benchmark.")
+
+
+def friendly(fn):
+    """Turn GrueError into a one-line message and exit code 2; Ctrl-C into exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GrueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted; the last checkpoint is intact (resume with --resume RUN_DIR)", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.command()
+@friendly
+def train(
+    task: str = typer.Argument(..., help="GRUE task, e.g. imdb (see `grue tasks`)."),
+    algo: str = typer.Option("ppo", "--algo", help="Algorithm: ppo."),
+    model: Optional[str] = typer.Option(None, help="Policy: Hub id, local directory, tiny-gpt2 or tiny-t5."),
+    preset: Optional[str] = typer.Option(None, help="A preset of the task, e.g. smoke."),
+    config: Optional[Path] = typer.Option(None, help="YAML file with run/generation/<algo> sections."),
+    set_: List[str] = typer.Option([], "--set", help="Override: section.key=value or key=value (repeatable)."),
+    iterations: Optional[int] = typer.Option(None, help="Number of iterations."),
+    seed: Optional[int] = typer.Option(None, help="Random seed."),
+    data_dir: Optional[str] = typer.Option(None, help="Directory with <task>/<split>.jsonl (default: $GRUE_DATA_DIR, else the Hub)."),
+    output_dir: Optional[str] = typer.Option(None, help="Run directory (default: runs/<task>-<algo>-s<seed>-<time>)."),
+    resume: Optional[str] = typer.Option(None, help="Continue the run in this directory from its last checkpoint."),
+    quiet: bool = typer.Option(False, help="No progress display."),
+):
+    """RL fine-tuning of a language model on a GRUE task."""
+    from grue.algorithms import ALGORITHMS
+    from grue.config import from_dict, load_yaml, resolve
+
+    if resume:
+        others = [n for n, v in (("--model", model), ("--preset", preset), ("--config", config), ("--seed", seed),
+                                 ("--data-dir", data_dir), ("--output-dir", output_dir)) if v is not None]
+        if others or set_:
+            raise GrueError(f"--resume continues a run with its saved config; it takes only --iterations (got {', '.join(others or ['--set'])})")
+        cfg_file = Path(resume) / "config.yaml"
+        if not cfg_file.is_file():
+            raise GrueError(f"{resume} is not a run directory (no config.yaml)")
+        cfg = from_dict(load_yaml(cfg_file), str(cfg_file))
+        if cfg.run.task != task:
+            raise GrueError(f"{resume} is a run of task '{cfg.run.task}', not '{task}'")
+        if iterations is not None:
+            cfg.algo.iterations = iterations
+    else:
+        flags = {k: v for k, v in {"run.model": model, "run.seed": seed, "run.data_dir": data_dir,
+                                   "run.output_dir": output_dir, "algo.iterations": iterations}.items() if v is not None}
+        cfg = resolve(task, algo, preset=preset, config_file=str(config) if config else None, flags=flags, sets=set_)
+    summary = ALGORITHMS[cfg.run.algo].train(cfg, resume_dir=resume, show=not quiet)
+    if summary:
+        first, last = summary["reward/first_20pct"], summary["reward/last_20pct"]
+        verdict = "reward went up" if last > first else "reward did not go up"
+        typer.echo(f"done: {summary['iterations']} iterations in {summary['run_dir']}; mean reward first 20% "
+                   f"{first:.4f} -> last 20% {last:.4f} ({last - first:+.4f}): {verdict}")
+
+
+@app.command()
+@friendly
+def tasks():
+    """List the GRUE tasks with their versions and algorithms."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from grue.algorithms import ALGORITHMS
+    from grue.config import load_yaml, tasks_root, task_names
+
+    table = Table(title="GRUE tasks")
+    for col in ("task", "version", "algorithms", "presets", "description"):
+        table.add_column(col)
+    for name in task_names():
+        d = tasks_root() / name
+        card = load_yaml(d / "task.yaml")
+        algos = ", ".join(a for a in ALGORITHMS if (d / f"{a}.yaml").is_file())
+        presets = ", ".join(sorted(p.stem for p in (d / "presets").glob("*.yaml")))
+        table.add_row(name, str(card.get("version", "")), algos, presets, str(card.get("description", "")))
+    Console().print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
