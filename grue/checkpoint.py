@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_model, save_model
 
 from grue.errors import GrueError
 
@@ -59,9 +59,8 @@ def save(run_dir: Path, policy, tokenizer, modules: dict[str, torch.nn.Module], 
         policy.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "trainer").mkdir()
-        for name, module in modules.items():
-            tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
-            save_file(tensors, tmp / "trainer" / f"{name}.safetensors")
+        for name, module in modules.items():  # save_model copes with tied weights (e.g. T5's embeddings)
+            save_model(module, str(tmp / "trainer" / f"{name}.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "trainer" / "optimizer.pt")
         (tmp / COMPLETE).write_text(json.dumps(state, indent=1), encoding="utf-8")
         _fsync_tree(tmp)
@@ -91,7 +90,9 @@ def load_state(ckpt: Path) -> dict:
 
 
 def load_module(ckpt: Path, name: str, module: torch.nn.Module) -> None:
-    module.load_state_dict(load_file(str(Path(ckpt) / "trainer" / f"{name}.safetensors")))
+    missing, unexpected = load_model(module, str(Path(ckpt) / "trainer" / f"{name}.safetensors"), strict=False)
+    if missing or unexpected:
+        raise GrueError(f"checkpoint {ckpt}: {name} does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def load_optimizer(ckpt: Path, optimizer) -> None:

@@ -121,8 +121,9 @@ def warped_logprobs(
         hit = (support == tokens[..., None]) & valid
         # A padded response position has no token in its support: give it log-prob 0.
         logp = torch.where(hit, logp_all, torch.zeros_like(logp_all)).sum(-1)
-    p = logp_all.exp()
-    entropy = -torch.where(p > 0, p * logp_all, torch.zeros_like(p)).sum(-1)
+    # Excluded entries have p = 0 and log p = -inf: zero their log p before the product,
+    # or the backward pass computes 0 * -inf = NaN.
+    entropy = -(logp_all.exp() * logp_all.masked_fill(torch.isinf(logp_all), 0.0)).sum(-1)
     return logp, entropy
 
 

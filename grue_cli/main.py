@@ -6,7 +6,6 @@ Bad input (a GrueError) prints one line ``error: ...`` on stderr and exits with 
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -19,12 +18,21 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Reinforcement learning for language models, and the GRUE benchmark.")
 
 
+def quiet_libraries() -> None:
+    """Hide transformers' per-file progress bars and warnings; grue shows its own progress."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def friendly(fn):
     """Turn GrueError into a one-line message and exit code 2; Ctrl-C into exit 130."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            quiet_libraries()
             return fn(*args, **kwargs)
         except GrueError as e:
             typer.echo(f"error: {e}", err=True)

@@ -1,0 +1,287 @@
+#!/usr/bin/env python
+"""Benchmark of grue's PPO engine: rollout, generation and update throughput, time per iteration, peak memory.
+
+    python benchmarks/bench_ppo.py [--models tiny-gpt2,gpt2-small] [--iterations N] [--out FILE]
+
+Each model runs in its own subprocess (this script re-invoked with ``--one MODEL``), so
+peak memory is that model's alone. The timed code is the engine's own ``ppo.collect``
+and ``ppo.update`` on a Session built here; between them the steps of ``ppo.train``
+(scores, KL-penalised rewards, GAE, whitening). See benchmarks/README.md for the fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MODELS = ("tiny-gpt2", "gpt2-small")
+BATCH, PROMPT_TOKENS, NEW_TOKENS, TOP_K, SEED = 16, 64, 48, 50, 0
+N_PROMPTS, WORDS_PER_PROMPT = 64, 96  # 96 lexicon words tokenize to well over 64 tokens
+
+
+def build_policy(name: str) -> torch.nn.Module:
+    """``tiny-gpt2`` (built in) or ``gpt2-small``: GPT-2-small's shape, random weights, the tiny tokenizer's ids."""
+    from grue.models import load_policy
+
+    if name == "tiny-gpt2":
+        return load_policy(name)
+    if name == "gpt2-small":
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        torch.manual_seed(SEED)
+        cfg = GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
+                         bos_token_id=1, eos_token_id=1, pad_token_id=0)
+        return GPT2LMHeadModel(cfg)
+    raise SystemExit(f"unknown model '{name}'; accepted: {', '.join(MODELS)}")
+
+
+def lexicon_prompts() -> list[str]:
+    """Fixed-seed texts of vaderSentiment lexicon words (truncated on the left to 64 tokens by the engine)."""
+    from vaderSentiment import vaderSentiment
+
+    lexicon = Path(vaderSentiment.__file__).with_name("vader_lexicon.txt")
+    words = [line.split("\t", 1)[0] for line in lexicon.read_text(encoding="utf-8").splitlines() if line]
+    words = [w for w in words if w.isalpha()]
+    rng = np.random.default_rng(SEED)
+    return [" ".join(rng.choice(words, WORDS_PER_PROMPT)) for _ in range(N_PROMPTS)]
+
+
+def make_session(model: str, iterations: int):
+    """A Session as start_session builds one, from an in-memory config and model (no run directory)."""
+    from accelerate import Accelerator
+
+    from grue.algorithms.ppo import PPOConfig
+    from grue.config import Config, GenerationConfig, RunConfig
+    from grue.data import PromptStream
+    from grue.models import Critic, disable_dropout, freeze, load_tokenizer
+    from grue.rewards import resolve_reward
+    from grue.setup import Session
+    from grue.tasks.common import Example
+
+    run = RunConfig(task="imdb", algo="ppo", model=model, reward="lexicon", seed=SEED, mixed_precision="no")
+    gen = GenerationConfig(max_prompt_tokens=PROMPT_TOKENS, min_new_tokens=NEW_TOKENS, max_new_tokens=NEW_TOKENS,
+                           do_sample=True, top_k=TOP_K, top_p=1.0, temperature=1.0)
+    algo = PPOConfig(iterations=iterations + 1, rollout_size=BATCH, rollout_batch_size=BATCH, minibatch_size=BATCH,
+                     epochs=1, critic="separate")
+    cfg = Config(run, gen, algo)
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    tokenizer = load_tokenizer("tiny-gpt2")
+    policy = build_policy(model)
+    disable_dropout(policy)
+    ref = freeze(copy.deepcopy(policy)).to(acc.device)
+    critic = Critic(policy)
+    disable_dropout(critic)
+    optimizer = torch.optim.AdamW([p for m in (policy, critic) for p in m.parameters()], lr=algo.lr,
+                                  eps=algo.adam_eps, weight_decay=algo.weight_decay)
+    examples = [Example(prompt=p, references=[]) for p in lexicon_prompts()]
+    stream = PromptStream(len(examples), SEED, acc.process_index, acc.num_processes)
+    sample_rng = torch.Generator(device=acc.device).manual_seed(SEED * 1_000_003 + acc.process_index)
+    shuffle_rng = torch.Generator().manual_seed(SEED * 7919 + acc.process_index)
+    reward_name, reward_fn = resolve_reward(run.reward)
+    n_policy = sum(p.numel() for p in policy.parameters())
+    n_critic = sum(p.numel() for p in critic.parameters())
+    policy, critic, optimizer = acc.prepare(policy, critic, optimizer)
+    s = Session(cfg, acc, Path(tempfile.gettempdir()), tokenizer, policy, ref, critic, optimizer, examples, stream,
+                reward_name, reward_fn, sample_rng, shuffle_rng)
+    return s, n_policy, n_critic
+
+
+class TimedGenerate:
+    """Wraps grue.rollout.generate as ppo.collect calls it, adding up its wall time and new tokens."""
+
+    def __init__(self, fn, sync):
+        self.fn, self.sync, self.seconds, self.tokens = fn, sync, 0.0, 0
+
+    def __call__(self, *args, **kwargs):
+        self.sync()
+        t = time.perf_counter()
+        r = self.fn(*args, **kwargs)
+        self.sync()
+        self.seconds += time.perf_counter() - t
+        self.tokens += int(r.response_mask.sum().item())
+        return r
+
+
+def iteration(s, kl_ctl, timer: TimedGenerate, sync) -> dict:
+    """One PPO iteration as in ppo.train (steps 1-7, without logging and checkpoints), timed by phase."""
+    from grue.advantages import gae, kl_penalized_rewards, masked_mean, whiten
+    from grue.algorithms import ppo
+    from grue.kl import kl_estimate
+
+    algo = s.algo
+    timer.seconds, timer.tokens = 0.0, 0
+    sync()
+    t0 = time.perf_counter()
+    batch = [s.examples[i] for i in s.stream.next(algo.rollout_size)]
+    s.policy.eval()
+    t_roll = time.perf_counter()
+    r = ppo.collect(s, [e.prompt for e in batch])
+    sync()
+    rollout_s = time.perf_counter() - t_roll
+    assert r.query_ids.shape == (BATCH, PROMPT_TOKENS) and bool(r.query_mask.all()), f"query {tuple(r.query_ids.shape)}"
+    assert r.response_ids.shape == (BATCH, NEW_TOKENS), f"response {tuple(r.response_ids.shape)}"
+    mask = r.response_mask
+    completions = s.tokenizer.batch_decode(r.response_ids * (mask > 0), skip_special_tokens=True)
+    scores = torch.tensor(s.score([e.prompt for e in batch], completions, batch), device=s.device)
+    kl = kl_estimate(r.raw_logprobs, r.ref_logprobs, algo.kl_estimator) * mask
+    rewards = kl_penalized_rewards(scores, kl, mask, kl_ctl.coef)
+    adv, returns = gae(rewards, r.values, mask, algo.gamma, algo.lam)
+    if algo.whiten_advantages:
+        adv = whiten(adv, mask)
+    sync()
+    t_upd = time.perf_counter()
+    s.policy.train()
+    ppo.update(s, r, adv, returns)
+    sync()
+    update_s = time.perf_counter() - t_upd
+    kl_ctl.update(masked_mean(kl, mask).item())
+    n = int(mask.sum().item())
+    return {"iteration_s": time.perf_counter() - t0, "rollout_s": rollout_s, "generate_s": timer.seconds,
+            "update_s": update_s, "rollout_tokens": timer.tokens, "update_tokens": algo.epochs * n}
+
+
+def peak_memory_mb() -> tuple[float, str]:
+    """Peak memory so far, in MiB: CUDA allocations on a GPU, else the process's peak RSS."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20, "torch.cuda.max_memory_allocated"
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (2**20 if sys.platform == "darwin" else 2**10), "ru_maxrss"
+
+
+def run_one(model: str, iterations: int) -> dict:
+    """Warm up once, time ``iterations`` iterations; medians per iteration."""
+    from grue.algorithms import ppo
+    from grue.kl import KLController
+
+    torch.manual_seed(SEED)
+    cuda = torch.cuda.is_available()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    s, n_policy, n_critic = make_session(model, iterations)
+    setup_mb, _ = peak_memory_mb()
+    timer = TimedGenerate(ppo.generate, sync)
+    ppo.generate = timer  # collect() looks generate up in its module: time it in place, code unchanged
+    kl_ctl = KLController(s.algo.kl_coef, s.algo.kl_target)
+    print(f"[{model}] warm-up iteration ...", file=sys.stderr, flush=True)
+    iteration(s, kl_ctl, timer, sync)
+    runs = []
+    for i in range(iterations):
+        runs.append(iteration(s, kl_ctl, timer, sync))
+        print(f"[{model}] iteration {i + 1}/{iterations}: {runs[-1]['iteration_s']:.2f} s", file=sys.stderr, flush=True)
+
+    def med(f):
+        return statistics.median(f(x) for x in runs)
+
+    peak_mb, peak_src = peak_memory_mb()
+    algo = s.algo
+    return {
+        "model": model, "parameters": n_policy, "critic_parameters": n_critic, "device": str(s.device),
+        "device_name": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
+        "settings": {"batch": BATCH, "prompt_tokens": PROMPT_TOKENS, "min_new_tokens": NEW_TOKENS,
+                     "max_new_tokens": NEW_TOKENS, "top_k": TOP_K, "dtype": "float32",
+                     "rollout_size": algo.rollout_size, "rollout_batch_size": algo.rollout_batch_size,
+                     "minibatch_size": algo.minibatch_size, "grad_accum": algo.grad_accum, "epochs": algo.epochs,
+                     "critic": algo.critic, "warmup_iterations": 1, "timed_iterations": iterations},
+        "rollout_tokens_per_s": med(lambda x: x["rollout_tokens"] / x["rollout_s"]),
+        "generate_tokens_per_s": med(lambda x: x["rollout_tokens"] / x["generate_s"]),
+        "update_tokens_per_s": med(lambda x: x["update_tokens"] / x["update_s"]),
+        "seconds_per_iteration": med(lambda x: x["iteration_s"]),
+        "rollout_seconds": med(lambda x: x["rollout_s"]), "generate_seconds": med(lambda x: x["generate_s"]),
+        "update_seconds": med(lambda x: x["update_s"]),
+        "peak_memory_mb": peak_mb, "peak_memory_source": peak_src, "setup_peak_memory_mb": setup_mb,
+        "torch_threads": torch.get_num_threads(), "per_iteration": runs,
+    }
+
+
+def show(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="grue PPO benchmark (median per iteration)")
+    for i, c in enumerate(["model", "params", "device", "rollout tok/s", "generate tok/s", "update tok/s", "s/iter", "peak MB"]):
+        table.add_column(c, justify="left" if i < 3 else "right")
+    for m, r in results.items():
+        if "error" in r:
+            table.add_row(m, "-", "-", "-", "-", "-", "-", r["error"])
+            continue
+        table.add_row(m, f"{r['parameters'] / 1e6:.1f}M", r["device"], *(f"{r[k]:.1f}" for k in
+                      ("rollout_tokens_per_s", "generate_tokens_per_s", "update_tokens_per_s")),
+                      f"{r['seconds_per_iteration']:.2f}", f"{r['peak_memory_mb']:.0f}")
+    Console(width=max(Console().width, 110)).print(table)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write atomically: a temporary file beside ``path``, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of: {', '.join(MODELS)}")
+    p.add_argument("--iterations", type=int, default=3, help="timed iterations per model, after 1 warm-up")
+    p.add_argument("--out", default="benchmarks/results/bench_ppo.json", help="JSON results file")
+    p.add_argument("--one", help=argparse.SUPPRESS)  # child mode: benchmark one model, JSON on stdout
+    args = p.parse_args()
+    if args.iterations < 1:
+        p.error("--iterations must be at least 1")
+    if args.one:
+        print(json.dumps(run_one(args.one, args.iterations)))
+        return 0
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        p.error(f"unknown model(s) {unknown}; accepted: {', '.join(MODELS)}")
+    results, failed, load_before = {}, False, os.getloadavg()
+    for m in models:
+        cmd = [sys.executable, os.path.abspath(__file__), "--one", m, "--iterations", str(args.iterations)]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr (progress) passes through
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            results[m], failed = {"error": f"subprocess exited with {proc.returncode}"}, True
+        else:
+            results[m] = json.loads(lines[-1])
+
+    import accelerate
+    import transformers
+
+    import grue
+
+    data = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "grue": grue.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
+        "cuda": torch.cuda.is_available(), "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
+        "models": results,
+    }
+    show(results)
+    out = Path(args.out)
+    write_json(out, data)
+    print(f"wrote {out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Shared test fixtures: offline environment, the real-data directory, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The real GRUE samples ($GRUE_DATA_DIR); the test is skipped when they are absent."""
+    path = os.environ.get("GRUE_DATA_DIR")
+    if not path or not Path(path).is_dir():
+        pytest.skip("GRUE_DATA_DIR is not set to a directory with the GRUE data samples (../shared/data)")
+    return Path(path)
+
+
+def cli_env(data_dir: str | None = None) -> dict:
+    """Environment for a `grue` subprocess: offline, GRUE_DATA_DIR only if given, test rewards importable."""
+    env = {k: v for k, v in os.environ.items() if k != "GRUE_DATA_DIR"}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]))
+    if data_dir:
+        env["GRUE_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def run_cli(*args: str, data_dir: str | None = None, timeout: int = 600, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m grue_cli.main ARGS` (the `grue` console script) and capture its output."""
+    return subprocess.run([sys.executable, "-m", "grue_cli.main", *args], capture_output=True, text=True,
+                          env=cli_env(data_dir), timeout=timeout, cwd=cwd or REPO)
+
+
+# Small, fast PPO settings for end-to-end runs of the tiny models.
+FAST = ["--set", "ppo.rollout_size=16", "--set", "ppo.rollout_batch_size=8", "--set", "ppo.minibatch_size=8",
+        "--set", "ppo.epochs=2", "--set", "generation.max_new_tokens=8", "--set", "generation.min_new_tokens=8"]

@@ -1,0 +1,20 @@
+"""Reward functions used by the tests through dotted paths (reward_fixtures:NAME)."""
+
+import math
+
+
+def letter_e(prompts, completions, references, meta):
+    """Share of the completion's characters that are the letter 'e'."""
+    return [c.count("e") / max(len(c), 1) for c in completions]
+
+
+def wrong_length(prompts, completions, references, meta):
+    return [0.0] * (len(completions) + 1)
+
+
+def not_finite(prompts, completions, references, meta):
+    return [math.nan for _ in completions]
+
+
+def raises(prompts, completions, references, meta):
+    raise RuntimeError("the scorer is broken")

@@ -1,0 +1,126 @@
+"""grue.advantages against hand-computed numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from grue.advantages import gae, kl_penalized_rewards, last_token_index, masked_mean, masked_var, whiten
+
+X = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+M = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])  # masked-in entries: 1, 2, 4
+
+
+def test_masked_mean_all_entries():
+    # (1 + 2 + 4) / 3
+    assert masked_mean(X, M).item() == pytest.approx(7 / 3)
+
+
+def test_masked_mean_along_dim():
+    # rows: (1+2)/2 = 1.5, 4/1 = 4
+    assert_close(masked_mean(X, M, dim=1), torch.tensor([1.5, 4.0]))
+    # columns: (1+4)/2 = 2.5, 2/1 = 2, nothing masked in -> 0
+    assert_close(masked_mean(X, M, dim=0), torch.tensor([2.5, 2.0, 0.0]))
+
+
+def test_masked_mean_all_zero_mask_is_zero():
+    out = masked_mean(X, torch.zeros_like(X))
+    assert out.item() == 0.0 and not torch.isnan(out)
+    assert_close(masked_mean(X, torch.zeros_like(X), dim=1), torch.zeros(2))
+
+
+def test_masked_mean_bool_mask():
+    assert masked_mean(X, M.bool()).item() == pytest.approx(7 / 3)
+
+
+def test_masked_var_unbiased_and_biased():
+    # entries 1, 2, 4; mean 7/3; squared deviations 16/9 + 1/9 + 25/9 = 42/9
+    assert masked_var(X, M, unbiased=True).item() == pytest.approx((42 / 9) / 2)  # 7/3
+    assert masked_var(X, M, unbiased=False).item() == pytest.approx((42 / 9) / 3)  # 14/9
+
+
+def test_whiten_values_and_padding():
+    out = whiten(X, M)
+    std = math.sqrt(7 / 3)  # unbiased masked std of 1, 2, 4
+    expected = torch.tensor([[(1 - 7 / 3) / std, (2 - 7 / 3) / std, 0.0], [(4 - 7 / 3) / std, 0.0, 0.0]])
+    assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    # padding comes out exactly 0 whatever its input value
+    assert out[0, 2].item() == 0.0 and out[1, 1].item() == 0.0 and out[1, 2].item() == 0.0
+    assert masked_mean(out, M).item() == pytest.approx(0.0, abs=1e-6)
+    assert masked_var(out, M).item() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_whiten_without_shifting_the_mean():
+    out = whiten(X, M, shift_mean=False)
+    std = math.sqrt(7 / 3)
+    mean = 7 / 3
+    expected = torch.tensor([[(1 - mean) / std + mean, (2 - mean) / std + mean, 0.0], [(4 - mean) / std + mean, 0.0, 0.0]])
+    assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    assert masked_mean(out, M).item() == pytest.approx(7 / 3, rel=1e-5)  # mean kept
+    assert masked_var(out, M).item() == pytest.approx(1.0, rel=1e-5)  # scale fixed
+
+
+def test_last_token_index():
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    # sum - 1 = 1, 2, 0, and -1 clamped to 0
+    assert last_token_index(mask).tolist() == [1, 2, 0, 0]
+
+
+def test_kl_penalized_rewards():
+    scores = torch.tensor([2.0, -1.0])
+    kl = torch.tensor([[0.1, 0.2, 0.3], [0.5, -0.4, 0.7]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    out = kl_penalized_rewards(scores, kl, mask, kl_coef=0.5)
+    # row 0: -0.5*0.1, -0.5*0.2 + 2.0 (last real token), padding 0
+    # row 1: -0.5*0.5, -0.5*(-0.4), -0.5*0.7 - 1.0 (last real token)
+    expected = torch.tensor([[-0.05, 1.9, 0.0], [-0.25, 0.2, -1.35]])
+    assert_close(out, expected)
+    assert out[0, 2].item() == 0.0
+
+
+# GAE, gamma = 0.9, lam = 0.8 (gamma * lam = 0.72), worked by hand:
+# row A, no padding: r = [0.1, -0.2, 1.0], V = [0.5, 0.4, 0.3]
+#   t=2: delta = 1.0 + 0 - 0.3 = 0.7                ; A2 = 0.7
+#   t=1: delta = -0.2 + 0.9*0.3 - 0.4 = -0.33       ; A1 = -0.33 + 0.72*0.7 = 0.174
+#   t=0: delta = 0.1 + 0.9*0.4 - 0.5 = -0.04        ; A0 = -0.04 + 0.72*0.174 = 0.08528
+#   returns = A + V = [0.58528, 0.574, 1.0]
+ROW_A = ([0.1, -0.2, 1.0], [0.5, 0.4, 0.3], [1.0, 1.0, 1.0])
+ADV_A, RET_A = [0.08528, 0.174, 0.7], [0.58528, 0.574, 1.0]
+# row B, last position is padding holding garbage (r=9, V=7) that must not leak in:
+#   t=1 (last real token, V after it is 0): delta = 0.5 - 0.1 = 0.4 ; A1 = 0.4
+#   t=0: delta = 0.2 + 0.9*0.1 - 0.6 = -0.31        ; A0 = -0.31 + 0.72*0.4 = -0.022
+#   returns = [-0.022 + 0.6, 0.4 + 0.1, 0] = [0.578, 0.5, 0]
+ROW_B = ([0.2, 0.5, 9.0], [0.6, 0.1, 7.0], [1.0, 1.0, 0.0])
+ADV_B, RET_B = [-0.022, 0.4, 0.0], [0.578, 0.5, 0.0]
+
+
+def _batch(*rows):
+    return tuple(torch.tensor([row[i] for row in rows]) for i in range(3))
+
+
+def test_gae_single_row():
+    r, v, m = _batch(ROW_A)
+    adv, ret = gae(r, v, m, gamma=0.9, lam=0.8)
+    assert_close(adv, torch.tensor([ADV_A]))
+    assert_close(ret, torch.tensor([RET_A]))
+
+
+def test_gae_two_rows_with_padding():
+    r, v, m = _batch(ROW_A, ROW_B)
+    adv, ret = gae(r, v, m, gamma=0.9, lam=0.8)
+    assert_close(adv, torch.tensor([ADV_A, ADV_B]))
+    assert_close(ret, torch.tensor([RET_A, RET_B]))
+    assert adv[1, 2].item() == 0.0 and ret[1, 2].item() == 0.0
+
+
+def test_gae_lambda_one_gamma_one_is_monte_carlo():
+    # gamma = lam = 1: A_t = sum_{s>=t} r_s - V_t. r = [1, 2, 3], V = [0.5, 1, 2]
+    # returns-to-go = [6, 5, 3]; A = [5.5, 4, 1]
+    r = torch.tensor([[1.0, 2.0, 3.0]])
+    v = torch.tensor([[0.5, 1.0, 2.0]])
+    adv, ret = gae(r, v, torch.ones(1, 3), gamma=1.0, lam=1.0)
+    assert_close(adv, torch.tensor([[5.5, 4.0, 1.0]]))
+    assert_close(ret, torch.tensor([[6.0, 5.0, 3.0]]))

@@ -1,0 +1,113 @@
+"""grue.losses against hand-computed numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from grue.losses import ppo_policy_loss, value_loss
+
+# Five tokens, clip 0.2 (range [0.8, 1.2]); old log-probs 0 so ratio = exp(logprobs).
+#   a: A=+1, r=1.1 -> max(-1.1, -1.1) = -1.1   not clipped
+#   b: A=+1, r=1.5 -> max(-1.5, -1.2) = -1.2   clipped
+#   c: A=-2, r=0.5 -> max( 1.0,  1.6) =  1.6   clipped
+#   d: A=-2, r=1.5 -> max( 3.0,  2.4) =  3.0   not clipped (pessimistic term)
+#   e: A=+1, r=0.5 -> max(-0.5, -0.8) = -0.5   not clipped
+# loss = (-1.1 - 1.2 + 1.6 + 3.0 - 0.5) / 5 = 1.8 / 5 = 0.36, clipfrac = 2/5
+# approx_kl = mean((r-1) - log r):
+#   r=1.1: 0.1 - 0.0953101798 = 0.0046898202
+#   r=1.5: 0.5 - 0.4054651081 = 0.0945348919 (x2)
+#   r=0.5: -0.5 + 0.6931471806 = 0.1931471806 (x2)
+#   sum 0.5800539652 -> / 5 = 0.1160107930
+RATIOS = [1.1, 1.5, 0.5, 1.5, 0.5]
+ADVS = [1.0, 1.0, -2.0, -2.0, 1.0]
+
+
+def _inputs(requires_grad=False):
+    logp = torch.tensor([[math.log(r) for r in RATIOS]], requires_grad=requires_grad)
+    return logp, torch.zeros(1, 5), torch.tensor([ADVS]), torch.ones(1, 5)
+
+
+def test_ppo_policy_loss_values():
+    loss, clipfrac, approx_kl = ppo_policy_loss(*_inputs(), clip=0.2)
+    assert loss.item() == pytest.approx(0.36, abs=1e-6)
+    assert clipfrac.item() == pytest.approx(0.4)
+    assert approx_kl.item() == pytest.approx(0.1160107930, abs=1e-6)
+
+
+def test_ppo_policy_loss_no_clipping_at_ratio_one():
+    # ratio 1 everywhere: loss = -mean(A) = -(1 + 1 - 2 - 2 + 1)/5 = 0.2, nothing clipped, kl 0
+    loss, clipfrac, approx_kl = ppo_policy_loss(torch.zeros(1, 5), torch.zeros(1, 5), torch.tensor([ADVS]),
+                                                torch.ones(1, 5), clip=0.2)
+    assert loss.item() == pytest.approx(0.2)
+    assert clipfrac.item() == 0.0 and approx_kl.item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_ppo_policy_loss_uses_old_logprobs():
+    # same ratios with both log-prob tensors shifted by -3
+    logp, old, adv, mask = _inputs()
+    loss, clipfrac, approx_kl = ppo_policy_loss(logp - 3.0, old - 3.0, adv, mask, clip=0.2)
+    assert loss.item() == pytest.approx(0.36, abs=1e-5)
+    assert clipfrac.item() == pytest.approx(0.4)
+
+
+def test_ppo_policy_loss_masking_excludes_padding():
+    logp, old, adv, mask = _inputs()
+    # second row: token with r=1.1, A=+1 (loss -1.1) then padding with wild values
+    logp = torch.cat([logp, torch.tensor([[math.log(1.1), 5.0, -7.0, 3.0, 4.0]])])
+    old = torch.cat([old, torch.zeros(1, 5)])
+    adv = torch.cat([adv, torch.tensor([[1.0, 100.0, -100.0, 50.0, 9.0]])])
+    mask = torch.cat([mask, torch.tensor([[1.0, 0.0, 0.0, 0.0, 0.0]])])
+    loss, clipfrac, approx_kl = ppo_policy_loss(logp, old, adv, mask, clip=0.2)
+    # six real tokens: (1.8 - 1.1) / 6 = 0.7 / 6; clipfrac 2/6; kl (0.5800539652 + 0.0046898202) / 6
+    assert loss.item() == pytest.approx(0.7 / 6, abs=1e-6)
+    assert clipfrac.item() == pytest.approx(2 / 6)
+    assert approx_kl.item() == pytest.approx(0.5847437854 / 6, abs=1e-6)
+
+
+def test_ppo_policy_loss_gradient():
+    logp, old, adv, mask = _inputs(requires_grad=True)
+    loss, clipfrac, approx_kl = ppo_policy_loss(logp, old, adv, mask, clip=0.2)
+    assert not clipfrac.requires_grad and not approx_kl.requires_grad
+    loss.backward()
+    # unclipped tokens: d/dlogp (-A * exp(logp)) / 5 = -A * r / 5
+    #   a: -1 * 1.1 / 5 = -0.22 ; d: 2 * 1.5 / 5 = 0.6 ; e: -1 * 0.5 / 5 = -0.1
+    # tokens b and c are clipped in the direction of their advantage: zero gradient
+    assert_close(logp.grad, torch.tensor([[-0.22, 0.0, 0.0, 0.6, -0.1]]))
+    assert logp.grad[0, 1].item() == 0.0 and logp.grad[0, 2].item() == 0.0
+
+
+# Value loss, four real tokens plus a padded column:
+#   V     = [1.0, 2.0, 0.05, 3.0]   old = [0.5, 2.5, 0.0, 2.0]   R = [2.0, 1.0, 0.1, 2.5]
+#   err   = [1.0, 1.0, 0.0025, 0.25]
+#   V_c (clip 0.2) = [0.7, 2.3, 0.05, 2.2] -> err_c = [1.69, 1.69, 0.0025, 0.09]
+#   unclipped: 0.5 * (2.2525 / 4) = 0.2815625
+#   clipped:   0.5 * ((1.69 + 1.69 + 0.0025 + 0.25) / 4) = 0.5 * 3.6325 / 4 = 0.4540625, clipfrac 2/4
+V = torch.tensor([[1.0, 2.0, 0.05, 3.0, 50.0]])
+OLD = torch.tensor([[0.5, 2.5, 0.0, 2.0, -50.0]])
+RET = torch.tensor([[2.0, 1.0, 0.1, 2.5, 0.0]])
+VMASK = torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0]])
+
+
+def test_value_loss_unclipped():
+    loss, clipfrac = value_loss(V, OLD, RET, VMASK)
+    assert loss.item() == pytest.approx(0.2815625, abs=1e-6)
+    assert clipfrac.item() == 0.0
+
+
+def test_value_loss_clipped():
+    loss, clipfrac = value_loss(V, OLD, RET, VMASK, clip=0.2)
+    assert loss.item() == pytest.approx(0.4540625, abs=1e-6)
+    assert clipfrac.item() == pytest.approx(0.5)
+
+
+def test_value_loss_gradient():
+    v = V.clone().requires_grad_(True)
+    loss, _ = value_loss(v, OLD, RET, VMASK, clip=0.2)
+    loss.backward()
+    # tokens 0, 1: clipped error taken, its value is constant in V -> 0
+    # token 2: 0.5 * 2 * (0.05 - 0.1) / 4 = -0.0125 ; token 3: 0.5 * 2 * (3.0 - 2.5) / 4 = 0.125 ; padding 0
+    assert_close(v.grad, torch.tensor([[0.0, 0.0, -0.0125, 0.125, 0.0]]))
