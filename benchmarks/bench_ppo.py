@@ -25,8 +25,23 @@ import tempfile
 import time
 from pathlib import Path
 
+import accelerate
 import numpy as np
 import torch
+import transformers
+from rich.console import Console
+from rich.table import Table
+
+import grue
+from grue.advantages import gae, kl_penalized_rewards, masked_mean, whiten
+from grue.algorithms import ppo
+from grue.config import Config, GenerationConfig, RunConfig
+from grue.data import PromptStream
+from grue.kl import KLController, kl_estimate
+from grue.models import Critic, disable_dropout, freeze, load_policy, load_tokenizer
+from grue.rewards import resolve_reward
+from grue.setup import Session
+from grue.tasks.common import Example
 
 MODELS = ("tiny-gpt2", "gpt2-small")
 BATCH, PROMPT_TOKENS, NEW_TOKENS, TOP_K, SEED = 16, 64, 48, 50, 0
@@ -35,17 +50,13 @@ N_PROMPTS, WORDS_PER_PROMPT = 64, 96  # 96 lexicon words tokenize to well over 6
 
 def build_policy(name: str) -> torch.nn.Module:
     """``tiny-gpt2`` (built in) or ``gpt2-small``: GPT-2-small's shape, random weights, the tiny tokenizer's ids."""
-    from grue.models import load_policy
-
     if name == "tiny-gpt2":
         return load_policy(name)
     if name == "gpt2-small":
-        from transformers import GPT2Config, GPT2LMHeadModel
-
         torch.manual_seed(SEED)
-        cfg = GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
+        cfg = transformers.GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
                          bos_token_id=1, eos_token_id=1, pad_token_id=0)
-        return GPT2LMHeadModel(cfg)
+        return transformers.GPT2LMHeadModel(cfg)
     raise SystemExit(f"unknown model '{name}'; accepted: {', '.join(MODELS)}")
 
 
@@ -62,23 +73,13 @@ def lexicon_prompts() -> list[str]:
 
 def make_session(model: str, iterations: int):
     """A Session as start_session builds one, from an in-memory config and model (no run directory)."""
-    from accelerate import Accelerator
-
-    from grue.algorithms.ppo import PPOConfig
-    from grue.config import Config, GenerationConfig, RunConfig
-    from grue.data import PromptStream
-    from grue.models import Critic, disable_dropout, freeze, load_tokenizer
-    from grue.rewards import resolve_reward
-    from grue.setup import Session
-    from grue.tasks.common import Example
-
     run = RunConfig(task="imdb", algo="ppo", model=model, reward="lexicon", seed=SEED, mixed_precision="no")
     gen = GenerationConfig(max_prompt_tokens=PROMPT_TOKENS, min_new_tokens=NEW_TOKENS, max_new_tokens=NEW_TOKENS,
                            do_sample=True, top_k=TOP_K, top_p=1.0, temperature=1.0)
-    algo = PPOConfig(iterations=iterations + 1, rollout_size=BATCH, rollout_batch_size=BATCH, minibatch_size=BATCH,
+    algo = ppo.PPOConfig(iterations=iterations + 1, rollout_size=BATCH, rollout_batch_size=BATCH, minibatch_size=BATCH,
                      epochs=1, critic="separate")
     cfg = Config(run, gen, algo)
-    acc = Accelerator(cpu=not torch.cuda.is_available())
+    acc = accelerate.Accelerator(cpu=not torch.cuda.is_available())
     tokenizer = load_tokenizer("tiny-gpt2")
     policy = build_policy(model)
     disable_dropout(policy)
@@ -118,10 +119,6 @@ class TimedGenerate:
 
 def iteration(s, kl_ctl, timer: TimedGenerate, sync) -> dict:
     """One PPO iteration as in ppo.train (steps 1-7, without logging and checkpoints), timed by phase."""
-    from grue.advantages import gae, kl_penalized_rewards, masked_mean, whiten
-    from grue.algorithms import ppo
-    from grue.kl import kl_estimate
-
     algo = s.algo
     timer.seconds, timer.tokens = 0.0, 0
     sync()
@@ -164,9 +161,6 @@ def peak_memory_mb() -> tuple[float, str]:
 
 def run_one(model: str, iterations: int) -> dict:
     """Warm up once, time ``iterations`` iterations; medians per iteration."""
-    from grue.algorithms import ppo
-    from grue.kl import KLController
-
     torch.manual_seed(SEED)
     cuda = torch.cuda.is_available()
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -182,9 +176,7 @@ def run_one(model: str, iterations: int) -> dict:
         runs.append(iteration(s, kl_ctl, timer, sync))
         print(f"[{model}] iteration {i + 1}/{iterations}: {runs[-1]['iteration_s']:.2f} s", file=sys.stderr, flush=True)
 
-    def med(f):
-        return statistics.median(f(x) for x in runs)
-
+    med = lambda f: statistics.median(f(x) for x in runs)  # noqa: E731
     peak_mb, peak_src = peak_memory_mb()
     algo = s.algo
     return {
@@ -207,9 +199,6 @@ def run_one(model: str, iterations: int) -> dict:
 
 
 def show(results: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title="grue PPO benchmark (median per iteration)")
     for i, c in enumerate(["model", "params", "device", "rollout tok/s", "generate tok/s", "update tok/s", "s/iter", "peak MB"]):
         table.add_column(c, justify="left" if i < 3 else "right")
@@ -254,20 +243,17 @@ def main() -> int:
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
         p.error(f"unknown model(s) {unknown}; accepted: {', '.join(MODELS)}")
-    results, failed, load_before = {}, False, os.getloadavg()
+    results, load_before = {}, os.getloadavg()
+    if load_before[0] > 0.5:
+        print(f"warning: load average {load_before[0]:.1f}: other processes will skew the timings", file=sys.stderr)
     for m in models:
         cmd = [sys.executable, os.path.abspath(__file__), "--one", m, "--iterations", str(args.iterations)]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr (progress) passes through
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode != 0 or not lines:
-            results[m], failed = {"error": f"subprocess exited with {proc.returncode}"}, True
+            results[m] = {"error": f"subprocess exited with {proc.returncode}"}
         else:
             results[m] = json.loads(lines[-1])
-
-    import accelerate
-    import transformers
-
-    import grue
 
     data = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -280,7 +266,7 @@ def main() -> int:
     out = Path(args.out)
     write_json(out, data)
     print(f"wrote {out}")
-    return 1 if failed else 0
+    return int(any("error" in r for r in results.values()))
 
 
 if __name__ == "__main__":

@@ -116,9 +116,11 @@ def warped_logprobs(
         logp = logp_all.gather(-1, tokens[..., None])[..., 0]
     else:
         valid = support >= 0
+        # A padded position has an empty support: give it one dummy entry so nothing is NaN.
+        valid[..., 0] |= ~valid.any(-1)
         sub = logits.gather(-1, support.clamp(min=0)).masked_fill(~valid, NEG_INF)
         logp_all = torch.log_softmax(sub, dim=-1)
-        hit = (support == tokens[..., None]) & valid
+        hit = (support == tokens[..., None]) & (support >= 0)
         # A padded response position has no token in its support: give it log-prob 0.
         logp = torch.where(hit, logp_all, torch.zeros_like(logp_all)).sum(-1)
     # Excluded entries have p = 0 and log p = -inf: zero their log p before the product,
