@@ -1,0 +1,72 @@
+"""Atomic checkpoints and writes: a failed or interrupted save never damages the last good one."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from grue import checkpoint as ckpt
+from grue.errors import GrueError
+from grue.models import load_policy, load_tokenizer
+
+
+class BrokenTokenizer:
+    def save_pretrained(self, path):
+        raise OSError("disk full")
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
+    policy, tok = load_policy("tiny-gpt2"), load_tokenizer("tiny-gpt2")
+    head = torch.nn.Linear(4, 1)
+    opt = torch.optim.AdamW(head.parameters())
+    ckpt.save(tmp_path, policy, tok, {"critic": head}, opt, {"iteration": 1})
+    with pytest.raises(OSError):
+        ckpt.save(tmp_path, policy, BrokenTokenizer(), {"critic": head}, opt, {"iteration": 2})
+    assert ckpt.load_state(ckpt.latest(tmp_path))["iteration"] == 1
+    assert not list(tmp_path.glob(".checkpoint-*"))
+
+
+def test_crash_between_renames_falls_back_to_old(tmp_path):
+    policy, tok = load_policy("tiny-gpt2"), load_tokenizer("tiny-gpt2")
+    head = torch.nn.Linear(4, 1)
+    ckpt.save(tmp_path, policy, tok, {"critic": head}, torch.optim.AdamW(head.parameters()), {"iteration": 3})
+    os.replace(tmp_path / "checkpoint", tmp_path / "checkpoint.old")  # as if killed after the first rename
+    assert ckpt.latest(tmp_path).name == "checkpoint.old"
+    loaded = torch.nn.Linear(4, 1)
+    ckpt.load_module(ckpt.latest(tmp_path), "critic", loaded)
+    assert torch.equal(loaded.weight, head.weight)
+
+
+def test_incomplete_checkpoint_is_not_resumed(tmp_path):
+    (tmp_path / "checkpoint" / "trainer").mkdir(parents=True)
+    with pytest.raises(GrueError, match="no complete checkpoint"):
+        ckpt.latest(tmp_path)
+
+
+def test_optimizer_state_loads_without_unpickling_code(tmp_path):
+    head = torch.nn.Linear(4, 1)
+    opt = torch.optim.AdamW(head.parameters(), lr=0.1)
+    head(torch.ones(2, 4)).sum().backward()
+    opt.step()
+    ckpt.save(tmp_path, load_policy("tiny-gpt2"), load_tokenizer("tiny-gpt2"), {"critic": head}, opt, {"iteration": 1})
+    fresh = torch.optim.AdamW(head.parameters(), lr=0.1)
+    ckpt.load_optimizer(tmp_path / "checkpoint", fresh)  # torch.load(weights_only=True) inside
+    assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+
+
+def test_rng_state_round_trip():
+    g = torch.Generator().manual_seed(5)
+    state = json.loads(json.dumps(ckpt.rng_state({"g": g})))
+    a = torch.rand(3, generator=g), torch.rand(3)
+    ckpt.set_rng_state(state, {"g": g})
+    assert torch.equal(torch.rand(3, generator=g), a[0]) and torch.equal(torch.rand(3), a[1])
+
+
+def test_atomic_write_text_replaces_whole_file(tmp_path):
+    f = tmp_path / "results.json"
+    ckpt.atomic_write_text(f, "old")
+    ckpt.atomic_write_text(f, "new")
+    assert f.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["results.json"]

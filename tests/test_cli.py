@@ -1,0 +1,182 @@
+"""The `grue` CLI end to end, in subprocesses: smoke run, resume, bad input, kills, data parallel."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import FAST, REPO, cli_env, run_cli
+
+REQUIRED = ("iteration", "reward/mean", "reward/std", "kl/mean", "kl/coef", "loss/policy", "loss/value", "policy/entropy",
+            "policy/clipfrac", "policy/approx_kl", "time/rollout_s", "time/update_s", "tokens_per_s", "world_size")
+
+
+def metrics(run) -> list[dict]:
+    return [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def comparable(row: dict) -> dict:
+    return {k: v for k, v in row.items() if not k.startswith("time/") and k != "tokens_per_s"}
+
+
+@pytest.mark.slow
+def test_smoke_preset_learns_offline(tmp_path):
+    """The README's main job: offline, built-in prompts, and the reward clearly goes up."""
+    exe = shutil.which("grue")
+    cmd = [exe] if exe else [sys.executable, "-m", "grue_cli.main"]
+    run = tmp_path / "smoke"
+    p = subprocess.run(cmd + ["train", "imdb", "--algo", "ppo", "--preset", "smoke", "--output-dir", str(run)],
+                       capture_output=True, text=True, env=cli_env(), timeout=600, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "reward went up" in p.stdout.splitlines()[-1]
+    rows = metrics(run)
+    assert len(rows) == 30 and all(k in rows[0] for k in REQUIRED)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["reward/last_20pct"] > summary["reward/first_20pct"] + 0.1
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["run"]["model"] == "tiny-gpt2" and cfg["ppo"]["iterations"] == 30 and cfg["world_size"] == 1
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(run / "checkpoint")
+    tok = AutoTokenizer.from_pretrained(run / "checkpoint")
+    assert model.config.model_type == "gpt2" and tok.eos_token_id == 1
+    assert (run / "checkpoint" / "model.safetensors").is_file() and (run / "checkpoint" / "trainer" / "optimizer.pt").is_file()
+
+
+@pytest.mark.slow
+def test_smoke_preset_reads_grue_data_dir(tmp_path, data_dir):
+    run = tmp_path / "real"
+    p = run_cli("train", "imdb", "--preset", "smoke", "--iterations", "2", "--output-dir", str(run), "--quiet", *FAST,
+                data_dir=str(data_dir))
+    assert p.returncode == 0, p.stderr[-2000:]
+    samples = [json.loads(l) for l in (run / "samples.jsonl").read_text().splitlines()]
+    from grue.tasks.imdb import BUILTIN_OPENINGS
+
+    assert samples and not any(s["prompt"] in BUILTIN_OPENINGS for s in samples)
+
+
+@pytest.mark.parametrize("model", ["tiny-gpt2", "tiny-t5"])
+def test_resume_gives_the_same_metrics(tmp_path, model):
+    common = ["--preset", "smoke", "--model", model, "--quiet", *FAST]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run_cli("train", "imdb", *common, "--iterations", "4", "--output-dir", str(straight)).returncode == 0
+    assert run_cli("train", "imdb", *common, "--iterations", "2", "--output-dir", str(split)).returncode == 0
+    p = run_cli("train", "imdb", "--resume", str(split), "--iterations", "4", "--quiet")
+    assert p.returncode == 0, p.stderr[-2000:]
+    a, b = metrics(straight), metrics(split)
+    assert [r["iteration"] for r in b] == [1, 2, 3, 4]
+    assert [comparable(r) for r in a] == [comparable(r) for r in b]
+
+
+def test_kill_during_training_leaves_a_resumable_run(tmp_path):
+    """SIGKILL at an arbitrary moment (possibly mid-save); --resume still finishes the run."""
+    run = tmp_path / "killed"
+    args = [sys.executable, "-m", "grue_cli.main", "train", "imdb", "--preset", "smoke", "--quiet", "--iterations", "40",
+            "--output-dir", str(run), "--set", "run.checkpoint_every=1", *FAST]
+    proc = subprocess.Popen(args, env=cli_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (run / "checkpoint" / "trainer" / "state.json").exists():
+        time.sleep(0.2)
+    time.sleep(1.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads((run / "checkpoint" / "trainer" / "state.json").read_text())["iteration"] if (run / "checkpoint").exists() else 0
+    assert done < 40
+    p = run_cli("train", "imdb", "--resume", str(run), "--iterations", str(done + 2), "--quiet")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert [r["iteration"] for r in metrics(run)] == list(range(1, done + 3))
+    assert not list(run.glob(".checkpoint-*")), "no temporary checkpoint is left behind"
+
+
+BAD = [
+    (["train", "nosuchtask"], "unknown task 'nosuchtask'; accepted: imdb"),
+    (["train", "imdb", "--algo", "dqn"], "unknown algorithm 'dqn'; accepted: ppo"),
+    (["train", "imdb", "--preset", "huge"], "unknown preset 'huge' for task 'imdb'; accepted: smoke"),
+    (["train", "imdb", "--set", "ppo.learning_rate=1"], "unknown key 'ppo.learning_rate'"),
+    (["train", "imdb", "--set", "ppo.lr=fast"], "ppo.lr: expected float, got 'fast'"),
+    (["train", "imdb", "--set", "ppo.critic=both"], "is not one of: separate, shared"),
+    (["train", "imdb", "--set", "novalue"], "--set expects key=value"),
+    (["train", "imdb", "--preset", "smoke", "--model", "no/such-model-here"], "could not load"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    p = run_cli(*args, "--output-dir", str(tmp_path / "run"), "--quiet")
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], p.stderr
+    assert "Traceback" not in p.stderr + p.stdout
+
+
+def test_malformed_config_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ppo:\n  lr: [1, 2\n")
+    p = run_cli("train", "imdb", "--config", str(bad), "--output-dir", str(tmp_path / "run"))
+    assert p.returncode == 2 and "malformed YAML" in p.stderr and str(bad) in p.stderr and "Traceback" not in p.stderr
+
+
+def test_missing_data_without_hub(tmp_path):
+    """No data dir, no built-in prompts, and no Hub: a one-line error naming the alternative."""
+    p = run_cli("train", "imdb", "--preset", "smoke", "--set", "run.builtin_prompts=false", "--output-dir", str(tmp_path / "r"))
+    assert p.returncode == 2 and "could not load dataset 'imdb'" in p.stderr and "--data-dir" in p.stderr, p.stderr
+    (tmp_path / "empty").mkdir()
+    p = run_cli("train", "imdb", "--preset", "smoke", "--data-dir", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "r2"))
+    assert p.returncode == 2 and "no data file" in p.stderr and "imdb/train.jsonl" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("fn,message", [("wrong_length", "returned 17 scores for 16 completions"),
+                                        ("not_finite", "non-finite score"), ("raises", "raised RuntimeError: the scorer is broken"),
+                                        ("nope", "cannot import reward")])
+def test_broken_rewards_are_named(tmp_path, fn, message):
+    p = run_cli("train", "imdb", "--preset", "smoke", "--set", f"run.reward=reward_fixtures:{fn}", "--output-dir",
+                str(tmp_path / "r"), "--quiet", *FAST)
+    assert p.returncode == 2, p.stderr[-1500:]
+    assert f"reward_fixtures:{fn}" in p.stderr and message in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_existing_run_directory_is_never_overwritten(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "precious.txt").write_text("mine")
+    p = run_cli("train", "imdb", "--preset", "smoke", "--output-dir", str(run))
+    assert p.returncode == 2 and "already exists" in p.stderr and (run / "precious.txt").read_text() == "mine"
+
+
+def test_resume_refuses_other_options(tmp_path):
+    p = run_cli("train", "imdb", "--resume", str(tmp_path), "--seed", "3")
+    assert p.returncode == 2 and "takes only --iterations" in p.stderr
+
+
+def test_tasks_lists_imdb():
+    p = run_cli("tasks")
+    assert p.returncode == 0 and "imdb" in p.stdout and "ppo" in p.stdout and "smoke" in p.stdout
+
+
+@pytest.mark.slow
+def test_two_process_data_parallel(tmp_path):
+    """torchrun, 2 gloo processes on CPU: different prompts per rank, identical parameters at the end."""
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "grue_cli.main", "train", "imdb",
+           "--preset", "smoke", "--quiet", "--iterations", "2", "--output-dir", str(run), *FAST, "--set", "run.log_samples=8"]
+    env = cli_env()
+    env["OMP_NUM_THREADS"] = "1"
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 2 and len(summary["policy_sha256_per_rank"]) == 2
+    assert len(set(summary["policy_sha256_per_rank"])) == 1, "ranks ended with different parameters"
+    assert yaml.safe_load((run / "config.yaml").read_text())["world_size"] == 2
+    assert all(r["world_size"] == 2 for r in metrics(run))
+    samples = [json.loads(l) for l in (run / "samples.jsonl").read_text().splitlines()]
+    for it in (1, 2):
+        by_rank = {r: {s["index"] for s in samples if s["iteration"] == it and s["rank"] == r} for r in (0, 1)}
+        assert len(by_rank[0]) == len(by_rank[1]) == 8 and not by_rank[0] & by_rank[1], by_rank

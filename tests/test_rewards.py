@@ -1,0 +1,72 @@
+"""Rewards: the lexicon scorer, a real (tiny, local) sentiment classifier, lookup and checking."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from grue.errors import GrueError
+from grue.rewards import REWARDS, classifier_sentiment, lexicon_sentiment, resolve_reward, score
+
+
+def test_lexicon_prefers_positive_text():
+    good, bad, flat = lexicon_sentiment(["p"] * 3, ["a wonderful, great film", "awful and boring", "the table"], [[]] * 3, [{}] * 3)
+    assert good > flat > bad and 0.0 <= bad and good <= 1.0
+    assert flat == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tmp_path_factory):
+    """A DistilBERT sequence classifier built locally (random weights, the tiny tokenizer), saved to disk."""
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    from grue.models import tiny_tokenizer
+
+    path = tmp_path_factory.mktemp("clf")
+    torch.manual_seed(0)
+    cfg = DistilBertConfig(vocab_size=4096, dim=32, hidden_dim=64, n_layers=1, n_heads=2, pad_token_id=0,
+                           id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1})
+    model = DistilBertForSequenceClassification(cfg)
+    model.save_pretrained(path)
+    tok = tiny_tokenizer()
+    tok.model_input_names = ["input_ids", "attention_mask"]
+    tok.save_pretrained(path)
+    return path, model.eval(), tok
+
+
+def test_classifier_reward_is_p_positive_on_prompt_plus_completion(tiny_classifier):
+    path, model, tok = tiny_classifier
+    prompts, completions = ["The film was", "I thought it"], [" great fun.", " a waste of time, sadly."]
+    got = classifier_sentiment(prompts, completions, [[], []], [{}, {}], model=str(path))
+    with torch.no_grad():
+        for p, c, g in zip(prompts, completions, got):
+            enc = tok(p + c, return_tensors="pt")
+            want = torch.softmax(model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits, -1)[0, 1].item()
+            assert g == pytest.approx(want, abs=1e-5)
+
+
+def test_classifier_that_cannot_load_names_the_alternative():
+    with pytest.raises(GrueError, match="reward=lexicon"):
+        classifier_sentiment(["a"], ["b"], [[]], [{}], model="/no/such/classifier")
+
+
+def test_resolve_by_name_path_and_bound_model(tiny_classifier):
+    assert resolve_reward("lexicon")[1] is REWARDS["lexicon"]
+    name, fn = resolve_reward("reward_fixtures:letter_e")
+    assert fn([""], ["eee"], [[]], [{}]) == [1.0]
+    _, bound = resolve_reward("sentiment", model=str(tiny_classifier[0]))
+    assert 0.0 <= bound(["a"], ["b"], [[]], [{}])[0] <= 1.0
+    with pytest.raises(GrueError, match="unknown reward 'nope'; accepted: lexicon, sentiment"):
+        resolve_reward("nope")
+    with pytest.raises(GrueError, match="cannot import reward"):
+        resolve_reward("reward_fixtures:missing")
+
+
+@pytest.mark.parametrize("returned,message", [([1.0], "returned 1 scores for 2"), ([1.0, math.inf], "non-finite"),
+                                              (None, "must return a list of floats"), (["x", 1], "must return a list of floats")])
+def test_score_checks_the_answer(returned, message):
+    with pytest.raises(GrueError, match=message) as e:
+        score("my_reward", lambda *a: returned, ["p", "q"], ["a", "b"], [[], []], [{}, {}])
+    assert "'my_reward'" in str(e.value)
