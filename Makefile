@@ -2,7 +2,7 @@
 # resolving the project's dependencies never pulls a CUDA build of torch.
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
-export GRUE_DATA_DIR ?= $(abspath ../shared/data)
+export GRUE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
 .PHONY: install test test-fast bench smoke clean
 
