@@ -224,7 +224,7 @@ def resolve(task: str, algo: str, *, preset: str | None = None, config_file: str
     if not algo_file.is_file():
         have = sorted(a for a in ALGORITHMS if (task_dir / f"{a}.yaml").is_file())
         raise GrueError(f"task '{task}' has no settings for algorithm '{algo}'; accepted: {', '.join(have)}")
-    cfg = Config(RunConfig(task=task, algo=algo), GenerationConfig(), ALGORITHMS[algo].Config())
+    cfg = Config(RunConfig(task=task, algo=algo), GenerationConfig(), ALGORITHMS[algo].CONFIG())
     others = tuple(a for a in ALGORITHMS if a != algo)
     card = load_yaml(task_dir / "task.yaml")
     cfg.task_version = str(card.get("version", ""))
@@ -256,7 +256,7 @@ def from_dict(data: dict, source: str) -> Config:
     algo = (data.get("run") or {}).get("algo")
     if algo not in ALGORITHMS:
         raise GrueError(f"{source}: unknown algorithm {algo!r}; accepted: {', '.join(ALGORITHMS)}")
-    cfg = Config(RunConfig(), GenerationConfig(), ALGORITHMS[algo].Config(), str(data.get("task_version", "")))
+    cfg = Config(RunConfig(), GenerationConfig(), ALGORITHMS[algo].CONFIG(), str(data.get("task_version", "")))
     cfg.run.algo = algo
     apply_mapping(cfg, {k: v for k, v in data.items() if k not in ("grue_version", "task_version", "world_size")}, source)
     return cfg

@@ -1,4 +1,4 @@
-"""Algorithms, looked up by name. Each module has ``Config`` (its dataclass) and ``train(cfg, resume_dir, show)``."""
+"""Algorithms, looked up by name. Each module has ``CONFIG`` (its config dataclass) and ``train(cfg, resume_dir, show)``."""
 
 from grue.algorithms import ppo
 

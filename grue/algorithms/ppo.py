@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from grue import checkpoint as ckpt
 from grue.advantages import gae, kl_penalized_rewards, masked_mean, whiten
 from grue.config import Config
 from grue.errors import GrueError
@@ -22,8 +21,8 @@ from grue.kl import KLController, kl_estimate
 from grue.losses import ppo_policy_loss, value_loss
 from grue.rollout import concat_rollouts, generate, lm_inputs, policy_forward, token_logprobs, tokenize_prompts
 from grue.sampling import warped_logprobs
-from grue.setup import Session, gen_settings, start_session
-from grue.tracking import Display, append_jsonl, learning_summary
+from grue.setup import Session, start_session
+from grue.tracking import Display
 
 
 @dataclass
@@ -74,7 +73,7 @@ class PPOConfig:
     """separate: own copy of the policy trunk (the paper's); shared: value head on the policy (cheaper)."""
 
 
-Config = PPOConfig
+CONFIG = PPOConfig
 
 
 def check(cfg: PPOConfig, world_size: int) -> None:
@@ -121,7 +120,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
     """Train with PPO; returns the run summary (also written to summary.json)."""
     # 0. Set up: accelerator, run directory and config.yaml (before step 0), models, data, reward.
     s = start_session(cfg, resume_dir, check=check)
-    a, algo, acc = s.algo, s.algo, s.accelerator
+    algo, acc = s.algo, s.accelerator
     kl_ctl = KLController(algo.kl_coef, algo.kl_target)
     if s.resumed_state:
         kl_ctl.load_state_dict(s.resumed_state["kl"])
@@ -130,7 +129,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
         for it in range(s.start_iteration + 1, algo.iterations + 1):
             # 1. Prompts: this process's shard of the next rollout_size examples.
             t0 = time.perf_counter()
-            idx = s.stream.next(a.rollout_size)
+            idx = s.stream.next(algo.rollout_size)
             batch = [s.examples[i] for i in idx]
 
             # 2. Rollout: generate, then one forward each of the reference and the critic.
@@ -167,7 +166,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             all_scores = acc.gather(scores)
             n_tokens = acc.reduce(mask.sum(), "sum").item()
             metrics = {
-                "iteration": it, "world_size": acc.num_processes, "samples": it * a.rollout_size,
+                "iteration": it, "world_size": acc.num_processes, "samples": it * algo.rollout_size,
                 "reward/mean": all_scores.mean().item(), "reward/std": all_scores.std().item() if all_scores.numel() > 1 else 0.0,
                 "reward/total": acc.reduce(rewards.sum(-1).mean(), "mean").item(),
                 "kl/mean": kl_mean, "kl/coef": coef_used,
