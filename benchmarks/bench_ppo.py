@@ -1,12 +1,9 @@
 #!/usr/bin/env python
 """Benchmark of grue's PPO engine: rollout, generation and update throughput, time per iteration, peak memory.
 
-    python benchmarks/bench_ppo.py [--models tiny-gpt2,gpt2-small] [--iterations N] [--out FILE]
-
-Each model runs in its own subprocess (this script re-invoked with ``--one MODEL``), so
-peak memory is that model's alone. The timed code is the engine's own ``ppo.collect``
-and ``ppo.update`` on a Session built here; between them the steps of ``ppo.train``
-(scores, KL-penalised rewards, GAE, whitening). See benchmarks/README.md for the fields.
+Times the engine's own ``ppo.collect`` and ``ppo.update`` on a Session built here, with the
+steps of ``ppo.train`` between them; each model in its own subprocess (``--one MODEL``).
+Usage and the JSON fields: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -176,7 +173,7 @@ def run_one(model: str, iterations: int) -> dict:
         runs.append(iteration(s, kl_ctl, timer, sync))
         print(f"[{model}] iteration {i + 1}/{iterations}: {runs[-1]['iteration_s']:.2f} s", file=sys.stderr, flush=True)
 
-    med = lambda f: statistics.median(f(x) for x in runs)  # noqa: E731
+    med = lambda f: statistics.median(f(x) for x in runs)
     peak_mb, peak_src = peak_memory_mb()
     algo = s.algo
     return {
@@ -215,15 +212,9 @@ def show(results: dict) -> None:
 def write_json(path: Path, data: dict) -> None:
     """Write atomically: a temporary file beside ``path``, then os.replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def main() -> int:
@@ -248,7 +239,7 @@ def main() -> int:
         print(f"warning: load average {load_before[0]:.1f}: other processes will skew the timings", file=sys.stderr)
     for m in models:
         cmd = [sys.executable, os.path.abspath(__file__), "--one", m, "--iterations", str(args.iterations)]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr (progress) passes through
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)  # stderr (progress) passes through
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode != 0 or not lines:
             results[m] = {"error": f"subprocess exited with {proc.returncode}"}

@@ -155,6 +155,8 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             t1 = time.perf_counter()
             s.policy.train()
             stats = update(s, r, adv, returns)
+            if s.device.type == "cuda":
+                torch.cuda.synchronize(s.device)  # the clock must not stop before the GPU does
             t_update = time.perf_counter() - t1
 
             # 7. KL controller, on the mean per-token KL over all processes.
