@@ -30,11 +30,11 @@ from rich.console import Console
 from rich.table import Table
 
 import grue
-from grue.advantages import gae, kl_penalized_rewards, masked_mean, whiten
+from grue import onpolicy
 from grue.algorithms import ppo
 from grue.config import Config, GenerationConfig, RunConfig
 from grue.data import PromptStream
-from grue.kl import KLController, kl_estimate
+from grue.kl import KLController
 from grue.models import Critic, disable_dropout, freeze, load_policy, load_tokenizer
 from grue.rewards import resolve_reward
 from grue.setup import Session
@@ -99,7 +99,7 @@ def make_session(model: str, iterations: int):
 
 
 class TimedGenerate:
-    """Wraps grue.rollout.generate as ppo.collect calls it, adding up its wall time and new tokens."""
+    """Wraps grue.rollout.generate as onpolicy.collect calls it, adding up its wall time and new tokens."""
 
     def __init__(self, fn, sync):
         self.fn, self.sync, self.seconds, self.tokens = fn, sync, 0.0, 0
@@ -128,22 +128,15 @@ def iteration(s, kl_ctl, timer: TimedGenerate, sync) -> dict:
     rollout_s = time.perf_counter() - t_roll
     assert r.query_ids.shape == (BATCH, PROMPT_TOKENS) and bool(r.query_mask.all()), f"query {tuple(r.query_ids.shape)}"
     assert r.response_ids.shape == (BATCH, NEW_TOKENS), f"response {tuple(r.response_ids.shape)}"
-    mask = r.response_mask
-    completions = s.tokenizer.batch_decode(r.response_ids * (mask > 0), skip_special_tokens=True)
-    scores = torch.tensor(s.score([e.prompt for e in batch], completions, batch), device=s.device)
-    kl = kl_estimate(r.raw_logprobs, r.ref_logprobs, algo.kl_estimator) * mask
-    rewards = kl_penalized_rewards(scores, kl, mask, kl_ctl.coef)
-    adv, returns = gae(rewards, r.values, mask, algo.gamma, algo.lam)
-    if algo.whiten_advantages:
-        adv = whiten(adv, mask)
+    sc = onpolicy.score_and_advantages(s, batch, r, kl_ctl.coef)
     sync()
     t_upd = time.perf_counter()
     s.policy.train()
-    ppo.update(s, r, adv, returns)
+    ppo.update(s, r, sc.advantages, sc.returns)
     sync()
     update_s = time.perf_counter() - t_upd
-    kl_ctl.update(masked_mean(kl, mask).item())
-    n = int(mask.sum().item())
+    kl_ctl.update(onpolicy.mean_kl(s, sc))
+    n = int(r.response_mask.sum().item())
     return {"iteration_s": time.perf_counter() - t0, "rollout_s": rollout_s, "generate_s": timer.seconds,
             "update_s": update_s, "rollout_tokens": timer.tokens, "update_tokens": algo.epochs * n}
 
@@ -163,8 +156,8 @@ def run_one(model: str, iterations: int) -> dict:
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     s, n_policy, n_critic = make_session(model, iterations)
     setup_mb, _ = peak_memory_mb()
-    timer = TimedGenerate(ppo.generate, sync)
-    ppo.generate = timer  # collect() looks generate up in its module: time it in place, code unchanged
+    timer = TimedGenerate(onpolicy.generate, sync)
+    onpolicy.generate = timer  # collect() looks generate up in its module: time it in place, code unchanged
     kl_ctl = KLController(s.algo.kl_coef, s.algo.kl_target)
     print(f"[{model}] warm-up iteration ...", file=sys.stderr, flush=True)
     iteration(s, kl_ctl, timer, sync)

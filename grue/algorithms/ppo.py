@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from grue.advantages import gae, kl_penalized_rewards, masked_mean, whiten
+from grue.advantages import masked_mean
 from grue.config import Config
 from grue.errors import GrueError
-from grue.kl import KLController, kl_estimate
+from grue.kl import KLController
 from grue.losses import ppo_policy_loss, value_loss
-from grue.rollout import concat_rollouts, generate, lm_inputs, policy_forward, token_logprobs, tokenize_prompts
+from grue.onpolicy import collect, iteration_metrics, mean_kl, score_and_advantages, sync_clock
+from grue.rollout import lm_inputs, policy_forward
 from grue.sampling import warped_logprobs
 from grue.setup import Session, start_session
 from grue.tracking import Display
@@ -90,32 +91,6 @@ def check(cfg: PPOConfig, world_size: int) -> None:
             raise GrueError(f"ppo.{name} must be at least 1")
 
 
-@torch.no_grad()
-def collect(s: Session, prompts: list[str]) -> "Rollout":  # noqa: F821
-    """Sample completions for this process's prompts in batches; add reference log-probs and values."""
-    policy = s.accelerator.unwrap_model(s.policy)
-    parts = []
-    for i in range(0, len(prompts), s.algo.rollout_batch_size):
-        q, qm = tokenize_prompts(s.tokenizer, prompts[i : i + s.algo.rollout_batch_size], s.gen.max_prompt_tokens, s.seq2seq, s.device)
-        with s.accelerator.autocast():
-            r = generate(policy, q, qm, s.gen, eos_id=s.tokenizer.eos_token_id, pad_id=s.tokenizer.pad_token_id, generator=s.sample_rng)
-            inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, r.response_mask, s.seq2seq, s.decoder_start)
-            T = r.response_ids.shape[1]
-            ref_logits, _ = policy_forward(s.ref, inputs, T, s.seq2seq)
-            r.ref_logprobs = token_logprobs(ref_logits, r.response_ids) * r.response_mask
-            r.values = values_of(s, policy, inputs, T).float() * r.response_mask
-        parts.append(r)
-    return concat_rollouts(parts, s.tokenizer.pad_token_id, left_pad_queries=not s.seq2seq)
-
-
-def values_of(s: Session, policy, inputs: dict, T: int) -> torch.Tensor:
-    """Critic values (B,T): the separate critic's own forward, or the value head on the policy."""
-    if s.algo.critic == "separate":
-        return s.critic(**inputs, response_len=T)
-    _, hidden = policy_forward(policy, inputs, T, s.seq2seq, want_hidden=True)
-    return s.critic(hidden)
-
-
 def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
     """Train with PPO; returns the run summary (also written to summary.json)."""
     # 0. Set up: accelerator, run directory and config.yaml (before step 0), models, data, reward.
@@ -135,50 +110,26 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             # 2. Rollout: generate, then one forward each of the reference and the critic.
             s.policy.eval()
             r = collect(s, [e.prompt for e in batch])
-            mask = r.response_mask
-            completions = s.tokenizer.batch_decode(r.response_ids * (mask > 0), skip_special_tokens=True)
 
-            # 3. Scores from the task's reward.
-            scores = torch.tensor(s.score([e.prompt for e in batch], completions, batch), device=s.device)
-
-            # 4. Per-token rewards: -beta * KL_t, plus the score at the last token.
-            kl = kl_estimate(r.raw_logprobs, r.ref_logprobs, algo.kl_estimator) * mask
-            rewards = kl_penalized_rewards(scores, kl, mask, kl_ctl.coef)
-
-            # 5. Advantages and returns (GAE), advantages whitened.
-            adv, returns = gae(rewards, r.values, mask, algo.gamma, algo.lam)
-            if algo.whiten_advantages:
-                adv = whiten(adv, mask)
+            # 3-5. Scores from the task's reward; per-token rewards -beta * KL_t plus the score
+            #      at the last token; GAE advantages and returns, advantages whitened.
+            sc = score_and_advantages(s, batch, r, kl_ctl.coef)
             t_rollout = time.perf_counter() - t0
 
             # 6. Update: epochs x minibatches of clipped PPO, value loss, entropy.
             t1 = time.perf_counter()
             s.policy.train()
-            stats = update(s, r, adv, returns)
-            if s.device.type == "cuda":
-                torch.cuda.synchronize(s.device)  # the clock must not stop before the GPU does
+            stats = update(s, r, sc.advantages, sc.returns)
+            sync_clock(s)
             t_update = time.perf_counter() - t1
 
             # 7. KL controller, on the mean per-token KL over all processes.
-            kl_mean = acc.reduce(masked_mean(kl, mask).detach(), "mean").item()
-            coef_used = kl_ctl.coef
+            kl_mean, coef_used = mean_kl(s, sc), kl_ctl.coef
             kl_ctl.update(kl_mean)
 
             # 8. Log, show, checkpoint.
-            all_scores = acc.gather(scores)
-            n_tokens = acc.reduce(mask.sum(), "sum").item()
-            metrics = {
-                "iteration": it, "world_size": acc.num_processes, "samples": it * algo.rollout_size,
-                "reward/mean": all_scores.mean().item(), "reward/std": all_scores.std().item() if all_scores.numel() > 1 else 0.0,
-                "reward/total": acc.reduce(rewards.sum(-1).mean(), "mean").item(),
-                "kl/mean": kl_mean, "kl/coef": coef_used,
-                **{k: acc.reduce(v, "mean").item() for k, v in stats.items()},
-                "value/mean": acc.reduce(masked_mean(r.values, mask), "mean").item(),
-                "response/length": acc.reduce(mask.sum(-1).mean(), "mean").item(),
-                "time/rollout_s": t_rollout, "time/update_s": t_update,
-                "tokens_per_s": n_tokens / max(t_rollout + t_update, 1e-9),
-            }
-            s.log(metrics, batch, idx, completions, scores.tolist())
+            metrics = iteration_metrics(s, it, sc, stats, kl_mean, coef_used, t_rollout, t_update)
+            s.log(metrics, batch, idx, sc.completions, sc.scores.tolist())
             display.update(metrics)
             if it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
                 s.save(it, {"kl": kl_ctl.state_dict()})
