@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 export GRUE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-.PHONY: install test test-fast bench smoke clean
+.PHONY: install test test-fast bench compare smoke clean
 
 install:
 	$(PIP) install torch==2.13.0
@@ -22,6 +22,9 @@ smoke:
 
 bench:
 	$(PYTHON) benchmarks/bench_ppo.py --out benchmarks/results/bench_ppo.json
+
+compare:
+	$(PYTHON) benchmarks/compare.py --out benchmarks/results/compare
 
 clean:
 	rm -rf build dist .pytest_cache benchmarks/results

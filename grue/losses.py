@@ -59,3 +59,24 @@ def value_loss(
     with torch.no_grad():
         clipfrac = masked_mean((err_clipped > err).float(), mask)
     return loss, clipfrac
+
+
+def a2c_policy_loss(logprobs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Policy-gradient loss of A2C (Mnih et al. 2016): no ratio, no clipping.
+
+    logprobs (B,T) of the sampled tokens under the current policy, advantages (B,T)
+    (constants), mask (B,T) -> scalar ``loss = -mean_mask(A * logprobs)``. Its gradient
+    is ``-A_t / n`` on each of the ``n`` real tokens' log-probs, 0 on padding.
+    """
+    return -masked_mean(advantages * logprobs, mask)
+
+
+def masked_token_ce(logits: torch.Tensor, labels: torch.Tensor, normalizer: float | torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of the labelled tokens: logits (B,T,V), labels (B,T) with -100 = no loss -> scalar
+
+    ``sum over labels != -100 of -log softmax(logits)[label]``, divided by ``normalizer``
+    (default: the number of labelled tokens, i.e. the token mean).
+    """
+    nll = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum")
+    n = (labels != -100).sum().clamp(min=1) if normalizer is None else normalizer
+    return nll / n

@@ -8,19 +8,23 @@ import torch
 
 from grue.advantages import gae, kl_penalized_rewards, masked_mean, whiten
 from grue.kl import kl_estimate
-from grue.rollout import Rollout, concat_rollouts, generate, lm_inputs, policy_forward, token_logprobs, tokenize_prompts
+from grue.rollout import MaskSettings, Rollout, concat_rollouts, generate, lm_inputs, policy_forward, token_logprobs, tokenize_prompts
 from grue.setup import Session
 
 
 @torch.no_grad()
-def collect(s: Session, prompts: list[str]) -> Rollout:
-    """Sample completions for this process's prompts in batches; add reference log-probs and values."""
+def collect(s: Session, prompts: list[str], mask: MaskSettings | None = None) -> Rollout:
+    """Sample completions for this process's prompts in batches; add reference log-probs and values.
+
+    ``mask`` (NLPO) restricts every step to the masking model's top-p set.
+    """
     policy = s.accelerator.unwrap_model(s.policy)
     parts = []
     for i in range(0, len(prompts), s.algo.rollout_batch_size):
         q, qm = tokenize_prompts(s.tokenizer, prompts[i : i + s.algo.rollout_batch_size], s.gen.max_prompt_tokens, s.seq2seq, s.device)
         with s.accelerator.autocast():
-            r = generate(policy, q, qm, s.gen, eos_id=s.tokenizer.eos_token_id, pad_id=s.tokenizer.pad_token_id, generator=s.sample_rng)
+            r = generate(policy, q, qm, s.gen, eos_id=s.tokenizer.eos_token_id, pad_id=s.tokenizer.pad_token_id, generator=s.sample_rng,
+                         mask=mask)
             inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, r.response_mask, s.seq2seq, s.decoder_start)
             T = r.response_ids.shape[1]
             ref_logits, _ = policy_forward(s.ref, inputs, T, s.seq2seq)

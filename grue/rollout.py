@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from grue.models import accepts
-from grue.sampling import pad_supports, sample_step
+from grue.sampling import pad_supports, sample_step, top_p_mask
 
 
 @dataclass
@@ -65,32 +65,70 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+class Decoder:
+    """Incremental decoding of one model over a batch with its own KV cache.
+
+    The one ``is_encoder_decoder`` branch of sampling: seq2seq models encode the prompt
+    once and decode from ``decoder_start_token_id``; causal ones continue the left-padded
+    prompt with position ids that skip the padding. ``logits`` is (B,V) for the next token.
+    """
+
+    def __init__(self, model, query_ids: torch.Tensor, query_mask: torch.Tensor):
+        self.model, self.query_mask = model, query_mask
+        self.seq2seq = bool(model.config.is_encoder_decoder)
+        self.keep = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
+        if self.seq2seq:
+            self.encoder_outputs = model.get_encoder()(input_ids=query_ids, attention_mask=query_mask)
+            start = torch.full((query_ids.shape[0], 1), model.config.decoder_start_token_id, dtype=torch.long, device=query_ids.device)
+            out = model(encoder_outputs=self.encoder_outputs, attention_mask=query_mask, decoder_input_ids=start, use_cache=True)
+        else:
+            self.attn = query_mask.clone()
+            pos = positions(self.attn)
+            out = model(input_ids=query_ids, attention_mask=self.attn, position_ids=pos, use_cache=True, **self.keep)
+            self.next_pos = pos[:, -1:] + 1
+        self.logits, self.past = out.logits[:, -1], out.past_key_values
+
+    def advance(self, tokens: torch.Tensor) -> None:
+        """Feed one token per row (B,) and compute the next logits."""
+        if self.seq2seq:
+            out = self.model(encoder_outputs=self.encoder_outputs, attention_mask=self.query_mask, decoder_input_ids=tokens[:, None],
+                             past_key_values=self.past, use_cache=True)
+        else:
+            self.attn = torch.cat([self.attn, torch.ones_like(self.attn[:, :1])], dim=1)
+            out = self.model(input_ids=tokens[:, None], attention_mask=self.attn, position_ids=self.next_pos,
+                             past_key_values=self.past, use_cache=True, **self.keep)
+            self.next_pos = self.next_pos + 1
+        self.logits, self.past = out.logits[:, -1], out.past_key_values
+
+
+@dataclass
+class MaskSettings:
+    """NLPO's action mask: top-p of a masking model (see grue.sampling.top_p_mask)."""
+
+    model: torch.nn.Module
+    top_p: float
+    min_keep: int
+    always: torch.Tensor  # ids always allowed (special tokens)
+
+
 @torch.no_grad()
 def generate(model, query_ids, query_mask, gen: GenSettings, *, eos_id: int, pad_id: int,
-             generator: torch.Generator | None = None) -> Rollout:
+             generator: torch.Generator | None = None, mask: MaskSettings | None = None) -> Rollout:
     """Sample responses for a batch of prompts with a KV cache: one forward per new token.
 
-    The one ``is_encoder_decoder`` branch: seq2seq models encode once and decode from
-    ``decoder_start_token_id``; causal ones continue the left-padded prompt.
+    With ``mask`` (NLPO), the masking model decodes the same tokens with its own cache
+    and each step samples only among the tokens of its top-p set.
     """
     B = query_ids.shape[0]
-    seq2seq = bool(model.config.is_encoder_decoder)
-    keep = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
-    if seq2seq:
-        encoder_outputs = model.get_encoder()(input_ids=query_ids, attention_mask=query_mask)
-        start = torch.full((B, 1), model.config.decoder_start_token_id, dtype=torch.long, device=query_ids.device)
-        out = model(encoder_outputs=encoder_outputs, attention_mask=query_mask, decoder_input_ids=start, use_cache=True)
-    else:
-        attn = query_mask.clone()
-        pos = positions(attn)
-        out = model(input_ids=query_ids, attention_mask=attn, position_ids=pos, use_cache=True, **keep)
-        next_pos = pos[:, -1:] + 1
+    policy = Decoder(model, query_ids, query_mask)
+    masker = Decoder(mask.model, query_ids, query_mask) if mask else None
     done = torch.zeros(B, dtype=torch.bool, device=query_ids.device)
     tokens, lps, raws, supports, masks = [], [], [], [], []
     for t in range(gen.max_new_tokens):
+        allowed = top_p_mask(masker.logits, mask.top_p, mask.min_keep, mask.always) if masker else None
         step = sample_step(
-            out.logits[:, -1], step=t, eos_id=eos_id, min_new_tokens=gen.min_new_tokens,
-            temperature=gen.temperature, top_k=gen.top_k, top_p=gen.top_p, do_sample=gen.do_sample, generator=generator,
+            policy.logits, step=t, eos_id=eos_id, min_new_tokens=gen.min_new_tokens, temperature=gen.temperature,
+            top_k=gen.top_k, top_p=gen.top_p, do_sample=gen.do_sample, generator=generator, allowed=allowed,
         )
         tok = step.tokens.masked_fill(done, pad_id)
         masks.append((~done).float())
@@ -98,18 +136,13 @@ def generate(model, query_ids, query_mask, gen: GenSettings, *, eos_id: int, pad
         done = done | (tok == eos_id)
         if bool(done.all()) or t == gen.max_new_tokens - 1:
             break
-        if seq2seq:
-            out = model(encoder_outputs=encoder_outputs, attention_mask=query_mask, decoder_input_ids=tok[:, None],
-                        past_key_values=out.past_key_values, use_cache=True)
-        else:
-            attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
-            out = model(input_ids=tok[:, None], attention_mask=attn, position_ids=next_pos,
-                        past_key_values=out.past_key_values, use_cache=True, **keep)
-            next_pos = next_pos + 1
-    mask = torch.stack(masks, 1)
+        policy.advance(tok)
+        if masker:
+            masker.advance(tok)
+    mask_ = torch.stack(masks, 1)
     return Rollout(
-        query_ids=query_ids, query_mask=query_mask, response_ids=torch.stack(tokens, 1), response_mask=mask,
-        logprobs=torch.stack(lps, 1) * mask, raw_logprobs=torch.stack(raws, 1) * mask, support=pad_supports(supports),
+        query_ids=query_ids, query_mask=query_mask, response_ids=torch.stack(tokens, 1), response_mask=mask_,
+        logprobs=torch.stack(lps, 1) * mask_, raw_logprobs=torch.stack(raws, 1) * mask_, support=pad_supports(supports),
     )
 
 

@@ -5,7 +5,7 @@ How sampling warpers are treated. The policy samples from the *warped* distribut
 exist, are divided by ``temperature``, restricted to the ``top_k`` largest and then to
 the smallest set whose probability reaches ``top_p``, and renormalised. The tokens kept
 form the step's *support*; it is stored with the rollout as token ids (B,T,K), so a
-step costs K int64 ids, not a vocabulary-sized mask. In the PPO update the new
+step costs K int32 ids, not a vocabulary-sized mask. In the PPO update the new
 log-probs are ``log_softmax`` of the new logits over that stored support, so the
 ratio ``pi_w_new / pi_w_old`` compares the distribution actually sampled from with
 its update on the same support. Without top-k and top-p the support is the whole
@@ -38,6 +38,25 @@ class StepSample:
     support: torch.Tensor | None
 
 
+def top_p_mask(logits: torch.Tensor, top_p: float, min_keep: int = 1, always: torch.Tensor | None = None) -> torch.Tensor:
+    """The tokens NLPO allows: the smallest set whose probability under ``softmax(logits)`` exceeds ``top_p``.
+
+    logits (B,V) -> bool (B,V). Sorted by probability, a token is kept while the mass of
+    the tokens above it is below ``top_p``; at least ``min_keep`` tokens are kept, and the
+    ids in ``always`` (e.g. special tokens) are always allowed.
+    """
+    if top_p >= 1.0:  # everything; a float cumulative sum could otherwise drop the tail
+        return torch.ones_like(logits, dtype=torch.bool)
+    probs, order = torch.sort(torch.softmax(logits.float(), -1), dim=-1, descending=True)
+    before = probs.cumsum(-1) - probs
+    keep_sorted = before < top_p
+    keep_sorted[:, : min(min_keep, logits.shape[-1])] = True
+    allowed = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    if always is not None and always.numel():
+        allowed[:, always] = True
+    return allowed
+
+
 def sample_step(
     logits: torch.Tensor,
     *,
@@ -49,16 +68,20 @@ def sample_step(
     top_p: float = 1.0,
     do_sample: bool = True,
     generator: torch.Generator | None = None,
+    allowed: torch.Tensor | None = None,
 ) -> StepSample:
     """Draw one token per row from the warped distribution of ``logits`` (B,V).
 
     Returns the tokens, their log-probs under the warped distribution, their raw
     log-probs ``log_softmax(logits)`` and the support ids (-1 pads rows with fewer
     kept tokens). ``do_sample=False`` is greedy decoding (log-prob 0 under the
-    point mass, support of one token).
+    point mass, support of one token). ``allowed`` (B,V) bool, NLPO's action mask,
+    sets every other token to -inf before any warper; the support is then always stored.
     """
     logits = logits.float()
     raw = torch.log_softmax(logits, dim=-1)
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, NEG_INF)
     if eos_id is not None and step < min_new_tokens:
         logits = logits.clone()
         logits[:, eos_id] = NEG_INF
@@ -68,8 +91,10 @@ def sample_step(
         return StepSample(tokens, torch.zeros_like(raw_lp), raw_lp, tokens[:, None])
     scaled = logits / temperature
     support = None
-    if top_k > 0 or top_p < 1.0:
+    if top_k > 0 or top_p < 1.0 or allowed is not None:
         k = top_k if 0 < top_k < scaled.shape[-1] else scaled.shape[-1]
+        if allowed is not None:
+            k = min(k, int(allowed.sum(-1).max()))
         vals, ids = torch.topk(scaled, k, dim=-1)  # sorted, largest first
         if top_p < 1.0:
             probs = torch.softmax(vals, dim=-1)
@@ -118,7 +143,7 @@ def warped_logprobs(
         valid = support >= 0
         # A padded position has an empty support: give it one dummy entry so nothing is NaN.
         valid[..., 0] |= ~valid.any(-1)
-        sub = logits.gather(-1, support.clamp(min=0)).masked_fill(~valid, NEG_INF)
+        sub = logits.gather(-1, support.clamp(min=0).long()).masked_fill(~valid, NEG_INF)
         logp_all = torch.log_softmax(sub, dim=-1)
         hit = (support == tokens[..., None]) & (support >= 0)
         # A padded response position has no token in its support: give it log-prob 0.
@@ -135,4 +160,4 @@ def pad_supports(supports: list[torch.Tensor | None]) -> torch.Tensor | None:
         return None
     width = max(s.shape[-1] for s in supports)
     padded = [torch.nn.functional.pad(s, (0, width - s.shape[-1]), value=-1) for s in supports]
-    return torch.stack(padded, dim=1)
+    return torch.stack(padded, dim=1).to(torch.int32)  # ids < 2^31: half the memory of int64

@@ -48,12 +48,14 @@ def friendly(fn):
 @friendly
 def train(
     task: str = typer.Argument(..., help="GRUE task, e.g. imdb (see `grue tasks`)."),
-    algo: str = typer.Option("ppo", "--algo", help="Algorithm: ppo."),
+    algo: str = typer.Option("ppo", "--algo", help="Algorithm: ppo, nlpo, a2c or supervised."),
     model: Optional[str] = typer.Option(None, help="Policy: Hub id, local directory, tiny-gpt2 or tiny-t5."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from this run directory's checkpoint "
+                                            "(same as --model RUN_DIR/checkpoint), e.g. a supervised run."),
     preset: Optional[str] = typer.Option(None, help="A preset of the task, e.g. smoke."),
     config: Optional[Path] = typer.Option(None, help="YAML file with run/generation/<algo> sections."),
     set_: List[str] = typer.Option([], "--set", help="Override: section.key=value or key=value (repeatable)."),
-    iterations: Optional[int] = typer.Option(None, help="Number of iterations."),
+    iterations: Optional[int] = typer.Option(None, help="Number of iterations (epochs for --algo supervised)."),
     seed: Optional[int] = typer.Option(None, help="Random seed."),
     data_dir: Optional[str] = typer.Option(None, help="Directory with <task>/<split>.jsonl (default: $GRUE_DATA_DIR, else the Hub)."),
     output_dir: Optional[str] = typer.Option(None, help="Run directory (default: runs/<task>-<algo>-s<seed>-<time>)."),
@@ -65,8 +67,8 @@ def train(
     from grue.config import from_dict, load_yaml, resolve
 
     if resume:
-        others = [n for n, v in (("--model", model), ("--preset", preset), ("--config", config), ("--seed", seed),
-                                 ("--data-dir", data_dir), ("--output-dir", output_dir)) if v is not None]
+        others = [n for n, v in (("--model", model), ("--init-from", init_from), ("--preset", preset), ("--config", config),
+                                 ("--seed", seed), ("--data-dir", data_dir), ("--output-dir", output_dir)) if v is not None]
         if others or set_:
             raise GrueError(f"--resume continues a run with its saved config; it takes only --iterations (got {', '.join(others or ['--set'])})")
         cfg_file = Path(resume) / "config.yaml"
@@ -76,10 +78,15 @@ def train(
         if cfg.run.task != task:
             raise GrueError(f"{resume} is a run of task '{cfg.run.task}', not '{task}'")
         if iterations is not None:
-            cfg.algo.iterations = iterations
+            setattr(cfg.algo, getattr(ALGORITHMS[cfg.run.algo], "ITERATIONS", "iterations"), iterations)
     else:
+        if init_from is not None:
+            if model is not None:
+                raise GrueError("--init-from and --model both choose the starting model; pass one of them")
+            model = checkpoint_of(init_from)
+        iters = "algo." + getattr(ALGORITHMS.get(algo), "ITERATIONS", "iterations")  # supervised: epochs
         flags = {k: v for k, v in {"run.model": model, "run.seed": seed, "run.data_dir": data_dir,
-                                   "run.output_dir": output_dir, "algo.iterations": iterations}.items() if v is not None}
+                                   "run.output_dir": output_dir, iters: iterations}.items() if v is not None}
         cfg = resolve(task, algo, preset=preset, config_file=str(config) if config else None, flags=flags, sets=set_)
     summary = ALGORITHMS[cfg.run.algo].train(cfg, resume_dir=resume, show=not quiet)
     if summary:
@@ -87,6 +94,17 @@ def train(
         verdict = "reward went up" if last > first else "reward did not go up"
         typer.echo(f"done: {summary['iterations']} iterations in {summary['run_dir']}; mean reward first 20% "
                    f"{first:.4f} -> last 20% {last:.4f} ({last - first:+.4f}): {verdict}")
+
+
+def checkpoint_of(run_dir: str) -> str:
+    """The checkpoint directory of a grue run (what --init-from starts from), or a one-line error."""
+    from grue.checkpoint import latest
+
+    try:
+        return str(latest(Path(run_dir)))
+    except GrueError:
+        raise GrueError(f"--init-from {run_dir}: no checkpoint there; expected {Path(run_dir) / 'checkpoint'} "
+                        "saved by `grue train` (or pass a save_pretrained directory with --model)") from None
 
 
 @app.command()

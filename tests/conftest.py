@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# The real-data directory is read once here and served by the `data_dir` fixture; it is then
+# removed from this process so that in-process runs are the same whether or not it is set.
+DATA_DIR = os.environ.pop("GRUE_DATA_DIR", None)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -20,7 +23,7 @@ REPO = TESTS.parent
 @pytest.fixture
 def data_dir() -> Path:
     """The real GRUE samples ($GRUE_DATA_DIR); the test is skipped when they are absent."""
-    path = os.environ.get("GRUE_DATA_DIR")
+    path = DATA_DIR
     if not path or not Path(path).is_dir():
         pytest.skip("GRUE_DATA_DIR is not set to a directory with the GRUE data samples (../shared/data)")
     return Path(path)

@@ -1,7 +1,10 @@
 """Algorithms, looked up by name. Each module has ``CONFIG`` (its config dataclass) and ``train(cfg, resume_dir, show)``."""
 
-from grue.algorithms import ppo
+from grue.algorithms import a2c, nlpo, ppo, supervised
 
 ALGORITHMS = {
     "ppo": ppo,
+    "nlpo": nlpo,
+    "a2c": a2c,
+    "supervised": supervised,
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from grue.errors import GrueError
 from grue.tasks.common import Example, read_jsonl_split
 
 SPLITS = ("train", "validation", "test")
@@ -100,3 +101,16 @@ def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Exampl
     if split != "test":
         rows = _split_train(rows, split)
     return _rows_to_examples(rows)
+
+
+def supervised_examples(examples: list[Example]) -> list[Example]:
+    """The examples ``grue train imdb --algo supervised`` learns from: the positive reviews (label 1).
+
+    The GRUE paper fine-tunes its IMDB "Supervised" baseline on positive reviews only
+    (RL4LMs imdb_text_continuation/gpt2_supervised.yml: ``positive_ratio: 1.0``).
+    Built-in prompts (label -1) have no reference to learn from.
+    """
+    if any(e.meta.get("label") == -1 for e in examples):
+        raise GrueError("supervised training needs references, and the built-in prompts have none; "
+                        "pass --data-dir DIR (or set GRUE_DATA_DIR) with imdb/train.jsonl, or use the Hugging Face Hub")
+    return [e for e in examples if e.meta.get("label") == 1]

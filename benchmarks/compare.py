@@ -1,0 +1,101 @@
+"""PPO against NLPO on the IMDB smoke setting (causal tiny-gpt2) and a seq2seq one (tiny-t5), 3 seeds each.
+
+Every run is a real `grue train` in its own process. Writes a JSON summary (final reward
+mean ± std over seeds per algorithm and setting, the last 20% of iterations per run)
+and a PNG of reward and KL per iteration with a mean ± std band.
+
+    python benchmarks/compare.py [--seeds 0 1 2] [--iterations 30] [--out benchmarks/results/compare]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SETTINGS = {  # name -> extra CLI arguments on top of --preset smoke
+    "causal (tiny-gpt2)": [],
+    "seq2seq (tiny-t5)": ["--model", "tiny-t5"],
+}
+ALGOS = ("ppo", "nlpo")
+
+
+def run(algo: str, extra: list[str], seed: int, iterations: int, out: Path) -> list[dict]:
+    cmd = [sys.executable, "-m", "grue_cli.main", "train", "imdb", "--algo", algo, "--preset", "smoke", "--quiet",
+           "--seed", str(seed), "--iterations", str(iterations), "--output-dir", str(out), *extra]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode:
+        sys.exit(f"run failed: {' '.join(cmd)}\n{p.stderr[-2000:]}")
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def band(rows: list[list[dict]], key: str) -> tuple[list[float], list[float]]:
+    per_it = list(zip(*[[r[key] for r in rs] for rs in rows]))
+    return [statistics.fmean(v) for v in per_it], [statistics.pstdev(v) for v in per_it]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--out", default="benchmarks/results/compare")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    curves: dict = {}
+    summary: dict = {"seeds": args.seeds, "iterations": args.iterations, "data": os.environ.get("GRUE_DATA_DIR") or "built-in", "results": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for setting, extra in SETTINGS.items():
+            for algo in ALGOS:
+                rows = []
+                for seed in args.seeds:
+                    print(f"{setting} {algo} seed {seed} ...", flush=True)
+                    rows.append(run(algo, extra, seed, args.iterations, Path(tmp) / f"{algo}-{len(curves)}-{seed}"))
+                n = max(1, args.iterations // 5)
+                finals = [statistics.fmean(r["reward/mean"] for r in rs[-n:]) for rs in rows]
+                firsts = [statistics.fmean(r["reward/mean"] for r in rs[:n]) for rs in rows]
+                summary["results"].setdefault(setting, {})[algo] = {
+                    "final_reward_mean": statistics.fmean(finals), "final_reward_std": statistics.pstdev(finals),
+                    "first_reward_mean": statistics.fmean(firsts), "per_seed_final": finals,
+                    "final_kl_mean": statistics.fmean(rs[-1]["kl/mean"] for rs in rows),
+                }
+                curves[(setting, algo)] = rows
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    plot(curves, out / "reward_kl.png")
+    for setting, res in summary["results"].items():
+        for algo, r in res.items():
+            print(f"{setting:20s} {algo:5s} final reward {r['final_reward_mean']:.3f} ± {r['final_reward_std']:.3f} "
+                  f"(first {r['first_reward_mean']:.3f}), final KL {r['final_kl_mean']:.3f}")
+    print(f"wrote {out / 'summary.json'} and {out / 'reward_kl.png'}")
+
+
+def plot(curves: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = list(SETTINGS)
+    fig, axes = plt.subplots(2, len(settings), figsize=(6 * len(settings), 7), squeeze=False)
+    for col, setting in enumerate(settings):
+        for row, (key, label) in enumerate((("reward/mean", "reward (mean over samples)"), ("kl/mean", "KL per token"))):
+            ax = axes[row][col]
+            for algo in ALGOS:
+                mean, std = band(curves[(setting, algo)], key)
+                xs = range(1, len(mean) + 1)
+                ax.plot(xs, mean, label=algo)
+                ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.25)
+            ax.set_title(f"{setting}: {label}")
+            ax.set_xlabel("iteration")
+            ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+if __name__ == "__main__":
+    main()

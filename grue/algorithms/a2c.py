@@ -1,0 +1,170 @@
+"""A2C for language models (Mnih et al. 2016; the GRUE paper's RL4LMs settings), top to bottom.
+
+One iteration: sample ``rollout_size`` completions (one KV-cached generate per batch),
+score them, one teacher-forced forward of the reference and the critic, per-token
+rewards ``-beta * KL_t`` plus the score at the last token, GAE, then ONE optimizer step
+over the whole rollout: policy gradient ``-A_t * log pi(a_t|s_t)`` (no ratio, no
+clipping), value loss and entropy bonus, gradient-norm clipped. The rollout step is
+PPO's (grue.onpolicy); only the update differs. Works for causal and seq2seq policies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from grue.advantages import masked_mean
+from grue.config import Config
+from grue.errors import GrueError
+from grue.kl import KLController
+from grue.losses import a2c_policy_loss, value_loss
+from grue.onpolicy import collect, iteration_metrics, mean_kl, score_and_advantages, sync_clock
+from grue.rollout import lm_inputs, policy_forward
+from grue.sampling import warped_logprobs
+from grue.setup import Session, start_session
+from grue.tracking import Display
+
+
+@dataclass
+class A2CConfig:
+    """A2C hyper-parameters. Defaults are RL4LMs' IMDB A2C settings (scripts/training/task_configs/
+    imdb_text_continuation/gpt2_a2c.yml, with RL4LMs' A2C defaults where the file is silent)."""
+
+    iterations: int = 100
+    """Rollout-and-update iterations."""
+    rollout_size: int = 96
+    """Completions sampled per iteration, over all processes (RL4LMs: 2 envs x 48 steps)."""
+    rollout_batch_size: int = 64
+    """Prompts per generate call, per process."""
+    grad_accum: int = 1
+    """Micro-batches the per-process rollout is split into for its one step, to bound memory; gradients are summed."""
+    lr: float = 1e-6
+    """Adam learning rate (policy and critic)."""
+    adam_eps: float = 1e-5
+    """Adam epsilon."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    vf_coef: float = 0.5
+    """Weight of the value loss."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    max_grad_norm: float = 0.5
+    """Gradient norm clip."""
+    gamma: float = 0.99
+    """Discount."""
+    lam: float = 1.0
+    """GAE lambda (1.0: Monte-Carlo returns minus the value baseline, A2C's classic advantage)."""
+    kl_coef: float = 0.1
+    """Initial KL penalty coefficient beta."""
+    kl_target: float | None = 0.5
+    """Target mean per-token KL of the adaptive controller; null keeps beta fixed."""
+    kl_estimator: str = field(default="k1", metadata={"choices": ("k1", "k2", "k3")})
+    """Per-token KL estimator in the reward (see grue.kl.kl_estimate)."""
+    whiten_advantages: bool = False
+    """Normalise advantages to zero mean, unit variance per rollout (per process)."""
+    critic: str = field(default="separate", metadata={"choices": ("separate", "shared")})
+    """separate: own copy of the policy trunk (the paper's); shared: value head on the policy (cheaper)."""
+
+
+CONFIG = A2CConfig
+
+
+def check(cfg: A2CConfig, world_size: int) -> None:
+    """Reject settings that cannot run, with the rule they break."""
+    for name in ("iterations", "rollout_size", "rollout_batch_size", "grad_accum"):
+        if getattr(cfg, name) < 1:
+            raise GrueError(f"a2c.{name} must be at least 1")
+    if cfg.rollout_size % world_size:
+        raise GrueError(f"a2c.rollout_size ({cfg.rollout_size}) must be divisible by the number of processes ({world_size})")
+    per_proc = cfg.rollout_size // world_size
+    if per_proc % cfg.grad_accum:
+        raise GrueError(f"a2c.grad_accum ({cfg.grad_accum}) must divide the per-process rollout ({per_proc})")
+
+
+def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
+    """Train with A2C; returns the run summary (also written to summary.json)."""
+    # 0. Set up: accelerator, run directory and config.yaml (before step 0), models, data, reward.
+    s = start_session(cfg, resume_dir, check=check)
+    algo, acc = s.algo, s.accelerator
+    kl_ctl = KLController(algo.kl_coef, algo.kl_target)
+    if s.resumed_state:
+        kl_ctl.load_state_dict(s.resumed_state["kl"])
+
+    with Display(algo.iterations, s.start_iteration, f"{cfg.run.task} a2c", enabled=show and acc.is_main_process) as display:
+        for it in range(s.start_iteration + 1, algo.iterations + 1):
+            # 1. Prompts: this process's shard of the next rollout_size examples.
+            t0 = time.perf_counter()
+            idx = s.stream.next(algo.rollout_size)
+            batch = [s.examples[i] for i in idx]
+
+            # 2. Rollout: generate, then one forward each of the reference and the critic.
+            s.policy.eval()
+            r = collect(s, [e.prompt for e in batch])
+
+            # 3-5. Scores from the task's reward; per-token rewards -beta * KL_t plus the score
+            #      at the last token; GAE advantages and returns (whitened if asked).
+            sc = score_and_advantages(s, batch, r, kl_ctl.coef)
+            t_rollout = time.perf_counter() - t0
+
+            # 6. Update: one optimizer step over the whole rollout (policy gradient, value loss, entropy).
+            t1 = time.perf_counter()
+            s.policy.train()
+            stats = update(s, r, sc.advantages, sc.returns)
+            sync_clock(s)
+            t_update = time.perf_counter() - t1
+
+            # 7. KL controller, on the mean per-token KL over all processes.
+            kl_mean, coef_used = mean_kl(s, sc), kl_ctl.coef
+            kl_ctl.update(kl_mean)
+
+            # 8. Log, show, checkpoint.
+            metrics = iteration_metrics(s, it, sc, stats, kl_mean, coef_used, t_rollout, t_update)
+            s.log(metrics, batch, idx, sc.completions, sc.scores.tolist())
+            display.update(metrics)
+            if it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
+                s.save(it, {"kl": kl_ctl.state_dict()})
+    return s.finish()
+
+
+def update(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One optimizer step on this process's rollout, in ``grad_accum`` micro-batches; returns the statistics as tensors."""
+    algo, acc = s.algo, s.accelerator
+    n = r.response_ids.shape[0]
+    micro = n // algo.grad_accum
+    sums: dict[str, torch.Tensor] = {}
+    for j in range(0, n, micro):
+        ids = torch.arange(j, j + micro, device=s.device)
+        last = j + micro >= n
+        with contextlib.ExitStack() as stack:
+            if not last:
+                for m in s.trainable:
+                    stack.enter_context(acc.no_sync(m))
+            loss, st = microbatch_loss(s, r.index(ids), adv[ids], returns[ids])
+            acc.backward(loss / algo.grad_accum)
+        for k, v in st.items():
+            sums[k] = sums.get(k, 0.0) + v.detach() / algo.grad_accum
+    sums["policy/grad_norm"] = acc.clip_grad_norm_(s.params, algo.max_grad_norm)
+    s.optimizer.step()
+    s.optimizer.zero_grad(set_to_none=True)
+    return {k: torch.as_tensor(v, device=s.device, dtype=torch.float32) for k, v in sums.items()}
+
+
+def microbatch_loss(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """A2C loss of one micro-batch: policy-gradient loss + vf_coef * value loss - ent_coef * entropy."""
+    algo = s.algo
+    T = r.response_ids.shape[1]
+    mask = r.response_mask
+    inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, mask, s.seq2seq, s.decoder_start)
+    with s.accelerator.autocast():
+        logits, hidden = policy_forward(s.policy, inputs, T, s.seq2seq, want_hidden=algo.critic == "shared")
+        values = s.critic(**inputs, response_len=T) if algo.critic == "separate" else s.critic(hidden)
+    logp, entropy = warped_logprobs(logits, r.response_ids, r.support, temperature=s.gen.temperature,
+                                    eos_id=s.tokenizer.eos_token_id, min_new_tokens=s.gen.min_new_tokens)
+    pg_loss = a2c_policy_loss(logp, adv, mask)
+    vf_loss, _ = value_loss(values.float(), r.values, returns, mask)
+    ent = masked_mean(entropy, mask)
+    loss = pg_loss + algo.vf_coef * vf_loss - algo.ent_coef * ent
+    return loss, {"loss/policy": pg_loss, "loss/value": vf_loss, "loss/total": loss, "policy/entropy": ent}

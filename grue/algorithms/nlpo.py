@@ -1,0 +1,135 @@
+"""NLPO: Natural Language Policy Optimization (Ramamurthy et al., ICLR 2023), top to bottom.
+
+NLPO is PPO whose action space at every step is the top-p set (``top_mask``) of a
+*masking policy*: a frozen copy of the policy, re-synced from the current policy every
+``mask_update_interval`` iterations. Rollouts sample from the policy's logits with the
+other tokens set to -inf before any top-k/top-p warper; each step's allowed support is
+stored with the rollout (token ids), so the PPO ratio and the entropy use the masked,
+renormalised distribution, while the KL penalty uses the unmasked ones.
+
+The masking policy is refreshed in place, and the sampler reads it from the same object
+on every rollout: the original implementation refreshed a copy that its logits
+processor never saw, so its mask never moved. ``tests/test_nlpo.py`` checks that the
+sampled supports follow the refreshed copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import torch
+
+from grue import checkpoint as ckpt
+from grue.algorithms import ppo
+from grue.advantages import masked_mean
+from grue.config import Config
+from grue.errors import GrueError
+from grue.kl import KLController
+from grue.models import freeze
+from grue.onpolicy import collect, iteration_metrics, mean_kl, score_and_advantages, sync_clock
+from grue.rollout import MaskSettings
+from grue.setup import Session, start_session
+from grue.tracking import Display
+
+
+@dataclass
+class NLPOConfig(ppo.PPOConfig):
+    """Every PPO hyper-parameter (grue.algorithms.ppo.PPOConfig), plus the action mask."""
+
+    top_mask: float = 0.9
+    """The masking policy's top-p: the smallest set of tokens whose probability exceeds it is allowed (paper 0.9; 0.5 for translation)."""
+    mask_update_interval: int = 5
+    """Iterations between re-syncs of the masking policy from the current policy (paper: 5 for IMDB, 20 otherwise)."""
+    min_tokens_to_keep: int = 100
+    """The allowed set never has fewer tokens than this."""
+
+
+CONFIG = NLPOConfig
+
+
+def check(cfg: NLPOConfig, world_size: int) -> None:
+    ppo.check(cfg, world_size)
+    if not 0.0 < cfg.top_mask <= 1.0:
+        raise GrueError(f"nlpo.top_mask must be in (0, 1], got {cfg.top_mask}")
+    if cfg.mask_update_interval < 1 or cfg.min_tokens_to_keep < 1:
+        raise GrueError("nlpo.mask_update_interval and nlpo.min_tokens_to_keep must be at least 1")
+
+
+def masking_policy(s: Session) -> MaskSettings:
+    """A frozen copy of the current policy, and the mask settings."""
+    model = freeze(copy.deepcopy(s.accelerator.unwrap_model(s.policy)))
+    always = torch.tensor(sorted(set(s.tokenizer.all_special_ids)), dtype=torch.long, device=s.device)
+    return MaskSettings(model, s.algo.top_mask, s.algo.min_tokens_to_keep, always)
+
+
+def refresh_due(iteration: int, interval: int) -> bool:
+    """Whether the masking policy is re-synced before ``iteration`` (1-based): after every ``interval`` updates."""
+    return iteration > 1 and (iteration - 1) % interval == 0
+
+
+def refresh(s: Session, mask: MaskSettings) -> None:
+    """Copy the current policy's weights into the masking policy, in place (the sampler holds this object)."""
+    mask.model.load_state_dict(s.accelerator.unwrap_model(s.policy).state_dict())
+
+
+def start(cfg: Config, resume_dir: str | None) -> tuple[Session, MaskSettings, KLController]:
+    """The PPO session plus the masking policy, restored from the checkpoint when resuming."""
+    s = start_session(cfg, resume_dir, check=check)
+    mask = masking_policy(s)
+    s.extra_modules["mask_policy"] = mask.model
+    if s.resumed_state:
+        ckpt.load_module(ckpt.latest(s.run_dir), "mask_policy", mask.model)
+    kl_ctl = KLController(cfg.algo.kl_coef, cfg.algo.kl_target)
+    if s.resumed_state:
+        kl_ctl.load_state_dict(s.resumed_state["kl"])
+    return s, mask, kl_ctl
+
+
+def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
+    """Train with NLPO; returns the run summary (also written to summary.json)."""
+    # 0. Set up: the PPO session (policy, reference, critic, data, reward) and the masking policy.
+    s, mask, kl_ctl = start(cfg, resume_dir)
+    algo, acc = s.algo, s.accelerator
+
+    with Display(algo.iterations, s.start_iteration, f"{cfg.run.task} nlpo", enabled=show and acc.is_main_process) as display:
+        for it in range(s.start_iteration + 1, algo.iterations + 1):
+            # 1. Masking policy: re-sync from the current policy every mask_update_interval iterations.
+            if refresh_due(it, algo.mask_update_interval):
+                refresh(s, mask)
+
+            # 2. Prompts: this process's shard of the next rollout_size examples.
+            t0 = time.perf_counter()
+            idx = s.stream.next(algo.rollout_size)
+            batch = [s.examples[i] for i in idx]
+
+            # 3. Rollout inside the masking policy's top-p sets; reference and critic forwards.
+            s.policy.eval()
+            r = collect(s, [e.prompt for e in batch], mask=mask)
+
+            # 4-6. Scores; per-token rewards -beta * KL_t (unmasked distributions) plus the score
+            #      at the last token; GAE advantages and returns, advantages whitened.
+            sc = score_and_advantages(s, batch, r, kl_ctl.coef)
+            t_rollout = time.perf_counter() - t0
+
+            # 7. PPO update on the masked, renormalised distribution (the stored supports).
+            t1 = time.perf_counter()
+            s.policy.train()
+            stats = ppo.update(s, r, sc.advantages, sc.returns)
+            sync_clock(s)
+            t_update = time.perf_counter() - t1
+
+            # 8. KL controller, on the mean per-token KL over all processes.
+            kl_mean, coef_used = mean_kl(s, sc), kl_ctl.coef
+            kl_ctl.update(kl_mean)
+
+            # 9. Log, show, checkpoint (the masking policy is part of the checkpoint).
+            metrics = iteration_metrics(s, it, sc, stats, kl_mean, coef_used, t_rollout, t_update)
+            sizes = (r.support >= 0).sum(-1).float()
+            metrics["mask/support_size"] = acc.reduce(masked_mean(sizes, r.response_mask), "mean").item()
+            s.log(metrics, batch, idx, sc.completions, sc.scores.tolist())
+            display.update(metrics)
+            if it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
+                s.save(it, {"kl": kl_ctl.state_dict()})
+    return s.finish()

@@ -1,0 +1,414 @@
+"""Supervised fine-tuning on the task's references (the GRUE paper's "Supervised" baseline), top to bottom.
+
+Teacher forcing: the loss is the cross-entropy of the reference's tokens, then EOS,
+given the prompt; prompt and padding positions carry no loss. A causal model reads
+``[prompt | target + EOS]`` with the prompt cut on the left and left-padded exactly as
+in a rollout, so it learns to continue prompts the way RL later samples from it; a
+seq2seq model encodes the prompt and decodes the target. Its checkpoint starts an RL
+run ("Supervised+PPO"): ``grue train TASK --algo ppo --init-from RUN_DIR``.
+
+Units: one *iteration* is one epoch. ``--iterations N`` sets ``epochs`` (the field
+named by ``ITERATIONS``, also on ``--resume``); metrics.jsonl has one line per epoch
+(``iteration`` = epoch, ``step`` = optimizer steps so far) with the training loss and
+an evaluation on the validation split; steps.jsonl has a line every ``log_every``
+optimizer steps (its ``iteration`` is the epoch in progress). A checkpoint is saved at
+the end of every ``run.checkpoint_every`` epochs and ``--resume`` continues from it
+exactly. summary.json's ``reward/*`` learning summary is over the per-epoch
+``eval/reward_mean``; ``loss/first_epoch`` and ``loss/last_epoch`` give the loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object, set_seed
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from grue import checkpoint as ckpt
+from grue.config import Config
+from grue.errors import GrueError
+from grue.losses import masked_token_ce
+from grue.models import disable_dropout, load_policy, load_tokenizer
+from grue.rewards import resolve_reward, score
+from grue.rollout import generate, lm_inputs, tokenize_prompts
+from grue.setup import gen_settings, load_examples, parameter_digest
+from grue.tasks import TASKS
+from grue.tasks.common import Example, data_dir_from
+from grue.tracking import append_jsonl, learning_summary, new_run_dir, read_jsonl, truncate_jsonl, write_config
+
+
+@dataclass
+class SupervisedConfig:
+    """Supervised fine-tuning hyper-parameters. Defaults are the GRUE paper's IMDB settings (RL4LMs
+    scripts/training/task_configs/imdb_text_continuation/gpt2_supervised.yml, with the Hugging Face
+    Trainer defaults it inherits where the file is silent)."""
+
+    epochs: int = 10
+    """Passes over the training examples; ``--iterations`` sets it (one iteration = one epoch)."""
+    batch_size: int = 16
+    """Examples per optimizer step, per process."""
+    grad_accum: int = 1
+    """Micro-batches each batch is split into, to bound memory; the loss stays the batch's token mean."""
+    lr: float = 1e-5
+    """AdamW peak learning rate."""
+    schedule: str = field(default="constant", metadata={"choices": ("constant", "cosine", "linear")})
+    """After warm-up: constant, or cosine / linear decay to 0 at the last planned step (raising
+    ``epochs`` on ``--resume`` re-plans the rest of the decay; constant resumes exactly)."""
+    warmup_steps: int = 0
+    """Optimizer steps of linear warm-up from 0 to ``lr``."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    adam_eps: float = 1e-8
+    """Adam epsilon."""
+    max_grad_norm: float = 1.0
+    """Gradient norm clip."""
+    max_target_tokens: int = 512
+    """Target tokens per example, EOS included; a longer reference is cut there and gets no EOS."""
+    dropout: bool = True
+    """Train with the model's own dropout (as the paper's Trainer does); false sets it to 0."""
+    eval_batch_size: int = 256
+    """Prompts per generate call in the evaluation, per process."""
+    eval_limit: int = 0
+    """Validation examples evaluated at the end of each epoch (the first ones); 0 = all."""
+    log_every: int = 200
+    """Write a steps.jsonl line every this many optimizer steps; 0 = never (paper: logging_steps 200)."""
+
+
+CONFIG = SupervisedConfig
+ITERATIONS = "epochs"  # the field that `grue train --iterations N` sets
+
+
+def check(cfg: SupervisedConfig, world_size: int) -> None:
+    """Reject settings that cannot run, with the rule they break."""
+    for name in ("epochs", "batch_size", "grad_accum", "max_target_tokens", "eval_batch_size"):
+        if getattr(cfg, name) < 1:
+            raise GrueError(f"supervised.{name} must be at least 1")
+    for name in ("warmup_steps", "eval_limit", "log_every"):
+        if getattr(cfg, name) < 0:
+            raise GrueError(f"supervised.{name} must be 0 or more")
+    if cfg.batch_size % cfg.grad_accum:
+        raise GrueError(f"supervised.grad_accum ({cfg.grad_accum}) must divide supervised.batch_size ({cfg.batch_size})")
+
+
+# ---- pure functions: batches, loss, learning rate, data order ------------------------------------
+
+def target_with_eos(ids: list[int], eos_id: int, max_tokens: int) -> list[int]:
+    """``ids + [eos]`` when that fits in ``max_tokens``; else the first ``max_tokens`` ids (a cut target gets no EOS)."""
+    return ids + [eos_id] if len(ids) < max_tokens else ids[:max_tokens]
+
+
+def pad_ids(rows: list[list[int]], pad_id: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lists of token ids -> ids and mask (B,L), L the longest row, padded on the left or the right."""
+    L = max(len(r) for r in rows)
+    ids = torch.full((len(rows), L), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), L), dtype=torch.long)
+    for i, r in enumerate(rows):
+        span = slice(L - len(r), L) if left else slice(0, len(r))
+        ids[i, span] = torch.tensor(r, dtype=torch.long)
+        mask[i, span] = 1
+    return ids, mask
+
+
+def causal_sft_batch(prompt_ids, target_ids, eos_id: int, pad_id: int, max_target_tokens: int) -> dict:
+    """A causal LM's teacher-forcing batch: each row is ``[prompt | target + EOS]``.
+
+    Prompts are left-padded to P and targets right-padded to T, a rollout's layout
+    (grue.rollout.lm_inputs: position ids skip the padding). Returns ``input_ids``,
+    ``attention_mask``, ``position_ids`` and ``labels``, all (B,P+T); labels are the
+    target ids and -100 on prompt and padding positions. Logits at j predict labels[j+1].
+    """
+    q, qm = pad_ids(prompt_ids, pad_id, left=True)
+    r, rm = pad_ids([target_with_eos(t, eos_id, max_target_tokens) for t in target_ids], pad_id, left=False)
+    labels = torch.cat([torch.full_like(q, -100), r.masked_fill(rm == 0, -100)], 1)
+    return {**lm_inputs(q, qm, r, rm, False, None), "labels": labels}
+
+
+def seq2seq_sft_batch(source_ids, target_ids, eos_id: int, pad_id: int, decoder_start_id: int, max_target_tokens: int) -> dict:
+    """A seq2seq LM's teacher-forcing batch: encoder ``input_ids``/``attention_mask`` (B,S), right-padded;
+    ``decoder_input_ids``/``decoder_attention_mask`` (B,T): the target shifted right behind
+    ``decoder_start_id``; ``labels`` (B,T): target ids + EOS, -100 on padding. Logits at t predict labels[t].
+    """
+    q, qm = pad_ids(source_ids, pad_id, left=False)
+    r, rm = pad_ids([target_with_eos(t, eos_id, max_target_tokens) for t in target_ids], pad_id, left=False)
+    return {**lm_inputs(q, qm, r, rm, True, decoder_start_id), "labels": r.masked_fill(rm == 0, -100)}
+
+
+def lr_factor(step: int, schedule: str, warmup: int, total: int) -> float:
+    """Multiplier of ``lr`` at optimizer step ``step`` (0-based), the Hugging Face schedules' formulas.
+
+    Warm-up: ``step / warmup`` while ``step < warmup``. Then with ``p = (step - warmup) / (total - warmup)``:
+    constant ``1``; linear ``max(0, 1 - p)``; cosine ``max(0, (1 + cos(pi p)) / 2)``.
+    """
+    if step < warmup:
+        return step / warmup
+    p = (step - warmup) / max(1, total - warmup)
+    if schedule == "linear":
+        return max(0.0, 1.0 - p)
+    if schedule == "cosine":
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * p)))
+    return 1.0
+
+
+def epoch_batches(n: int, seed: int, epoch: int, rank: int, world_size: int, batch_size: int) -> list[list[int]]:
+    """This process's batches (example indices) in epoch ``epoch``.
+
+    The global order is ``numpy default_rng([seed, epoch]).permutation(n)``, repeated from
+    its start up to a multiple of ``world_size`` (every process gets as many examples);
+    process ``rank`` takes every ``world_size``-th index from ``rank`` (grue.data.PromptStream's
+    sharding), in chunks of ``batch_size``; the last chunk may be smaller.
+    """
+    order = np.resize(np.random.default_rng([seed, epoch]).permutation(n), n + (-n % world_size))
+    mine = order[rank::world_size]
+    return [mine[i : i + batch_size].tolist() for i in range(0, len(mine), batch_size)]
+
+
+# ---- the run --------------------------------------------------------------------------------------
+
+def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
+    """Fine-tune on the task's references; returns the run summary (also written to summary.json)."""
+    # 0. Set up: accelerator, run directory and config.yaml (before step 0), data, reward, model, optimizer.
+    algo = cfg.algo
+    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
+    check(algo, acc.num_processes)
+    run_dir, ck, resumed = open_run(cfg, acc, resume_dir)
+    set_seed(cfg.run.seed + acc.process_index)
+    train_ex, val_ex = supervised_data(cfg)
+    if resumed and resumed["examples"] != len(train_ex):
+        raise GrueError(f"{run_dir} trained on {resumed['examples']} examples, and its data now has {len(train_ex)}; resume with the same data")
+    reward_name, reward_fn = resolve_reward(cfg.run.reward, cfg.run.reward_model)
+    e = val_ex[0]  # a broken reward fails now, not after an epoch
+    score(reward_name, reward_fn, [e.prompt], [e.references[0]], [e.references], [e.meta])
+    source = str(ck) if resumed else cfg.run.model
+    tokenizer = load_tokenizer(source, trust_remote_code=cfg.run.trust_remote_code)
+    model = load_policy(source, trust_remote_code=cfg.run.trust_remote_code)
+    if not algo.dropout:
+        disable_dropout(model)
+    seq2seq = bool(model.config.is_encoder_decoder)
+    decoder_start = getattr(model.config, "decoder_start_token_id", None)
+    prompt_ids, target_ids = encode(tokenizer, train_ex, seq2seq, cfg.generation.max_prompt_tokens)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=algo.lr, eps=algo.adam_eps, weight_decay=algo.weight_decay)
+    start_epoch, step = (resumed["epoch"], resumed["step"]) if resumed else (0, 0)
+    if resumed:
+        ckpt.load_optimizer(ck, optimizer)  # also restores each group's initial_lr, which the schedule scales
+    raw_optimizer = optimizer
+    model, optimizer = acc.prepare(model, optimizer)
+    rank, world = acc.process_index, acc.num_processes
+    per_epoch = len(epoch_batches(len(train_ex), cfg.run.seed, 1, rank, world, algo.batch_size))
+    total = per_epoch * algo.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        raw_optimizer, lambda s: lr_factor(s, algo.schedule, algo.warmup_steps, total), last_epoch=step - 1)
+    rngs = {"cuda": torch.cuda.default_generators[acc.device.index or 0]} if acc.device.type == "cuda" else {}
+    if resumed:
+        ckpt.set_rng_state(resumed["rng"][rank], rngs)
+    main = acc.is_main_process
+    console = Console()  # a progress bar of the steps in a terminal; one line per epoch either way
+    progress = Progress(TextColumn(f"[bold]{cfg.run.task} supervised"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=console, disable=not (show and main and console.is_terminal))
+    bar = progress.add_task("steps", total=total, completed=start_epoch * per_epoch)
+
+    with progress:
+        for epoch in range(start_epoch + 1, algo.epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            losses, norms = [], []
+            # 1. This process's shuffled batches of the epoch (seeded by the epoch: resumable).
+            for idx in epoch_batches(len(train_ex), cfg.run.seed, epoch, rank, world, algo.batch_size):
+                # 2. Teacher-forced loss of the targets (the batch's token mean), micro-batch by micro-batch.
+                loss = backward(acc, model, tokenizer, [prompt_ids[i] for i in idx], [target_ids[i] for i in idx],
+                                seq2seq, decoder_start, algo)
+                # 3. Clip, step, schedule.
+                lr = scheduler.get_last_lr()[0]
+                norm = acc.clip_grad_norm_(model.parameters(), algo.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                losses.append(loss)
+                norms.append(torch.as_tensor(norm, device=acc.device, dtype=torch.float32))
+                progress.advance(bar)
+                # 4. A steps.jsonl line every log_every steps (mean over processes).
+                if algo.log_every and step % algo.log_every == 0:
+                    row = {"iteration": epoch, "step": step, "loss/sft": acc.reduce(loss, "mean").item(), "lr": lr, "grad_norm": norms[-1].item()}
+                    if main:
+                        append_jsonl(run_dir / "steps.jsonl", [row])
+            t_train = time.perf_counter() - t0
+
+            # 5. Evaluate on the validation split: sample with the run's generation settings, score
+            #    with the task's reward; and the SFT loss of the same examples' references.
+            t1 = time.perf_counter()
+            ev, samples = evaluate(cfg, acc, model, tokenizer, val_ex, (reward_name, reward_fn), epoch, seq2seq, decoder_start)
+            t_eval = time.perf_counter() - t1
+
+            # 6. Log, show, checkpoint.
+            metrics = {"iteration": epoch, "step": step, "world_size": world, "samples": epoch * len(train_ex),
+                       "loss/sft": acc.reduce(torch.stack(losses).mean(), "mean").item(), "lr": lr,
+                       "grad_norm": torch.stack(norms).mean().item(), **ev, "time/train_s": t_train, "time/eval_s": t_eval}
+            rows = gather_object(samples) if world > 1 else samples
+            if main:
+                append_jsonl(run_dir / "metrics.jsonl", [metrics])
+                append_jsonl(run_dir / "samples.jsonl", rows)
+                if show:
+                    console.print(f"epoch {epoch}/{algo.epochs}: " + " ".join(
+                        f"{k}={metrics[k]:.4g}" for k in ("loss/sft", "eval/loss_sft", "eval/reward_mean", "lr")) +
+                        f" ({t_train + t_eval:.1f}s)", markup=False, highlight=False, soft_wrap=True)
+            if epoch % cfg.run.checkpoint_every == 0 or epoch == algo.epochs:
+                state = {"iteration": epoch, "epoch": epoch, "step": step, "world_size": world, "examples": len(train_ex),
+                         "data_order": "numpy default_rng([run.seed, epoch]).permutation(examples)"}
+                save(acc, run_dir, model, tokenizer, raw_optimizer, state, rngs)
+    return finish(acc, model, run_dir)
+
+
+def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None) -> tuple[Path, Path | None, dict | None]:
+    """The run directory (new, or the one resumed, with its latest checkpoint and state); writes config.yaml."""
+    ck = resumed = None
+    if resume_dir:
+        run_dir = Path(resume_dir)
+        ck = ckpt.latest(run_dir)
+        resumed = ckpt.load_state(ck)
+        if resumed["world_size"] != acc.num_processes:
+            raise GrueError(f"{run_dir} ran on {resumed['world_size']} processes; resume it with the same number (now {acc.num_processes})")
+        if resumed["epoch"] >= cfg.algo.epochs:
+            raise GrueError(f"{run_dir} already finished {resumed['epoch']} epochs; pass --iterations N with N > {resumed['epoch']}")
+    else:
+        run_dir = new_run_dir(cfg.run.output_dir, cfg.run.task, cfg.run.algo, cfg.run.seed) if acc.is_main_process else None
+        run_dir = Path(gather_object([str(run_dir)])[0]) if acc.num_processes > 1 else run_dir
+    if acc.is_main_process:  # before step 0; rewritten on resume (e.g. with more epochs)
+        write_config(run_dir, {**cfg.to_dict(), "world_size": acc.num_processes})
+        if resumed:
+            for name in ("metrics.jsonl", "steps.jsonl", "samples.jsonl"):
+                truncate_jsonl(run_dir / name, resumed["epoch"])
+    return run_dir, ck, resumed
+
+
+def supervised_data(cfg: Config) -> tuple[list[Example], list[Example]]:
+    """Training examples (filtered by the task's ``supervised_examples`` rule, if it has one) and validation examples."""
+    if cfg.run.builtin_prompts and not data_dir_from(cfg.run.data_dir):
+        raise GrueError("supervised training needs references, and the built-in prompts have none; pass --data-dir DIR "
+                        f"(or set GRUE_DATA_DIR) with DIR/{cfg.run.task}/train.jsonl, or set run.builtin_prompts=false to use the Hub")
+    train_ex = load_examples(cfg, "train")
+    rule = getattr(TASKS[cfg.run.task], "supervised_examples", None)
+    train_ex = rule(train_ex) if rule else train_ex
+    if not train_ex:
+        raise GrueError(f"no training examples for supervised training of task '{cfg.run.task}'")
+    val_ex = load_examples(cfg, "validation")
+    if not val_ex:
+        raise GrueError(f"no validation examples in task '{cfg.run.task}'")
+    return train_ex, val_ex
+
+
+def encode(tokenizer, examples: list[Example], seq2seq: bool, max_prompt_tokens: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Token ids of the prompts (cut on the left, with the tokenizer's special tokens, as in a rollout)
+    and of the first references (no special tokens). A causal target gets a space in front when
+    neither side has one, so it continues the prompt; an empty causal prompt becomes BOS (or EOS)."""
+    tokenizer.truncation_side = "left"
+    prompts = tokenizer([e.prompt for e in examples], truncation=True, max_length=max_prompt_tokens)["input_ids"]
+    targets = [e.references[0] for e in examples]
+    if not seq2seq:
+        targets = [t if not e.prompt or e.prompt[-1].isspace() or t[:1].isspace() else " " + t for e, t in zip(examples, targets)]
+        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        prompts = [p or [start] for p in prompts]
+    return prompts, tokenizer(targets, add_special_tokens=False)["input_ids"]
+
+
+def make_batch(tokenizer, prompt_ids, target_ids, seq2seq: bool, decoder_start, max_target_tokens: int, device) -> dict:
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    b = (seq2seq_sft_batch(prompt_ids, target_ids, eos, pad, decoder_start, max_target_tokens) if seq2seq
+         else causal_sft_batch(prompt_ids, target_ids, eos, pad, max_target_tokens))
+    return {k: v.to(device) for k, v in b.items()}
+
+
+def backward(acc: Accelerator, model, tokenizer, prompt_ids, target_ids, seq2seq: bool, decoder_start, algo) -> torch.Tensor:
+    """Gradients of one batch's SFT loss, summed over ``grad_accum`` micro-batches; returns the loss.
+
+    Each micro-batch's summed NLL is divided by the whole batch's target token count, so
+    the sum is the batch's token mean whatever the split (DDP syncs on the last one only).
+    """
+    n_tokens = sum(len(target_with_eos(t, tokenizer.eos_token_id, algo.max_target_tokens)) for t in target_ids)
+    micro = -(-len(target_ids) // algo.grad_accum)
+    loss = torch.zeros((), device=acc.device)
+    for j in range(0, len(target_ids), micro):
+        batch = make_batch(tokenizer, prompt_ids[j : j + micro], target_ids[j : j + micro], seq2seq, decoder_start,
+                           algo.max_target_tokens, acc.device)
+        with acc.no_sync(model) if j + micro < len(target_ids) else contextlib.nullcontext():
+            with acc.autocast():
+                part = sft_loss(model, batch, seq2seq, normalizer=n_tokens)
+            acc.backward(part)
+        loss += part.detach()
+    return loss
+
+
+def sft_loss(model, batch: dict, seq2seq: bool, normalizer=None) -> torch.Tensor:
+    """masked_token_ce of a batch from make_batch (causal logits shifted one position)."""
+    out = model(**{k: v for k, v in batch.items() if k != "labels"})
+    if seq2seq:
+        return masked_token_ce(out.logits, batch["labels"], normalizer)
+    return masked_token_ce(out.logits[:, :-1], batch["labels"][:, 1:], normalizer)
+
+
+@torch.no_grad()
+def evaluate(cfg: Config, acc: Accelerator, model, tokenizer, examples: list[Example], reward, epoch: int, seq2seq: bool,
+             decoder_start) -> tuple[dict, list[dict]]:
+    """Metrics over the first ``eval_limit`` validation examples (all processes), and this process's
+    first ``run.log_samples`` generations. Sampling uses a generator seeded by the epoch (resumable)."""
+    algo, gen, rank, world = cfg.algo, gen_settings(cfg), acc.process_index, acc.num_processes
+    limit = min(algo.eval_limit or len(examples), len(examples))
+    mine = list(range(limit))[rank::world]
+    policy = acc.unwrap_model(model)
+    policy.eval()
+    g = torch.Generator(device=acc.device).manual_seed(cfg.run.seed * 1_000_003 + epoch * 7919 + rank)
+    completions, nll = [], torch.zeros(2, device=acc.device)
+    for i in range(0, len(mine), algo.eval_batch_size):
+        batch = [examples[j] for j in mine[i : i + algo.eval_batch_size]]
+        q, qm = tokenize_prompts(tokenizer, [e.prompt for e in batch], gen.max_prompt_tokens, seq2seq, acc.device)
+        with acc.autocast():
+            r = generate(policy, q, qm, gen, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id, generator=g)
+            sft = make_batch(tokenizer, *encode(tokenizer, batch, seq2seq, gen.max_prompt_tokens), seq2seq, decoder_start,
+                             algo.max_target_tokens, acc.device)
+            nll += torch.stack([sft_loss(policy, sft, seq2seq, normalizer=1.0), (sft["labels"] != -100).sum().float()])
+        completions += tokenizer.batch_decode(r.response_ids * (r.response_mask > 0), skip_special_tokens=True)
+    model.train()
+    batch = [examples[j] for j in mine]
+    scores = score(reward[0], reward[1], [e.prompt for e in batch], completions, [e.references for e in batch],
+                   [e.meta for e in batch]) if batch else []
+    all_scores = torch.tensor(gather_object(scores) if world > 1 else scores, dtype=torch.float64)
+    nll = acc.reduce(nll, "sum")
+    metrics = {"eval/reward_mean": all_scores.mean().item(), "eval/reward_std": all_scores.std().item() if limit > 1 else 0.0,
+               "eval/loss_sft": (nll[0] / nll[1].clamp(min=1)).item(), "eval/examples": limit}
+    samples = [{"iteration": epoch, "rank": rank, "index": e.meta.get("index", j), "prompt": e.prompt, "completion": c, "score": s}
+               for j, e, c, s in list(zip(mine, batch, completions, scores))[: cfg.run.log_samples]]
+    return metrics, samples
+
+
+def save(acc: Accelerator, run_dir: Path, model, tokenizer, optimizer, state: dict, rngs: dict) -> None:
+    """Checkpoint atomically (grue.checkpoint.save); every process's RNG state goes in, so resuming is exact."""
+    rng = ckpt.rng_state(rngs)
+    all_rng = gather_object([rng]) if acc.num_processes > 1 else [rng]
+    if acc.is_main_process:
+        ckpt.save(run_dir, acc.unwrap_model(model), tokenizer, {}, optimizer, {**state, "rng": all_rng})
+    acc.wait_for_everyone()
+
+
+def finish(acc: Accelerator, model, run_dir: Path) -> dict:
+    """Write summary.json: per-epoch eval reward summary, first and last epoch losses, parameter checksums."""
+    digest = parameter_digest(acc.unwrap_model(model))
+    digests = gather_object([digest]) if acc.num_processes > 1 else [digest]
+    summary: dict = {}
+    if acc.is_main_process:
+        rows = read_jsonl(run_dir / "metrics.jsonl")
+        summary = {"iterations": len(rows), "epochs": len(rows), "steps": rows[-1]["step"], "world_size": acc.num_processes,
+                   **learning_summary([m["eval/reward_mean"] for m in rows]),
+                   "loss/first_epoch": rows[0]["loss/sft"], "loss/last_epoch": rows[-1]["loss/sft"],
+                   "eval/loss_first_epoch": rows[0]["eval/loss_sft"], "eval/loss_last_epoch": rows[-1]["eval/loss_sft"],
+                   "policy_sha256_per_rank": digests, "run_dir": str(run_dir)}
+        ckpt.atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1))
+    acc.wait_for_everyone()
+    return summary
