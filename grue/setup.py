@@ -125,25 +125,40 @@ def parameter_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int], None]) -> Session:
-    """Build the session of an on-policy RL run (see the module docstring)."""
-    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
-    check(cfg.algo, acc.num_processes)
-    resumed = None
+def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress: str = "iteration", total: int | None = None,
+             logs: tuple[str, ...] = ("metrics.jsonl", "samples.jsonl")) -> tuple[Path, Path | None, dict | None]:
+    """The run directory, new or resumed (with its latest checkpoint and state), and config.yaml in it.
+
+    ``progress`` names the unit of ``total`` in the checkpoint state ("iteration", or
+    "epoch" for supervised); resuming truncates ``logs`` past the checkpoint. config.yaml is
+    written before step 0, and rewritten on resume (e.g. with more iterations).
+    """
+    total = cfg.algo.iterations if total is None else total
+    ck = resumed = None
     if resume_dir:
         run_dir = Path(resume_dir)
         ck = ckpt.latest(run_dir)
         resumed = ckpt.load_state(ck)
         if resumed["world_size"] != acc.num_processes:
             raise GrueError(f"{run_dir} ran on {resumed['world_size']} processes; resume it with the same number (now {acc.num_processes})")
-        if resumed["iteration"] >= cfg.algo.iterations:
-            raise GrueError(f"{run_dir} already finished {resumed['iteration']} iterations; pass --iterations N with N > {resumed['iteration']}")
+        if resumed[progress] >= total:
+            raise GrueError(f"{run_dir} already finished {resumed[progress]} {progress}s; pass --iterations N with N > {resumed[progress]}")
     else:
         run_dir = new_run_dir(cfg.run.output_dir, cfg.run.task, cfg.run.algo, cfg.run.seed) if acc.is_main_process else None
         run_dir = Path(gather_object([str(run_dir)])[0]) if acc.num_processes > 1 else run_dir
-    # config.yaml is written before step 0 (and rewritten on resume, e.g. with more iterations).
     if acc.is_main_process:
         write_config(run_dir, {**cfg.to_dict(), "world_size": acc.num_processes})
+        if resumed:
+            for name in logs:
+                truncate_jsonl(run_dir / name, resumed[progress])
+    return run_dir, ck, resumed
+
+
+def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int], None]) -> Session:
+    """Build the session of an on-policy RL run (see the module docstring)."""
+    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
+    check(cfg.algo, acc.num_processes)
+    run_dir, ck, resumed = open_run(cfg, acc, resume_dir)
     set_seed(cfg.run.seed + acc.process_index)
 
     # Data before models: a missing data file should fail fast.
@@ -169,9 +184,6 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
         ckpt.load_optimizer(ck, optimizer)
         stream.load_state_dict(resumed["stream"])
         ckpt.set_rng_state(resumed["rng"][acc.process_index], {"sample": sample_rng, "shuffle": shuffle_rng})
-        if acc.is_main_process:
-            for name in ("metrics.jsonl", "samples.jsonl"):
-                truncate_jsonl(run_dir / name, resumed["iteration"])
     ref.to(acc.device)
     policy, critic, optimizer = acc.prepare(policy, critic, optimizer)
     return Session(cfg, acc, run_dir, tokenizer, policy, ref, critic, optimizer, examples, stream, reward_name, reward_fn,

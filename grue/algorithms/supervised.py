@@ -40,10 +40,10 @@ from grue.losses import masked_token_ce
 from grue.models import disable_dropout, load_policy, load_tokenizer
 from grue.rewards import resolve_reward, score
 from grue.rollout import generate, lm_inputs, tokenize_prompts
-from grue.setup import gen_settings, load_examples, parameter_digest
+from grue.setup import gen_settings, load_examples, open_run, parameter_digest
 from grue.tasks import TASKS
 from grue.tasks.common import Example, data_dir_from
-from grue.tracking import append_jsonl, learning_summary, new_run_dir, read_jsonl, truncate_jsonl, write_config
+from grue.tracking import append_jsonl, learning_summary, read_jsonl
 
 
 @dataclass
@@ -179,7 +179,8 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
     algo = cfg.algo
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
     check(algo, acc.num_processes)
-    run_dir, ck, resumed = open_run(cfg, acc, resume_dir)
+    run_dir, ck, resumed = open_run(cfg, acc, resume_dir, progress="epoch", total=cfg.algo.epochs,
+                                    logs=("metrics.jsonl", "steps.jsonl", "samples.jsonl"))
     set_seed(cfg.run.seed + acc.process_index)
     train_ex, val_ex = supervised_data(cfg)
     if resumed and resumed["examples"] != len(train_ex):
@@ -265,28 +266,6 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
                          "data_order": "numpy default_rng([run.seed, epoch]).permutation(examples)"}
                 save(acc, run_dir, model, tokenizer, raw_optimizer, state, rngs)
     return finish(acc, model, run_dir)
-
-
-def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None) -> tuple[Path, Path | None, dict | None]:
-    """The run directory (new, or the one resumed, with its latest checkpoint and state); writes config.yaml."""
-    ck = resumed = None
-    if resume_dir:
-        run_dir = Path(resume_dir)
-        ck = ckpt.latest(run_dir)
-        resumed = ckpt.load_state(ck)
-        if resumed["world_size"] != acc.num_processes:
-            raise GrueError(f"{run_dir} ran on {resumed['world_size']} processes; resume it with the same number (now {acc.num_processes})")
-        if resumed["epoch"] >= cfg.algo.epochs:
-            raise GrueError(f"{run_dir} already finished {resumed['epoch']} epochs; pass --iterations N with N > {resumed['epoch']}")
-    else:
-        run_dir = new_run_dir(cfg.run.output_dir, cfg.run.task, cfg.run.algo, cfg.run.seed) if acc.is_main_process else None
-        run_dir = Path(gather_object([str(run_dir)])[0]) if acc.num_processes > 1 else run_dir
-    if acc.is_main_process:  # before step 0; rewritten on resume (e.g. with more epochs)
-        write_config(run_dir, {**cfg.to_dict(), "world_size": acc.num_processes})
-        if resumed:
-            for name in ("metrics.jsonl", "steps.jsonl", "samples.jsonl"):
-                truncate_jsonl(run_dir / name, resumed["epoch"])
-    return run_dir, ck, resumed
 
 
 def supervised_data(cfg: Config) -> tuple[list[Example], list[Example]]:
