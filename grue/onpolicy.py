@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from grue.advantages import gae, kl_penalized_rewards, masked_mean, whiten
 from grue.kl import kl_estimate
-from grue.rollout import MaskSettings, Rollout, concat_rollouts, generate, lm_inputs, policy_forward, token_logprobs, tokenize_prompts
+from grue.rollout import (
+    MaskSettings,
+    Rollout,
+    concat_rollouts,
+    generate,
+    lm_inputs,
+    policy_forward,
+    token_logprobs,
+    tokenize_prompts,
+)
+from grue.sampling import warped_logprobs
 from grue.setup import Session
 
 
@@ -34,12 +46,51 @@ def collect(s: Session, prompts: list[str], mask: MaskSettings | None = None) ->
     return concat_rollouts(parts, s.tokenizer.pad_token_id, left_pad_queries=not s.seq2seq)
 
 
-def values_of(s: Session, policy, inputs: dict, T: int) -> torch.Tensor:
-    """Critic values (B,T): the separate critic's own forward, or the value head on the policy."""
+def values_of(s: Session, policy, inputs: dict, T: int, hidden: torch.Tensor | None = None) -> torch.Tensor:
+    """Critic values (B,T): the separate critic's own forward, or the value head on the policy's
+    last hidden states (``hidden`` when the caller already has them, else one policy forward)."""
     if s.algo.critic == "separate":
         return s.critic(**inputs, response_len=T)
-    _, hidden = policy_forward(policy, inputs, T, s.seq2seq, want_hidden=True)
+    if hidden is None:
+        _, hidden = policy_forward(policy, inputs, T, s.seq2seq, want_hidden=True)
     return s.critic(hidden)
+
+
+def evaluate_actions(s: Session, r: Rollout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """With gradients: the current policy's warped log-probs and entropy (B,T) of the rollout's tokens
+    on their stored supports, and the critic's values (B,T). One forward of the policy (and of a
+    separate critic)."""
+    T = r.response_ids.shape[1]
+    inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, r.response_mask, s.seq2seq, s.decoder_start)
+    with s.accelerator.autocast():
+        logits, hidden = policy_forward(s.policy, inputs, T, s.seq2seq, want_hidden=s.algo.critic == "shared")
+        values = values_of(s, s.policy, inputs, T, hidden)
+    logp, entropy = warped_logprobs(logits, r.response_ids, r.support, temperature=s.gen.temperature,
+                                    eos_id=s.tokenizer.eos_token_id, min_new_tokens=s.gen.min_new_tokens)
+    return logp, entropy, values.float()
+
+
+def backward_step(s: Session, r: Rollout, rows: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
+                  loss_fn: Callable, grad_accum: int) -> dict[str, torch.Tensor]:
+    """Gradients for one optimizer step over ``rows`` of the rollout, in ``grad_accum`` micro-batches.
+
+    ``loss_fn(s, r_micro, advantages, returns) -> (loss, stats)``; each micro-batch's loss is
+    divided by ``grad_accum`` and DDP syncs gradients on the last one only. Returns the
+    statistics summed over micro-batches, each divided by ``grad_accum``.
+    """
+    micro = len(rows) // grad_accum
+    sums: dict[str, torch.Tensor] = {}
+    for j in range(0, len(rows), micro):
+        ids = rows[j : j + micro].to(s.device)
+        with contextlib.ExitStack() as stack:
+            if j + micro < len(rows):
+                for m in s.trainable:
+                    stack.enter_context(s.accelerator.no_sync(m))
+            loss, stats = loss_fn(s, r.index(ids), advantages[ids], returns[ids])
+            s.accelerator.backward(loss / grad_accum)
+        for k, v in stats.items():
+            sums[k] = sums.get(k, 0.0) + v.detach() / grad_accum
+    return sums
 
 
 @dataclass

@@ -20,14 +20,29 @@ from accelerate.utils import gather_object, set_seed
 
 from grue import checkpoint as ckpt
 from grue.config import Config
+from grue.data import PromptStream
 from grue.errors import GrueError
-from grue.models import Critic, ValueHead, disable_dropout, freeze, hidden_size_of, load_policy, load_tokenizer
+from grue.models import (
+    Critic,
+    ValueHead,
+    disable_dropout,
+    freeze,
+    hidden_size_of,
+    load_policy,
+    load_tokenizer,
+)
 from grue.rewards import resolve_reward, score
 from grue.rollout import GenSettings
 from grue.tasks import TASKS
 from grue.tasks.common import Example, data_dir_from
-from grue.tracking import append_jsonl, learning_summary, new_run_dir, read_jsonl, truncate_jsonl, write_config
-from grue.data import PromptStream
+from grue.tracking import (
+    append_jsonl,
+    learning_summary,
+    new_run_dir,
+    read_jsonl,
+    truncate_jsonl,
+    write_config,
+)
 
 
 def gen_settings(cfg: Config) -> GenSettings:
@@ -93,7 +108,7 @@ class Session:
         """Checkpoint atomically; every process's RNG state goes in, so resuming is exact."""
         acc = self.accelerator
         rng = ckpt.rng_state({"sample": self.sample_rng, "shuffle": self.shuffle_rng})
-        rngs = gather_object([rng]) if acc.num_processes > 1 else [rng]
+        rngs = per_rank(acc, rng)
         if acc.is_main_process:
             state = {"iteration": iteration, "world_size": acc.num_processes, "stream": self.stream.state_dict(), "rng": rngs, **extra_state}
             modules = {"critic": acc.unwrap_model(self.critic), **{k: acc.unwrap_model(m) for k, m in self.extra_modules.items()}}
@@ -105,7 +120,7 @@ class Session:
         """Write summary.json: the learning summary and each process's parameter checksum."""
         acc = self.accelerator
         digest = parameter_digest(acc.unwrap_model(self.policy))
-        digests = gather_object([digest]) if acc.num_processes > 1 else [digest]
+        digests = per_rank(acc, digest)
         summary: dict = {}
         if acc.is_main_process:
             rewards = [m["reward/mean"] for m in read_jsonl(self.run_dir / "metrics.jsonl")]
@@ -114,6 +129,11 @@ class Session:
             ckpt.atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1))
         acc.wait_for_everyone()
         return summary
+
+
+def per_rank(acc: Accelerator, value: Any) -> list:
+    """``value`` from every process, in rank order (a one-element list on a single process)."""
+    return gather_object([value]) if acc.num_processes > 1 else [value]
 
 
 def parameter_digest(model: torch.nn.Module) -> str:
@@ -145,7 +165,7 @@ def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress:
             raise GrueError(f"{run_dir} already finished {resumed[progress]} {progress}s; pass --iterations N with N > {resumed[progress]}")
     else:
         run_dir = new_run_dir(cfg.run.output_dir, cfg.run.task, cfg.run.algo, cfg.run.seed) if acc.is_main_process else None
-        run_dir = Path(gather_object([str(run_dir)])[0]) if acc.num_processes > 1 else run_dir
+        run_dir = Path(per_rank(acc, str(run_dir))[0])  # the main process's choice, for every rank
     if acc.is_main_process:
         write_config(run_dir, {**cfg.to_dict(), "world_size": acc.num_processes})
         if resumed:

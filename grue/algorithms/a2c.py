@@ -10,7 +10,6 @@ PPO's (grue.onpolicy); only the update differs. Works for causal and seq2seq pol
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -21,9 +20,15 @@ from grue.config import Config
 from grue.errors import GrueError
 from grue.kl import KLController
 from grue.losses import a2c_policy_loss, value_loss
-from grue.onpolicy import collect, iteration_metrics, mean_kl, score_and_advantages, sync_clock
-from grue.rollout import lm_inputs, policy_forward
-from grue.sampling import warped_logprobs
+from grue.onpolicy import (
+    backward_step,
+    collect,
+    evaluate_actions,
+    iteration_metrics,
+    mean_kl,
+    score_and_advantages,
+    sync_clock,
+)
 from grue.setup import Session, start_session
 from grue.tracking import Display
 
@@ -132,20 +137,8 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 def update(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
     """One optimizer step on this process's rollout, in ``grad_accum`` micro-batches; returns the statistics as tensors."""
     algo, acc = s.algo, s.accelerator
-    n = r.response_ids.shape[0]
-    micro = n // algo.grad_accum
-    sums: dict[str, torch.Tensor] = {}
-    for j in range(0, n, micro):
-        ids = torch.arange(j, j + micro, device=s.device)
-        last = j + micro >= n
-        with contextlib.ExitStack() as stack:
-            if not last:
-                for m in s.trainable:
-                    stack.enter_context(acc.no_sync(m))
-            loss, st = microbatch_loss(s, r.index(ids), adv[ids], returns[ids])
-            acc.backward(loss / algo.grad_accum)
-        for k, v in st.items():
-            sums[k] = sums.get(k, 0.0) + v.detach() / algo.grad_accum
+    rows = torch.arange(r.response_ids.shape[0])
+    sums = backward_step(s, r, rows, adv, returns, microbatch_loss, algo.grad_accum)
     sums["policy/grad_norm"] = acc.clip_grad_norm_(s.params, algo.max_grad_norm)
     s.optimizer.step()
     s.optimizer.zero_grad(set_to_none=True)
@@ -154,17 +147,10 @@ def update(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> dict[str,
 
 def microbatch_loss(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """A2C loss of one micro-batch: policy-gradient loss + vf_coef * value loss - ent_coef * entropy."""
-    algo = s.algo
-    T = r.response_ids.shape[1]
-    mask = r.response_mask
-    inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, mask, s.seq2seq, s.decoder_start)
-    with s.accelerator.autocast():
-        logits, hidden = policy_forward(s.policy, inputs, T, s.seq2seq, want_hidden=algo.critic == "shared")
-        values = s.critic(**inputs, response_len=T) if algo.critic == "separate" else s.critic(hidden)
-    logp, entropy = warped_logprobs(logits, r.response_ids, r.support, temperature=s.gen.temperature,
-                                    eos_id=s.tokenizer.eos_token_id, min_new_tokens=s.gen.min_new_tokens)
+    algo, mask = s.algo, r.response_mask
+    logp, entropy, values = evaluate_actions(s, r)
     pg_loss = a2c_policy_loss(logp, adv, mask)
-    vf_loss, _ = value_loss(values.float(), r.values, returns, mask)
+    vf_loss, _ = value_loss(values, r.values, returns, mask)
     ent = masked_mean(entropy, mask)
     loss = pg_loss + algo.vf_coef * vf_loss - algo.ent_coef * ent
     return loss, {"loss/policy": pg_loss, "loss/value": vf_loss, "loss/total": loss, "policy/entropy": ent}

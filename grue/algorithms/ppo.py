@@ -8,7 +8,6 @@ of clipped-PPO minibatch updates. Works for causal and seq2seq policies alike.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -19,9 +18,7 @@ from grue.config import Config
 from grue.errors import GrueError
 from grue.kl import KLController
 from grue.losses import ppo_policy_loss, value_loss
-from grue.onpolicy import collect, iteration_metrics, mean_kl, score_and_advantages, sync_clock
-from grue.rollout import lm_inputs, policy_forward
-from grue.sampling import warped_logprobs
+from grue.onpolicy import backward_step, collect, evaluate_actions, iteration_metrics, mean_kl, score_and_advantages, sync_clock
 from grue.setup import Session, start_session
 from grue.tracking import Display
 
@@ -140,25 +137,15 @@ def update(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> dict[str,
     """``epochs`` passes of shuffled minibatches; returns the mean statistics as tensors."""
     algo, acc = s.algo, s.accelerator
     n = r.response_ids.shape[0]
-    micro = algo.minibatch_size // algo.grad_accum
     sums: dict[str, torch.Tensor] = {}
     steps = 0
     for _ in range(algo.epochs):
         order = torch.randperm(n, generator=s.shuffle_rng)
         for start in range(0, n, algo.minibatch_size):
-            mb = order[start : start + algo.minibatch_size]
-            for j in range(0, len(mb), micro):
-                ids = mb[j : j + micro].to(s.device)
-                last = j + micro >= len(mb)
-                with contextlib.ExitStack() as stack:
-                    if not last:
-                        for m in s.trainable:
-                            stack.enter_context(acc.no_sync(m))
-                    loss, st = minibatch_loss(s, r.index(ids), adv[ids], returns[ids])
-                    acc.backward(loss / algo.grad_accum)
-                for k, v in st.items():
-                    sums[k] = sums.get(k, 0.0) + v.detach() / algo.grad_accum
-            sums["policy/grad_norm"] = sums.get("policy/grad_norm", 0.0) + acc.clip_grad_norm_(s.params, algo.max_grad_norm)
+            stats = backward_step(s, r, order[start : start + algo.minibatch_size], adv, returns, minibatch_loss, algo.grad_accum)
+            stats["policy/grad_norm"] = acc.clip_grad_norm_(s.params, algo.max_grad_norm)
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v
             s.optimizer.step()
             s.optimizer.zero_grad(set_to_none=True)
             steps += 1
@@ -167,17 +154,10 @@ def update(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> dict[str,
 
 def minibatch_loss(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """PPO loss of one micro-batch: clipped policy loss + vf_coef * value loss - ent_coef * entropy."""
-    algo = s.algo
-    T = r.response_ids.shape[1]
-    mask = r.response_mask
-    inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, mask, s.seq2seq, s.decoder_start)
-    with s.accelerator.autocast():
-        logits, hidden = policy_forward(s.policy, inputs, T, s.seq2seq, want_hidden=algo.critic == "shared")
-        values = s.critic(**inputs, response_len=T) if algo.critic == "separate" else s.critic(hidden)
-    logp, entropy = warped_logprobs(logits, r.response_ids, r.support, temperature=s.gen.temperature,
-                                    eos_id=s.tokenizer.eos_token_id, min_new_tokens=s.gen.min_new_tokens)
+    algo, mask = s.algo, r.response_mask
+    logp, entropy, values = evaluate_actions(s, r)
     pg_loss, clipfrac, approx_kl = ppo_policy_loss(logp, r.logprobs, adv, mask, algo.clip)
-    vf_loss, vf_clipfrac = value_loss(values.float(), r.values, returns, mask, algo.value_clip)
+    vf_loss, vf_clipfrac = value_loss(values, r.values, returns, mask, algo.value_clip)
     ent = masked_mean(entropy, mask)
     loss = pg_loss + algo.vf_coef * vf_loss - algo.ent_coef * ent
     return loss, {

@@ -31,7 +31,14 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from grue import checkpoint as ckpt
 from grue.config import Config
@@ -40,7 +47,7 @@ from grue.losses import masked_token_ce
 from grue.models import disable_dropout, load_policy, load_tokenizer
 from grue.rewards import resolve_reward, score
 from grue.rollout import generate, lm_inputs, tokenize_prompts
-from grue.setup import gen_settings, load_examples, open_run, parameter_digest
+from grue.setup import gen_settings, load_examples, open_run, parameter_digest, per_rank
 from grue.tasks import TASKS
 from grue.tasks.common import Example, data_dir_from
 from grue.tracking import append_jsonl, learning_summary, read_jsonl
@@ -370,7 +377,7 @@ def evaluate(cfg: Config, acc: Accelerator, model, tokenizer, examples: list[Exa
 def save(acc: Accelerator, run_dir: Path, model, tokenizer, optimizer, state: dict, rngs: dict) -> None:
     """Checkpoint atomically (grue.checkpoint.save); every process's RNG state goes in, so resuming is exact."""
     rng = ckpt.rng_state(rngs)
-    all_rng = gather_object([rng]) if acc.num_processes > 1 else [rng]
+    all_rng = per_rank(acc, rng)
     if acc.is_main_process:
         ckpt.save(run_dir, acc.unwrap_model(model), tokenizer, {}, optimizer, {**state, "rng": all_rng})
     acc.wait_for_everyone()
@@ -379,7 +386,7 @@ def save(acc: Accelerator, run_dir: Path, model, tokenizer, optimizer, state: di
 def finish(acc: Accelerator, model, run_dir: Path) -> dict:
     """Write summary.json: per-epoch eval reward summary, first and last epoch losses, parameter checksums."""
     digest = parameter_digest(acc.unwrap_model(model))
-    digests = gather_object([digest]) if acc.num_processes > 1 else [digest]
+    digests = per_rank(acc, digest)
     summary: dict = {}
     if acc.is_main_process:
         rows = read_jsonl(run_dir / "metrics.jsonl")
