@@ -80,16 +80,51 @@ class GenerationConfig:
 
 
 @dataclass
+class EvalConfig:
+    """How ``grue eval`` decodes and scores (the task's evaluation settings; see tasks/<task>/task.yaml)."""
+
+    batch_size: int = 16
+    """Prompts decoded at once."""
+    num_beams: int = 1
+    """Beam search width; 1 means sampling or greedy decoding, per do_sample."""
+    length_penalty: float = 1.0
+    """Beam search length penalty (exponent on the length), as in transformers' generate."""
+    do_sample: bool = False
+    """Sample (true) or decode greedily / by beam search (false)."""
+    top_k: int = 0
+    """With sampling: sample among the k most likely tokens; 0 means no limit."""
+    top_p: float = 1.0
+    """With sampling: nucleus threshold; 1.0 means no limit."""
+    temperature: float = 1.0
+    """With sampling: logits are divided by this."""
+    min_new_tokens: int = 0
+    """EOS is banned until this many tokens are generated."""
+    max_new_tokens: int = 48
+    """Length limit of a generation."""
+    seed: int = 0
+    """Seed of sampled evaluation decoding."""
+    bertscore_model: str = "microsoft/deberta-xlarge-mnli"
+    """BERTScore's model: a Hub id known to bert-score, or a local path (then set bertscore_layers)."""
+    bertscore_layers: int | None = None
+    """Layer of the BERTScore model to read; null keeps bert-score's default for a known model."""
+    sentiment_model: str = "lvwerra/distilbert-imdb"
+    """Classifier of the sentiment metric (IMDB): a Hub id or local path."""
+    intent_model: str = "rajkumarrrk/roberta-daily-dialog-intent-classifier"
+    """Classifier of the intent metric (DailyDialog): a Hub id or local path."""
+
+
+@dataclass
 class Config:
-    """A resolved configuration: the three sections, and the task's version."""
+    """A resolved configuration: the sections, and the task's version."""
 
     run: RunConfig
     generation: GenerationConfig
     algo: Any
     task_version: str = ""
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def sections(self) -> dict[str, Any]:
-        return {"run": self.run, "generation": self.generation, self.run.algo: self.algo}
+        return {"run": self.run, "generation": self.generation, "eval": self.eval, self.run.algo: self.algo}
 
     def to_dict(self) -> dict:
         from grue import __version__
@@ -228,7 +263,7 @@ def resolve(task: str, algo: str, *, preset: str | None = None, config_file: str
     others = tuple(a for a in ALGORITHMS if a != algo)
     card = load_yaml(task_dir / "task.yaml")
     cfg.task_version = str(card.get("version", ""))
-    apply_mapping(cfg, {k: v for k, v in card.items() if k in ("run", "generation")}, f"tasks/{task}/task.yaml")
+    apply_mapping(cfg, {k: v for k, v in card.items() if k in ("run", "generation", "eval")}, f"tasks/{task}/task.yaml")
     apply_mapping(cfg, load_yaml(algo_file), f"tasks/{task}/{algo}.yaml", others)
     if preset:
         preset_file = task_dir / "presets" / f"{preset}.yaml"

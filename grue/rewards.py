@@ -67,10 +67,99 @@ def classifier_sentiment(prompts, completions, references, meta, model: str = "l
     return out
 
 
+def _needs(fn, *args, **kwargs) -> list[float]:
+    """Call a metric's per-sample function; a missing resource (WordNet, a model) becomes a clear error."""
+    from grue.metrics import MetricSkipped
+
+    try:
+        return list(fn(*args, **kwargs))
+    except MetricSkipped as e:
+        raise GrueError(f"the reward cannot be computed: {e}") from None
+
+
+def meteor(prompts, completions, references, meta) -> list[float]:
+    """METEOR (nltk) of each completion against its references."""
+    from grue.metrics.text import meteor_per_sample
+
+    return _needs(meteor_per_sample, completions, references)
+
+
+COMMONGEN_PREFIX = "generate a sentence with:"
+
+
+def commongen_meteor(prompts, completions, references, meta) -> list[float]:
+    """METEOR, minus 1 when the completion copies the concept list or the instruction.
+
+    The GRUE paper's CommonGen reward shaping (RL4LMs ``CommonGenPenaltyShapingFunction``):
+    a completion that contains the prompt's concept string (``"dog frisbee catch"``), or the
+    words "generate" or "sentence" of the instruction, gets a penalty of -1.
+    """
+    scores = meteor(prompts, completions, references, meta)
+    out = []
+    for s, c, m in zip(scores, completions, meta):
+        text = c.lower()
+        concepts = " ".join(m.get("concepts", [])).lower()
+        copied = bool(concepts) and concepts in text
+        out.append(s - 1.0 if copied or "generate" in text or "sentence" in text else s)
+    return out
+
+
+def rouge1(prompts, completions, references, meta) -> list[float]:
+    """ROUGE-1 F-measure (rouge-score, Porter stemming), best over the references."""
+    from grue.metrics.text import rouge_per_sample
+
+    return _needs(rouge_per_sample, completions, references, kind="rouge1")
+
+
+def rouge_lmax(prompts, completions, references, meta) -> list[float]:
+    """ROUGE-L F-measure, the maximum over the references (NarrativeQA)."""
+    from grue.metrics.text import rouge_per_sample
+
+    return _needs(rouge_per_sample, completions, references, kind="rougeL")
+
+
+def one_minus_ter(prompts, completions, references, meta) -> list[float]:
+    """1 - TER (sacrebleu's sentence TER as a fraction), the GRUE paper's translation reward."""
+    from grue.metrics.text import ter_per_sample
+
+    return [1.0 - t for t in _needs(ter_per_sample, completions, references)]
+
+
+def parent(prompts, completions, references, meta) -> list[float]:
+    """PARENT F-score of each completion against its references and its table (ToTTo)."""
+    from grue.metrics.parent import parent_per_sample
+
+    return _needs(parent_per_sample, completions, references, [m["table"] for m in meta])
+
+
+INTENT_WEIGHT, METEOR_WEIGHT = 0.75, 0.25  # RL4LMs dailydialog configs: intent_coeff 0.75, auto_coeff 0.25
+
+
+def intent_meteor(prompts, completions, references, meta,
+                  model: str = "rajkumarrrk/roberta-daily-dialog-intent-classifier") -> list[float]:
+    """0.75 * (predicted intent == the reference utterance's intent) + 0.25 * METEOR, per sample.
+
+    RL4LMs computed the METEOR term over the whole batch inside a per-sample reward; here
+    each sample gets its own METEOR.
+    """
+    from grue.metrics.neural import intent_match_per_sample
+
+    match = _needs(intent_match_per_sample, prompts, completions, [m["intent"] for m in meta], model=model)
+    met = meteor(prompts, completions, references, meta)
+    return [INTENT_WEIGHT * a + METEOR_WEIGHT * b for a, b in zip(match, met)]
+
+
 # name -> reward function
 REWARDS: dict[str, RewardFn] = {
     "sentiment": classifier_sentiment,
     "lexicon": lexicon_sentiment,
+    "meteor": meteor,
+    "commongen_meteor": commongen_meteor,
+    "rouge1": rouge1,
+    "rouge_lmax": rouge_lmax,
+    "one_minus_ter": one_minus_ter,
+    "parent": parent,
+    "intent_meteor": intent_meteor,
 }
 
 

@@ -118,7 +118,7 @@ def test_resolve_imdb_ppo_paper_settings(cfg):
     assert (g.top_k, g.min_new_tokens, g.max_new_tokens, g.do_sample) == (50, 48, 48, True)
     assert (r.model, r.reward, r.task, r.algo) == ("gpt2", "sentiment", "imdb", "ppo")
     assert cfg.task_version == "1.0"
-    assert set(cfg.sections()) == {"run", "generation", "ppo"}
+    assert set(cfg.sections()) == {"run", "generation", "eval", "ppo"}
 
 
 def test_resolve_smoke_preset():
