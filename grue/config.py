@@ -47,6 +47,12 @@ class RunConfig:
     """Directory with <task>/<split>.jsonl; empty means $GRUE_DATA_DIR, else the Hugging Face Hub."""
     builtin_prompts: bool = False
     """With no data directory, use the task's built-in prompts instead of the Hub (offline smoke runs)."""
+    train_split: str = "train"
+    """Split the policy trains on. Smoke presets of tasks whose local sample has no train split use another."""
+    validation_split: str = "validation"
+    """Split the supervised baseline evaluates on after each epoch."""
+    prompt_variant: str = ""
+    """A task's alternative prompt format (e.g. ToTTo's ``no_titles``); empty means the task's default."""
     output_dir: str = ""
     """Run directory; empty means runs/<task>-<algo>-<seed>-<time>."""
     mixed_precision: str = field(default="no", metadata={"choices": ("no", "bf16", "fp16")})
@@ -64,7 +70,9 @@ class GenerationConfig:
     """How rollouts are sampled (see grue.sampling for how warpers enter the loss)."""
 
     max_prompt_tokens: int = 64
-    """Prompts longer than this keep their last tokens."""
+    """Prompts longer than this are cut to this many tokens, on ``truncation_side``."""
+    truncation_side: str = field(default="left", metadata={"choices": ("left", "right")})
+    """Which end of a long prompt is cut: left keeps its end (continuation, dialogue), right keeps its start (articles, tables)."""
     min_new_tokens: int = 48
     """EOS is banned until this many tokens are generated."""
     max_new_tokens: int = 48

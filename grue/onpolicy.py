@@ -33,7 +33,8 @@ def collect(s: Session, prompts: list[str], mask: MaskSettings | None = None) ->
     policy = s.accelerator.unwrap_model(s.policy)
     parts = []
     for i in range(0, len(prompts), s.algo.rollout_batch_size):
-        q, qm = tokenize_prompts(s.tokenizer, prompts[i : i + s.algo.rollout_batch_size], s.gen.max_prompt_tokens, s.seq2seq, s.device)
+        q, qm = tokenize_prompts(s.tokenizer, prompts[i : i + s.algo.rollout_batch_size], s.gen.max_prompt_tokens, s.seq2seq, s.device,
+                                  s.gen.truncation_side)
         with s.accelerator.autocast():
             r = generate(policy, q, qm, s.gen, eos_id=s.tokenizer.eos_token_id, pad_id=s.tokenizer.pad_token_id, generator=s.sample_rng,
                          mask=mask)

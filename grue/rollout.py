@@ -31,6 +31,7 @@ class GenSettings:
     top_k: int = 0
     top_p: float = 1.0
     temperature: float = 1.0
+    truncation_side: str = "left"
 
 
 @dataclass
@@ -52,9 +53,10 @@ class Rollout:
         return Rollout(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[idx] for f in fields(self)})
 
 
-def tokenize_prompts(tokenizer, prompts: list[str], max_tokens: int, is_encoder_decoder: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids and mask (B,P): truncated on the left to ``max_tokens``; causal left-padded."""
-    tokenizer.truncation_side = "left"
+def tokenize_prompts(tokenizer, prompts: list[str], max_tokens: int, is_encoder_decoder: bool, device,
+                     truncation_side: str = "left") -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and mask (B,P): truncated on ``truncation_side`` to ``max_tokens``; causal left-padded."""
+    tokenizer.truncation_side = truncation_side
     tokenizer.padding_side = "right" if is_encoder_decoder else "left"
     enc = tokenizer(prompts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
     return enc["input_ids"].to(device), enc["attention_mask"].to(device)

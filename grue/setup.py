@@ -47,7 +47,8 @@ from grue.tracking import (
 
 def gen_settings(cfg: Config) -> GenSettings:
     g = cfg.generation
-    return GenSettings(g.max_prompt_tokens, g.min_new_tokens, g.max_new_tokens, g.do_sample, g.top_k, g.top_p, g.temperature)
+    return GenSettings(g.max_prompt_tokens, g.min_new_tokens, g.max_new_tokens, g.do_sample, g.top_k, g.top_p, g.temperature,
+                       g.truncation_side)
 
 
 def load_examples(cfg: Config, split: str) -> list[Example]:
@@ -55,8 +56,16 @@ def load_examples(cfg: Config, split: str) -> list[Example]:
     data_dir = data_dir_from(cfg.run.data_dir)
     task = TASKS[cfg.run.task]
     builtin = bool(cfg.run.builtin_prompts and not data_dir)
+    if split not in task.SPLITS:
+        raise GrueError(f"task '{cfg.run.task}' has no split '{split}'; accepted: {', '.join(task.SPLITS)}")
     if builtin and not hasattr(task, "BUILTIN_OPENINGS"):
         raise GrueError(f"task '{cfg.run.task}' has no built-in prompts; pass --data-dir DIR or set GRUE_DATA_DIR")
+    if cfg.run.prompt_variant:
+        variants = getattr(task, "VARIANTS", ())
+        if cfg.run.prompt_variant not in variants:
+            raise GrueError(f"task '{cfg.run.task}' has no prompt variant '{cfg.run.prompt_variant}'; "
+                            f"accepted: {', '.join(variants) or 'none (leave run.prompt_variant empty)'}")
+        return task.load(split, data_dir, builtin=builtin, variant=cfg.run.prompt_variant)
     return task.load(split, data_dir, builtin=builtin)
 
 
@@ -182,7 +191,7 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     set_seed(cfg.run.seed + acc.process_index)
 
     # Data before models: a missing data file should fail fast.
-    examples = load_examples(cfg, "train")
+    examples = load_examples(cfg, cfg.run.train_split)
     reward_name, reward_fn = resolve_reward(cfg.run.reward, cfg.run.reward_model)
 
     source = str(ck) if resumed else cfg.run.model

@@ -202,7 +202,8 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
         disable_dropout(model)
     seq2seq = bool(model.config.is_encoder_decoder)
     decoder_start = getattr(model.config, "decoder_start_token_id", None)
-    prompt_ids, target_ids = encode(tokenizer, train_ex, seq2seq, cfg.generation.max_prompt_tokens)
+    prompt_ids, target_ids = encode(tokenizer, train_ex, seq2seq, cfg.generation.max_prompt_tokens,
+                                   cfg.generation.truncation_side)
     optimizer = torch.optim.AdamW(model.parameters(), lr=algo.lr, eps=algo.adam_eps, weight_decay=algo.weight_decay)
     start_epoch, step = (resumed["epoch"], resumed["step"]) if resumed else (0, 0)
     if resumed:
@@ -280,22 +281,23 @@ def supervised_data(cfg: Config) -> tuple[list[Example], list[Example]]:
     if cfg.run.builtin_prompts and not data_dir_from(cfg.run.data_dir):
         raise GrueError("supervised training needs references, and the built-in prompts have none; pass --data-dir DIR "
                         f"(or set GRUE_DATA_DIR) with DIR/{cfg.run.task}/train.jsonl, or set run.builtin_prompts=false to use the Hub")
-    train_ex = load_examples(cfg, "train")
+    train_ex = load_examples(cfg, cfg.run.train_split)
     rule = getattr(TASKS[cfg.run.task], "supervised_examples", None)
     train_ex = rule(train_ex) if rule else train_ex
     if not train_ex:
         raise GrueError(f"no training examples for supervised training of task '{cfg.run.task}'")
-    val_ex = load_examples(cfg, "validation")
+    val_ex = load_examples(cfg, cfg.run.validation_split)
     if not val_ex:
         raise GrueError(f"no validation examples in task '{cfg.run.task}'")
     return train_ex, val_ex
 
 
-def encode(tokenizer, examples: list[Example], seq2seq: bool, max_prompt_tokens: int) -> tuple[list[list[int]], list[list[int]]]:
-    """Token ids of the prompts (cut on the left, with the tokenizer's special tokens, as in a rollout)
+def encode(tokenizer, examples: list[Example], seq2seq: bool, max_prompt_tokens: int,
+           truncation_side: str = "left") -> tuple[list[list[int]], list[list[int]]]:
+    """Token ids of the prompts (cut on ``truncation_side``, with the tokenizer's special tokens, as in a rollout)
     and of the first references (no special tokens). A causal target gets a space in front when
     neither side has one, so it continues the prompt; an empty causal prompt becomes BOS (or EOS)."""
-    tokenizer.truncation_side = "left"
+    tokenizer.truncation_side = truncation_side
     prompts = tokenizer([e.prompt for e in examples], truncation=True, max_length=max_prompt_tokens)["input_ids"]
     targets = [e.references[0] for e in examples]
     if not seq2seq:
@@ -354,10 +356,10 @@ def evaluate(cfg: Config, acc: Accelerator, model, tokenizer, examples: list[Exa
     completions, nll = [], torch.zeros(2, device=acc.device)
     for i in range(0, len(mine), algo.eval_batch_size):
         batch = [examples[j] for j in mine[i : i + algo.eval_batch_size]]
-        q, qm = tokenize_prompts(tokenizer, [e.prompt for e in batch], gen.max_prompt_tokens, seq2seq, acc.device)
+        q, qm = tokenize_prompts(tokenizer, [e.prompt for e in batch], gen.max_prompt_tokens, seq2seq, acc.device, gen.truncation_side)
         with acc.autocast():
             r = generate(policy, q, qm, gen, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id, generator=g)
-            sft = make_batch(tokenizer, *encode(tokenizer, batch, seq2seq, gen.max_prompt_tokens), seq2seq, decoder_start,
+            sft = make_batch(tokenizer, *encode(tokenizer, batch, seq2seq, gen.max_prompt_tokens, gen.truncation_side), seq2seq, decoder_start,
                              algo.max_target_tokens, acc.device)
             nll += torch.stack([sft_loss(policy, sft, seq2seq, normalizer=1.0), (sft["labels"] != -100).sum().float()])
         completions += tokenizer.batch_decode(r.response_ids * (r.response_mask > 0), skip_special_tokens=True)
