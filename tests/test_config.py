@@ -78,7 +78,10 @@ def test_parse_set_section_key(cfg):
 
 
 def test_parse_set_bare_key(cfg):
-    assert parse_set("top_p=0.9", cfg) == ("generation", "top_p", 0.9)
+    assert parse_set("truncation_side=right", cfg) == ("generation", "truncation_side", "right")
+    assert parse_set("num_beams=4", cfg) == ("eval", "num_beams", 4)
+    with pytest.raises(GrueError, match="several sections .generation, eval.; write section.key"):
+        parse_set("top_p=0.9", cfg)
     assert parse_set("epochs=3", cfg) == ("ppo", "epochs", 3)
     assert parse_set("builtin_prompts=true", cfg) == ("run", "builtin_prompts", True)
 
