@@ -109,8 +109,6 @@ class EvalConfig:
     """EOS is banned until this many tokens are generated."""
     max_new_tokens: int = 48
     """Length limit of a generation."""
-    seed: int = 0
-    """Seed of sampled evaluation decoding."""
     bertscore_model: str = "microsoft/deberta-xlarge-mnli"
     """BERTScore's model: a Hub id known to bert-score, or a local path (then set bertscore_layers)."""
     bertscore_layers: int | None = None
