@@ -135,7 +135,7 @@ def test_resolve_precedence(tmp_path):
     # kl_coef: ppo.yaml 0.1 < preset smoke 0.01 < --set
     assert resolve("imdb", "ppo").algo.kl_coef == 0.1
     assert resolve("imdb", "ppo", preset="smoke").algo.kl_coef == 0.01
-    cfg = resolve("imdb", "ppo", preset="smoke", sets=["ppo.kl_coef=0.05", "top_k=7"])
+    cfg = resolve("imdb", "ppo", preset="smoke", sets=["ppo.kl_coef=0.05", "generation.top_k=7"])
     assert cfg.algo.kl_coef == 0.05 and cfg.generation.top_k == 7
     # --config beats the preset, flags beat --config, --set beats flags
     f = tmp_path / "c.yaml"
