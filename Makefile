@@ -4,7 +4,16 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 export GRUE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-.PHONY: install test test-fast bench compare smoke clean
+DEBIAN_PACKAGES := wordnet-base wordnet-sense-index chromium chromium-driver
+
+.PHONY: install system-deps test test-fast bench compare smoke clean
+
+# WordNet 3.0 from Debian, for METEOR without internet (grue copies it into an NLTK data
+# folder on first use), and Chromium + ChromeDriver for the leaderboard's browser tests.
+# Needs root and apt; elsewhere run `python -m nltk.downloader wordnet` (the browser tests skip).
+system-deps:
+	apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES) || \
+	  (apt-get update && apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES))
 
 install:
 	$(PIP) install torch==2.13.0

@@ -107,6 +107,32 @@ def checkpoint_of(run_dir: str) -> str:
                         "saved by `grue train` (or pass a save_pretrained directory with --model)") from None
 
 
+@app.command("eval")
+@friendly
+def eval_(
+    checkpoint: Optional[str] = typer.Option(None, help="Run directory made by `grue train` (uses its config and checkpoint)."),
+    task: Optional[str] = typer.Option(None, help="Task, for a zero-shot evaluation of --model."),
+    model: Optional[str] = typer.Option(None, help="Zero-shot model: Hub id, local directory, tiny-gpt2 or tiny-t5."),
+    split: str = typer.Option("test", help="Split to evaluate: train, validation or test."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate only the first N examples."),
+    batch_size: Optional[int] = typer.Option(None, help="Prompts decoded at once (default: the task's eval.batch_size)."),
+    data_dir: Optional[str] = typer.Option(None, help="Directory with <task>/<split>.jsonl (default: $GRUE_DATA_DIR, else the Hub)."),
+    output_dir: Optional[str] = typer.Option(None, help="Where results.json and samples.jsonl go (default: RUN/eval/<split>/)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of sampled decoding (default: the run's seed)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a run/generation/eval key, e.g. eval.num_beams=4 (repeatable)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing results.json in the output directory."),
+    quiet: bool = typer.Option(False, help="No progress display."),
+):
+    """Evaluate a trained run (or a zero-shot model) on a task split; writes results.json and samples.jsonl."""
+    from grue.evaluate import evaluate, summary_lines
+
+    path = evaluate(checkpoint=checkpoint, task=task, model=model, split=split, limit=limit, batch_size=batch_size,
+                    data_dir=data_dir, output_dir=output_dir, seed=seed, sets=set_, overwrite=overwrite, show=not quiet)
+    for line in summary_lines(path):
+        typer.echo(line)
+    typer.echo(f"wrote {path} and {path.parent / 'samples.jsonl'}")
+
+
 @app.command()
 @friendly
 def tasks():

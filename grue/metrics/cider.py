@@ -1,8 +1,5 @@
 """CIDEr-D (Vedantam et al., CVPR 2015), computed as ``pycocoevalcap``'s ``Cider`` computes it.
 
-# why hand-written: pycocoevalcap is unmaintained since 2020 and drags pycocotools and Java
-# (its PTB tokenizer) in; the metric itself is ~100 lines.
-
 For each example with candidate ``c`` and references ``r_1..r_m`` (over a corpus of ``N``
 examples)::
 
@@ -33,6 +30,7 @@ from collections import Counter
 from grue.errors import GrueError
 from grue.metrics import EvalBatch, MetricOptions, MetricResult
 
+# why hand-written: pycocoevalcap is unmaintained since 2020 and drags pycocotools/Java in; we need ~100 lines.
 MAX_ORDER = 4
 SIGMA = 6.0
 _TOKEN = re.compile(r"\w+|[^\w\s]")

