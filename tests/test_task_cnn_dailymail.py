@@ -1,0 +1,99 @@
+"""The CNN/DailyMail task: prompt, highlight normalisation (Hub and local forms agree), right truncation, real sample."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from grue.config import resolve
+from grue.errors import GrueError
+from grue.models import load_tokenizer
+from grue.rollout import tokenize_prompts
+from grue.tasks import TASKS, cnn_dailymail
+
+ARTICLE = "A small town opened its first public library on Monday. Volunteers carried boxes of books all weekend."
+# The same invented highlights in the two forms (see the data README): Hugging Face 3.0.0 joins
+# bullets with "\n" and ends an unpunctuated bullet with " ."; the local sample joins with " "
+# and appends ".". Expected text written by hand.
+HUB_HIGHLIGHTS = "Town opens its first public library .\nVolunteers carried books all weekend!\nThe mayor said \"read more\""
+LOCAL_HIGHLIGHTS = "Town opens its first public library. Volunteers carried books all weekend! The mayor said \"read more\""
+HUB_ROW = {"article": ARTICLE, "highlights": HUB_HIGHLIGHTS, "id": "0123456789abcdef0123456789abcdef01234567"}
+LOCAL_ROW = {"article": ARTICLE, "highlights": LOCAL_HIGHLIGHTS, "id": None}
+
+
+def test_registered():
+    assert TASKS["cnn_dailymail"] is cnn_dailymail and cnn_dailymail.SPLITS == ("train", "validation", "test")
+
+
+def test_both_highlight_forms_give_the_same_reference():
+    assert cnn_dailymail.normalize_highlights(HUB_HIGHLIGHTS) == LOCAL_HIGHLIGHTS
+    assert cnn_dailymail.normalize_highlights(LOCAL_HIGHLIGHTS) == LOCAL_HIGHLIGHTS
+    hub, local = cnn_dailymail.rows_to_examples([HUB_ROW, LOCAL_ROW])
+    assert hub.references == local.references == [LOCAL_HIGHLIGHTS]
+    assert hub.prompt == local.prompt == "Summarize: " + ARTICLE
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("One .\nTwo .", "One. Two."),
+    ("  One?  \n\nTwo ...\n", "One? Two ..."),   # stripped, empty lines dropped, "..." kept
+    ("Ends with a dot .", "Ends with a dot."),
+    ("No change at all.", "No change at all."),
+])
+def test_normalize_highlights_by_hand(text, expected):
+    assert cnn_dailymail.normalize_highlights(text) == expected
+
+
+def test_meta_and_local_file(tmp_path):
+    (tmp_path / "cnn_dailymail").mkdir()
+    (tmp_path / "cnn_dailymail" / "test.jsonl").write_text(json.dumps(HUB_ROW) + "\n" + json.dumps(LOCAL_ROW) + "\n", encoding="utf-8")
+    ex = cnn_dailymail.load("test", str(tmp_path))
+    assert [e.meta for e in ex] == [{"id": HUB_ROW["id"], "index": 0}, {"id": None, "index": 1}]
+    assert ex == cnn_dailymail.load("test", str(tmp_path))
+
+
+def test_errors(tmp_path):
+    with pytest.raises(GrueError, match="row 1: expected string fields 'article' and 'highlights'"):
+        cnn_dailymail.rows_to_examples([{"article": ARTICLE}], "train")
+    with pytest.raises(GrueError, match="no split 'dev'; accepted: train, validation, test"):
+        cnn_dailymail.load("dev", str(tmp_path))
+    with pytest.raises(GrueError, match="no built-in prompts"):
+        cnn_dailymail.load("train", None, builtin=True)
+    with pytest.raises(GrueError, match="cnn_dailymail/validation.jsonl"):
+        cnn_dailymail.load("validation", str(tmp_path))
+
+
+def test_settings_cut_the_article_on_the_right_and_ppo_uses_rouge1():
+    ppo, nlpo = resolve("cnn_dailymail", "ppo"), resolve("cnn_dailymail", "nlpo")
+    assert (ppo.generation.max_prompt_tokens, ppo.generation.truncation_side) == (512, "right")
+    assert (ppo.run.reward, nlpo.run.reward) == ("rouge1", "meteor")
+    assert (ppo.generation.min_new_tokens, ppo.generation.max_new_tokens, ppo.generation.top_k) == (50, 100, 50)
+    assert (ppo.eval.do_sample, ppo.eval.top_k, ppo.eval.temperature) == (True, 0, 0.7)
+    assert (ppo.algo.lr, ppo.algo.kl_coef, ppo.algo.kl_target) == (2e-6, 0.001, 0.2)
+
+
+def test_truncation_keeps_the_start_of_the_article():
+    tok = load_tokenizer("tiny-t5")
+    prompt = cnn_dailymail.build_prompt(ARTICLE * 20)
+    ids, _ = tokenize_prompts(tok, [prompt], 16, True, "cpu", truncation_side="right")
+    full = tok(prompt)["input_ids"]
+    assert ids.shape[1] == 16 and ids[0, :15].tolist() == full[:15]  # the start, then EOS
+
+
+def test_real_sample(data_dir):
+    d = str(data_dir)
+    sizes = {}
+    for split in cnn_dailymail.SPLITS:
+        ex = cnn_dailymail.load(split, d)
+        sizes[split] = len(ex)
+        assert all(e.prompt.startswith("Summarize: ") and len(e.prompt) > 100 for e in ex)
+        assert all(len(e.references) == 1 and e.references[0] and "\n" not in e.references[0] for e in ex)
+        assert all(not e.references[0].endswith(" .") for e in ex)
+        assert [e.meta["index"] for e in ex] == list(range(len(ex)))
+        assert ex == cnn_dailymail.load(split, d)  # deterministic
+    assert sizes == {"train": 100, "validation": 100, "test": 40}
+    val = cnn_dailymail.load("validation", d)
+    assert all(isinstance(e.meta["id"], str) and len(e.meta["id"]) == 40 for e in val)
+    # the local form is already normalised: references are the highlights unchanged
+    rows = [json.loads(line) for line in (data_dir / "cnn_dailymail" / "validation.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [e.references[0] for e in val] == [r["highlights"].strip() for r in rows]

@@ -1,0 +1,120 @@
+"""The CommonGen task: prompts, one example per concept set, Hub-schema rows, the v1.1 test split, real sample."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from grue.config import resolve
+from grue.errors import GrueError
+from grue.tasks import TASKS, commongen
+
+# Hand-written rows in the Hugging Face common_gen schema (invented sentences), two concept
+# sets interleaved: set 7 first appears before set 3.
+HUB_ROWS = [
+    {"concept_set_idx": 7, "concepts": ["kite", "fly", "beach"], "target": "Children fly a red kite on the beach."},
+    {"concept_set_idx": 3, "concepts": ["bake", "bread", "oven"], "target": "She bakes bread in a stone oven."},
+    {"concept_set_idx": 7, "concepts": ["kite", "fly", "beach"], "target": "A kite flies high above the beach."},
+    {"concept_set_idx": 3, "concepts": ["bake", "bread", "oven"], "target": "The oven is hot enough to bake bread."},
+    {"concept_set_idx": 7, "concepts": ["kite", "fly", "beach"], "target": "We flew kites at the beach all day."},
+]
+
+
+def write_split(tmp_path, split: str, rows: list[dict]) -> str:
+    (tmp_path / "commongen").mkdir(exist_ok=True)
+    (tmp_path / "commongen" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(tmp_path)
+
+
+def test_registered():
+    assert TASKS["commongen"] is commongen and commongen.SPLITS == ("train", "validation", "test")
+
+
+def test_prompt_is_rl4lms_commongen_form():
+    # RL4LMs datapool args: prefix "generate a sentence with: ", separator " ", end token "."
+    assert commongen.build_prompt(["dog", "frisbee", "catch"]) == "generate a sentence with: dog frisbee catch."
+
+
+def test_rows_group_into_one_example_per_concept_set_in_order_of_first_appearance():
+    ex = commongen.group_concept_sets(HUB_ROWS, "train")
+    assert [e.prompt for e in ex] == ["generate a sentence with: kite fly beach.", "generate a sentence with: bake bread oven."]
+    assert ex[0].references == [HUB_ROWS[0]["target"], HUB_ROWS[2]["target"], HUB_ROWS[4]["target"]]
+    assert ex[1].references == [HUB_ROWS[1]["target"], HUB_ROWS[3]["target"]]
+    assert ex[0].meta == {"concepts": ["kite", "fly", "beach"], "concept_set_idx": 7, "index": 0}
+    assert ex[1].meta == {"concepts": ["bake", "bread", "oven"], "concept_set_idx": 3, "index": 1}
+
+
+def test_local_file_in_hub_schema_loads_the_same_and_deterministically(tmp_path):
+    d = write_split(tmp_path, "validation", HUB_ROWS)
+    ex = commongen.load("validation", d)
+    assert ex == commongen.group_concept_sets(HUB_ROWS, "validation") == commongen.load("validation", d)
+
+
+def test_supervised_examples_are_one_per_concept_set_and_sentence():
+    sup = commongen.supervised_examples(commongen.group_concept_sets(HUB_ROWS))
+    assert [(e.prompt, e.references) for e in sup] == [
+        ("generate a sentence with: kite fly beach.", [HUB_ROWS[0]["target"]]),
+        ("generate a sentence with: kite fly beach.", [HUB_ROWS[2]["target"]]),
+        ("generate a sentence with: kite fly beach.", [HUB_ROWS[4]["target"]]),
+        ("generate a sentence with: bake bread oven.", [HUB_ROWS[1]["target"]]),
+        ("generate a sentence with: bake bread oven.", [HUB_ROWS[3]["target"]]),
+    ]
+    assert [e.meta["reference_index"] for e in sup] == [0, 1, 2, 0, 1]
+    assert all(e.meta["concepts"] for e in sup)
+
+
+def test_hub_test_split_is_refused_before_any_download():
+    # HF common_gen v1.1's test targets are all "": the error says so and names the alternatives.
+    with pytest.raises(GrueError, match=r"test split has empty targets.*'validation'.*v1\.0"):
+        commongen.load("test", None)
+
+
+def test_empty_target_in_a_file_is_an_error(tmp_path):
+    rows = [dict(HUB_ROWS[0]), {**HUB_ROWS[1], "target": ""}]
+    with pytest.raises(GrueError, match=r"row 2 \(concept set 3\) has an empty target.*validation"):
+        commongen.load("test", write_split(tmp_path, "test", rows))
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"concepts": ["a", "b"], "target": "x"}], "expected the fields concept_set_idx, concepts, target"),
+    ([{"concept_set_idx": 1, "concepts": [], "target": "x"}], "'concepts' must be a non-empty list"),
+    ([HUB_ROWS[0], {**HUB_ROWS[2], "concepts": ["kite", "beach"]}], "concept set 7 has concepts"),
+])
+def test_malformed_rows_are_explained(rows, message):
+    with pytest.raises(GrueError, match=message):
+        commongen.group_concept_sets(rows, "train")
+
+
+def test_unknown_split_and_builtin_prompts_are_refused(tmp_path):
+    with pytest.raises(GrueError, match="no split 'dev'; accepted: train, validation, test"):
+        commongen.load("dev", str(tmp_path))
+    with pytest.raises(GrueError, match="no built-in prompts"):
+        commongen.load("train", None, builtin=True)
+    with pytest.raises(GrueError, match="commongen/train.jsonl"):
+        commongen.load("train", str(tmp_path))
+
+
+def test_paper_settings_resolve():
+    ppo, nlpo = resolve("commongen", "ppo"), resolve("commongen", "nlpo")
+    assert (ppo.run.model, ppo.run.reward, ppo.algo.lr, ppo.algo.kl_coef, ppo.algo.kl_target) == ("t5-base", "commongen_meteor", 2e-6, 0.001, 2.0)
+    assert (ppo.generation.top_k, ppo.generation.max_new_tokens, nlpo.generation.top_k) == (0, 20, 50)
+    assert (ppo.eval.num_beams, ppo.eval.do_sample, ppo.eval.max_new_tokens) == (5, False, 20)
+
+
+def test_real_sample_groups_whole_concept_sets(data_dir):
+    d = str(data_dir)
+    for split in commongen.SPLITS:
+        rows = [json.loads(line) for line in (data_dir / "commongen" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+        ex = commongen.load(split, d)
+        assert len(ex) == len({r["concept_set_idx"] for r in rows})
+        assert sum(len(e.references) for e in ex) == len(rows)
+        assert [e.meta["index"] for e in ex] == list(range(len(ex)))
+        assert all(e.prompt == "generate a sentence with: " + " ".join(e.meta["concepts"]) + "." for e in ex)
+        assert all(all(r.strip() for r in e.references) for e in ex)
+        first = next(r for r in rows if r["concept_set_idx"] == ex[0].meta["concept_set_idx"])
+        assert ex[0].meta["concepts"] == first["concepts"]
+    val = commongen.load("validation", d)
+    assert val == commongen.load("validation", d)  # deterministic
+    assert len(commongen.supervised_examples(val)) == 1000  # the sample's validation rows
+

@@ -1,0 +1,73 @@
+"""One contract over every GRUE task: data, prompts, rewards, metric names, settings files."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from grue.algorithms import ALGORITHMS
+from grue.config import load_yaml, resolve, task_names, tasks_root
+from grue.evaluate import task_metrics
+from grue.metrics import reported_names
+from grue.rewards import resolve_reward, score
+from grue.tasks import TASKS
+
+GRUE = ["imdb", "commongen", "cnn_dailymail", "totto", "wmt16", "dailydialog", "narrativeqa"]
+
+
+def test_all_seven_tasks_are_there():
+    assert sorted(TASKS) == sorted(GRUE)
+    assert task_names() == sorted(GRUE)
+
+
+def card_metric_names(task: str) -> list[str]:
+    """Names in backticks in the task card's **Metrics.** paragraph."""
+    text = (tasks_root() / task / "README.md").read_text(encoding="utf-8")
+    start = text.index("**Metrics.**")
+    paragraph = text[start:].split("\n\n", 1)[0]
+    return [n for n in re.findall(r"`([^`]+)`", paragraph) if re.fullmatch(r"[a-z][a-z0-9_]*", n)]
+
+
+def local_split(data_dir, task: str) -> str:
+    for split in ("validation", "test", "train"):
+        if split in TASKS[task].SPLITS and (data_dir / task / f"{split}.jsonl").is_file():
+            return split
+    raise AssertionError(f"no local split for {task}")
+
+
+@pytest.mark.parametrize("task", GRUE)
+def test_task_contract(task, data_dir):
+    card = load_yaml(tasks_root() / task / "task.yaml")
+    assert card["name"] == task and re.fullmatch(r"\d+\.\d+", str(card["version"]))
+
+    # 8 samples from the real data, with prompts and references
+    split = local_split(data_dir, task)
+    examples = TASKS[task].load(split, str(data_dir))[:8]
+    assert len(examples) == 8
+    assert all(isinstance(e.prompt, str) and e.prompt.strip() for e in examples)
+    assert all(e.references and all(isinstance(r, str) for r in e.references) for e in examples)
+    assert TASKS[task].load(split, str(data_dir))[:8] == examples  # deterministic
+
+    # the smoke preset's (offline) reward gives one finite float per completion
+    cfg = resolve(task, "ppo", preset="smoke")
+    name, fn = resolve_reward(cfg.run.reward, cfg.run.reward_model)
+    completions = [e.references[0] for e in examples[:4]] + ["", "the", "a b c d e f", "."]
+    scores = score(name, fn, [e.prompt for e in examples], completions, [e.references for e in examples], [e.meta for e in examples])
+    assert len(scores) == 8 and all(math.isfinite(s) for s in scores)
+
+    # the metric names in the task card are exactly the ones the evaluation reports
+    assert card_metric_names(task) == list(reported_names(task_metrics(task)))
+
+
+@pytest.mark.parametrize("task", GRUE)
+def test_every_algorithm_resolves_with_paper_and_smoke_settings(task):
+    for algo in ALGORITHMS:
+        paper = resolve(task, algo)
+        smoke = resolve(task, algo, preset="smoke")
+        assert paper.task_version == smoke.task_version != ""
+        assert smoke.run.model in ("tiny-gpt2", "tiny-t5")
+        assert smoke.run.reward in {"lexicon", "meteor", "commongen_meteor", "rouge1", "rouge_lmax", "one_minus_ter", "parent"}
+    header = (tasks_root() / task / "ppo.yaml").read_text(encoding="utf-8").lstrip()
+    assert header.startswith("#"), "each settings file states its source in a header comment"
