@@ -1,8 +1,19 @@
-"""Task code, looked up by name. The task definitions (settings, cards) live in tasks/<name>/."""
+"""Task code, looked up by name. The task definitions (settings, cards) live in tasks/<name>/.
 
-from grue.tasks import imdb
+A task module has ``SPLITS``, ``load(split, data_dir, builtin=False) -> list[Example]``
+and optionally ``supervised_examples(examples)``, ``BUILTIN_OPENINGS`` (offline prompts)
+and ``VARIANTS`` (prompt formats chosen with ``run.prompt_variant``).
+"""
 
-# name -> module with SPLITS and load(split, data_dir, builtin=False) -> list[Example]
+from grue.tasks import cnn_dailymail, commongen, dailydialog, imdb, narrativeqa, totto, wmt16
+
+# name -> task module
 TASKS = {
     "imdb": imdb,
+    "commongen": commongen,
+    "cnn_dailymail": cnn_dailymail,
+    "totto": totto,
+    "wmt16": wmt16,
+    "dailydialog": dailydialog,
+    "narrativeqa": narrativeqa,
 }

@@ -1,0 +1,91 @@
+"""DailyDialog next-utterance generation (GRUE task ``dailydialog``).
+
+Given the last turns of an everyday two-person conversation, write the next turn. The
+reward asks for the intent (dialogue act) that the human reply had, plus overlap with
+it. One example per utterance that has ``CONTEXT_SIZE`` = 5 earlier ones in its dialogue
+(RL4LMs' data pool makes examples only there, and the paper's numbers are on them):
+
+- prompt: the 5 utterances before it, stripped, each
+  followed by the end-of-utterance token: ``"u1 <EOU> u2 <EOU> u3 <EOU>"``. The prompt
+  ends with the token, as in RL4LMs' ``DailyDialog`` data pool, so the policy starts
+  the next turn; the intent classifier reads the last utterance of the prompt
+  (``last_utterance``) followed by the generation.
+- reference: the utterance, stripped.
+- meta: ``intent`` = its dialogue act - 1 (0 inform, 1 question, 2 directive,
+  3 commissive: the intent classifier's labels), ``emotion`` (0..6), ``dialog_index``
+  (the dialogue's row in the split) and ``index``.
+
+Data: Hugging Face ``daily_dialog`` (fields ``dialog``, ``act``, ``emotion``; acts 1..4),
+or local JSON Lines ``<data-dir>/dailydialog/{train,validation,test}.jsonl`` with the
+same fields. Where a dialogue has fewer labels than utterances, the unlabeled utterances
+at its end are dropped (RL4LMs zips the three lists the same way).
+"""
+
+from __future__ import annotations
+
+from grue.errors import GrueError
+from grue.tasks.common import Example, read_jsonl_split
+
+SPLITS = ("train", "validation", "test")
+HUB_NAME, HUB_CONFIG = "daily_dialog", None
+EOU = "<EOU>"  # RL4LMs DailyDialog.EOU_TOKEN
+CONTEXT_SIZE = 5  # RL4LMs scripts/training/task_configs/dialog/gpt2_*.yml: datapool context_size 5
+FIELDS = ("dialog", "act", "emotion")
+ACTS = {1: "inform", 2: "question", 3: "directive", 4: "commissive"}
+
+
+def build_prompt(history: list[str], context_size: int = CONTEXT_SIZE) -> str:
+    """The last ``context_size`` utterances, stripped, each followed by `` <EOU>``, joined by spaces.
+
+    ``build_prompt(["Hi . ", " Hello ! "]) == "Hi . <EOU> Hello ! <EOU>"``.
+    """
+    return " ".join(f"{u.strip()} {EOU}" for u in history[-context_size:])
+
+
+def last_utterance(prompt: str) -> str:
+    """The last non-empty utterance of a prompt built by ``build_prompt`` (what the intent classifier reads first)."""
+    turns = [t.strip() for t in prompt.split(EOU)]
+    return next((t for t in reversed(turns) if t), "")
+
+
+def _check_row(row, where: str) -> None:
+    if not isinstance(row, dict) or any(not isinstance(row.get(k), list) for k in FIELDS):
+        raise GrueError(f"{where}: expected the lists {', '.join(FIELDS)} (Hugging Face daily_dialog schema), "
+                        f"got {sorted(row) if isinstance(row, dict) else type(row).__name__}")
+    bad = [a for a in row["act"] if isinstance(a, bool) or a not in ACTS]
+    if bad:
+        raise GrueError(f"{where}: dialogue act {bad[0]!r} is not one of 1..4 (inform, question, directive, commissive)")
+
+
+def dialogs_to_examples(rows: list[dict], split: str = "") -> list[Example]:
+    """One Example per utterance with ``CONTEXT_SIZE`` earlier ones (see the module docstring), in order.
+
+    rows: dialogues with ``dialog`` (list[str]), ``act`` (list[int], 1..4), ``emotion`` (list[int]).
+    Returns ``sum(max(0, min(len(dialog), len(act), len(emotion)) - CONTEXT_SIZE))`` examples.
+    """
+    examples: list[Example] = []
+    for d, row in enumerate(rows):
+        _check_row(row, f"dailydialog {split} dialogue {d + 1}")
+        turns = list(zip(row["dialog"], row["act"], row["emotion"]))
+        for t in range(CONTEXT_SIZE, len(turns)):
+            utterance, act, emotion = turns[t]
+            examples.append(Example(
+                prompt=build_prompt([u for u, _, _ in turns[:t]]), references=[utterance.strip()],
+                meta={"intent": int(act) - 1, "emotion": int(emotion), "dialog_index": d, "index": len(examples)}))
+    return examples
+
+
+def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Example]:
+    """Examples of ``split`` from ``data_dir/dailydialog/<split>.jsonl`` or the Hub."""
+    if builtin:
+        raise GrueError("task 'dailydialog' has no built-in prompts; pass --data-dir DIR (or set GRUE_DATA_DIR), "
+                        "or leave run.builtin_prompts false to use the Hugging Face Hub")
+    if split not in SPLITS:
+        raise GrueError(f"task 'dailydialog' has no split '{split}'; accepted: {', '.join(SPLITS)}")
+    if data_dir:
+        rows = read_jsonl_split(data_dir, "dailydialog", split)
+    else:
+        from grue.tasks.common import load_hub_split
+
+        rows = load_hub_split(HUB_NAME, HUB_CONFIG, split)
+    return dialogs_to_examples(rows, split)

@@ -1,0 +1,92 @@
+"""NarrativeQA abstractive question answering over a story summary (GRUE task ``narrativeqa``).
+
+Given a question about a book or film and the Wikipedia summary of its story, write a
+short free-form answer. The prompt is UnifiedQA's input format, which the paper's
+warm start ``allenai/unifiedqa-t5-base`` was trained on and which RL4LMs reads from
+UnifiedQA's NarrativeQA files: ``question \\n summary``, all lower-cased, where ``\\n``
+is the literal two characters backslash + n between spaces (T5's tokenizer drops real
+line breaks, so UnifiedQA writes the separator out). Line breaks inside the summary are
+removed, as UnifiedQA's encoder removed them (its ``replace("\\n", "")``).
+
+References: both answers of the question, lower-cased and stripped (as RL4LMs
+normalises them). One example per question; meta holds ``index``.
+
+Data: Hugging Face ``narrativeqa`` (``document.summary.text``, ``question.text``,
+``answers`` = list of {``text``, ``tokens``}), or local JSON Lines
+``<data-dir>/narrativeqa/<split>.jsonl`` with the subset of those fields the GRUE sample
+has (``document.summary.text``, ``question.text``, ``answers`` = list of {``text``}).
+"""
+
+from __future__ import annotations
+
+from grue.errors import GrueError
+from grue.tasks.common import Example, read_jsonl_split
+
+SPLITS = ("train", "validation", "test")
+HUB_NAME, HUB_CONFIG = "narrativeqa", None
+SEPARATOR = " \\n "  # space, backslash, "n", space: UnifiedQA's question/context separator
+
+
+def build_prompt(question: str, summary: str) -> str:
+    """``(question.strip() + " \\\\n " + summary without line breaks, stripped).lower()``.
+
+    ``build_prompt("Who wins?", "Ann races.\\nAnn wins.") == "who wins? \\\\n ann races.ann wins."``
+    (the separator is a literal backslash + n; the summary's real line break is dropped).
+    """
+    return (question.strip() + SEPARATOR + summary.replace("\n", "").strip()).lower()
+
+
+def _text(value, where: str, name: str) -> str:
+    """``value["text"]`` (Hugging Face / GRUE sample) or the string itself; anything else is an error."""
+    if isinstance(value, dict) and isinstance(value.get("text"), str):
+        return value["text"]
+    if isinstance(value, str):
+        return value
+    raise GrueError(f"{where}: {name} must be a string or a dict with a 'text' string "
+                    f"(Hugging Face narrativeqa schema), got {value!r:.80}")
+
+
+def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:
+    """One Example per question: prompt = ``build_prompt``, references = the answers (lower-cased, stripped)."""
+    examples = []
+    for i, row in enumerate(rows):
+        where = f"narrativeqa {split} row {i + 1}"
+        if not isinstance(row, dict) or not all(k in row for k in ("document", "question", "answers")):
+            raise GrueError(f"{where}: expected the fields document, question, answers (Hugging Face narrativeqa "
+                            f"schema), got {sorted(row) if isinstance(row, dict) else type(row).__name__}")
+        document = row["document"] if isinstance(row["document"], dict) else {}
+        summary = _text(document.get("summary"), where, "document.summary")
+        question = _text(row["question"], where, "question")
+        answers = row["answers"] if isinstance(row["answers"], list) else []
+        refs = [_text(a, where, "each answer").strip().lower() for a in answers]
+        if not refs or not all(refs):
+            raise GrueError(f"{where}: needs a non-empty list of non-empty answers, got {row['answers']!r:.80}")
+        examples.append(Example(prompt=build_prompt(question, summary), references=refs, meta={"index": i}))
+    return examples
+
+
+def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Example]:
+    """Examples of ``split`` from ``data_dir/narrativeqa/<split>.jsonl`` or the Hub."""
+    if builtin:
+        raise GrueError("task 'narrativeqa' has no built-in prompts; pass --data-dir DIR (or set GRUE_DATA_DIR), "
+                        "or leave run.builtin_prompts false to use the Hugging Face Hub")
+    if split not in SPLITS:
+        raise GrueError(f"task 'narrativeqa' has no split '{split}'; accepted: {', '.join(SPLITS)}")
+    if data_dir:
+        rows = read_jsonl_split(data_dir, "narrativeqa", split)
+    else:
+        from grue.tasks.common import load_hub_split
+
+        rows = load_hub_split(HUB_NAME, HUB_CONFIG, split)
+    return rows_to_examples(rows, split)
+
+
+def supervised_examples(examples: list[Example]) -> list[Example]:
+    """One training example per (question, answer), as the paper's supervised baseline.
+
+    Each gets the question's prompt, ``references=[that answer]`` (the supervised trainer's
+    target is ``references[0]``) and a copy of its meta plus ``reference_index``.
+    Returns ``sum(len(e.references) for e in examples)`` examples, questions in order.
+    """
+    return [Example(prompt=e.prompt, references=[ref], meta={**e.meta, "reference_index": j})
+            for e in examples for j, ref in enumerate(e.references)]

@@ -1,0 +1,86 @@
+"""The DailyDialog task: one example per turn with 5 earlier turns, the <EOU> context, intent labels, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from grue.errors import GrueError
+from grue.tasks import dailydialog
+
+# Invented dialogues in the Hugging Face daily_dialog schema (utterances keep the source's spaces).
+TALK = {"dialog": ["Good morning . ", " Morning ! Is the bakery open ? ", " Yes , since seven . ", " Give me two rolls , please . ",
+                   " I will wrap them for you . ", " How much is it ? ", " Two dollars . "],
+        "act": [1, 2, 1, 3, 4, 2, 1], "emotion": [0, 0, 0, 0, 4, 0, 0]}
+SHORT = {"dialog": ["Shall we go ? ", " Sure . "], "act": [3, 4], "emotion": [0, 4]}
+LONG = {"dialog": ["Shall we go ? ", " Sure . ", " Now ? ", " In a minute . ", " Fine . ", " Ready ? ", " Yes ! "],
+        "act": [3, 4, 2, 4, 1, 2, 1], "emotion": [0, 4, 0, 0, 0, 0, 4]}
+
+
+def write(tmp_path, split: str, rows: list[dict]) -> str:
+    (tmp_path / "dailydialog").mkdir(exist_ok=True)
+    (tmp_path / "dailydialog" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(tmp_path)
+
+
+def test_prompt_is_the_last_five_turns_each_ending_in_eou():
+    assert dailydialog.build_prompt(["Hi . ", " Hello ! "]) == "Hi . <EOU> Hello ! <EOU>"
+    turns = [f" t{i} " for i in range(8)]
+    assert dailydialog.build_prompt(turns) == "t3 <EOU> t4 <EOU> t5 <EOU> t6 <EOU> t7 <EOU>"
+    assert dailydialog.last_utterance("t3 <EOU> t4 <EOU>") == "t4"
+
+
+def test_one_example_per_turn_with_five_earlier_turns(tmp_path):
+    ex = dailydialog.load("train", write(tmp_path, "train", [TALK, SHORT, LONG]))
+    assert len(ex) == 2 + 0 + 2  # turns 6 and 7 of each 7-turn dialogue; none of the 2-turn one
+    assert ex[0].prompt == ("Good morning . <EOU> Morning ! Is the bakery open ? <EOU> Yes , since seven . <EOU> "
+                            "Give me two rolls , please . <EOU> I will wrap them for you . <EOU>")
+    assert ex[0].references == ["How much is it ?"]
+    assert ex[0].meta == {"intent": 1, "emotion": 0, "dialog_index": 0, "index": 0}  # question (act 2) -> 1
+    # the 7th turn sees turns 2..6 only (context of 5)
+    assert ex[1].prompt == ("Morning ! Is the bakery open ? <EOU> Yes , since seven . <EOU> Give me two rolls , please . <EOU> "
+                            "I will wrap them for you . <EOU> How much is it ? <EOU>")
+    assert ex[1].references == ["Two dollars ."]
+    assert ex[3].references == ["Yes !"] and ex[3].meta == {"intent": 0, "emotion": 4, "dialog_index": 2, "index": 3}
+    assert dailydialog.last_utterance(ex[1].prompt) == "How much is it ?"
+    assert dailydialog.load("train", str(tmp_path)) == ex  # deterministic
+
+
+def test_unlabeled_trailing_turns_are_dropped(tmp_path):
+    row = {"dialog": ["A . ", " B . ", " C . ", " D . ", " E . ", " F . ", " G . "], "act": [1] * 6,
+           "emotion": [0] * 6}  # one label short, as one source dialogue
+    (only,) = dailydialog.load("validation", write(tmp_path, "validation", [row]))
+    assert (only.prompt, only.references) == ("A . <EOU> B . <EOU> C . <EOU> D . <EOU> E . <EOU>", ["F ."])
+
+
+def test_bad_input_is_explained(tmp_path):
+    with pytest.raises(GrueError, match="no split 'dev'"):
+        dailydialog.load("dev", str(tmp_path))
+    with pytest.raises(GrueError, match="no built-in prompts"):
+        dailydialog.load("train", None, builtin=True)
+    d = write(tmp_path, "test", [{**SHORT, "act": [0, 1]}])
+    with pytest.raises(GrueError, match="dialogue 1: dialogue act 0 is not one of 1..4"):
+        dailydialog.load("test", d)
+    d = write(tmp_path, "test", [{"dialog": ["x"]}])
+    with pytest.raises(GrueError, match="expected the lists dialog, act, emotion"):
+        dailydialog.load("test", d)
+    with pytest.raises(GrueError, match="dailydialog/train.jsonl"):
+        dailydialog.load("train", str(tmp_path))
+
+
+def test_real_sample(data_dir):
+    sizes = {}
+    for split in dailydialog.SPLITS:
+        ex = dailydialog.load(split, str(data_dir))
+        rows = [json.loads(line) for line in (data_dir / "dailydialog" / f"{split}.jsonl").open(encoding="utf-8")]
+        sizes[split] = len(ex)
+        assert len(ex) == sum(max(0, min(len(r["dialog"]), len(r["act"])) - 5) for r in rows)
+        assert all(e.prompt.endswith(" <EOU>") and e.prompt.count("<EOU>") == 5 for e in ex)
+        assert all(e.references[0] == e.references[0].strip() != "" for e in ex)
+        assert {e.meta["intent"] for e in ex} == {0, 1, 2, 3}
+        assert [e.meta["index"] for e in ex] == list(range(len(ex)))
+        d = next(r for r in rows if min(len(r["dialog"]), len(r["act"])) > 5)  # the sixth turn of the first long dialogue
+        assert ex[0].prompt == " ".join(u.strip() + " <EOU>" for u in d["dialog"][:5])
+        assert ex[0].references == [d["dialog"][5].strip()] and ex[0].meta["intent"] == d["act"][5] - 1
+    assert sizes == {"train": 2678, "validation": 1325, "test": 1225}
