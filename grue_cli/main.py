@@ -155,6 +155,11 @@ def tasks():
     Console().print(table)
 
 
+from grue_cli.leaderboard import leaderboard_app  # noqa: E402  (the sub-app lives in its own module)
+
+app.add_typer(leaderboard_app, name="leaderboard")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -1,0 +1,210 @@
+"""From results files to table rows and the overall GRUE score.
+
+Per task, a row is one submission (its results files averaged over seeds) or one
+reported file (a row of a paper's table). The overall score of an entry (a submission,
+or one of the paper's algorithms) is
+
+    task score  s_t = (x_t - z_t) / (b_t - z_t)        (0 when b_t = z_t)
+    overall     S   = mean of s_t over the GRUE tasks
+
+where x_t is the entry's value of the task's headline metric (HEADLINE), z_t the zero-shot
+reference (the worst zero-shot row of the task with the same model, else the worst row of
+the task) and b_t the best row of the task, both taken over the *pool*: complete
+submission rows and the paper's main-table rows. Best and worst follow the metric's
+direction, so the formula also holds where lower is better. An entry without a headline
+value for every task, or with a task evaluated on part of its test split, is incomplete:
+it is shown, with the mean over the tasks it has, but ranked below every complete one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from grue.leaderboard.submissions import Submission
+from grue.results import Results
+
+HEADLINE = {
+    "imdb": "sentiment_score",          # the task's goal and reward
+    "commongen": "meteor",              # the default reward; SPICE (the official ranking) needs Java
+    "cnn_dailymail": "rouge_l",         # the usual summarisation ranking
+    "totto": "sacrebleu_overall",       # the official ToTTo leaderboard's first column
+    "wmt16": "sacrebleu",               # the usual translation ranking
+    "dailydialog": "intent_accuracy",   # the task-specific goal, half of the paper's reward
+    "narrativeqa": "rouge_lmax",        # ROUGE-L against the best reference, as NarrativeQA is scored
+}
+"""Task -> the one metric the overall score reads. A task missing here is not part of the overall score."""
+
+
+@dataclass
+class Cell:
+    """A metric of a row: ``mean`` over ``n`` seeds (or the reported value, n = 1), ``std`` the sample
+    standard deviation over seeds (n - 1 in the denominator; None for one seed) or the printed std."""
+
+    mean: float
+    std: float | None
+    n: int
+
+
+@dataclass
+class Row:
+    """One line of a task table."""
+
+    kind: str
+    """``submission`` or ``reported``."""
+    group: str
+    """The overall entry it counts for: the submission's name, or the paper's algorithm."""
+    ref: str
+    """The submission's name, or the reported file's path in the reported folder."""
+    task: str
+    algorithm: str
+    model: str
+    split: str
+    cells: dict[str, Cell]
+    skipped: dict[str, str] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+    partial: bool = False
+    """Some seed scored fewer examples than its split holds."""
+    examples: tuple[int, int] | None = None
+    """(fewest examples scored by a seed, examples in the split), or None for a reported row."""
+    in_pool: bool = False
+    """Counts for the normalisation and the overall score."""
+    note: str = ""
+    """Reported rows: reward function, variant and table, as the paper names them."""
+    source: str | None = None
+
+
+@dataclass
+class Overall:
+    """One line of an overall table."""
+
+    kind: str
+    group: str
+    models: list[str]
+    scores: dict[str, float]
+    """Task -> task score, for the tasks the entry has."""
+    score: float | None
+    """Mean of ``scores`` (over the tasks it has); None when it has none."""
+    complete: bool
+    missing: list[str]
+    partial: list[str]
+    rank: int | None = None
+    """1 for the best complete entry; None when incomplete."""
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """(mean, sample standard deviation) of n >= 1 values: sum(x)/n and sqrt(sum((x - mean)^2) / (n - 1)),
+    the std None when n = 1."""
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, None
+    return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1))
+
+
+def submission_rows(sub: Submission) -> list[Row]:
+    """One row per task of ``sub``: each metric averaged over the seeds that computed it."""
+    by_task: dict[str, list[Results]] = {}
+    for e in sub.entries:
+        by_task.setdefault(e.results.task, []).append(e.results)
+    rows = []
+    for task, runs in sorted(by_task.items()):
+        names = sorted({m for r in runs for m in r.metrics})
+        cells = {}
+        for name in names:
+            values = [r.metrics[name].value for r in runs if name in r.metrics]
+            mean, std = mean_std(values)
+            cells[name] = Cell(mean, std, len(values))
+        skipped = {m: reason for r in runs for m, reason in sorted(r.skipped.items()) if m not in cells}
+        fewest = min(r.samples.evaluated for r in runs)
+        total = max(r.samples.total for r in runs)
+        partial = any(r.samples.evaluated < r.samples.total for r in runs)
+        headline = HEADLINE.get(task)
+        rows.append(Row("submission", sub.name, sub.name, task, runs[0].algorithm, runs[0].model.name, "test", cells,
+                        skipped, sorted(r.seed for r in runs), partial, (fewest, total),
+                        in_pool=not partial and headline in cells))
+    return rows
+
+
+def reported_row(rel: str, results: Results) -> Row:
+    """A reported file as a row; its ``config.paper`` (written by leaderboard/tools/import_reported.py) gives
+    the reward function, variant, table and whether it is one of the paper's main-table rows."""
+    paper = results.config.get("paper") if isinstance(results.config.get("paper"), dict) else {}
+    note = " · ".join(str(paper[k]) for k in ("reward", "variant", "short") if isinstance(paper.get(k), str))
+    cells = {k: Cell(m.value, m.std, 1) for k, m in results.metrics.items()}
+    return Row("reported", results.algorithm, rel, results.task, results.algorithm, results.model.name, results.split,
+               cells, dict(results.skipped), in_pool=paper.get("overall") is True and results.split == "test",
+               note=note, source=results.source)
+
+
+def references(rows: list[Row], metric: str, higher: bool) -> tuple[float, float, dict[str, float]] | None:
+    """(best, worst, worst zero-shot value by model) of ``metric`` over the pool rows of one task; None when
+    no pool row has it."""
+    pool = [r for r in rows if r.in_pool and metric in r.cells]
+    if not pool:
+        return None
+    better = max if higher else min
+    worse = min if higher else max
+    values = [r.cells[metric].mean for r in pool]
+    zero: dict[str, float] = {}
+    for r in pool:
+        if r.algorithm.lower() == "zero-shot":
+            x = r.cells[metric].mean
+            zero[r.model] = worse(zero[r.model], x) if r.model in zero else x
+    return better(values), worse(values), zero
+
+
+def task_score(x: float, zero: float, best: float) -> float:
+    """(x - zero) / (best - zero): 0 at the zero-shot reference, 1 at the best row; 0 when best == zero."""
+    return 0.0 if best == zero else (x - zero) / (best - zero)
+
+
+def row_scores(rows: list[Row], higher_is_better: dict[str, bool]) -> dict[int, float]:
+    """id(row) -> task score, for every row with its task's headline metric (pool or not)."""
+    out = {}
+    for task in sorted({r.task for r in rows}):
+        metric = HEADLINE.get(task)
+        if metric is None:
+            continue
+        task_rows = [r for r in rows if r.task == task and r.split == "test"]
+        refs = references(task_rows, metric, higher_is_better.get(metric, True) is not False)
+        if refs is None:
+            continue
+        best, worst, zero = refs
+        for r in task_rows:
+            if metric in r.cells:
+                out[id(r)] = task_score(r.cells[metric].mean, zero.get(r.model, worst), best)
+    return out
+
+
+def overall(rows: list[Row], tasks: list[str], higher_is_better: dict[str, bool]) -> list[Overall]:
+    """The overall entries, ranked: complete ones by score (best first), then incomplete ones by score.
+
+    A submission scores on every task it has; a reported algorithm on its main-table rows (``in_pool``),
+    averaging its rows of one task (the paper reports one row per reward function)."""
+    tasks = [t for t in tasks if t in HEADLINE]
+    scores = row_scores(rows, higher_is_better)
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        if r.split == "test" and (r.kind == "submission" or r.in_pool):
+            groups.setdefault((r.kind, r.group), []).append(r)
+    out = []
+    for (kind, group), members in sorted(groups.items()):
+        per_task: dict[str, list[float]] = {}
+        for r in members:
+            if id(r) in scores and r.task in tasks:
+                per_task.setdefault(r.task, []).append(scores[id(r)])
+        task_scores = {t: math.fsum(v) / len(v) for t, v in sorted(per_task.items())}
+        missing = [t for t in tasks if t not in task_scores]
+        partial = sorted({r.task for r in members if r.partial})
+        score = math.fsum(task_scores.values()) / len(task_scores) if task_scores else None
+        out.append(Overall(kind, group, sorted({r.model for r in members}), task_scores, score,
+                           not missing and not partial, missing, partial))
+    out.sort(key=lambda o: (not o.complete, -o.score if o.score is not None else math.inf, o.group))
+    for kind in ("submission", "reported"):
+        rank, previous = 0, None
+        for i, o in enumerate(o for o in out if o.kind == kind and o.complete):
+            if o.score != previous:
+                rank, previous = i + 1, o.score
+            o.rank = rank
+    return out

@@ -1,0 +1,56 @@
+"""``grue leaderboard build``: every accepted result -> a static site, byte-identical for the same input.
+
+Writes into the output folder: ``index.html`` (self-contained), ``submissions/<name>.html``,
+``leaderboard.md``, ``leaderboard.csv`` and ``plots/<name>.svg``. Pages, plots and files
+are written in sorted order with no build time in them; stale submission pages and plots of
+an earlier build are removed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from grue.errors import GrueError
+from grue.leaderboard.board import Board, make_board
+from grue.leaderboard.export import csv_text, markdown, svgs
+from grue.leaderboard.files import inside
+from grue.leaderboard.site import index_html, submission_html
+
+DEFAULT_SUBMISSIONS = Path("leaderboard/submissions")
+DEFAULT_REPORTED = Path("leaderboard/reported")
+DEFAULT_OUT = Path("leaderboard/site")
+
+
+def render(board: Board) -> dict[str, str]:
+    """Output path (POSIX, relative to the site folder) -> text."""
+    plots = svgs(board)
+    files = {"index.html": index_html(board, plots), "leaderboard.md": markdown(board), "leaderboard.csv": csv_text(board)}
+    files.update({f"plots/{name}.svg": svg for name, svg in plots.items()})
+    files.update({f"submissions/{s.name}.html": submission_html(board, s) for s in board.submissions})
+    return dict(sorted(files.items()))
+
+
+def build(submissions: Path = DEFAULT_SUBMISSIONS, reported: Path = DEFAULT_REPORTED, out: Path = DEFAULT_OUT) -> Board:
+    """Validate every submission and reported file, then write the site into ``out``; LeaderboardError lists
+    the problems (nothing is written then)."""
+    for folder in (submissions, reported):
+        if inside(folder, out) is not None:
+            raise GrueError(f"--out {out}: inside the input folder {folder}; write the site elsewhere "
+                            f"(default {DEFAULT_OUT})")
+    board = make_board(Path(submissions), Path(reported), str(submissions).rstrip("/"), str(reported).rstrip("/"))
+    files = render(board)
+    out = Path(out)
+    for sub in ("submissions", "plots"):  # what an earlier build wrote and this one does not
+        folder = out / sub
+        if folder.is_dir() and not folder.is_symlink():
+            for old in sorted(folder.iterdir()):
+                if f"{sub}/{old.name}" not in files and old.suffix in (".html", ".svg") and old.is_file():
+                    old.unlink()
+    for rel, text in files.items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(text.encode("utf-8"))
+        os.replace(tmp, path)
+    return board

@@ -1,0 +1,84 @@
+"""``grue leaderboard``: validate submissions and build the static leaderboard site.
+
+A problem with the input prints one line per problem (``file: field: what is wrong``) on
+stderr and exits with 1; other bad input (a GrueError) prints ``error: ...`` and exits with 2.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import List
+
+import typer
+
+from grue.errors import GrueError
+
+leaderboard_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                              help="The GRUE leaderboard: validate submissions, build the static site.")
+
+
+def problems_exit(fn):
+    """Print every problem of a LeaderboardError and exit 1; any other GrueError as one line, exit 2."""
+    from grue.leaderboard.submissions import LeaderboardError
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LeaderboardError as e:
+            for p in e.problems:
+                typer.echo(p, err=True)
+            typer.echo(f"{len(e.problems)} problem(s); how to fix a submission: leaderboard/README.md", err=True)
+            raise typer.Exit(1) from None
+        except GrueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@leaderboard_app.command()
+@problems_exit
+def validate(
+    paths: List[str] = typer.Argument(..., help="Submission folders, or files in them (e.g. the files a pull "
+                                      "request changes); each whole submission is checked."),
+    submissions: Path = typer.Option(Path("leaderboard/submissions"), help="The submissions folder; every PATH "
+                                     "must be inside it."),
+):
+    """Check submissions against the results schema and the leaderboard's rules."""
+    from grue.leaderboard.submissions import (
+        LeaderboardError,
+        known_tasks,
+        load_submissions,
+        submission_names,
+    )
+
+    show = str(submissions).rstrip("/")
+    if not submissions.is_dir():
+        raise GrueError(f"--submissions {submissions}: not a folder; pass the folder that holds the submissions")
+    names, problems = submission_names(submissions, paths, show)
+    subs, more = load_submissions(submissions, known_tasks(), show, names) if names else ([], [])
+    if problems or more:
+        raise LeaderboardError(problems + more)
+    files = sum(len(s.entries) for s in subs)
+    typer.echo(f"ok: {len(subs)} submission(s), {files} results file(s): {', '.join(s.name for s in subs) or 'none'}")
+
+
+@leaderboard_app.command()
+@problems_exit
+def build(
+    submissions: Path = typer.Option(Path("leaderboard/submissions"), help="The submissions folder."),
+    reported: Path = typer.Option(Path("leaderboard/reported"), help="The paper's numbers (results files of kind "
+                                  "reported)."),
+    out: Path = typer.Option(Path("leaderboard/site"), help="Where the site goes (index.html, leaderboard.md, "
+                             "leaderboard.csv, plots/, submissions/)."),
+):
+    """Validate everything, then write the static site (the same input gives the same bytes)."""
+    from grue.leaderboard.build import build as build_site
+
+    board = build_site(submissions, reported, out)
+    ranked = sum(1 for o in board.ranking if o.kind == "submission" and o.complete)
+    typer.echo(f"wrote {out / 'index.html'}: {len(board.submissions)} submission(s) ({ranked} complete), "
+               f"{sum(1 for r in board.rows if r.kind == 'reported')} reported rows; also leaderboard.md, "
+               "leaderboard.csv, plots/")

@@ -1,0 +1,441 @@
+"""The leaderboard: submission validation (one case per rule), aggregation against hand-computed values,
+the paper's reported rows, and the build (byte-identical, escaped, the example kept off the real board)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_cli
+from typer.testing import CliRunner
+
+from grue.leaderboard.aggregate import (
+    HEADLINE,
+    Cell,
+    Row,
+    mean_std,
+    overall,
+    references,
+    row_scores,
+    task_score,
+)
+from grue.leaderboard.board import make_board
+from grue.leaderboard.build import build, render
+from grue.leaderboard.reported import load_reported
+from grue.leaderboard.site import link
+from grue.leaderboard.submissions import LeaderboardError, known_tasks, load_submissions
+from grue.results import (
+    MetricValue,
+    ModelInfo,
+    Results,
+    SampleCounts,
+    write_results,
+)
+from grue_cli.main import app
+
+EXAMPLE = REPO / "leaderboard" / "examples"
+REPORTED = REPO / "leaderboard" / "reported"
+HOSTILE = "<script>alert(1)</script>"
+
+
+def results_for(task: str, seed: int, values: dict[str, float], model: str = "tiny-gpt2", algorithm: str = "ppo",
+                evaluated: int = 50, total: int = 50) -> Results:
+    """An evaluated results file of ``task`` with every metric the task reports (0.5 unless in ``values``)."""
+    metrics = {n: MetricValue(values.get(n, 0.5), h) for n, h in known_tasks()[task].metrics.items()}
+    return Results(kind="evaluated", task=task, task_version=known_tasks()[task].version, split="test",
+                   algorithm=algorithm, model=ModelInfo(model, None, 1000), seed=seed, metrics=metrics,
+                   samples=SampleCounts(total, evaluated), runtime_seconds=1.0, date="2024-05-01T12:00:00Z",
+                   grue_version="0.1.0", git_commit=None, config={"run": {"task": task, "seed": seed}})
+
+
+def write_submission(root: Path, name: str, runs: dict[tuple[str, int], dict[str, float]], *, meta: dict | None = None,
+                     model: str = "tiny-gpt2", samples: list[dict] | None = None, **kwargs) -> Path:
+    """A submission folder: submission.yaml and <task>/seed<N>/results.json (+ samples.jsonl) per (task, seed)."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    meta = meta or {"who": "A. Tester", "model": model, "algorithm": "PPO", "link": "https://example.org/paper",
+                    "notes": "test submission"}
+    (folder / "submission.yaml").write_text(json.dumps(meta), encoding="utf-8")  # JSON is YAML
+    for (task, seed), values in runs.items():
+        path = write_results(results_for(task, seed, values, model=model, **kwargs), folder / task / f"seed{seed}" / "results.json")
+        rows = samples if samples is not None else [{"prompt": "p", "generation": "g", "references": ["r"]}]
+        path.with_name("samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return folder
+
+
+def problems_of(root: Path) -> list[str]:
+    """Every problem of the submissions folder ``root`` (shown as 'subs')."""
+    return load_submissions(root, known_tasks(), "subs")[1]
+
+
+# ---- validation: one malformed submission per rule, each with its message
+
+def edit_results(rel: str, **changes):
+    def apply(folder: Path):
+        path = folder / rel
+        data = json.loads(path.read_text())
+        for key, value in changes.items():
+            *parents, last = key.split("__")
+            target = data
+            for p in parents:
+                target = target[p]
+            target[last] = value
+        path.write_text(json.dumps(data))
+    return apply
+
+
+def write_file(rel: str, text: str | bytes):
+    def apply(folder: Path):
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(text if isinstance(text, bytes) else text.encode())
+    return apply
+
+
+def with_meta(**changes):
+    def apply(folder: Path):
+        meta = {"who": "A. Tester", "model": "tiny-gpt2", "algorithm": "PPO"}
+        meta.update(changes)
+        (folder / "submission.yaml").write_text(json.dumps({k: v for k, v in meta.items() if v is not DROP}))
+    return apply
+
+
+def replace_text(rel: str, old: str, new: str):
+    """Replace the first ``old`` in the file's text (for what json.dumps never writes, e.g. NaN)."""
+    def apply(folder: Path):
+        (folder / rel).write_text((folder / rel).read_text().replace(old, new, 1))
+    return apply
+
+
+def symlink(rel: str, target: str):
+    def apply(folder: Path):
+        (folder / rel).unlink(missing_ok=True)
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, folder / rel)
+    return apply
+
+
+def copy_seed(src: str, dst: str):
+    def apply(folder: Path):
+        shutil.copytree(folder / src, folder / dst)
+    return apply
+
+
+DROP = object()
+R = "imdb/seed0/results.json"
+FIRST = min(known_tasks()["imdb"].metrics)  # results files list metrics sorted: the first "value": 0.5
+VERSION = known_tasks()["imdb"].version  # read from tasks/imdb/task.yaml, never hard-coded
+BAD = [
+    ("schema_version", edit_results(R, schema_version=2),
+     f"{R}: schema_version: must be 1, the only version this grue reads, got 2"),
+    ("unknown_task", edit_results(R, task="nope"), f'{R}: task: unknown task "nope"; known: {", ".join(sorted(known_tasks()))}'),
+    ("task_version", edit_results(R, task_version="0.0"),
+     f'{R}: task_version: must be "{VERSION}", the version of tasks/imdb/task.yaml, got "0.0"'),
+    ("missing_metric", lambda f: edit_results(R, metrics={k: v for k, v in json.loads((f / R).read_text())["metrics"].items()
+                                                          if k != "perplexity"})(f),
+     f"{R}: metrics: missing perplexity (task imdb reports them); report each, or list it in skipped with the reason"),
+    ("non_finite", replace_text(R, '"value": 0.5', '"value": NaN'),
+     f"{R}: metrics.{FIRST}.value: must be a finite number, got NaN"),
+    ("split", edit_results(R, split="validation"), f'{R}: split: must be "test": the leaderboard ranks test results, got "validation"'),
+    ("reported_kind", edit_results(R, kind="reported", source="a paper", samples=None, runtime_seconds=None),
+     f'{R}: kind: must be "evaluated" in a submission (numbers re-run with grue eval), got "reported"'),
+    ("no_seed", edit_results(R, seed=None), f"{R}: seed: must be an integer >= 0 in a submission (one results file per seed), got null"),
+    ("direction", edit_results(R, metrics__perplexity__higher_is_better=True),
+     f"{R}: metrics.perplexity.higher_is_better: must be false for perplexity, got true"),
+    ("duplicate", copy_seed("imdb/seed0", "imdb/seed0-again"),
+     "imdb/seed0/results.json: seed: duplicate of imdb/seed0-again/results.json (same task, algorithm, model and seed 0); "
+     "keep one results file per task and seed"),
+    ("two_algorithms", lambda f: (copy_seed("imdb/seed0", "imdb/seed1")(f), edit_results("imdb/seed1/results.json", seed=1, algorithm="nlpo")(f)),
+     'imdb/seed1/results.json: algorithm: "nlpo" differs from "ppo" in imdb/seed0/results.json; a submission is one '
+     "algorithm (open one submission per algorithm)"),
+    ("two_models", lambda f: (copy_seed("imdb/seed0", "imdb/seed1")(f), edit_results("imdb/seed1/results.json", seed=1, model__name="gpt2")(f)),
+     'imdb/seed1/results.json: model.name: "gpt2" differs from "tiny-gpt2" in imdb/seed0/results.json; all seeds of a '
+     "task evaluate one model"),
+    ("results_too_big", write_file(R, b" " * (5 * 1024 * 1024 + 1)), f"{R}: larger than 5242880 bytes (5 MB), the limit for a results file"),
+    ("samples_too_big", write_file("imdb/seed0/samples.jsonl", b"\n" * (5 * 1024 * 1024 + 1)),
+     "imdb/seed0/samples.jsonl: (file): larger than 5242880 bytes (5 MB), the limit for samples.jsonl"),
+    ("yaml_too_big", write_file("submission.yaml", "#" * (64 * 1024 + 1)),
+     "submission.yaml: (file): larger than 65536 bytes, the limit for submission.yaml"),
+    ("bad_samples_line", write_file("imdb/seed0/samples.jsonl", '{"prompt": "p"}\n'),
+     'imdb/seed0/samples.jsonl: line 1: must be an object with string "prompt" and "generation" and a list of strings "references"'),
+    ("javascript_link", with_meta(link="javascript:alert(1)"), 'submission.yaml: link: must be an http:// or https:// URL, got "javascript:alert(1)"'),
+    ("missing_who", with_meta(who=DROP), "submission.yaml: who: missing (a required field)"),
+    ("unknown_meta", with_meta(email="x@y"), "submission.yaml: email: unknown field; accepted: who, model, algorithm, link, notes"),
+    ("meta_not_text", with_meta(model=["a"]), "submission.yaml: model: must be a non-empty string, got a list"),
+    ("samples_not_json", write_file("imdb/seed0/samples.jsonl", '{"prompt": "p", "generation": "g", "references": []}\n{oops\n'),
+     "imdb/seed0/samples.jsonl: line 2: invalid JSON: Expecting property name enclosed in double quotes"),
+    ("meta_not_yaml", write_file("submission.yaml", "who: [unclosed\n"),
+     "submission.yaml: line 2: invalid YAML: expected ',' or ']', but got '<stream end>'"),
+    ("python_object_yaml", write_file("submission.yaml", "who: !!python/object/apply:os.system ['true']\n"),
+     "submission.yaml: line 1: invalid YAML: could not determine a constructor for the tag "
+     "'tag:yaml.org,2002:python/object/apply:os.system'"),  # safe_load: nothing is executed
+    ("no_meta", lambda f: (f / "submission.yaml").unlink(),
+     "submission.yaml: (file): missing; it says who submitted, the model, algorithm, link and notes"),
+    ("stray_file", write_file("imdb/seed0/model.pt", b"\x80\x04"),
+     "imdb/seed0/model.pt: (file): not part of a submission; it holds submission.yaml and folders with results.json "
+     "(and the samples.jsonl beside it), e.g. imdb/seed0/results.json"),
+    ("symlink_to_passwd", symlink(R, "/etc/passwd"), f"{R}: (file): a symbolic link; links are not accepted, commit the file itself"),
+    ("symlinked_folder", symlink("imdb/seed1", "/etc"), "imdb/seed1: (file): a symbolic link; links are not accepted, commit the file itself"),
+    ("too_deep", copy_seed("imdb/seed0", "imdb/a/b/seed0"),
+     "imdb/a/b: (folder): nested too deep; results files are at most 3 levels down, e.g. imdb/seed0/results.json"),
+]
+
+
+@pytest.mark.parametrize("name, change, expected", BAD, ids=[b[0] for b in BAD])
+def test_malformed_submission_is_rejected_with_its_message(tmp_path, name, change, expected):
+    folder = write_submission(tmp_path, "sub", {("imdb", 0): {}})
+    change(folder)
+    assert problems_of(tmp_path) == [f"subs/sub/{expected}"]
+
+
+def test_valid_submissions_are_accepted(tmp_path):
+    write_submission(tmp_path, "ppo-run", {("imdb", 0): {}, ("imdb", 1): {}, ("wmt16", 0): {}}, model="tiny-t5")
+    folder = write_submission(tmp_path, "no-link", {("imdb", 3): {}}, meta={"who": "B", "model": "m", "algorithm": "a"})
+    (folder / "imdb" / "seed3" / "samples.jsonl").unlink()  # samples.jsonl is optional
+    data = json.loads((folder / "imdb/seed3/results.json").read_text())
+    data["metrics"].pop("perplexity")
+    data["skipped"] = {"perplexity": "no reference model"}  # a skipped metric counts as reported
+    (folder / "imdb/seed3/results.json").write_text(json.dumps(data))
+    (tmp_path / "README.md").write_text("hello")
+    subs, problems = load_submissions(tmp_path, known_tasks(), "subs")
+    assert problems == []
+    assert [s.name for s in subs] == ["no-link", "ppo-run"]
+    assert [(e.results.task, e.results.seed) for e in subs[1].entries] == [("imdb", 0), ("imdb", 1), ("wmt16", 0)]
+    assert subs[1].entries[0].samples == [{"prompt": "p", "generation": "g", "references": ["r"]}]
+
+
+def test_bad_folder_name_and_stray_root_file(tmp_path):
+    write_submission(tmp_path, "bad name!", {("imdb", 0): {}})
+    (tmp_path / "loose.json").write_text("{}")
+    assert problems_of(tmp_path) == [
+        "subs/loose.json: (file): not a submission folder; put your files in subs/<name>/",
+        "subs/bad name!: (folder): a submission folder name is 1 to 80 letters, digits, '.', '_' or '-', starting "
+        "with a letter or digit",
+    ]
+
+
+# ---- the command line
+
+def test_cli_validate(tmp_path):
+    subs = tmp_path / "subs"
+    good = write_submission(subs, "good", {("imdb", 0): {}})
+    bad = write_submission(subs, "bad", {("imdb", 0): {}})
+    edit_results(R, split="train")(bad)
+    os.symlink(good, subs / "alias")
+    runner = CliRunner()
+    ok = runner.invoke(app, ["leaderboard", "validate", "--submissions", str(subs), str(good / R)])
+    assert ok.exit_code == 0 and "ok: 1 submission(s), 1 results file(s): good" in ok.output
+    res = runner.invoke(app, ["leaderboard", "validate", "--submissions", str(subs), str(good), str(bad / R),
+                              f"{subs}/good/../../../etc/passwd", str(subs / "alias" / R)])
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert lines == [
+        f"{subs}/good/../../../etc/passwd: (path): not inside the submissions folder {subs}; pass a submission "
+        "folder or a file in one",
+        f"{subs / 'alias' / R}: (path): goes through the symbolic link alias; links are not accepted",
+        f'{subs}/bad/{R}: split: must be "test": the leaderboard ranks test results, got "train"',
+        "3 problem(s); how to fix a submission: leaderboard/README.md",
+    ]
+
+
+def test_cli_build_through_the_console_entry_point(tmp_path):
+    """The real `grue` process: the example builds; a broken submission folder fails with exit 1."""
+    out = tmp_path / "site"
+    res = run_cli("leaderboard", "build", "--submissions", str(EXAMPLE), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "wrote" in res.stdout and (out / "index.html").is_file()
+    broken = tmp_path / "subs"
+    write_submission(broken, "x", {("imdb", 0): {}}, meta={"who": "me"})
+    res = run_cli("leaderboard", "build", "--submissions", str(broken), "--out", str(out))
+    assert res.returncode == 1
+    assert f"{broken}/x/submission.yaml: model: missing (a required field)" in res.stderr
+
+
+# ---- aggregation, against values computed by hand
+
+def test_mean_and_sample_std():
+    # by hand: mean 0.7; deviations -0.2, 0, 0.2 -> (0.04 + 0 + 0.04) / (3 - 1) = 0.04 -> std 0.2
+    mean, std = mean_std([0.5, 0.7, 0.9])
+    assert mean == pytest.approx(0.7) and std == pytest.approx(0.2)
+    assert mean_std([0.3]) == (0.3, None)
+
+
+def test_submission_rows_average_over_seeds(tmp_path):
+    write_submission(tmp_path, "s", {("imdb", 0): {"perplexity": 30.0}, ("imdb", 1): {"perplexity": 34.0}})
+    board = make_board(tmp_path, tmp_path / "none", "subs", "rep")
+    row = next(r for r in board.rows if r.ref == "s")
+    # by hand: mean 32; sqrt(((30-32)^2 + (34-32)^2) / 1) = sqrt(8) = 2.828...
+    assert row.cells["perplexity"].mean == pytest.approx(32.0)
+    assert row.cells["perplexity"].std == pytest.approx(math.sqrt(8))
+    assert row.seeds == [0, 1] and row.cells["perplexity"].n == 2
+
+
+def row(kind, group, task, algorithm, model, value, *, pool=True, partial=False):
+    metric = HEADLINE[task]
+    return Row(kind, group, group, task, algorithm, model, "test", {metric: Cell(value, None, 1)}, seeds=[0],
+               partial=partial, in_pool=pool)
+
+
+def test_overall_score_by_hand():
+    rows = [row("reported", "Zero-Shot", "imdb", "Zero-Shot", "gpt2", 0.40),
+            row("reported", "PPO", "imdb", "PPO", "gpt2", 0.60),
+            row("reported", "PPO", "imdb", "PPO", "gpt2", 0.30),
+            row("submission", "A", "imdb", "ppo", "gpt2", 0.55),
+            row("submission", "B", "imdb", "ppo", "tiny", 0.50),
+            row("submission", "C", "imdb", "ppo", "tiny", 0.90, pool=False, partial=True),
+            row("reported", "Zero-Shot", "wmt16", "Zero-Shot", "t5-base", 0.30),
+            row("reported", "PPO", "wmt16", "PPO", "t5-base", 0.34),
+            row("submission", "A", "wmt16", "ppo", "t5-base", 0.32)]
+    hib = {"sentiment_score": True, "sacrebleu": True}
+    scores = {r.group + r.task + str(r.cells[HEADLINE[r.task]].mean): s for r in rows
+              for i, s in row_scores(rows, hib).items() if i == id(r)}
+    # imdb: best 0.60 (C is partial, out of the pool); zero-shot of gpt2 0.40; tiny has none -> worst 0.30
+    assert scores["Aimdb0.55"] == pytest.approx((0.55 - 0.40) / (0.60 - 0.40))   # 0.75
+    assert scores["Bimdb0.5"] == pytest.approx((0.50 - 0.30) / (0.60 - 0.30))    # 2/3
+    assert scores["Cimdb0.9"] == pytest.approx((0.90 - 0.30) / (0.60 - 0.30))    # 2.0, shown but not ranked
+    assert scores["PPOimdb0.3"] == pytest.approx(-0.5)
+    # wmt16: best 0.34, zero-shot of t5-base 0.30 -> A (0.32 - 0.30) / 0.04 = 0.5
+    assert scores["Awmt160.32"] == pytest.approx(0.5)
+    ranking = overall(rows, ["imdb", "wmt16"], hib)
+    got = {kind: [(o.group, o.rank, o.complete, round(o.score, 6)) for o in ranking if o.kind == kind]
+           for kind in ("submission", "reported")}
+    assert got["submission"] == [("A", 1, True, 0.625),        # (0.75 + 0.5) / 2
+                                 ("C", None, False, 2.0),      # partial and missing wmt16: below every complete one
+                                 ("B", None, False, round(2 / 3, 6))]
+    assert got["reported"] == [("PPO", 1, True, 0.625),        # imdb (1.0 - 0.5) / 2 = 0.25, wmt16 1.0 -> 0.625
+                               ("Zero-Shot", 2, True, 0.0)]
+    assert [o.missing for o in ranking if o.group in "BC"] == [["wmt16"], ["wmt16"]]
+
+
+def test_task_score_follows_the_metric_direction():
+    # ter, lower is better: best 0.50, worst 0.60; by hand (0.55 - 0.60) / (0.50 - 0.60) = 0.5
+    rows = [Row("submission", g, g, "wmt16", "ppo", "m", "test", {"ter": Cell(v, None, 1)}, in_pool=True)
+            for g, v in (("a", 0.50), ("b", 0.60))]
+    best, worst, zero = references(rows, "ter", higher=False)
+    assert (best, worst, zero) == (0.50, 0.60, {})
+    assert task_score(0.55, worst, best) == pytest.approx(0.5)
+    assert task_score(0.3, 0.3, 0.3) == 0.0  # nothing beats the zero-shot reference
+
+
+def test_every_task_has_a_headline_metric_it_reports():
+    for task, info in known_tasks().items():
+        assert HEADLINE[task] in info.metrics, task
+
+
+# ---- the paper's reported rows
+
+def test_reported_rows_load_and_match_the_paper():
+    rows, problems = load_reported(REPORTED, known_tasks(), "reported")
+    assert problems == []
+    files = {rel: r for rel, r in rows}
+    assert not any("iwslt" in rel for rel in files)  # IWSLT2017 is not a GRUE task
+    board_row = files["totto/totto-leaderboard--6-supervised-nlpo.json"]
+    # printed x100 on the ToTTo leaderboard (BLEU 47.4, PARENT 59.6), stored on the 0-1 scale
+    assert board_row.metrics["sacrebleu_overall"].value == 0.474 and board_row.metrics["parent_overall"].value == 0.596
+    assert board_row.config["paper"]["printed"]["bleu_overall"] == "47.4"
+    kl = files["imdb/arxiv-v2-table-05--3-ppo--target-kl-0-5.json"].metrics["perplexity"]
+    assert (kl.value, kl.std, kl.higher_is_better) == (33.497, 0.447, False)  # Table 5 as printed
+    cg = files["commongen/arxiv-v2-table-12--2-supervised.json"]
+    assert "cider" not in cg.metrics and cg.metrics["cider_official_scale"].value == 16.385
+    assert files["commongen/arxiv-v2-table-13--2-supervised.json"].split == "validation"  # dev
+    assert all(r.kind == "reported" and r.source for r in files.values())
+
+
+def test_paper_baselines_overall_by_hand(tmp_path):
+    (tmp_path / "subs").mkdir()
+    board = make_board(tmp_path / "subs", REPORTED, "subs", "reported")
+    ppo = next(o for o in board.ranking if o.group == "PPO")
+    # IMDB Table 3: PPO 0.605, Zero-Shot 0.489, best Supervised+NLPO 0.645
+    assert ppo.scores["imdb"] == pytest.approx((0.605 - 0.489) / (0.645 - 0.489))
+    lead3 = next(o for o in board.ranking if o.group == "Lead-3")
+    assert not lead3.complete and lead3.rank is None
+
+
+def test_converter_regenerates_the_committed_files(tmp_path):
+    source = Path("/work/shared/paper/grue_reported.json")
+    if not source.is_file():
+        pytest.skip("the recovered paper numbers (../shared/paper/grue_reported.json) are not here")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("import_reported", REPO / "leaderboard/tools/import_reported.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main([str(source), "--out", str(tmp_path)]) == 0
+    made = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json"))
+    assert made == sorted(p.relative_to(REPORTED).as_posix() for p in REPORTED.rglob("*.json"))
+    for rel in made:
+        new, old = json.loads((tmp_path / rel).read_text()), json.loads((REPORTED / rel).read_text())
+        assert {**new, "date": None} == {**old, "date": None}, rel
+
+
+# ---- the build
+
+def test_build_is_byte_identical_and_removes_stale_pages(tmp_path):
+    subs = tmp_path / "subs"
+    shutil.copytree(EXAMPLE, subs)
+    write_submission(subs, "two-seeds", {("imdb", 0): {"sentiment_score": 0.6}, ("imdb", 1): {"sentiment_score": 0.7}})
+    build(subs, REPORTED, tmp_path / "a")
+    build(subs, REPORTED, tmp_path / "b")
+    a = {p.relative_to(tmp_path / "a"): p.read_bytes() for p in sorted((tmp_path / "a").rglob("*")) if p.is_file()}
+    b = {p.relative_to(tmp_path / "b"): p.read_bytes() for p in sorted((tmp_path / "b").rglob("*")) if p.is_file()}
+    assert a == b and Path("submissions/two-seeds.html") in a and Path("plots/imdb.svg") in a
+    shutil.rmtree(subs / "two-seeds")
+    build(subs, REPORTED, tmp_path / "a")
+    assert not (tmp_path / "a/submissions/two-seeds.html").exists()
+    assert (tmp_path / "a/submissions/tiny-ppo-smoke.html").exists()
+
+
+def test_the_example_is_never_on_the_default_board(tmp_path):
+    board = make_board(REPO / "leaderboard/submissions", REPORTED, "leaderboard/submissions", "leaderboard/reported")
+    files = render(board)
+    assert "tiny-ppo-smoke" not in files["index.html"] and not any("tiny-ppo-smoke" in f for f in files)
+
+
+def test_the_example_builds_and_is_marked(tmp_path):
+    board = make_board(EXAMPLE, REPORTED, "examples", "reported")
+    example = next(o for o in board.ranking if o.kind == "submission")
+    assert example.group == "tiny-ppo-smoke" and not example.complete and example.rank is None
+    html = render(board)["index.html"]
+    assert "partial" in html and "incomplete" in html
+
+
+def test_hostile_submission_renders_as_text(tmp_path):
+    subs = tmp_path / "subs"
+    write_submission(subs, "evil", {("imdb", 0): {}}, model=HOSTILE,
+                     meta={"who": '"><img src=x onerror=alert(1)>', "model": HOSTILE, "algorithm": "</td></tr></table>",
+                           "link": 'https://example.org/"onmouseover="alert(1)', "notes": "[x](javascript:alert(1))"},
+                     samples=[{"prompt": HOSTILE, "generation": "<iframe src=javascript:alert(1)>", "references": ["=1+1"]}])
+    files = render(make_board(subs, REPORTED, "subs", "reported"))
+    for name in ("index.html", "submissions/evil.html"):
+        page = files[name]
+        assert HOSTILE not in page and "<img" not in page and "<iframe" not in page
+        assert page.count("<script>") == 1  # only the page's own sorting script
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'href="https://example.org/&quot;onmouseover=&quot;alert(1)"' in files["submissions/evil.html"]
+    assert "javascript:alert(1))" not in files["submissions/evil.html"].replace("[x](javascript:alert(1))", "")
+    assert HOSTILE not in files["leaderboard.md"] and "&lt;script&gt;" in files["leaderboard.md"]
+    assert HOSTILE in files["leaderboard.csv"]  # CSV holds the raw text (a spreadsheet does not run HTML)
+    assert all(HOSTILE not in v for k, v in files.items() if k.endswith(".svg"))
+
+
+def test_links_are_http_only():
+    assert link("javascript:alert(1)", "x") == "x"
+    assert link("data:text/html,hi", "<b>") == "&lt;b&gt;"
+    assert link("https://a.org/p?q=1&r=2", "t") == '<a href="https://a.org/p?q=1&amp;r=2" rel="nofollow noopener noreferrer">t</a>'
+
+
+def test_csv_cells_never_start_a_formula(tmp_path):
+    subs = tmp_path / "subs"
+    write_submission(subs, "s", {("imdb", 0): {}}, model="=HYPERLINK(\"http://x\")")
+    text = render(make_board(subs, REPORTED, "subs", "reported"))["leaderboard.csv"]
+    assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
+
+
+def test_build_refuses_to_write_into_its_input(tmp_path):
+    (tmp_path / "subs").mkdir()
+    with pytest.raises(Exception, match="inside the input folder"):
+        build(tmp_path / "subs", REPORTED, tmp_path / "subs" / "site")
+    with pytest.raises(LeaderboardError):
+        build(tmp_path / "missing", REPORTED, tmp_path / "site")
