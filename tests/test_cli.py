@@ -96,7 +96,7 @@ def test_kill_during_training_leaves_a_resumable_run(tmp_path):
 
 
 BAD = [
-    (["train", "nosuchtask"], "unknown task 'nosuchtask'; accepted: imdb"),
+    (["train", "nosuchtask"], "unknown task 'nosuchtask'; accepted: cnn_dailymail, commongen, dailydialog, imdb, narrativeqa, totto, wmt16"),
     (["train", "imdb", "--algo", "dqn"], "unknown algorithm 'dqn'; accepted: ppo"),
     (["train", "imdb", "--preset", "huge"], "unknown preset 'huge' for task 'imdb'; accepted: smoke"),
     (["train", "imdb", "--set", "ppo.learning_rate=1"], "unknown key 'ppo.learning_rate'"),
