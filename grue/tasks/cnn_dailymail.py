@@ -13,7 +13,7 @@ two forms write highlights differently, and ``normalize_highlights`` makes them 
 from __future__ import annotations
 
 from grue.errors import GrueError
-from grue.tasks.common import Example, read_jsonl_split
+from grue.tasks.common import Example, source_rows
 
 SPLITS = ("train", "validation", "test")
 HUB_NAME, HUB_CONFIG = "cnn_dailymail", "3.0.0"
@@ -61,15 +61,5 @@ def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:
 
 def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Example]:
     """Examples of ``split`` from ``data_dir/cnn_dailymail/<split>.jsonl`` or the Hub (3.0.0)."""
-    if builtin:
-        raise GrueError("task 'cnn_dailymail' has no built-in prompts; pass --data-dir DIR (or set GRUE_DATA_DIR), "
-                        "or leave run.builtin_prompts false to use the Hugging Face Hub")
-    if split not in SPLITS:
-        raise GrueError(f"task 'cnn_dailymail' has no split '{split}'; accepted: {', '.join(SPLITS)}")
-    if data_dir:
-        rows = read_jsonl_split(data_dir, "cnn_dailymail", split)
-    else:
-        from grue.tasks.common import load_hub_split
-
-        rows = load_hub_split(HUB_NAME, HUB_CONFIG, split)
+    rows = source_rows("cnn_dailymail", split, SPLITS, data_dir, builtin, HUB_NAME, HUB_CONFIG)
     return rows_to_examples(rows, split)

@@ -54,3 +54,29 @@ def load_hub_split(name: str, config: str | None, split: str) -> list[dict]:
             f"could not load dataset '{name}' split '{split}' from the Hugging Face Hub ({type(e).__name__}: {first}); "
             f"pass --data-dir DIR (or set GRUE_DATA_DIR) with DIR/<task>/{split}.jsonl"
         ) from e
+
+
+def source_rows(task: str, split: str, splits, data_dir: str | None, builtin: bool, hub_name: str,
+                hub_config: str | None) -> list[dict]:
+    """Raw rows of a task's split: ``data_dir/<task>/<split>.jsonl`` when a data directory is
+    given, else the Hugging Face dataset ``hub_name`` (``hub_config``); one-line errors for a
+    request of built-in prompts (the task has none) or an unknown split."""
+    if builtin:
+        raise GrueError(f"task '{task}' has no built-in prompts; pass --data-dir DIR (or set GRUE_DATA_DIR), "
+                        "or leave run.builtin_prompts false to use the Hugging Face Hub")
+    if split not in splits:
+        raise GrueError(f"task '{task}' has no split '{split}'; accepted: {', '.join(splits)}")
+    if data_dir:
+        return read_jsonl_split(data_dir, task, split)
+    return load_hub_split(hub_name, hub_config, split)
+
+
+def one_per_reference(examples: list[Example]) -> list[Example]:
+    """One training example per (input, reference), as the paper's supervised baselines train.
+
+    Each gets its input's prompt, ``references=[that reference]`` (the supervised trainer's
+    target is ``references[0]``) and a copy of its meta plus ``reference_index``.
+    Returns ``sum(len(e.references) for e in examples)`` examples, inputs in order.
+    """
+    return [Example(prompt=e.prompt, references=[ref], meta={**e.meta, "reference_index": j})
+            for e in examples for j, ref in enumerate(e.references)]

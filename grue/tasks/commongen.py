@@ -14,7 +14,7 @@ sample's test split (CommonGen v1.0) has its references.
 from __future__ import annotations
 
 from grue.errors import GrueError
-from grue.tasks.common import Example, read_jsonl_split
+from grue.tasks.common import Example, one_per_reference, source_rows
 
 SPLITS = ("train", "validation", "test")
 HUB_NAME, HUB_CONFIG = "common_gen", None
@@ -67,30 +67,12 @@ def group_concept_sets(rows: list[dict], split: str = "") -> list[Example]:
 
 def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Example]:
     """Examples of ``split`` (one per concept set) from ``data_dir/commongen/<split>.jsonl`` or the Hub."""
-    if builtin:
-        raise GrueError("task 'commongen' has no built-in prompts; pass --data-dir DIR (or set GRUE_DATA_DIR), "
-                        "or leave run.builtin_prompts false to use the Hugging Face Hub")
-    if split not in SPLITS:
-        raise GrueError(f"task 'commongen' has no split '{split}'; accepted: {', '.join(SPLITS)}")
-    if data_dir:
-        rows = read_jsonl_split(data_dir, "commongen", split)
-    else:
-        if split == "test":  # checked before any download: every v1.1 test target is ""
-            raise GrueError("the Hugging Face common_gen (v1.1) test split has empty targets, so it cannot be scored; "
-                            "use split 'validation', or pass --data-dir DIR with the CommonGen v1.0 test files "
-                            "as DIR/commongen/test.jsonl")
-        from grue.tasks.common import load_hub_split
-
-        rows = load_hub_split(HUB_NAME, HUB_CONFIG, split)
+    if not data_dir and not builtin and split == "test":  # checked before any download: every v1.1 test target is ""
+        raise GrueError("the Hugging Face common_gen (v1.1) test split has empty targets, so it cannot be scored; "
+                        "use split 'validation', or pass --data-dir DIR with the CommonGen v1.0 test files "
+                        "as DIR/commongen/test.jsonl")
+    rows = source_rows("commongen", split, SPLITS, data_dir, builtin, HUB_NAME, HUB_CONFIG)
     return group_concept_sets(rows, split)
 
 
-def supervised_examples(examples: list[Example]) -> list[Example]:
-    """One training example per (concept set, reference sentence), as the paper's supervised baseline.
-
-    Each gets the set's prompt, ``references=[that sentence]`` (the supervised trainer's
-    target is ``references[0]``) and a copy of the set's meta plus ``reference_index``.
-    Returns ``sum(len(e.references) for e in examples)`` examples, sets in order.
-    """
-    return [Example(prompt=e.prompt, references=[ref], meta={**e.meta, "reference_index": j})
-            for e in examples for j, ref in enumerate(e.references)]
+supervised_examples = one_per_reference  # one training example per (input, reference), as the paper

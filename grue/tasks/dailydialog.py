@@ -24,7 +24,7 @@ at its end are dropped (RL4LMs zips the three lists the same way).
 from __future__ import annotations
 
 from grue.errors import GrueError
-from grue.tasks.common import Example, read_jsonl_split
+from grue.tasks.common import Example, source_rows
 
 SPLITS = ("train", "validation", "test")
 HUB_NAME, HUB_CONFIG = "daily_dialog", None
@@ -77,15 +77,5 @@ def dialogs_to_examples(rows: list[dict], split: str = "") -> list[Example]:
 
 def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Example]:
     """Examples of ``split`` from ``data_dir/dailydialog/<split>.jsonl`` or the Hub."""
-    if builtin:
-        raise GrueError("task 'dailydialog' has no built-in prompts; pass --data-dir DIR (or set GRUE_DATA_DIR), "
-                        "or leave run.builtin_prompts false to use the Hugging Face Hub")
-    if split not in SPLITS:
-        raise GrueError(f"task 'dailydialog' has no split '{split}'; accepted: {', '.join(SPLITS)}")
-    if data_dir:
-        rows = read_jsonl_split(data_dir, "dailydialog", split)
-    else:
-        from grue.tasks.common import load_hub_split
-
-        rows = load_hub_split(HUB_NAME, HUB_CONFIG, split)
+    rows = source_rows("dailydialog", split, SPLITS, data_dir, builtin, HUB_NAME, HUB_CONFIG)
     return dialogs_to_examples(rows, split)

@@ -20,7 +20,7 @@ has (``document.summary.text``, ``question.text``, ``answers`` = list of {``text
 from __future__ import annotations
 
 from grue.errors import GrueError
-from grue.tasks.common import Example, read_jsonl_split
+from grue.tasks.common import Example, one_per_reference, source_rows
 
 SPLITS = ("train", "validation", "test")
 HUB_NAME, HUB_CONFIG = "narrativeqa", None
@@ -67,26 +67,8 @@ def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:
 
 def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Example]:
     """Examples of ``split`` from ``data_dir/narrativeqa/<split>.jsonl`` or the Hub."""
-    if builtin:
-        raise GrueError("task 'narrativeqa' has no built-in prompts; pass --data-dir DIR (or set GRUE_DATA_DIR), "
-                        "or leave run.builtin_prompts false to use the Hugging Face Hub")
-    if split not in SPLITS:
-        raise GrueError(f"task 'narrativeqa' has no split '{split}'; accepted: {', '.join(SPLITS)}")
-    if data_dir:
-        rows = read_jsonl_split(data_dir, "narrativeqa", split)
-    else:
-        from grue.tasks.common import load_hub_split
-
-        rows = load_hub_split(HUB_NAME, HUB_CONFIG, split)
+    rows = source_rows("narrativeqa", split, SPLITS, data_dir, builtin, HUB_NAME, HUB_CONFIG)
     return rows_to_examples(rows, split)
 
 
-def supervised_examples(examples: list[Example]) -> list[Example]:
-    """One training example per (question, answer), as the paper's supervised baseline.
-
-    Each gets the question's prompt, ``references=[that answer]`` (the supervised trainer's
-    target is ``references[0]``) and a copy of its meta plus ``reference_index``.
-    Returns ``sum(len(e.references) for e in examples)`` examples, questions in order.
-    """
-    return [Example(prompt=e.prompt, references=[ref], meta={**e.meta, "reference_index": j})
-            for e in examples for j, ref in enumerate(e.references)]
+supervised_examples = one_per_reference  # one training example per (input, reference), as the paper

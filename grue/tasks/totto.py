@@ -22,7 +22,7 @@ scored: loading it from the Hub is an error, and so is any row without annotatio
 from __future__ import annotations
 
 from grue.errors import GrueError
-from grue.tasks.common import Example, read_jsonl_split
+from grue.tasks.common import Example, one_per_reference, source_rows
 
 SPLITS = ("train", "validation", "test")
 VARIANTS = ("titles", "no_titles")
@@ -179,30 +179,12 @@ def rows_to_examples(rows: list[dict], split: str = "", variant: str = "titles")
 
 def load(split: str, data_dir: str | None, builtin: bool = False, variant: str = "titles") -> list[Example]:
     """Examples of ``split`` from ``data_dir/totto/<split>.jsonl`` or the Hub, prompts in ``variant``."""
-    if builtin:
-        raise GrueError("task 'totto' has no built-in prompts; pass --data-dir DIR (or set GRUE_DATA_DIR), "
-                        "or leave run.builtin_prompts false to use the Hugging Face Hub")
-    if split not in SPLITS:
-        raise GrueError(f"task 'totto' has no split '{split}'; accepted: {', '.join(SPLITS)}")
     if variant not in VARIANTS:
         raise GrueError(f"task 'totto' has no prompt variant '{variant}'; accepted: {', '.join(VARIANTS)}")
-    if data_dir:
-        rows = read_jsonl_split(data_dir, "totto", split)
-    else:
-        if split == "test":  # checked before any download: every Hub test annotation is "none"
-            raise GrueError(f"the Hugging Face totto test split: {UNLABELED}")
-        from grue.tasks.common import load_hub_split
-
-        rows = load_hub_split(HUB_NAME, HUB_CONFIG, split)
+    if not data_dir and not builtin and split == "test":  # checked before any download: every Hub test annotation is "none"
+        raise GrueError(f"the Hugging Face totto test split: {UNLABELED}")
+    rows = source_rows("totto", split, SPLITS, data_dir, builtin, HUB_NAME, HUB_CONFIG)
     return rows_to_examples(rows, split, variant)
 
 
-def supervised_examples(examples: list[Example]) -> list[Example]:
-    """One training example per (table, reference sentence), as the paper's supervised baseline.
-
-    Each gets the table's prompt, ``references=[that sentence]`` (the supervised trainer's
-    target is ``references[0]``) and a copy of its meta plus ``reference_index``.
-    Returns ``sum(len(e.references) for e in examples)`` examples, tables in order.
-    """
-    return [Example(prompt=e.prompt, references=[ref], meta={**e.meta, "reference_index": j})
-            for e in examples for j, ref in enumerate(e.references)]
+supervised_examples = one_per_reference  # one training example per (input, reference), as the paper

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from grue.errors import GrueError
-from grue.tasks.common import Example, read_jsonl_split
+from grue.tasks.common import Example, source_rows
 
 SPLITS = ("train", "validation", "test")
 HUB_NAME, HUB_CONFIG = "wmt16", "de-en"
@@ -47,19 +47,9 @@ def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:
 
 def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Example]:
     """Examples of ``split`` from ``data_dir/wmt16/<split>.jsonl`` or the Hub (``wmt16``, ``de-en``)."""
-    if builtin:
-        raise GrueError("task 'wmt16' has no built-in prompts; pass --data-dir DIR (or set GRUE_DATA_DIR), "
-                        "or leave run.builtin_prompts false to use the Hugging Face Hub")
-    if split not in SPLITS:
-        raise GrueError(f"task 'wmt16' has no split '{split}'; accepted: {', '.join(SPLITS)}")
-    if data_dir:
-        path = Path(data_dir) / "wmt16" / f"{split}.jsonl"
-        if split == "train" and not path.is_file():
-            raise GrueError(f"no data file {path}; the GRUE sample has no wmt16 training data: train from the "
-                            "Hugging Face Hub (no --data-dir), or set run.train_split=validation")
-        rows = read_jsonl_split(data_dir, "wmt16", split)
-    else:
-        from grue.tasks.common import load_hub_split
-
-        rows = load_hub_split(HUB_NAME, HUB_CONFIG, split)
+    path = Path(data_dir or ".") / "wmt16" / f"{split}.jsonl"
+    if data_dir and not builtin and split == "train" and not path.is_file():
+        raise GrueError(f"no data file {path}; the GRUE sample has no wmt16 training data: train from the "
+                        "Hugging Face Hub (no --data-dir), or set run.train_split=validation")
+    rows = source_rows("wmt16", split, SPLITS, data_dir, builtin, HUB_NAME, HUB_CONFIG)
     return rows_to_examples(rows, split)
