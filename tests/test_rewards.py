@@ -58,7 +58,7 @@ def test_resolve_by_name_path_and_bound_model(tiny_classifier):
     assert fn([""], ["eee"], [[]], [{}]) == [1.0]
     _, bound = resolve_reward("sentiment", model=str(tiny_classifier[0]))
     assert 0.0 <= bound(["a"], ["b"], [[]], [{}])[0] <= 1.0
-    with pytest.raises(GrueError, match="unknown reward 'nope'; accepted: lexicon, sentiment"):
+    with pytest.raises(GrueError, match="unknown reward .nope.; accepted: commongen_meteor, intent_meteor, lexicon, meteor"):
         resolve_reward("nope")
     with pytest.raises(GrueError, match="cannot import reward"):
         resolve_reward("reward_fixtures:missing")
@@ -70,3 +70,27 @@ def test_score_checks_the_answer(returned, message):
     with pytest.raises(GrueError, match=message) as e:
         score("my_reward", lambda *a: returned, ["p", "q"], ["a", "b"], [[], []], [{}, {}])
     assert "'my_reward'" in str(e.value)
+
+
+def test_task_rewards_on_hand_cases(tiny_classifier):
+    from grue.metrics.neural import intent_match_per_sample
+    from grue.metrics.text import meteor_per_sample
+
+    refs = [["a dog catches a frisbee in the park"]] * 3
+    meta = [{"concepts": ["dog", "frisbee", "catch"]}] * 3
+    outs = ["a dog catches a frisbee in the park", "dog frisbee catch", "generate a sentence with: dog frisbee catch."]
+    met = meteor_per_sample(outs, refs)
+    got = REWARDS["commongen_meteor"](["p"] * 3, outs, refs, meta)
+    assert got[0] == pytest.approx(met[0]) and met[0] > 0.9  # no copy: plain METEOR
+    assert got[1] == pytest.approx(met[1] - 1.0) and got[2] == pytest.approx(met[2] - 1.0)  # copies are penalised
+    # 1 - TER: identical -> 1; one substitution in four words -> 0.75
+    assert REWARDS["one_minus_ter"]([""] * 2, ["a b c d", "a b c x"], [["a b c d"]] * 2, [{}] * 2) == pytest.approx([1.0, 0.75])
+    assert REWARDS["rouge_lmax"]([""], ["the cat"], [["a dog", "the cat"]], [{}]) == pytest.approx([1.0])
+    table = [["name", "ada lovelace"], ["born", "1815"]]
+    assert REWARDS["parent"]([""], ["ada lovelace was born in 1815"], [["ada lovelace was born in 1815"]], [{"table": table}])[0] > 0.9
+    # intent + METEOR, weighted 0.75 / 0.25, per sample
+    prompts, gens, labels = ["hi <EOU> how are you ? <EOU>"] * 2, ["fine thanks", "fine thanks"], [0, 1]
+    match = intent_match_per_sample(prompts, gens, labels, model=str(tiny_classifier[0]))
+    assert sorted(match) == [0.0, 1.0]
+    got = REWARDS["intent_meteor"](prompts, gens, [["fine thanks"]] * 2, [{"intent": 0}, {"intent": 1}], model=str(tiny_classifier[0]))
+    assert got == pytest.approx([0.75 * m + 0.25 * s for m, s in zip(match, meteor_per_sample(gens, [["fine thanks"]] * 2))])
