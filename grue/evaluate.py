@@ -19,7 +19,6 @@ import json
 import math
 import subprocess
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -33,9 +32,6 @@ from grue.models import load_policy, load_tokenizer
 from grue.rollout import tokenize_prompts
 from grue.setup import load_examples
 from grue.tasks.common import Example
-
-SPLITS = ("train", "validation", "test")
-
 
 def task_metrics(task: str) -> list[str]:
     """The metric groups of ``task`` (its task.yaml ``metrics`` list), checked against grue.metrics.METRICS."""
@@ -78,10 +74,10 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
         cfg = resolve(task, "ppo", flags={"run.model": model})
         algo, name, weights = "zero-shot", model, model
     for item in sets:
-        sec, name, value = parse_set(item, cfg)
+        sec, key, value = parse_set(item, cfg)
         if sec not in ("run", "generation", "eval"):
             raise GrueError(f"--set {item}: grue eval accepts keys of run, generation and eval, not '{sec}'")
-        set_field(cfg.sections()[sec], sec, name, value)
+        set_field(cfg.sections()[sec], sec, key, value)
     return cfg, algo, name, weights
 
 
@@ -149,12 +145,20 @@ def score(groups: list[str], batch: EvalBatch, opts: MetricOptions, progress=Non
 
 
 def git_commit() -> str | None:
-    """The commit of the grue source checkout this runs from, if it is one."""
+    """The commit of the grue source checkout this runs from, if it is one.
+
+    An installed grue inside some other repository (a virtualenv in a project checkout)
+    records None, not that repository's commit.
+    """
+    source = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+    lines = out.stdout.split()
+    if out.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != source:
+        return None
+    return lines[1]
 
 
 def _jsonable(value):
@@ -178,16 +182,14 @@ def write_samples(path: Path, examples: list[Example], generations: list[str], p
 def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: str | None = None, split: str = "test",
              limit: int | None = None, batch_size: int | None = None, data_dir: str | None = None,
              output_dir: str | None = None, seed: int | None = None, sets: list[str] | None = None,
-             overwrite: bool = False, show: bool = True) -> Path:
-    """Evaluate and write results.json + samples.jsonl; returns the results.json path."""
+             overwrite: bool = False, show: bool = True):
+    """Evaluate and write results.json + samples.jsonl; returns (the results.json path, the Results written)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from grue.results import SCHEMA_VERSION, MetricValue, ModelInfo, Results, SampleCounts, write_results
+    from grue.results import SCHEMA_VERSION, MetricValue, ModelInfo, Results, SampleCounts, utc_now, write_results
 
     t0 = time.time()
     # 1. What to evaluate, and where the results go (never over an earlier evaluation unless asked).
-    if split not in SPLITS:
-        raise GrueError(f"--split {split!r}: accepted: {', '.join(SPLITS)}")
     if limit is not None and limit < 1:
         raise GrueError(f"--limit must be >= 1, got {limit}")
     cfg, algo, name, weights = eval_config(checkpoint, task, model, list(sets or []))
@@ -239,7 +241,7 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         config["run"] = {**config["run"], "algo": "zero-shot"}
     results = Results(
         schema_version=SCHEMA_VERSION, kind="evaluated", grue_version=__version__, git_commit=git_commit(),
-        date=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), task=cfg.run.task, task_version=cfg.task_version,
+        date=utc_now(), task=cfg.run.task, task_version=cfg.task_version,
         algorithm=algo,
         model=ModelInfo(name=name, revision=getattr(policy.config, "_commit_hash", None) or None,
                         parameters=sum(p.numel() for p in policy.parameters())),
@@ -249,17 +251,16 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         skipped=skipped, runtime_seconds=round(time.time() - t0, 3), source=None, notes=None)
     path = out / "results.json"
     write_results(results, path)
-    return path
+    return path, results
 
 
-def summary_lines(path: Path) -> list[str]:
-    """A short human summary of a results file: one line per metric, then the skipped ones."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    lines = [f"{data['task']} ({data['split']}, {data['samples']['evaluated']} of {data['samples']['total']} examples)"]
-    for name, m in data["metrics"].items():
-        arrow = {True: "↑", False: "↓"}.get(m["higher_is_better"], " ")
-        lines.append(f"  {name:<20} {m['value']:.4f} {arrow}")
-    for name, reason in data["skipped"].items():
+def summary_lines(results) -> list[str]:
+    """A short human summary of a Results: one line per metric, then the skipped ones."""
+    lines = [f"{results.task} ({results.split}, {results.samples.evaluated} of {results.samples.total} examples)"]
+    for name, m in sorted(results.metrics.items()):
+        arrow = {True: "↑", False: "↓"}.get(m.higher_is_better, " ")
+        lines.append(f"  {name:<20} {m.value:.4f} {arrow}")
+    for name, reason in sorted(results.skipped.items()):
         lines.append(f"  {name:<20} skipped: {reason}")
     return lines
 

@@ -126,9 +126,9 @@ def eval_(
     """Evaluate a trained run (or a zero-shot model) on a task split; writes results.json and samples.jsonl."""
     from grue.evaluate import evaluate, summary_lines
 
-    path = evaluate(checkpoint=checkpoint, task=task, model=model, split=split, limit=limit, batch_size=batch_size,
+    path, results = evaluate(checkpoint=checkpoint, task=task, model=model, split=split, limit=limit, batch_size=batch_size,
                     data_dir=data_dir, output_dir=output_dir, seed=seed, sets=set_, overwrite=overwrite, show=not quiet)
-    for line in summary_lines(path):
+    for line in summary_lines(results):
         typer.echo(line)
     typer.echo(f"wrote {path} and {path.parent / 'samples.jsonl'}")
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
 from grue.results import load_results
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 GRUE = ["imdb", "commongen", "cnn_dailymail", "totto", "wmt16", "dailydialog", "narrativeqa"]
 EVAL_SPLIT = {"imdb": "test", "commongen": "validation", "cnn_dailymail": "test", "totto": "validation",
@@ -28,6 +29,8 @@ def test_train_then_eval_every_task(task, tmp_path, data_dir):
     res = load_results(out / "results.json")  # validates against the schema
     assert (res.task, res.algorithm, res.split, res.kind) == (task, "ppo", EVAL_SPLIT[task], "evaluated")
     assert res.samples.evaluated == 6 and res.samples.total >= 6
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert res.git_commit == (head or None)  # the commit of this checkout
     assert res.model.name in ("tiny-gpt2", "tiny-t5") and res.model.parameters > 0
     assert res.config["run"]["task"] == task and res.task_version == res.config["task_version"]
     assert "diversity" not in res.skipped and "mean_output_length" in res.metrics
@@ -49,7 +52,7 @@ def test_zero_shot_eval_and_its_errors(tmp_path, data_dir):
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
     res = load_results(out / "results.json")
-    assert res.algorithm == "zero-shot" and "ppo" not in res.config and res.config["eval"]["max_new_tokens"] == 8
+    assert res.algorithm == "zero-shot" and res.model.name == "tiny-gpt2" and "ppo" not in res.config and res.config["eval"]["max_new_tokens"] == 8
     # the IMDB classifier cannot be downloaded here: skipped with the reason, not made up
     assert "sentiment_score" in res.skipped and "sentiment_score" not in res.metrics
     assert res.metrics["perplexity"].value > 1 and res.metrics["perplexity"].higher_is_better is False
