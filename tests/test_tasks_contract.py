@@ -14,6 +14,7 @@ from grue.metrics import reported_names
 from grue.rewards import resolve_reward, score
 from grue.tasks import TASKS
 
+NEEDS_A_MODEL = {"sentiment", "intent_meteor"}  # classifiers from the Hub; tested with local ones in test_rewards
 GRUE = ["imdb", "commongen", "cnn_dailymail", "totto", "wmt16", "dailydialog", "narrativeqa"]
 
 
@@ -50,12 +51,14 @@ def test_task_contract(task, data_dir):
     assert all(e.references and all(isinstance(r, str) for r in e.references) for e in examples)
     assert TASKS[task].load(split, str(data_dir))[:8] == examples  # deterministic
 
-    # the smoke preset's (offline) reward gives one finite float per completion
-    cfg = resolve(task, "ppo", preset="smoke")
-    name, fn = resolve_reward(cfg.run.reward, cfg.run.reward_model)
+    # the smoke preset's reward, and every algorithm's paper reward that needs no model download,
+    # give one finite float per completion
+    rewards = {resolve(task, "ppo", preset="smoke").run.reward} | {resolve(task, a).run.reward for a in ALGORITHMS}
     completions = [e.references[0] for e in examples[:4]] + ["", "the", "a b c d e f", "."]
-    scores = score(name, fn, [e.prompt for e in examples], completions, [e.references for e in examples], [e.meta for e in examples])
-    assert len(scores) == 8 and all(math.isfinite(s) for s in scores)
+    for reward in sorted(rewards - NEEDS_A_MODEL):
+        name, fn = resolve_reward(reward)
+        scores = score(name, fn, [e.prompt for e in examples], completions, [e.references for e in examples], [e.meta for e in examples])
+        assert len(scores) == 8 and all(math.isfinite(s) for s in scores), reward
 
     # the metric names in the task card are exactly the ones the evaluation reports
     assert card_metric_names(task) == list(reported_names(task_metrics(task)))
