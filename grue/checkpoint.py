@@ -25,23 +25,9 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from grue.errors import GrueError
+from grue.files import atomic_write_text  # noqa: F401  (re-exported: callers use grue.checkpoint.atomic_write_text)
 
 COMPLETE = "trainer/state.json"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fsync_tree(root: Path) -> None:

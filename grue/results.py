@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from grue.errors import GrueError
+from grue.errors import ProblemsError
+from grue.files import atomic_write_text
 
 SCHEMA_VERSION = 1
 """Bumped by any change that an older reader would misread; readers accept this version only."""
@@ -37,13 +38,8 @@ _COMMIT = re.compile(r"[0-9a-f]{7,64}(-dirty)?")  # 64: SHA-256 repositories
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 
-class ResultsError(GrueError):
+class ResultsError(ProblemsError):
     """A results file that breaks the contract; ``problems`` lists every problem found."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
-        super().__init__(self.problems[0] + more)
 
 
 @dataclass
@@ -196,10 +192,15 @@ _METRIC = {
 _METRIC_OPTIONAL = ("std",)
 
 
-def _show(v: Any) -> str:
-    """A value as the file spells it (``NaN``, ``-3``, ``"x"``), cut to 60 characters."""
+def show_value(v: Any, yaml: bool = False) -> str:
+    """A value for a message as the file spells it (``NaN``, ``-3``, ``"x"``), cut to 60 characters.
+
+    ``yaml=True`` for a value parsed from YAML: a mapping or list is named by kind only ("a mapping",
+    "a list"; YAML aliases can make one huge) and other non-JSON scalars (dates) are shown as text."""
+    if yaml and isinstance(v, (dict, list, tuple, set)):
+        return "a mapping" if isinstance(v, dict) else "a list"
     try:
-        text = json.dumps(v, ensure_ascii=False)
+        text = json.dumps(v, ensure_ascii=False, default=str if yaml else None)
     except (TypeError, ValueError):  # a Python object that is not JSON, given to from_dict
         text = repr(v)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -214,7 +215,7 @@ def _check_object(obj: dict, path: str, spec: dict, out: list[str], optional=())
             if key not in optional:
                 out.append(f"{at(key)}: missing (a required field)")
         elif not accepts(obj[key]):
-            out.append(f"{at(key)}: must be {what}, got {_show(obj[key])}")
+            out.append(f"{at(key)}: must be {what}, got {show_value(obj[key])}")
 
 
 def _check_json(value: Any, path: str, out: list[str]) -> None:
@@ -224,12 +225,12 @@ def _check_json(value: Any, path: str, out: list[str]) -> None:
             if isinstance(key, str):
                 _check_json(item, f"{path}.{key}", out)
             else:
-                out.append(f"{path}: keys must be strings, got {_show(key)}")
+                out.append(f"{path}: keys must be strings, got {show_value(key)}")
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _check_json(item, f"{path}[{i}]", out)
     elif not (value is None or isinstance(value, (str, bool)) or _is_int(value) or _is_number(value)):
-        out.append(f"{path}: must be JSON data (object, array, string, finite number, boolean, null), got {_show(value)}")
+        out.append(f"{path}: must be JSON data (object, array, string, finite number, boolean, null), got {show_value(value)}")
 
 
 def _check_names(names, path: str, out: list[str]) -> None:
@@ -247,7 +248,7 @@ def _check_kind(data: dict, out: list[str]) -> None:
         algo = data.get("algorithm")
         if _is_text(algo) and algo != "zero-shot" and not all(a in TRAINING_ALGORITHMS for a in algo.split("+")):
             out.append(f"algorithm: must be \"zero-shot\" or {_choices(TRAINING_ALGORITHMS)}, or several joined by "
-                       f"\"+\" (e.g. \"supervised+ppo\") when kind is \"evaluated\", got {_show(algo)}")
+                       f"\"+\" (e.g. \"supervised+ppo\") when kind is \"evaluated\", got {show_value(algo)}")
         for key in ("samples", "runtime_seconds"):
             if key in data and data[key] is None:
                 out.append(f"{key}: must not be null when kind is \"evaluated\"")
@@ -265,11 +266,11 @@ def _check_kind(data: dict, out: list[str]) -> None:
 def validate(data: Any, source: str = FILENAME) -> list[str]:
     """Every problem of ``data`` (a parsed results file) as ``"<source>: <path>: <problem>"``; [] when valid."""
     if not isinstance(data, dict):
-        return [f"{source}: (top level): must be a JSON object, got {_show(data)}"]
+        return [f"{source}: (top level): must be a JSON object, got {show_value(data)}"]
     version = data.get("schema_version", SCHEMA_VERSION)
     if not (_is_int(version) and version == SCHEMA_VERSION):
         return [f"{source}: schema_version: must be {SCHEMA_VERSION}, the only version this grue reads, "
-                f"got {_show(version)}"]
+                f"got {show_value(version)}"]
     out: list[str] = []
     _check_object(data, "", _TOP, out, _OPTIONAL)
     if isinstance(data.get("model"), dict):
@@ -288,12 +289,12 @@ def validate(data: Any, source: str = FILENAME) -> list[str]:
         if isinstance(metric, dict):
             _check_object(metric, f"metrics.{name}", _METRIC, out, _METRIC_OPTIONAL)
         else:
-            out.append(f"metrics.{name}: must be {_METRIC_WHAT}, got {_show(metric)}")
+            out.append(f"metrics.{name}: must be {_METRIC_WHAT}, got {show_value(metric)}")
     skipped = data["skipped"] if isinstance(data.get("skipped"), dict) else {}
     _check_names(skipped, "skipped", out)
     for name, reason in skipped.items():
         if not _is_text(reason):
-            out.append(f"skipped.{name}: must be a non-empty string (why it was not computed), got {_show(reason)}")
+            out.append(f"skipped.{name}: must be a non-empty string (why it was not computed), got {show_value(reason)}")
         if name in metrics:
             out.append(f"skipped.{name}: also in metrics; a metric is either computed or skipped")
     if isinstance(data.get("config"), dict):
@@ -352,7 +353,7 @@ def parse(text: str, source: str = FILENAME) -> Any:
     except json.JSONDecodeError as e:
         problem = f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
     except KeyError as e:
-        problem = f"duplicate key {_show(e.args[0])} in one JSON object; each key may appear once"
+        problem = f"duplicate key {show_value(e.args[0])} in one JSON object; each key may appear once"
     except RecursionError:
         problem = "invalid results file: JSON nested too deeply"
     raise ResultsError([f"{source}: {problem}"])
@@ -360,9 +361,6 @@ def parse(text: str, source: str = FILENAME) -> Any:
 
 def write_results(results: Results, path: str | Path) -> Path:
     """Validate ``results`` and write them to ``path`` atomically (indent 2, UTF-8); an invalid one writes nothing."""
-    # why imported here: grue.checkpoint loads torch, which readers of results files never need
-    from grue.checkpoint import atomic_write_text
-
     path = Path(path)
     data = to_dict(results)
     problems = validate(data, str(path))

@@ -12,21 +12,21 @@ from typing import List
 
 import typer
 
-from grue.errors import GrueError
+from grue.errors import GrueError, ProblemsError
 
 leaderboard_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                               help="The GRUE leaderboard: validate submissions, build the static site.")
 
 
 def problems_exit(fn):
-    """Print every problem of a LeaderboardError and exit 1; any other GrueError as one line, exit 2."""
-    from grue.leaderboard.submissions import LeaderboardError
+    """Print every problem of a ProblemsError (LeaderboardError, ResultsError) and exit 1; any other GrueError
+    as one line, exit 2."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except LeaderboardError as e:
+        except ProblemsError as e:
             for p in e.problems:
                 typer.echo(p, err=True)
             typer.echo(f"{len(e.problems)} problem(s); how to fix a submission: leaderboard/README.md", err=True)

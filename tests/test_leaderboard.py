@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO, run_cli
 from typer.testing import CliRunner
 
+from grue.errors import GrueError, ProblemsError
 from grue.leaderboard.aggregate import (
     HEADLINE,
     Cell,
@@ -25,9 +26,15 @@ from grue.leaderboard.aggregate import (
 )
 from grue.leaderboard.board import make_board
 from grue.leaderboard.build import build, render
+from grue.leaderboard.export import task_bars
 from grue.leaderboard.reported import load_reported
 from grue.leaderboard.site import link
-from grue.leaderboard.submissions import LeaderboardError, known_tasks, load_submissions
+from grue.leaderboard.submissions import (
+    LeaderboardError,
+    known_tasks,
+    load_submissions,
+    submission_names,
+)
 from grue.results import (
     MetricValue,
     ModelInfo,
@@ -40,13 +47,14 @@ from grue_cli.main import app
 EXAMPLE = REPO / "leaderboard" / "examples"
 REPORTED = REPO / "leaderboard" / "reported"
 HOSTILE = "<script>alert(1)</script>"
+TASKS = known_tasks()  # the task cards, read once for the whole module
 
 
 def results_for(task: str, seed: int, values: dict[str, float], model: str = "tiny-gpt2", algorithm: str = "ppo",
                 evaluated: int = 50, total: int = 50) -> Results:
     """An evaluated results file of ``task`` with every metric the task reports (0.5 unless in ``values``)."""
-    metrics = {n: MetricValue(values.get(n, 0.5), h) for n, h in known_tasks()[task].metrics.items()}
-    return Results(kind="evaluated", task=task, task_version=known_tasks()[task].version, split="test",
+    metrics = {n: MetricValue(values.get(n, 0.5), h) for n, h in TASKS[task].metrics.items()}
+    return Results(kind="evaluated", task=task, task_version=TASKS[task].version, split="test",
                    algorithm=algorithm, model=ModelInfo(model, None, 1000), seed=seed, metrics=metrics,
                    samples=SampleCounts(total, evaluated), runtime_seconds=1.0, date="2024-05-01T12:00:00Z",
                    grue_version="0.1.0", git_commit=None, config={"run": {"task": task, "seed": seed}})
@@ -69,7 +77,7 @@ def write_submission(root: Path, name: str, runs: dict[tuple[str, int], dict[str
 
 def problems_of(root: Path) -> list[str]:
     """Every problem of the submissions folder ``root`` (shown as 'subs')."""
-    return load_submissions(root, known_tasks(), "subs")[1]
+    return load_submissions(root, TASKS, "subs")[1]
 
 
 # ---- validation: one malformed submission per rule, each with its message
@@ -126,12 +134,12 @@ def copy_seed(src: str, dst: str):
 
 DROP = object()
 R = "imdb/seed0/results.json"
-FIRST = min(known_tasks()["imdb"].metrics)  # results files list metrics sorted: the first "value": 0.5
-VERSION = known_tasks()["imdb"].version  # read from tasks/imdb/task.yaml, never hard-coded
+FIRST = min(TASKS["imdb"].metrics)  # results files list metrics sorted: the first "value": 0.5
+VERSION = TASKS["imdb"].version  # read from tasks/imdb/task.yaml, never hard-coded
 BAD = [
     ("schema_version", edit_results(R, schema_version=2),
      f"{R}: schema_version: must be 1, the only version this grue reads, got 2"),
-    ("unknown_task", edit_results(R, task="nope"), f'{R}: task: unknown task "nope"; known: {", ".join(sorted(known_tasks()))}'),
+    ("unknown_task", edit_results(R, task="nope"), f'{R}: task: unknown task "nope"; known: {", ".join(sorted(TASKS))}'),
     ("task_version", edit_results(R, task_version="0.0"),
      f'{R}: task_version: must be "{VERSION}", the version of tasks/imdb/task.yaml, got "0.0"'),
     ("missing_metric", lambda f: edit_results(R, metrics={k: v for k, v in json.loads((f / R).read_text())["metrics"].items()
@@ -200,7 +208,7 @@ def test_valid_submissions_are_accepted(tmp_path):
     data["skipped"] = {"perplexity": "no reference model"}  # a skipped metric counts as reported
     (folder / "imdb/seed3/results.json").write_text(json.dumps(data))
     (tmp_path / "README.md").write_text("hello")
-    subs, problems = load_submissions(tmp_path, known_tasks(), "subs")
+    subs, problems = load_submissions(tmp_path, TASKS, "subs")
     assert problems == []
     assert [s.name for s in subs] == ["no-link", "ppo-run"]
     assert [(e.results.task, e.results.seed) for e in subs[1].entries] == [("imdb", 0), ("imdb", 1), ("wmt16", 0)]
@@ -215,6 +223,23 @@ def test_bad_folder_name_and_stray_root_file(tmp_path):
         "subs/bad name!: (folder): a submission folder name is 1 to 80 letters, digits, '.', '_' or '-', starting "
         "with a letter or digit",
     ]
+
+
+def test_symlinked_readme_is_flagged_by_validate_and_build_alike(tmp_path):
+    """A README.md beside the submissions may be a plain file, never a link: both ways of listing the
+    submissions folder (validate's paths, build's whole folder) sort its entries with the same rule."""
+    write_submission(tmp_path, "good", {("imdb", 0): {}})
+    (tmp_path / ".gitkeep").write_text("")
+    os.symlink("/etc/passwd", tmp_path / "README.md")
+    expected = ["subs/README.md: (file): not a submission folder; put your files in subs/<name>/"]
+    assert problems_of(tmp_path) == expected
+    assert submission_names(tmp_path, [str(tmp_path)], "subs") == (["good"], expected)
+    given = str(tmp_path / "README.md")  # named as a path, the link is refused before the listing rule
+    assert submission_names(tmp_path, [given], "subs") == (
+        [], [f"{given}: (path): goes through the symbolic link README.md; links are not accepted"])
+    (tmp_path / "README.md").unlink()
+    (tmp_path / "README.md").write_text("hello")  # the plain file is fine both ways
+    assert problems_of(tmp_path) == [] and submission_names(tmp_path, [str(tmp_path)], "subs") == (["good"], [])
 
 
 # ---- the command line
@@ -321,14 +346,14 @@ def test_task_score_follows_the_metric_direction():
 
 
 def test_every_task_has_a_headline_metric_it_reports():
-    for task, info in known_tasks().items():
+    for task, info in TASKS.items():
         assert HEADLINE[task] in info.metrics, task
 
 
 # ---- the paper's reported rows
 
 def test_reported_rows_load_and_match_the_paper():
-    rows, problems = load_reported(REPORTED, known_tasks(), "reported")
+    rows, problems = load_reported(REPORTED, TASKS, "reported")
     assert problems == []
     files = {rel: r for rel, r in rows}
     assert not any("iwslt" in rel for rel in files)  # IWSLT2017 is not a GRUE task
@@ -344,6 +369,31 @@ def test_reported_rows_load_and_match_the_paper():
     assert all(r.kind == "reported" and r.source for r in files.values())
 
 
+def reported_file(root: Path, name: str, algorithm: str, paper: dict) -> None:
+    """A reported imdb file (one metric) with ``config.paper`` as leaderboard/tools/import_reported.py writes it."""
+    results = Results(kind="reported", task="imdb", task_version=TASKS["imdb"].version, split="test",
+                      algorithm=algorithm, model=ModelInfo("gpt2", None, 117_000_000), seed=None,
+                      metrics={"sentiment_score": MetricValue(0.6, True)}, samples=None, runtime_seconds=None,
+                      date="2024-05-01T12:00:00Z", grue_version="0.1.0", git_commit=None, source="a paper, Table 3",
+                      config={"paper": {"short": "arXiv v2 Table 3", **paper, "overall": True}})
+    write_results(results, root / "imdb" / name)
+
+
+def test_bar_label_names_the_reward_not_the_variant(tmp_path):
+    """A reported row's bar names its reward function from config.paper.reward, never another part of the note:
+    a row with a variant and no reward is labelled by its algorithm alone."""
+    (tmp_path / "subs").mkdir()
+    reported_file(tmp_path / "rep", "a.json", "PPO", {"reward": "Sentiment", "variant": None})
+    reported_file(tmp_path / "rep", "b.json", "Zero-Shot", {"reward": None, "variant": "headline"})
+    reported_file(tmp_path / "rep", "c.json", "NLPO", {"reward": None, "variant": None})
+    board = make_board(tmp_path / "subs", tmp_path / "rep", "subs", "rep")
+    rows = {r.ref: r for r in board.rows}
+    assert [(rows[k].reward, rows[k].note) for k in ("imdb/a.json", "imdb/b.json", "imdb/c.json")] == [
+        ("Sentiment", "Sentiment · arXiv v2 Table 3"), ("", "headline · arXiv v2 Table 3"), ("", "arXiv v2 Table 3")]
+    assert [label for label, *_ in task_bars(board, "imdb")] == ["PPO · Sentiment (paper)", "Zero-Shot (paper)",
+                                                                  "NLPO (paper)"]
+
+
 def test_paper_baselines_overall_by_hand(tmp_path):
     (tmp_path / "subs").mkdir()
     board = make_board(tmp_path / "subs", REPORTED, "subs", "reported")
@@ -355,7 +405,7 @@ def test_paper_baselines_overall_by_hand(tmp_path):
 
 
 def test_converter_regenerates_the_committed_files(tmp_path):
-    source = Path("/work/shared/paper/grue_reported.json")
+    source = REPO.parent / "shared" / "paper" / "grue_reported.json"
     if not source.is_file():
         pytest.skip("the recovered paper numbers (../shared/paper/grue_reported.json) are not here")
     import importlib.util
@@ -414,7 +464,9 @@ def test_hostile_submission_renders_as_text(tmp_path):
         assert page.count("<script>") == 1  # only the page's own sorting script
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert 'href="https://example.org/&quot;onmouseover=&quot;alert(1)"' in files["submissions/evil.html"]
-    assert "javascript:alert(1))" not in files["submissions/evil.html"].replace("[x](javascript:alert(1))", "")
+    for name in ("index.html", "submissions/evil.html"):  # the notes' javascript: link stays text, never a link
+        assert 'href="javascript:' not in files[name] and "href='javascript:" not in files[name]
+    assert "[x](javascript:alert(1))" in files["submissions/evil.html"]  # shown as the text it is
     assert HOSTILE not in files["leaderboard.md"] and "&lt;script&gt;" in files["leaderboard.md"]
     assert HOSTILE in files["leaderboard.csv"]  # CSV holds the raw text (a spreadsheet does not run HTML)
     assert all(HOSTILE not in v for k, v in files.items() if k.endswith(".svg"))
@@ -435,7 +487,9 @@ def test_csv_cells_never_start_a_formula(tmp_path):
 
 def test_build_refuses_to_write_into_its_input(tmp_path):
     (tmp_path / "subs").mkdir()
-    with pytest.raises(Exception, match="inside the input folder"):
+    with pytest.raises(GrueError, match="inside the input folder") as err:
         build(tmp_path / "subs", REPORTED, tmp_path / "subs" / "site")
+    assert not isinstance(err.value, ProblemsError)  # one bad option, not a list of input problems
+    assert not (tmp_path / "subs" / "site").exists()
     with pytest.raises(LeaderboardError):
         build(tmp_path / "missing", REPORTED, tmp_path / "site")

@@ -6,11 +6,14 @@ import copy
 import json
 import math
 import re
+import subprocess
+import sys
 
 import pytest
 from conftest import REPO
 
-from grue.errors import GrueError
+from grue.errors import GrueError, ProblemsError
+from grue.leaderboard.submissions import LeaderboardError
 from grue.metrics import METRICS, reported_names
 from grue.results import (MAX_BYTES, SCHEMA_VERSION, MetricValue, ModelInfo, Results, ResultsError, SampleCounts,
                           from_bytes, from_dict, load_results, to_dict, validate, write_results)
@@ -281,3 +284,24 @@ def test_from_bytes_reads_what_load_results_reads(tmp_path):
     assert from_bytes(path.read_bytes(), str(path)) == load_results(path)
     with pytest.raises(ResultsError, match=r"x.json: not UTF-8 text"):
         from_bytes(b"\xff", "x.json")
+
+
+def test_reading_and_writing_results_never_loads_torch(tmp_path):
+    """grue.results (and grue.files, its atomic write) stay torch-free: the leaderboard reads and writes results
+    files without the training stack. A fresh interpreter, since this one may have loaded torch already."""
+    src = write_results(evaluated(), tmp_path / "a.json")
+    code = ("import sys; from grue.results import load_results, write_results; "
+            f"write_results(load_results({str(src)!r}), {str(tmp_path / 'b.json')!r}); "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    res = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "b.json").read_bytes() == src.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]  # no temporary file left behind
+
+
+def test_results_error_is_a_problems_error():
+    """One base carries ``problems`` for results files and leaderboard input alike; the CLI catches it."""
+    for cls in (ResultsError, LeaderboardError):
+        err = cls(["a.json: x: bad", "a.json: y: bad"])
+        assert isinstance(err, ProblemsError) and isinstance(err, GrueError)
+        assert err.problems == ["a.json: x: bad", "a.json: y: bad"] and str(err) == "a.json: x: bad (and 1 more)"

@@ -72,6 +72,10 @@ class Row:
     note: str = ""
     """Reported rows: reward function, variant and table, as the paper names them."""
     source: str | None = None
+    reward: str = ""
+    """Reported rows: the paper's reward function ('' when the row names none)."""
+    score: float | None = None
+    """The task score (see :func:`row_scores`), set by ``make_board``; None without the headline metric."""
 
 
 @dataclass
@@ -131,10 +135,11 @@ def reported_row(rel: str, results: Results) -> Row:
     the reward function, variant, table and whether it is one of the paper's main-table rows."""
     paper = results.config.get("paper") if isinstance(results.config.get("paper"), dict) else {}
     note = " · ".join(str(paper[k]) for k in ("reward", "variant", "short") if isinstance(paper.get(k), str))
+    reward = paper["reward"] if isinstance(paper.get("reward"), str) else ""
     cells = {k: Cell(m.value, m.std, 1) for k, m in results.metrics.items()}
     return Row("reported", results.algorithm, rel, results.task, results.algorithm, results.model.name, results.split,
                cells, dict(results.skipped), in_pool=paper.get("overall") is True and results.split == "test",
-               note=note, source=results.source)
+               note=note, source=results.source, reward=reward)
 
 
 def references(rows: list[Row], metric: str, higher: bool) -> tuple[float, float, dict[str, float]] | None:
@@ -177,13 +182,16 @@ def row_scores(rows: list[Row], higher_is_better: dict[str, bool]) -> dict[int, 
     return out
 
 
-def overall(rows: list[Row], tasks: list[str], higher_is_better: dict[str, bool]) -> list[Overall]:
+def overall(rows: list[Row], tasks: list[str], higher_is_better: dict[str, bool],
+            scores: dict[int, float] | None = None) -> list[Overall]:
     """The overall entries, ranked: complete ones by score (best first), then incomplete ones by score.
 
     A submission scores on every task it has; a reported algorithm on its main-table rows (``in_pool``),
-    averaging its rows of one task (the paper reports one row per reward function)."""
+    averaging its rows of one task (the paper reports one row per reward function). ``scores``: the
+    :func:`row_scores` of ``rows`` when already computed."""
     tasks = [t for t in tasks if t in HEADLINE]
-    scores = row_scores(rows, higher_is_better)
+    if scores is None:
+        scores = row_scores(rows, higher_is_better)
     groups: dict[tuple[str, str], list[Row]] = {}
     for r in rows:
         if r.split == "test" and (r.kind == "submission" or r.in_pool):

@@ -40,8 +40,6 @@ class Board:
     submissions: list[Submission]
     rows: list[Row]
     ranking: list[Overall]
-    scores: dict[int, float]
-    """id(row) -> the row's task score."""
     directions: dict[str, bool | None]
     """Metric name -> higher_is_better."""
     latest: str | None
@@ -51,11 +49,8 @@ class Board:
         """Rows of one table: submissions ordered by task score (best first), reported rows by file path."""
         rows = [r for r in self.rows if r.task == task and r.kind == kind and r.split == split]
         if kind == "submission":
-            return sorted(rows, key=lambda r: (id(r) not in self.scores, -self.scores.get(id(r), 0.0), r.ref))
+            return sorted(rows, key=lambda r: (r.score is None, -(r.score or 0.0), r.ref))
         return sorted(rows, key=lambda r: r.ref)
-
-    def score(self, row: Row) -> float | None:
-        return self.scores.get(id(row))
 
     def overall_tasks(self) -> list[str]:
         return [t for t in self.tasks if t in HEADLINE]
@@ -75,8 +70,10 @@ def make_board(submissions_dir: Path, reported_dir: Path, show_submissions: str,
         for name, m in sorted(res.metrics.items()):
             directions.setdefault(name, m.higher_is_better)
     hib = {k: v is not False for k, v in directions.items()}
-    return Board(tasks, subs, rows, overall(rows, list(tasks), hib), row_scores(rows, hib), directions,
-                 max(dates) if dates else None)
+    scores = row_scores(rows, hib)
+    for r in rows:
+        r.score = scores.get(id(r))
+    return Board(tasks, subs, rows, overall(rows, list(tasks), hib, scores), directions, max(dates) if dates else None)
 
 
 def fmt(x: float | None) -> str:
@@ -96,6 +93,11 @@ def fmt_cell(cell: Cell | None, seeds: int | None = None) -> str:
 
 def arrow(higher: bool | None) -> str:
     return {True: "↑", False: "↓"}.get(higher, "")
+
+
+def metric_heads(info: TaskInfo) -> list[str]:
+    """The metric columns' headers of a task table: 'name ↑' (↓ lower is better; no arrow when descriptive)."""
+    return [f"{m} {arrow(h)}".strip() for m, h in info.metrics.items()]
 
 
 def examples_text(row: Row) -> str:

@@ -8,10 +8,10 @@ an earlier build are removed.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from grue.errors import GrueError
+from grue.files import atomic_write_text
 from grue.leaderboard.board import Board, make_board
 from grue.leaderboard.export import csv_text, markdown, svgs
 from grue.leaderboard.files import inside
@@ -50,7 +50,5 @@ def build(submissions: Path = DEFAULT_SUBMISSIONS, reported: Path = DEFAULT_REPO
     for rel, text in files.items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(text.encode("utf-8"))
-        os.replace(tmp, path)
+        atomic_write_text(path, text)
     return board

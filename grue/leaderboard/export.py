@@ -16,6 +16,7 @@ from grue.leaderboard.board import (
     examples_text,
     fmt,
     fmt_cell,
+    metric_heads,
     status,
 )
 
@@ -48,13 +49,13 @@ def markdown(board: Board) -> str:
         out += [f"### {title}\n", md_table(["Rank", "Entry", "Models", "Overall"] + tasks + ["Status"], rows)]
     for task, info in board.tasks.items():
         metrics = list(info.metrics)
-        heads = [f"{m} {arrow(h)}".strip() for m, h in info.metrics.items()]
+        heads = metric_heads(info)
         out.append(f"## {task} (version {md(info.version)}, headline {md(HEADLINE.get(task, '—'))})\n")
-        subs = [[md(r.ref), md(r.algorithm), md(r.model), str(len(r.seeds)), md(examples_text(r)), fmt(board.score(r))]
+        subs = [[md(r.ref), md(r.algorithm), md(r.model), str(len(r.seeds)), md(examples_text(r)), fmt(r.score)]
                 + [md(fmt_cell(r.cells.get(m), len(r.seeds))) for m in metrics] for r in board.task_rows(task, "submission")]
         out += ["### Submissions\n", md_table(["Submission", "Algorithm", "Model", "Seeds", "Examples", "Task score"] + heads, subs)]
         for split in ("test", "validation"):
-            rows = [[md(r.algorithm), md(r.note), md(r.model), fmt(board.score(r))] + [md(fmt_cell(r.cells.get(m))) for m in metrics]
+            rows = [[md(r.algorithm), md(r.note), md(r.model), fmt(r.score)] + [md(fmt_cell(r.cells.get(m))) for m in metrics]
                     for r in board.task_rows(task, "reported", split)]
             if rows or split == "test":
                 out += [f"### {REPORTED_MARK.capitalize()} ({split} split)\n",
@@ -82,8 +83,8 @@ def csv_text(board: Board) -> str:
     for r in sorted(board.rows, key=lambda r: (r.task, r.kind, r.split, r.ref)):
         base = ["task", r.task, r.kind, _text(r.ref), _text(r.algorithm), _text(r.model), r.split,
                 " ".join(map(str, r.seeds)), str(r.partial)]
-        if board.score(r) is not None:
-            w.writerow(base + ["task_score", repr(board.score(r)), "", ""])
+        if r.score is not None:
+            w.writerow(base + ["task_score", repr(r.score), "", ""])
         for name, c in sorted(r.cells.items()):
             w.writerow(base + [name, repr(c.mean), "" if c.std is None else repr(c.std), str(c.n)])
     return buf.getvalue()
@@ -137,8 +138,7 @@ def task_bars(board: Board, task: str) -> list[tuple[str, float, float | None, b
 def _bar_label(r: Row) -> str:
     if r.kind == "submission":
         return r.ref + (" (partial)" if r.partial else "")
-    reward = r.note.split(" · ")[0] if r.note and "arXiv" not in r.note.split(" · ")[0] else ""
-    return f"{r.algorithm}{' · ' + reward if reward else ''} (paper)"
+    return f"{r.algorithm}{' · ' + r.reward if r.reward else ''} (paper)"
 
 
 def svgs(board: Board) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from grue.leaderboard.files import link_below, read_limited, walk
-from grue.leaderboard.submissions import TaskInfo
+from grue.leaderboard.submissions import TaskInfo, check_task
 from grue.results import MAX_BYTES, Results, ResultsError, from_bytes
 
 MAX_REPORTED_FILES = 2000
@@ -22,12 +22,7 @@ def check_reported(results: Results, rel: str, source: str, tasks: dict[str, Tas
     out = []
     if results.kind != "reported":
         out.append(f'kind: must be "reported" in the reported folder (re-run results are submissions), got "{results.kind}"')
-    info = tasks.get(results.task)
-    if info is None:
-        out.append(f'task: unknown task "{results.task}"; known: {", ".join(sorted(tasks))}')
-    elif results.task_version != info.version:
-        out.append(f'task_version: must be "{info.version}", the version of tasks/{results.task}/task.yaml, got '
-                   f'"{results.task_version}"; regenerate with leaderboard/tools/import_reported.py')
+    out += check_task(results, tasks, fix="regenerate with leaderboard/tools/import_reported.py")
     if PurePosixPath(rel).parts[0] != results.task:
         out.append(f'task: "{results.task}" is not the folder it is in ({PurePosixPath(rel).parts[0]}/)')
     return [f"{source}: {p}" for p in out]

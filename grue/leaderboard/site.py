@@ -20,6 +20,7 @@ from grue.leaderboard.board import (
     examples_text,
     fmt,
     fmt_cell,
+    metric_heads,
     status,
 )
 from grue.leaderboard.submissions import Submission, is_http_url
@@ -72,7 +73,7 @@ def link(url: str | None, text: str) -> str:
     return f'<a href="{esc(url)}" rel="nofollow noopener noreferrer">{esc(text)}</a>'
 
 
-def page(title: str, body: str, css_prefix: str = "") -> str:
+def page(title: str, body: str) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{esc(title)}</title>\n'
             f"<style>\n{CSS}\n</style>\n</head>\n<body>\n{body}\n<script>\n{SORT_JS}\n</script>\n</body>\n</html>\n")
@@ -124,7 +125,7 @@ def task_table(board: Board, task: str, rows: list[Row], kind: str) -> str:
     else:
         heads = [th("Algorithm"), th("Row (reward · variant · source)"), th("Model"), th("In overall")]
     heads += [th("Task score", True, "normalised headline metric; see the formula above")]
-    heads += [th(f"{m} {arrow(h)}".strip(), True) for m, h in metrics.items()]
+    heads += [th(h, True) for h in metric_heads(board.tasks[task])]
     lines = []
     for r in rows:
         if kind == "submission":
@@ -135,7 +136,7 @@ def task_table(board: Board, task: str, rows: list[Row], kind: str) -> str:
         else:
             cells = [f'<td class="t">{esc(r.algorithm)}</td>', f'<td class="t">{esc(r.note)}</td>',
                      f'<td class="t">{esc(r.model)}</td>', f'<td class="t">{"yes" if r.in_pool else "no"}</td>']
-        cells.append(td_num(board.score(r)))
+        cells.append(td_num(r.score))
         for m in metrics:
             cell = r.cells.get(m)
             title = f' title="skipped: {esc(r.skipped[m])}"' if m in r.skipped else ""

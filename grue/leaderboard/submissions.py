@@ -19,10 +19,17 @@ from urllib.parse import urlsplit
 import yaml
 
 from grue.config import load_yaml, task_names, tasks_root
-from grue.errors import GrueError
+from grue.errors import ProblemsError
 from grue.leaderboard.files import inside, link_below, read_limited, walk
 from grue.metrics import METRICS, reported_names
-from grue.results import FILENAME, MAX_BYTES, Results, ResultsError, from_bytes
+from grue.results import (
+    FILENAME,
+    MAX_BYTES,
+    Results,
+    ResultsError,
+    from_bytes,
+    show_value,
+)
 
 META_FILE = "submission.yaml"
 SAMPLES_FILE = "samples.jsonl"
@@ -39,13 +46,8 @@ ROOT_FILES = ("README.md", ".gitkeep")
 """Files allowed directly in the submissions folder (beside the submission folders)."""
 
 
-class LeaderboardError(GrueError):
+class LeaderboardError(ProblemsError):
     """Invalid leaderboard input; ``problems`` lists every problem found."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
-        super().__init__(self.problems[0] + more)
 
 
 @dataclass
@@ -120,12 +122,12 @@ def check_meta(data, source: str) -> tuple[Meta | None, list[str]]:
             if required:
                 out.append(f"{source}: {key}: missing (a required field)")
         elif not isinstance(value, str) or not value.strip():
-            out.append(f"{source}: {key}: must be a non-empty string, got {_show(value)}")
+            out.append(f"{source}: {key}: must be a non-empty string, got {show_value(value, yaml=True)}")
         elif len(value) > longest:
             out.append(f"{source}: {key}: at most {longest} characters, got {len(value)}")
     link = data.get("link")
     if isinstance(link, str) and link.strip() and not is_http_url(link):
-        out.append(f"{source}: link: must be an http:// or https:// URL, got {_show(link)}")
+        out.append(f"{source}: link: must be an http:// or https:// URL, got {show_value(link, yaml=True)}")
     if out:
         return None, out
     return Meta(**{k: data.get(k) for k in META_FIELDS}), []
@@ -141,22 +143,30 @@ def check_entry(results: Results, source: str, tasks: dict[str, TaskInfo]) -> li
         out.append(f'split: must be "test": the leaderboard ranks test results, got "{results.split}"')
     if results.seed is None:
         out.append("seed: must be an integer >= 0 in a submission (one results file per seed), got null")
+    out += check_task(results, tasks)
     info = tasks.get(results.task)
-    if info is None:
-        out.append(f'task: unknown task "{results.task}"; known: {", ".join(sorted(tasks))}')
-    else:
-        if results.task_version != info.version:
-            out.append(f'task_version: must be "{info.version}", the version of tasks/{results.task}/task.yaml, '
-                       f'got "{results.task_version}"')
+    if info is not None:
         missing = [m for m in info.metrics if m not in results.metrics and m not in results.skipped]
         if missing:
             out.append(f"metrics: missing {', '.join(missing)} (task {results.task} reports them); report each, "
                        "or list it in skipped with the reason")
         for name, metric in results.metrics.items():
             if name in info.metrics and metric.higher_is_better != info.metrics[name]:
-                out.append(f"metrics.{name}.higher_is_better: must be {_show(info.metrics[name])} for {name}, "
-                           f"got {_show(metric.higher_is_better)}")
+                out.append(f"metrics.{name}.higher_is_better: must be {show_value(info.metrics[name])} for {name}, "
+                           f"got {show_value(metric.higher_is_better)}")
     return [f"{source}: {p}" for p in out]
+
+
+def check_task(results: Results, tasks: dict[str, TaskInfo], fix: str = "") -> list[str]:
+    """The file's task must be one of ``tasks`` and its task_version that task's current version; ``fix``
+    (e.g. how to regenerate the file) ends the version problem. Problems without the file's name."""
+    info = tasks.get(results.task)
+    if info is None:
+        return [f'task: unknown task "{results.task}"; known: {", ".join(sorted(tasks))}']
+    if results.task_version != info.version:
+        return [f'task_version: must be "{info.version}", the version of tasks/{results.task}/task.yaml, '
+                f'got "{results.task_version}"' + (f"; {fix}" if fix else "")]
+    return []
 
 
 def check_samples(raw: bytes, source: str) -> tuple[list[dict], list[str]]:
@@ -305,12 +315,22 @@ def submission_names(root: Path, paths: list[str], show_root: str) -> tuple[list
             out.append(f"{given}: (path): no such file or folder")
         else:
             names.add(full.relative_to(base).parts[0])
-    for name in sorted(names):
-        if (root / name).is_symlink() or not (root / name).is_dir():  # a file right in the submissions folder
-            if name not in ROOT_FILES:
-                out.append(f"{show_root}/{name}: (file): not a submission folder; put your files in {show_root}/<name>/")
-            names.discard(name)
-    return sorted(names), out
+    folders, problems = root_entries(Path(root), names, show_root)
+    return folders, out + problems
+
+
+def root_entries(root: Path, names, show_root: str) -> tuple[list[str], list[str]]:
+    """Names directly in the submissions folder -> (the submission folders among them, sorted; a problem for
+    each other one). A real folder is a submission; README.md and .gitkeep may sit beside them as plain files;
+    anything else, a symbolic link included, is a problem."""
+    folders, out = [], []
+    for name in sorted(set(names)):
+        path = root / name
+        if path.is_dir() and not path.is_symlink():
+            folders.append(name)
+        elif path.is_symlink() or name not in ROOT_FILES:
+            out.append(f"{show_root}/{name}: (file): not a submission folder; put your files in {show_root}/<name>/")
+    return folders, out
 
 
 def load_submissions(root: Path, tasks: dict[str, TaskInfo], show_root: str,
@@ -320,14 +340,7 @@ def load_submissions(root: Path, tasks: dict[str, TaskInfo], show_root: str,
         return [], [f"{show_root}: (folder): not a folder (or a symbolic link); pass the submissions folder"]
     out = []
     if names is None:
-        names = []
-        for entry in sorted(Path(root).iterdir()):
-            if entry.is_symlink() or not entry.is_dir():
-                if entry.name not in ROOT_FILES or entry.is_symlink():
-                    out.append(f"{show_root}/{entry.name}: (file): not a submission folder; put your files in "
-                               f"{show_root}/<name>/")
-            else:
-                names.append(entry.name)
+        names, out = root_entries(Path(root), [p.name for p in Path(root).iterdir()], show_root)
     subs = []
     for name in sorted(names):
         sub, problems = load_submission(Path(root), name, tasks, show_root)
@@ -336,10 +349,3 @@ def load_submissions(root: Path, tasks: dict[str, TaskInfo], show_root: str,
             subs.append(sub)
     return subs, out
 
-
-def _show(v) -> str:
-    """A value for a message, cut to 60 characters; containers by kind only (YAML aliases can make them huge)."""
-    if isinstance(v, (dict, list, tuple, set)):
-        return {dict: "a mapping"}.get(type(v), "a list")
-    text = json.dumps(v, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -29,7 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from grue import __version__
-from grue.config import load_yaml, task_names, tasks_root
+from grue.leaderboard.submissions import known_tasks
 from grue.metrics import METRICS, reported_names
 from grue.results import (
     MetricValue,
@@ -58,6 +58,8 @@ MAIN_TABLE = {"imdb": "Table 3", "commongen": "Table 12", "cnn_dailymail": "Tabl
 EXTRA_DIRECTIONS = {"bleu_3": True, "bleu_4": True, "coverage": True, "summac_zs": True, "bleurt_overall": True,
                     "bleurt_overlap": True, "bleurt_nonoverlap": True, "cider_official_scale": True}
 """Metrics of the paper that grue does not compute, with their direction."""
+DIRECTIONS = {**reported_names(METRICS), **EXTRA_DIRECTIONS}
+"""Metric name -> higher_is_better, for every metric a reported file may hold."""
 PAPER = "PAPER ITSELF"
 TOTTO_BOARD = "THIRD-PARTY: official ToTTo leaderboard"
 
@@ -122,11 +124,10 @@ def build_results(members: list[dict], task: str, version: str) -> tuple[str, Re
     tables = sorted({m["table"] for m in members}, key=_table_number)
     shorts = sorted({short_source(m) for m in members}, key=lambda s: _table_number(s.replace("arXiv v2 ", "")))
     short = shorts[0] if len(shorts) == 1 else "arXiv v2 Tables " + ", ".join(s.split("Table ")[1] for s in shorts)
-    directions = {**reported_names(METRICS), **EXTRA_DIRECTIONS}
     metrics, printed = {}, {}
     for m in sorted(members, key=lambda m: m["metric"]):
         name, value, std, as_printed = convert(m)
-        metrics[name] = MetricValue(value, directions[name], std)
+        metrics[name] = MetricValue(value, DIRECTIONS[name], std)
         if as_printed is not None:
             printed[m["metric"]] = as_printed
     model, parameters = MODELS[first["model"]]
@@ -183,15 +184,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("leaderboard/reported"), help="the reported folder")
     args = parser.parse_args(argv)
     rows = json.loads(args.json.read_text(encoding="utf-8"))
-    known = set(task_names())
+    versions = {t: info.version for t, info in known_tasks().items()}
+    known = set(versions)
     skipped = sorted({r["task"] for r in rows if r["task"] in NOT_GRUE})
     missing = sorted({TASKS[r["task"]] for r in rows if r["task"] in TASKS and TASKS[r["task"]] not in known})
     wanted = [r for r in rows if r["task"] in TASKS and TASKS[r["task"]] in known]
-    versions = {t: str(load_yaml(tasks_root() / t / "task.yaml").get("version")) for t in known}
+    unversioned = sorted({TASKS[r["task"]] for r in wanted if not versions[TASKS[r["task"]]]})
+    if unversioned:  # known_tasks reads a missing version as "", which no results file may hold
+        raise SystemExit(f"tasks/{unversioned[0]}/task.yaml: no version; add one (e.g. version: \"1.0\")")
     written, kept, names = 0, 0, set()
     for members in group_rows(wanted).values():
-        if not members:
-            continue
         task = TASKS[members[0]["task"]]
         name, results = build_results(members, task, versions[task])
         if name in names:
