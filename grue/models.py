@@ -106,7 +106,7 @@ def load_tokenizer(name: str, *, trust_remote_code: bool = False):
         try:
             tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
         except Exception as e:  # noqa: BLE001 - the user gets one line, not a traceback
-            raise GrueError(f"could not load the tokenizer of '{name}': {_first_line(e)}") from e
+            raise GrueError(f"could not load the tokenizer of '{name}': {first_line(e)}") from e
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -127,14 +127,18 @@ def load_policy(name: str, *, trust_remote_code: bool = False) -> nn.Module:
         return cls.from_pretrained(name, config=config, trust_remote_code=trust_remote_code)
     except Exception as e:  # noqa: BLE001
         raise GrueError(
-            f"could not load model '{name}': {_first_line(e)}; accepted: a Hub id, a local directory "
+            f"could not load model '{name}': {first_line(e)}; accepted: a Hub id, a local directory "
             f"saved with save_pretrained, {', '.join(TINY_MODELS)}"
         ) from e
 
 
-def _first_line(e: Exception) -> str:
+def first_line(e: BaseException) -> str:
+    """``"ExceptionType: first line of its message"``: a loading error in one line for the user."""
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
+_first_line = first_line  # the former private name
 
 
 def freeze(model: nn.Module) -> nn.Module:

@@ -13,8 +13,6 @@ import importlib
 import math
 from typing import Callable, Sequence
 
-import torch
-
 from grue.errors import GrueError
 
 RewardFn = Callable[..., Sequence[float]]
@@ -37,34 +35,27 @@ def lexicon_sentiment(prompts, completions, references, meta) -> list[float]:
     return [(analyzer.polarity_scores(c)["compound"] + 1.0) / 2.0 for c in completions]
 
 
-@functools.lru_cache(maxsize=2)
-def _classifier(model: str):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    try:
-        tok = AutoTokenizer.from_pretrained(model)
-        clf = AutoModelForSequenceClassification.from_pretrained(model).eval()
-    except Exception as e:  # noqa: BLE001
-        raise GrueError(f"could not load the sentiment classifier '{model}': {type(e).__name__}: "
-                        f"{(str(e).splitlines() or [''])[0]}; pass reward_model=PATH or use reward=lexicon") from e
-    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-    labels = {str(v).lower(): int(k) for k, v in clf.config.id2label.items()}
-    positive = next((labels[n] for n in ("positive", "pos", "label_1") if n in labels), clf.config.num_labels - 1)
-    return tok, clf.to(device), positive, device
+def positive_class(config) -> int:
+    """The class id of a sentiment classifier's positive label ("positive", "pos" or "label_1"), else the last class."""
+    labels = {str(v).lower(): int(k) for k, v in config.id2label.items()}
+    return next((labels[n] for n in ("positive", "pos", "label_1") if n in labels), config.num_labels - 1)
 
 
 def classifier_sentiment(prompts, completions, references, meta, model: str = "lvwerra/distilbert-imdb",
-                         batch_size: int = 32) -> list[float]:
-    """P(positive) from a sequence classifier on prompt + completion (the GRUE paper's IMDB reward)."""
-    tok, clf, positive, device = _classifier(model)
+                         batch_size: int = 32, device: str | None = None) -> list[float]:
+    """P(positive) from a sequence classifier on prompt + completion (the GRUE paper's IMDB reward).
+
+    ``device`` None is the current CUDA device when there is one, else the CPU.
+    """
+    from grue.metrics import MetricSkipped
+    from grue.metrics.neural import classifier_probs, load_classifier
+
+    try:
+        tok, clf, dev = load_classifier(str(model), device, "sentiment")
+    except MetricSkipped as e:
+        raise GrueError(f"{e}; pass reward_model=PATH or use reward=lexicon") from e
     texts = [p + c for p, c in zip(prompts, completions)]
-    out: list[float] = []
-    with torch.no_grad():
-        for i in range(0, len(texts), batch_size):
-            enc = tok(texts[i : i + batch_size], padding=True, truncation=True, max_length=512, return_tensors="pt")
-            logits = clf(**enc.to(device)).logits.float()
-            out.extend(torch.softmax(logits, -1)[:, positive].tolist())
-    return out
+    return classifier_probs(tok, clf, texts, batch_size, dev)[:, positive_class(clf.config)].tolist()
 
 
 def _needs(fn, *args, **kwargs) -> list[float]:

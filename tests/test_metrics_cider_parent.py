@@ -17,13 +17,14 @@ from grue.metrics import (
     metric_function,
 )
 from grue.metrics import spice as spice_mod
-from grue.metrics.cider import cider_per_sample, word_tokens
+from grue.metrics.cider import cider_per_sample
 from grue.metrics.parent import (
     lcs_length,
     parent_one,
     parent_per_sample,
     tokenize_table,
 )
+from grue.metrics.text import word_tokens
 
 # ---------------------------------------------------------------------------------------------
 # CIDEr-D
@@ -84,6 +85,10 @@ def test_cider_matches_pycocoevalcap_live():
     corpus, samples = cider_mod.Cider().compute_score(gts, res)
     assert cider_per_sample(CIDER_GENS, CIDER_REFS) == pytest.approx(list(samples), abs=1e-9)
     assert sum(CIDER_SAMPLES) / 8 == pytest.approx(float(corpus), abs=1e-9)
+    # grue's metric group itself against the live pycocoevalcap numbers
+    result = metric_function("cider")(EvalBatch([""] * 8, CIDER_GENS, CIDER_REFS), MetricOptions())
+    assert result.values["cider"] == pytest.approx(float(corpus), abs=1e-9)
+    assert result.per_sample["cider"] == pytest.approx(list(samples), abs=1e-9)
     # the stored constants are still what the installed pycocoevalcap computes
     assert list(samples) == pytest.approx(CIDER_SAMPLES, abs=1e-12)
 
@@ -104,6 +109,16 @@ def test_cider_bad_input():
         cider_per_sample(["a", "b"], [["a"], []])
     with pytest.raises(GrueError, match="at least one"):
         cider_per_sample([], [])
+    with pytest.raises(GrueError, match="non-empty list of str"):
+        cider_per_sample(["a"], [[1]])
+
+
+@pytest.mark.parametrize("group", ["cider", "parent", "spice"])
+def test_empty_batch_is_skipped(group):
+    with pytest.raises(MetricSkipped, match="no examples"):
+        metric_function(group)(EvalBatch([], [], []), MetricOptions())
+    with pytest.raises(GrueError, match="reference lists"):
+        metric_function(group)(EvalBatch(["p"], ["g"], []), MetricOptions())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,6 +217,27 @@ def test_parent_metric_subsets_and_skip():
         metric_function("parent")(EvalBatch(["p"], ["g"], [["r"]], [{}]), MetricOptions())
 
 
+def test_parent_subsets_read_none_and_string_flags():
+    tables = PARENT_TABLES[:3]
+    f = PARENT_F_AUTO_LAMBDA
+
+    def run(flags):
+        meta = [{"table": t, "overlap_subset": flag} for t, flag in zip(tables, flags)]
+        return metric_function("parent")(EvalBatch([""] * 3, PARENT_GENS[:3], PARENT_REFS[:3], meta),
+                                         MetricOptions()).values
+
+    # None is no flag (ToTTo train rows): only the overall mean, no subset
+    assert run([None, None, None]) == pytest.approx({"parent_overall": sum(f[:3]) / 3}, abs=1e-9)
+    # the string "False" is the non-overlap subset (bool("False") would have been True)
+    strings = run(["False", "True", "False"])
+    assert strings["parent_nonoverlap"] == pytest.approx((f[0] + f[2]) / 2, abs=1e-9)
+    assert strings["parent_overlap"] == pytest.approx(f[1], abs=1e-9)
+    assert strings == pytest.approx(run([False, True, False]), abs=1e-12)
+    # flagged and unflagged examples mixed: an error, as totto_sacrebleu
+    with pytest.raises(GrueError, match="overlap_subset None"):
+        run([True, None, False])
+
+
 def test_parent_bad_input():
     with pytest.raises(GrueError, match="one of each"):
         parent_per_sample(["a"], [["a"]], [])
@@ -209,6 +245,8 @@ def test_parent_bad_input():
         parent_per_sample(["a"], [["a"]], [[("name",)]])
     with pytest.raises(GrueError, match="attribute, value"):
         parent_per_sample(["a"], [["a"]], [[{"name": 1, "value": 2}]])
+    with pytest.raises(GrueError, match="non-empty list of str"):
+        parent_per_sample(["a"], [[]], [[("name", "a")]])
     with pytest.raises(GrueError, match="non-empty value"):
         parent_per_sample(["a"], [["a"]], [[("name", "  ")]])
     with pytest.raises(GrueError, match="lack meta"):
@@ -266,3 +304,5 @@ def test_spice_input_and_output_helpers():
         spice_mod.parse_spice_output([{"image_id": 0}], 1)
     with pytest.raises(GrueError, match="non-empty list"):
         spice_mod.spice_input(["a"], [[]])
+    with pytest.raises(GrueError, match="reference lists"):
+        spice_mod.spice_input(["a", "b"], [["a"]])

@@ -12,9 +12,11 @@ from grue.errors import GrueError
 from grue.metrics import EvalBatch, MetricOptions, MetricSkipped, metric_function
 from grue.metrics.neural import (
     bertscore_per_sample,
+    classifier_probs,
     intent_input,
     intent_match_per_sample,
     last_utterance,
+    load_classifier,
 )
 from grue.models import load_policy, load_tokenizer, tiny_tokenizer
 
@@ -89,14 +91,26 @@ def test_bertscore_unloadable_model_is_skipped():
 def test_sentiment_is_p_positive_of_prompt_plus_generation(tmp_path):
     model, tok = save_classifier(tmp_path, ["NEGATIVE", "POSITIVE"])
     prompts, gens = ["This film was", "I expected"], [" wonderful and moving.", " much more, sadly."]
-    opts = MetricOptions(sentiment_model=str(tmp_path), batch_size=2)
+    opts = MetricOptions(sentiment_model=str(tmp_path), batch_size=2, device="cpu")
     result = metric_function("sentiment")(batch(prompts, gens), opts)
     expected = probs(model, tok, [p + g for p, g in zip(prompts, gens)])[:, 1].tolist()
     assert result.per_sample["sentiment_score"] == pytest.approx(expected, abs=1e-5)
-    assert all(0.0 <= s <= 1.0 for s in expected)
+    assert all(0.0 <= s <= 1.0 for s in result.per_sample["sentiment_score"])
+    assert len(result.per_sample["sentiment_score"]) == 2
     assert result.values["sentiment_score"] == pytest.approx(sum(expected) / 2)
     with pytest.raises(MetricSkipped, match="could not load the sentiment classifier"):
         metric_function("sentiment")(batch(prompts, gens), MetricOptions(sentiment_model=str(tmp_path / "missing")))
+
+
+def test_shared_classifier_loader_honours_the_device_and_batches(tmp_path):
+    model, tok = save_classifier(tmp_path, ["NEGATIVE", "POSITIVE"])
+    loaded_tok, clf, dev = load_classifier(str(tmp_path), "cpu", "sentiment")
+    assert dev == torch.device("cpu") and next(clf.parameters()).device == dev and not clf.training
+    texts = ["a", "a much longer text that needs padding in its batch", "b c"]
+    got = classifier_probs(loaded_tok, clf, texts, 2, dev)  # batches of 2 and 1, the first padded
+    assert got.shape == (3, 2) and got.device == torch.device("cpu")
+    assert got.flatten().tolist() == pytest.approx(probs(model, tok, texts).flatten().tolist(), abs=1e-5)
+    assert classifier_probs(loaded_tok, clf, [], 2, dev).shape == (0, 2)
 
 
 # ---------------------------------------------------------------- intent
@@ -157,6 +171,23 @@ def test_perplexity_matches_the_models_own_loss(name):
     assert result.values["perplexity"] == pytest.approx(math.exp(total), rel=1e-4)
     one_by_one = metric_function("perplexity")(batch(PROMPTS, ["u", "u"], REFS), MetricOptions(policy=policy, tokenizer=tok, batch_size=1))
     assert one_by_one.values["perplexity"] == pytest.approx(result.values["perplexity"], rel=1e-4)
+
+
+def test_perplexity_with_an_empty_causal_prompt_scores_from_bos():
+    policy, tok = load_policy("tiny-gpt2").eval(), load_tokenizer("tiny-gpt2")
+    bos, ref = tok.bos_token_id, "really good fun"
+    assert bos is not None
+    r = tok(ref, add_special_tokens=False)["input_ids"]  # no leading space: there is no prompt to join
+    with torch.no_grad():  # reference: the model's own loss on BOS + reference, every reference token scored
+        loss = policy(input_ids=torch.tensor([[bos] + r]), labels=torch.tensor([[-100] + r])).loss
+    expected = math.exp(float(loss))
+    opts = MetricOptions(policy=policy, tokenizer=tok, batch_size=2)
+    result = metric_function("perplexity")(batch(["", PROMPTS[1]], ["u", "u"], [[ref], REFS[1]]), opts)
+    assert result.per_sample["perplexity"][0] == pytest.approx(expected, rel=1e-4)
+    p2, n2 = manual_nll(policy, tok, PROMPTS[1], REFS[1][0])
+    assert result.per_sample["perplexity"][1] == pytest.approx(math.exp(p2 / n2), rel=1e-4)
+    total = (float(loss) * len(r) + p2) / (len(r) + n2)
+    assert result.values["perplexity"] == pytest.approx(math.exp(total), rel=1e-4)
 
 
 def test_perplexity_skips_without_a_model_or_reference_tokens():

@@ -18,14 +18,17 @@ from grue.metrics import (
     MetricSkipped,
     metric_function,
 )
-from grue.metrics.diversity import diversity_stats, msttr, tokenize
+from grue.metrics.diversity import diversity_stats, msttr
 from grue.metrics.text import (
     bleu_score,
     meteor_per_sample,
+    ngrams,
     reference_streams,
     rouge_per_sample,
     split_sentences,
+    subset_flags,
     ter_per_sample,
+    word_tokens,
 )
 from grue.metrics.wordnet import LEXNAMES, build_wordnet, ensure_wordnet, lexnames_text
 
@@ -156,9 +159,10 @@ def test_rouge_lsum_splits_sentences_like_newlines():
 
     gen, ref = "The cat sat. Then it slept! Did it dream?", "A dog sat. The cat slept. It dreamt."
     assert split_sentences(gen) == "The cat sat.\nThen it slept!\nDid it dream?"
-    # reference: rouge-score itself on the newline-separated texts
+    # reference: rouge-score itself on the texts split into lines by hand
     scorer = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
-    expected = scorer.score(ref.replace(". ", ".\n"), split_sentences(gen))["rougeLsum"].fmeasure
+    expected = scorer.score("A dog sat.\nThe cat slept.\nIt dreamt.",
+                            "The cat sat.\nThen it slept!\nDid it dream?")["rougeLsum"].fmeasure
     assert rouge_per_sample([gen], [[ref]], kind="rougeLsum") == pytest.approx([expected])
     assert expected != pytest.approx(rouge_per_sample([gen], [[ref]], kind="rougeL")[0])
 
@@ -232,6 +236,26 @@ def test_totto_sacrebleu_subsets():
     assert run("totto_sacrebleu", batch(gens, refs, as_strings)).values == pytest.approx(values)
 
 
+def test_subset_flags_accept_bools_strings_and_no_flag():
+    assert subset_flags([]) == []
+    # None (ToTTo train rows), a missing key and the string "none" are no flag
+    assert subset_flags([{"overlap_subset": None}, {}, {"overlap_subset": "none"}]) == [None, None, None]
+    assert subset_flags([{"overlap_subset": "False"}, {"overlap_subset": True}, {"overlap_subset": "True"},
+                         {"overlap_subset": False}]) == [False, True, True, False]
+    with pytest.raises(GrueError, match="example 1 has overlap_subset None"):
+        subset_flags([{"overlap_subset": "False"}, {"overlap_subset": None}])
+    with pytest.raises(GrueError, match="overlap_subset 'yes'"):
+        subset_flags([{"overlap_subset": "yes"}])
+    with pytest.raises(GrueError, match="overlap_subset 1"):
+        subset_flags([{"overlap_subset": 1}, {"overlap_subset": True}])
+
+
+def test_totto_sacrebleu_without_flags_is_skipped():
+    b = batch(["a cat", "a dog"], [["a cat"], ["a dog"]], [{"overlap_subset": None}, {"overlap_subset": "none"}])
+    with pytest.raises(MetricSkipped, match="overlap_subset"):
+        run("totto_sacrebleu", b)
+
+
 # ---------------------------------------------------------------- input checks
 
 
@@ -258,12 +282,21 @@ def test_empty_generations_do_not_crash():
 # ---------------------------------------------------------------- diversity
 
 
+def test_word_tokens_and_ngrams_hand_computed():
+    assert word_tokens("Don't STOP!  Now") == ["don", "'", "t", "stop", "!", "now"]
+    assert word_tokens("  ") == []
+    counts = ngrams(["a", "b", "a", "b", "c"], 2)
+    assert counts == {("a", "b"): 2, ("b", "a"): 1, ("b", "c"): 1}
+    assert list(counts) == [("a", "b"), ("b", "a"), ("b", "c")]  # order of first occurrence
+    assert ngrams(["a"], 2) == {} and ngrams(["a", "b"], 1) == {("a",): 1, ("b",): 1}
+
+
 def test_diversity_hand_computed():
     gens = ["The cat sat.", "the cat ran!"]
     # tokens: [the cat sat .] [the cat ran !]; unigrams the:2 cat:2 sat . ran !:1 (8 in all);
     # bigrams inside each generation: (the cat):2, (cat sat) (sat .) (cat ran) (ran !):1 (6 in all)
     stats = run("diversity", batch(gens, [["r"], ["r"]])).values
-    assert tokenize(gens[0]) == ["the", "cat", "sat", "."]
+    assert word_tokens(gens[0]) == ["the", "cat", "sat", "."]
     assert stats["distinct_1"] == pytest.approx(6 / 8) and stats["distinct_2"] == pytest.approx(5 / 6)
     assert stats["unique_1"] == 4 and stats["unique_2"] == 4
     assert stats["h1"] == pytest.approx(2 * 0.25 * 2 + 4 * 0.125 * 3)  # -sum p log2 p: 2 x 1/4, 4 x 1/8

@@ -13,40 +13,32 @@ and the corpus score is the mean over examples. As in pycocoevalcap, the "length
 the penalty is the number of bigrams of the text (``len(tokens) - 1``), the cosine is left
 undivided when either norm is zero, and a one-example corpus scores 0 (``log N = 0``).
 
-Tokenisation: pycocoevalcap's PTB tokenizer runs Java. Here every text is lower-cased and
-split with ``re.findall(r"\\w+|[^\\w\\s]", text)``: runs of word characters are tokens and
-every punctuation character is a token of its own (``"dog's."`` -> ``dog ' s .``). The PTB
-pipeline would drop punctuation tokens instead, so numbers can differ slightly from
-COCO-server numbers on punctuated text; they equal pycocoevalcap's ``Cider`` on texts
-pre-tokenised this way.
+Tokenisation: pycocoevalcap's PTB tokenizer runs Java. Here every text is split by
+``grue.metrics.text.word_tokens`` (lower-cased; every punctuation character is a token of
+its own: ``"dog's."`` -> ``dog ' s .``). The PTB pipeline would drop punctuation tokens
+instead, so numbers can differ slightly from COCO-server numbers on punctuated text; they
+equal pycocoevalcap's ``Cider`` on texts pre-tokenised this way.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 
 from grue.errors import GrueError
 from grue.metrics import EvalBatch, MetricOptions, MetricResult
+from grue.metrics.text import check_batch, check_texts, mean, ngrams, word_tokens
 
 # why hand-written: pycocoevalcap is unmaintained since 2020 and drags pycocotools/Java in; we need ~100 lines.
 MAX_ORDER = 4
 SIGMA = 6.0
-_TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
-def word_tokens(text: str) -> list[str]:
-    """Lower-cased word and punctuation tokens: ``re.findall(r"\\w+|[^\\w\\s]", text.lower())``."""
-    return _TOKEN.findall(text.lower())
-
-
-def ngram_counts(tokens: list[str], max_order: int = MAX_ORDER) -> Counter:
-    """Counts of all n-grams (tuples) of orders 1..max_order in ``tokens``, shorter orders first."""
+def ngrams_up_to(tokens: list[str], max_order: int = MAX_ORDER) -> Counter:
+    """Counts of all n-grams (tuples) of orders 1..max_order in ``tokens`` in one Counter, shorter orders first."""
     counts: Counter = Counter()
     for n in range(1, max_order + 1):
-        for i in range(len(tokens) - n + 1):
-            counts[tuple(tokens[i : i + n])] += 1
+        counts.update(ngrams(tokens, n))
     return counts
 
 
@@ -99,28 +91,17 @@ def clipped_similarity(hyp: tuple[list[dict], list[float], int], ref: tuple[list
     return out
 
 
-def _check(generations, references) -> None:
-    """Raise GrueError unless there is >= 1 example, lengths match and each has >= 1 reference."""
-    if len(generations) != len(references):
-        raise GrueError(f"CIDEr got {len(generations)} generations but {len(references)} reference lists; "
-                        "give one list of references per generation")
-    if not generations:
-        raise GrueError("CIDEr needs at least one example; got none")
-    for i, refs in enumerate(references):
-        if isinstance(refs, str) or not refs:
-            raise GrueError(f"CIDEr: example {i} has no reference list ({refs!r}); "
-                            "each example needs a non-empty list of reference strings")
-
-
 def cider_per_sample(generations: list[str], references: list[list[str]],
                      max_order: int = MAX_ORDER, sigma: float = SIGMA) -> list[float]:
     """CIDEr-D of each generation, with document frequencies from this corpus's references.
 
     generations: N strings; references: N non-empty lists of strings. Returns N floats (>= 0).
     """
-    _check(generations, references)
-    hyp_counts = [ngram_counts(word_tokens(g), max_order) for g in generations]
-    ref_counts = [[ngram_counts(word_tokens(r), max_order) for r in refs] for refs in references]
+    check_texts(generations, references)
+    if not generations:
+        raise GrueError("CIDEr needs at least one example; got none")
+    hyp_counts = [ngrams_up_to(word_tokens(g), max_order) for g in generations]
+    ref_counts = [[ngrams_up_to(word_tokens(r), max_order) for r in refs] for refs in references]
     df = document_frequency(ref_counts)
     log_n = math.log(float(len(generations)))
     scores = []
@@ -136,5 +117,6 @@ def cider_per_sample(generations: list[str], references: list[list[str]],
 
 def cider(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     """Corpus CIDEr-D ("cider": mean of the per-example scores) and the per-example scores."""
+    check_batch(batch)
     scores = cider_per_sample(batch.generations, batch.references)
-    return MetricResult({"cider": sum(scores) / len(scores)}, {"cider": scores})
+    return MetricResult({"cider": mean(scores)}, {"cider": scores})

@@ -1,35 +1,27 @@
 """Lexical diversity of the generations (no references), after GEM-metrics' definitions (used by RL4LMs).
 
-Tokens: each generation lower-cased and split by ``re.findall(r"\\w+|[^\\w\\s]", text)``,
-i.e. runs of word characters, and every other non-space character on its own
-(``"Don't!"`` -> ``don ' t !``). N-grams are taken inside each generation (never across
+Tokens: each generation split by ``grue.metrics.text.word_tokens`` (lower-cased words, every
+punctuation character on its own). N-grams are taken inside each generation (never across
 two) and counted over the whole corpus.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 
 from grue.metrics import EvalBatch, MetricOptions, MetricResult
-from grue.metrics.text import check_batch
+from grue.metrics.text import check_batch, ngrams, word_tokens
 
-TOKEN = re.compile(r"\w+|[^\w\s]")
 MSTTR_SEGMENT = 100
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-cased word and punctuation tokens of ``text``."""
-    return TOKEN.findall(text.lower())
-
-
-def ngram_counts(token_lists: Sequence[list[str]], n: int) -> Counter:
-    """Corpus counts of the n-grams (tuples) inside each token list."""
+def corpus_ngrams(token_lists: Sequence[list[str]], n: int) -> Counter:
+    """Corpus counts of the n-grams (tuples) inside each token list (``ngrams`` summed over the lists)."""
     counts: Counter = Counter()
     for toks in token_lists:
-        counts.update(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
+        counts.update(ngrams(toks, n))
     return counts
 
 
@@ -64,8 +56,8 @@ def msttr(tokens: Sequence[str], segment: int = MSTTR_SEGMENT) -> float:
 
 def diversity_stats(generations: Sequence[str]) -> dict[str, float]:
     """distinct_1/2, unique_1/2, h1/h2, msttr, vocab_size and mean_output_length (tokens) of ``generations``."""
-    token_lists = [tokenize(g) for g in generations]
-    uni, bi = ngram_counts(token_lists, 1), ngram_counts(token_lists, 2)
+    token_lists = [word_tokens(g) for g in generations]
+    uni, bi = corpus_ngrams(token_lists, 1), corpus_ngrams(token_lists, 2)
     stream = [t for toks in token_lists for t in toks]
     return {
         "distinct_1": distinct(uni), "distinct_2": distinct(bi),

@@ -1,7 +1,9 @@
 """Model-based metrics: BERTScore, sentiment, dialogue intent accuracy and perplexity.
 
 Each raises ``MetricSkipped`` (with the first line of the loading error) when its model
-cannot be loaded here, e.g. a Hub id without network access.
+cannot be loaded here, e.g. a Hub id without network access. The sentiment and intent
+classifiers (also the rewards of ``grue.rewards``) share ``load_classifier`` and
+``classifier_probs``.
 """
 
 from __future__ import annotations
@@ -15,14 +17,12 @@ import torch
 from grue.errors import GrueError
 from grue.metrics import EvalBatch, MetricOptions, MetricResult, MetricSkipped
 from grue.metrics.text import check_batch, check_texts, mean
+from grue.models import first_line
+from grue.rollout import tokenize_prompts
 
 MAX_PROMPT_TOKENS = 512  # perplexity: prompts are cut on the left to this many tokens
+CLASSIFIER_MAX_TOKENS = 512  # classifier inputs are cut on the right to this many tokens
 EOU = "<EOU>"  # DailyDialog's end-of-utterance marker in prompts
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"
 
 
 def _device(name: str | None) -> torch.device:
@@ -49,7 +49,7 @@ def _bert_scorer(model: str, layers: int | None, device: str):
     try:
         return BERTScorer(model_type=model, num_layers=layers, device=device)
     except Exception as e:
-        raise MetricSkipped(f"could not load the BERTScore model '{model}': {_first_line(e)}") from e
+        raise MetricSkipped(f"could not load the BERTScore model '{model}': {first_line(e)}") from e
 
 
 def bertscore_per_sample(generations: Sequence[str], references: Sequence[Sequence[str]], model: str,
@@ -80,6 +80,39 @@ def bertscore(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     return MetricResult({"bertscore": mean(scores)}, {"bertscore": scores})
 
 
+# ---------------------------------------------------------------- sequence classifiers
+
+
+@functools.lru_cache(maxsize=4)
+def load_classifier(model: str, device: str | None, kind: str) -> tuple:
+    """``(tokenizer, classifier in eval mode on the device, device)`` of the sequence classifier ``model``.
+
+    ``device`` None is the current CUDA device when there is one, else the CPU. ``kind``
+    ("sentiment", "intent") names the classifier in the MetricSkipped raised when it cannot load.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(model)
+        clf = AutoModelForSequenceClassification.from_pretrained(model).eval()
+    except Exception as e:  # noqa: BLE001 - the user gets one line, not a traceback
+        raise MetricSkipped(f"could not load the {kind} classifier '{model}': {first_line(e)}") from e
+    dev = _device(device)
+    return tok, clf.to(dev), dev
+
+
+def classifier_probs(tok, clf, texts: Sequence[str], batch_size: int, device: torch.device) -> torch.Tensor:
+    """Class probabilities (N, C) on the CPU: softmax of ``clf``'s logits on each text, ``batch_size`` texts
+    per padded batch, each cut to ``CLASSIFIER_MAX_TOKENS`` tokens."""
+    out = [torch.empty(0, clf.config.num_labels)]
+    with torch.no_grad():
+        for i in range(0, len(texts), batch_size):
+            enc = tok(list(texts[i : i + batch_size]), padding=True, truncation=True,
+                      max_length=CLASSIFIER_MAX_TOKENS, return_tensors="pt")
+            out.append(torch.softmax(clf(**enc.to(device)).logits.float(), -1).cpu())
+    return torch.cat(out)
+
+
 # ---------------------------------------------------------------- sentiment
 
 
@@ -90,7 +123,7 @@ def sentiment(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
 
     try:
         scores = classifier_sentiment(batch.prompts, batch.generations, batch.references, batch.meta,
-                                      model=opts.sentiment_model, batch_size=opts.batch_size)
+                                      model=opts.sentiment_model, batch_size=opts.batch_size, device=opts.device)
     except GrueError as e:
         raise MetricSkipped(str(e)) from e
     scores = [float(s) for s in scores]
@@ -98,19 +131,6 @@ def sentiment(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
 
 
 # ---------------------------------------------------------------- dialogue intent
-
-
-@functools.lru_cache(maxsize=2)
-def _intent_classifier(model: str, device: str | None):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    try:
-        tok = AutoTokenizer.from_pretrained(model)
-        clf = AutoModelForSequenceClassification.from_pretrained(model).eval()
-    except Exception as e:
-        raise MetricSkipped(f"could not load the intent classifier '{model}': {_first_line(e)}") from e
-    dev = _device(device)
-    return tok, clf.to(dev), dev
 
 
 def last_utterance(prompt: str) -> str:
@@ -134,17 +154,13 @@ def intent_match_per_sample(prompts: Sequence[str], generations: Sequence[str], 
     if not len(prompts) == len(generations) == len(labels):
         raise GrueError(f"{len(prompts)} prompts, {len(generations)} generations and {len(labels)} intent labels; "
                         f"one of each per example is accepted")
-    tok, clf, dev = _intent_classifier(str(model), device)
+    tok, clf, dev = load_classifier(str(model), device, "intent")
     n_labels = clf.config.num_labels
     for i, y in enumerate(labels):
         if isinstance(y, bool) or not isinstance(y, int) or not 0 <= y < n_labels:
             raise GrueError(f"intent label {y!r} of example {i} is not a class id; accepted: int 0..{n_labels - 1}")
     texts = [intent_input(p, g) for p, g in zip(prompts, generations)]
-    preds: list[int] = []
-    with torch.no_grad():
-        for i in range(0, len(texts), batch_size):
-            enc = tok(texts[i : i + batch_size], padding=True, truncation=True, max_length=512, return_tensors="pt")
-            preds.extend(clf(**enc.to(dev)).logits.argmax(-1).tolist())
+    preds = classifier_probs(tok, clf, texts, batch_size, dev).argmax(-1).tolist()
     return [float(p == y) for p, y in zip(preds, labels)]
 
 
@@ -208,8 +224,10 @@ def reference_nll(policy, tok, prompts: Sequence[str], references: Sequence[str]
     """Summed NLL (nats) of each reference given its prompt under ``policy``, and its token count (N each).
 
     Causal: one sequence prompt + reference, loss on the reference tokens. Seq2seq: the
-    encoder reads the prompt (its last ``MAX_PROMPT_TOKENS`` tokens), the labels are the
-    reference as the tokenizer encodes it (T5's adds EOS), cut to the decoder's positions if it has a limit.
+    encoder reads the prompt (its last ``MAX_PROMPT_TOKENS`` tokens, ``grue.rollout.tokenize_prompts``),
+    the labels are the reference as the tokenizer encodes it (T5's adds EOS), cut to the
+    decoder's positions if it has a limit; the decoder reads them shifted right (the model's
+    ``prepare_decoder_input_ids_from_labels``). One forward and one log-softmax per batch.
     """
     seq2seq = bool(getattr(policy.config, "is_encoder_decoder", False))
     context = _context_size(policy.config)
@@ -221,12 +239,11 @@ def reference_nll(policy, tok, prompts: Sequence[str], references: Sequence[str]
         for s in range(0, len(prompts), batch_size):
             ps, rs = prompts[s : s + batch_size], references[s : s + batch_size]
             if seq2seq:
-                enc = [tok(p, verbose=False)["input_ids"][-MAX_PROMPT_TOKENS:] for p in ps]
-                lab = [tok(r, verbose=False)["input_ids"][:context] for r in rs]
-                ids = _pad(enc, pad).to(device)
-                labels = _pad(lab, -100).to(device)
-                mask = _pad([[1] * len(e) for e in enc], 0).to(device)
-                logits = policy(input_ids=ids, attention_mask=mask, labels=labels).logits
+                ids, mask = tokenize_prompts(tok, list(ps), MAX_PROMPT_TOKENS, True, device, "left")
+                labels = _pad([tok(r, verbose=False)["input_ids"][:context] for r in rs], -100).to(device)
+                # decoder inputs instead of labels=: the model would compute (and we would discard) its own loss
+                decoder_ids = policy.prepare_decoder_input_ids_from_labels(labels=labels)
+                logits = policy(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
             else:
                 rows = [causal_example(tok, p, r, context) for p, r in zip(ps, rs)]
                 seqs = [r[0] if r[0] else [pad] for r in rows]

@@ -17,9 +17,12 @@ table ``T`` of (attribute, value) entries (all token lists)::
 With several references the example's F is the largest over the references; the corpus
 score is the mean F over examples (0..1; ToTTo's script prints it times 100).
 
-Tokenisation: every text, attribute and value is lower-cased and split with
-``re.findall(r"\\w+|[^\\w\\s]", text)`` (punctuation characters are tokens of their own).
-Table entries whose value has no token are left out (the reference divides by zero on them).
+Tokenisation: every text, attribute and value is split by ``grue.metrics.text.word_tokens``
+(lower-cased; punctuation characters are tokens of their own). Table entries whose value
+has no token are left out (the reference divides by zero on them).
+
+The generation-only parts (its n-gram counts, the table recall Rt) are computed once per
+example (``generation_side``) and reused for each of its references.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from grue.errors import GrueError
 from grue.metrics import EvalBatch, MetricOptions, MetricResult, MetricSkipped
-from grue.metrics.cider import word_tokens
+from grue.metrics.text import check_batch, check_texts, mean, ngrams, subset_flags, word_tokens
 
 # why hand-written: the reference is a script in google-research/language, not a package; ~150 lines.
 MAX_ORDER = 4
@@ -49,11 +53,6 @@ def lcs_length(x: Sequence[str], y: Sequence[str]) -> int:
     return prev[-1]
 
 
-def ngram_counter(tokens: list[str], order: int) -> Counter:
-    """Counts of the n-grams (tuples) of exactly ``order`` tokens, in order of first occurrence."""
-    return Counter(tuple(tokens[i : i + order]) for i in range(len(tokens) - order + 1))
-
-
 def entailment_probability(ngram: tuple[str, ...], table_values: set[str]) -> float:
     """Word-overlap entailment: the fraction of the n-gram's tokens found among the table's value tokens."""
     return sum(tok in table_values for tok in ngram) / len(ngram)
@@ -69,10 +68,11 @@ def _geometric_mean(values: list[float]) -> float:
     return math.exp(math.fsum(math.log(v) / len(values) for v in values))
 
 
-def ngram_precision_recall(generation: list[str], reference: list[str], table_values: set[str],
-                           order: int) -> tuple[float, float]:
-    """Entailed precision P_n and entailed reference recall Rr_n for one n-gram order (see module doc)."""
-    gen, ref = ngram_counter(generation, order), ngram_counter(reference, order)
+def ngram_precision_recall(gen: Counter, ref: Counter, table_values: set[str]) -> tuple[float, float]:
+    """Entailed precision P_n and entailed reference recall Rr_n of one n-gram order (see module doc).
+
+    ``gen`` and ``ref`` are the ``ngrams`` counts of that order of the generation and the reference.
+    """
     num = den = 0.0
     for ngram, count in gen.items():
         in_ref = min(1.0, ref.get(ngram, 0) / count)
@@ -88,22 +88,46 @@ def ngram_precision_recall(generation: list[str], reference: list[str], table_va
     return precision, recall
 
 
-def parent_one(generation: list[str], reference: list[str], table: Table,
-               lambda_weight: float | None = None, max_order: int = MAX_ORDER) -> tuple[float, float, float]:
-    """(precision, recall, F) of one tokenised generation against one tokenised reference and table."""
-    values = {tok for _, value in table for tok in value}
+class GenerationSide(NamedTuple):
+    """What PARENT needs of one generation and its table, whatever the reference."""
+
+    ngrams: list[Counter]
+    """The generation's ``ngrams`` counts of orders 1..max_order."""
+    values: set[str]
+    """Every token of every table value."""
+    table_recall: float
+    """Rt: mean over entries of LCS(value, generation) / |value| (SMOOTHING if 0)."""
+
+
+def generation_side(generation: list[str], table: Table, max_order: int = MAX_ORDER) -> GenerationSide:
+    """The reference-independent part of PARENT for one tokenised generation and tokenised table."""
+    return GenerationSide(
+        ngrams=[ngrams(generation, n) for n in range(1, max_order + 1)],
+        values={tok for _, value in table for tok in value},
+        table_recall=mean([mention_probability(v, generation) for _, v in table]) or SMOOTHING,
+    )
+
+
+def parent_against(side: GenerationSide, reference: list[str], table: Table,
+                   lambda_weight: float | None = None) -> tuple[float, float, float]:
+    """(precision, recall, F) of a prepared generation (``generation_side``) against one tokenised reference."""
     precs, recs = [], []
-    for order in range(1, max_order + 1):
-        p, r = ngram_precision_recall(generation, reference, values, order)
+    for order, gen in enumerate(side.ngrams, start=1):
+        p, r = ngram_precision_recall(gen, ngrams(reference, order), side.values)
         precs.append(p if p or order == 1 else SMOOTHING)
         recs.append(r if r or order == 1 else SMOOTHING)
     precision = 0.0 if precs[0] == 0.0 else _geometric_mean(precs)
     ref_recall = SMOOTHING if recs[0] == 0.0 else _geometric_mean(recs)
-    table_recall = sum(mention_probability(v, generation) for _, v in table) / len(table) or SMOOTHING
     if lambda_weight is None:
-        lambda_weight = 1.0 - sum(mention_probability(v, reference) for _, v in table) / len(table)
-    recall = math.exp((1.0 - lambda_weight) * math.log(ref_recall) + lambda_weight * math.log(table_recall))
+        lambda_weight = 1.0 - mean([mention_probability(v, reference) for _, v in table])
+    recall = math.exp((1.0 - lambda_weight) * math.log(ref_recall) + lambda_weight * math.log(side.table_recall))
     return precision, recall, 2.0 * precision * recall / (precision + recall + 1e-8)
+
+
+def parent_one(generation: list[str], reference: list[str], table: Table,
+               lambda_weight: float | None = None, max_order: int = MAX_ORDER) -> tuple[float, float, float]:
+    """(precision, recall, F) of one tokenised generation against one tokenised reference and table."""
+    return parent_against(generation_side(generation, table, max_order), reference, table, lambda_weight)
 
 
 def tokenize_table(table, index: int = 0) -> Table:
@@ -137,39 +161,35 @@ def parent_per_sample(generations: list[str], references: list[list[str]], table
     if not len(generations) == len(references) == len(tables):
         raise GrueError(f"PARENT got {len(generations)} generations, {len(references)} reference lists and "
                         f"{len(tables)} tables; give one of each per example")
+    check_texts(generations, references)
     scores = []
     for i, (gen, refs, table) in enumerate(zip(generations, references, tables)):
-        if isinstance(refs, str) or not refs:
-            raise GrueError(f"PARENT: example {i} has no reference list ({refs!r}); "
-                            "each example needs a non-empty list of reference strings")
-        toks, tab = word_tokens(gen), tokenize_table(table, i)
-        scores.append(max(parent_one(toks, word_tokens(r), tab, lambda_weight)[2] for r in refs))
+        tab = tokenize_table(table, i)
+        side = generation_side(word_tokens(gen), tab)
+        scores.append(max(parent_against(side, word_tokens(r), tab, lambda_weight)[2] for r in refs))
     return scores
 
 
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
-
-
 def parent(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
-    """Mean PARENT F over all examples (parent_overall) and over ``meta["overlap_subset"]`` true / false.
+    """Mean PARENT F over all examples (parent_overall) and over the examples whose
+    ``meta["overlap_subset"]`` is true / false (``grue.metrics.text.subset_flags``).
 
-    The table of each example is ``meta["table"]``; a subset with no example is not reported.
+    The table of each example is ``meta["table"]``; a subset with no example is not
+    reported, and neither subset is when no example has the flag.
     """
+    check_batch(batch)
     meta = batch.meta or [{} for _ in batch.generations]
-    if len(meta) != len(batch.generations):
-        raise GrueError(f"PARENT got {len(meta)} meta entries for {len(batch.generations)} examples; "
-                        "give one meta dict per example")
     has_table = [m.get("table") is not None for m in meta]
     if not any(has_table):
         raise MetricSkipped("PARENT needs each example's table in meta['table'] and no example has one")
     if not all(has_table):
         raise GrueError(f"PARENT: {has_table.count(False)} of {len(meta)} examples lack meta['table']; "
                         "give every example its table (list of (attribute, value) pairs)")
+    flags = subset_flags(meta)
     scores = parent_per_sample(batch.generations, batch.references, [m["table"] for m in meta])
-    values = {"parent_overall": _mean(scores)}
-    for name, flag in (("parent_overlap", True), ("parent_nonoverlap", False)):
-        subset = [s for s, m in zip(scores, meta) if "overlap_subset" in m and bool(m["overlap_subset"]) is flag]
+    values = {"parent_overall": mean(scores)}
+    for name, want in (("parent_overlap", True), ("parent_nonoverlap", False)):
+        subset = [s for s, f in zip(scores, flags) if f is want]
         if subset:
-            values[name] = _mean(subset)
+            values[name] = mean(subset)
     return MetricResult(values, {"parent_overall": scores})

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from grue.errors import GrueError
 from grue.metrics import EvalBatch, MetricOptions, MetricResult, MetricSkipped
+from grue.metrics.text import check_batch, check_texts
 
 SPICE_JAR = "spice-1.0.jar"
 CORENLP_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
@@ -73,16 +74,8 @@ def find_spice() -> tuple[str, Path]:
 
 def spice_input(generations: list[str], references: list[list[str]]) -> list[dict]:
     """SPICE's input records: ``[{"image_id": i, "test": generation_i, "refs": references_i}]``, i = 0..N-1."""
-    if len(generations) != len(references):
-        raise GrueError(f"SPICE got {len(generations)} generations but {len(references)} reference lists; "
-                        "give one list of references per generation")
-    records = []
-    for i, (gen, refs) in enumerate(zip(generations, references)):
-        if isinstance(refs, str) or not refs:
-            raise GrueError(f"SPICE: example {i} has no reference list ({refs!r}); "
-                            "each example needs a non-empty list of reference strings")
-        records.append({"image_id": i, "test": gen, "refs": list(refs)})
-    return records
+    check_texts(generations, references)
+    return [{"image_id": i, "test": gen, "refs": list(refs)} for i, (gen, refs) in enumerate(zip(generations, references))]
 
 
 def _as_float(x) -> float:
@@ -131,9 +124,8 @@ def run_spice(java: str, jar: Path, records: list[dict]) -> list[dict]:
 
 def spice(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     """Corpus SPICE ("spice") and per-example "All" F-scores from the SPICE 1.0 jar."""
+    check_batch(batch)
     records = spice_input(batch.generations, batch.references)
-    if not records:
-        raise GrueError("SPICE needs at least one example; got none")
     java, jar = find_spice()
     scores = parse_spice_output(run_spice(java, jar, records), len(records))
     return MetricResult({"spice": corpus_mean(scores)}, {"spice": scores})

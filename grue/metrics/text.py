@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Sequence
 
 from grue.errors import GrueError
 from grue.metrics import EvalBatch, MetricOptions, MetricResult, MetricSkipped
+from grue.tasks.totto import overlap_flag
 
 
 def check_texts(generations: Sequence[str], references: Sequence[Sequence[str]]) -> None:
@@ -49,6 +51,52 @@ def check_batch(batch: EvalBatch, references: bool = True) -> None:
 def mean(xs: Sequence[float]) -> float:
     """The arithmetic mean of ``xs`` (0 for none)."""
     return float(sum(xs) / len(xs)) if xs else 0.0
+
+
+# ---------------------------------------------------------------- word tokens and n-grams
+
+_WORD_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def word_tokens(text: str) -> list[str]:
+    """Lower-cased word and punctuation tokens: ``re.findall(r"\\w+|[^\\w\\s]", text.lower())``.
+
+    Runs of word characters are tokens, and so is every other non-space character on its
+    own (``"Don't!"`` -> ``don ' t !``). The one tokenisation rule of CIDEr, PARENT and the
+    diversity metrics.
+    """
+    return _WORD_TOKEN.findall(text.lower())
+
+
+def ngrams(tokens: Sequence[str], n: int) -> Counter:
+    """Counts of the n-grams (tuples of exactly ``n`` tokens) of ``tokens``, in order of first occurrence."""
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+# ---------------------------------------------------------------- ToTTo subsets
+
+
+def subset_flags(meta: Sequence[dict]) -> list[bool | None]:
+    """Each example's ToTTo ``meta["overlap_subset"]`` as True / False, or None for every example when none has one.
+
+    Accepted flags: a bool or the strings "True" / "False" (``grue.tasks.totto.overlap_flag``);
+    a missing key, None or "none" (ToTTo's train rows) is no flag. GrueError when some
+    examples have a flag and others do not, or when a flag is anything else.
+    """
+    raw = [m.get("overlap_subset") for m in meta]
+    if all(_no_flag(f) for f in raw):
+        return [None] * len(raw)
+    flags = [overlap_flag(f) for f in raw]
+    bad = [i for i, f in enumerate(flags) if f is None]
+    if bad:
+        raise GrueError(f"example {bad[0]} has overlap_subset {raw[bad[0]]!r}; accepted: True or False (or the "
+                        f"strings 'True'/'False') on every example, or no flag (None) on any")
+    return flags
+
+
+def _no_flag(value) -> bool:
+    """None or the string "none": how ToTTo marks an example outside both subsets (train)."""
+    return value is None or (isinstance(value, str) and value.strip().lower() == "none")
 
 
 # ---------------------------------------------------------------- METEOR
@@ -222,25 +270,17 @@ def ter_per_sample(generations: Sequence[str], references: Sequence[Sequence[str
     return [float(metric.sentence_score(g, list(refs)).score) / 100.0 for g, refs in zip(generations, references)]
 
 
-_FLAG = {True: True, False: False, "True": True, "False": False}  # ToTTo's flag, as bool or its string
-
-
 def totto_sacrebleu(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     """ToTTo's sacrebleu (default corpus BLEU, 0-1) overall and on the overlap / non-overlap subsets.
 
-    The subsets are the examples whose ``meta["overlap_subset"]`` is true / false. A
-    subset with no examples is left out of the result (the evaluator then records it as
-    skipped); with no flags at all the group is skipped.
+    The subsets are the examples whose ``meta["overlap_subset"]`` is true / false (see
+    ``subset_flags``). A subset with no examples is left out of the result (the evaluator
+    then records it as skipped); with no flags at all the group is skipped.
     """
     check_batch(batch)
-    flags = [m.get("overlap_subset") for m in batch.meta] if batch.meta else []
+    flags = subset_flags(batch.meta)
     if all(f is None for f in flags):
         raise MetricSkipped("no overlap_subset flags in the examples' meta (ToTTo data has them)")
-    bad = [i for i, f in enumerate(flags) if not (isinstance(f, (bool, str)) and f in _FLAG)]
-    if bad:
-        raise GrueError(f"example {bad[0]} has overlap_subset {flags[bad[0]]!r}; when any example has the flag, "
-                        f"every one needs True or False (or the strings 'True'/'False')")
-    flags = [_FLAG[f] for f in flags]
     values = {"sacrebleu_overall": sacrebleu_score(batch.generations, batch.references)}
     for name, want in (("sacrebleu_overlap", True), ("sacrebleu_nonoverlap", False)):
         idx = [i for i, f in enumerate(flags) if f is want]
