@@ -62,6 +62,18 @@ def save(run_dir: Path, policy, tokenizer, modules: dict[str, torch.nn.Module], 
         raise
 
 
+def discard_partial(run_dir: Path) -> list[Path]:
+    """Delete the temporary directories of saves that were killed before their rename.
+
+    Only call this when no save can be running into ``run_dir`` (at resume, on the main
+    process): such a directory is never complete, and ``latest`` never reads it.
+    """
+    stale = sorted(p for p in Path(run_dir).glob(".checkpoint-*") if p.is_dir())
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return stale
+
+
 def latest(run_dir: Path) -> Path:
     """The newest complete checkpoint of a run, or a one-line error."""
     for name in ("checkpoint", "checkpoint.old"):

@@ -178,6 +178,7 @@ def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress:
     if acc.is_main_process:
         write_config(run_dir, {**cfg.to_dict(), "world_size": acc.num_processes})
         if resumed:
+            ckpt.discard_partial(run_dir)
             for name in logs:
                 truncate_jsonl(run_dir / name, resumed[progress])
     return run_dir, ck, resumed

@@ -70,3 +70,16 @@ def test_atomic_write_text_replaces_whole_file(tmp_path):
     ckpt.atomic_write_text(f, "old")
     ckpt.atomic_write_text(f, "new")
     assert f.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_partial_save_left_by_a_kill_is_discarded(tmp_path):
+    """A save killed before its rename leaves .checkpoint-*; it is never resumed, and discard_partial removes it."""
+    policy, tok = load_policy("tiny-gpt2"), load_tokenizer("tiny-gpt2")
+    head = torch.nn.Linear(4, 1)
+    ckpt.save(tmp_path, policy, tok, {"critic": head}, torch.optim.AdamW(head.parameters()), {"iteration": 5})
+    partial = tmp_path / ".checkpoint-killed"
+    (partial / "trainer").mkdir(parents=True)
+    (partial / "model.safetensors").write_bytes(b"half a file")
+    assert ckpt.latest(tmp_path).name == "checkpoint"
+    assert ckpt.discard_partial(tmp_path) == [partial]
+    assert not partial.exists() and ckpt.load_state(ckpt.latest(tmp_path))["iteration"] == 5
