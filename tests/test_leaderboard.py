@@ -40,6 +40,7 @@ from grue.results import (
     ModelInfo,
     Results,
     SampleCounts,
+    load_results,
     write_results,
 )
 from grue_cli.main import app
@@ -493,3 +494,16 @@ def test_build_refuses_to_write_into_its_input(tmp_path):
     assert not (tmp_path / "subs" / "site").exists()
     with pytest.raises(LeaderboardError):
         build(tmp_path / "missing", REPORTED, tmp_path / "site")
+
+
+def test_example_submission_matches_the_current_tasks(data_dir):
+    """The example's files were made from the local samples: their counts and versions are today's."""
+    from grue.tasks import TASKS as TASK_MODULES
+
+    files = sorted((EXAMPLE / "tiny-ppo-smoke").glob("*/seed*/results.json"))
+    assert {f.parts[-3] for f in files} == {t for t, m in TASK_MODULES.items() if "test" in m.SPLITS
+                                            and (data_dir / t / "test.jsonl").exists()}
+    for f in files:
+        results = load_results(f)
+        assert results.task_version == TASKS[results.task].version, f
+        assert results.samples.total == len(TASK_MODULES[results.task].load(results.split, data_dir, builtin=False)), f
