@@ -140,6 +140,19 @@ def test_bad_settings_are_rejected(tmp_path, reviews):
         sft.train(config(tmp_path / "r", reviews, 1, "supervised.grad_accum=3"), show=False)
     with pytest.raises(GrueError, match="schedule"):
         config(tmp_path / "r2", reviews, 1, "supervised.schedule=step")
+    with pytest.raises(GrueError, match="train_limit must be 0 or more"):
+        sft.train(config(tmp_path / "r3", reviews, 1, "supervised.train_limit=-1"), show=False)
+
+
+def test_train_limit_takes_the_first_examples_after_the_filter(tmp_path, reviews):
+    """train_limit=8 trains on the first 8 positive reviews of the train split (the IMDB filter): 2 steps of 4."""
+    cfg = config(tmp_path / "r", reviews, 1, "supervised.train_limit=8")
+    train_ex, _ = sft.supervised_data(cfg)
+    every = sft.supervised_data(config(tmp_path / "all", reviews, 1))[0]
+    assert len(every) > 8 and train_ex == every[:8] and all(e.meta["label"] == 1 for e in every)
+    sft.train(cfg, show=False)
+    state = json.loads((tmp_path / "r" / "checkpoint" / "trainer" / "state.json").read_text())
+    assert (state["examples"], state["step"]) == (8, 2)
 
 
 # ---- training ---------------------------------------------------------------------------------------

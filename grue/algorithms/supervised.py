@@ -84,6 +84,8 @@ class SupervisedConfig:
     """Train with the model's own dropout (as the paper's Trainer does); false sets it to 0."""
     eval_batch_size: int = 256
     """Prompts per generate call in the evaluation, per process."""
+    train_limit: int = 0
+    """Training examples used: the first ones, in the split's order after the task's filter; 0 = all."""
     eval_limit: int = 0
     """Validation examples evaluated at the end of each epoch (the first ones); 0 = all."""
     log_every: int = 200
@@ -99,7 +101,7 @@ def check(cfg: SupervisedConfig, world_size: int) -> None:
     for name in ("epochs", "batch_size", "grad_accum", "max_target_tokens", "eval_batch_size"):
         if getattr(cfg, name) < 1:
             raise GrueError(f"supervised.{name} must be at least 1")
-    for name in ("warmup_steps", "eval_limit", "log_every"):
+    for name in ("warmup_steps", "train_limit", "eval_limit", "log_every"):
         if getattr(cfg, name) < 0:
             raise GrueError(f"supervised.{name} must be 0 or more")
     if cfg.batch_size % cfg.grad_accum:
@@ -277,13 +279,15 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
 
 def supervised_data(cfg: Config) -> tuple[list[Example], list[Example]]:
-    """Training examples (filtered by the task's ``supervised_examples`` rule, if it has one) and validation examples."""
+    """Training examples (filtered by the task's ``supervised_examples`` rule, if it has one, then cut to
+    ``supervised.train_limit``) and validation examples."""
     if cfg.run.builtin_prompts and not data_dir_from(cfg.run.data_dir):
         raise GrueError("supervised training needs references, and the built-in prompts have none; pass --data-dir DIR "
                         f"(or set GRUE_DATA_DIR) with DIR/{cfg.run.task}/train.jsonl, or set run.builtin_prompts=false to use the Hub")
     train_ex = load_examples(cfg, cfg.run.train_split)
     rule = getattr(TASKS[cfg.run.task], "supervised_examples", None)
     train_ex = rule(train_ex) if rule else train_ex
+    train_ex = train_ex[:cfg.algo.train_limit or None]
     if not train_ex:
         raise GrueError(f"no training examples for supervised training of task '{cfg.run.task}'")
     val_ex = load_examples(cfg, cfg.run.validation_split)
