@@ -117,6 +117,11 @@ class EvalConfig:
     """Classifier of the sentiment metric (IMDB): a Hub id or local path."""
     intent_model: str = "rajkumarrrk/roberta-daily-dialog-intent-classifier"
     """Classifier of the intent metric (DailyDialog): a Hub id or local path."""
+    perplexity_text: str = field(default="reference", metadata={"choices": ("reference", "prompt_and_reference")})
+    """Text the perplexity metric reads: the references, or each prompt followed by its reference
+    (IMDB: the whole review, as in the paper)."""
+    perplexity_stride: int = 512
+    """Tokens the perplexity metric's sliding window advances by (the paper: 512 on IMDB, 128 on DailyDialog)."""
 
 
 @dataclass

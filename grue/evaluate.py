@@ -201,6 +201,9 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         if batch_size < 1:
             raise GrueError(f"--batch-size must be >= 1, got {batch_size}")
         cfg.eval.batch_size = batch_size
+    for key in ("batch_size", "perplexity_stride"):
+        if getattr(cfg.eval, key) < 1:
+            raise GrueError(f"eval.{key} must be >= 1, got {getattr(cfg.eval, key)}")
     cfg.run.builtin_prompts = False  # evaluation needs the task's real examples and references
     if output_dir:
         out = Path(output_dir)
@@ -229,7 +232,8 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         batch = EvalBatch([e.prompt for e in examples], generations, [e.references for e in examples], [e.meta for e in examples])
         e = cfg.eval
         opts = MetricOptions(bertscore_model=e.bertscore_model, bertscore_layers=e.bertscore_layers, sentiment_model=e.sentiment_model,
-                             intent_model=e.intent_model, policy=policy, tokenizer=tokenizer, device=str(device), batch_size=e.batch_size)
+                             intent_model=e.intent_model, policy=policy, tokenizer=tokenizer, device=str(device), batch_size=e.batch_size,
+                             perplexity_text=e.perplexity_text, perplexity_stride=e.perplexity_stride)
         metrics, skipped, per_sample = score(groups, batch, opts, progress)
 
     # 4. Write samples.jsonl, then results.json (the contract the leaderboard reads).

@@ -57,6 +57,7 @@ def test_zero_shot_eval_and_its_errors(tmp_path, data_dir):
     # the IMDB classifier cannot be downloaded here: skipped with the reason, not made up
     assert "sentiment_score" in res.skipped and "sentiment_score" not in res.metrics
     assert res.metrics["perplexity"].value > 1 and res.metrics["perplexity"].higher_is_better is False
+    assert (res.config["eval"]["perplexity_text"], res.config["eval"]["perplexity_stride"]) == ("prompt_and_reference", 512)
     assert "perplexity" in r.stdout and "wrote" in r.stdout
 
     before = (out / "results.json").read_bytes()
@@ -67,7 +68,11 @@ def test_zero_shot_eval_and_its_errors(tmp_path, data_dir):
     for bad, message in [(["eval", "--checkpoint", str(tmp_path / "nope")], "not a grue run directory"),
                          (["eval", "--task", "imdb"], "--model"),
                          (["eval", "--task", "imdb", "--model", "tiny-gpt2", "--split", "dev"], "accepted: train, validation, test"),
-                         (["eval", "--task", "imdb", "--model", "tiny-gpt2", "--set", "ppo.lr=1"], "run, generation and eval")]:
+                         (["eval", "--task", "imdb", "--model", "tiny-gpt2", "--set", "ppo.lr=1"], "run, generation and eval"),
+                         (["eval", "--task", "imdb", "--model", "tiny-gpt2", "--set", "eval.perplexity_stride=0"],
+                          "eval.perplexity_stride must be >= 1, got 0"),
+                         (["eval", "--task", "imdb", "--model", "tiny-gpt2", "--set", "eval.perplexity_text=prompt"],
+                          "reference, prompt_and_reference")]:
         r = run_cli(*bad)
         assert r.returncode == 2, bad
         assert message in r.stderr and "Traceback" not in r.stderr

@@ -17,6 +17,9 @@ from grue.metrics.neural import (
     intent_match_per_sample,
     last_utterance,
     load_classifier,
+    perplexity_texts,
+    sliding_window_nll,
+    window_spans,
 )
 from grue.models import load_policy, load_tokenizer, tiny_tokenizer
 
@@ -148,53 +151,85 @@ PROMPTS = ["The movie was", "I think the ending of this long and careful film"]
 REFS = [["really good fun"], ["was great ."]]
 
 
-def manual_nll(policy, tok, prompt: str, reference: str) -> tuple[float, int]:
-    """Reference: the model's own mean loss (transformers, labels -100 on the prompt) on one example, times its tokens."""
+def token_by_token_nll(policy, ids: list[int], window: int, stride: int) -> tuple[float, int]:
+    """Reference: one forward per scored token, on exactly the context the sliding window gives it.
+
+    Windows as in the transformers guide: starts 0, stride, ...; window w reads
+    [max(start + stride - window, 0), start + stride) and scores its last tokens from ``start``."""
+    total, count = 0.0, 0
     with torch.no_grad():
-        if policy.config.is_encoder_decoder:
-            labels = torch.tensor([tok(reference)["input_ids"]])
-            loss = policy(input_ids=torch.tensor([tok(prompt)["input_ids"]]), labels=labels).loss
-            return float(loss) * labels.shape[1], labels.shape[1]
-        p, r = tok(prompt)["input_ids"], tok(" " + reference, add_special_tokens=False)["input_ids"]
-        loss = policy(input_ids=torch.tensor([p + r]), labels=torch.tensor([[-100] * len(p) + r])).loss
-        return float(loss) * len(r), len(r)
+        for start in range(0, len(ids), stride):
+            begin, end = max(start + stride - window, 0), min(start + stride, len(ids))
+            for t in range(max(start, begin + 1), end):
+                logits = policy(input_ids=torch.tensor([ids[begin:t]])).logits[0, -1]
+                total -= float(torch.log_softmax(logits.float(), -1)[ids[t]])
+                count += 1
+    return total, count
 
 
-@pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-t5"])
-def test_perplexity_matches_the_models_own_loss(name):
-    policy, tok = load_policy(name).eval(), load_tokenizer(name)
-    rows = [manual_nll(policy, tok, p, r[0]) for p, r in zip(PROMPTS, REFS)]
-    opts = MetricOptions(policy=policy, tokenizer=tok, batch_size=2)  # one padded batch of both
-    result = metric_function("perplexity")(batch(PROMPTS, ["unused", "unused"], REFS), opts)
-    assert result.per_sample["perplexity"] == pytest.approx([math.exp(a / n) for a, n in rows], rel=1e-4)
-    total = sum(a for a, _ in rows) / sum(n for _, n in rows)
-    assert result.values["perplexity"] == pytest.approx(math.exp(total), rel=1e-4)
-    one_by_one = metric_function("perplexity")(batch(PROMPTS, ["u", "u"], REFS), MetricOptions(policy=policy, tokenizer=tok, batch_size=1))
-    assert one_by_one.values["perplexity"] == pytest.approx(result.values["perplexity"], rel=1e-4)
+@pytest.mark.parametrize("window,stride", [(8, 5), (8, 8), (6, 1), (64, 64)])
+def test_sliding_window_nll_scores_each_token_on_its_window(window, stride):
+    policy = load_policy("tiny-gpt2").eval()
+    ids = torch.randint(0, policy.config.vocab_size, (23,), generator=torch.Generator().manual_seed(1)).tolist()
+    got = sliding_window_nll(policy, ids, window, stride)
+    want = token_by_token_nll(policy, ids, window, stride)
+    assert got[1] == want[1] and got[0] == pytest.approx(want[0], rel=1e-4)
+    windows = len(range(0, 23, stride))
+    assert got[1] == (23 - windows if stride == window else 22)  # a window's first token has no context when stride == window
 
 
-def test_perplexity_with_an_empty_causal_prompt_scores_from_bos():
+def test_window_spans_by_hand():
+    assert window_spans(10, 6, 4) == [(0, 0, 4), (2, 4, 8), (6, 8, 10)]
+    with pytest.raises(GrueError, match="stride <= window"):
+        window_spans(10, 4, 6)
+
+
+def test_perplexity_in_one_window_is_the_models_own_loss_on_the_joined_texts():
+    """Texts shorter than the context: one window, so perplexity = exp(transformers' loss with labels = ids)."""
     policy, tok = load_policy("tiny-gpt2").eval(), load_tokenizer("tiny-gpt2")
-    bos, ref = tok.bos_token_id, "really good fun"
-    assert bos is not None
-    r = tok(ref, add_special_tokens=False)["input_ids"]  # no leading space: there is no prompt to join
-    with torch.no_grad():  # reference: the model's own loss on BOS + reference, every reference token scored
-        loss = policy(input_ids=torch.tensor([[bos] + r]), labels=torch.tensor([[-100] + r])).loss
-    expected = math.exp(float(loss))
-    opts = MetricOptions(policy=policy, tokenizer=tok, batch_size=2)
-    result = metric_function("perplexity")(batch(["", PROMPTS[1]], ["u", "u"], [[ref], REFS[1]]), opts)
-    assert result.per_sample["perplexity"][0] == pytest.approx(expected, rel=1e-4)
-    p2, n2 = manual_nll(policy, tok, PROMPTS[1], REFS[1][0])
-    assert result.per_sample["perplexity"][1] == pytest.approx(math.exp(p2 / n2), rel=1e-4)
-    total = (float(loss) * len(r) + p2) / (len(r) + n2)
-    assert result.values["perplexity"] == pytest.approx(math.exp(total), rel=1e-4)
+    for which, texts in (("reference", ["really good fun", "was great ."]),
+                         ("prompt_and_reference", [f"{p} {r[0]}" for p, r in zip(PROMPTS, REFS)])):
+        ids = torch.tensor([tok("\n\n".join(texts))["input_ids"]])
+        assert ids.shape[1] < policy.config.n_positions
+        with torch.no_grad():
+            expected = math.exp(float(policy(input_ids=ids, labels=ids).loss))
+        opts = MetricOptions(policy=policy, tokenizer=tok, perplexity_text=which)
+        result = metric_function("perplexity")(batch(PROMPTS, ["unused", "unused"], REFS), opts)
+        assert result.values["perplexity"] == pytest.approx(expected, rel=1e-4) and result.per_sample == {}
 
 
-def test_perplexity_skips_without_a_model_or_reference_tokens():
+def test_perplexity_over_long_text_uses_the_stride():
+    """Longer than the model's context (tiny-gpt2 with 32 positions): the metric equals the token-by-token
+    reference with that stride."""
+    from transformers import GPT2LMHeadModel
+
+    config = load_policy("tiny-gpt2").config
+    config.n_positions = 32
+    torch.manual_seed(0)
+    policy, tok = GPT2LMHeadModel(config).eval(), load_tokenizer("tiny-gpt2")
+    window = 32
+    refs = [[f"review {i} says the film was {'good' if i % 2 else 'dull'} and long"] for i in range(12)]
+    ids = tok("\n\n".join(r[0] for r in refs))["input_ids"]
+    assert len(ids) > 2 * window
+    opts = MetricOptions(policy=policy, tokenizer=tok, perplexity_stride=window // 2)
+    result = metric_function("perplexity")(batch([""] * 12, ["u"] * 12, refs), opts)
+    nll, count = token_by_token_nll(policy, ids, window, window // 2)
+    assert result.values["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-4)
+    wide = metric_function("perplexity")(batch([""] * 12, ["u"] * 12, refs), MetricOptions(policy=policy, tokenizer=tok))
+    assert wide.values["perplexity"] != pytest.approx(result.values["perplexity"], rel=1e-6)  # stride 512 -> 32
+
+
+def test_perplexity_texts_and_skips():
+    b = batch(["p1", "", "p3"], ["a", "b", "c"], [["r1"], ["r2"], [""]])
+    assert perplexity_texts(b, "reference") == ["r1", "r2"]
+    assert perplexity_texts(b, "prompt_and_reference") == ["p1 r1", "r2", "p3"]
+    with pytest.raises(GrueError, match="perplexity_text"):
+        perplexity_texts(b, "prompt")
     with pytest.raises(MetricSkipped, match="evaluated model"):
         metric_function("perplexity")(batch(PROMPTS, ["a", "b"], REFS), MetricOptions())
     opts = MetricOptions(policy=load_policy("tiny-gpt2"), tokenizer=load_tokenizer("tiny-gpt2"))
-    with pytest.raises(MetricSkipped, match="non-empty first reference"):
-        metric_function("perplexity")(batch(PROMPTS, ["a", "b"], [[""], [""]]), opts)
-    partial = metric_function("perplexity")(batch(PROMPTS, ["a", "b"], [[""], ["was great ."]]), opts)
-    assert math.isfinite(partial.values["perplexity"]) and partial.per_sample == {}
+    with pytest.raises(MetricSkipped, match="fewer than two tokens"):
+        metric_function("perplexity")(batch(PROMPTS, ["a", "b"], [[""], [" "]]), opts)
+    t5 = MetricOptions(policy=load_policy("tiny-t5"), tokenizer=load_tokenizer("tiny-t5"))
+    with pytest.raises(MetricSkipped, match="encoder-decoder"):
+        metric_function("perplexity")(batch(PROMPTS, ["a", "b"], REFS), t5)

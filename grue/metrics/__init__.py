@@ -47,6 +47,10 @@ class MetricOptions:
     """The evaluated model (for perplexity), or None."""
     tokenizer: Any = None
     """The evaluated model's tokenizer (for perplexity), or None."""
+    perplexity_text: str = "reference"
+    """``reference``, or ``prompt_and_reference`` (each prompt, a space, its reference): what perplexity reads."""
+    perplexity_stride: int = 512
+    """Sliding-window stride of perplexity, in tokens."""
     device: str = "cpu"
     batch_size: int = 32
 

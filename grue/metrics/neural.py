@@ -18,9 +18,7 @@ from grue.errors import GrueError
 from grue.metrics import EvalBatch, MetricOptions, MetricResult, MetricSkipped
 from grue.metrics.text import check_batch, check_texts, mean
 from grue.models import first_line
-from grue.rollout import tokenize_prompts
 
-MAX_PROMPT_TOKENS = 512  # perplexity: prompts are cut on the left to this many tokens
 CLASSIFIER_MAX_TOKENS = 512  # classifier inputs are cut on the right to this many tokens
 EOU = "<EOU>"  # DailyDialog's end-of-utterance marker in prompts
 
@@ -175,6 +173,11 @@ def intent(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
 
 
 # ---------------------------------------------------------------- perplexity
+# The paper's definition (RL4LMs' causal perplexity, after the transformers guide "Perplexity
+# of fixed-length models"): the texts joined by blank lines into one token sequence, scored by a
+# sliding window, so that results sit beside the paper's rows.
+
+WINDOW_TOKENS_PER_FORWARD = 4096  # windows are batched up to about this many tokens per forward
 
 
 def _context_size(config) -> int | None:
@@ -184,26 +187,54 @@ def _context_size(config) -> int | None:
     return None
 
 
-def causal_example(tok, prompt: str, reference: str, context: int | None) -> tuple[list[int], int]:
-    """Token ids of prompt + reference and how many of them (at the end) are the reference.
+def window_spans(n: int, window: int, stride: int) -> list[tuple[int, int, int]]:
+    """The sliding windows over ``n`` tokens as ``(begin, first, end)``: one forward reads tokens
+    ``[begin, end)`` and scores tokens ``[max(first, begin + 1), end)``.
 
-    The reference gets a leading space when neither side has one at the join. The
-    prompt is cut on the left to ``MAX_PROMPT_TOKENS`` and to what the model's context
-    leaves; a reference longer than the context is cut on the right. An empty prompt
-    becomes the tokenizer's BOS (or EOS) token so that the first reference token is scored.
+    ``first`` runs over 0, stride, 2·stride, ...; ``end = min(first + stride, n)``;
+    ``begin = max(first + stride − window, 0)``. Every token but the very first is scored once,
+    except, when ``stride == window``, the first token of each window (it has no context there).
+    Needs ``1 <= stride <= window``.
     """
-    if prompt and reference and not prompt[-1].isspace() and not reference[0].isspace():
-        reference = " " + reference
-    ref = tok(reference, add_special_tokens=False, verbose=False)["input_ids"] if reference else []
-    ctx = tok(prompt, verbose=False)["input_ids"] if prompt else []
-    if not ctx:
-        start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        ctx = [start] if start is not None else []
-    if context is not None:
-        ref = ref[: max(context - 1, 1)]
-    budget = MAX_PROMPT_TOKENS if context is None else min(MAX_PROMPT_TOKENS, context - len(ref))
-    ctx = ctx[len(ctx) - budget :] if budget > 0 else []
-    return ctx + ref, len(ref)
+    if not 1 <= stride <= window:
+        raise GrueError(f"perplexity needs 1 <= stride <= window, got stride {stride} and window {window}")
+    return [(max(first + stride - window, 0), first, min(first + stride, n)) for first in range(0, n, stride)]
+
+
+def sliding_window_nll(policy, ids: Sequence[int], window: int, stride: int) -> tuple[float, int]:
+    """Summed NLL (nats) and number of scored tokens of the sequence ``ids`` (N,) under a causal ``policy``.
+
+    Token t of window (begin, first, end) costs ``−log p(ids[t] | ids[begin:t])`` (see ``window_spans``);
+    windows are padded on the right and run a few at a time.
+    """
+    device = next(policy.parameters()).device
+    spans = window_spans(len(ids), window, stride)
+    per_forward = max(1, WINDOW_TOKENS_PER_FORWARD // window)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for s in range(0, len(spans), per_forward):
+            chunk = spans[s : s + per_forward]
+            rows = [list(ids[b:e]) for b, _, e in chunk]
+            labels = [[-100] * (max(f, b + 1) - b) + row[max(f, b + 1) - b :] for row, (b, f, _) in zip(rows, chunk)]
+            x = _pad(rows, 0).to(device)
+            mask = _pad([[1] * len(r) for r in rows], 0).to(device)
+            logits = policy(input_ids=x, attention_mask=mask).logits[:, :-1]
+            nll, n = _token_nll(logits, _pad(labels, -100)[:, 1:].to(device))
+            total += sum(nll)
+            count += sum(n)
+    return total, count
+
+
+def perplexity_texts(batch: EvalBatch, which: str) -> list[str]:
+    """The texts perplexity reads: every reference (``reference``), or each prompt, a space and each of its
+    references (``prompt_and_reference``); empty ones are left out."""
+    if which not in ("reference", "prompt_and_reference"):
+        raise GrueError(f"eval.perplexity_text must be reference or prompt_and_reference, got {which!r}")
+    if which == "reference":
+        texts = [r for refs in batch.references for r in refs]
+    else:
+        texts = [f"{p} {r}" if p and r else p or r for p, refs in zip(batch.prompts, batch.references) for r in refs]
+    return [t for t in texts if t.strip()]
 
 
 def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
@@ -219,66 +250,31 @@ def _token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[list[float],
     return nll.sum(-1).tolist(), mask.sum(-1).tolist()
 
 
-def reference_nll(policy, tok, prompts: Sequence[str], references: Sequence[str],
-                  batch_size: int = 32) -> tuple[list[float], list[int]]:
-    """Summed NLL (nats) of each reference given its prompt under ``policy``, and its token count (N each).
-
-    Causal: one sequence prompt + reference, loss on the reference tokens. Seq2seq: the
-    encoder reads the prompt (its last ``MAX_PROMPT_TOKENS`` tokens, ``grue.rollout.tokenize_prompts``),
-    the labels are the reference as the tokenizer encodes it (T5's adds EOS), cut to the
-    decoder's positions if it has a limit; the decoder reads them shifted right (the model's
-    ``prepare_decoder_input_ids_from_labels``). One forward and one log-softmax per batch.
-    """
-    seq2seq = bool(getattr(policy.config, "is_encoder_decoder", False))
-    context = _context_size(policy.config)
-    device = next(policy.parameters()).device
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    nll: list[float] = []
-    count: list[int] = []
-    with torch.no_grad():
-        for s in range(0, len(prompts), batch_size):
-            ps, rs = prompts[s : s + batch_size], references[s : s + batch_size]
-            if seq2seq:
-                ids, mask = tokenize_prompts(tok, list(ps), MAX_PROMPT_TOKENS, True, device, "left")
-                labels = _pad([tok(r, verbose=False)["input_ids"][:context] for r in rs], -100).to(device)
-                # decoder inputs instead of labels=: the model would compute (and we would discard) its own loss
-                decoder_ids = policy.prepare_decoder_input_ids_from_labels(labels=labels)
-                logits = policy(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
-            else:
-                rows = [causal_example(tok, p, r, context) for p, r in zip(ps, rs)]
-                seqs = [r[0] if r[0] else [pad] for r in rows]
-                lab = [[-100] * (len(q) - n) + q[len(q) - n :] for q, (_, n) in zip(seqs, rows)]
-                ids = _pad(seqs, pad).to(device)
-                mask = _pad([[1] * len(q) for q in seqs], 0).to(device)
-                logits = policy(input_ids=ids, attention_mask=mask).logits[:, :-1]
-                labels = _pad(lab, -100)[:, 1:].to(device)
-            a, b = _token_nll(logits, labels)
-            nll.extend(float(x) for x in a)
-            count.extend(int(x) for x in b)
-    return nll, count
-
-
 def perplexity(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
-    """``perplexity``: ``exp(total NLL / total tokens)`` of ``opts.policy`` on each first reference given its prompt.
+    """``perplexity`` = ``exp(Σ NLL / scored tokens)`` of the evaluated causal LM on ``perplexity_texts``
+    joined by blank lines (``"\\n\\n"``) into one sequence, scored with windows of the model's context
+    size advancing by ``opts.perplexity_stride`` tokens (``sliding_window_nll``).
 
-    Per sample: the example's own ``exp(NLL / tokens)``; left out when some example's
-    reference has no tokens. Skipped without a policy and tokenizer, or when no
-    reference has tokens.
+    This is the paper's measure (RL4LMs' ``causal_perplexity``), except that it averages over exactly
+    the scored tokens. Corpus level only: the windows cross example boundaries. Skipped without a
+    causal model, or when the texts have under two tokens.
     """
     check_batch(batch)
     if opts.policy is None or opts.tokenizer is None:
         raise MetricSkipped("perplexity needs the evaluated model and its tokenizer")
     policy = opts.policy
+    if getattr(policy.config, "is_encoder_decoder", False):
+        raise MetricSkipped("perplexity is the paper's causal-LM measure on the reference texts; "
+                            "an encoder-decoder model has none")
+    text = "\n\n".join(perplexity_texts(batch, opts.perplexity_text))
+    ids = opts.tokenizer(text, verbose=False)["input_ids"] if text else []
+    if len(ids) < 2:
+        raise MetricSkipped("the reference texts have fewer than two tokens; perplexity needs a token to predict")
+    window = _context_size(policy.config) or 1024
     was_training = policy.training
     policy.eval()
     try:
-        nll, count = reference_nll(policy, opts.tokenizer, batch.prompts, [r[0] for r in batch.references],
-                                   opts.batch_size)
+        nll, count = sliding_window_nll(policy, ids, window, min(opts.perplexity_stride, window))
     finally:
         policy.train(was_training)
-    if sum(count) == 0:
-        raise MetricSkipped("no example has a non-empty first reference to compute perplexity on")
-    values = {"perplexity": math.exp(sum(nll) / sum(count))}
-    if all(count):
-        return MetricResult(values, {"perplexity": [math.exp(a / b) for a, b in zip(nll, count)]})
-    return MetricResult(values)
+    return MetricResult({"perplexity": math.exp(nll / count)})
