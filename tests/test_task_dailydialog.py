@@ -55,18 +55,12 @@ def test_unlabeled_trailing_turns_are_dropped(tmp_path):
 
 
 def test_bad_input_is_explained(tmp_path):
-    with pytest.raises(GrueError, match="no split 'dev'"):
-        dailydialog.load("dev", str(tmp_path))
-    with pytest.raises(GrueError, match="no built-in prompts"):
-        dailydialog.load("train", None, builtin=True)
     d = write(tmp_path, "test", [{**SHORT, "act": [0, 1]}])
     with pytest.raises(GrueError, match="dialogue 1: dialogue act 0 is not one of 1..4"):
         dailydialog.load("test", d)
     d = write(tmp_path, "test", [{"dialog": ["x"]}])
     with pytest.raises(GrueError, match="expected the lists dialog, act, emotion"):
         dailydialog.load("test", d)
-    with pytest.raises(GrueError, match="dailydialog/train.jsonl"):
-        dailydialog.load("train", str(tmp_path))
 
 
 def test_real_sample(data_dir):

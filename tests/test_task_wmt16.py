@@ -48,13 +48,6 @@ def test_malformed_rows_are_explained(row):
         wmt16.rows_to_examples([row], "validation")
 
 
-def test_unknown_split_and_builtin_prompts_are_refused(tmp_path):
-    with pytest.raises(GrueError, match="no split 'dev'; accepted: train, validation, test"):
-        wmt16.load("dev", str(tmp_path))
-    with pytest.raises(GrueError, match="no built-in prompts"):
-        wmt16.load("validation", None, builtin=True)
-
-
 def test_settings():
     ppo, smoke = resolve("wmt16", "ppo"), resolve("wmt16", "supervised", preset="smoke")
     assert (ppo.run.model, ppo.run.reward, ppo.algo.lr, ppo.algo.kl_coef, ppo.algo.kl_target) == ("t5-base", "one_minus_ter", 1e-6, 0.001, 0.2)

@@ -9,6 +9,7 @@ import pytest
 
 from grue.algorithms import ALGORITHMS
 from grue.config import load_yaml, resolve, task_names, tasks_root
+from grue.errors import GrueError
 from grue.evaluate import task_metrics
 from grue.metrics import reported_names
 from grue.rewards import resolve_reward, score
@@ -62,6 +63,22 @@ def test_task_contract(task, data_dir):
 
     # the metric names in the task card are exactly the ones the evaluation reports
     assert card_metric_names(task) == list(reported_names(task_metrics(task)))
+
+
+@pytest.mark.parametrize("task", GRUE)
+def test_loader_errors_say_what_is_accepted(task, tmp_path):
+    """Every task's loader: an unknown split, a missing local file and (where the task has none) built-in
+    prompts are one-line errors naming what is accepted."""
+    module = TASKS[task]
+    with pytest.raises(GrueError, match=f"task '{task}' has no split 'dev'; accepted: {', '.join(module.SPLITS)}$"):
+        module.load("dev", str(tmp_path))
+    with pytest.raises(GrueError, match=f"no data file .*; expected JSON Lines at <data-dir>/{task}/test.jsonl"):
+        module.load("test", str(tmp_path))
+    if hasattr(module, "BUILTIN_OPENINGS"):
+        assert [e.prompt for e in module.load("test", None, builtin=True)] == list(module.BUILTIN_OPENINGS)
+    else:
+        with pytest.raises(GrueError, match=f"task '{task}' has no built-in prompts; pass --data-dir DIR"):
+            module.load("test", None, builtin=True)
 
 
 @pytest.mark.parametrize("task", GRUE)

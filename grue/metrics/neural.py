@@ -215,7 +215,8 @@ def sliding_window_nll(policy, ids: Sequence[int], window: int, stride: int) -> 
         for s in range(0, len(spans), per_forward):
             chunk = spans[s : s + per_forward]
             rows = [list(ids[b:e]) for b, _, e in chunk]
-            labels = [[-100] * (max(f, b + 1) - b) + row[max(f, b + 1) - b :] for row, (b, f, _) in zip(rows, chunk)]
+            unscored = [max(f, b + 1) - b for b, f, _ in chunk]  # leading tokens of each row that are context only
+            labels = [[-100] * k + row[k:] for row, k in zip(rows, unscored)]
             x = _pad(rows, 0).to(device)
             mask = _pad([[1] * len(r) for r in rows], 0).to(device)
             logits = policy(input_ids=x, attention_mask=mask).logits[:, :-1]

@@ -91,6 +91,8 @@ def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Exampl
     """Examples of ``split`` from ``data_dir/imdb/*.jsonl``, the Hub, or the built-in openings."""
     if builtin:
         return [Example(prompt=o, references=[""], meta={"label": -1, "index": i}) for i, o in enumerate(BUILTIN_OPENINGS)]
+    if split not in SPLITS:
+        raise GrueError(f"task 'imdb' has no split '{split}'; accepted: {', '.join(SPLITS)}")
     source = "test" if split == "test" else "train"
     if data_dir:
         rows = read_jsonl_split(data_dir, "imdb", source)
