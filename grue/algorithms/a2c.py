@@ -40,20 +40,29 @@ class A2CConfig:
 
     iterations: int = 100
     """Rollout-and-update iterations."""
+    batch_unit: str = field(default="tokens", metadata={"choices": ("tokens", "completions")})
+    """What ``rollout_size`` counts: generated tokens (RL4LMs, the paper; the last episode is cut at
+    ``rollout_size`` tokens and bootstrapped from the critic) or whole completions (see PPOConfig)."""
     rollout_size: int = 96
-    """Completions sampled per iteration, over all processes (RL4LMs: 2 envs x 48 steps)."""
+    """Per iteration, over all processes: tokens or completions (``batch_unit``); RL4LMs: 2 envs x 48 steps."""
     rollout_batch_size: int = 64
     """Prompts per generate call, per process."""
     grad_accum: int = 1
     """Micro-batches the per-process rollout is split into for its one step, to bound memory; gradients are summed."""
+    optimizer: str = field(default="rmsprop", metadata={"choices": ("rmsprop", "adamw")})
+    """``rmsprop`` (RL4LMs' A2C, stable-baselines3's default: alpha 0.99) or ``adamw``."""
     lr: float = 1e-6
-    """Adam learning rate (policy and critic)."""
+    """Learning rate (policy and critic)."""
     adam_eps: float = 1e-5
-    """Adam epsilon."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
+    """The optimizer's epsilon (RMSprop's or AdamW's; RL4LMs' A2C: RMSprop eps 1e-5)."""
+    weight_decay: float = 1e-6
+    """Weight decay, on every parameter whose name contains none of ``bias``, ``LayerNorm.bias``,
+    ``LayerNorm.weight`` (RL4LMs' rule, see PPOConfig.weight_decay). 0 turns it off."""
+    policy_distribution: str = field(default="full", metadata={"choices": ("full", "sampled")})
+    """Distribution of the log-probs and entropy in the loss: ``full`` softmax (RL4LMs) or the ``sampled``
+    warped support (grue's choice); see PPOConfig.policy_distribution."""
     vf_coef: float = 0.5
-    """Weight of the value loss."""
+    """Weight of the value loss, the plain mean squared error (RL4LMs)."""
     ent_coef: float = 0.0
     """Weight of the entropy bonus."""
     max_grad_norm: float = 0.5

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -38,6 +38,9 @@ from grue.tracking import Display
 class NLPOConfig(ppo.PPOConfig):
     """Every PPO hyper-parameter (grue.algorithms.ppo.PPOConfig), plus the action mask."""
 
+    policy_distribution: str = field(default="sampled", metadata={"choices": ("sampled",)})
+    """NLPO's ratio and entropy use the masked, renormalised support it sampled from (RL4LMs' NLPO read its
+    action mask from the processed logits, which include the top-k warper and the min-length EOS ban)."""
     top_mask: float = 0.9
     """The masking policy's top-p: the smallest set of tokens whose probability exceeds it is allowed (paper 0.9; 0.5 for translation)."""
     mask_update_interval: int = 5

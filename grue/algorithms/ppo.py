@@ -29,28 +29,44 @@ class PPOConfig:
 
     iterations: int = 50
     """Rollout-and-update iterations."""
+    batch_unit: str = field(default="tokens", metadata={"choices": ("tokens", "completions")})
+    """What ``rollout_size`` and ``minibatch_size`` count. ``tokens`` (RL4LMs, the paper): generated tokens,
+    one transition each; a rollout samples episodes until it holds ``rollout_size`` tokens (the last
+    episode is cut there and its advantage bootstrapped from the critic's value of the next token), and
+    a minibatch is ``minibatch_size`` tokens drawn at random across episodes. ``completions`` (grue's
+    faster choice): whole completions, about max_new_tokens times more data per iteration."""
     rollout_size: int = 1280
-    """Completions sampled per iteration, over all processes (paper: 10 envs x 128 steps)."""
+    """Per iteration, over all processes: tokens or completions (``batch_unit``); paper: 10 envs x 128 steps."""
     rollout_batch_size: int = 64
     """Prompts per generate call, per process."""
     minibatch_size: int = 64
-    """Completions per optimizer step, per process (the paper's batch size)."""
+    """Per optimizer step, per process: tokens or completions (``batch_unit``); the paper's batch size."""
     grad_accum: int = 1
     """Micro-batches each minibatch is split into, to bound memory; gradients are summed."""
     epochs: int = 5
     """Passes over each rollout."""
     lr: float = 1e-6
-    """Adam learning rate (policy and critic)."""
-    adam_eps: float = 1e-5
-    """Adam epsilon."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
+    """AdamW learning rate (policy and critic)."""
+    adam_eps: float = 1e-8
+    """AdamW epsilon (RL4LMs' policies: torch's default 1e-8; grue before v0.2: 1e-5)."""
+    weight_decay: float = 1e-6
+    """AdamW weight decay, on every parameter whose name contains none of ``bias``, ``LayerNorm.bias``,
+    ``LayerNorm.weight`` (RL4LMs' rule; GPT-2's ``ln_*`` and T5's ``layer_norm`` weights do not match it,
+    so they are decayed, as in the paper). 0 turns it off."""
+    normalize_advantage: bool = True
+    """Normalise the advantages of each minibatch to ``(A - mean) / (std + 1e-8)`` over its tokens, as
+    RL4LMs' PPO and NLPO did (stable-baselines3). Applied after ``whiten_advantages``."""
+    policy_distribution: str = field(default="full", metadata={"choices": ("full", "sampled")})
+    """The distribution of the PPO ratio and the entropy. ``full`` (RL4LMs' PPO): ``log_softmax`` of the
+    logits over the whole vocabulary, whatever top-k / top-p / min-length the sampler applied.
+    ``sampled`` (grue's choice): the warped distribution actually sampled from, renormalised over each
+    step's stored support (grue.sampling). NLPO always uses ``sampled``, its masked support."""
     clip: float = 0.2
     """PPO ratio clip range."""
     value_clip: float | None = None
     """Clip range of the value function around the rollout's values; null for no clipping."""
     vf_coef: float = 0.5
-    """Weight of the value loss."""
+    """Weight of the value loss, the plain mean squared error (RL4LMs; a 1/2 * MSE convention is vf_coef / 2)."""
     ent_coef: float = 0.0
     """Weight of the entropy bonus."""
     max_grad_norm: float = 0.5
@@ -65,8 +81,9 @@ class PPOConfig:
     """Target mean per-token KL of the adaptive controller; null keeps beta fixed."""
     kl_estimator: str = field(default="k1", metadata={"choices": ("k1", "k2", "k3")})
     """Per-token KL estimator in the reward (see grue.kl.kl_estimate)."""
-    whiten_advantages: bool = True
-    """Normalise advantages to zero mean, unit variance per rollout (per process)."""
+    whiten_advantages: bool = False
+    """Normalise advantages to zero mean, unit variance over the whole rollout (per process) before the
+    update (grue's choice before v0.2; RL4LMs normalises per minibatch only: ``normalize_advantage``)."""
     critic: str = field(default="separate", metadata={"choices": ("separate", "shared")})
     """separate: own copy of the policy trunk (the paper's); shared: value head on the policy (cheaper)."""
 

@@ -73,13 +73,24 @@ class SupervisedConfig:
     warmup_steps: int = 0
     """Optimizer steps of linear warm-up from 0 to ``lr``."""
     weight_decay: float = 0.0
-    """AdamW weight decay."""
+    """AdamW weight decay, on every parameter except biases and the weights of ``torch.nn.LayerNorm``
+    modules (the Hugging Face Trainer's rule, which the paper's supervised script used)."""
     adam_eps: float = 1e-8
     """Adam epsilon."""
     max_grad_norm: float = 1.0
     """Gradient norm clip."""
+    causal_format: str = field(default="text", metadata={"choices": ("text", "prompt_target")})
+    """How a causal model is taught (seq2seq models always learn the target given the prompt). ``text``
+    (RL4LMs' supervised script, the paper): prompt and reference joined as one text with nothing between
+    them and no EOS, loss on every token, cut to ``max_text_tokens`` on ``generation.truncation_side``.
+    ``prompt_target`` (grue's choice): ``[prompt | target + EOS]``, the prompt cut and left-padded as in a
+    rollout, loss on the target and EOS only."""
+    max_text_tokens: int = 1024
+    """With ``causal_format: text``: the longest text in tokens (RL4LMs: the tokenizer's model_max_length,
+    1024 for GPT-2); capped at the model's context."""
     max_target_tokens: int = 512
-    """Target tokens per example, EOS included; a longer reference is cut there and gets no EOS."""
+    """Target tokens per example, EOS included (seq2seq, and causal ``prompt_target``); a longer reference
+    is cut there and gets no EOS."""
     dropout: bool = True
     """Train with the model's own dropout (as the paper's Trainer does); false sets it to 0."""
     eval_batch_size: int = 256
