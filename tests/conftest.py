@@ -46,5 +46,5 @@ def run_cli(*args: str, data_dir: str | None = None, timeout: int = 600, cwd: Pa
 
 
 # Small, fast PPO settings for end-to-end runs of the tiny models.
-FAST = ["--set", "ppo.rollout_size=16", "--set", "ppo.rollout_batch_size=8", "--set", "ppo.minibatch_size=8",
+FAST = ["--set", "ppo.batch_unit=completions", "--set", "ppo.rollout_size=16", "--set", "ppo.rollout_batch_size=8", "--set", "ppo.minibatch_size=8",
         "--set", "ppo.epochs=2", "--set", "generation.max_new_tokens=8", "--set", "generation.min_new_tokens=8"]

@@ -70,7 +70,7 @@ def test_paper_settings_resolve():
 # ---- in-process runs -------------------------------------------------------------------------
 
 def config(tmp_path, model: str, iterations: int, *sets: str):
-    base = [f"run.model={model}", "run.reward=reward_fixtures:letter_e", "a2c.rollout_size=64", "a2c.rollout_batch_size=64",
+    base = [f"run.model={model}", "run.reward=reward_fixtures:letter_e", "a2c.batch_unit=completions", "a2c.rollout_size=64", "a2c.rollout_batch_size=64",
             "a2c.lr=1e-2", "generation.max_new_tokens=8", "generation.min_new_tokens=8", "run.checkpoint_every=1000"]
     return resolve("imdb", "a2c", preset="smoke", flags={"run.output_dir": str(tmp_path / "run"), "algo.iterations": iterations},
                    sets=base + list(sets))
@@ -129,7 +129,7 @@ def test_bad_setting_stops_before_loading_models(tmp_path):
 
 # ---- the CLI ---------------------------------------------------------------------------------
 
-FAST = ["--set", "a2c.rollout_size=16", "--set", "a2c.rollout_batch_size=8", "--set", "generation.max_new_tokens=8",
+FAST = ["--set", "a2c.batch_unit=completions", "--set", "a2c.rollout_size=16", "--set", "a2c.rollout_batch_size=8", "--set", "generation.max_new_tokens=8",
         "--set", "generation.min_new_tokens=8"]
 
 

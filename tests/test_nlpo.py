@@ -16,7 +16,7 @@ from grue.models import load_policy, load_tokenizer
 from grue.rollout import GenSettings, MaskSettings, generate, lm_inputs, policy_forward, tokenize_prompts
 from grue.sampling import sample_step, top_p_mask, warped_logprobs
 
-FAST_NLPO = ["--set", "nlpo.rollout_size=16", "--set", "nlpo.rollout_batch_size=8", "--set", "nlpo.minibatch_size=8",
+FAST_NLPO = ["--set", "nlpo.batch_unit=completions", "--set", "nlpo.rollout_size=16", "--set", "nlpo.rollout_batch_size=8", "--set", "nlpo.minibatch_size=8",
              "--set", "nlpo.epochs=2", "--set", "generation.max_new_tokens=8", "--set", "generation.min_new_tokens=8"]
 
 
@@ -83,7 +83,7 @@ def test_generation_stays_in_the_masking_models_top_p_set(name):
 
 
 def config(tmp_path, algo, iterations, *sets):
-    base = [f"{algo}.rollout_size=16", f"{algo}.rollout_batch_size=16", f"{algo}.minibatch_size=8", f"{algo}.epochs=2",
+    base = [f"{algo}.batch_unit=completions", f"{algo}.rollout_size=16", f"{algo}.rollout_batch_size=16", f"{algo}.minibatch_size=8", f"{algo}.epochs=2",
             "generation.max_new_tokens=8", "generation.min_new_tokens=8", "run.checkpoint_every=1"]
     return resolve("imdb", algo, preset="smoke", flags={"run.output_dir": str(tmp_path / algo), "algo.iterations": iterations},
                    sets=base + list(sets))
