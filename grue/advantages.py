@@ -68,24 +68,42 @@ def kl_penalized_rewards(
 
 
 def gae(
-    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float,
+    bootstrap: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation over one response per row.
 
-    ``delta_t = r_t + gamma * V_{t+1} * m_{t+1} - V_t`` and
-    ``A_t = delta_t + gamma * lam * m_{t+1} * A_{t+1}``, where the value after the
-    last real token is 0 (the episode ends there). Returns ``(advantages, returns)``,
-    both (B,T) with ``returns = advantages + values``, 0 on padding.
+    ``delta_t = r_t + gamma * (V_{t+1} * m_{t+1} + b * e_t) - V_t`` and
+    ``A_t = delta_t + gamma * lam * m_{t+1} * A_{t+1}``, where ``e_t`` is 1 at the last real
+    token of the row and ``b`` is the row's ``bootstrap`` (B,) value: 0 when the episode ended
+    there (the default), the critic's value of the next state when the row was cut before its
+    end (a rollout counted in tokens). Returns ``(advantages, returns)``, both (B,T) with
+    ``returns = advantages + values``, 0 on padding.
     """
     B, T = rewards.shape
+    mask = mask.to(rewards.dtype)
+    after = torch.zeros_like(rewards)  # the value that follows each position: bootstrap at the last real token
+    if bootstrap is not None:
+        after[torch.arange(B), last_token_index(mask)] = bootstrap.to(rewards.dtype) * mask.amax(-1)
     adv = torch.zeros_like(rewards)
     next_adv = torch.zeros(B, dtype=rewards.dtype, device=rewards.device)
     next_value = torch.zeros_like(next_adv)
     next_mask = torch.zeros_like(next_adv)
     for t in reversed(range(T)):
-        delta = rewards[:, t] + gamma * next_value * next_mask - values[:, t]
+        delta = rewards[:, t] + gamma * (next_value * next_mask + after[:, t]) - values[:, t]
         next_adv = delta + gamma * lam * next_mask * next_adv
         adv[:, t] = next_adv
-        next_value, next_mask = values[:, t], mask[:, t].to(rewards.dtype)
+        next_value, next_mask = values[:, t], mask[:, t]
     adv = adv * mask
     return adv, (adv + values) * mask
+
+
+def normalize(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Per-minibatch advantage normalisation of stable-baselines3 (RL4LMs' PPO): ``(x - mean) / (std + eps)``.
+
+    Mean and the unbiased standard deviation over the entries where ``mask`` is 1 (one entry: std 0);
+    other entries come out as 0. Unlike ``whiten``, ``eps`` is added to the standard deviation.
+    """
+    mean = masked_mean(x, mask)
+    std = masked_var(x, mask, unbiased=True).sqrt()
+    return (x - mean) / (std + eps) * mask

@@ -14,6 +14,7 @@ has that field. Values are parsed as YAML and checked against the field's type.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -155,10 +156,27 @@ def task_names() -> list[str]:
     return sorted(p.name for p in tasks_root().iterdir() if (p / "task.yaml").is_file())
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 booleans: only true/false are booleans, so ``no``, ``yes``, ``on``
+    and ``off`` stay strings (``run.mixed_precision: no`` means the string "no", not False)."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def parse_yaml(text: str):
+    """``text`` as YAML data (safe: plain data only), with YAML 1.2 booleans (see ``_Yaml12Loader``)."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_yaml(path: Path) -> dict:
     """A YAML mapping from ``path``, or a one-line error."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = parse_yaml(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
         raise GrueError(f"cannot read config file {path}: {e.strerror}") from e
     except yaml.YAMLError as e:
@@ -238,7 +256,7 @@ def parse_set(item: str, cfg: Config) -> tuple[str, str, Any]:
         raise GrueError(f"--set expects key=value (e.g. ppo.lr=1e-5), got '{item}'")
     key = key.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = parse_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     sections = cfg.sections()

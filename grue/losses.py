@@ -10,29 +10,41 @@ import torch
 from grue.advantages import masked_mean
 
 
+def token_mean(x: torch.Tensor, mask: torch.Tensor, denom: float | torch.Tensor | None = None) -> torch.Tensor:
+    """``sum(x * mask) / denom``; ``denom`` defaults to ``sum(mask)`` (the masked mean; 0 for an empty mask).
+
+    A minibatch split into micro-batches passes the whole minibatch's token count as ``denom``,
+    so that the micro-batch terms add up to the minibatch mean.
+    """
+    if denom is None:
+        return masked_mean(x, mask)
+    return (x * mask.to(x.dtype)).sum() / denom
+
+
 def ppo_policy_loss(
     logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,
     advantages: torch.Tensor,
     mask: torch.Tensor,
     clip: float,
+    denom: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Clipped surrogate loss of PPO (Schulman et al. 2017).
 
     ``ratio = exp(logprobs - old_logprobs)``;
-    ``loss = mean_mask(max(-A * ratio, -A * clamp(ratio, 1 - clip, 1 + clip)))``.
-    Returns ``(loss, clipfrac, approx_kl)``: the fraction of tokens where the clipped
-    term was taken, and ``mean((ratio - 1) - log ratio)`` (Schulman's k3 estimate of
-    KL(old || new)); the two statistics carry no gradient.
+    ``loss = token_mean(max(-A * ratio, -A * clamp(ratio, 1 - clip, 1 + clip)))`` over the tokens of
+    ``mask`` (see ``token_mean`` for ``denom``). Returns ``(loss, clipfrac, approx_kl)``: the fraction
+    of tokens where the clipped term was taken, and ``mean((ratio - 1) - log ratio)`` (Schulman's k3
+    estimate of KL(old || new)); the two statistics carry no gradient.
     """
     log_ratio = logprobs - old_logprobs
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    loss = token_mean(torch.maximum(unclipped, clipped), mask, denom)
     with torch.no_grad():
-        clipfrac = masked_mean((clipped > unclipped).float(), mask)
-        approx_kl = masked_mean((ratio - 1.0) - log_ratio, mask)
+        clipfrac = token_mean((clipped > unclipped).float(), mask, denom)
+        approx_kl = token_mean((ratio - 1.0) - log_ratio, mask, denom)
     return loss, clipfrac, approx_kl
 
 
@@ -42,33 +54,35 @@ def value_loss(
     returns: torch.Tensor,
     mask: torch.Tensor,
     clip: float | None = None,
+    denom: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Squared-error value loss, optionally clipped around the rollout's values.
+    """Mean squared error of the values, optionally clipped around the rollout's values.
 
-    Unclipped: ``0.5 * mean_mask((V - R)^2)``. With ``clip``:
-    ``V_c = old + clamp(V - old, -clip, clip)`` and
-    ``0.5 * mean_mask(max((V - R)^2, (V_c - R)^2))``.
-    Returns ``(loss, clipfrac)``: the fraction of tokens where the clipped error was larger.
+    Unclipped: ``token_mean((V - R)^2)``, the plain MSE of RL4LMs (stable-baselines3), no 1/2.
+    With ``clip``: ``V_c = old + clamp(V - old, -clip, clip)`` and ``token_mean(max((V - R)^2, (V_c - R)^2))``
+    (the PPO2 form; stable-baselines3 would use ``(V_c - R)^2`` alone). Returns ``(loss, clipfrac)``:
+    the fraction of tokens where the clipped error was larger.
     """
     err = (values - returns) ** 2
     if clip is None:
-        return 0.5 * masked_mean(err, mask), torch.zeros((), device=values.device)
+        return token_mean(err, mask, denom), torch.zeros((), device=values.device)
     clipped_values = old_values + torch.clamp(values - old_values, -clip, clip)
     err_clipped = (clipped_values - returns) ** 2
-    loss = 0.5 * masked_mean(torch.maximum(err, err_clipped), mask)
+    loss = token_mean(torch.maximum(err, err_clipped), mask, denom)
     with torch.no_grad():
-        clipfrac = masked_mean((err_clipped > err).float(), mask)
+        clipfrac = token_mean((err_clipped > err).float(), mask, denom)
     return loss, clipfrac
 
 
-def a2c_policy_loss(logprobs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def a2c_policy_loss(logprobs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+                    denom: float | torch.Tensor | None = None) -> torch.Tensor:
     """Policy-gradient loss of A2C (Mnih et al. 2016): no ratio, no clipping.
 
     logprobs (B,T) of the sampled tokens under the current policy, advantages (B,T)
-    (constants), mask (B,T) -> scalar ``loss = -mean_mask(A * logprobs)``. Its gradient
+    (constants), mask (B,T) -> scalar ``loss = -token_mean(A * logprobs)``. Its gradient
     is ``-A_t / n`` on each of the ``n`` real tokens' log-probs, 0 on padding.
     """
-    return -masked_mean(advantages * logprobs, mask)
+    return -token_mean(advantages * logprobs, mask, denom)
 
 
 def masked_token_ce(logits: torch.Tensor, labels: torch.Tensor, normalizer: float | torch.Tensor | None = None) -> torch.Tensor:

@@ -150,10 +150,17 @@ def freeze(model: nn.Module) -> nn.Module:
 
 
 def disable_dropout(model: nn.Module) -> None:
-    """Set every dropout probability to 0, so that rollout and update see the same function."""
+    """Set every dropout probability to 0, so that rollout and update see the same function.
+
+    Both ``nn.Dropout`` modules and the float rates that attention layers read in training mode
+    (e.g. transformers 5's ``T5Attention.dropout``, ``attention_dropout`` elsewhere).
+    """
     for m in model.modules():
         if isinstance(m, nn.Dropout):
             m.p = 0.0
+        for name, value in vars(m).items():
+            if "dropout" in name and isinstance(value, float):
+                setattr(m, name, 0.0)
 
 
 def accepts(model: nn.Module, arg: str) -> bool:
@@ -215,6 +222,14 @@ class Critic(nn.Module):
         if not self.is_encoder_decoder:
             hidden = hidden[:, -response_len - 1 : -1]
         return self.head(hidden)
+
+
+def context_size(config) -> int | None:
+    """The number of positions a model reads (``n_positions`` or ``max_position_embeddings``), or None (e.g. T5)."""
+    for key in ("n_positions", "max_position_embeddings"):
+        if isinstance(getattr(config, key, None), int):
+            return int(getattr(config, key))
+    return None
 
 
 def hidden_size_of(config) -> int:

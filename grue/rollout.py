@@ -194,6 +194,29 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(logits.float(), -1).gather(-1, tokens[..., None])[..., 0]
 
 
+def decode_completions(tokenizer, response_ids: torch.Tensor, response_mask: torch.Tensor) -> list[str]:
+    """Each row's text: its first ``sum(mask)`` tokens, special tokens (EOS) skipped. (B,T), (B,T) -> B strings.
+
+    Padding positions are cut off, never decoded: GPT-2's padding is EOS, and a padding id of 0
+    would be the ordinary token "!" in its vocabulary.
+    """
+    lengths = response_mask.sum(-1).long().tolist()
+    rows = [ids[:n] for ids, n in zip(response_ids.tolist(), lengths)]
+    return tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+
+def first_tokens(mask: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` real tokens of a batch, counted row after row (episodes in order): (B,T) -> (B,T).
+
+    ``mask`` with every real token past the ``n``-th zeroed. RL4LMs' rollout buffer holds
+    ``n_envs * n_steps`` transitions this way: whole episodes, then the start of the one that
+    fills it, and nothing after.
+    """
+    flat = mask.flatten()
+    kept = (flat.cumsum(0) <= n) & (flat > 0)
+    return kept.to(mask.dtype).reshape(mask.shape)
+
+
 def concat_rollouts(parts: list[Rollout], pad_id: int, left_pad_queries: bool) -> Rollout:
     """Join rollouts of different prompt and response lengths into one batch."""
     P = max(r.query_ids.shape[1] for r in parts)

@@ -154,6 +154,18 @@ def warped_logprobs(
     return logp, entropy
 
 
+def full_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs and entropy of the unwarped policy (RL4LMs' PPO and A2C), teacher-forced.
+
+    logits (B,T,V), tokens (B,T) -> (``log_softmax(logits)[token]`` (B,T), ``-sum p log p`` (B,T)) over
+    the whole vocabulary, at temperature 1, whatever top-k / top-p / min-length the sampler applied.
+    """
+    logp_all = torch.log_softmax(logits.float(), dim=-1)
+    logp = logp_all.gather(-1, tokens[..., None])[..., 0]
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy
+
+
 def pad_supports(supports: list[torch.Tensor | None]) -> torch.Tensor | None:
     """Stack per-step supports [(B,K_t)] into (B,T,max K_t), padding with -1."""
     if not supports or supports[0] is None:

@@ -31,6 +31,7 @@ from grue.models import (
     load_policy,
     load_tokenizer,
 )
+from grue.optim import groups_by_name, make_optimizer
 from grue.rewards import resolve_reward, score
 from grue.rollout import GenSettings
 from grue.tasks import TASKS
@@ -204,8 +205,10 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
         disable_dropout(m)
     critic = Critic(policy) if cfg.algo.critic == "separate" else ValueHead(hidden_size_of(policy.config))
     disable_dropout(critic)
-    optimizer = torch.optim.AdamW([p for m in (policy, critic) for p in m.parameters()], lr=cfg.algo.lr,
-                                  eps=cfg.algo.adam_eps, weight_decay=cfg.algo.weight_decay)
+    policy.eval(), critic.eval()  # and they stay so: RL4LMs' policies never left eval mode (no dropout anywhere)
+    named = [(f"{prefix}.{n}", p) for prefix, m in (("policy", policy), ("critic", critic)) for n, p in m.named_parameters()]
+    optimizer = make_optimizer(getattr(cfg.algo, "optimizer", "adamw"), groups_by_name(named, cfg.algo.weight_decay),
+                               cfg.algo.lr, cfg.algo.adam_eps)
     stream = PromptStream(len(examples), cfg.run.seed, acc.process_index, acc.num_processes)
     sample_rng = torch.Generator(device=acc.device).manual_seed(cfg.run.seed * 1_000_003 + acc.process_index)
     shuffle_rng = torch.Generator().manual_seed(cfg.run.seed * 7919 + acc.process_index)

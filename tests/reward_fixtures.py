@@ -18,3 +18,8 @@ def not_finite(prompts, completions, references, meta):
 
 def raises(prompts, completions, references, meta):
     raise RuntimeError("the scorer is broken")
+
+
+def exclamations(prompts, completions, references, meta):
+    """How many "!" each completion holds (GPT-2's token id 0 is "!")."""
+    return [float(c.count("!")) for c in completions]

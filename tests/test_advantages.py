@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from grue.advantages import gae, kl_penalized_rewards, last_token_index, masked_mean, masked_var, whiten
+from grue.advantages import gae, kl_penalized_rewards, last_token_index, masked_mean, masked_var, normalize, whiten
 
 X = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
 M = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])  # masked-in entries: 1, 2, 4
@@ -124,3 +124,30 @@ def test_gae_lambda_one_gamma_one_is_monte_carlo():
     adv, ret = gae(r, v, torch.ones(1, 3), gamma=1.0, lam=1.0)
     assert_close(adv, torch.tensor([[5.5, 4.0, 1.0]]))
     assert_close(ret, torch.tensor([[6.0, 5.0, 3.0]]))
+
+
+def test_gae_bootstraps_a_cut_episode_from_the_next_value():
+    # Row A cut after its 3 tokens, the critic's value of the next state b = 2.0 (gamma 0.9, lam 0.8):
+    #   t=2: delta = 1.0 + 0.9 * 2.0 - 0.3 = 2.5                       ; A2 = 2.5
+    #   t=1: delta = -0.2 + 0.9 * 0.3 - 0.4 = -0.33                    ; A1 = -0.33 + 0.72 * 2.5 = 1.47
+    #   t=0: delta = 0.1 + 0.9 * 0.4 - 0.5 = -0.04                     ; A0 = -0.04 + 0.72 * 1.47 = 1.0184
+    # Row B keeps bootstrap 0 (it ended): unchanged. As stable-baselines3's buffer bootstraps the last stored
+    # transition from the next one's value (RL4LMs 97df0bd rl4lms/envs/text_generation/alg_wrappers.py:353-362).
+    r, v, m = _batch(ROW_A, ROW_B)
+    adv, ret = gae(r, v, m, gamma=0.9, lam=0.8, bootstrap=torch.tensor([2.0, 0.0]))
+    assert_close(adv, torch.tensor([[1.0184, 1.47, 2.5], ADV_B]))
+    assert_close(ret, torch.tensor([[1.5184, 1.87, 2.8], RET_B]))
+    # the bootstrap lands on the last real token, not on padding
+    adv_b, _ = gae(r[1:], v[1:], m[1:], gamma=0.9, lam=0.8, bootstrap=torch.tensor([1.0]))
+    #   t=1: delta = 0.5 + 0.9 * 1.0 - 0.1 = 1.3 ; t=0: -0.31 + 0.72 * 1.3 = 0.626
+    assert_close(adv_b, torch.tensor([[0.626, 1.3, 0.0]]))
+
+
+def test_normalize_per_minibatch_like_stable_baselines3():
+    # entries 1, 2, 4: mean 7/3, unbiased std sqrt(7/3); (x - mean) / (std + 1e-8)
+    # (RL4LMs 97df0bd rl4lms/algorithms/ppo/ppo.py:219-221)
+    std = math.sqrt(7 / 3)
+    expected = torch.tensor([[(1 - 7 / 3) / (std + 1e-8), (2 - 7 / 3) / (std + 1e-8), 0.0], [(4 - 7 / 3) / (std + 1e-8), 0.0, 0.0]])
+    assert_close(normalize(X, M), expected)
+    # one entry: std 0, so (x - x) / 1e-8 = 0
+    assert_close(normalize(torch.tensor([[5.0, 9.0]]), torch.tensor([[1.0, 0.0]])), torch.zeros(1, 2))

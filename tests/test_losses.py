@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from grue.losses import ppo_policy_loss, value_loss
+from grue.losses import a2c_policy_loss, ppo_policy_loss, token_mean, value_loss
 
 # Five tokens, clip 0.2 (range [0.8, 1.2]); old log-probs 0 so ratio = exp(logprobs).
 #   a: A=+1, r=1.1 -> max(-1.1, -1.1) = -1.1   not clipped
@@ -84,8 +84,9 @@ def test_ppo_policy_loss_gradient():
 #   V     = [1.0, 2.0, 0.05, 3.0]   old = [0.5, 2.5, 0.0, 2.0]   R = [2.0, 1.0, 0.1, 2.5]
 #   err   = [1.0, 1.0, 0.0025, 0.25]
 #   V_c (clip 0.2) = [0.7, 2.3, 0.05, 2.2] -> err_c = [1.69, 1.69, 0.0025, 0.09]
-#   unclipped: 0.5 * (2.2525 / 4) = 0.2815625
-#   clipped:   0.5 * ((1.69 + 1.69 + 0.0025 + 0.25) / 4) = 0.5 * 3.6325 / 4 = 0.4540625, clipfrac 2/4
+#   unclipped: the plain MSE, 2.2525 / 4 = 0.563125 (stable-baselines3's F.mse_loss, RL4LMs
+#              97df0bd rl4lms/algorithms/ppo/ppo.py:243, no 1/2)
+#   clipped:   (1.69 + 1.69 + 0.0025 + 0.25) / 4 = 3.6325 / 4 = 0.908125, clipfrac 2/4
 V = torch.tensor([[1.0, 2.0, 0.05, 3.0, 50.0]])
 OLD = torch.tensor([[0.5, 2.5, 0.0, 2.0, -50.0]])
 RET = torch.tensor([[2.0, 1.0, 0.1, 2.5, 0.0]])
@@ -94,13 +95,13 @@ VMASK = torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0]])
 
 def test_value_loss_unclipped():
     loss, clipfrac = value_loss(V, OLD, RET, VMASK)
-    assert loss.item() == pytest.approx(0.2815625, abs=1e-6)
+    assert loss.item() == pytest.approx(0.563125, abs=1e-6)
     assert clipfrac.item() == 0.0
 
 
 def test_value_loss_clipped():
     loss, clipfrac = value_loss(V, OLD, RET, VMASK, clip=0.2)
-    assert loss.item() == pytest.approx(0.4540625, abs=1e-6)
+    assert loss.item() == pytest.approx(0.908125, abs=1e-6)
     assert clipfrac.item() == pytest.approx(0.5)
 
 
@@ -109,5 +110,21 @@ def test_value_loss_gradient():
     loss, _ = value_loss(v, OLD, RET, VMASK, clip=0.2)
     loss.backward()
     # tokens 0, 1: clipped error taken, its value is constant in V -> 0
-    # token 2: 0.5 * 2 * (0.05 - 0.1) / 4 = -0.0125 ; token 3: 0.5 * 2 * (3.0 - 2.5) / 4 = 0.125 ; padding 0
-    assert_close(v.grad, torch.tensor([[0.0, 0.0, -0.0125, 0.125, 0.0]]))
+    # token 2: 2 * (0.05 - 0.1) / 4 = -0.025 ; token 3: 2 * (3.0 - 2.5) / 4 = 0.25 ; padding 0
+    assert_close(v.grad, torch.tensor([[0.0, 0.0, -0.025, 0.25, 0.0]]))
+
+
+def test_losses_over_an_outside_token_count():
+    """A micro-batch's terms over the whole step's token count add up to the step's mean."""
+    logp, old, adv, mask = _inputs()
+    whole, clipfrac, approx_kl = ppo_policy_loss(logp, old, adv, mask, clip=0.2)
+    first = torch.tensor([[1.0, 1.0, 0.0, 0.0, 0.0]])
+    parts = [ppo_policy_loss(logp, old, adv, m, clip=0.2, denom=5.0) for m in (first, mask - first)]
+    assert sum(p[0] for p in parts).item() == pytest.approx(whole.item())  # 0.36
+    assert sum(p[1] for p in parts).item() == pytest.approx(clipfrac.item())
+    assert sum(p[2] for p in parts).item() == pytest.approx(approx_kl.item())
+    # value loss of tokens 0-1 over 4 tokens: (1.0 + 1.0) / 4 = 0.5
+    assert value_loss(V, OLD, RET, torch.tensor([[1.0, 1.0, 0.0, 0.0, 0.0]]), denom=4.0)[0].item() == pytest.approx(0.5)
+    # A2C: -(A * logp) summed over tokens a, b / 5 = -(log 1.1 + log 1.5) / 5
+    assert a2c_policy_loss(logp, adv, first, denom=5.0).item() == pytest.approx(-(math.log(1.1) + math.log(1.5)) / 5)
+    assert token_mean(torch.ones(1, 5), torch.zeros(1, 5)).item() == 0.0

@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from grue.advantages import masked_mean
 from grue.config import Config
 from grue.errors import GrueError
 from grue.kl import KLController
-from grue.losses import a2c_policy_loss, value_loss
+from grue.losses import a2c_policy_loss, token_mean, value_loss
 from grue.onpolicy import (
     backward_step,
-    collect,
+    collect_iteration,
     evaluate_actions,
     iteration_metrics,
     mean_kl,
@@ -109,24 +108,19 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
     with Display(algo.iterations, s.start_iteration, f"{cfg.run.task} a2c", enabled=show and acc.is_main_process) as display:
         for it in range(s.start_iteration + 1, algo.iterations + 1):
-            # 1. Prompts: this process's shard of the next rollout_size examples.
+            # 1-2. Prompts and rollout: rollout_size tokens (whole episodes, the last one cut) or
+            #      completions; then one forward each of the reference and the critic.
             t0 = time.perf_counter()
-            idx = s.stream.next(algo.rollout_size)
-            batch = [s.examples[i] for i in idx]
+            b = collect_iteration(s)
 
-            # 2. Rollout: generate, then one forward each of the reference and the critic.
-            s.policy.eval()
-            r = collect(s, [e.prompt for e in batch])
-
-            # 3-5. Scores from the task's reward; per-token rewards -beta * KL_t plus the score
-            #      at the last token; GAE advantages and returns (whitened if asked).
-            sc = score_and_advantages(s, batch, r, kl_ctl.coef)
+            # 3-5. Scores from the task's reward; per-token rewards -beta * KL_t plus the score at the
+            #      last token (not for a cut episode); GAE advantages and returns (whitened if asked).
+            sc = score_and_advantages(s, b, kl_ctl.coef)
             t_rollout = time.perf_counter() - t0
 
             # 6. Update: one optimizer step over the whole rollout (policy gradient, value loss, entropy).
             t1 = time.perf_counter()
-            s.policy.train()
-            stats = update(s, r, sc.advantages, sc.returns)
+            stats = update(s, sc.rollout, sc.advantages, sc.returns)
             sync_clock(s)
             t_update = time.perf_counter() - t1
 
@@ -136,7 +130,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
             # 8. Log, show, checkpoint.
             metrics = iteration_metrics(s, it, sc, stats, kl_mean, coef_used, t_rollout, t_update)
-            s.log(metrics, batch, idx, sc.completions, sc.scores.tolist())
+            s.log(metrics, b.examples, b.idx, sc.completions, sc.scores.tolist())
             display.update(metrics)
             if it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
                 s.save(it, {"kl": kl_ctl.state_dict()})
@@ -144,22 +138,23 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
 
 def update(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
-    """One optimizer step on this process's rollout, in ``grad_accum`` micro-batches; returns the statistics as tensors."""
+    """One optimizer step on this process's whole rollout, in ``grad_accum`` micro-batches; returns the statistics as tensors."""
     algo, acc = s.algo, s.accelerator
     rows = torch.arange(r.response_ids.shape[0])
-    sums = backward_step(s, r, rows, adv, returns, microbatch_loss, algo.grad_accum)
+    sums = backward_step(s, r, rows, r.response_mask, adv, returns, microbatch_loss, algo.grad_accum)
     sums["policy/grad_norm"] = acc.clip_grad_norm_(s.params, algo.max_grad_norm)
     s.optimizer.step()
     s.optimizer.zero_grad(set_to_none=True)
     return {k: torch.as_tensor(v, device=s.device, dtype=torch.float32) for k, v in sums.items()}
 
 
-def microbatch_loss(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """A2C loss of one micro-batch: policy-gradient loss + vf_coef * value loss - ent_coef * entropy."""
-    algo, mask = s.algo, r.response_mask
+def microbatch_loss(s: Session, r, sel: torch.Tensor, adv: torch.Tensor, returns: torch.Tensor, denom) -> tuple[torch.Tensor, dict]:
+    """A2C loss of one micro-batch's tokens, averaged over the rollout's ``denom`` tokens:
+    policy-gradient loss + vf_coef * value loss - ent_coef * entropy."""
+    algo = s.algo
     logp, entropy, values = evaluate_actions(s, r)
-    pg_loss = a2c_policy_loss(logp, adv, mask)
-    vf_loss, _ = value_loss(values, r.values, returns, mask)
-    ent = masked_mean(entropy, mask)
+    pg_loss = a2c_policy_loss(logp, adv, sel, denom)
+    vf_loss, _ = value_loss(values, r.values, returns, sel, None, denom)
+    ent = token_mean(entropy, sel, denom)
     loss = pg_loss + algo.vf_coef * vf_loss - algo.ent_coef * ent
     return loss, {"loss/policy": pg_loss, "loss/value": vf_loss, "loss/total": loss, "policy/entropy": ent}

@@ -28,7 +28,7 @@ from grue.config import Config
 from grue.errors import GrueError
 from grue.kl import KLController
 from grue.models import freeze
-from grue.onpolicy import collect, iteration_metrics, mean_kl, score_and_advantages, sync_clock
+from grue.onpolicy import collect_iteration, iteration_metrics, mean_kl, score_and_advantages, sync_clock
 from grue.rollout import MaskSettings
 from grue.setup import Session, start_session
 from grue.tracking import Display
@@ -102,23 +102,19 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             if refresh_due(it, algo.mask_update_interval):
                 refresh(s, mask)
 
-            # 2. Prompts: this process's shard of the next rollout_size examples.
+            # 2-3. Prompts and rollout (rollout_size tokens or completions, as PPO) inside the masking
+            #      policy's top-p sets; reference and critic forwards.
             t0 = time.perf_counter()
-            idx = s.stream.next(algo.rollout_size)
-            batch = [s.examples[i] for i in idx]
-
-            # 3. Rollout inside the masking policy's top-p sets; reference and critic forwards.
-            s.policy.eval()
-            r = collect(s, [e.prompt for e in batch], mask=mask)
+            b = collect_iteration(s, mask=mask)
+            r = b.rollout
 
             # 4-6. Scores; per-token rewards -beta * KL_t (unmasked distributions) plus the score
-            #      at the last token; GAE advantages and returns, advantages whitened.
-            sc = score_and_advantages(s, batch, r, kl_ctl.coef)
+            #      at the last token (not for a cut episode); GAE advantages and returns.
+            sc = score_and_advantages(s, b, kl_ctl.coef)
             t_rollout = time.perf_counter() - t0
 
             # 7. PPO update on the masked, renormalised distribution (the stored supports).
             t1 = time.perf_counter()
-            s.policy.train()
             stats = ppo.update(s, r, sc.advantages, sc.returns)
             sync_clock(s)
             t_update = time.perf_counter() - t1
@@ -131,7 +127,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             metrics = iteration_metrics(s, it, sc, stats, kl_mean, coef_used, t_rollout, t_update)
             sizes = (r.support >= 0).sum(-1).float()
             metrics["mask/support_size"] = acc.reduce(masked_mean(sizes, r.response_mask), "mean").item()
-            s.log(metrics, batch, idx, sc.completions, sc.scores.tolist())
+            s.log(metrics, b.examples, b.idx, sc.completions, sc.scores.tolist())
             display.update(metrics)
             if it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
                 s.save(it, {"kl": kl_ctl.state_dict()})

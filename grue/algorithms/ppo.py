@@ -1,9 +1,11 @@
 """PPO for language models (Schulman et al. 2017; the GRUE paper's settings), top to bottom.
 
-One iteration: sample ``rollout_size`` completions (one KV-cached generate per batch),
-score them, one teacher-forced forward of the reference and the critic, per-token
-rewards ``-beta * KL_t`` plus the score at the last token, GAE, then ``epochs`` passes
-of clipped-PPO minibatch updates. Works for causal and seq2seq policies alike.
+One iteration: sample a rollout of ``rollout_size`` generated tokens (the paper's unit: whole
+episodes, the last one cut at the budget) or completions (one KV-cached generate per batch),
+score it, one teacher-forced forward of the reference and the critic, per-token rewards
+``-beta * KL_t`` plus the score at the last token, GAE, then ``epochs`` passes of clipped-PPO
+minibatch updates (minibatches of tokens drawn across episodes, or of completions). Works for
+causal and seq2seq policies alike.
 """
 
 from __future__ import annotations
@@ -13,12 +15,23 @@ from dataclasses import dataclass, field
 
 import torch
 
-from grue.advantages import masked_mean
 from grue.config import Config
 from grue.errors import GrueError
 from grue.kl import KLController
-from grue.losses import ppo_policy_loss, value_loss
-from grue.onpolicy import backward_step, collect, evaluate_actions, iteration_metrics, mean_kl, score_and_advantages, sync_clock
+from grue.losses import ppo_policy_loss, token_mean, value_loss
+from grue.onpolicy import (
+    backward_step,
+    collect,
+    collect_iteration,
+    evaluate_actions,
+    iteration_metrics,
+    mean_kl,
+    minibatches,
+    old_logprobs,
+    score_and_advantages,
+    sync_clock,
+    uses_full_softmax,
+)
 from grue.setup import Session, start_session
 from grue.tracking import Display
 
@@ -116,24 +129,19 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
     with Display(algo.iterations, s.start_iteration, f"{cfg.run.task} ppo", enabled=show and acc.is_main_process) as display:
         for it in range(s.start_iteration + 1, algo.iterations + 1):
-            # 1. Prompts: this process's shard of the next rollout_size examples.
+            # 1-2. Prompts and rollout: this process's share of rollout_size (completions, or tokens: episodes
+            #      until the token budget is full, the last one cut); reference and critic forwards.
             t0 = time.perf_counter()
-            idx = s.stream.next(algo.rollout_size)
-            batch = [s.examples[i] for i in idx]
+            b = collect_iteration(s)
 
-            # 2. Rollout: generate, then one forward each of the reference and the critic.
-            s.policy.eval()
-            r = collect(s, [e.prompt for e in batch])
-
-            # 3-5. Scores from the task's reward; per-token rewards -beta * KL_t plus the score
-            #      at the last token; GAE advantages and returns, advantages whitened.
-            sc = score_and_advantages(s, batch, r, kl_ctl.coef)
+            # 3-5. Scores from the task's reward; per-token rewards -beta * KL_t plus the score at the
+            #      last token (not for a cut episode); GAE advantages and returns.
+            sc = score_and_advantages(s, b, kl_ctl.coef)
             t_rollout = time.perf_counter() - t0
 
             # 6. Update: epochs x minibatches of clipped PPO, value loss, entropy.
             t1 = time.perf_counter()
-            s.policy.train()
-            stats = update(s, r, sc.advantages, sc.returns)
+            stats = update(s, sc.rollout, sc.advantages, sc.returns)
             sync_clock(s)
             t_update = time.perf_counter() - t1
 
@@ -143,7 +151,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
             # 8. Log, show, checkpoint.
             metrics = iteration_metrics(s, it, sc, stats, kl_mean, coef_used, t_rollout, t_update)
-            s.log(metrics, batch, idx, sc.completions, sc.scores.tolist())
+            s.log(metrics, b.examples, b.idx, sc.completions, sc.scores.tolist())
             display.update(metrics)
             if it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
                 s.save(it, {"kl": kl_ctl.state_dict()})
@@ -151,15 +159,13 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
 
 def update(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``epochs`` passes of shuffled minibatches; returns the mean statistics as tensors."""
+    """``epochs`` passes of shuffled minibatches (completions or tokens); returns the mean statistics as tensors."""
     algo, acc = s.algo, s.accelerator
-    n = r.response_ids.shape[0]
     sums: dict[str, torch.Tensor] = {}
     steps = 0
     for _ in range(algo.epochs):
-        order = torch.randperm(n, generator=s.shuffle_rng)
-        for start in range(0, n, algo.minibatch_size):
-            stats = backward_step(s, r, order[start : start + algo.minibatch_size], adv, returns, minibatch_loss, algo.grad_accum)
+        for rows, sel in minibatches(r.response_mask, algo.batch_unit, algo.minibatch_size, s.shuffle_rng):
+            stats = backward_step(s, r, rows, sel, adv, returns, minibatch_loss, algo.grad_accum)
             stats["policy/grad_norm"] = acc.clip_grad_norm_(s.params, algo.max_grad_norm)
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -169,13 +175,14 @@ def update(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> dict[str,
     return {k: torch.as_tensor(v, device=s.device, dtype=torch.float32) / steps for k, v in sums.items()}
 
 
-def minibatch_loss(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """PPO loss of one micro-batch: clipped policy loss + vf_coef * value loss - ent_coef * entropy."""
-    algo, mask = s.algo, r.response_mask
+def minibatch_loss(s: Session, r, sel: torch.Tensor, adv: torch.Tensor, returns: torch.Tensor, denom) -> tuple[torch.Tensor, dict]:
+    """PPO loss of one micro-batch's tokens ``sel``, averaged over the step's ``denom`` tokens:
+    clipped policy loss + vf_coef * value loss - ent_coef * entropy."""
+    algo = s.algo
     logp, entropy, values = evaluate_actions(s, r)
-    pg_loss, clipfrac, approx_kl = ppo_policy_loss(logp, r.logprobs, adv, mask, algo.clip)
-    vf_loss, vf_clipfrac = value_loss(values, r.values, returns, mask, algo.value_clip)
-    ent = masked_mean(entropy, mask)
+    pg_loss, clipfrac, approx_kl = ppo_policy_loss(logp, old_logprobs(r, uses_full_softmax(s)), adv, sel, algo.clip, denom)
+    vf_loss, vf_clipfrac = value_loss(values, r.values, returns, sel, algo.value_clip, denom)
+    ent = token_mean(entropy, sel, denom)
     loss = pg_loss + algo.vf_coef * vf_loss - algo.ent_coef * ent
     return loss, {
         "loss/policy": pg_loss, "loss/value": vf_loss, "loss/total": loss, "policy/entropy": ent,

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
@@ -44,9 +42,19 @@ from grue import checkpoint as ckpt
 from grue.config import Config
 from grue.errors import GrueError
 from grue.losses import masked_token_ce
-from grue.models import disable_dropout, load_policy, load_tokenizer
+from grue.models import context_size, disable_dropout, load_policy, load_tokenizer
+from grue.optim import groups_like_trainer, make_optimizer
 from grue.rewards import resolve_reward, score
-from grue.rollout import generate, lm_inputs, tokenize_prompts
+from grue.rollout import decode_completions, generate, tokenize_prompts
+from grue.sft import (  # noqa: F401  (the batch functions are part of this algorithm's interface)
+    causal_sft_batch,
+    causal_text_batch,
+    epoch_batches,
+    lr_factor,
+    pad_ids,
+    seq2seq_sft_batch,
+    target_with_eos,
+)
 from grue.setup import gen_settings, load_examples, open_run, parameter_digest, per_rank
 from grue.tasks import TASKS
 from grue.tasks.common import Example, data_dir_from
@@ -119,78 +127,6 @@ def check(cfg: SupervisedConfig, world_size: int) -> None:
         raise GrueError(f"supervised.grad_accum ({cfg.grad_accum}) must divide supervised.batch_size ({cfg.batch_size})")
 
 
-# ---- pure functions: batches, loss, learning rate, data order ------------------------------------
-
-def target_with_eos(ids: list[int], eos_id: int, max_tokens: int) -> list[int]:
-    """``ids + [eos]`` when that fits in ``max_tokens``; else the first ``max_tokens`` ids (a cut target gets no EOS)."""
-    return ids + [eos_id] if len(ids) < max_tokens else ids[:max_tokens]
-
-
-def pad_ids(rows: list[list[int]], pad_id: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lists of token ids -> ids and mask (B,L), L the longest row, padded on the left or the right."""
-    L = max(len(r) for r in rows)
-    ids = torch.full((len(rows), L), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), L), dtype=torch.long)
-    for i, r in enumerate(rows):
-        span = slice(L - len(r), L) if left else slice(0, len(r))
-        ids[i, span] = torch.tensor(r, dtype=torch.long)
-        mask[i, span] = 1
-    return ids, mask
-
-
-def causal_sft_batch(prompt_ids, target_ids, eos_id: int, pad_id: int, max_target_tokens: int) -> dict:
-    """A causal LM's teacher-forcing batch: each row is ``[prompt | target + EOS]``.
-
-    Prompts are left-padded to P and targets right-padded to T, a rollout's layout
-    (grue.rollout.lm_inputs: position ids skip the padding). Returns ``input_ids``,
-    ``attention_mask``, ``position_ids`` and ``labels``, all (B,P+T); labels are the
-    target ids and -100 on prompt and padding positions. Logits at j predict labels[j+1].
-    """
-    q, qm = pad_ids(prompt_ids, pad_id, left=True)
-    r, rm = pad_ids([target_with_eos(t, eos_id, max_target_tokens) for t in target_ids], pad_id, left=False)
-    labels = torch.cat([torch.full_like(q, -100), r.masked_fill(rm == 0, -100)], 1)
-    return {**lm_inputs(q, qm, r, rm, False, None), "labels": labels}
-
-
-def seq2seq_sft_batch(source_ids, target_ids, eos_id: int, pad_id: int, decoder_start_id: int, max_target_tokens: int) -> dict:
-    """A seq2seq LM's teacher-forcing batch: encoder ``input_ids``/``attention_mask`` (B,S), right-padded;
-    ``decoder_input_ids``/``decoder_attention_mask`` (B,T): the target shifted right behind
-    ``decoder_start_id``; ``labels`` (B,T): target ids + EOS, -100 on padding. Logits at t predict labels[t].
-    """
-    q, qm = pad_ids(source_ids, pad_id, left=False)
-    r, rm = pad_ids([target_with_eos(t, eos_id, max_target_tokens) for t in target_ids], pad_id, left=False)
-    return {**lm_inputs(q, qm, r, rm, True, decoder_start_id), "labels": r.masked_fill(rm == 0, -100)}
-
-
-def lr_factor(step: int, schedule: str, warmup: int, total: int) -> float:
-    """Multiplier of ``lr`` at optimizer step ``step`` (0-based), the Hugging Face schedules' formulas.
-
-    Warm-up: ``step / warmup`` while ``step < warmup``. Then with ``p = (step - warmup) / (total - warmup)``:
-    constant ``1``; linear ``max(0, 1 - p)``; cosine ``max(0, (1 + cos(pi p)) / 2)``.
-    """
-    if step < warmup:
-        return step / warmup
-    p = (step - warmup) / max(1, total - warmup)
-    if schedule == "linear":
-        return max(0.0, 1.0 - p)
-    if schedule == "cosine":
-        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * p)))
-    return 1.0
-
-
-def epoch_batches(n: int, seed: int, epoch: int, rank: int, world_size: int, batch_size: int) -> list[list[int]]:
-    """This process's batches (example indices) in epoch ``epoch``.
-
-    The global order is ``numpy default_rng([seed, epoch]).permutation(n)``, repeated from
-    its start up to a multiple of ``world_size`` (every process gets as many examples);
-    process ``rank`` takes every ``world_size``-th index from ``rank`` (grue.data.PromptStream's
-    sharding), in chunks of ``batch_size``; the last chunk may be smaller.
-    """
-    order = np.resize(np.random.default_rng([seed, epoch]).permutation(n), n + (-n % world_size))
-    mine = order[rank::world_size]
-    return [mine[i : i + batch_size].tolist() for i in range(0, len(mine), batch_size)]
-
-
 # ---- the run --------------------------------------------------------------------------------------
 
 def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
@@ -215,9 +151,9 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
         disable_dropout(model)
     seq2seq = bool(model.config.is_encoder_decoder)
     decoder_start = getattr(model.config, "decoder_start_token_id", None)
-    prompt_ids, target_ids = encode(tokenizer, train_ex, seq2seq, cfg.generation.max_prompt_tokens,
-                                   cfg.generation.truncation_side)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=algo.lr, eps=algo.adam_eps, weight_decay=algo.weight_decay)
+    max_text = min(algo.max_text_tokens, context_size(model.config) or algo.max_text_tokens)
+    items = encode(tokenizer, train_ex, seq2seq, algo, cfg.generation.max_prompt_tokens, cfg.generation.truncation_side, max_text)
+    optimizer = make_optimizer("adamw", groups_like_trainer(model, algo.weight_decay), algo.lr, algo.adam_eps)
     start_epoch, step = (resumed["epoch"], resumed["step"]) if resumed else (0, 0)
     if resumed:
         ckpt.load_optimizer(ck, optimizer)  # also restores each group's initial_lr, which the schedule scales
@@ -245,8 +181,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             # 1. This process's shuffled batches of the epoch (seeded by the epoch: resumable).
             for idx in epoch_batches(len(train_ex), cfg.run.seed, epoch, rank, world, algo.batch_size):
                 # 2. Teacher-forced loss of the targets (the batch's token mean), micro-batch by micro-batch.
-                loss = backward(acc, model, tokenizer, [prompt_ids[i] for i in idx], [target_ids[i] for i in idx],
-                                seq2seq, decoder_start, algo)
+                loss = backward(acc, model, tokenizer, [items[i] for i in idx], seq2seq, decoder_start, algo)
                 # 3. Clip, step, schedule.
                 lr = scheduler.get_last_lr()[0]
                 norm = acc.clip_grad_norm_(model.parameters(), algo.max_grad_norm)
@@ -307,41 +242,63 @@ def supervised_data(cfg: Config) -> tuple[list[Example], list[Example]]:
     return train_ex, val_ex
 
 
-def encode(tokenizer, examples: list[Example], seq2seq: bool, max_prompt_tokens: int,
-           truncation_side: str = "left") -> tuple[list[list[int]], list[list[int]]]:
-    """Token ids of the prompts (cut on ``truncation_side``, with the tokenizer's special tokens, as in a rollout)
-    and of the first references (no special tokens). A causal target gets a space in front when
-    neither side has one, so it continues the prompt; an empty causal prompt becomes BOS (or EOS)."""
+def encode(tokenizer, examples: list[Example], seq2seq: bool, algo: SupervisedConfig, max_prompt_tokens: int,
+           truncation_side: str = "left", max_text_tokens: int | None = None) -> list[tuple[list[int], list[int]]]:
+    """Per example, the (input ids, target ids) ``make_batch`` reads.
+
+    Seq2seq and causal ``prompt_target``: the prompt's ids (cut on ``truncation_side`` to ``max_prompt_tokens``,
+    with the tokenizer's special tokens, as in a rollout) and the first reference's (no special tokens); a causal
+    target gets a space in front when neither side has one, and an empty causal prompt becomes BOS (or EOS).
+    Causal ``text`` (the paper's format): the ids of prompt + first reference joined with nothing between them,
+    tokenised as one text and cut on ``truncation_side`` to ``max_text_tokens``; no separate target.
+    """
     tokenizer.truncation_side = truncation_side
+    refs = [e.references[0] for e in examples]
+    if not seq2seq and algo.causal_format == "text":
+        ids = tokenizer([e.prompt + r for e, r in zip(examples, refs)], truncation=True,
+                        max_length=max_text_tokens or algo.max_text_tokens)["input_ids"]
+        return [(row, []) for row in ids]
     prompts = tokenizer([e.prompt for e in examples], truncation=True, max_length=max_prompt_tokens)["input_ids"]
-    targets = [e.references[0] for e in examples]
     if not seq2seq:
-        targets = [t if not e.prompt or e.prompt[-1].isspace() or t[:1].isspace() else " " + t for e, t in zip(examples, targets)]
+        refs = [t if not e.prompt or e.prompt[-1].isspace() or t[:1].isspace() else " " + t for e, t in zip(examples, refs)]
         start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         prompts = [p or [start] for p in prompts]
-    return prompts, tokenizer(targets, add_special_tokens=False)["input_ids"]
+    return list(zip(prompts, tokenizer(refs, add_special_tokens=False)["input_ids"]))
 
 
-def make_batch(tokenizer, prompt_ids, target_ids, seq2seq: bool, decoder_start, max_target_tokens: int, device) -> dict:
+def make_batch(tokenizer, items, seq2seq: bool, decoder_start, algo: SupervisedConfig, device) -> dict:
+    """The teacher-forcing batch of ``encode`` items on ``device`` (grue.sft: seq2seq, causal text or prompt/target)."""
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    b = (seq2seq_sft_batch(prompt_ids, target_ids, eos, pad, decoder_start, max_target_tokens) if seq2seq
-         else causal_sft_batch(prompt_ids, target_ids, eos, pad, max_target_tokens))
+    inputs, targets = [i for i, _ in items], [t for _, t in items]
+    if seq2seq:
+        b = seq2seq_sft_batch(inputs, targets, eos, pad, decoder_start, algo.max_target_tokens)
+    elif algo.causal_format == "text":
+        b = causal_text_batch(inputs, pad)
+    else:
+        b = causal_sft_batch(inputs, targets, eos, pad, algo.max_target_tokens)
     return {k: v.to(device) for k, v in b.items()}
 
 
-def backward(acc: Accelerator, model, tokenizer, prompt_ids, target_ids, seq2seq: bool, decoder_start, algo) -> torch.Tensor:
+def label_count(items, seq2seq: bool, eos_id: int, algo: SupervisedConfig) -> int:
+    """Tokens that carry loss in ``make_batch(items)``: every text token but the first (causal ``text``), else
+    each target with its EOS (``target_with_eos``)."""
+    if not seq2seq and algo.causal_format == "text":
+        return sum(max(len(i) - 1, 0) for i, _ in items)
+    return sum(len(target_with_eos(t, eos_id, algo.max_target_tokens)) for _, t in items)
+
+
+def backward(acc: Accelerator, model, tokenizer, items, seq2seq: bool, decoder_start, algo) -> torch.Tensor:
     """Gradients of one batch's SFT loss, summed over ``grad_accum`` micro-batches; returns the loss.
 
-    Each micro-batch's summed NLL is divided by the whole batch's target token count, so
+    Each micro-batch's summed NLL is divided by the whole batch's labelled token count, so
     the sum is the batch's token mean whatever the split (DDP syncs on the last one only).
     """
-    n_tokens = sum(len(target_with_eos(t, tokenizer.eos_token_id, algo.max_target_tokens)) for t in target_ids)
-    micro = -(-len(target_ids) // algo.grad_accum)
+    n_tokens = max(label_count(items, seq2seq, tokenizer.eos_token_id, algo), 1)
+    micro = -(-len(items) // algo.grad_accum)
     loss = torch.zeros((), device=acc.device)
-    for j in range(0, len(target_ids), micro):
-        batch = make_batch(tokenizer, prompt_ids[j : j + micro], target_ids[j : j + micro], seq2seq, decoder_start,
-                           algo.max_target_tokens, acc.device)
-        with acc.no_sync(model) if j + micro < len(target_ids) else contextlib.nullcontext():
+    for j in range(0, len(items), micro):
+        batch = make_batch(tokenizer, items[j : j + micro], seq2seq, decoder_start, algo, acc.device)
+        with acc.no_sync(model) if j + micro < len(items) else contextlib.nullcontext():
             with acc.autocast():
                 part = sft_loss(model, batch, seq2seq, normalizer=n_tokens)
             acc.backward(part)
@@ -374,10 +331,11 @@ def evaluate(cfg: Config, acc: Accelerator, model, tokenizer, examples: list[Exa
         q, qm = tokenize_prompts(tokenizer, [e.prompt for e in batch], gen.max_prompt_tokens, seq2seq, acc.device, gen.truncation_side)
         with acc.autocast():
             r = generate(policy, q, qm, gen, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id, generator=g)
-            sft = make_batch(tokenizer, *encode(tokenizer, batch, seq2seq, gen.max_prompt_tokens, gen.truncation_side), seq2seq, decoder_start,
-                             algo.max_target_tokens, acc.device)
+            sft = make_batch(tokenizer, encode(tokenizer, batch, seq2seq, algo, gen.max_prompt_tokens, gen.truncation_side,
+                                               min(algo.max_text_tokens, context_size(policy.config) or algo.max_text_tokens)),
+                             seq2seq, decoder_start, algo, acc.device)
             nll += torch.stack([sft_loss(policy, sft, seq2seq, normalizer=1.0), (sft["labels"] != -100).sum().float()])
-        completions += tokenizer.batch_decode(r.response_ids * (r.response_mask > 0), skip_special_tokens=True)
+        completions += decode_completions(tokenizer, r.response_ids, r.response_mask)
     model.train()
     batch = [examples[j] for j in mine]
     scores = score(reward[0], reward[1], [e.prompt for e in batch], completions, [e.references for e in batch],
