@@ -102,27 +102,27 @@ def _no_flag(value) -> bool:
 # ---------------------------------------------------------------- METEOR
 
 
-@functools.lru_cache(maxsize=1)
-def _word_tokenizer():
-    from nltk.tokenize import NLTKWordTokenizer
-
-    return NLTKWordTokenizer()  # Treebank-style words; unlike word_tokenize it needs no punkt data
-
-
 def meteor_per_sample(generations: Sequence[str], references: Sequence[Sequence[str]]) -> list[float]:
-    """nltk METEOR of each generation, the best over its references (N floats in [0, 1]).
+    """METEOR of each generation as the paper's HF ``meteor`` computed it (N floats in [0, 1]).
 
-    ``meteor = Fmean * (1 - 0.5 * (chunks / matches)^3)``, ``Fmean = 10PR / (R + 9P)``, with
-    exact, Porter-stem and WordNet-synonym matches of lower-cased NLTKWordTokenizer words.
+    HF ``meteor`` 2.5.1 declares one reference string per example, so an example's
+    reference LIST reaches nltk as its Python repr (``"['A dog.', 'A cat.']"``, brackets
+    and quotes included). Per example: nltk ``single_meteor_score(word_tokenize(str(refs)),
+    word_tokenize(generation), alpha=0.9, beta=3, gamma=0.5)`` with nltk 3.7's
+    ``word_tokenize`` (``grue.metrics.nltk37``); ``meteor = Fmean * (1 - 0.5 * frag^3)``,
+    ``Fmean = 10PR / (R + 9P)``, exact, Porter-stem and WordNet-synonym matches of
+    lower-cased words.
     """
     check_texts(generations, references)
     from grue.metrics.wordnet import ensure_wordnet
 
     ensure_wordnet()
-    from nltk.translate.meteor_score import meteor_score
+    from nltk.translate.meteor_score import single_meteor_score
 
-    tok = _word_tokenizer().tokenize
-    return [float(meteor_score([tok(r) for r in refs], tok(g))) for g, refs in zip(generations, references)]
+    from grue.metrics.nltk37 import word_tokenize
+
+    return [float(single_meteor_score(word_tokenize(str(list(refs))), word_tokenize(g), alpha=0.9, beta=3.0, gamma=0.5))
+            for g, refs in zip(generations, references)]
 
 
 def meteor(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
