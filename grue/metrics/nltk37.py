@@ -27,7 +27,12 @@ from grue.metrics import MetricSkipped
 
 def _punkt_37_class():
     """nltk's PunktSentenceTokenizer with nltk 3.7's language variables and boundary contexts."""
+    import nltk
     from nltk.tokenize.punkt import PunktLanguageVars, PunktSentenceTokenizer
+
+    if not hasattr(PunktSentenceTokenizer, "_match_potential_end_contexts"):  # the method replaced below
+        raise MetricSkipped(f"nltk {nltk.__version__}'s Punkt has no _match_potential_end_contexts; grue's nltk 3.7 "
+                            f"sentence splitter is written for nltk 3.9-3.10")
 
     class LanguageVars37(PunktLanguageVars):
         # ASCII closing punctuation only (3.8 added curly quotes and guillemets to both)
