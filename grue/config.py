@@ -123,6 +123,12 @@ class EvalConfig:
     (IMDB: the whole review, as in the paper)."""
     perplexity_stride: int = 512
     """Tokens the perplexity metric's sliding window advances by (the paper: 512 on IMDB, 128 on DailyDialog)."""
+    sacrebleu_tokenize: str = field(default="13a", metadata={"choices": (
+        "13a", "intl", "none", "zh", "char", "ja-mecab", "ko-mecab", "spm", "flores101", "flores200")})
+    """sacrebleu's tokenizer for the sacrebleu metric (the paper: intl for DailyDialog and translation, else 13a)."""
+    rouge_references: str = field(default="first", metadata={"choices": ("first", "stringified_list", "best")})
+    """What the rouge metric scores a generation against: the first reference (the paper's default),
+    the Python repr of the reference list (the paper's NarrativeQA and ToTTo configs), or each reference, keeping the best."""
 
 
 @dataclass

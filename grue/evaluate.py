@@ -233,7 +233,8 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         e = cfg.eval
         opts = MetricOptions(bertscore_model=e.bertscore_model, bertscore_layers=e.bertscore_layers, sentiment_model=e.sentiment_model,
                              intent_model=e.intent_model, policy=policy, tokenizer=tokenizer, device=str(device), batch_size=e.batch_size,
-                             perplexity_text=e.perplexity_text, perplexity_stride=e.perplexity_stride)
+                             perplexity_text=e.perplexity_text, perplexity_stride=e.perplexity_stride,
+                             sacrebleu_tokenize=e.sacrebleu_tokenize, rouge_references=e.rouge_references)
         metrics, skipped, per_sample = score(groups, batch, opts, progress)
 
     # 4. Write samples.jsonl, then results.json (the contract the leaderboard reads).

@@ -69,7 +69,11 @@ def _needs(fn, *args, **kwargs) -> list[float]:
 
 
 def meteor(prompts, completions, references, meta) -> list[float]:
-    """METEOR (nltk) of each completion against its references."""
+    """METEOR of each completion as the paper's reward computed it: HF ``meteor`` on that one example.
+
+    RL4LMs ``MeteorRewardFunction`` scores one finished episode at a time against its
+    reference list, which HF stringifies (see ``grue.metrics.text.meteor_per_sample``).
+    """
     from grue.metrics.text import meteor_per_sample
 
     return _needs(meteor_per_sample, completions, references)
@@ -96,21 +100,29 @@ def commongen_meteor(prompts, completions, references, meta) -> list[float]:
 
 
 def rouge1(prompts, completions, references, meta) -> list[float]:
-    """ROUGE-1 F-measure (rouge-score, Porter stemming), best over the references."""
+    """ROUGE-1 F-measure (rouge-score, Porter stemming) against the FIRST reference, the paper's CNN/DM reward.
+
+    RL4LMs ``RougeRewardFunction`` (``use_single_ref`` True) ran HF ``rouge`` on one example,
+    whose bootstrap "mid" of a single score is that score.
+    """
     from grue.metrics.text import rouge_per_sample
 
-    return _needs(rouge_per_sample, completions, references, kind="rouge1")
+    return _needs(rouge_per_sample, completions, references, kind="rouge1", mode="first")
 
 
 def rouge_lmax(prompts, completions, references, meta) -> list[float]:
-    """ROUGE-L F-measure, the maximum over the references (NarrativeQA)."""
-    from grue.metrics.text import rouge_per_sample
+    """py-rouge ROUGE-L, the best over the references: the paper's NarrativeQA reward (``grue.metrics.pyrouge``)."""
+    from grue.metrics.pyrouge import rouge_l_max
 
-    return _needs(rouge_per_sample, completions, references, kind="rougeL")
+    return _needs(rouge_l_max, completions, references)
 
 
 def one_minus_ter(prompts, completions, references, meta) -> list[float]:
-    """1 - TER (sacrebleu's sentence TER as a fraction), the GRUE paper's translation reward."""
+    """1 - TER of each completion against its references, the paper's translation reward.
+
+    RL4LMs ``TER`` ran HF ``ter`` (sacrebleu TER, defaults) on one example at a time:
+    fewest edits over the references / their mean length, so 1 - TER can go below 0.
+    """
     from grue.metrics.text import ter_per_sample
 
     return [1.0 - t for t in _needs(ter_per_sample, completions, references)]

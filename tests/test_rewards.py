@@ -72,20 +72,39 @@ def test_score_checks_the_answer(returned, message):
     assert "'my_reward'" in str(e.value)
 
 
+def test_ngram_rewards_on_hand_cases():
+    # RL4LMs 97df0bd rl4lms/envs/text_generation/reward.py:126-160: METEOR of one finished episode through HF meteor,
+    # whose string feature stringifies the reference list; reward.py:71-95 subtracts 1 for a copied concept string
+    # or the words "generate" / "sentence"
+    refs = [["a dog catches a frisbee in the park"]] * 3
+    meta = [{"concepts": ["dog", "frisbee", "catch"]}] * 3
+    outs = ["a dog catches a frisbee in the park", "dog frisbee catch", "generate a sentence with: dog frisbee catch."]
+    # hand: the reference "['a dog ... park']" is 12 tokens ([ ' a dog ... park ' ]); the copy matches 8 in one
+    # chunk: P = 1, R = 8/12, Fmean = (8/12) / (.9 + .1 * 8/12) = 8/11.6, penalty 0.5 * (1/8)^3
+    copy = 8 / 11.6 * (1 - 0.5 / 8 ** 3)
+    assert REWARDS["meteor"](["p"], outs[:1], refs[:1], meta[:1]) == pytest.approx([copy])
+    met = REWARDS["meteor"](["p"] * 3, outs, refs, meta)
+    got = REWARDS["commongen_meteor"](["p"] * 3, outs, refs, meta)
+    assert got[0] == pytest.approx(copy)  # no copy of the concepts: plain METEOR
+    assert got[1] == pytest.approx(met[1] - 1.0) and got[2] == pytest.approx(met[2] - 1.0)  # copies are penalised
+    # reward.py:559-581: 1 - HF ter of one example. hand: identical -> 1; one substitution in four words -> 0.75;
+    # six words against a one-word reference: 5 deletions / 1 word -> 1 - 5 = -4
+    got = REWARDS["one_minus_ter"]([""] * 3, ["a b c d", "a b c x", "a b c d e f"], [["a b c d"], ["a b c d"], ["a"]], [{}] * 3)
+    assert got == pytest.approx([1.0, 0.75, -4.0])
+    # reward.py:163-205 (use_single_ref True): ROUGE-1 against the FIRST reference only. hand: "the cat" against
+    # "a dog" -> 0 although the second reference is identical; against "the cat sat": P = 1, R = 2/3 -> F = 0.8
+    assert REWARDS["rouge1"]([""] * 2, ["the cat", "the cat"], [["a dog", "the cat"], ["the cat sat"]], [{}] * 2) == pytest.approx([0.0, 0.8])
+    # reward.py:536-556: py-rouge ROUGE-L, best reference. hand: "the cat" vs "the cat sat": P = 1, R = 2/3, each
+    # raised to 1/1.2, F = 2PR / (P + R)
+    r = (2 / 3) ** (1 / 1.2)
+    assert REWARDS["rouge_lmax"]([""] * 2, ["the cat", "the cat"], [["a dog", "the cat"], ["the cat sat"]], [{}] * 2) == pytest.approx(
+        [1.0, 2 * r / (1 + r)])
+
+
 def test_task_rewards_on_hand_cases(tiny_classifier):
     from grue.metrics.neural import intent_match_per_sample
     from grue.metrics.text import meteor_per_sample
 
-    refs = [["a dog catches a frisbee in the park"]] * 3
-    meta = [{"concepts": ["dog", "frisbee", "catch"]}] * 3
-    outs = ["a dog catches a frisbee in the park", "dog frisbee catch", "generate a sentence with: dog frisbee catch."]
-    met = meteor_per_sample(outs, refs)
-    got = REWARDS["commongen_meteor"](["p"] * 3, outs, refs, meta)
-    assert got[0] == pytest.approx(met[0]) and met[0] > 0.9  # no copy: plain METEOR
-    assert got[1] == pytest.approx(met[1] - 1.0) and got[2] == pytest.approx(met[2] - 1.0)  # copies are penalised
-    # 1 - TER: identical -> 1; one substitution in four words -> 0.75
-    assert REWARDS["one_minus_ter"]([""] * 2, ["a b c d", "a b c x"], [["a b c d"]] * 2, [{}] * 2) == pytest.approx([1.0, 0.75])
-    assert REWARDS["rouge_lmax"]([""], ["the cat"], [["a dog", "the cat"]], [{}]) == pytest.approx([1.0])
     table = [["name", "ada lovelace"], ["born", "1815"]]
     assert REWARDS["parent"]([""], ["ada lovelace was born in 1815"], [["ada lovelace was born in 1815"]], [{"table": table}])[0] > 0.9
     # intent + METEOR, weighted 0.75 / 0.25, per sample

@@ -51,6 +51,10 @@ class MetricOptions:
     """``reference``, or ``prompt_and_reference`` (each prompt, a space, its reference): what perplexity reads."""
     perplexity_stride: int = 512
     """Sliding-window stride of perplexity, in tokens."""
+    sacrebleu_tokenize: str = "13a"
+    """sacrebleu's tokenizer for the ``sacrebleu`` metric (the paper: ``intl`` for dialogue and translation)."""
+    rouge_references: str = "first"
+    """What ROUGE scores each generation against: ``first``, ``stringified_list`` or ``best`` (see grue.metrics.text.rouge_targets)."""
     device: str = "cpu"
     batch_size: int = 32
 

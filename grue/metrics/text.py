@@ -8,6 +8,7 @@ The per-sample functions are also the task rewards (``grue.rewards``).
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -102,27 +103,27 @@ def _no_flag(value) -> bool:
 # ---------------------------------------------------------------- METEOR
 
 
-@functools.lru_cache(maxsize=1)
-def _word_tokenizer():
-    from nltk.tokenize import NLTKWordTokenizer
-
-    return NLTKWordTokenizer()  # Treebank-style words; unlike word_tokenize it needs no punkt data
-
-
 def meteor_per_sample(generations: Sequence[str], references: Sequence[Sequence[str]]) -> list[float]:
-    """nltk METEOR of each generation, the best over its references (N floats in [0, 1]).
+    """METEOR of each generation as the paper's HF ``meteor`` computed it (N floats in [0, 1]).
 
-    ``meteor = Fmean * (1 - 0.5 * (chunks / matches)^3)``, ``Fmean = 10PR / (R + 9P)``, with
-    exact, Porter-stem and WordNet-synonym matches of lower-cased NLTKWordTokenizer words.
+    HF ``meteor`` 2.5.1 declares one reference string per example, so an example's
+    reference LIST reaches nltk as its Python repr (``"['A dog.', 'A cat.']"``, brackets
+    and quotes included). Per example: nltk ``single_meteor_score(word_tokenize(str(refs)),
+    word_tokenize(generation), alpha=0.9, beta=3, gamma=0.5)`` with nltk 3.7's
+    ``word_tokenize`` (``grue.metrics.nltk37``); ``meteor = Fmean * (1 - 0.5 * frag^3)``,
+    ``Fmean = 10PR / (R + 9P)``, exact, Porter-stem and WordNet-synonym matches of
+    lower-cased words.
     """
     check_texts(generations, references)
     from grue.metrics.wordnet import ensure_wordnet
 
     ensure_wordnet()
-    from nltk.translate.meteor_score import meteor_score
+    from nltk.translate.meteor_score import single_meteor_score
 
-    tok = _word_tokenizer().tokenize
-    return [float(meteor_score([tok(r) for r in refs], tok(g))) for g, refs in zip(generations, references)]
+    from grue.metrics.nltk37 import word_tokenize
+
+    return [float(single_meteor_score(word_tokenize(str(list(refs))), word_tokenize(g), alpha=0.9, beta=3.0, gamma=0.5))
+            for g, refs in zip(generations, references)]
 
 
 def meteor(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
@@ -135,17 +136,8 @@ def meteor(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
 # ---------------------------------------------------------------- ROUGE
 
 ROUGE_NAMES = {"rouge1": "rouge_1", "rouge2": "rouge_2", "rougeL": "rouge_l", "rougeLsum": "rouge_lsum"}
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def split_sentences(text: str) -> str:
-    """``text`` with a newline after every ``.``, ``!`` or ``?`` that is followed by whitespace.
-
-    rouge-score's rougeLsum reads one sentence per line; its own splitter needs nltk's
-    punkt data, so this simple rule stands in (existing newlines stay boundaries). It
-    changes nothing for rouge1/2/L, whose tokenizer treats newlines as spaces.
-    """
-    return _SENTENCE_END.sub("\n", text.strip())
+# eval.rouge_references: what each generation is scored against
+ROUGE_REFERENCES = ("first", "stringified_list", "best")
 
 
 @functools.lru_cache(maxsize=4)
@@ -160,38 +152,70 @@ def _check_kind(kind: str) -> None:
         raise GrueError(f"unknown ROUGE kind '{kind}'; accepted: rouge1..rouge9, rougeL, rougeLsum")
 
 
-def rouge_scores(generations: Sequence[str], references: Sequence[Sequence[str]],
-                 kinds: Sequence[str]) -> dict[str, list[float]]:
-    """ROUGE F-measures (rouge-score, Porter stemming) per kind: kind -> N floats, each the best over the references."""
+def rouge_targets(refs: Sequence[str], mode: str) -> list[str]:
+    """The text(s) one generation is scored against, by ``eval.rouge_references``.
+
+    ``first``: ``[refs[0]]`` (RL4LMs ``use_single_ref``, its default); ``stringified_list``:
+    ``[str(refs)]``, the Python repr of the list (what HF ``rouge`` 2.5.1 made of a list
+    where a config set ``use_single_ref: False``); ``best``: every reference (the score is
+    then the best of them).
+    """
+    if mode == "first":
+        return [refs[0]]
+    if mode == "stringified_list":
+        return [str(list(refs))]
+    if mode == "best":
+        return list(refs)
+    raise GrueError(f"unknown rouge_references '{mode}'; accepted: {', '.join(ROUGE_REFERENCES)}")
+
+
+def rouge_scores(generations: Sequence[str], references: Sequence[Sequence[str]], kinds: Sequence[str],
+                 mode: str = "first") -> dict[str, list[float]]:
+    """ROUGE F-measures per kind: kind -> N floats (rouge-score, Porter stemming, ``score(target, generation)``).
+
+    Each example is scored against ``rouge_targets(refs, mode)``, keeping the best
+    F-measure when there are several. Texts go in as they are: rougeLsum reads their
+    own newlines as sentence ends and is rougeL on one-line texts (HF 2.5.1 split nothing).
+    """
     check_texts(generations, references)
     for kind in kinds:
         _check_kind(kind)
     scorer = _rouge_scorer(tuple(kinds))
     out: dict[str, list[float]] = {k: [] for k in kinds}
     for g, refs in zip(generations, references):
-        best = scorer.score_multi([split_sentences(r) for r in refs], split_sentences(g))
+        scores = [scorer.score(t, g) for t in rouge_targets(refs, mode)]
         for k in kinds:
-            out[k].append(float(best[k].fmeasure))
+            out[k].append(max(float(s[k].fmeasure) for s in scores))
     return out
 
 
-def rouge_per_sample(generations: Sequence[str], references: Sequence[Sequence[str]], kind: str = "rougeL") -> list[float]:
-    """ROUGE-``kind`` F-measure of each generation, the maximum over its references (N floats in [0, 1])."""
-    return rouge_scores(generations, references, [kind])[kind]
+def rouge_per_sample(generations: Sequence[str], references: Sequence[Sequence[str]], kind: str = "rougeL",
+                     mode: str = "first") -> list[float]:
+    """ROUGE-``kind`` F-measure of each generation against ``rouge_targets(refs, mode)`` (N floats in [0, 1])."""
+    return rouge_scores(generations, references, [kind], mode)[kind]
 
 
 def rouge(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
-    """``rouge_1``, ``rouge_2``, ``rouge_l``, ``rouge_lsum``: means of the per-sample F-measures."""
+    """``rouge_1``, ``rouge_2``, ``rouge_l``, ``rouge_lsum``: means of the per-sample F-measures.
+
+    The paper's HF ``rouge`` reported the median of 1000 unseeded bootstrap means instead
+    (BootstrapAggregator "mid"); the plain mean is its deterministic centre.
+    """
     check_batch(batch)
-    scores = rouge_scores(batch.generations, batch.references, list(ROUGE_NAMES))
+    scores = rouge_scores(batch.generations, batch.references, list(ROUGE_NAMES), opts.rouge_references)
     per = {ROUGE_NAMES[k]: v for k, v in scores.items()}
     return MetricResult({name: mean(v) for name, v in per.items()}, per)
 
 
 def rouge_lmax(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
-    """``rouge_lmax``: the mean over examples of the best ROUGE-L F-measure over each example's references."""
+    """``rouge_lmax``: the mean over examples of py-rouge's ROUGE-L, the best over each example's references.
+
+    See ``grue.metrics.pyrouge`` (RL4LMs ``RougeLMax`` with the NarrativeQA settings).
+    """
     check_batch(batch)
-    scores = rouge_per_sample(batch.generations, batch.references, kind="rougeL")
+    from grue.metrics.pyrouge import rouge_l_max
+
+    scores = rouge_l_max(batch.generations, batch.references)
     return MetricResult({"rouge_lmax": mean(scores)}, {"rouge_lmax": scores})
 
 
@@ -214,35 +238,62 @@ def _corpus(metric, generations: Sequence[str], references: Sequence[Sequence[st
     return float(metric.corpus_score(list(generations), reference_streams(references)).score) / 100.0
 
 
-def bleu_score(generations: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-    """Corpus BLEU-4 in [0, 1]: sacrebleu, 13a tokenisation, no smoothing, multi-reference.
+def nmt_bleu(generations: Sequence[str], references: Sequence[Sequence[str]], max_order: int = 4) -> float:
+    """Corpus BLEU of the paper's HF ``bleu`` (TF-NMT ``compute_bleu``) over ``str.split()`` words, in [0, 1].
 
-    The GRUE paper's "BLEU" came from the TF-NMT implementation (HF ``bleu``), whose
-    brevity penalty uses each example's shortest reference; sacrebleu uses the closest.
-    They agree whenever each example has one reference.
+    ``p_n = sum_i clip_n(i) / sum_i max(0, c_i - n + 1)`` for n = 1..4, where ``clip_n``
+    counts hypothesis n-grams at most as often as the most any one reference has them;
+    ``BLEU = exp(mean_n log p_n) * BP`` (0 when any p_n is 0, no smoothing);
+    ``BP = 1 if c > r else exp(1 - r / c)`` with ``c = sum_i c_i`` hypothesis words and
+    ``r = sum_i`` of each example's SHORTEST reference length. When c or r is 0 (e.g. every
+    generation empty) HF raised and RL4LMs logged "n/a"; no n-gram can match then and this
+    returns 0.0.
     """
+    # Hand-written: nltk's corpus_bleu and sacrebleu take the CLOSEST reference length for the
+    # brevity penalty, while the paper's metric took the shortest.
+    check_texts(generations, references)
+    matches, possible = [0] * max_order, [0] * max_order
+    hyp_len = ref_len = 0
+    for g, refs in zip(generations, references):
+        hyp, ref_words = g.split(), [r.split() for r in refs]
+        hyp_len += len(hyp)
+        ref_len += min(len(r) for r in ref_words)
+        for n in range(1, max_order + 1):
+            most = Counter()
+            for r in ref_words:
+                most |= ngrams(r, n)
+            matches[n - 1] += sum((ngrams(hyp, n) & most).values())
+            possible[n - 1] += max(0, len(hyp) - n + 1)
+    if hyp_len == 0 or ref_len == 0 or min(matches) == 0:
+        return 0.0
+    log_mean = sum(math.log(m / p) / max_order for m, p in zip(matches, possible))
+    ratio = hyp_len / ref_len
+    brevity = 1.0 if ratio > 1.0 else math.exp(1 - 1.0 / ratio)
+    return float(math.exp(log_mean) * brevity)
+
+
+SACREBLEU_TOKENIZERS = ("13a", "intl", "none", "zh", "char", "ja-mecab", "ko-mecab", "spm", "flores101", "flores200")
+
+
+def sacrebleu_score(generations: Sequence[str], references: Sequence[Sequence[str]], tokenize: str = "13a") -> float:
+    """sacrebleu's corpus BLEU (exp smoothing, ``tokenize`` as given; RL4LMs' default 13a) in [0, 1]."""
     from sacrebleu.metrics import BLEU
 
-    return _corpus(BLEU(tokenize="13a", smooth_method="none"), generations, references)
-
-
-def sacrebleu_score(generations: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-    """sacrebleu's default corpus BLEU (13a, exp smoothing) in [0, 1]."""
-    from sacrebleu.metrics import BLEU
-
-    return _corpus(BLEU(), generations, references)
+    if tokenize not in SACREBLEU_TOKENIZERS:
+        raise GrueError(f"unknown sacrebleu tokenize '{tokenize}'; accepted: {', '.join(SACREBLEU_TOKENIZERS)}")
+    return _corpus(BLEU(tokenize=tokenize), generations, references)
 
 
 def bleu(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
-    """``bleu``: see ``bleu_score``."""
+    """``bleu``: see ``nmt_bleu``."""
     check_batch(batch)
-    return MetricResult({"bleu": bleu_score(batch.generations, batch.references)})
+    return MetricResult({"bleu": nmt_bleu(batch.generations, batch.references)})
 
 
 def sacrebleu(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
-    """``sacrebleu``: see ``sacrebleu_score``."""
+    """``sacrebleu``: see ``sacrebleu_score``, with ``eval.sacrebleu_tokenize``."""
     check_batch(batch)
-    return MetricResult({"sacrebleu": sacrebleu_score(batch.generations, batch.references)})
+    return MetricResult({"sacrebleu": sacrebleu_score(batch.generations, batch.references, opts.sacrebleu_tokenize)})
 
 
 def chrf(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
