@@ -15,7 +15,7 @@ from grue.algorithms import supervised as sft
 from grue.config import from_dict, load_yaml, resolve
 from grue.errors import GrueError
 from grue.losses import masked_token_ce
-from grue.models import load_tokenizer
+from grue.models import load_policy, load_tokenizer
 from grue.tasks import imdb
 from grue.tasks.common import Example
 
@@ -72,11 +72,14 @@ def comparable(row: dict) -> dict:
     return {k: v for k, v in row.items() if not k.startswith("time/")}
 
 
+PROMPT_TARGET = sft.SupervisedConfig(causal_format="prompt_target")
+
 # ---- pure functions, by hand -------------------------------------------------------------------------
 
 def test_causal_batch_has_no_loss_on_prompt_and_padding():
     tok = load_tokenizer("tiny-gpt2")
-    prompts, targets = sft.encode(tok, [Example("The acting is", ["great"]), Example("great", ["good film"])], False, 32)
+    items = sft.encode(tok, [Example("The acting is", ["great"]), Example("great", ["good film"])], False, PROMPT_TARGET, 32)
+    prompts, targets = [p for p, _ in items], [t for _, t in items]
     assert prompts == [[729, 456, 378, 684], [73, 688]]
     assert targets == [[2206], [2669, 1760]]  # " great", " good film": a space continues the prompt
     b = sft.causal_sft_batch(prompts, targets, eos_id=1, pad_id=0, max_target_tokens=8)
@@ -90,13 +93,44 @@ def test_causal_batch_has_no_loss_on_prompt_and_padding():
 
 def test_seq2seq_batch_has_no_loss_on_padding():
     tok = load_tokenizer("tiny-t5")
-    prompts, targets = sft.encode(tok, [Example("The acting is", ["great"]), Example("great", ["good film"])], True, 32)
+    items = sft.encode(tok, [Example("The acting is", ["great"]), Example("great", ["good film"])], True, sft.SupervisedConfig(), 32)
+    prompts, targets = [p for p, _ in items], [t for _, t in items]
     assert prompts == [[729, 456, 378, 684, 1], [73, 688, 1]] and targets == [[73, 688], [73, 655, 1760]]
     b = sft.seq2seq_sft_batch(prompts, targets, eos_id=1, pad_id=0, decoder_start_id=0, max_target_tokens=8)
     assert b["input_ids"].tolist() == [[729, 456, 378, 684, 1], [73, 688, 1, 0, 0]]
     assert b["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
     assert b["labels"].tolist() == [[73, 688, 1, -100], [73, 655, 1760, 1]]
     assert b["decoder_input_ids"].tolist() == [[0, 73, 688, 1], [0, 73, 655, 1760]]
+
+
+def test_causal_text_batch_is_the_papers_format():
+    """RL4LMs' supervised script: prompt + reference as one text (nothing between them, no EOS), loss on every
+    token but the first, as the Hugging Face LM collator and GPT-2's own loss computed it
+    (RL4LMs 97df0bd rl4lms/envs/text_generation/utils_supervised.py:134-143, 188-193; training_utils.py:299)."""
+    tok = load_tokenizer("tiny-gpt2")
+    text = sft.SupervisedConfig()
+    assert text.causal_format == "text"
+    examples = [Example("The acting is", ["great"]), Example("A film", [" that bored me to tears"])]
+    items = sft.encode(tok, examples, False, text, 32)
+    assert [i for i, _ in items] == tok(["The acting isgreat", "A film that bored me to tears"])["input_ids"]
+    assert all(t == [] for _, t in items)
+    assert sft.label_count(items, False, 1, text) == sum(len(i) - 1 for i, _ in items)
+    b = sft.causal_text_batch([i for i, _ in items], pad_id=0)
+    L = max(len(i) for i, _ in items)
+    first = items[0][0]
+    assert b["input_ids"][0].tolist() == first + [0] * (L - len(first))
+    assert b["labels"][0].tolist() == first + [-100] * (L - len(first))
+    assert b["position_ids"][0, : len(first)].tolist() == list(range(len(first)))
+    # the loss is the model's own language-modelling loss, the paper's Trainer loss
+    model = load_policy("tiny-gpt2").eval()
+    with torch.no_grad():
+        ours = sft.sft_loss(model, b, seq2seq=False)
+        theirs = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+    # a long text is cut on the truncation side (left keeps its end), at max_text_tokens
+    long = Example(" ".join(["word"] * 50), [" the very end"])
+    (cut, _), = sft.encode(tok, [long], False, text, 32, "left", max_text_tokens=8)
+    assert len(cut) == 8 and tok.decode(cut).endswith("the very end")
 
 
 def test_masked_token_ce_by_hand():
@@ -157,10 +191,10 @@ def test_train_limit_takes_the_first_examples_after_the_filter(tmp_path, reviews
 
 # ---- training ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model", ["tiny-gpt2", "tiny-t5"])
-def test_training_lowers_the_sft_loss(tmp_path, reviews, model):
+@pytest.mark.parametrize("model,fmt", [("tiny-gpt2", "prompt_target"), ("tiny-gpt2", "text"), ("tiny-t5", "text")])
+def test_training_lowers_the_sft_loss(tmp_path, reviews, model, fmt):
     run = tmp_path / "run"
-    summary = sft.train(config(run, reviews, 3, "supervised.lr=3e-3", model=model), show=False)
+    summary = sft.train(config(run, reviews, 3, "supervised.lr=3e-3", f"supervised.causal_format={fmt}", model=model), show=False)
     rows = lines(run / "metrics.jsonl")
     assert [r["iteration"] for r in rows] == [1, 2, 3] and summary["iterations"] == 3
     assert rows[-1]["loss/sft"] < rows[0]["loss/sft"] - 0.5, rows
@@ -173,11 +207,13 @@ def test_training_lowers_the_sft_loss(tmp_path, reviews, model):
     assert not (run / "checkpoint" / "trainer" / "critic.safetensors").exists()
 
 
-def test_gradient_accumulation_is_one_big_step(tmp_path, reviews):
+@pytest.mark.parametrize("fmt", ["prompt_target", "text"])
+def test_gradient_accumulation_is_one_big_step(tmp_path, reviews, fmt):
     rows = []
     for accum in (1, 2):
         run = tmp_path / f"a{accum}"
-        sft.train(config(run, reviews, 1, f"supervised.grad_accum={accum}", "supervised.dropout=false"), show=False)
+        sft.train(config(run, reviews, 1, f"supervised.grad_accum={accum}", "supervised.dropout=false",
+                         f"supervised.causal_format={fmt}"), show=False)
         rows.append(lines(run / "steps.jsonl"))
     for a, b in zip(*rows):
         assert a["loss/sft"] == pytest.approx(b["loss/sft"], rel=1e-4) and a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3)

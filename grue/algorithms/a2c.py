@@ -1,10 +1,11 @@
 """A2C for language models (Mnih et al. 2016; the GRUE paper's RL4LMs settings), top to bottom.
 
-One iteration: sample ``rollout_size`` completions (one KV-cached generate per batch),
-score them, one teacher-forced forward of the reference and the critic, per-token
+One iteration: sample ``rollout_size`` generated tokens (the paper's unit: whole episodes,
+the last one cut at the budget) or completions (one KV-cached generate per batch), score
+them, one teacher-forced forward of the reference and the critic, per-token
 rewards ``-beta * KL_t`` plus the score at the last token, GAE, then ONE optimizer step
-over the whole rollout: policy gradient ``-A_t * log pi(a_t|s_t)`` (no ratio, no
-clipping), value loss and entropy bonus, gradient-norm clipped. The rollout step is
+over the whole rollout (RMSprop, as RL4LMs): policy gradient ``-A_t * log pi(a_t|s_t)`` (no
+ratio, no clipping), value loss and entropy bonus, gradient-norm clipped. The rollout step is
 PPO's (grue.onpolicy); only the update differs. Works for causal and seq2seq policies.
 """
 
