@@ -15,6 +15,7 @@ from grue.algorithms import a2c
 from grue.config import resolve
 from grue.errors import GrueError
 from grue.losses import a2c_policy_loss
+from grue.onpolicy import collect
 from grue.setup import start_session
 
 # ---- a2c_policy_loss -------------------------------------------------------------------------
@@ -100,7 +101,7 @@ def test_update_is_one_optimizer_step_and_accumulation_sums(tmp_path):
     ref_before = [p.clone() for p in s.ref.parameters()]
     before = [p.detach().clone() for p in s.params]
     opt_before = copy.deepcopy(s.optimizer.state_dict())
-    r = a2c.collect(s, [e.prompt for e in s.examples[:16]])
+    r = collect(s, [e.prompt for e in s.examples[:16]])
     adv = torch.randn(r.values.shape, generator=torch.Generator().manual_seed(0)) * r.response_mask
     results = []
     for accum in (1, 4):

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from conftest import run_cli
 from grue.algorithms import nlpo, ppo
 from grue.config import resolve
+from grue.onpolicy import collect
 from grue.models import load_policy, load_tokenizer
 from grue.rollout import GenSettings, MaskSettings, generate, lm_inputs, policy_forward, tokenize_prompts
 from grue.sampling import sample_step, top_p_mask, warped_logprobs
@@ -109,30 +110,31 @@ def test_refresh_reaches_the_sampler(tmp_path):
         for p in s.accelerator.unwrap_model(s.policy).parameters():
             p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(2)) * 0.5)
     current = s.accelerator.unwrap_model(s.policy)
-    assert not nlpo.refresh_due(2, 2)
-    r = nlpo.collect(s, prompts, mask=mask)
+    assert not nlpo.refresh_due(1, 2)
+    r = collect(s, prompts, mask=mask)
     assert inside(r, allowed_sets(initial, r, mask, False)), "before the refresh the old mask holds"
-    assert nlpo.refresh_due(3, 2)
+    assert nlpo.refresh_due(2, 2)
     nlpo.refresh(s, mask)
-    r = nlpo.collect(s, prompts, mask=mask)
+    r = collect(s, prompts, mask=mask)
     assert inside(r, allowed_sets(current, r, mask, False)), "after the refresh the sampler uses the new copy"
     assert not inside(r, allowed_sets(initial, r, mask, False)), "and not the stale one"
 
 
 def test_training_loop_refreshes_on_schedule(tmp_path):
-    """Interval 2: iterations 1-2 sample under the starting policy, iteration 3 under the policy after 2 updates."""
+    """Interval 2: iterations 1-2 sample under the starting policy; the refresh after collecting iteration 2
+    copies the policy of 1 update, which iteration 3 samples under (RL4LMs' schedule)."""
     start = load_policy("tiny-gpt2").state_dict()
+    nlpo.train(config(tmp_path / "one", "nlpo", 1, "nlpo.mask_update_interval=2"), show=False)
     nlpo.train(config(tmp_path / "two", "nlpo", 2, "nlpo.mask_update_interval=2"), show=False)
-    nlpo.train(config(tmp_path / "three", "nlpo", 3, "nlpo.mask_update_interval=2"), show=False)
-    two, three = tmp_path / "two" / "nlpo" / "checkpoint", tmp_path / "three" / "nlpo" / "checkpoint"
+    one, two = tmp_path / "one" / "nlpo" / "checkpoint", tmp_path / "two" / "nlpo" / "checkpoint"
+    mask1 = load_file(str(one / "trainer" / "mask_policy.safetensors"))
     mask2 = load_file(str(two / "trainer" / "mask_policy.safetensors"))
-    mask3 = load_file(str(three / "trainer" / "mask_policy.safetensors"))
-    policy2 = load_file(str(two / "model.safetensors"))  # the policy after 2 iterations (runs are deterministic)
-    common = [k for k in mask2 if k in policy2]
+    policy1 = load_file(str(one / "model.safetensors"))  # the policy after 1 iteration (runs are deterministic)
+    common = [k for k in mask1 if k in policy1]
     assert len(common) > 5
-    assert all(torch.equal(mask2[k], start[k]) for k in common), "no refresh before the interval has passed"
-    assert all(torch.equal(mask3[k], policy2[k]) for k in common), "refreshed from the policy after 2 updates"
-    assert any(not torch.equal(policy2[k], start[k]) for k in common), "the policy did move"
+    assert all(torch.equal(mask1[k], start[k]) for k in common), "no refresh before the interval has passed"
+    assert all(torch.equal(mask2[k], policy1[k]) for k in common), "refreshed from the policy of 1 update"
+    assert any(not torch.equal(policy1[k], start[k]) for k in common), "the policy did move"
 
 
 @pytest.mark.slow

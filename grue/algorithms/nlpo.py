@@ -68,8 +68,10 @@ def masking_policy(s: Session) -> MaskSettings:
 
 
 def refresh_due(iteration: int, interval: int) -> bool:
-    """Whether the masking policy is re-synced before ``iteration`` (1-based): after every ``interval`` updates."""
-    return iteration > 1 and (iteration - 1) % interval == 0
+    """Whether the masking policy is re-synced after collecting ``iteration``'s rollout (1-based) and before training
+    on it: every ``interval`` iterations, as RL4LMs' NLPO scheduled it (rl4lms/algorithms/nlpo/nlpo.py, ``learn``).
+    The next rollout then samples under the policy of ``iteration - 1`` updates."""
+    return iteration % interval == 0
 
 
 def refresh(s: Session, mask: MaskSettings) -> None:
@@ -98,15 +100,16 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
     with Display(algo.iterations, s.start_iteration, f"{cfg.run.task} nlpo", enabled=show and acc.is_main_process) as display:
         for it in range(s.start_iteration + 1, algo.iterations + 1):
-            # 1. Masking policy: re-sync from the current policy every mask_update_interval iterations.
-            if refresh_due(it, algo.mask_update_interval):
-                refresh(s, mask)
-
-            # 2-3. Prompts and rollout (rollout_size tokens or completions, as PPO) inside the masking
+            # 1-2. Prompts and rollout (rollout_size tokens or completions, as PPO) inside the masking
             #      policy's top-p sets; reference and critic forwards.
             t0 = time.perf_counter()
             b = collect_iteration(s, mask=mask)
             r = b.rollout
+
+            # 3. Masking policy: every mask_update_interval iterations, re-sync it from the current policy
+            #    (before this rollout's update), in place, so the next rollout samples inside the new mask.
+            if refresh_due(it, algo.mask_update_interval):
+                refresh(s, mask)
 
             # 4-6. Scores; per-token rewards -beta * KL_t (unmasked distributions) plus the score
             #      at the last token (not for a cut episode); GAE advantages and returns.
