@@ -1,8 +1,8 @@
 """NarrativeQA abstractive question answering over a story summary (GRUE task ``narrativeqa``).
 
 Given a question about a book or film and the Wikipedia summary of its story, write a
-short free-form answer. The prompt is UnifiedQA's input format, which the paper's
-warm start ``allenai/unifiedqa-t5-base`` was trained on and which RL4LMs reads from
+short free-form answer. The prompt is UnifiedQA's input format, which
+``allenai/unifiedqa-t5-base`` (RL4LMs' start for Supervised+RL) was trained on and which RL4LMs reads from
 UnifiedQA's NarrativeQA files: ``question \\n summary``, all lower-cased, where ``\\n``
 is the literal two characters backslash + n between spaces (T5's tokenizer drops real
 line breaks, so UnifiedQA writes the separator out). Line breaks inside the summary are
