@@ -82,3 +82,13 @@ def test_real_sample(data_dir):
         assert ex[0].prompt == "<EOU>".join(d["dialog"][:5]) + " <EOU>"
         assert ex[0].references == [d["dialog"][5] + "<EOU>"] and ex[0].meta["intent"] == d["act"][5] - 1
     assert sizes == {"train": 2678, "validation": 1325, "test": 1225}
+
+
+def test_paper_settings():
+    # RL4LMs 97df0bd dialog/gpt2_ppo.yml n_iters 50, gpt2_nlpo.yml 100, gpt2_supervised.yml num_train_epochs 20
+    from grue.config import resolve
+
+    ppo, nlpo, sup = resolve("dailydialog", "ppo"), resolve("dailydialog", "nlpo"), resolve("dailydialog", "supervised")
+    assert (ppo.algo.iterations, ppo.algo.kl_coef, ppo.algo.kl_target, nlpo.algo.iterations) == (50, 0.2, 0.5, 100)
+    assert (sup.algo.epochs, sup.algo.batch_size, sup.algo.causal_format, sup.generation.max_prompt_tokens) == (20, 32, "text", 128)
+    assert (ppo.generation.top_k, ppo.generation.min_new_tokens, ppo.eval.batch_size, sup.eval.batch_size) == (20, 2, 32, 256)

@@ -134,6 +134,14 @@ def test_real_sample(data_dir):
     assert len(totto.supervised_examples(val)) == sum(len(e.references) for e in val)
 
 
+def test_paper_settings_cut_rl_prompts_left_and_supervised_prompts_right():
+    # RL4LMs 97df0bd totto/t5_ppo.yml sets no prompt_truncation_side (env and policy default "left");
+    # t5_supervised.yml's tokenizer truncation_side "right" and generation_kwargs do_sample + num_beams 10
+    ppo, sup = resolve("totto", "ppo"), resolve("totto", "supervised")
+    assert (ppo.generation.truncation_side, ppo.generation.min_new_tokens, ppo.eval.num_beams, ppo.eval.do_sample) == ("left", 9, 5, False)
+    assert (sup.generation.truncation_side, sup.eval.num_beams, sup.eval.do_sample, sup.eval.min_new_tokens) == ("right", 10, True, 9)
+
+
 def test_run_config_chooses_the_variant(data_dir):
     cfg = resolve("totto", "ppo", preset="smoke", sets=[f"run.data_dir={data_dir}", "run.prompt_variant=no_titles"])
     assert all(e.prompt.startswith("<table> ") for e in load_examples(cfg, "train"))
