@@ -1,4 +1,4 @@
-"""The CommonGen task: prompts, one example per concept set, Hub-schema rows, the v1.1 test split, real sample."""
+"""The CommonGen task: prompts, RL4LMs' examples (one per train row, one per concept set elsewhere), GEM rows, the test split, real sample."""
 
 from __future__ import annotations
 
