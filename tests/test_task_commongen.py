@@ -1,4 +1,4 @@
-"""The CommonGen task: prompts, one example per concept set, Hub-schema rows, the v1.1 test split, real sample."""
+"""The CommonGen task: prompts, RL4LMs' examples (one per train row, one per concept set elsewhere), GEM rows, the test split, real sample."""
 
 from __future__ import annotations
 
@@ -36,37 +36,48 @@ def test_prompt_is_rl4lms_commongen_form():
     assert commongen.build_prompt(["dog", "frisbee", "catch"]) == "generate a sentence with: dog frisbee catch."
 
 
-def test_rows_group_into_one_example_per_concept_set_in_order_of_first_appearance():
-    ex = commongen.group_concept_sets(HUB_ROWS, "train")
-    assert [e.prompt for e in ex] == ["generate a sentence with: kite fly beach.", "generate a sentence with: bake bread oven."]
-    assert ex[0].references == [HUB_ROWS[0]["target"], HUB_ROWS[2]["target"], HUB_ROWS[4]["target"]]
-    assert ex[1].references == [HUB_ROWS[1]["target"], HUB_ROWS[3]["target"]]
-    assert ex[0].meta == {"concepts": ["kite", "fly", "beach"], "concept_set_idx": 7, "index": 0}
+def test_train_has_one_example_per_sentence():
+    # RL4LMs 97df0bd custom_text_generation_pools.py:123-141: one sample per GEM row, references=[target]
+    ex = commongen.rows_to_examples(HUB_ROWS, "train")
+    assert [e.prompt for e in ex] == ["generate a sentence with: kite fly beach.", "generate a sentence with: bake bread oven.",
+                                      "generate a sentence with: kite fly beach.", "generate a sentence with: bake bread oven.",
+                                      "generate a sentence with: kite fly beach."]
+    assert [e.references for e in ex] == [[r["target"]] for r in HUB_ROWS]
     assert ex[1].meta == {"concepts": ["bake", "bread", "oven"], "concept_set_idx": 3, "index": 1}
 
 
-def test_local_file_in_hub_schema_loads_the_same_and_deterministically(tmp_path):
+def test_evaluation_splits_have_one_example_per_concept_set_with_its_first_sentence():
+    # GEM common_gen (datasets 2.5.1 datasets/gem/gem.py:957-967): one validation row per set,
+    # target = scene[0]; RL4LMs reads only that target.
+    ex = commongen.rows_to_examples(HUB_ROWS, "validation")
+    assert [(e.prompt, e.references) for e in ex] == [("generate a sentence with: kite fly beach.", [HUB_ROWS[0]["target"]]),
+                                                      ("generate a sentence with: bake bread oven.", [HUB_ROWS[1]["target"]])]
+    assert ex[1].meta == {"concepts": ["bake", "bread", "oven"], "concept_set_idx": 3, "index": 1}
+
+
+def test_gem_schema_rows_give_the_same_examples():
+    gem = [{"gem_id": "common_gen-validation-0", "gem_parent_id": "common_gen-validation-0", "concept_set_id": 7,
+            "concepts": ["kite", "fly", "beach"], "target": HUB_ROWS[0]["target"],
+            "references": [HUB_ROWS[0]["target"], HUB_ROWS[2]["target"], HUB_ROWS[4]["target"]]}]
+    assert commongen.rows_to_examples(gem, "validation") == commongen.rows_to_examples(HUB_ROWS[:1], "validation")
+
+
+def test_local_file_loads_the_same_and_deterministically(tmp_path):
     d = write_split(tmp_path, "validation", HUB_ROWS)
     ex = commongen.load("validation", d)
-    assert ex == commongen.group_concept_sets(HUB_ROWS, "validation") == commongen.load("validation", d)
+    assert ex == commongen.rows_to_examples(HUB_ROWS, "validation") == commongen.load("validation", d)
 
 
-def test_supervised_examples_are_one_per_concept_set_and_sentence():
-    sup = commongen.supervised_examples(commongen.group_concept_sets(HUB_ROWS))
-    assert [(e.prompt, e.references) for e in sup] == [
-        ("generate a sentence with: kite fly beach.", [HUB_ROWS[0]["target"]]),
-        ("generate a sentence with: kite fly beach.", [HUB_ROWS[2]["target"]]),
-        ("generate a sentence with: kite fly beach.", [HUB_ROWS[4]["target"]]),
-        ("generate a sentence with: bake bread oven.", [HUB_ROWS[1]["target"]]),
-        ("generate a sentence with: bake bread oven.", [HUB_ROWS[3]["target"]]),
-    ]
-    assert [e.meta["reference_index"] for e in sup] == [0, 1, 2, 0, 1]
+def test_supervised_examples_are_the_train_examples():
+    ex = commongen.rows_to_examples(HUB_ROWS, "train")
+    sup = commongen.supervised_examples(ex)
+    assert [(e.prompt, e.references) for e in sup] == [(e.prompt, e.references) for e in ex]
     assert all(e.meta["concepts"] for e in sup)
 
 
 def test_hub_test_split_is_refused_before_any_download():
     # HF common_gen v1.1's test targets are all "": the error says so and names the alternatives.
-    with pytest.raises(GrueError, match=r"test split has empty targets.*'validation'.*v1\.0"):
+    with pytest.raises(GrueError, match=r"GEM's common_gen test split has empty targets.*'validation'.*v1\.0"):
         commongen.load("test", None)
 
 
@@ -77,13 +88,13 @@ def test_empty_target_in_a_file_is_an_error(tmp_path):
 
 
 @pytest.mark.parametrize("rows, message", [
-    ([{"concepts": ["a", "b"], "target": "x"}], "expected the fields concept_set_idx, concepts, target"),
+    ([{"concepts": ["a", "b"], "target": "x"}], r"expected the fields concept_set_idx \(or GEM's concept_set_id\), concepts, target"),
     ([{"concept_set_idx": 1, "concepts": [], "target": "x"}], "'concepts' must be a non-empty list"),
     ([HUB_ROWS[0], {**HUB_ROWS[2], "concepts": ["kite", "beach"]}], "concept set 7 has concepts"),
 ])
 def test_malformed_rows_are_explained(rows, message):
     with pytest.raises(GrueError, match=message):
-        commongen.group_concept_sets(rows, "train")
+        commongen.rows_to_examples(rows, "train")
 
 
 def test_paper_settings_resolve():
@@ -91,21 +102,29 @@ def test_paper_settings_resolve():
     assert (ppo.run.model, ppo.run.reward, ppo.algo.lr, ppo.algo.kl_coef, ppo.algo.kl_target) == ("t5-base", "commongen_meteor", 2e-6, 0.001, 2.0)
     assert (ppo.generation.top_k, ppo.generation.max_new_tokens, nlpo.generation.top_k) == (0, 20, 50)
     assert (ppo.eval.num_beams, ppo.eval.do_sample, ppo.eval.max_new_tokens) == (5, False, 20)
+    # RL4LMs 97df0bd common_gen/t5_ppo.yml min_length 5 counts T5's decoder start token: 4 new tokens
+    assert (ppo.generation.min_new_tokens, ppo.eval.min_new_tokens, ppo.algo.rollout_size, ppo.algo.ent_coef) == (4, 4, 2560, 0.01)
+    # common_gen/t5_nlpo.yml: max_prompt_length 15 cut on the left (no side set), min_length 10, sampled evaluation
+    g, e = nlpo.generation, nlpo.eval
+    assert (g.max_prompt_tokens, g.truncation_side, g.min_new_tokens, nlpo.algo.rollout_size) == (15, "left", 9, 1280)
+    assert (e.do_sample, e.num_beams, e.top_k, e.min_new_tokens, e.batch_size) == (True, 1, 50, 9, 100)
 
 
-def test_real_sample_groups_whole_concept_sets(data_dir):
+def test_real_sample(data_dir):
     d = str(data_dir)
     for split in commongen.SPLITS:
         rows = [json.loads(line) for line in (data_dir / "commongen" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
         ex = commongen.load(split, d)
-        assert len(ex) == len({r["concept_set_idx"] for r in rows})
-        assert sum(len(e.references) for e in ex) == len(rows)
+        sets = {r["concept_set_idx"] for r in rows}
+        assert len(ex) == (len(rows) if split == "train" else len(sets))
         assert [e.meta["index"] for e in ex] == list(range(len(ex)))
         assert all(e.prompt == "generate a sentence with: " + " ".join(e.meta["concepts"]) + "." for e in ex)
-        assert all(all(r.strip() for r in e.references) for e in ex)
-        first = next(r for r in rows if r["concept_set_idx"] == ex[0].meta["concept_set_idx"])
-        assert ex[0].meta["concepts"] == first["concepts"]
+        assert all(len(e.references) == 1 and e.references[0].strip() for e in ex)
+        first = {}
+        for r in rows:
+            first.setdefault(r["concept_set_idx"], r["target"])
+        if split != "train":
+            assert all(e.references == [first[e.meta["concept_set_idx"]]] for e in ex)
     val = commongen.load("validation", d)
     assert val == commongen.load("validation", d)  # deterministic
-    assert len(commongen.supervised_examples(val)) == 1000  # the sample's validation rows
-
+    assert len(commongen.load("train", d)) == 1000  # the sample's train rows

@@ -33,7 +33,7 @@ def local_row() -> dict:
 
 
 def write(tmp_path, split: str, rows: list[dict]) -> str:
-    (tmp_path / "narrativeqa").mkdir(exist_ok=True)
+    (tmp_path / "narrativeqa").mkdir(parents=True, exist_ok=True)
     (tmp_path / "narrativeqa" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return str(tmp_path)
 
@@ -45,20 +45,28 @@ def test_prompt_is_unifiedqa_format():
 
 
 def test_both_schemas_give_the_same_examples(tmp_path):
-    d = write(tmp_path, "validation", [hub_row(), local_row(), hub_row("Who is with Mara?", ["Her brother"])])
-    a, b, c = narrativeqa.load("validation", d)
-    assert a == Example(PROMPT, ["north", "to the north with her brother"], {"index": 0})
-    assert (b.prompt, b.references, b.meta) == (PROMPT, a.references, {"index": 1})
+    hub = narrativeqa.load("validation", write(tmp_path / "hub", "validation", [hub_row(), hub_row("Who is with Mara?", ["Her brother"])]))
+    local = narrativeqa.load("validation", write(tmp_path / "local", "validation", [local_row()]))
+    a, c = hub
+    assert a == local[0] == Example(PROMPT, ["north", "to the north with her brother"], {"index": 0})
     assert c.prompt.startswith("who is with mara? \\n ") and c.references == ["her brother"]
-    assert narrativeqa.load("validation", d) == [a, b, c]  # deterministic
+    assert narrativeqa.load("validation", str(tmp_path / "hub")) == hub  # deterministic
+
+
+def test_rows_with_the_same_prompt_become_one_example():
+    # RL4LMs 97df0bd rl4lms/data_pools/custom_text_generation_pools.py:324-334: answers grouped by prompt text
+    a, b = narrativeqa.rows_to_examples([hub_row(), hub_row("Who is with Mara?", ["Her brother"]),
+                                         hub_row(answers=["north", "By boat"])])
+    assert (a.prompt, a.references, a.meta) == (PROMPT, ["north", "to the north with her brother", "north", "by boat"], {"index": 0})
+    assert (b.references, b.meta) == (["her brother"], {"index": 1})
 
 
 def test_supervised_examples_pair_each_answer_with_its_question(tmp_path):
-    examples = narrativeqa.load("train", write(tmp_path, "train", [hub_row(), local_row()]))
+    examples = narrativeqa.load("train", write(tmp_path, "train", [hub_row(), hub_row("Who is with Mara?", ["Her brother"])]))
     pairs = narrativeqa.supervised_examples(examples)
     assert [(p.prompt, p.references, p.meta) for p in pairs] == [
         (e.prompt, [r], {"index": e.meta["index"], "reference_index": j}) for e in examples for j, r in enumerate(e.references)]
-    assert len(pairs) == 4
+    assert len(pairs) == 3
 
 
 def test_bad_input_is_explained(tmp_path):
@@ -76,7 +84,7 @@ def test_bad_input_is_explained(tmp_path):
 def test_real_sample(data_dir):
     ex = narrativeqa.load("test", str(data_dir))
     rows = [json.loads(line) for line in (data_dir / "narrativeqa" / "test.jsonl").open(encoding="utf-8")]
-    assert len(ex) == len(rows) == 40
+    assert len(ex) == len(rows) == 40  # no two questions of the sample share a prompt
     for e, row in zip(ex, rows):
         assert e.prompt == e.prompt.lower() and "\n" not in e.prompt
         question, _, summary = e.prompt.partition(" \\n ")
@@ -90,4 +98,7 @@ def test_smoke_preset_trains_and_validates_on_the_only_local_split(data_dir):
     cfg = resolve("narrativeqa", "supervised", preset="smoke", sets=[f"run.data_dir={data_dir}"])
     assert (cfg.run.train_split, cfg.run.validation_split) == ("test", "test")
     assert len(load_examples(cfg, cfg.run.train_split)) == 40
-    assert resolve("narrativeqa", "ppo").run.model == "allenai/unifiedqa-t5-base"
+    ppo = resolve("narrativeqa", "ppo")
+    assert ppo.run.model == "t5-base"  # RL4LMs narrative_qa/t5_ppo.yml; unifiedqa-t5-base is the *_on_supervised start
+    # no max_new_tokens in RL4LMs' rollout or evaluation kwargs: transformers 4.18's max_length 20, 19 new tokens for T5
+    assert (ppo.generation.max_new_tokens, ppo.eval.max_new_tokens, ppo.eval.num_beams) == (19, 19, 4)

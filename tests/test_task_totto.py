@@ -57,13 +57,17 @@ def write(tmp_path, split: str, rows: list[dict]) -> str:
     return str(tmp_path)
 
 
-def test_prompt_is_the_official_linearisation_with_or_without_titles(tmp_path):
+def test_prompt_is_rl4lms_subtable_form_and_the_variants_its_parts(tmp_path):
+    # RL4LMs 97df0bd rl4lms/data_pools/custom_text_generation_pools.py:44-57: subtable_str (no titles)
+    # + subtable_metadata_str (with titles), nothing between them
     d = write(tmp_path, "validation", [original_row()])
     (ex,) = totto.load("validation", d)
-    assert ex.prompt == TITLES + CELLS
+    assert ex.prompt == CELLS + TITLES + CELLS
+    (titled,) = totto.load("validation", d, variant="titles")
+    assert titled.prompt == TITLES + CELLS
     (bare,) = totto.load("validation", d, variant="no_titles")
     assert bare.prompt == CELLS
-    assert totto.VARIANTS == ("titles", "no_titles")
+    assert totto.VARIANTS == ("subtable", "titles", "no_titles")
 
 
 def test_empty_titles_are_left_out():
@@ -76,7 +80,7 @@ def test_references_and_meta_from_both_schemas(tmp_path):
     d = write(tmp_path, "validation", [original_row(), hub_row(), hub_row(overlap_subset="True", example_id="7")])
     a, b, c = totto.load("validation", d)
     assert a.prompt == b.prompt == c.prompt
-    assert a.references == b.references == [SENTENCES[0], SENTENCES[1].strip()]
+    assert a.references == b.references == SENTENCES  # unchanged, surrounding spaces too (RL4LMs)
     assert a.meta == {"table": PARENT, "overlap_subset": True, "example_id": "42", "index": 0}
     assert b.meta == {"table": PARENT, "overlap_subset": False, "example_id": "42", "index": 1}
     assert (c.meta["overlap_subset"], c.meta["example_id"], c.meta["index"]) == (True, "7", 2)
@@ -98,7 +102,7 @@ def test_unlabeled_test_split_is_refused(tmp_path):
 
 
 def test_bad_input_is_explained(tmp_path):
-    with pytest.raises(GrueError, match="no prompt variant 'full'.*titles, no_titles"):
+    with pytest.raises(GrueError, match="no prompt variant 'full'.*subtable, titles, no_titles"):
         totto.load("validation", str(tmp_path), variant="full")
     d = write(tmp_path, "validation", [original_row(highlighted_cells=[[3, 0]])])
     with pytest.raises(GrueError, match=r"row 1: highlighted cell \[3, 0\] is outside the table"):
@@ -121,13 +125,21 @@ def test_real_sample(data_dir):
     assert totto.load("validation", str(data_dir)) == val  # deterministic
     rows = [json.loads(line) for line in (data_dir / "totto" / "validation.jsonl").open(encoding="utf-8")]
     for e, row in zip(val, rows):
-        assert e.prompt.startswith("<page_title> ") and e.prompt.endswith(" </table>")
-        assert e.prompt.count("<cell> ") == len(row["highlighted_cells"])
-        assert e.references == [a["final_sentence"].strip() for a in row["sentence_annotations"]]
+        assert e.prompt.startswith("<table> ") and "</table><page_title> " in e.prompt and e.prompt.endswith(" </table>")
+        assert e.prompt.count("<cell> ") == 2 * len(row["highlighted_cells"])
+        assert e.references == [a["final_sentence"] for a in row["sentence_annotations"]]
         assert isinstance(e.meta["overlap_subset"], bool) and e.meta["example_id"] == str(row["example_id"])
         assert e.meta["table"][-1][0] in ("page_title", "section_title")
     assert {len(e.references) for e in val} <= {2, 3} and all(e.meta["overlap_subset"] is None for e in train)
     assert len(totto.supervised_examples(val)) == sum(len(e.references) for e in val)
+
+
+def test_paper_settings_cut_rl_prompts_left_and_supervised_prompts_right():
+    # RL4LMs 97df0bd totto/t5_ppo.yml sets no prompt_truncation_side (env and policy default "left");
+    # t5_supervised.yml's tokenizer truncation_side "right" and generation_kwargs do_sample + num_beams 10
+    ppo, sup = resolve("totto", "ppo"), resolve("totto", "supervised")
+    assert (ppo.generation.truncation_side, ppo.generation.min_new_tokens, ppo.eval.num_beams, ppo.eval.do_sample) == ("left", 9, 5, False)
+    assert (sup.generation.truncation_side, sup.eval.num_beams, sup.eval.do_sample, sup.eval.min_new_tokens) == ("right", 10, True, 9)
 
 
 def test_run_config_chooses_the_variant(data_dir):

@@ -55,6 +55,9 @@ def test_settings():
     assert (ppo.eval.num_beams, ppo.eval.length_penalty, ppo.eval.max_new_tokens) == (4, 0.6, 128)
     assert (smoke.run.train_split, smoke.run.validation_split) == ("validation", "validation")  # the sample has no train
     assert resolve("wmt16", "nlpo").algo.top_mask == 0.5
+    # RL4LMs 97df0bd iwslt2017/t5_supervised.yml: tokenizer truncation_side left, t5-base's model_max_length 512
+    sup = resolve("wmt16", "supervised")
+    assert (sup.generation.max_prompt_tokens, sup.generation.truncation_side, ppo.generation.truncation_side) == (512, "left", "right")
 
 
 def test_real_sample(data_dir):

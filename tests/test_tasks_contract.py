@@ -91,3 +91,31 @@ def test_every_algorithm_resolves_with_paper_and_smoke_settings(task):
         assert smoke.run.reward in {"lexicon", "meteor", "commongen_meteor", "rouge1", "rouge_lmax", "one_minus_ter", "parent"}
     header = (tasks_root() / task / "ppo.yaml").read_text(encoding="utf-8").lstrip()
     assert header.startswith("#"), "each settings file states its source in a header comment"
+
+
+# The paper's recipe (RL4LMs 97df0bd rl4lms/algorithms/ppo/ppo.py, nlpo/nlpo.py, a2c/a2c.py defaults and
+# envs/text_generation/policy/base_policy.py:_setup_optimizer), written out in every paper settings file.
+PAPER_RECIPE = {
+    "ppo": {"batch_unit": "tokens", "normalize_advantage": True, "whiten_advantages": False, "policy_distribution": "full",
+            "adam_eps": 1e-8, "weight_decay": 1e-6, "clip": 0.2, "vf_coef": 0.5, "max_grad_norm": 0.5, "gamma": 0.99, "lam": 0.95},
+    "nlpo": {"batch_unit": "tokens", "normalize_advantage": True, "whiten_advantages": False, "policy_distribution": "sampled",
+             "adam_eps": 1e-8, "weight_decay": 1e-6, "clip": 0.2, "vf_coef": 0.5, "max_grad_norm": 0.5, "gamma": 0.99, "lam": 0.95},
+    "a2c": {"batch_unit": "tokens", "optimizer": "rmsprop", "adam_eps": 1e-5, "weight_decay": 1e-6, "policy_distribution": "full",
+            "whiten_advantages": False, "vf_coef": 0.5, "max_grad_norm": 0.5, "gamma": 0.99, "lam": 1.0},
+}
+
+
+@pytest.mark.parametrize("task", GRUE)
+def test_paper_files_write_out_the_paper_recipe_and_smoke_presets_keep_grues(task):
+    for algo, recipe in PAPER_RECIPE.items():
+        text = (tasks_root() / task / f"{algo}.yaml").read_text(encoding="utf-8")
+        section = load_yaml(tasks_root() / task / f"{algo}.yaml")[algo]
+        assert {k: section.get(k) for k in recipe} == recipe, (task, algo)  # explicit in the file, not dataclass defaults
+        assert re.search(r"rollout_size: \d+ +# tokens: \d+ envs x \d+ steps", text), (task, algo)
+        assert section["rollout_batch_size"] == (2 if (task, algo) == ("imdb", "a2c") else 10)  # RL4LMs n_envs
+        assert resolve(task, algo, preset="smoke").algo.batch_unit == "completions"
+    for algo in ("ppo", "nlpo"):
+        cfg = resolve(task, algo).algo
+        assert cfg.rollout_size % cfg.minibatch_size == 0
+    sup = load_yaml(tasks_root() / task / "supervised.yaml")["supervised"]
+    assert (sup["adam_eps"], sup["max_grad_norm"]) == (1e-8, 1.0)

@@ -2,12 +2,15 @@
 
 The prompt is ``"Summarize: "`` followed by a news article (cut to the first 512
 tokens by the rollout: ``generation.truncation_side: right``); the reference is the
-article's highlights, its bullet-point summary.
+article's highlights, its bullet-point summary, exactly as the data gives them. This is
+RL4LMs' ``CNNDailyMail`` data pool (97df0bd rl4lms/data_pools/custom_text_generation_pools.py,
+with the configs' ``prompt_prefix: "Summarize: "``, no article truncation, every row).
 
 Data: Hugging Face ``cnn_dailymail`` config ``3.0.0`` (fields ``article``,
-``highlights``, ``id``), or local JSON Lines ``<data-dir>/cnn_dailymail/{train,
-validation,test}.jsonl`` with the same fields in the "fairseq BART" text format. The
-two forms write highlights differently, and ``normalize_highlights`` makes them equal.
+``highlights``, ``id``; highlights are bullets joined by ``"\n"``, an unpunctuated
+bullet ending in `` .``), or local JSON Lines ``<data-dir>/cnn_dailymail/{train,
+validation,test}.jsonl`` with the same fields in the "fairseq BART" text format (bullets
+joined by a space, ``.`` appended without a space). Neither is rewritten into the other.
 """
 
 from __future__ import annotations
@@ -26,19 +29,6 @@ def build_prompt(article: str) -> str:
     return PREFIX + article
 
 
-def normalize_highlights(text: str) -> str:
-    """The highlights in the local sample's form: bullets joined by one space, each ending in ``.`` not `` .``.
-
-    Hugging Face 3.0.0 joins the bullets with ``"\\n"`` and appends `` .`` to a bullet
-    without final punctuation; the local sample joins with ``" "`` and appends ``"."``.
-    So ``"Cats nap .\\nDogs bark!"`` and ``"Cats nap. Dogs bark!"`` both give
-    ``"Cats nap. Dogs bark!"``. Whitespace around bullets is dropped, empty lines too.
-    """
-    bullets = [b.strip() for b in text.split("\n")]
-    bullets = [b[:-2] + "." if b.endswith(" .") else b for b in bullets if b]
-    return " ".join(bullets)
-
-
 def _check_row(row: dict, n: int, split: str) -> None:
     """A one-line error for a row without the CNN/DailyMail fields (row ``n`` counts from 1)."""
     if not isinstance(row, dict) or any(not isinstance(row.get(k), str) for k in FIELDS):
@@ -47,14 +37,14 @@ def _check_row(row: dict, n: int, split: str) -> None:
 
 
 def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:
-    """One Example per row: prompt ``"Summarize: " + article``, reference = normalised highlights.
+    """One Example per row: prompt ``"Summarize: " + article``, reference = the highlights unchanged.
 
     meta: ``{"id": str or None, "index": i}`` (the local train sample has no id for most rows).
     """
     examples = []
     for i, row in enumerate(rows):
         _check_row(row, i + 1, split)
-        examples.append(Example(prompt=build_prompt(row["article"]), references=[normalize_highlights(row["highlights"])],
+        examples.append(Example(prompt=build_prompt(row["article"]), references=[row["highlights"]],
                                 meta={"id": row.get("id"), "index": i}))
     return examples
 

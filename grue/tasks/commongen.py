@@ -1,14 +1,23 @@
 """CommonGen generative commonsense reasoning (GRUE task ``commongen``).
 
 Given a set of 3-5 everyday concepts ("dog frisbee catch"), write one plausible
-sentence that uses all of them. One example per concept set: its prompt lists the
-concepts, and every human-written sentence for that set is a reference.
+sentence that uses all of them. The examples are RL4LMs' ``CommonGen`` data pool (97df0bd
+rl4lms/data_pools/custom_text_generation_pools.py), which reads GEM's ``common_gen``:
 
-Data: Hugging Face ``common_gen`` (CommonGen v1.1), or local JSON Lines
-``<data-dir>/commongen/{train,validation,test}.jsonl`` with the same fields
-(``concept_set_idx``, ``concepts``, ``target``; one row per sentence). The Hub's v1.1
-test split has empty targets, so it cannot be scored: loading it is an error; the local
-sample's test split (CommonGen v1.0) has its references.
+- train: one example per (concept set, sentence) row, that sentence its one reference
+  (a concept set with five sentences is five examples);
+- validation / test: one example per concept set, whose one reference is its first
+  sentence (GEM's ``target``; GEM lists the others in ``references``, which RL4LMs did not
+  read).
+
+Data: the Hugging Face Hub's ``GEM/common_gen`` (GEM's schema: ``concept_set_id``,
+``concepts`` in the order of the official files, ``target``, ``references``; one row per
+sentence in train and per concept set in validation and test), or local JSON Lines
+``<data-dir>/commongen/{train,validation,test}.jsonl`` in the schema of Hugging Face
+``common_gen`` (``concept_set_idx``, ``concepts``, ``target``; one row per sentence, in the
+official files' sentence order). GEM's test split has empty targets, so it cannot be scored:
+loading it from the Hub is an error; the local sample's test split (CommonGen v1.0) has
+its sentences.
 """
 
 from __future__ import annotations
@@ -17,11 +26,11 @@ from grue.errors import GrueError
 from grue.tasks.common import Example, one_per_reference, source_rows
 
 SPLITS = ("train", "validation", "test")
-HUB_NAME, HUB_CONFIG = "common_gen", None
+HUB_NAME, HUB_CONFIG = "GEM/common_gen", None  # RL4LMs: load_dataset("gem", "common_gen")
 # RL4LMs scripts/training/task_configs/common_gen/t5_*.yml, datapool args: prefix
 # "generate a sentence with: ", concept_separator_token " ", concept_end_token ".".
 PREFIX = "generate a sentence with: "
-FIELDS = ("concept_set_idx", "concepts", "target")
+ID_FIELDS = ("concept_set_idx", "concept_set_id")  # local (HF common_gen) and Hub (GEM) names of the set's id
 
 
 def build_prompt(concepts: list[str]) -> str:
@@ -29,50 +38,52 @@ def build_prompt(concepts: list[str]) -> str:
     return PREFIX + " ".join(concepts) + "."
 
 
-def _check_row(row: dict, n: int, split: str) -> None:
-    """A one-line error for a row without the CommonGen fields (row ``n`` counts from 1)."""
-    if not isinstance(row, dict) or any(k not in row for k in FIELDS):
-        raise GrueError(f"commongen {split} row {n}: expected the fields {', '.join(FIELDS)} "
-                        f"(Hugging Face common_gen schema), got {sorted(row) if isinstance(row, dict) else type(row).__name__}")
+def _row(row: dict, n: int, split: str) -> tuple[int, list[str], str]:
+    """(concept set id, concepts, target) of row ``n`` (from 1), or a one-line error naming the fields."""
+    key = next((k for k in ID_FIELDS if isinstance(row, dict) and k in row), None)
+    if key is None or any(k not in row for k in ("concepts", "target")):
+        raise GrueError(f"commongen {split} row {n}: expected the fields concept_set_idx (or GEM's concept_set_id), "
+                        f"concepts, target, got {sorted(row) if isinstance(row, dict) else type(row).__name__}")
     if not isinstance(row["concepts"], list) or not row["concepts"]:
         raise GrueError(f"commongen {split} row {n}: 'concepts' must be a non-empty list of words, got {row['concepts']!r}")
+    target = str(row["target"])
+    if not target.strip():
+        raise GrueError(f"commongen {split} row {n} (concept set {row[key]}) has an empty target: GEM's common_gen "
+                        "test split has no references; evaluate on 'validation', or pass --data-dir DIR with the "
+                        "CommonGen v1.0 test files as DIR/commongen/test.jsonl")
+    return int(row[key]), list(row["concepts"]), target
 
 
-def group_concept_sets(rows: list[dict], split: str = "") -> list[Example]:
-    """One Example per concept set, in order of first appearance; all its targets are the references.
+def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:
+    """RL4LMs' examples (see the module docstring): one per row in train, else one per concept set.
 
-    rows: one dict per (concept set, sentence). Returns ``len(set(concept_set_idx))`` examples
-    with ``meta = {"concepts": list[str], "concept_set_idx": int, "index": i}``. Sentences
-    keep their order within a set. An empty target is an error (the Hub's v1.1 test split
-    has only empty ones).
+    Outside train, rows are grouped by concept set id in order of first appearance and the set's
+    first sentence is its one reference. ``meta = {"concepts": list[str], "concept_set_idx": int,
+    "index": i}``. A concept set id naming two concept lists, or an empty target, is an error.
     """
-    groups: dict[int, dict] = {}  # concept_set_idx -> {"concepts": [...], "targets": [...]}; dicts keep insertion order
+    seen: dict[int, list[str]] = {}
+    examples = []
     for n, row in enumerate(rows, 1):
-        _check_row(row, n, split)
-        idx = int(row["concept_set_idx"])
-        target = str(row["target"]).strip()
-        if not target:
-            raise GrueError(f"commongen {split} row {n} (concept set {idx}) has an empty target: the Hugging Face "
-                            "common_gen (v1.1) test split has no references; evaluate on 'validation', or pass "
-                            "--data-dir DIR with the CommonGen v1.0 test files as DIR/commongen/test.jsonl")
-        group = groups.setdefault(idx, {"concepts": list(row["concepts"]), "targets": []})
-        if group["concepts"] != list(row["concepts"]):
-            raise GrueError(f"commongen {split} row {n}: concept set {idx} has concepts {row['concepts']} here "
-                            f"and {group['concepts']} earlier; one concept_set_idx must name one concept list")
-        group["targets"].append(target)
-    return [Example(prompt=build_prompt(g["concepts"]), references=g["targets"],
-                    meta={"concepts": g["concepts"], "concept_set_idx": idx, "index": i})
-            for i, (idx, g) in enumerate(groups.items())]
+        idx, concepts, target = _row(row, n, split)
+        if idx in seen:
+            if seen[idx] != concepts:
+                raise GrueError(f"commongen {split} row {n}: concept set {idx} has concepts {concepts} here "
+                                f"and {seen[idx]} earlier; one concept set id must name one concept list")
+            if split != "train":
+                continue
+        seen[idx] = concepts
+        examples.append(Example(prompt=build_prompt(concepts), references=[target],
+                                meta={"concepts": concepts, "concept_set_idx": idx, "index": len(examples)}))
+    return examples
 
 
 def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Example]:
-    """Examples of ``split`` (one per concept set) from ``data_dir/commongen/<split>.jsonl`` or the Hub."""
-    if not data_dir and not builtin and split == "test":  # checked before any download: every v1.1 test target is ""
-        raise GrueError("the Hugging Face common_gen (v1.1) test split has empty targets, so it cannot be scored; "
-                        "use split 'validation', or pass --data-dir DIR with the CommonGen v1.0 test files "
-                        "as DIR/commongen/test.jsonl")
+    """Examples of ``split`` from ``data_dir/commongen/<split>.jsonl`` or the Hub (``GEM/common_gen``)."""
+    if not data_dir and not builtin and split == "test":  # checked before any download: every GEM test target is ""
+        raise GrueError("GEM's common_gen test split has empty targets, so it cannot be scored; use split "
+                        "'validation', or pass --data-dir DIR with the CommonGen v1.0 test files as DIR/commongen/test.jsonl")
     rows = source_rows("commongen", split, SPLITS, data_dir, builtin, HUB_NAME, HUB_CONFIG)
-    return group_concept_sets(rows, split)
+    return rows_to_examples(rows, split)
 
 
-supervised_examples = one_per_reference  # one training example per (input, reference), as the paper
+supervised_examples = one_per_reference  # train examples already have one reference each, as RL4LMs trained

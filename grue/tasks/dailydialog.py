@@ -2,15 +2,15 @@
 
 Given the last turns of an everyday two-person conversation, write the next turn. The
 reward asks for the intent (dialogue act) that the human reply had, plus overlap with
-it. One example per utterance that has ``CONTEXT_SIZE`` = 5 earlier ones in its dialogue
-(RL4LMs' data pool makes examples only there, and the paper's numbers are on them):
+it. The examples are RL4LMs' ``DailyDialog`` data pool (97df0bd
+rl4lms/data_pools/custom_text_generation_pools.py): one per utterance that has
+``CONTEXT_SIZE`` = 5 earlier ones in its dialogue, and the texts exactly as it built them:
 
-- prompt: the 5 utterances before it, stripped, each
-  followed by the end-of-utterance token: ``"u1 <EOU> u2 <EOU> u3 <EOU>"``. The prompt
-  ends with the token, as in RL4LMs' ``DailyDialog`` data pool, so the policy starts
-  the next turn; the intent classifier reads the last utterance of the prompt
-  (``last_utterance``) followed by the generation.
-- reference: the utterance, stripped.
+- prompt: the 5 utterances before it, raw (the dataset keeps a space around each), joined
+  by the end-of-utterance token, then a space and the token: ``u1<EOU>u2<EOU>...u5 <EOU>``,
+  e.g. ``"Hi . <EOU> Hello !  <EOU>"`` for ``["Hi . ", " Hello ! "]``. The intent classifier
+  reads the last non-empty piece of the prompt (``last_utterance``) followed by the generation.
+- reference: the utterance, raw, followed by the token: ``" How much ? <EOU>"``.
 - meta: ``intent`` = its dialogue act - 1 (0 inform, 1 question, 2 directive,
   3 commissive: the intent classifier's labels), ``emotion`` (0..6), ``dialog_index``
   (the dialogue's row in the split) and ``index``.
@@ -35,17 +35,25 @@ ACTS = {1: "inform", 2: "question", 3: "directive", 4: "commissive"}
 
 
 def build_prompt(history: list[str], context_size: int = CONTEXT_SIZE) -> str:
-    """The last ``context_size`` utterances, stripped, each followed by `` <EOU>``, joined by spaces.
+    """The last ``context_size`` utterances joined by ``<EOU>``, then `` <EOU>``; nothing stripped.
 
-    ``build_prompt(["Hi . ", " Hello ! "]) == "Hi . <EOU> Hello ! <EOU>"``.
+    ``build_prompt(["Hi . ", " Hello ! "]) == "Hi . <EOU> Hello !  <EOU>"`` (the second
+    utterance's own trailing space, then the one before the final token).
     """
-    return " ".join(f"{u.strip()} {EOU}" for u in history[-context_size:])
+    return EOU.join(history[-context_size:]) + " " + EOU
+
+
+def build_reference(utterance: str) -> str:
+    """The utterance, raw, followed by ``<EOU>``: ``build_reference(" Fine . ") == " Fine . <EOU>"``."""
+    return utterance + EOU
 
 
 def last_utterance(prompt: str) -> str:
-    """The last non-empty utterance of a prompt built by ``build_prompt`` (what the intent classifier reads first)."""
-    turns = [t.strip() for t in prompt.split(EOU)]
-    return next((t for t in reversed(turns) if t), "")
+    """The last non-empty piece of ``prompt.split("<EOU>")``, not stripped (what RL4LMs' intent metric reads first).
+
+    ``last_utterance("Hi . <EOU> Hello !  <EOU>") == " Hello !  "``.
+    """
+    return next((t for t in reversed(prompt.split(EOU)) if t), "")
 
 
 def _check_row(row, where: str) -> None:
@@ -70,7 +78,7 @@ def dialogs_to_examples(rows: list[dict], split: str = "") -> list[Example]:
         for t in range(CONTEXT_SIZE, len(turns)):
             utterance, act, emotion = turns[t]
             examples.append(Example(
-                prompt=build_prompt([u for u, _, _ in turns[:t]]), references=[utterance.strip()],
+                prompt=build_prompt([u for u, _, _ in turns[:t]]), references=[build_reference(utterance)],
                 meta={"intent": int(act) - 1, "emotion": int(emotion), "dialog_index": d, "index": len(examples)}))
     return examples
 

@@ -1,7 +1,19 @@
 """IMDB sentiment-guided continuation (GRUE task ``imdb``).
 
-A prompt is the first half of a review's words; the policy continues it and is
-rewarded for positive sentiment. The reference is the review's second half.
+A prompt is the first half of a review's space-separated words, the raw text with its
+``<br />`` tags; the policy continues it and is rewarded for positive sentiment. The
+reference is the whole review (what the paper's perplexity reads). This is RL4LMs'
+``IMDB`` data pool (rl4lms/data_pools/custom_text_generation_pools.py at 97df0bd):
+
+- prompt = ``" ".join(words[:int(len(words) * 0.5)])`` with ``words = text.split(" ")``;
+- references = ``[text]``, the whole raw review;
+- train / validation: the original train set in the order of ``Dataset.shuffle(seed=42)``
+  (``np.random.default_rng(42).permutation``, datasets 2.5.1), the first ``int(0.8 * N)``
+  rows train and the rest validation (disjoint);
+- test: the original test set in the order of ``shuffle(seed=42)``, its first 5000 rows.
+
+The supervised baseline (RL4LMs ``IMDBForSeq2Seq``) learns the second half of the words
+given the first, from the positive training reviews: ``supervised_examples``.
 """
 
 from __future__ import annotations
@@ -12,8 +24,9 @@ from grue.errors import GrueError
 from grue.tasks.common import Example, read_jsonl_split
 
 SPLITS = ("train", "validation", "test")
-VALIDATION_FRACTION = 0.2
-SPLIT_SEED = 20231  # fixed: the validation split is part of the task version, not of a run
+SPLIT_SEED = 42  # RL4LMs imdb_text_continuation/gpt2_*.yml: datapool seed 42
+TRAIN_FRACTION = 0.8  # RL4LMs IMDB.prepare: train_ratio 0.8 of the original train set
+TEST_SIZE = 5000  # RL4LMs IMDB.prepare: the first 5000 shuffled test reviews
 
 # Openings of movie reviews written for this project, for offline smoke runs when no
 # data directory is given. They are deliberately mixed in sentiment.
@@ -61,30 +74,40 @@ BUILTIN_OPENINGS = (
 )
 
 
-def build_prompt(text: str) -> tuple[str, str]:
-    """Split a review into (prompt = first half of its words, reference = the rest).
+def split_review(text: str) -> tuple[str, str]:
+    """(first half, second half) of a review's words, split on single spaces as RL4LMs did.
 
-    HTML line breaks (``<br />``) become spaces before the split.
+    ``words = text.split(" ")``, ``k = int(len(words) * 0.5)``; returns
+    ``(" ".join(words[:k]), " ".join(words[k:]))``. Nothing is cleaned: ``<br />`` tags and
+    runs of spaces stay, so ``"a  b<br />c d"`` gives ``("a ", "b<br />c d")``.
     """
-    words = text.replace("<br />", " ").split()
-    half = len(words) // 2
-    return " ".join(words[:half]), " ".join(words[half:])
+    words = text.split(" ")
+    k = int(len(words) * 0.5)
+    return " ".join(words[:k]), " ".join(words[k:])
 
 
 def _rows_to_examples(rows) -> list[Example]:
-    examples = []
-    for i, row in enumerate(rows):
-        prompt, reference = build_prompt(row["text"])
-        examples.append(Example(prompt=prompt, references=[reference], meta={"label": int(row["label"]), "index": i}))
-    return examples
+    """One Example per review: prompt = its first half, references = [the whole review]."""
+    return [Example(prompt=split_review(row["text"])[0], references=[row["text"]],
+                    meta={"label": int(row["label"]), "index": i}) for i, row in enumerate(rows)]
 
 
-def _split_train(rows: list[dict], split: str) -> list[dict]:
-    """Deterministic, disjoint 80/20 train/validation split of the original train set."""
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(rows))
-    n_val = int(round(len(rows) * VALIDATION_FRACTION))
-    chosen = order[:n_val] if split == "validation" else order[n_val:]
-    return [rows[i] for i in sorted(chosen)]
+def shuffled(rows: list, seed: int = SPLIT_SEED) -> list:
+    """``rows`` in the order of datasets' ``Dataset.shuffle(seed)``: ``np.random.default_rng(seed).permutation(len(rows))``."""
+    return [rows[i] for i in np.random.default_rng(seed).permutation(len(rows))]
+
+
+def split_rows(rows: list, split: str) -> list:
+    """The rows of ``split``: train / validation from the original train rows, test from the test rows.
+
+    train = the first ``int(0.8 * N)`` shuffled train rows, validation = the rest (disjoint);
+    test = the first 5000 shuffled test rows (all of them when there are fewer).
+    """
+    order = shuffled(rows)
+    if split == "test":
+        return order[:TEST_SIZE]
+    cut = int(len(order) * TRAIN_FRACTION)
+    return order[:cut] if split == "train" else order[cut:]
 
 
 def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Example]:
@@ -100,19 +123,19 @@ def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Exampl
         from grue.tasks.common import load_hub_split
 
         rows = load_hub_split("imdb", None, source)
-    if split != "test":
-        rows = _split_train(rows, split)
-    return _rows_to_examples(rows)
+    return _rows_to_examples(split_rows(rows, split))
 
 
 def supervised_examples(examples: list[Example]) -> list[Example]:
-    """The examples ``grue train imdb --algo supervised`` learns from: the positive reviews (label 1).
+    """The examples ``grue train imdb --algo supervised`` learns from, as RL4LMs' ``IMDBForSeq2Seq`` pool:
+    the positive reviews (label 1; ``positive_ratio: 1.0`` keeps them all), each with the second half
+    of its words as the reference (prompt + reference give back the review, less the one space
+    ``split_review`` dropped between the halves, as RL4LMs' causal text did).
 
-    The GRUE paper fine-tunes its IMDB "Supervised" baseline on positive reviews only
-    (RL4LMs imdb_text_continuation/gpt2_supervised.yml: ``positive_ratio: 1.0``).
     Built-in prompts (label -1) have no reference to learn from.
     """
     if any(e.meta.get("label") == -1 for e in examples):
         raise GrueError("supervised training needs references, and the built-in prompts have none; "
                         "pass --data-dir DIR (or set GRUE_DATA_DIR) with imdb/train.jsonl, or use the Hugging Face Hub")
-    return [e for e in examples if e.meta.get("label") == 1]
+    return [Example(prompt=e.prompt, references=[split_review(e.references[0])[1]], meta=dict(e.meta))
+            for e in examples if e.meta.get("label") == 1]

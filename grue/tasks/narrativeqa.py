@@ -1,15 +1,18 @@
 """NarrativeQA abstractive question answering over a story summary (GRUE task ``narrativeqa``).
 
 Given a question about a book or film and the Wikipedia summary of its story, write a
-short free-form answer. The prompt is UnifiedQA's input format, which the paper's
-warm start ``allenai/unifiedqa-t5-base`` was trained on and which RL4LMs reads from
+short free-form answer. The prompt is UnifiedQA's input format, which
+``allenai/unifiedqa-t5-base`` (RL4LMs' start for Supervised+RL) was trained on and which RL4LMs reads from
 UnifiedQA's NarrativeQA files: ``question \\n summary``, all lower-cased, where ``\\n``
 is the literal two characters backslash + n between spaces (T5's tokenizer drops real
 line breaks, so UnifiedQA writes the separator out). Line breaks inside the summary are
 removed, as UnifiedQA's encoder removed them (its ``replace("\\n", "")``).
 
-References: both answers of the question, lower-cased and stripped (as RL4LMs
-normalises them). One example per question; meta holds ``index``.
+References: the answers of the question, lower-cased and stripped (as RL4LMs
+normalises them). One example per distinct prompt: RL4LMs' ``NarrativeQA`` data pool (97df0bd
+rl4lms/data_pools/custom_text_generation_pools.py) groups its (prompt, answer) lines by the
+prompt text, so questions whose whole prompt is identical become one example with all their
+answers, in order of first appearance; meta holds ``index``.
 
 Data: Hugging Face ``narrativeqa`` (``document.summary.text``, ``question.text``,
 ``answers`` = list of {``text``, ``tokens``}), or local JSON Lines
@@ -47,8 +50,9 @@ def _text(value, where: str, name: str) -> str:
 
 
 def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:
-    """One Example per question: prompt = ``build_prompt``, references = the answers (lower-cased, stripped)."""
-    examples = []
+    """One Example per distinct prompt (``build_prompt``), in order of first appearance; references =
+    the answers of every row with that prompt, lower-cased and stripped, in row order."""
+    grouped: dict[str, list[str]] = {}
     for i, row in enumerate(rows):
         where = f"narrativeqa {split} row {i + 1}"
         if not isinstance(row, dict) or not all(k in row for k in ("document", "question", "answers")):
@@ -61,8 +65,8 @@ def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:
         refs = [_text(a, where, "each answer").strip().lower() for a in answers]
         if not refs or not all(refs):
             raise GrueError(f"{where}: needs a non-empty list of non-empty answers, got {row['answers']!r:.80}")
-        examples.append(Example(prompt=build_prompt(question, summary), references=refs, meta={"index": i}))
-    return examples
+        grouped.setdefault(build_prompt(question, summary), []).extend(refs)
+    return [Example(prompt=p, references=refs, meta={"index": i}) for i, (p, refs) in enumerate(grouped.items())]
 
 
 def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Example]:

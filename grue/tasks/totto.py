@@ -9,7 +9,11 @@ each highlighted cell with the column and row headers its heuristic finds::
     <page_title> P </page_title> <section_title> S </section_title> <table> <cell> v
     <col_header> h </col_header> <row_header> r </row_header> </cell> ... </table>
 
-Prompt variants (``run.prompt_variant``): ``titles`` (default) and ``no_titles``.
+The default prompt (variant ``subtable``) is RL4LMs' ``subtable`` representation (97df0bd
+rl4lms/data_pools/custom_text_generation_pools.py ``ToTTo``): the linearisation without titles
+immediately followed by the one with titles, ``<table> ... </table><page_title> P ...
+</table>``. Other variants (``run.prompt_variant``): ``titles`` (the titled one alone) and
+``no_titles`` (the bare one alone).
 
 Data: Hugging Face ``totto``, or local JSON Lines ``<data-dir>/totto/<split>.jsonl`` in
 the original ToTTo format. The Hub changes three fields, and both forms are accepted:
@@ -25,7 +29,7 @@ from grue.errors import GrueError
 from grue.tasks.common import Example, one_per_reference, source_rows
 
 SPLITS = ("train", "validation", "test")
-VARIANTS = ("titles", "no_titles")
+VARIANTS = ("subtable", "titles", "no_titles")
 HUB_NAME, HUB_CONFIG = "totto", None
 FIELDS = ("table", "table_page_title", "table_section_title", "highlighted_cells")
 UNLABELED = ("the ToTTo test split is unlabeled (no reference sentences), so it cannot be scored; "
@@ -126,7 +130,7 @@ def parent_table(row: dict, where: str = "totto") -> list[list[str]]:
 
 
 def references(row: dict, where: str = "totto") -> list[str]:
-    """The ``final_sentence`` of every annotation (stripped), from either annotation layout.
+    """The ``final_sentence`` of every annotation, unchanged (RL4LMs' references), from either annotation layout.
 
     Original ToTTo: a list of dicts; Hugging Face: a dict of lists. A row with none (the
     unlabeled test split) is an error.
@@ -138,8 +142,8 @@ def references(row: dict, where: str = "totto") -> list[str]:
         finals = [a.get("final_sentence", "") for a in ann if isinstance(a, dict)]
     else:
         finals = []
-    refs = [str(s).strip() for s in finals]
-    if not refs or not all(refs):
+    refs = [str(s) for s in finals]
+    if not refs or not all(r.strip() for r in refs):
         raise GrueError(f"{where} has no reference sentences: {UNLABELED}")
     return refs
 
@@ -161,23 +165,30 @@ def _check_row(row, where: str) -> None:
         raise GrueError(f"{where}: no highlighted cells; every ToTTo example highlights at least one [row, column]")
 
 
-def rows_to_examples(rows: list[dict], split: str = "", variant: str = "titles") -> list[Example]:
-    """One Example per row: prompt = ``linearize`` (with titles unless variant is ``no_titles``),
-    references = the final sentences, meta = {table (PARENT pairs), overlap_subset (bool or None),
-    example_id (str), index}."""
+def build_prompt(row: dict, variant: str = "subtable", where: str = "totto") -> str:
+    """The prompt of ``row`` in ``variant``: ``subtable`` = ``linearize(titles=False) + linearize(titles=True)``
+    (RL4LMs' representation, no separator), ``titles`` or ``no_titles`` = that one linearisation alone."""
+    if variant == "subtable":
+        return linearize(row, titles=False, where=where) + linearize(row, titles=True, where=where)
+    return linearize(row, titles=variant == "titles", where=where)
+
+
+def rows_to_examples(rows: list[dict], split: str = "", variant: str = "subtable") -> list[Example]:
+    """One Example per row: prompt = ``build_prompt`` in ``variant``, references = the final sentences,
+    meta = {table (PARENT pairs), overlap_subset (bool or None), example_id (str), index}."""
     examples = []
     for i, row in enumerate(rows):
         where = f"totto {split} row {i + 1}"
         _check_row(row, where)
         refs = references(row, where)
         examples.append(Example(
-            prompt=linearize(row, titles=variant == "titles", where=where), references=refs,
+            prompt=build_prompt(row, variant, where), references=refs,
             meta={"table": parent_table(row, where), "overlap_subset": overlap_flag(row.get("overlap_subset")),
                   "example_id": str(row.get("example_id", "")), "index": i}))
     return examples
 
 
-def load(split: str, data_dir: str | None, builtin: bool = False, variant: str = "titles") -> list[Example]:
+def load(split: str, data_dir: str | None, builtin: bool = False, variant: str = "subtable") -> list[Example]:
     """Examples of ``split`` from ``data_dir/totto/<split>.jsonl`` or the Hub, prompts in ``variant``."""
     if variant not in VARIANTS:
         raise GrueError(f"task 'totto' has no prompt variant '{variant}'; accepted: {', '.join(VARIANTS)}")
