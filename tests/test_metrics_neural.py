@@ -104,6 +104,17 @@ def test_bertscore_model_and_layer_follow_the_language_as_hf_bertscore_did():
     assert bertscore_model_and_layer("roberta-large", 24, "en") == ("roberta-large", 24)
 
 
+def test_evaluation_records_the_bertscore_model_and_layer_it_uses():
+    from grue.config import EvalConfig
+    from grue.evaluate import resolved_bertscore
+
+    assert resolved_bertscore(EvalConfig(), ["meteor", "bertscore"]) == ("roberta-large", 17)
+    assert resolved_bertscore(EvalConfig(bertscore_lang="de"), ["bertscore"]) == ("bert-base-multilingual-cased", 9)
+    assert resolved_bertscore(EvalConfig(bertscore_model="/m", bertscore_layers=3), ["bertscore"]) == ("/m", 3)
+    assert resolved_bertscore(EvalConfig(), ["sentiment"]) == ("", None)  # no BERTScore: the settings as they are
+    assert resolved_bertscore(EvalConfig(bertscore_model="/m"), ["bertscore"]) == ("/m", None)  # unresolvable: skipped later
+
+
 @pytest.mark.parametrize("lang,model", [("en", "roberta-large"), ("de", "bert-base-multilingual-cased")])
 def test_bertscore_metric_loads_the_languages_model(lang, model):
     """Offline, the metric reaches for bert-score's model of the language (and says so when it cannot load it)."""
