@@ -110,10 +110,16 @@ class EvalConfig:
     """EOS is banned until this many tokens are generated."""
     max_new_tokens: int = 48
     """Length limit of a generation."""
-    bertscore_model: str = "microsoft/deberta-xlarge-mnli"
-    """BERTScore's model: a Hub id known to bert-score, or a local path (then set bertscore_layers)."""
+    bertscore_lang: str = field(default="en", metadata={"choices": ("en", "de")})
+    """Language of the texts BERTScore reads (the paper: en, de for translation into German); with
+    bertscore_model empty it picks bert-score's model and layer for it, as the paper's HF bertscore
+    did (en: roberta-large layer 17, de: bert-base-multilingual-cased layer 9)."""
+    bertscore_model: str = ""
+    """BERTScore's model: empty for bert-score's model for bertscore_lang, else a Hub id known to
+    bert-score, or a local path (then set bertscore_layers). results.json records the model used."""
     bertscore_layers: int | None = None
-    """Layer of the BERTScore model to read; null keeps bert-score's default for a known model."""
+    """Layer of the BERTScore model to read; null keeps bert-score's default for the model.
+    results.json records the layer used."""
     sentiment_model: str = "lvwerra/distilbert-imdb"
     """Classifier of the sentiment metric (IMDB): a Hub id or local path."""
     intent_model: str = "rajkumarrrk/roberta-daily-dialog-intent-classifier"

@@ -144,6 +144,20 @@ def score(groups: list[str], batch: EvalBatch, opts: MetricOptions, progress=Non
     return metrics, skipped, per_sample
 
 
+def resolved_bertscore(e, groups: list[str]) -> tuple[str, int | None]:
+    """The BERTScore model and layer this evaluation uses (``eval.bertscore_model`` / ``bertscore_layers``, or
+    bert-score's for ``eval.bertscore_lang``), recorded in results.json; the settings unchanged when the task
+    has no BERTScore or bert-score cannot resolve them (the metric then records why it was skipped)."""
+    if "bertscore" not in groups:
+        return e.bertscore_model, e.bertscore_layers
+    from grue.metrics.neural import bertscore_model_and_layer
+
+    try:
+        return bertscore_model_and_layer(e.bertscore_model, e.bertscore_layers, e.bertscore_lang)
+    except MetricSkipped:
+        return e.bertscore_model, e.bertscore_layers
+
+
 def git_commit() -> str | None:
     """The commit of the grue source checkout this runs from, if it is one.
 
@@ -231,16 +245,19 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         # 3. Score.
         batch = EvalBatch([e.prompt for e in examples], generations, [e.references for e in examples], [e.meta for e in examples])
         e = cfg.eval
-        opts = MetricOptions(bertscore_model=e.bertscore_model, bertscore_layers=e.bertscore_layers, sentiment_model=e.sentiment_model,
-                             intent_model=e.intent_model, policy=policy, tokenizer=tokenizer, device=str(device), batch_size=e.batch_size,
-                             perplexity_text=e.perplexity_text, perplexity_stride=e.perplexity_stride,
-                             sacrebleu_tokenize=e.sacrebleu_tokenize, rouge_references=e.rouge_references)
+        bert_model, bert_layers = resolved_bertscore(e, groups)
+        opts = MetricOptions(bertscore_lang=e.bertscore_lang, bertscore_model=bert_model, bertscore_layers=bert_layers,
+                             sentiment_model=e.sentiment_model, intent_model=e.intent_model, policy=policy, tokenizer=tokenizer,
+                             device=str(device), batch_size=e.batch_size, perplexity_text=e.perplexity_text,
+                             perplexity_stride=e.perplexity_stride, sacrebleu_tokenize=e.sacrebleu_tokenize,
+                             rouge_references=e.rouge_references)
         metrics, skipped, per_sample = score(groups, batch, opts, progress)
 
     # 4. Write samples.jsonl, then results.json (the contract the leaderboard reads).
     out.mkdir(parents=True, exist_ok=True)
     write_samples(out / "samples.jsonl", examples, generations, per_sample)
     config = cfg.to_dict()
+    config["eval"] = {**config["eval"], "bertscore_model": bert_model, "bertscore_layers": bert_layers}  # what was used
     if algo == "zero-shot":  # no training: keep only what decoding and scoring used
         config = {k: v for k, v in config.items() if k != "ppo"}
         config["run"] = {**config["run"], "algo": "zero-shot"}

@@ -1,4 +1,4 @@
-"""CIDEr-D, PARENT and the SPICE wrapper (grue/metrics/cider.py, parent.py, spice.py)."""
+"""CIDEr-D and the SPICE wrapper (grue/metrics/cider.py, spice.py); PARENT is in test_metrics_totto.py."""
 
 from __future__ import annotations
 
@@ -18,13 +18,7 @@ from grue.metrics import (
 )
 from grue.metrics import spice as spice_mod
 from grue.metrics.cider import cider_per_sample
-from grue.metrics.parent import (
-    lcs_length,
-    parent_one,
-    parent_per_sample,
-    tokenize_table,
-)
-from grue.metrics.text import word_tokens
+from grue.metrics.spacy_tokens import spacy_tokens
 
 # ---------------------------------------------------------------------------------------------
 # CIDEr-D
@@ -53,19 +47,35 @@ CIDER_REFS = [
     ["A plate of rice and broccoli.", "Food on a white plate with broccoli.",
      "A dish of rice, chicken and broccoli."],
 ]
-# From pycocoevalcap 1.2 `Cider().compute_score` on the texts above pre-tokenised with
-# word_tokens and joined by spaces (run on this machine).
-CIDER_CORPUS = 1.7190472014638873
-CIDER_SAMPLES = [2.6849642615201583, 2.300249649513722, 1.5189889933749359, 0.7670111722356885,
-                 2.953458024920979, 1.8111644143621044, 0.0, 1.7165410957835106]
+# The paper's CIDEr on the texts above: RL4LMs 97df0bd rl4lms/envs/text_generation/caption_metrics/cider.py
+# (CiderScorer, lines 70-196, after its tokenize, lines 220-231) run with spaCy 3.0.6's English tokenizer.
+CIDER_CORPUS = 1.5670445121125054
+CIDER_SAMPLES = [2.5782378614174757, 2.1262301935281407, 1.4084855564217755, 0.6411160352328281,
+                 2.584129652328589, 1.8116495346536265, 0.0, 1.3865072633176077]
 
 
-def test_word_tokens_split_punctuation():
-    assert word_tokens("A dog's ball, RED!") == ["a", "dog", "'", "s", "ball", ",", "red", "!"]
-    assert word_tokens("  ") == []
+def test_spacy_tokens_are_spacy_30s():
+    # spaCy 3.0.6 (RL4LMs' pin) spacy.blank("en") tokens, run on this machine; case kept,
+    # whitespace tokens dropped (RL4LMs joins the token texts with spaces, then splits).
+    assert spacy_tokens("It was in May.") == ["It", "was", "in", "May."]
+    assert spacy_tokens("These theses are fine.") == ["These", "these", "s", "are", "fine", "."]
+    assert spacy_tokens("Don't stop-motion, U.S. kids' toys cost $5.50!") == [
+        "Do", "n't", "stop", "-", "motion", ",", "U.S.", "kids", "'", "toys", "cost", "$", "5.50", "!"]
+    assert spacy_tokens("a  b\nc") == ["a", "b", "c"]
+    assert spacy_tokens("ice-cream (1990s) e.g. 3pm") == ["ice", "-", "cream", "(", "1990s", ")", "e.g.", "3", "pm"]
+    assert spacy_tokens("  ") == []
 
 
-def test_cider_matches_stored_pycocoevalcap_values():
+def test_cider_matches_rl4lms_own_example():
+    # RL4LMs 97df0bd caption_metrics/cider.py:238-245 (__main__), printed by that code with spaCy 3.0.6's tokenizer
+    gens = ["The dog is the boy's cat.", "A boy is picking apples from trees and put them into bags."]
+    refs = [["The dog is the boy's cat.", "The dog eats the cat of the boy."], ["A boy is picking apples from trees."]]
+    assert cider_per_sample(gens, refs) == pytest.approx([6.248312903893759, 4.492345650332553], abs=1e-9)
+    result = metric_function("cider")(EvalBatch(["cat#dog#boy", "apple#tree#boy"], gens, refs), MetricOptions())
+    assert result.values["cider"] == pytest.approx(5.370329277113156, abs=1e-9)
+
+
+def test_cider_matches_reference_values():
     scores = cider_per_sample(CIDER_GENS, CIDER_REFS)
     assert scores == pytest.approx(CIDER_SAMPLES, abs=1e-9)
     result = metric_function("cider")(EvalBatch([""] * 8, CIDER_GENS, CIDER_REFS), MetricOptions())
@@ -78,19 +88,13 @@ def test_cider_matches_pycocoevalcap_live():
     cider_mod = pytest.importorskip("pycocoevalcap.cider.cider")
 
     def tok(s):
-        return " ".join(word_tokens(s))
+        return " ".join(spacy_tokens(s))
 
     gts = {i: [tok(r) for r in refs] for i, refs in enumerate(CIDER_REFS)}
     res = {i: [tok(g)] for i, g in enumerate(CIDER_GENS)}
     corpus, samples = cider_mod.Cider().compute_score(gts, res)
     assert cider_per_sample(CIDER_GENS, CIDER_REFS) == pytest.approx(list(samples), abs=1e-9)
     assert sum(CIDER_SAMPLES) / 8 == pytest.approx(float(corpus), abs=1e-9)
-    # grue's metric group itself against the live pycocoevalcap numbers
-    result = metric_function("cider")(EvalBatch([""] * 8, CIDER_GENS, CIDER_REFS), MetricOptions())
-    assert result.values["cider"] == pytest.approx(float(corpus), abs=1e-9)
-    assert result.per_sample["cider"] == pytest.approx(list(samples), abs=1e-9)
-    # the stored constants are still what the installed pycocoevalcap computes
-    assert list(samples) == pytest.approx(CIDER_SAMPLES, abs=1e-12)
 
 
 def test_cider_hand_checked_cases():
@@ -122,139 +126,6 @@ def test_empty_batch_is_skipped(group):
 
 
 # ---------------------------------------------------------------------------------------------
-# PARENT
-
-PARENT_GENS = [
-    "Michael Dahlquist (December 22, 1965 - July 14, 2005) was a drummer.",
-    "Michael Dahlquist was an American drummer born in Seattle.",
-    "The 2004 Summer Olympics were held in Athens, Greece.",
-    "Barack Obama served as the 44th president of the United States.",
-    "He was a footballer.",
-    "Lake Baikal is the deepest lake in the world, in Siberia, Siberia.",
-    "",
-]
-PARENT_REFS = [
-    ["Michael Dahlquist (December 22, 1965 - July 14, 2005) was a drummer in the Seattle band Silkworm."],
-    ["Michael Dahlquist was a drummer.", "Dahlquist, born December 22, 1965, played drums for Silkworm.",
-     "An American musician who loved jazz and cooking."],  # the last one diverges from the table
-    ["Athens hosted the Summer Olympic Games in 2004, which had record attendance and great weather."],
-    ["Obama was the 44th U.S. president, from 2009 to 2017.", "Barack Obama was president of the United States."],
-    ["John Smith (born 1980) is an English footballer who plays as a striker for Leeds United."],
-    ["Lake Baikal, in Siberia, is the deepest lake on Earth.", "Baikal is a rift lake in Russia."],
-    ["The album was released in 1999 by Sony."],
-]
-PARENT_TABLES = [
-    [("name", "Michael Dahlquist"), ("birth date", "December 22, 1965"), ("death date", "July 14, 2005"),
-     ("occupation", "drummer"), ("band", "Silkworm")],
-    [("name", "Michael Dahlquist"), ("birth date", "December 22, 1965"), ("birth place", "Seattle"),
-     ("occupation", "drummer")],
-    [("event", "2004 Summer Olympics"), ("host city", "Athens"), ("country", "Greece")],
-    [("name", "Barack Obama"), ("office", "44th President of the United States"), ("term start", "2009"),
-     ("term end", "2017")],
-    [("name", "John Smith"), ("birth year", "1980"), ("position", "striker"), ("club", "Leeds United")],
-    [("name", "Lake Baikal"), ("location", "Siberia, Russia"), ("type", "rift lake"), ("max depth", "1,642 m")],
-    [("title", "Greatest Hits"), ("year", "1999"), ("label", "Sony")],
-]
-# From Google's reference implementation, `parent()` in language/table_text_eval/table_text_eval.py
-# at google-research/language commit 94e93d8cfe3f843affdb0a9a5e7b9007d7c0c939 (word-overlap
-# entailment, smoothing 1e-5, max_order 4), run on the inputs above tokenised with word_tokens
-# (strings and table cells), lambda_weight=None (its default flag) and 0.5.
-PARENT_F_AUTO_LAMBDA = [0.9241970012914219, 0.5546662258282723, 0.04146796236323203, 0.6900101281584504,
-                        1.8797730879833217e-05, 0.5745930181719902, 0.0]
-PARENT_MEAN_AUTO_LAMBDA = 0.39785044764917815
-PARENT_F_LAMBDA_HALF = [0.8999571835461888, 0.5835770963343578, 0.02604046726548336, 0.6965306732607052,
-                        1.8797730879833217e-05, 0.583255356945534, 0.0]
-# Same implementation on example 1 with each reference alone (its F is the max: the divergent one).
-PARENT_EX1_PER_REFERENCE = [0.24443929782693816, 0.051122247109403135, 0.5546662258282723]
-
-
-def test_parent_matches_reference_implementation():
-    assert parent_per_sample(PARENT_GENS, PARENT_REFS, PARENT_TABLES) == pytest.approx(PARENT_F_AUTO_LAMBDA, abs=1e-9)
-    assert parent_per_sample(PARENT_GENS, PARENT_REFS, PARENT_TABLES, lambda_weight=0.5) == pytest.approx(
-        PARENT_F_LAMBDA_HALF, abs=1e-9)
-    table = tokenize_table(PARENT_TABLES[1])
-    per_ref = [parent_one(word_tokens(PARENT_GENS[1]), word_tokens(r), table)[2] for r in PARENT_REFS[1]]
-    assert per_ref == pytest.approx(PARENT_EX1_PER_REFERENCE, abs=1e-9)
-
-
-def test_parent_hand_checked_cases():
-    table = [("name", "Michael Dahlquist"), ("occupation", "drummer")]
-    # Generation = reference, fully entailed by the table: P = R = 1, F = 2 / (2 + 1e-8).
-    text = "Michael Dahlquist was a drummer"
-    p, r, f = parent_one(word_tokens(text), word_tokens(text), tokenize_table(table))
-    assert (p, r) == (1.0, 1.0) and f == pytest.approx(2 / (2 + 1e-8), abs=1e-15)
-    # Every generation n-gram is in the table (entailed) though not in the reference: P = 1.
-    # The reference mentions nothing from the table: its n-grams weigh 0 (Rr = 1) and
-    # lambda = 1 - 0 = 1, so R = table recall = (1 + 2/3) / 2 ("seattle band drummer": LCS 2 of 3).
-    table = [("name", "Michael Dahlquist"), ("occupation", "Seattle band drummer")]
-    p, r, f = parent_one(word_tokens("michael dahlquist seattle drummer"), word_tokens("he played drums"),
-                         tokenize_table(table))
-    assert p == 1.0 and r == pytest.approx(5 / 6, abs=1e-12)
-    assert f == pytest.approx(2 * (5 / 6) / (1 + 5 / 6 + 1e-8), abs=1e-12)
-    # An empty generation has no n-gram: precision 0, F 0.
-    assert parent_per_sample([""], [["a drummer"]], [table]) == [0.0]
-
-
-def test_lcs_length():
-    assert lcs_length("abcbdab", "bdcaba") == 4
-    assert lcs_length([], ["a"]) == 0
-
-
-def test_parent_metric_subsets_and_skip():
-    meta = [{"table": t, "overlap_subset": i % 2 == 0} for i, t in enumerate(PARENT_TABLES)]
-    batch = EvalBatch([""] * 7, PARENT_GENS, PARENT_REFS, meta)
-    result = metric_function("parent")(batch, MetricOptions())
-    f = PARENT_F_AUTO_LAMBDA
-    assert result.values["parent_overall"] == pytest.approx(PARENT_MEAN_AUTO_LAMBDA, abs=1e-9)
-    assert result.values["parent_overlap"] == pytest.approx(sum(f[0::2]) / 4, abs=1e-9)
-    assert result.values["parent_nonoverlap"] == pytest.approx(sum(f[1::2]) / 3, abs=1e-9)
-    assert result.per_sample["parent_overall"] == pytest.approx(f, abs=1e-9)
-    # No example in the non-overlap subset: that name is not reported.
-    only_overlap = EvalBatch([""] * 2, PARENT_GENS[:2], PARENT_REFS[:2],
-                             [{"table": t, "overlap_subset": True} for t in PARENT_TABLES[:2]])
-    assert set(metric_function("parent")(only_overlap, MetricOptions()).values) == {"parent_overall", "parent_overlap"}
-    with pytest.raises(MetricSkipped, match="table"):
-        metric_function("parent")(EvalBatch(["p"], ["g"], [["r"]], [{}]), MetricOptions())
-
-
-def test_parent_subsets_read_none_and_string_flags():
-    tables = PARENT_TABLES[:3]
-    f = PARENT_F_AUTO_LAMBDA
-
-    def run(flags):
-        meta = [{"table": t, "overlap_subset": flag} for t, flag in zip(tables, flags)]
-        return metric_function("parent")(EvalBatch([""] * 3, PARENT_GENS[:3], PARENT_REFS[:3], meta),
-                                         MetricOptions()).values
-
-    # None is no flag (ToTTo train rows): only the overall mean, no subset
-    assert run([None, None, None]) == pytest.approx({"parent_overall": sum(f[:3]) / 3}, abs=1e-9)
-    # the string "False" is the non-overlap subset (bool("False") would have been True)
-    strings = run(["False", "True", "False"])
-    assert strings["parent_nonoverlap"] == pytest.approx((f[0] + f[2]) / 2, abs=1e-9)
-    assert strings["parent_overlap"] == pytest.approx(f[1], abs=1e-9)
-    assert strings == pytest.approx(run([False, True, False]), abs=1e-12)
-    # flagged and unflagged examples mixed: an error, as totto_sacrebleu
-    with pytest.raises(GrueError, match="overlap_subset None"):
-        run([True, None, False])
-
-
-def test_parent_bad_input():
-    with pytest.raises(GrueError, match="one of each"):
-        parent_per_sample(["a"], [["a"]], [])
-    with pytest.raises(GrueError, match="attribute, value"):
-        parent_per_sample(["a"], [["a"]], [[("name",)]])
-    with pytest.raises(GrueError, match="attribute, value"):
-        parent_per_sample(["a"], [["a"]], [[{"name": 1, "value": 2}]])
-    with pytest.raises(GrueError, match="non-empty list of str"):
-        parent_per_sample(["a"], [[]], [[("name", "a")]])
-    with pytest.raises(GrueError, match="non-empty value"):
-        parent_per_sample(["a"], [["a"]], [[("name", "  ")]])
-    with pytest.raises(GrueError, match="lack meta"):
-        metric_function("parent")(EvalBatch(["p", "q"], ["g", "h"], [["r"], ["s"]],
-                                            [{"table": [("a", "b")]}, {}]), MetricOptions())
-
-
-# ---------------------------------------------------------------------------------------------
 # SPICE
 
 
@@ -282,9 +153,10 @@ def test_spice_missing_files(tmp_path):
 
 
 def test_spice_input_and_output_helpers():
-    records = spice_mod.spice_input(["a dog runs", "two cats"], [["a dog is running"], ["cats", "two cats sit"]])
-    assert records == [{"image_id": 0, "test": "a dog runs", "refs": ["a dog is running"]},
-                       {"image_id": 1, "test": "two cats", "refs": ["cats", "two cats sit"]}]
+    records = spice_mod.spice_input(["A dog runs.", "two cats"], [["a dog's running"], ["Cats!", "two  cats sit"]])
+    # RL4LMs 97df0bd caption_metrics/spice/spice.py:36-47: spaCy token texts joined by spaces, case kept
+    assert records == [{"image_id": 0, "test": "A dog runs .", "refs": ["a dog 's running"]},
+                       {"image_id": 1, "test": "two cats", "refs": ["Cats !", "two cats sit"]}]
     # SPICE 1.0's -out format (-subset adds the per-category entries); records out of order, one NaN.
     out = json.loads("""[
       {"image_id": 2, "scores": {"All": {"pr": NaN, "re": NaN, "f": NaN, "fn": 0, "fp": 0, "tp": 0, "numImages": 1}}},

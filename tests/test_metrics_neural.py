@@ -11,6 +11,7 @@ import torch
 from grue.errors import GrueError
 from grue.metrics import EvalBatch, MetricOptions, MetricSkipped, metric_function
 from grue.metrics.neural import (
+    bertscore_model_and_layer,
     bertscore_per_sample,
     classifier_probs,
     intent_input,
@@ -35,8 +36,9 @@ def offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-def save_classifier(path, labels: list[str]):
-    """A DistilBERT sequence classifier with random weights and the tiny tokenizer, saved to ``path``."""
+def save_classifier(path, labels: list[str], max_tokens: int = 512):
+    """A DistilBERT sequence classifier with random weights and the tiny tokenizer (inputs cut to
+    ``max_tokens``), saved to ``path``."""
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
     torch.manual_seed(0)
@@ -46,6 +48,7 @@ def save_classifier(path, labels: list[str]):
     model.save_pretrained(path)
     tok = tiny_tokenizer()
     tok.model_input_names = ["input_ids", "attention_mask"]  # DistilBERT takes no token_type_ids
+    tok.model_max_length = max_tokens
     tok.save_pretrained(path)
     return model, tok
 
@@ -88,6 +91,41 @@ def test_bertscore_unloadable_model_is_skipped():
         bertscore_per_sample(["a"], [["a"]], model="no-such-org/no-such-model", layers=None)
 
 
+def test_bertscore_model_and_layer_follow_the_language_as_hf_bertscore_did():
+    # HF datasets 2.5.1 metrics/bertscore/bertscore.py:150-154: model = lang2model[lang.lower()], layer =
+    # model2layers[model]; bert-score 0.3.11 bert_score/utils.py:29-47: en -> roberta-large (17), any other
+    # language but zh/tr/en-sci -> bert-base-multilingual-cased (9). RL4LMs 97df0bd metric.py:181-186 passes lang only.
+    assert bertscore_model_and_layer("", None, "en") == ("roberta-large", 17)
+    assert bertscore_model_and_layer("", None, "de") == ("bert-base-multilingual-cased", 9)
+    assert bertscore_model_and_layer("", None, "DE") == ("bert-base-multilingual-cased", 9)
+    # an explicit model wins over the language; its default layer unless one is given
+    assert bertscore_model_and_layer("microsoft/deberta-xlarge-mnli", None, "de") == ("microsoft/deberta-xlarge-mnli", 40)
+    assert bertscore_model_and_layer("/models/minilm", 6, "en") == ("/models/minilm", 6)
+    assert bertscore_model_and_layer("roberta-large", 24, "en") == ("roberta-large", 24)
+
+
+def test_evaluation_records_the_bertscore_model_and_layer_it_uses():
+    from grue.config import EvalConfig
+    from grue.evaluate import resolved_bertscore
+
+    assert resolved_bertscore(EvalConfig(), ["meteor", "bertscore"]) == ("roberta-large", 17)
+    assert resolved_bertscore(EvalConfig(bertscore_lang="de"), ["bertscore"]) == ("bert-base-multilingual-cased", 9)
+    assert resolved_bertscore(EvalConfig(bertscore_model="/m", bertscore_layers=3), ["bertscore"]) == ("/m", 3)
+    assert resolved_bertscore(EvalConfig(), ["sentiment"]) == ("", None)  # no BERTScore: the settings as they are
+    assert resolved_bertscore(EvalConfig(bertscore_model="/m"), ["bertscore"]) == ("/m", None)  # unresolvable: skipped later
+
+
+@pytest.mark.parametrize("lang,model", [("en", "roberta-large"), ("de", "bert-base-multilingual-cased")])
+def test_bertscore_metric_loads_the_languages_model(lang, model):
+    """Offline, the metric reaches for bert-score's model of the language (and says so when it cannot load it)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        pytest.skip(f"{model} is cached here: the metric would score with it instead of naming it")
+    with pytest.raises(MetricSkipped, match=f"could not load the BERTScore model '{model}'"):
+        metric_function("bertscore")(batch(["p"], ["a dog"], [["a dog runs"]]), MetricOptions(bertscore_lang=lang))
+
+
 # ---------------------------------------------------------------- sentiment
 
 
@@ -116,21 +154,45 @@ def test_shared_classifier_loader_honours_the_device_and_batches(tmp_path):
     assert classifier_probs(loaded_tok, clf, [], 2, dev).shape == (0, 2)
 
 
+def test_sentiment_reads_the_end_of_a_too_long_text(tmp_path):
+    """RL4LMs 97df0bd metric.py:55 and reward.py:325 (LearnedRewardMetric / LearnedBatchedRewardFunction):
+    the sentiment tokenizer's truncation_side is "left", so the continuation is what is kept."""
+    from grue.rewards import classifier_sentiment
+
+    model, tok = save_classifier(tmp_path, ["NEGATIVE", "POSITIVE"], max_tokens=16)
+    prompt = "an opening that goes on and on about nothing in particular for quite a while"
+    gen = " and then a great ending, truly wonderful and moving"
+    ids = tok(prompt + gen)["input_ids"]
+    assert len(ids) > 24  # longer than the limit by more than the continuation's length
+    with torch.no_grad():
+        def p_pos(x):
+            return float(torch.softmax(model(input_ids=torch.tensor([x])).logits, -1)[0, 1])
+        kept_end, kept_start = p_pos(ids[-16:]), p_pos(ids[:16])
+    assert kept_end != pytest.approx(kept_start, abs=1e-6)  # the two ends really read differently
+    got = metric_function("sentiment")(batch([prompt], [gen]), MetricOptions(sentiment_model=str(tmp_path)))
+    assert got.per_sample["sentiment_score"] == pytest.approx([kept_end], abs=1e-5)
+    assert classifier_sentiment([prompt], [gen], [[""]], [{}], model=str(tmp_path)) == pytest.approx([kept_end], abs=1e-5)
+
+
 # ---------------------------------------------------------------- intent
 
 
 def test_last_utterance_and_classifier_input():
-    prompt = "Hi there . <EOU> How are you ? <EOU> "
-    assert last_utterance(prompt) == "How are you ?"
-    assert intent_input(prompt, " Fine , thanks .") == "How are you ? Fine , thanks ."
+    # RL4LMs 97df0bd custom_text_generation_pools.py:567-568 builds the prompt from the raw utterances
+    # (Hugging Face daily_dialog keeps a space on each side of all but a dialogue's first):
+    # "<EOU>".join(last 5) + " <EOU>". metric.py:685-690: the last non-empty piece + the generation.
+    prompt = "Hi there . <EOU> How are you ? " + " <EOU>"
+    assert last_utterance(prompt) == " How are you ?  "
+    assert intent_input(prompt, " Fine , thanks .") == " How are you ?   Fine , thanks ."
     assert last_utterance("no marker at all") == "no marker at all" and intent_input("<EOU>", "ok") == "ok"
+    assert last_utterance("a <EOU><EOU>") == "a "  # empty pieces are skipped
 
 
 def test_intent_accuracy_matches_the_classifiers_argmax(tmp_path):
     model, tok = save_classifier(tmp_path, ["inform", "question", "directive", "commissive"])
-    prompts = ["Hello . <EOU> Do you like tea ? <EOU> ", "Pass me the salt . <EOU> "]
-    gens = ["Yes , I love it .", "Here you are ."]
-    texts = ["Do you like tea ? Yes , I love it .", "Pass me the salt . Here you are ."]  # written by hand
+    prompts = ["Hello . <EOU> Do you like tea ?  <EOU>", "Pass me the salt .  <EOU>"]
+    gens = [" Yes , I love it .", "Here you are ."]
+    texts = [" Do you like tea ?   Yes , I love it .", "Pass me the salt .  Here you are ."]  # written by hand
     pred = probs(model, tok, texts).argmax(-1).tolist()
     labels = [pred[0], (pred[1] + 1) % 4]  # the first matches, the second does not
     assert intent_match_per_sample(prompts, gens, labels, model=str(tmp_path), batch_size=1) == [1.0, 0.0]

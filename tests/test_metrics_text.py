@@ -18,7 +18,6 @@ from grue.metrics import (
     MetricSkipped,
     metric_function,
 )
-from grue.metrics.diversity import diversity_stats, msttr
 from grue.metrics.text import (
     meteor_per_sample,
     ngrams,
@@ -333,7 +332,6 @@ def test_empty_generations_do_not_crash():
     assert run("bleu", b).values["bleu"] == 0.0
     assert run("ter", b).values["ter"] == pytest.approx(1.0)
     assert run("rouge", b).values["rouge_l"] == 0.0
-    assert run("diversity", b).values["vocab_size"] == 0.0
     with pytest.raises(MetricSkipped, match="no examples"):
         run("chrf", batch([], []))
 
@@ -348,25 +346,3 @@ def test_word_tokens_and_ngrams_hand_computed():
     assert counts == {("a", "b"): 2, ("b", "a"): 1, ("b", "c"): 1}
     assert list(counts) == [("a", "b"), ("b", "a"), ("b", "c")]  # order of first occurrence
     assert ngrams(["a"], 2) == {} and ngrams(["a", "b"], 1) == {("a",): 1, ("b",): 1}
-
-
-def test_diversity_hand_computed():
-    gens = ["The cat sat.", "the cat ran!"]
-    # tokens: [the cat sat .] [the cat ran !]; unigrams the:2 cat:2 sat . ran !:1 (8 in all);
-    # bigrams inside each generation: (the cat):2, (cat sat) (sat .) (cat ran) (ran !):1 (6 in all)
-    stats = run("diversity", batch(gens, [["r"], ["r"]])).values
-    assert word_tokens(gens[0]) == ["the", "cat", "sat", "."]
-    assert stats["distinct_1"] == pytest.approx(6 / 8) and stats["distinct_2"] == pytest.approx(5 / 6)
-    assert stats["unique_1"] == 4 and stats["unique_2"] == 4
-    assert stats["h1"] == pytest.approx(2 * 0.25 * 2 + 4 * 0.125 * 3)  # -sum p log2 p: 2 x 1/4, 4 x 1/8
-    assert stats["h2"] == pytest.approx(math.log2(3) / 3 + 2 / 3 * math.log2(6))  # 1 x 2/6, 4 x 1/6
-    assert stats["msttr"] == pytest.approx(6 / 8)  # fewer than 100 tokens: the TTR of all of them
-    assert stats["vocab_size"] == 6 and stats["mean_output_length"] == 4
-
-
-def test_msttr_drops_the_incomplete_segment():
-    tokens = ["a"] * 100 + [f"w{i}" for i in range(100)] + ["b"] * 50
-    # hand: segment 1 has 1 type in 100 tokens, segment 2 100 in 100; the last 50 tokens are dropped
-    assert msttr(tokens) == pytest.approx((0.01 + 1.0) / 2)
-    assert diversity_stats([" ".join(tokens)])["msttr"] == pytest.approx(0.505)
-    assert msttr([]) == 0.0

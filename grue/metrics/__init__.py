@@ -35,8 +35,10 @@ class EvalBatch:
 class MetricOptions:
     """Models and resources that some metrics need. Every model is a Hub id or a local path."""
 
-    bertscore_model: str = "microsoft/deberta-xlarge-mnli"
-    """BERTScore's model (bert-score's ``model_type``)."""
+    bertscore_lang: str = "en"
+    """Language of the texts BERTScore reads: picks bert-score's model for it when ``bertscore_model`` is empty."""
+    bertscore_model: str = ""
+    """BERTScore's model (bert-score's ``model_type``); empty: bert-score's model for ``bertscore_lang``."""
     bertscore_layers: int | None = None
     """Layer BERTScore reads; None keeps bert-score's default for a known model (required for others)."""
     sentiment_model: str = "lvwerra/distilbert-imdb"

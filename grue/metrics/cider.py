@@ -13,11 +13,14 @@ and the corpus score is the mean over examples. As in pycocoevalcap, the "length
 the penalty is the number of bigrams of the text (``len(tokens) - 1``), the cosine is left
 undivided when either norm is zero, and a one-example corpus scores 0 (``log N = 0``).
 
-Tokenisation: pycocoevalcap's PTB tokenizer runs Java. Here every text is split by
-``grue.metrics.text.word_tokens`` (lower-cased; every punctuation character is a token of
-its own: ``"dog's."`` -> ``dog ' s .``). The PTB pipeline would drop punctuation tokens
-instead, so numbers can differ slightly from COCO-server numbers on punctuated text; they
-equal pycocoevalcap's ``Cider`` on texts pre-tokenised this way.
+Tokenisation: as the paper's CIDEr (RL4LMs 97df0bd caption_metrics/cider.py), every text is
+split by spaCy's English tokenizer, case kept (``grue.metrics.spacy_tokens``):
+``"The boy's cat."`` -> ``The boy 's cat .``. (pycocoevalcap's own PTB tokenizer, which
+lower-cases and drops punctuation, is not used: the paper did not use it.)
+
+Corpus: the document frequencies come from the evaluated examples, one per example. RL4LMs
+keyed its dictionaries by prompt text, so examples with the same prompt collapsed into one;
+GRUE's CommonGen evaluation splits have no repeated prompt, where the two agree.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from collections import Counter
 
 from grue.errors import GrueError
 from grue.metrics import EvalBatch, MetricOptions, MetricResult
-from grue.metrics.text import check_batch, check_texts, mean, ngrams, word_tokens
+from grue.metrics.spacy_tokens import spacy_tokens
+from grue.metrics.text import check_batch, check_texts, mean, ngrams
 
 # why hand-written: pycocoevalcap is unmaintained since 2020 and drags pycocotools/Java in; we need ~100 lines.
 MAX_ORDER = 4
@@ -100,8 +104,8 @@ def cider_per_sample(generations: list[str], references: list[list[str]],
     check_texts(generations, references)
     if not generations:
         raise GrueError("CIDEr needs at least one example; got none")
-    hyp_counts = [ngrams_up_to(word_tokens(g), max_order) for g in generations]
-    ref_counts = [[ngrams_up_to(word_tokens(r), max_order) for r in refs] for refs in references]
+    hyp_counts = [ngrams_up_to(spacy_tokens(g), max_order) for g in generations]
+    ref_counts = [[ngrams_up_to(spacy_tokens(r), max_order) for r in refs] for refs in references]
     df = document_frequency(ref_counts)
     log_n = math.log(float(len(generations)))
     scores = []

@@ -19,7 +19,11 @@ from grue.metrics import EvalBatch, MetricOptions, MetricResult, MetricSkipped
 from grue.metrics.text import check_batch, check_texts, mean
 from grue.models import first_line
 
-CLASSIFIER_MAX_TOKENS = 512  # classifier inputs are cut on the right to this many tokens
+CLASSIFIER_MAX_TOKENS = 512  # classifier inputs are cut to the tokenizer's model_max_length, at most this
+# Which end of a too-long classifier input is cut, per classifier (RL4LMs 97df0bd metric.py:55 and
+# reward.py:325 set "left" for the sentiment classifier, so the continuation is always read; the
+# intent classifier keeps the tokenizer's default, "right").
+TRUNCATION_SIDE = {"sentiment": "left", "intent": "right"}
 EOU = "<EOU>"  # DailyDialog's end-of-utterance marker in prompts
 
 
@@ -33,33 +37,56 @@ def _device(name: str | None) -> torch.device:
 # ---------------------------------------------------------------- BERTScore
 
 
-@functools.lru_cache(maxsize=1)
-def _bert_scorer(model: str, layers: int | None, device: str):
+def _bert_score_tables() -> tuple[dict, dict]:
+    """bert-score's ``(lang2model, model2layers)`` tables, or MetricSkipped when it is not installed."""
     try:
-        from bert_score import BERTScorer
-        from bert_score.utils import model2layers
+        from bert_score.utils import lang2model, model2layers
     except ImportError as e:
         raise MetricSkipped(f"bert-score is not installed ({e}); pip install bert-score") from e
+    return lang2model, model2layers
 
-    if layers is None and model not in model2layers:
-        raise MetricSkipped(f"BERTScore needs eval bertscore_layers for model '{model}' "
-                            f"(bert-score knows the layer only for its listed models)")
+
+def bertscore_model_and_layer(model: str, layers: int | None, lang: str) -> tuple[str, int]:
+    """The model and layer BERTScore reads.
+
+    ``model`` empty: bert-score's model for ``lang`` (``lang2model``: en -> roberta-large,
+    any other language but zh / tr / en-sci -> bert-base-multilingual-cased), as the HF
+    ``bertscore`` metric picks it from ``lang=``. ``layers`` None: bert-score's default layer
+    for the model (``model2layers``: roberta-large 17, bert-base-multilingual-cased 9);
+    MetricSkipped for a model bert-score does not list.
+    """
+    lang2model, model2layers = _bert_score_tables()
+    model = model or lang2model[lang.lower()]
+    if layers is None:
+        if model not in model2layers:
+            raise MetricSkipped(f"BERTScore needs eval bertscore_layers for model '{model}' "
+                                f"(bert-score knows the layer only for its listed models)")
+        layers = model2layers[model]
+    return model, int(layers)
+
+
+@functools.lru_cache(maxsize=1)
+def _bert_scorer(model: str, layers: int, device: str):
+    from bert_score import BERTScorer
+
     try:
         return BERTScorer(model_type=model, num_layers=layers, device=device)
     except Exception as e:
         raise MetricSkipped(f"could not load the BERTScore model '{model}': {first_line(e)}") from e
 
 
-def bertscore_per_sample(generations: Sequence[str], references: Sequence[Sequence[str]], model: str,
-                         layers: int | None = None, device: str = "cpu", batch_size: int = 32) -> list[float]:
-    """BERTScore F1 of each generation, the best over its references (N floats).
+def bertscore_per_sample(generations: Sequence[str], references: Sequence[Sequence[str]], model: str = "",
+                         layers: int | None = None, device: str = "cpu", batch_size: int = 32,
+                         lang: str = "en") -> list[float]:
+    """BERTScore F1 of each generation, the best over its references (N floats); no idf weighting,
+    no baseline rescaling (HF ``bertscore``'s defaults). Model and layer: ``bertscore_model_and_layer``.
 
     An empty generation (or one whose references are all empty) scores 0, as bert-score
     does for empty candidates; such texts are kept away from bert-score, whose encoding
     of empty strings fails with transformers 5.
     """
     check_texts(generations, references)
-    scorer = _bert_scorer(str(model), layers, device)
+    scorer = _bert_scorer(*bertscore_model_and_layer(str(model), layers, lang), device)
     out = [0.0] * len(generations)
     keep = [(i, g, [r for r in refs if r.strip()]) for i, (g, refs) in enumerate(zip(generations, references))]
     keep = [(i, g, refs) for i, g, refs in keep if g.strip() and refs]
@@ -71,10 +98,11 @@ def bertscore_per_sample(generations: Sequence[str], references: Sequence[Sequen
 
 
 def bertscore(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
-    """``bertscore``: the mean BERTScore F1 (``opts.bertscore_model``, layer ``opts.bertscore_layers``)."""
+    """``bertscore``: the mean BERTScore F1 (``opts.bertscore_model`` at layer ``opts.bertscore_layers``, or
+    bert-score's model and layer for ``opts.bertscore_lang``)."""
     check_batch(batch)
     scores = bertscore_per_sample(batch.generations, batch.references, opts.bertscore_model,
-                                  opts.bertscore_layers, opts.device, opts.batch_size)
+                                  opts.bertscore_layers, opts.device, opts.batch_size, opts.bertscore_lang)
     return MetricResult({"bertscore": mean(scores)}, {"bertscore": scores})
 
 
@@ -86,7 +114,8 @@ def load_classifier(model: str, device: str | None, kind: str) -> tuple:
     """``(tokenizer, classifier in eval mode on the device, device)`` of the sequence classifier ``model``.
 
     ``device`` None is the current CUDA device when there is one, else the CPU. ``kind``
-    ("sentiment", "intent") names the classifier in the MetricSkipped raised when it cannot load.
+    ("sentiment", "intent") names the classifier in the MetricSkipped raised when it cannot load,
+    and sets the end its tokenizer cuts from too-long inputs (``TRUNCATION_SIDE``).
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -95,18 +124,25 @@ def load_classifier(model: str, device: str | None, kind: str) -> tuple:
         clf = AutoModelForSequenceClassification.from_pretrained(model).eval()
     except Exception as e:  # noqa: BLE001 - the user gets one line, not a traceback
         raise MetricSkipped(f"could not load the {kind} classifier '{model}': {first_line(e)}") from e
+    tok.truncation_side = TRUNCATION_SIDE[kind]
     dev = _device(device)
     return tok, clf.to(dev), dev
 
 
+def classifier_max_tokens(tok) -> int:
+    """The tokenizer's ``model_max_length`` (what ``truncation=True`` cuts to), capped at ``CLASSIFIER_MAX_TOKENS``
+    (tokenizers that set no limit report a huge one)."""
+    return min(int(tok.model_max_length), CLASSIFIER_MAX_TOKENS)
+
+
 def classifier_probs(tok, clf, texts: Sequence[str], batch_size: int, device: torch.device) -> torch.Tensor:
     """Class probabilities (N, C) on the CPU: softmax of ``clf``'s logits on each text, ``batch_size`` texts
-    per padded batch, each cut to ``CLASSIFIER_MAX_TOKENS`` tokens."""
+    per padded batch, each cut to ``classifier_max_tokens(tok)`` tokens on the tokenizer's ``truncation_side``."""
     out = [torch.empty(0, clf.config.num_labels)]
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
             enc = tok(list(texts[i : i + batch_size]), padding=True, truncation=True,
-                      max_length=CLASSIFIER_MAX_TOKENS, return_tensors="pt")
+                      max_length=classifier_max_tokens(tok), return_tensors="pt")
             out.append(torch.softmax(clf(**enc.to(device)).logits.float(), -1).cpu())
     return torch.cat(out)
 
@@ -132,15 +168,18 @@ def sentiment(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
 
 
 def last_utterance(prompt: str) -> str:
-    """The last non-empty utterance of a dialogue context ``"u1 <EOU> u2 <EOU> "``, stripped ("" if none)."""
-    pieces = [p.strip() for p in prompt.split(EOU)]
-    return next((p for p in reversed(pieces) if p), "")
+    """The last non-empty piece of ``prompt.split("<EOU>")``, unchanged ("" if none).
+
+    RL4LMs' DailyDialog prompt ``u1<EOU>u2<EOU>...u5 <EOU>`` (raw utterances, which keep a space
+    on each side) gives the last utterance with two trailing spaces: ``" Fine .  "``.
+    """
+    return next((p for p in reversed(prompt.split(EOU)) if p), "")
 
 
 def intent_input(prompt: str, generation: str) -> str:
-    """The classifier's text: the last utterance, one space, the generation (RL4LMs joins the two)."""
-    # why a space: the utterance is stripped, so it keeps its last word apart from the reply's first
-    return " ".join(t for t in (last_utterance(prompt), generation.strip()) if t)
+    """The intent classifier's text: ``last_utterance(prompt) + generation``, as RL4LMs builds it
+    (97df0bd metric.py:685-690): no separator added, nothing stripped."""
+    return last_utterance(prompt) + generation
 
 
 def intent_match_per_sample(prompts: Sequence[str], generations: Sequence[str], labels: Sequence[int],

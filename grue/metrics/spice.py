@@ -12,9 +12,12 @@ folder, which ships the SPICE jar but downloads the two CoreNLP jars at first us
 https://nlp.stanford.edu/software/stanford-corenlp-full-2015-12-09.zip), impossible offline:
 when something is missing the metric is skipped with a reason that says what.
 
-Texts are passed as they are (CoreNLP tokenises them). The per-example score is the
-"All" F-score; the corpus score is the mean of the per-example scores that are numbers
-(SPICE reports NaN when neither candidate nor references yield a tuple).
+Texts are first split by spaCy's English tokenizer and rejoined with spaces, case kept
+(``grue.metrics.spacy_tokens``), as the paper's SPICE (RL4LMs 97df0bd
+caption_metrics/spice/spice.py) fed them to the jar; CoreNLP then parses that text. The
+per-example score is the "All" F-score; the corpus score is the mean of the per-example
+scores that are numbers (SPICE reports NaN when neither candidate nor references yield a
+tuple; RL4LMs' plain mean would then be NaN).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 from grue.errors import GrueError
 from grue.metrics import EvalBatch, MetricOptions, MetricResult, MetricSkipped
+from grue.metrics.spacy_tokens import spacy_tokens
 from grue.metrics.text import check_batch, check_texts
 
 SPICE_JAR = "spice-1.0.jar"
@@ -72,10 +76,17 @@ def find_spice() -> tuple[str, Path]:
     raise MetricSkipped(f"SPICE jars not found ({where}); {HOW_TO}")
 
 
+def spaced_tokens(text: str) -> str:
+    """``text`` as spaCy's tokens joined by single spaces: ``"The boy's cat."`` -> ``"The boy 's cat ."``."""
+    return " ".join(spacy_tokens(text))
+
+
 def spice_input(generations: list[str], references: list[list[str]]) -> list[dict]:
-    """SPICE's input records: ``[{"image_id": i, "test": generation_i, "refs": references_i}]``, i = 0..N-1."""
+    """SPICE's input records: ``[{"image_id": i, "test": generation_i, "refs": references_i}]``, i = 0..N-1,
+    every text as ``spaced_tokens``."""
     check_texts(generations, references)
-    return [{"image_id": i, "test": gen, "refs": list(refs)} for i, (gen, refs) in enumerate(zip(generations, references))]
+    return [{"image_id": i, "test": spaced_tokens(gen), "refs": [spaced_tokens(r) for r in refs]}
+            for i, (gen, refs) in enumerate(zip(generations, references))]
 
 
 def _as_float(x) -> float:
