@@ -132,7 +132,8 @@ def parent(prompts, completions, references, meta) -> list[float]:
     """PARENT F-score of each completion against its references and its table (ToTTo)."""
     from grue.metrics.parent import parent_per_sample
 
-    return _needs(parent_per_sample, completions, references, [m["table"] for m in meta])
+    full = [m["precision_table"] for m in meta] if all(m.get("precision_table") for m in meta) else None
+    return _needs(parent_per_sample, completions, references, [m["table"] for m in meta], precision_tables=full)
 
 
 INTENT_WEIGHT, METEOR_WEIGHT = 0.75, 0.25  # RL4LMs dailydialog configs: intent_coeff 0.75, auto_coeff 0.25

@@ -270,30 +270,6 @@ def test_ter_per_sample_hand_computed():
     assert ter_per_sample(["a b c", "a b c", ""], [["a b d"], ["a b d", "a b c"], ["x y"]]) == pytest.approx([1 / 3, 0.0, 1.0])
 
 
-def test_totto_sacrebleu_subsets():
-    from sacrebleu.metrics import BLEU
-
-    gens = ["the cat sat on the mat", "a dog ran home fast", "birds fly south in winter"]
-    refs = [["the cat sat on a mat"], ["a dog ran home quickly"], ["birds fly south in the winter"]]
-    meta = [{"overlap_subset": True}, {"overlap_subset": False}, {"overlap_subset": True}]
-    values = run("totto_sacrebleu", batch(gens, refs, meta)).values
-
-    def ref_bleu(idx):  # reference: sacrebleu's default corpus BLEU on the subset
-        return BLEU().corpus_score([gens[i] for i in idx], [[refs[i][0] for i in idx]]).score / 100
-
-    assert values["sacrebleu_overall"] == pytest.approx(ref_bleu([0, 1, 2]))
-    assert values["sacrebleu_overlap"] == pytest.approx(ref_bleu([0, 2]))
-    assert values["sacrebleu_nonoverlap"] == pytest.approx(ref_bleu([1]))
-    only_overlap = run("totto_sacrebleu", batch(gens[:1], refs[:1], meta[:1])).values
-    assert set(only_overlap) == {"sacrebleu_overall", "sacrebleu_overlap"}  # the empty subset is left out
-    with pytest.raises(MetricSkipped, match="overlap_subset"):
-        run("totto_sacrebleu", batch(gens, refs, [{}] * 3))
-    with pytest.raises(GrueError, match="overlap_subset"):
-        run("totto_sacrebleu", batch(gens, refs, [{"overlap_subset": True}, {}, {}]))
-    as_strings = [{"overlap_subset": str(m["overlap_subset"])} for m in meta]
-    assert run("totto_sacrebleu", batch(gens, refs, as_strings)).values == pytest.approx(values)
-
-
 def test_subset_flags_accept_bools_strings_and_no_flag():
     assert subset_flags([]) == []
     # None (ToTTo train rows), a missing key and the string "none" are no flag
@@ -306,15 +282,6 @@ def test_subset_flags_accept_bools_strings_and_no_flag():
         subset_flags([{"overlap_subset": "yes"}])
     with pytest.raises(GrueError, match="overlap_subset 1"):
         subset_flags([{"overlap_subset": 1}, {"overlap_subset": True}])
-
-
-def test_totto_sacrebleu_without_flags_is_skipped():
-    b = batch(["a cat", "a dog"], [["a cat"], ["a dog"]], [{"overlap_subset": None}, {"overlap_subset": "none"}])
-    with pytest.raises(MetricSkipped, match="overlap_subset"):
-        run("totto_sacrebleu", b)
-
-
-# ---------------------------------------------------------------- input checks
 
 
 @pytest.mark.parametrize("fn", [meteor_per_sample, rouge_per_sample, ter_per_sample, nmt_bleu])

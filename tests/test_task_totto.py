@@ -35,6 +35,11 @@ CELLS = ("<table> <cell> 1998 <col_header> Season </col_header> </cell> "
 TITLES = "<page_title> Ann Example </page_title> <section_title> Career | Club </section_title> "
 PARENT = [["header", "1998"], ["cell", "Riverton FC"], ["cell", "3"], ["page_title", "Ann Example"],
           ["section_title", "Career - Club"]]
+# The precision table: every non-empty cell of the whole table, then the titles (language/totto
+# get_table_parent_format, RL4LMs 97df0bd .../totto/eval_utils/table_to_text_utils.py:28-65); no section text here.
+PRECISION = [["header", "Season"], ["header", "Club"], ["header", "League"], ["header", "Apps"], ["header", "Goals"],
+             ["header", "1998"], ["cell", "Riverton FC"], ["cell", "12"], ["cell", "3"], ["page_title", "Ann Example"],
+             ["section_title", "Career - Club"]]
 
 
 def original_row(**changes) -> dict:
@@ -81,8 +86,10 @@ def test_references_and_meta_from_both_schemas(tmp_path):
     a, b, c = totto.load("validation", d)
     assert a.prompt == b.prompt == c.prompt
     assert a.references == b.references == SENTENCES  # unchanged, surrounding spaces too (RL4LMs)
-    assert a.meta == {"table": PARENT, "overlap_subset": True, "example_id": "42", "index": 0}
-    assert b.meta == {"table": PARENT, "overlap_subset": False, "example_id": "42", "index": 1}
+    assert a.meta == {"table": PARENT, "precision_table": PRECISION, "overlap_subset": True, "example_id": "42", "index": 0}
+    assert b.meta == {"table": PARENT, "precision_table": PRECISION, "overlap_subset": False, "example_id": "42", "index": 1}
+    with_text = totto.parent_precision_table(original_row(table_section_text="He | she"))
+    assert with_text == PRECISION + [["section_text", "He - she"]]
     assert (c.meta["overlap_subset"], c.meta["example_id"], c.meta["index"]) == (True, "7", 2)
 
 

@@ -96,7 +96,7 @@ METRICS: dict[str, Metric] = {
     "cider": Metric("grue.metrics.cider:cider", {"cider": True}),
     "spice": Metric("grue.metrics.spice:spice", {"spice": True}),
     "parent": Metric("grue.metrics.parent:parent", {"parent_overall": True, "parent_overlap": True, "parent_nonoverlap": True}),
-    "totto_sacrebleu": Metric("grue.metrics.text:totto_sacrebleu",
+    "totto_sacrebleu": Metric("grue.metrics.totto:totto_sacrebleu",
                               {"sacrebleu_overall": True, "sacrebleu_overlap": True, "sacrebleu_nonoverlap": True}),
     "bertscore": Metric("grue.metrics.neural:bertscore", {"bertscore": True}),
     "sentiment": Metric("grue.metrics.neural:sentiment", {"sentiment_score": True}),

@@ -319,22 +319,3 @@ def ter_per_sample(generations: Sequence[str], references: Sequence[Sequence[str
 
     metric = TER()
     return [float(metric.sentence_score(g, list(refs)).score) / 100.0 for g, refs in zip(generations, references)]
-
-
-def totto_sacrebleu(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
-    """ToTTo's sacrebleu (default corpus BLEU, 0-1) overall and on the overlap / non-overlap subsets.
-
-    The subsets are the examples whose ``meta["overlap_subset"]`` is true / false (see
-    ``subset_flags``). A subset with no examples is left out of the result (the evaluator
-    then records it as skipped); with no flags at all the group is skipped.
-    """
-    check_batch(batch)
-    flags = subset_flags(batch.meta)
-    if all(f is None for f in flags):
-        raise MetricSkipped("no overlap_subset flags in the examples' meta (ToTTo data has them)")
-    values = {"sacrebleu_overall": sacrebleu_score(batch.generations, batch.references)}
-    for name, want in (("sacrebleu_overlap", True), ("sacrebleu_nonoverlap", False)):
-        idx = [i for i, f in enumerate(flags) if f is want]
-        if idx:
-            values[name] = sacrebleu_score([batch.generations[i] for i in idx], [batch.references[i] for i in idx])
-    return MetricResult(values)

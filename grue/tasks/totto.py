@@ -129,6 +129,21 @@ def parent_table(row: dict, where: str = "totto") -> list[list[str]]:
     return table
 
 
+def parent_precision_table(row: dict) -> list[list[str]]:
+    """The whole table in PARENT's (attribute, value) form: the precision (entailment) table of ToTTo's PARENT.
+
+    language/totto ``get_table_parent_format``: ``["header" | "cell", value]`` for every cell of every row
+    with a non-empty value, then ``page_title``, ``section_title`` and ``section_text`` when not empty.
+    """
+    table = [["header" if cell["is_header"] else "cell", _parent_value(cell["value"])]
+             for cells in row["table"] for cell in cells if _parent_value(cell["value"])]
+    for attribute, key in (("page_title", "table_page_title"), ("section_title", "table_section_title"),
+                           ("section_text", "table_section_text")):
+        if row.get(key):
+            table.append([attribute, _parent_value(row[key])])
+    return table
+
+
 def references(row: dict, where: str = "totto") -> list[str]:
     """The ``final_sentence`` of every annotation, unchanged (RL4LMs' references), from either annotation layout.
 
@@ -175,7 +190,8 @@ def build_prompt(row: dict, variant: str = "subtable", where: str = "totto") -> 
 
 def rows_to_examples(rows: list[dict], split: str = "", variant: str = "subtable") -> list[Example]:
     """One Example per row: prompt = ``build_prompt`` in ``variant``, references = the final sentences,
-    meta = {table (PARENT pairs), overlap_subset (bool or None), example_id (str), index}."""
+    meta = {table and precision_table (PARENT pairs of the highlighted cells and of the whole table),
+    overlap_subset (bool or None), example_id (str), index}."""
     examples = []
     for i, row in enumerate(rows):
         where = f"totto {split} row {i + 1}"
@@ -183,7 +199,8 @@ def rows_to_examples(rows: list[dict], split: str = "", variant: str = "subtable
         refs = references(row, where)
         examples.append(Example(
             prompt=build_prompt(row, variant, where), references=refs,
-            meta={"table": parent_table(row, where), "overlap_subset": overlap_flag(row.get("overlap_subset")),
+            meta={"table": parent_table(row, where), "precision_table": parent_precision_table(row),
+                  "overlap_subset": overlap_flag(row.get("overlap_subset")),
                   "example_id": str(row.get("example_id", "")), "index": i}))
     return examples
 
