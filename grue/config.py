@@ -122,6 +122,11 @@ class EvalConfig:
     (IMDB: the whole review, as in the paper)."""
     perplexity_stride: int = 512
     """Tokens the perplexity metric's sliding window advances by (the paper: 512 on IMDB, 128 on DailyDialog)."""
+    action_mask: bool = True
+    """Apply an NLPO checkpoint's action mask during evaluation: every decoding step (greedy, sampling or beam
+    search) keeps only the top-p set of the checkpoint's masking policy (``nlpo.top_mask``,
+    ``nlpo.min_tokens_to_keep``, special tokens always allowed), as RL4LMs evaluated NLPO. Only NLPO
+    checkpoints have a masking policy: other evaluations record false, and refuse an explicit true."""
 
 
 @dataclass
