@@ -37,6 +37,8 @@ def load_mask(cfg: Config, checkpoint: str, tokenizer, device) -> MaskSettings |
 
     None unless the run is NLPO and ``eval.action_mask`` is on. The masking policy is the one the
     checkpoint saved (the copy the sampler used at the end of training), on ``device``, frozen.
+    RL4LMs' evaluation masked with the policy as it was at the start of training, because its
+    sampler never saw the refreshed copies (a bug; docs/fidelity.md, "Evaluation: NLPO's action mask").
     """
     if cfg.run.algo != "nlpo" or not cfg.eval.action_mask:
         return None

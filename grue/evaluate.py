@@ -106,7 +106,7 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
             raise GrueError(f"--set {item}: grue eval accepts keys of run, generation and eval, not '{sec}'")
         set_field(cfg.sections()[sec], sec, key, value)
         if (sec, key) == ("eval", "action_mask") and cfg.eval.action_mask and not masked:
-            what = {"zero-shot": "a zero-shot model", "external": "generations from --predictions"}.get(algo, f"a {cfg.run.algo} run")
+            what = {"zero-shot": "a zero-shot model", "external": "generations from --predictions"}.get(algo, f"this {cfg.run.algo} run")
             raise GrueError(f"--set {item}: eval.action_mask applies an NLPO checkpoint's masking policy; {what} has none "
                             "(leave the key out)")
     if not masked:
@@ -225,7 +225,7 @@ def read_predictions(path: str, n: int, total: int, limit: int | None) -> list[s
     the ``n`` examples evaluated, or with ``--limit`` the whole split (``total`` rows; the first ``n`` are
     scored). Every problem is one line naming ``file:line``."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 may stand inside a string
     except OSError as e:
         raise GrueError(f"--predictions {path}: cannot read it: {e.strerror or e}") from None
     except UnicodeDecodeError as e:

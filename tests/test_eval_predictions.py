@@ -152,3 +152,14 @@ def test_the_console_command_reports_a_bad_line_without_a_traceback(tmp_path, da
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [f"error: {f}:2: invalid JSON: Expecting value; each line is one JSON object "
                                              '{"generation": "..."}']
+
+
+def test_read_predictions_takes_the_first_n_of_a_whole_split_and_keeps_odd_characters(tmp_path):
+    from grue.evaluate import read_predictions
+
+    odd = "line\u2028separator, next\x85line, para\u2029graph"  # json.dumps(ensure_ascii=False) writes these raw
+    f = write_jsonl(tmp_path / "p.jsonl", [{"generation": odd}, {"generation": "b", "index": 1}, {"generation": ""}])
+    assert read_predictions(f, 3, 3, None) == [odd, "b", ""]
+    assert read_predictions(f, 2, 3, 2) == [odd, "b"]  # --limit 2 on a file of the whole split
+    (tmp_path / "p.jsonl").write_text((tmp_path / "p.jsonl").read_text(encoding="utf-8") + "\n\n", encoding="utf-8")
+    assert read_predictions(f, 3, 3, None) == [odd, "b", ""]  # trailing blank lines hold no example
