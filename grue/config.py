@@ -135,6 +135,11 @@ class EvalConfig:
     rouge_references: str = field(default="first", metadata={"choices": ("first", "stringified_list", "best")})
     """What the rouge metric scores a generation against: the first reference (the paper's default),
     the Python repr of the reference list (the paper's NarrativeQA and ToTTo configs), or each reference, keeping the best."""
+    action_mask: bool = True
+    """Apply an NLPO checkpoint's action mask during evaluation: every decoding step (greedy, sampling or beam
+    search) keeps only the top-p set of the checkpoint's masking policy (``nlpo.top_mask``,
+    ``nlpo.min_tokens_to_keep``, special tokens always allowed), as RL4LMs evaluated NLPO. Only NLPO
+    checkpoints have a masking policy: other evaluations record false, and refuse an explicit true."""
 
 
 @dataclass

@@ -3,9 +3,12 @@
 Reads top to bottom:
 
 1. ``eval_config`` resolves what to evaluate: a run directory (its saved config.yaml and
-   its checkpoint) or a task and model (zero-shot, the task's own settings).
+   its checkpoint), a task and model (zero-shot, the task's own settings), or a task and a
+   file of generations made elsewhere (``--predictions``, recorded as algorithm ``external``).
 2. ``decode`` generates with the task's evaluation settings (``eval`` section: beam search
-   or sampling), through transformers' ``generate``.
+   or sampling), through transformers' ``generate``; an NLPO checkpoint decodes inside its
+   masking policy's top-p sets (grue.action_mask). ``read_predictions`` instead reads the
+   generations of ``--predictions``.
 3. ``score`` runs the task's metric groups (``metrics`` in tasks/<task>/task.yaml). A metric
    that cannot run here (no model, no WordNet, no Java) is recorded as skipped with its
    reason, never dropped and never given a made-up number.
@@ -15,6 +18,7 @@ Reads top to bottom:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import subprocess
@@ -29,7 +33,7 @@ from grue.config import Config, from_dict, load_yaml, resolve, tasks_root
 from grue.errors import GrueError
 from grue.metrics import METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
 from grue.models import load_policy, load_tokenizer
-from grue.rollout import tokenize_prompts
+from grue.rollout import MaskSettings, tokenize_prompts
 from grue.setup import load_examples
 from grue.tasks.common import Example
 
@@ -42,16 +46,38 @@ def task_metrics(task: str) -> list[str]:
     return list(groups)
 
 
-def eval_config(checkpoint: str | None, task: str | None, model: str | None, sets: list[str]) -> tuple[Config, str, str, str]:
-    """(config, algorithm name, model name for the results, weights to load) of a run directory or a zero-shot model.
+def check_sources(checkpoint: str | None, task: str | None, model: str | None, predictions: str | None,
+                  model_name: str | None) -> None:
+    """One line for a wrong combination of what to evaluate: a run, a zero-shot model, or generations."""
+    if predictions is not None:
+        given = [flag for flag, v in (("--checkpoint", checkpoint), ("--model", model)) if v is not None]
+        if given:
+            raise GrueError(f"--predictions scores generations made elsewhere; it cannot be combined with {' and '.join(given)} "
+                            "(which generate them): pass --task TASK --predictions FILE --model-name NAME")
+        if not task:
+            raise GrueError("--predictions needs --task TASK: the task whose split the generations answer")
+        if not (model_name or "").strip():
+            raise GrueError("--predictions needs --model-name NAME: the model that made the generations, as the results name it")
+    elif model_name is not None:
+        raise GrueError("--model-name names the model of --predictions; a --checkpoint or --model evaluation takes the model's own name")
+
+
+def eval_config(checkpoint: str | None, task: str | None, model: str | None, sets: list[str],
+                model_name: str | None = None) -> tuple[Config, str, str, str | None]:
+    """(config, algorithm name, model name for the results, weights to load) of a run directory, a zero-shot
+    model, or (``model_name`` given) generations made elsewhere: algorithm ``external``, no weights.
 
     The model name of a trained run is the model it started from; a run started with
     ``--init-from`` takes the name of its first run's model and names both algorithms
-    (``supervised+ppo``).
+    (``supervised+ppo``). ``eval.action_mask`` stays on only for an NLPO checkpoint (the
+    others have no masking policy: they record false, and an explicit true is refused).
     """
     from grue.config import parse_set, set_field
 
-    if checkpoint:
+    if model_name is not None:
+        cfg = resolve(task, "ppo", flags={"run.model": model_name})
+        algo, name, weights = "external", model_name, None
+    elif checkpoint:
         run_dir = Path(checkpoint)
         cfg_file = run_dir / "config.yaml"
         if not cfg_file.is_file():
@@ -73,11 +99,18 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
             raise GrueError("grue eval needs --checkpoint RUN_DIR, or --task TASK with --model NAME_OR_PATH (zero-shot)")
         cfg = resolve(task, "ppo", flags={"run.model": model})
         algo, name, weights = "zero-shot", model, model
+    masked = checkpoint is not None and model_name is None and cfg.run.algo == "nlpo"
     for item in sets:
         sec, key, value = parse_set(item, cfg)
         if sec not in ("run", "generation", "eval"):
             raise GrueError(f"--set {item}: grue eval accepts keys of run, generation and eval, not '{sec}'")
         set_field(cfg.sections()[sec], sec, key, value)
+        if (sec, key) == ("eval", "action_mask") and cfg.eval.action_mask and not masked:
+            what = {"zero-shot": "a zero-shot model", "external": "generations from --predictions"}.get(algo, f"this {cfg.run.algo} run")
+            raise GrueError(f"--set {item}: eval.action_mask applies an NLPO checkpoint's masking policy; {what} has none "
+                            "(leave the key out)")
+    if not masked:
+        cfg.eval.action_mask = False  # record what was applied: no mask
     return cfg, algo, name, weights
 
 
@@ -96,8 +129,14 @@ def generation_kwargs(cfg: Config, tokenizer) -> dict:
 
 
 @torch.no_grad()
-def decode(policy, tokenizer, prompts: list[str], cfg: Config, device, progress=None) -> list[str]:
-    """Generations for ``prompts`` (in order), decoded with the eval settings, batch by batch."""
+def decode(policy, tokenizer, prompts: list[str], cfg: Config, device, progress=None,
+           action_mask: MaskSettings | None = None) -> list[str]:
+    """Generations for ``prompts`` (in order), decoded with the eval settings, batch by batch; with ``action_mask``
+    (an NLPO checkpoint's), every step keeps only the masking policy's top-p set (grue.action_mask)."""
+    from transformers import LogitsProcessorList
+
+    from grue.action_mask import ActionMask
+
     seq2seq = bool(policy.config.is_encoder_decoder)
     kw = generation_kwargs(cfg, tokenizer)
     g = cfg.generation
@@ -107,7 +146,8 @@ def decode(policy, tokenizer, prompts: list[str], cfg: Config, device, progress=
     for i in range(0, len(prompts), cfg.eval.batch_size):
         batch = prompts[i : i + cfg.eval.batch_size]
         ids, mask = tokenize_prompts(tokenizer, batch, g.max_prompt_tokens, seq2seq, device, g.truncation_side)
-        seqs = policy.generate(input_ids=ids, attention_mask=mask, **kw)
+        processors = LogitsProcessorList([ActionMask(action_mask, ids, mask, cfg.eval.num_beams)] if action_mask else [])
+        seqs = policy.generate(input_ids=ids, attention_mask=mask, logits_processor=processors, **kw)
         new = seqs if seq2seq else seqs[:, ids.shape[1]:]
         out += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
         if progress:
@@ -193,20 +233,86 @@ def write_samples(path: Path, examples: list[Example], generations: list[str], p
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+def read_predictions(path: str, n: int, total: int, limit: int | None) -> list[str]:
+    """The ``generation`` strings of a JSONL file of predictions: one JSON object per example of the split, in
+    split order; extra fields are allowed, an ``index`` must equal the row number (from 0). The file holds
+    the ``n`` examples evaluated, or with ``--limit`` the whole split (``total`` rows; the first ``n`` are
+    scored). Every problem is one line naming ``file:line``."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 may stand inside a string
+    except OSError as e:
+        raise GrueError(f"--predictions {path}: cannot read it: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise GrueError(f"--predictions {path}: not UTF-8 text (invalid byte at offset {e.start})") from None
+    out: list[str] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue  # blank lines (a trailing one) hold no example
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError) as e:
+            raise GrueError(f"{where}: invalid JSON: {getattr(e, 'msg', e)}; each line is one JSON object "
+                            '{"generation": "..."}') from None
+        if not isinstance(row, dict):
+            raise GrueError(f'{where}: must be a JSON object with a string "generation", got {type(row).__name__}')
+        if not isinstance(row.get("generation"), str):
+            got = "nothing" if "generation" not in row else json.dumps(row["generation"])[:60]
+            raise GrueError(f'{where}: "generation" must be a string, got {got}')
+        if "index" in row and (row["index"] != len(out) or isinstance(row["index"], bool)):
+            raise GrueError(f'{where}: "index" is {json.dumps(row["index"])[:60]}, but this is row {len(out)} '
+                            "(rows follow the split's order, from 0)")
+        out.append(row["generation"])
+    if len(out) == n or (limit and len(out) == total):
+        return out[:n]
+    expected = f"{n} (the first {n} examples, --limit {limit}) or {total} (the whole split)" if limit else f"{total}, one per example of the split"
+    hint = f"; to score only the first {len(out)}, pass --limit {len(out)}" if not limit and 0 < len(out) < total else ""
+    raise GrueError(f"--predictions {path}: {len(out)} rows, expected {expected}{hint}")
+
+
+def recorded_config(cfg: Config, algo: str, weights: str | None, predictions: str | None) -> dict:
+    """The ``config`` of results.json: the resolved sections, and the weights evaluated or the file scored."""
+    config = cfg.to_dict()
+    if algo == "zero-shot":  # no training: keep only what decoding and scoring used
+        config = {k: v for k, v in config.items() if k != "ppo"}
+        config["run"] = {**config["run"], "algo": "zero-shot"}
+    elif algo == "external":  # no training, no decoding here: the scoring settings and the file scored
+        config = {k: v for k, v in config.items() if k not in ("ppo", "generation")}
+        config["run"] = {**config["run"], "algo": "external"}
+        sha = hashlib.sha256(Path(predictions).read_bytes()).hexdigest()
+        return {**config, "predictions": {"file": str(predictions), "sha256": sha}}
+    return {**config, "evaluated_weights": weights}
+
+
+def model_info(name: str, policy):
+    """The results' ``model``: without a model (``--predictions``) its revision and size are unknown (null)."""
+    from grue.results import ModelInfo
+
+    if policy is None:
+        return ModelInfo(name=name, revision=None, parameters=None)
+    return ModelInfo(name=name, revision=getattr(policy.config, "_commit_hash", None) or None,
+                     parameters=sum(p.numel() for p in policy.parameters()))
+
+
 def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: str | None = None, split: str = "test",
              limit: int | None = None, batch_size: int | None = None, data_dir: str | None = None,
              output_dir: str | None = None, seed: int | None = None, sets: list[str] | None = None,
-             overwrite: bool = False, show: bool = True):
-    """Evaluate and write results.json + samples.jsonl; returns (the results.json path, the Results written)."""
+             overwrite: bool = False, show: bool = True, predictions: str | None = None, model_name: str | None = None):
+    """Evaluate and write results.json + samples.jsonl; returns (the results.json path, the Results written).
+
+    With ``predictions`` (a JSONL file, see ``read_predictions``) and ``model_name``, the generations are
+    read, not decoded: algorithm ``external``, the model's revision and size unknown (null), metrics that
+    need the evaluated model (perplexity) skipped with the reason."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from grue.results import SCHEMA_VERSION, MetricValue, ModelInfo, Results, SampleCounts, utc_now, write_results
+    from grue.results import SCHEMA_VERSION, MetricValue, Results, SampleCounts, utc_now, write_results
 
     t0 = time.time()
     # 1. What to evaluate, and where the results go (never over an earlier evaluation unless asked).
     if limit is not None and limit < 1:
         raise GrueError(f"--limit must be >= 1, got {limit}")
-    cfg, algo, name, weights = eval_config(checkpoint, task, model, list(sets or []))
+    check_sources(checkpoint, task, model, predictions, model_name)
+    cfg, algo, name, weights = eval_config(checkpoint, task, model, list(sets or []), model_name)
     if data_dir is not None:
         cfg.run.data_dir = data_dir
     if seed is not None:
@@ -223,6 +329,8 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         out = Path(output_dir)
     elif checkpoint:
         out = Path(checkpoint) / "eval" / split
+    elif predictions:
+        out = Path("runs") / f"{cfg.run.task}-external-{Path(name).name or 'model'}" / "eval" / split
     else:
         out = Path("runs") / f"{cfg.run.task}-zero-shot-{Path(str(model)).name or 'model'}" / "eval" / split
     if (out / "results.json").exists() and not overwrite:
@@ -233,15 +341,24 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
     examples = examples[:limit] if limit else examples
     if not any(r.strip() for ex in examples for r in ex.references):
         raise GrueError(f"split '{split}' of task '{cfg.run.task}' has no references to evaluate against")
+    given = read_predictions(predictions, len(examples), total, limit) if predictions else None
 
-    # 2. Decode.
+    # 2. Decode (or take the given generations: no model, so no model-based metric).
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     trust = cfg.run.trust_remote_code
-    tokenizer = load_tokenizer(weights, trust_remote_code=trust)
-    policy = load_policy(weights, trust_remote_code=trust).to(device).eval()
+    policy = tokenizer = action_mask = None
+    if given is None:
+        from grue.action_mask import load_mask
+
+        tokenizer = load_tokenizer(weights, trust_remote_code=trust)
+        policy = load_policy(weights, trust_remote_code=trust).to(device).eval()
+        action_mask = load_mask(cfg, weights, tokenizer, device) if checkpoint else None
     columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, disable=not show, transient=False) as progress:
-        generations = decode(policy, tokenizer, [e.prompt for e in examples], cfg, device, progress)
+        if given is None:
+            generations = decode(policy, tokenizer, [e.prompt for e in examples], cfg, device, progress, action_mask)
+        else:
+            generations = given
         # 3. Score.
         batch = EvalBatch([e.prompt for e in examples], generations, [e.references for e in examples], [e.meta for e in examples])
         e = cfg.eval
@@ -256,18 +373,12 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
     # 4. Write samples.jsonl, then results.json (the contract the leaderboard reads).
     out.mkdir(parents=True, exist_ok=True)
     write_samples(out / "samples.jsonl", examples, generations, per_sample)
-    config = cfg.to_dict()
-    config["eval"] = {**config["eval"], "bertscore_model": bert_model, "bertscore_layers": bert_layers}  # what was used
-    if algo == "zero-shot":  # no training: keep only what decoding and scoring used
-        config = {k: v for k, v in config.items() if k != "ppo"}
-        config["run"] = {**config["run"], "algo": "zero-shot"}
+    cfg.eval.bertscore_model, cfg.eval.bertscore_layers = bert_model, bert_layers  # record what was used
     results = Results(
         schema_version=SCHEMA_VERSION, kind="evaluated", grue_version=__version__, git_commit=git_commit(),
         date=utc_now(), task=cfg.run.task, task_version=cfg.task_version,
         algorithm=algo,
-        model=ModelInfo(name=name, revision=getattr(policy.config, "_commit_hash", None) or None,
-                        parameters=sum(p.numel() for p in policy.parameters())),
-        seed=cfg.run.seed, config={**config, "evaluated_weights": weights}, split=split,
+        model=model_info(name, policy), seed=cfg.run.seed, config=recorded_config(cfg, algo, weights, predictions), split=split,
         samples=SampleCounts(total=total, evaluated=len(examples)),
         metrics={k: MetricValue(value=v, higher_is_better=h) for k, (v, h) in metrics.items()},
         skipped=skipped, runtime_seconds=round(time.time() - t0, 3), source=None, notes=None)

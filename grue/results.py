@@ -30,8 +30,12 @@ MAX_BYTES = 5 * 1024 * 1024
 KINDS = ("evaluated", "reported")
 SPLITS = ("train", "validation", "test")
 TRAINING_ALGORITHMS = ("supervised", "ppo", "nlpo", "a2c")
-"""An evaluated file's algorithm is ``zero-shot``, one of these, or several joined by ``+`` in training
-order for a run started from another (``--init-from``): ``supervised+ppo`` is PPO from a supervised run."""
+"""An evaluated file's algorithm is one of ``OTHER_ALGORITHMS``, one of these, or several of these joined by
+``+`` in training order for a run started from another (``--init-from``): ``supervised+ppo`` is PPO from a
+supervised run."""
+OTHER_ALGORITHMS = ("zero-shot", "external")
+"""``zero-shot``: a model evaluated untrained; ``external``: generations made elsewhere, scored by
+``grue eval --predictions`` (the model's revision and size may then be unknown: null)."""
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _COMMIT = re.compile(r"[0-9a-f]{7,64}(-dirty)?")  # 64: SHA-256 repositories
@@ -45,11 +49,12 @@ class ResultsError(ProblemsError):
 @dataclass
 class ModelInfo:
     """The evaluated model: ``name`` a Hub id, local path or built-in name (``tiny-gpt2``); ``revision`` the
-    Hub commit hash, or None for a local or built-in model; ``parameters`` its number of parameters (>= 0)."""
+    Hub commit hash, or None for a local or built-in model (or unknown); ``parameters`` its number of
+    parameters (>= 0), or None when unknown (only for algorithm ``external``)."""
 
     name: str
     revision: str | None
-    parameters: int
+    parameters: int | None
 
 
 @dataclass
@@ -178,7 +183,7 @@ _OPTIONAL = ("skipped", "source", "notes", "config")
 _MODEL = {
     "name": (_is_text, "a non-empty string (Hub id, local path or built-in name)"),
     "revision": (_or_null(_is_text), "a non-empty string (Hub commit hash) or null"),
-    "parameters": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "parameters": (_or_null(lambda v: _is_int(v) and v >= 0), 'an integer >= 0 (or null for algorithm "external")'),
 }
 _SAMPLES = {
     "total": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
@@ -246,9 +251,9 @@ def _check_kind(data: dict, out: list[str]) -> None:
             out.append("source: required when kind is \"reported\": where the numbers come from (paper, table)")
     elif data.get("kind") == "evaluated":
         algo = data.get("algorithm")
-        if _is_text(algo) and algo != "zero-shot" and not all(a in TRAINING_ALGORITHMS for a in algo.split("+")):
-            out.append(f"algorithm: must be \"zero-shot\" or {_choices(TRAINING_ALGORITHMS)}, or several joined by "
-                       f"\"+\" (e.g. \"supervised+ppo\") when kind is \"evaluated\", got {show_value(algo)}")
+        if _is_text(algo) and algo not in OTHER_ALGORITHMS and not all(a in TRAINING_ALGORITHMS for a in algo.split("+")):
+            out.append(f"algorithm: must be \"zero-shot\", \"external\" or {_choices(TRAINING_ALGORITHMS)}, or several of "
+                       f"these joined by \"+\" (e.g. \"supervised+ppo\") when kind is \"evaluated\", got {show_value(algo)}")
         for key in ("samples", "runtime_seconds"):
             if key in data and data[key] is None:
                 out.append(f"{key}: must not be null when kind is \"evaluated\"")
@@ -275,6 +280,9 @@ def validate(data: Any, source: str = FILENAME) -> list[str]:
     _check_object(data, "", _TOP, out, _OPTIONAL)
     if isinstance(data.get("model"), dict):
         _check_object(data["model"], "model", _MODEL, out)
+        if "parameters" in data["model"] and data["model"]["parameters"] is None and data.get("algorithm") != "external":
+            out.append('model.parameters: null (unknown) is allowed only for algorithm "external" (generations scored '
+                       "without their model); got null for algorithm " + show_value(data.get("algorithm")))
     samples = data.get("samples")
     if isinstance(samples, dict):
         _check_object(samples, "samples", _SAMPLES, out)

@@ -111,23 +111,27 @@ def checkpoint_of(run_dir: str) -> str:
 @friendly
 def eval_(
     checkpoint: Optional[str] = typer.Option(None, help="Run directory made by `grue train` (uses its config and checkpoint)."),
-    task: Optional[str] = typer.Option(None, help="Task, for a zero-shot evaluation of --model."),
+    task: Optional[str] = typer.Option(None, help="Task, for a zero-shot evaluation of --model or for --predictions."),
     model: Optional[str] = typer.Option(None, help="Zero-shot model: Hub id, local directory, tiny-gpt2 or tiny-t5."),
+    predictions: Optional[str] = typer.Option(None, help="Score generations made elsewhere: a JSONL file, one object with a "
+                                              "\"generation\" string per example of the split, in order (with --task and --model-name)."),
+    model_name: Optional[str] = typer.Option(None, "--model-name", help="With --predictions: the model that made them, as the results name it."),
     split: str = typer.Option("test", help="Split to evaluate: train, validation or test."),
     limit: Optional[int] = typer.Option(None, help="Evaluate only the first N examples."),
     batch_size: Optional[int] = typer.Option(None, help="Prompts decoded at once (default: the task's eval.batch_size)."),
     data_dir: Optional[str] = typer.Option(None, help="Directory with <task>/<split>.jsonl (default: $GRUE_DATA_DIR, else the Hub)."),
     output_dir: Optional[str] = typer.Option(None, help="Where results.json and samples.jsonl go (default: RUN/eval/<split>/)."),
-    seed: Optional[int] = typer.Option(None, help="Seed of sampled decoding (default: the run's seed)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of sampled decoding (default: the run's seed); with --predictions, the seed recorded."),
     set_: List[str] = typer.Option([], "--set", help="Override a run/generation/eval key, e.g. eval.num_beams=4 (repeatable)."),
     overwrite: bool = typer.Option(False, help="Replace an existing results.json in the output directory."),
     quiet: bool = typer.Option(False, help="No progress display."),
 ):
-    """Evaluate a trained run (or a zero-shot model) on a task split; writes results.json and samples.jsonl."""
+    """Evaluate a trained run, a zero-shot model or generations made elsewhere on a task split; writes results.json and samples.jsonl."""
     from grue.evaluate import evaluate, summary_lines
 
     path, results = evaluate(checkpoint=checkpoint, task=task, model=model, split=split, limit=limit, batch_size=batch_size,
-                    data_dir=data_dir, output_dir=output_dir, seed=seed, sets=set_, overwrite=overwrite, show=not quiet)
+                    data_dir=data_dir, output_dir=output_dir, seed=seed, sets=set_, overwrite=overwrite, show=not quiet,
+                    predictions=predictions, model_name=model_name)
     for line in summary_lines(results):
         typer.echo(line)
     typer.echo(f"wrote {path} and {path.parent / 'samples.jsonl'}")

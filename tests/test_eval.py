@@ -33,6 +33,7 @@ def test_train_then_eval_every_task(task, tmp_path, data_dir):
     assert res.git_commit == (head or None)  # the commit of this checkout
     assert res.model.name in ("tiny-gpt2", "tiny-t5") and res.model.parameters > 0
     assert res.config["run"]["task"] == task and res.task_version == res.config["task_version"]
+    assert res.config["eval"]["action_mask"] is False  # a PPO run has no masking policy: none was applied
     # every metric of the task is either reported or skipped with a reason; the offline ones are reported
     from grue.evaluate import task_metrics
     from grue.metrics import METRICS, reported_names
@@ -44,6 +45,11 @@ def test_train_then_eval_every_task(task, tmp_path, data_dir):
     assert all(reason.strip() for reason in res.skipped.values())
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 6 and all({"prompt", "generation", "references", "scores"} <= set(r) for r in rows)
+    if task == "imdb":  # asking for an action mask a PPO run does not have is refused, not ignored
+        r = run_cli("eval", "--checkpoint", str(run), "--split", "test", "--set", "eval.action_mask=true", "--overwrite", "--quiet")
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert r.stderr.strip().splitlines() == ["error: --set eval.action_mask=true: eval.action_mask applies an NLPO "
+                                                 "checkpoint's masking policy; this ppo run has none (leave the key out)"]
 
 
 @pytest.mark.slow
@@ -59,6 +65,7 @@ def test_zero_shot_eval_and_its_errors(tmp_path, data_dir):
     assert "sentiment_score" in res.skipped and "sentiment_score" not in res.metrics
     assert res.metrics["perplexity"].value > 1 and res.metrics["perplexity"].higher_is_better is False
     assert (res.config["eval"]["perplexity_text"], res.config["eval"]["perplexity_stride"]) == ("prompt_and_reference", 512)
+    assert res.config["eval"]["action_mask"] is False and res.config["evaluated_weights"] == "tiny-gpt2"
     assert "perplexity" in r.stdout and "wrote" in r.stdout
 
     before = (out / "results.json").read_bytes()
@@ -73,7 +80,9 @@ def test_zero_shot_eval_and_its_errors(tmp_path, data_dir):
                          (["eval", "--task", "imdb", "--model", "tiny-gpt2", "--set", "eval.perplexity_stride=0"],
                           "eval.perplexity_stride must be >= 1, got 0"),
                          (["eval", "--task", "imdb", "--model", "tiny-gpt2", "--set", "eval.perplexity_text=prompt"],
-                          "reference, prompt_and_reference")]:
+                          "reference, prompt_and_reference"),
+                         (["eval", "--task", "imdb", "--model", "tiny-gpt2", "--set", "action_mask=true"],
+                          "eval.action_mask applies an NLPO checkpoint's masking policy; a zero-shot model has none")]:
         r = run_cli(*bad)
         assert r.returncode == 2, bad
         assert message in r.stderr and "Traceback" not in r.stderr

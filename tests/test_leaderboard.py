@@ -216,6 +216,21 @@ def test_valid_submissions_are_accepted(tmp_path):
     assert subs[1].entries[0].samples == [{"prompt": "p", "generation": "g", "references": ["r"]}]
 
 
+def test_external_generations_are_a_valid_submission(tmp_path):
+    """`grue eval --predictions` rows: algorithm external, the model's size and revision unknown (null)."""
+    folder = write_submission(tmp_path, "api-model", {("imdb", 0): {"perplexity": 30.0}}, algorithm="external")
+    data = json.loads((folder / R).read_text())
+    data["model"] = {"name": "some-lab/api-model", "revision": None, "parameters": None}
+    data["metrics"].pop("perplexity")
+    data["skipped"] = {"perplexity": "perplexity needs the evaluated model and its tokenizer"}
+    (folder / R).write_text(json.dumps(data))
+    subs, problems = load_submissions(tmp_path, TASKS, "subs")
+    assert problems == [] and subs[0].entries[0].results.algorithm == "external"
+    board = make_board(tmp_path, tmp_path / "none", "subs", "rep")
+    row = next(r for r in board.rows if r.ref == "api-model")
+    assert (row.algorithm, row.model) == ("external", "some-lab/api-model") and "perplexity" not in row.cells
+
+
 def test_bad_folder_name_and_stray_root_file(tmp_path):
     write_submission(tmp_path, "bad name!", {("imdb", 0): {}})
     (tmp_path / "loose.json").write_text("{}")

@@ -71,7 +71,7 @@ def test_optional_fields_may_be_left_out(tmp_path):
     assert from_dict(data) == reported()
 
 
-VALID_VARIANTS = [("algorithm", "supervised+nlpo"), ("algorithm", "zero-shot"), ("git_commit", None),
+VALID_VARIANTS = [("algorithm", "supervised+nlpo"), ("algorithm", "zero-shot"), ("algorithm", "external"), ("git_commit", None),
                   ("git_commit", "0123abc-dirty"), ("seed", None), ("model.revision", "c" * 40),
                   ("metrics.perplexity.higher_is_better", None), ("metrics.perplexity.value", 0),
                   ("runtime_seconds", 0), ("samples.evaluated", 5000), ("notes", None)]
@@ -134,7 +134,11 @@ CASES = [
      "metrics.perplexity.value: must be a finite number, got Infinity"),
     ("nan_in_config", raw('"lr": 1e-06', '"lr": NaN'),
      "config.run.lr: must be JSON data (object, array, string, finite number, boolean, null), got NaN"),
-    ("negative_parameters", corrupt("model.parameters", -3), "model.parameters: must be an integer >= 0, got -3"),
+    ("negative_parameters", corrupt("model.parameters", -3),
+     'model.parameters: must be an integer >= 0 (or null for algorithm "external"), got -3'),
+    ("unknown_parameters_of_a_trained_model", corrupt("model.parameters", None),
+     'model.parameters: null (unknown) is allowed only for algorithm "external" (generations scored without their '
+     'model); got null for algorithm "ppo"'),
     ("evaluated_above_total", corrupt("samples.evaluated", 5001),
      "samples.evaluated: must be <= samples.total (5000), got 5001"),
     ("bad_date", corrupt("date", "2024-05-01 12:30:00"),
@@ -150,8 +154,11 @@ CASES = [
      "metrics.ROUGE-L: metric names must match ^[a-z][a-z0-9_]*$ (e.g. rouge_l)"),
     ("no_metrics", corrupt("metrics", {}), "metrics: must hold at least one metric, got {}"),
     ("unknown_algorithm", corrupt("algorithm", "Supervised+PPO"),
-     'algorithm: must be "zero-shot" or one of "supervised", "ppo", "nlpo", "a2c", or several joined by "+" '
-     '(e.g. "supervised+ppo") when kind is "evaluated", got "Supervised+PPO"'),
+     'algorithm: must be "zero-shot", "external" or one of "supervised", "ppo", "nlpo", "a2c", or several of these '
+     'joined by "+" (e.g. "supervised+ppo") when kind is "evaluated", got "Supervised+PPO"'),
+    ("external_is_not_a_training_step", corrupt("algorithm", "supervised+external"),
+     'algorithm: must be "zero-shot", "external" or one of "supervised", "ppo", "nlpo", "a2c", or several of these '
+     'joined by "+" (e.g. "supervised+ppo") when kind is "evaluated", got "supervised+external"'),
     ("evaluated_without_samples", corrupt("samples", None), 'samples: must not be null when kind is "evaluated"'),
     ("evaluated_with_source", corrupt("source", "a paper"),
      'source: must be null when kind is "evaluated" (source cites reported numbers)'),
@@ -201,10 +208,19 @@ def test_every_problem_is_reported():
         from_dict(data)
     assert err.value.problems == [
         'results.json: split: must be one of "train", "validation", "test", got "dev"',
-        "results.json: model.parameters: must be an integer >= 0, got -3",
+        'results.json: model.parameters: must be an integer >= 0 (or null for algorithm "external"), got -3',
         "results.json: metrics.meteor.value: must be a finite number, got NaN",
     ]
     assert str(err.value) == 'results.json: split: must be one of "train", "validation", "test", got "dev" (and 2 more)'
+
+
+def test_external_generations_may_leave_the_model_size_unknown(tmp_path):
+    """`grue eval --predictions` scores generations without their model: algorithm external, size and revision null."""
+    results = evaluated()
+    results.algorithm, results.model = "external", ModelInfo("my-lab/secret-model", None, None)
+    path = write_results(results, tmp_path / "results.json")
+    assert load_results(path) == results
+    assert json.loads(path.read_text())["model"] == {"name": "my-lab/secret-model", "revision": None, "parameters": None}
 
 
 def test_invalid_results_leave_an_existing_file_intact(tmp_path):
