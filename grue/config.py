@@ -64,6 +64,10 @@ class RunConfig:
     """Save a resumable checkpoint every this many iterations (and always at the end)."""
     log_samples: int = 4
     """Generations per process and iteration written to samples.jsonl."""
+    clean_up_tokenization_spaces: bool = True
+    """Decode generations (rollouts, evaluation) with transformers 4.x's default clean-up of spaces before
+    punctuation and contractions (``" ."`` -> ``"."``, ``" n't"`` -> ``"n't"``), as RL4LMs did with transformers
+    4.18; false keeps the tokenizer's exact text."""
 
 
 @dataclass

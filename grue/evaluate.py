@@ -33,7 +33,7 @@ from grue.config import Config, from_dict, load_yaml, resolve, tasks_root
 from grue.errors import GrueError
 from grue.metrics import METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
 from grue.models import load_policy, load_tokenizer
-from grue.rollout import MaskSettings, tokenize_prompts
+from grue.rollout import MaskSettings, decode_texts, tokenize_prompts
 from grue.setup import load_examples
 from grue.tasks.common import Example
 
@@ -149,7 +149,7 @@ def decode(policy, tokenizer, prompts: list[str], cfg: Config, device, progress=
         processors = LogitsProcessorList([ActionMask(action_mask, ids, mask, cfg.eval.num_beams)] if action_mask else [])
         seqs = policy.generate(input_ids=ids, attention_mask=mask, logits_processor=processors, **kw)
         new = seqs if seq2seq else seqs[:, ids.shape[1]:]
-        out += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+        out += decode_texts(tokenizer, new.tolist(), cfg.run.clean_up_tokenization_spaces)
         if progress:
             progress.advance(task, len(batch))
     return out

@@ -177,7 +177,7 @@ def score_and_advantages(s: Session, b: Batch, kl_coef: float) -> Scored:
     """
     algo, r = s.algo, b.rollout
     mask = r.response_mask
-    completions = decode_completions(s.tokenizer, r.response_ids, b.generated_mask)
+    completions = decode_completions(s.tokenizer, r.response_ids, b.generated_mask, s.cfg.run.clean_up_tokenization_spaces)
     scores = torch.tensor(s.score([e.prompt for e in b.examples], completions, b.examples), device=s.device)
     finished = (b.generated_mask.sum(-1) == mask.sum(-1)).to(scores.dtype)
     kl = kl_estimate(r.raw_logprobs, r.ref_logprobs, algo.kl_estimator) * mask

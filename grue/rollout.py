@@ -194,15 +194,22 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(logits.float(), -1).gather(-1, tokens[..., None])[..., 0]
 
 
-def decode_completions(tokenizer, response_ids: torch.Tensor, response_mask: torch.Tensor) -> list[str]:
-    """Each row's text: its first ``sum(mask)`` tokens, special tokens (EOS) skipped. (B,T), (B,T) -> B strings.
+def decode_texts(tokenizer, rows: list[list[int]], clean_up: bool = True) -> list[str]:
+    """Token id rows as texts, special tokens skipped; with ``clean_up``, transformers 4.x's default clean-up of
+    the spaces before punctuation and contractions (``" ."`` -> ``"."``, ``" n't"`` -> ``"n't"``, ...), which RL4LMs'
+    decoding applied (transformers 4.18). Nothing is stripped."""
+    texts = tokenizer.batch_decode(rows, skip_special_tokens=True)
+    return [tokenizer.clean_up_tokenization(t) for t in texts] if clean_up else texts
+
+
+def decode_completions(tokenizer, response_ids: torch.Tensor, response_mask: torch.Tensor, clean_up: bool = True) -> list[str]:
+    """Each row's text: its first ``sum(mask)`` tokens, through ``decode_texts``. (B,T), (B,T) -> B strings.
 
     Padding positions are cut off, never decoded: GPT-2's padding is EOS, and a padding id of 0
     would be the ordinary token "!" in its vocabulary.
     """
     lengths = response_mask.sum(-1).long().tolist()
-    rows = [ids[:n] for ids, n in zip(response_ids.tolist(), lengths)]
-    return tokenizer.batch_decode(rows, skip_special_tokens=True)
+    return decode_texts(tokenizer, [ids[:n] for ids, n in zip(response_ids.tolist(), lengths)], clean_up)
 
 
 def first_tokens(mask: torch.Tensor, n: int) -> torch.Tensor:

@@ -64,7 +64,7 @@ def test_zero_shot_eval_and_its_errors(tmp_path, data_dir):
     # the IMDB classifier cannot be downloaded here: skipped with the reason, not made up
     assert "sentiment_score" in res.skipped and "sentiment_score" not in res.metrics
     assert res.metrics["perplexity"].value > 1 and res.metrics["perplexity"].higher_is_better is False
-    assert (res.config["eval"]["perplexity_text"], res.config["eval"]["perplexity_stride"]) == ("prompt_and_reference", 512)
+    assert (res.config["eval"]["perplexity_text"], res.config["eval"]["perplexity_stride"]) == ("reference", 512)
     assert res.config["eval"]["action_mask"] is False and res.config["evaluated_weights"] == "tiny-gpt2"
     assert "perplexity" in r.stdout and "wrote" in r.stdout
 

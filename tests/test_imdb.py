@@ -61,6 +61,8 @@ def test_supervised_pool_is_positive_reviews_with_their_second_half():
     (sup,) = imdb.supervised_examples(ex)
     assert (sup.prompt, sup.references, sup.meta["label"]) == ("a real gem", ["of a film"], 1)
     assert ex[1].references == ["a real gem of a film"]  # the loaded examples are not changed
+    # validation keeps every review, each with its second half (what eval/loss_sft reads)
+    assert [e.references for e in imdb.supervised_targets(ex)] == [["it hurts"], ["of a film"]]
 
 
 def test_builtin_openings_need_no_data():

@@ -225,8 +225,9 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
 
 def supervised_data(cfg: Config) -> tuple[list[Example], list[Example]]:
-    """Training examples (filtered by the task's ``supervised_examples`` rule, if it has one, then cut to
-    ``supervised.train_limit``) and validation examples."""
+    """Training examples (by the task's ``supervised_examples`` rule, if it has one, then cut to
+    ``supervised.train_limit``) and validation examples (with the task's ``supervised_targets`` as references,
+    if it has that rule)."""
     if cfg.run.builtin_prompts and not data_dir_from(cfg.run.data_dir):
         raise GrueError("supervised training needs references, and the built-in prompts have none; pass --data-dir DIR "
                         f"(or set GRUE_DATA_DIR) with DIR/{cfg.run.task}/train.jsonl, or set run.builtin_prompts=false to use the Hub")
@@ -237,6 +238,8 @@ def supervised_data(cfg: Config) -> tuple[list[Example], list[Example]]:
     if not train_ex:
         raise GrueError(f"no training examples for supervised training of task '{cfg.run.task}'")
     val_ex = load_examples(cfg, cfg.run.validation_split)
+    targets = getattr(TASKS[cfg.run.task], "supervised_targets", None)  # e.g. IMDB: the review's second half
+    val_ex = targets(val_ex) if targets else val_ex
     if not val_ex:
         raise GrueError(f"no validation examples in task '{cfg.run.task}'")
     return train_ex, val_ex
@@ -335,7 +338,7 @@ def evaluate(cfg: Config, acc: Accelerator, model, tokenizer, examples: list[Exa
                                                min(algo.max_text_tokens, context_size(policy.config) or algo.max_text_tokens)),
                              seq2seq, decoder_start, algo, acc.device)
             nll += torch.stack([sft_loss(policy, sft, seq2seq, normalizer=1.0), (sft["labels"] != -100).sum().float()])
-        completions += decode_completions(tokenizer, r.response_ids, r.response_mask)
+        completions += decode_completions(tokenizer, r.response_ids, r.response_mask, cfg.run.clean_up_tokenization_spaces)
     model.train()
     batch = [examples[j] for j in mine]
     scores = score(reward[0], reward[1], [e.prompt for e in batch], completions, [e.references for e in batch],

@@ -126,16 +126,18 @@ def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Exampl
     return _rows_to_examples(split_rows(rows, split))
 
 
-def supervised_examples(examples: list[Example]) -> list[Example]:
-    """The examples ``grue train imdb --algo supervised`` learns from, as RL4LMs' ``IMDBForSeq2Seq`` pool:
-    the positive reviews (label 1; ``positive_ratio: 1.0`` keeps them all), each with the second half
-    of its words as the reference (prompt + reference give back the review, less the one space
-    ``split_review`` dropped between the halves, as RL4LMs' causal text did).
-
-    Built-in prompts (label -1) have no reference to learn from.
-    """
+def supervised_targets(examples: list[Example]) -> list[Example]:
+    """Each example with the second half of its review's words as the reference (RL4LMs ``IMDBForSeq2Seq``):
+    what the supervised baseline learns and is validated on. Built-in prompts (label -1) have no review."""
     if any(e.meta.get("label") == -1 for e in examples):
         raise GrueError("supervised training needs references, and the built-in prompts have none; "
                         "pass --data-dir DIR (or set GRUE_DATA_DIR) with imdb/train.jsonl, or use the Hugging Face Hub")
-    return [Example(prompt=e.prompt, references=[split_review(e.references[0])[1]], meta=dict(e.meta))
-            for e in examples if e.meta.get("label") == 1]
+    return [Example(prompt=e.prompt, references=[split_review(e.references[0])[1]], meta=dict(e.meta)) for e in examples]
+
+
+def supervised_examples(examples: list[Example]) -> list[Example]:
+    """The examples ``grue train imdb --algo supervised`` learns from: ``supervised_targets`` of the positive
+    reviews (label 1; RL4LMs imdb_text_continuation/gpt2_supervised.yml ``positive_ratio: 1.0`` keeps them all).
+    Prompt + reference give back the review, less the one space ``split_review`` dropped between the
+    halves, as RL4LMs' causal text did."""
+    return supervised_targets([e for e in examples if e.meta.get("label") != 0])
