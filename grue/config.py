@@ -42,6 +42,9 @@ class RunConfig:
     """Reward: a key of grue.rewards.REWARDS or a dotted path package.module:function."""
     reward_model: str = ""
     """Hub id or local path of the model a model-based reward uses; empty keeps the reward's default."""
+    reward_args: dict = field(default_factory=dict)
+    """Keyword arguments of the reward function, e.g. ``{intent_weight: 0.5, meteor_weight: 0.5}`` for
+    ``intent_meteor`` (RL4LMs' DailyDialog ``*_on_supervised`` weights); checked against its signature."""
     seed: int = 0
     """Seed of weights initialisation, data order and sampling."""
     data_dir: str = ""
@@ -234,6 +237,9 @@ def coerce(value: Any, tp: Any, key: str, choices: tuple | None = None) -> Any:
             ok = False
         else:
             value = float(value)
+    elif tp is dict or typing.get_origin(tp) is dict:
+        ok = isinstance(value, dict) and all(isinstance(k, str) for k in value)
+        tp = dict
     elif tp is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)

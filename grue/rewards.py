@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import math
 from typing import Callable, Sequence
 
@@ -136,21 +137,20 @@ def parent(prompts, completions, references, meta) -> list[float]:
     return _needs(parent_per_sample, completions, references, [m["table"] for m in meta], precision_tables=full)
 
 
-INTENT_WEIGHT, METEOR_WEIGHT = 0.75, 0.25  # RL4LMs dailydialog configs: intent_coeff 0.75, auto_coeff 0.25
-
-
 def intent_meteor(prompts, completions, references, meta,
-                  model: str = "rajkumarrrk/roberta-daily-dialog-intent-classifier") -> list[float]:
-    """0.75 * (predicted intent == the reference utterance's intent) + 0.25 * METEOR, per sample.
+                  model: str = "rajkumarrrk/roberta-daily-dialog-intent-classifier",
+                  intent_weight: float = 0.75, meteor_weight: float = 0.25) -> list[float]:
+    """``intent_weight`` * (predicted intent == the reference utterance's intent) + ``meteor_weight`` * METEOR, per sample.
 
-    RL4LMs computed the METEOR term over the whole batch inside a per-sample reward; here
-    each sample gets its own METEOR.
+    RL4LMs' dialog configs weight them 0.75 / 0.25 (gpt2_ppo.yml, gpt2_nlpo.yml; the ``*_on_supervised`` files
+    0.5 / 0.5 and 0.25 / 0.75: ``run.reward_args``). Its METEOR term was the mean over the episodes finished so
+    far in the batch; here each sample gets its own METEOR.
     """
     from grue.metrics.neural import intent_match_per_sample
 
     match = _needs(intent_match_per_sample, prompts, completions, [m["intent"] for m in meta], model=model)
     met = meteor(prompts, completions, references, meta)
-    return [INTENT_WEIGHT * a + METEOR_WEIGHT * b for a, b in zip(match, met)]
+    return [intent_weight * a + meteor_weight * b for a, b in zip(match, met)]
 
 
 # name -> reward function
@@ -167,8 +167,9 @@ REWARDS: dict[str, RewardFn] = {
 }
 
 
-def resolve_reward(name: str, model: str = "") -> tuple[str, RewardFn]:
-    """The reward called ``name`` (or at dotted path ``pkg.mod:fn``), with ``model`` bound if given."""
+def resolve_reward(name: str, model: str = "", args: dict | None = None) -> tuple[str, RewardFn]:
+    """The reward called ``name`` (or at dotted path ``pkg.mod:fn``), with ``model`` and the keyword ``args``
+    bound; a keyword the function does not take is a one-line error naming the ones it does."""
     if name in REWARDS:
         fn = REWARDS[name]
     elif ":" in name:
@@ -181,8 +182,19 @@ def resolve_reward(name: str, model: str = "") -> tuple[str, RewardFn]:
             raise GrueError(f"reward '{name}' is not callable")
     else:
         raise GrueError(f"unknown reward '{name}'; accepted: {', '.join(sorted(REWARDS))}, or a dotted path package.module:function")
-    if model:
-        fn = functools.partial(fn, model=model)
+    bound = {**({"model": model} if model else {}), **(args or {})}
+    if bound:
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            params = {}
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        named = [p for p in list(params)[4:] if params[p].kind is not inspect.Parameter.VAR_POSITIONAL]
+        unknown = [k for k in bound if k not in named and not takes_any]
+        if unknown:
+            raise GrueError(f"reward '{name}' takes no argument {', '.join(map(repr, unknown))} (from run.reward_model / "
+                            f"run.reward_args); it takes: {', '.join(named) or 'none'}")
+        fn = functools.partial(fn, **bound)
     return name, fn
 
 

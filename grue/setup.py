@@ -194,7 +194,7 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
 
     # Data before models: a missing data file should fail fast.
     examples = load_examples(cfg, cfg.run.train_split)
-    reward_name, reward_fn = resolve_reward(cfg.run.reward, cfg.run.reward_model)
+    reward_name, reward_fn = resolve_reward(cfg.run.reward, cfg.run.reward_model, cfg.run.reward_args)
 
     source = str(ck) if resumed else cfg.run.model
     trust = cfg.run.trust_remote_code

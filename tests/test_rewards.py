@@ -113,3 +113,14 @@ def test_task_rewards_on_hand_cases(tiny_classifier):
     assert sorted(match) == [0.0, 1.0]
     got = REWARDS["intent_meteor"](prompts, gens, [["fine thanks"]] * 2, [{"intent": 0}, {"intent": 1}], model=str(tiny_classifier[0]))
     assert got == pytest.approx([0.75 * m + 0.25 * s for m, s in zip(match, meteor_per_sample(gens, [["fine thanks"]] * 2))])
+    # RL4LMs dialog/gpt2_ppo_on_supervised.yml weights 0.5 / 0.5, through run.reward_args
+    _, half = resolve_reward("intent_meteor", str(tiny_classifier[0]), {"intent_weight": 0.5, "meteor_weight": 0.5})
+    assert half(prompts, gens, [["fine thanks"]] * 2, [{"intent": 0}, {"intent": 1}]) == pytest.approx(
+        [0.5 * m + 0.5 * s for m, s in zip(match, meteor_per_sample(gens, [["fine thanks"]] * 2))])
+
+
+def test_reward_args_are_checked_against_the_function():
+    with pytest.raises(GrueError, match="reward 'meteor' takes no argument 'weight'.*it takes: none"):
+        resolve_reward("meteor", args={"weight": 1.0})
+    with pytest.raises(GrueError, match="takes no argument 'nope'.*it takes: model, intent_weight, meteor_weight"):
+        resolve_reward("intent_meteor", args={"nope": 1})

@@ -141,7 +141,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
     train_ex, val_ex = supervised_data(cfg)
     if resumed and resumed["examples"] != len(train_ex):
         raise GrueError(f"{run_dir} trained on {resumed['examples']} examples, and its data now has {len(train_ex)}; resume with the same data")
-    reward_name, reward_fn = resolve_reward(cfg.run.reward, cfg.run.reward_model)
+    reward_name, reward_fn = resolve_reward(cfg.run.reward, cfg.run.reward_model, cfg.run.reward_args)
     e = val_ex[0]  # a broken reward fails now, not after an epoch
     score(reward_name, reward_fn, [e.prompt], [e.references[0]], [e.references], [e.meta])
     source = str(ck) if resumed else cfg.run.model
