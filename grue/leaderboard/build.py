@@ -1,7 +1,8 @@
 """``grue leaderboard build``: every accepted result -> a static site, byte-identical for the same input.
 
 Writes into the output folder: ``index.html`` (self-contained), ``submissions/<name>.html``,
-``leaderboard.md``, ``leaderboard.csv`` and ``plots/<name>.svg``. Pages, plots and files
+``leaderboard.md``, ``leaderboard.csv``, ``plots/<name>.svg`` and ``fidelity.md`` (what differs from the
+paper's code, docs/fidelity.md). Pages, plots and files
 are written in sorted order with no build time in them; stale submission pages and plots of
 an earlier build are removed.
 """
@@ -22,10 +23,20 @@ DEFAULT_REPORTED = Path("leaderboard/reported")
 DEFAULT_OUT = Path("leaderboard/site")
 
 
+def fidelity_text() -> str:
+    """docs/fidelity.md: how grue's numbers relate to the paper's (grue/_docs in a wheel, docs/ in a checkout)."""
+    root = Path(__file__).resolve().parent.parent
+    for path in (root / "_docs" / "fidelity.md", root.parent / "docs" / "fidelity.md"):
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise GrueError("docs/fidelity.md is missing from this grue installation; reinstall grue")
+
+
 def render(board: Board) -> dict[str, str]:
     """Output path (POSIX, relative to the site folder) -> text."""
     plots = svgs(board)
-    files = {"index.html": index_html(board, plots), "leaderboard.md": markdown(board), "leaderboard.csv": csv_text(board)}
+    files = {"index.html": index_html(board, plots), "leaderboard.md": markdown(board), "leaderboard.csv": csv_text(board),
+             "fidelity.md": fidelity_text()}
     files.update({f"plots/{name}.svg": svg for name, svg in plots.items()})
     files.update({f"submissions/{s.name}.html": submission_html(board, s) for s in board.submissions})
     return dict(sorted(files.items()))

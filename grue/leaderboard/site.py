@@ -192,7 +192,9 @@ def index_html(board: Board, svgs: dict[str, str]) -> str:
             "<h3>Submissions</h3>", overall_table(board, "submission"),
             f"<h3>Paper baselines: {esc(REPORTED_MARK)}</h3>",
             '<p class="note">Ranked apart from submissions. A paper algorithm\'s task score is the mean over its '
-            "main-table rows of that task (the paper reports one row per reward function).</p>",
+            "main-table rows of that task (the paper reports one row per reward function). grue computes every metric "
+            'as the paper\'s code did; <a href="fidelity.md">fidelity.md</a> lists each place compared and what still '
+            "differs.</p>",
             overall_table(board, "reported")]
     if svgs.get("overall"):
         body.append(f"<figure>{svgs['overall']}</figure>")
