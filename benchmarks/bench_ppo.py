@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark of grue's PPO engine: rollout, generation and update throughput, time per iteration, peak memory.
 
-Times the engine's own ``ppo.collect`` and ``ppo.update`` on a Session built here, with the
+Times the engine's own ``onpolicy.collect_iteration`` and ``ppo.update`` on a Session built here, with the
 steps of ``ppo.train`` between them; each model in its own subprocess (``--one MODEL``).
 Usage and the JSON fields: benchmarks/README.md.
 """
@@ -73,8 +73,8 @@ def make_session(model: str, iterations: int):
     run = RunConfig(task="imdb", algo="ppo", model=model, reward="lexicon", seed=SEED, mixed_precision="no")
     gen = GenerationConfig(max_prompt_tokens=PROMPT_TOKENS, min_new_tokens=NEW_TOKENS, max_new_tokens=NEW_TOKENS,
                            do_sample=True, top_k=TOP_K, top_p=1.0, temperature=1.0)
-    algo = ppo.PPOConfig(iterations=iterations + 1, rollout_size=BATCH, rollout_batch_size=BATCH, minibatch_size=BATCH,
-                     epochs=1, critic="separate")
+    algo = ppo.PPOConfig(iterations=iterations + 1, batch_unit="completions", rollout_size=BATCH, rollout_batch_size=BATCH,
+                         minibatch_size=BATCH, epochs=1, critic="separate")
     cfg = Config(run, gen, algo)
     acc = accelerate.Accelerator(cpu=not torch.cuda.is_available())
     tokenizer = load_tokenizer("tiny-gpt2")
@@ -120,18 +120,16 @@ def iteration(s, kl_ctl, timer: TimedGenerate, sync) -> dict:
     timer.seconds, timer.tokens = 0.0, 0
     sync()
     t0 = time.perf_counter()
-    batch = [s.examples[i] for i in s.stream.next(algo.rollout_size)]
-    s.policy.eval()
     t_roll = time.perf_counter()
-    r = ppo.collect(s, [e.prompt for e in batch])
+    b = onpolicy.collect_iteration(s)
+    r = b.rollout
     sync()
     rollout_s = time.perf_counter() - t_roll
     assert r.query_ids.shape == (BATCH, PROMPT_TOKENS) and bool(r.query_mask.all()), f"query {tuple(r.query_ids.shape)}"
     assert r.response_ids.shape == (BATCH, NEW_TOKENS), f"response {tuple(r.response_ids.shape)}"
-    sc = onpolicy.score_and_advantages(s, batch, r, kl_ctl.coef)
+    sc = onpolicy.score_and_advantages(s, b, kl_ctl.coef)
     sync()
     t_upd = time.perf_counter()
-    s.policy.train()
     ppo.update(s, r, sc.advantages, sc.returns)
     sync()
     update_s = time.perf_counter() - t_upd

@@ -1,3 +1,3 @@
 """grue: reinforcement learning for language models, and the GRUE benchmark."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

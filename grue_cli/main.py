@@ -74,7 +74,9 @@ def train(
         cfg_file = Path(resume) / "config.yaml"
         if not cfg_file.is_file():
             raise GrueError(f"{resume} is not a run directory (no config.yaml)")
-        cfg = from_dict(load_yaml(cfg_file), str(cfg_file))
+        saved = load_yaml(cfg_file)
+        check_same_release(str(saved.get("grue_version", "")), resume)
+        cfg = from_dict(saved, str(cfg_file))
         if cfg.run.task != task:
             raise GrueError(f"{resume} is a run of task '{cfg.run.task}', not '{task}'")
         if iterations is not None:
@@ -94,6 +96,17 @@ def train(
         verdict = "reward went up" if last > first else "reward did not go up"
         typer.echo(f"done: {summary['iterations']} iterations in {summary['run_dir']}; mean reward first 20% "
                    f"{first:.4f} -> last 20% {last:.4f} ({last - first:+.4f}): {verdict}")
+
+
+def check_same_release(saved: str, run_dir: str) -> None:
+    """A run resumes only under the grue release (major.minor) that started it: a release may change what a
+    setting the run's config.yaml does not name means (0.2 made the paper's training recipe the default)."""
+    from grue import __version__
+
+    if saved.split(".")[:2] != __version__.split(".")[:2]:
+        raise GrueError(f"{run_dir} was started with grue {saved or 'before 0.1'}, and this is grue {__version__}, whose "
+                        f"defaults differ; resume it with grue {saved or '0.1'} (pip install 'grue=={saved or '0.1.0'}'), "
+                        "or start a new run")
 
 
 def checkpoint_of(run_dir: str) -> str:

@@ -159,6 +159,16 @@ def test_resume_refuses_other_options(tmp_path):
     assert p.returncode == 2 and "takes only --iterations" in p.stderr
 
 
+def test_resume_refuses_a_run_of_another_release(tmp_path):
+    """A 0.1 run's config.yaml names no batch_unit: resumed by 0.2 it would silently switch to tokens."""
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "config.yaml").write_text("grue_version: 0.1.0\ntask_version: '1.0'\nrun: {task: imdb, algo: ppo}\n")
+    p = run_cli("train", "imdb", "--resume", str(run))
+    assert p.returncode == 2 and "was started with grue 0.1.0" in p.stderr and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
 def test_tasks_lists_imdb():
     p = run_cli("tasks")
     assert p.returncode == 0 and "imdb" in p.stdout and "ppo" in p.stdout and "smoke" in p.stdout

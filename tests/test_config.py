@@ -120,7 +120,7 @@ def test_resolve_imdb_ppo_paper_settings(cfg):
     assert (p.clip, p.vf_coef, p.max_grad_norm) == (0.2, 0.5, 0.5)
     assert (g.top_k, g.min_new_tokens, g.max_new_tokens, g.do_sample) == (50, 48, 48, True)
     assert (r.model, r.reward, r.task, r.algo) == ("gpt2", "sentiment", "imdb", "ppo")
-    assert cfg.task_version == "1.0"
+    assert cfg.task_version == "2.0"
     assert set(cfg.sections()) == {"run", "generation", "eval", "ppo"}
 
 
@@ -198,7 +198,7 @@ def test_from_dict_round_trip():
     cfg = resolve("imdb", "ppo", preset="smoke", sets=["ppo.value_clip=0.3", "seed=5"])
     back = from_dict(cfg.to_dict(), "config.yaml")
     assert back.run == cfg.run and back.generation == cfg.generation and back.algo == cfg.algo
-    assert back.task_version == cfg.task_version == "1.0"
+    assert back.task_version == cfg.task_version == "2.0"
     assert back.to_dict() == cfg.to_dict()
     assert back.algo.value_clip == 0.3 and back.run.seed == 5
 
