@@ -92,3 +92,30 @@ def test_wrap_around_into_the_next_epoch():
 def test_no_examples_is_an_error():
     with pytest.raises(ValueError):
         PromptStream(0, seed=0)
+
+
+def test_a_script_dataset_is_read_from_the_hubs_parquet_conversion(monkeypatch):
+    """datasets >= 4 refuses loading scripts (GEM/common_gen ships one): the Parquet export is read instead."""
+    import datasets
+
+    from grue.errors import GrueError
+    from grue.tasks.common import PARQUET_EXPORT, load_hub_split
+
+    calls = []
+
+    def fake(name, config=None, split=None, revision=None):  # the library boundary, as the Hub would answer
+        calls.append((name, config, split, revision))
+        if revision is None:
+            raise RuntimeError("Dataset scripts are no longer supported, but found common_gen.py")
+        return [{"target": "a dog runs"}]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    assert load_hub_split("GEM/common_gen", None, "train") == [{"target": "a dog runs"}]
+    assert calls == [("GEM/common_gen", None, "train", None), ("GEM/common_gen", "default", "train", PARQUET_EXPORT)]
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(GrueError, match="could not load dataset 'imdb'.*--data-dir DIR"):
+        load_hub_split("imdb", None, "test")

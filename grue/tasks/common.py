@@ -42,12 +42,24 @@ def read_jsonl_split(data_dir: str, task: str, split: str) -> list[dict]:
     return rows
 
 
+PARQUET_EXPORT = "refs/convert/parquet"  # the Hub's Parquet conversion of a dataset that ships a loading script
+
+
 def load_hub_split(name: str, config: str | None, split: str) -> list[dict]:
-    """Rows of a Hugging Face dataset split, or a one-line error naming the offline alternative."""
+    """Rows of a Hugging Face dataset split, or a one-line error naming the offline alternative.
+
+    ``datasets`` 4 and later run no loading scripts; a dataset that still ships one (e.g. GEM's
+    ``common_gen``, the source RL4LMs read) is read from the Hub's Parquet conversion instead.
+    """
     try:
         import datasets
 
-        return list(datasets.load_dataset(name, config, split=split))
+        try:
+            return list(datasets.load_dataset(name, config, split=split))
+        except RuntimeError as e:
+            if "scripts are no longer supported" not in str(e):
+                raise
+            return list(datasets.load_dataset(name, config or "default", split=split, revision=PARQUET_EXPORT))
     except Exception as e:  # noqa: BLE001 - any failure here means: no Hub, no data
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise GrueError(
