@@ -176,10 +176,12 @@ def test_tasks_lists_imdb():
 
 @pytest.mark.slow
 def test_two_process_data_parallel(tmp_path):
-    """torchrun, 2 gloo processes on CPU: different prompts per rank, identical parameters at the end."""
+    """torchrun, 2 gloo processes on CPU: different prompts per rank, identical parameters at the end. The
+    rollout is counted in tokens (the paper's unit): 128 tokens, 64 per rank, 8 episodes of 8 tokens each."""
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "grue_cli.main", "train", "imdb",
-           "--preset", "smoke", "--quiet", "--iterations", "2", "--output-dir", str(run), *FAST, "--set", "run.log_samples=8"]
+           "--preset", "smoke", "--quiet", "--iterations", "2", "--output-dir", str(run), *FAST, "--set", "run.log_samples=8",
+           "--set", "ppo.batch_unit=tokens", "--set", "ppo.rollout_size=128"]
     env = cli_env()
     env["OMP_NUM_THREADS"] = "1"
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
