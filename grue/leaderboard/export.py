@@ -1,4 +1,4 @@
-"""The same numbers as the page, as ``leaderboard.md``, ``leaderboard.csv`` and SVG bar charts."""
+"""The same numbers as the page, as ``leaderboard.md`` and ``leaderboard.csv`` (the charts: ``charts``)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import html
 import io
 import re
 
-from grue.leaderboard.aggregate import HEADLINE, Row
+from grue.leaderboard.aggregate import HEADLINE
 from grue.leaderboard.board import (
     FORMULA,
     REPORTED_MARK,
     Board,
-    arrow,
     examples_text,
     fmt,
     fmt_cell,
@@ -88,67 +87,3 @@ def csv_text(board: Board) -> str:
         for name, c in sorted(r.cells.items()):
             w.writerow(base + [name, repr(c.mean), "" if c.std is None else repr(c.std), str(c.n)])
     return buf.getvalue()
-
-
-# why hand-written SVG: a few bars need no plotting library, and the bytes stay the same from run to run
-def bar_svg(title: str, bars: list[tuple[str, float, float | None, bool]]) -> str:
-    """A horizontal bar chart: ``bars`` are (label, value, error or None, reported?); error bars span ± error."""
-    if not bars:
-        return ""
-    label_w, plot_w, row_h, top = 300, 360, 18, 30
-    lo = min(0.0, min(v - (e or 0) for _, v, e, _ in bars))
-    hi = max(0.0, max(v + (e or 0) for _, v, e, _ in bars))
-    span = (hi - lo) or 1.0
-    x = lambda v: label_w + (v - lo) / span * plot_w
-    height = top + row_h * len(bars) + 24
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + plot_w + 70}" height="{height}" '
-           f'font-family="sans-serif" font-size="11" role="img" aria-label="{html.escape(title)}">',
-           f'<text x="4" y="16" font-size="13" font-weight="bold">{html.escape(title)}</text>']
-    for i, (label, value, err, reported) in enumerate(bars):
-        y = top + i * row_h
-        x0, x1 = sorted((x(0.0), x(value)))
-        fill = "#c9a227" if reported else "#3b6ea5"
-        short = label if len(label) <= 48 else label[:47] + "…"
-        out.append(f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{html.escape(short)}</text>')
-        out.append(f'<rect x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 0.5):.1f}" height="{row_h - 6}" fill="{fill}"/>')
-        end = x1
-        if err:
-            a, end, mid = x(value - err), x(value + err), y + row_h / 2
-            out.append(f'<path d="M{a:.1f} {mid:.1f}H{end:.1f}M{a:.1f} {mid - 4:.1f}V{mid + 4:.1f}M{end:.1f} '
-                       f'{mid - 4:.1f}V{mid + 4:.1f}" stroke="#222" fill="none"/>')
-        out.append(f'<text x="{max(x1, end) + 4:.1f}" y="{y + 12}">{fmt(value)}</text>')
-    axis = top + row_h * len(bars) + 4
-    out.append(f'<path d="M{x(lo):.1f} {axis}H{x(hi):.1f}M{x(0.0):.1f} {top}V{axis}" stroke="#888" fill="none"/>')
-    out.append(f'<text x="{x(lo):.1f}" y="{axis + 14}">{fmt(lo)}</text>'
-               f'<text x="{x(hi):.1f}" y="{axis + 14}" text-anchor="end">{fmt(hi)}</text></svg>')
-    return "\n".join(out) + "\n"
-
-
-def task_bars(board: Board, task: str) -> list[tuple[str, float, float | None, bool]]:
-    """Bars of a task's headline metric: each submission (± std over seeds), then the paper's main-table rows."""
-    metric = HEADLINE.get(task)
-    bars = []
-    for kind in ("submission", "reported"):
-        for r in board.task_rows(task, kind):
-            if metric in r.cells and (kind == "submission" or r.in_pool):
-                bars.append((_bar_label(r), r.cells[metric].mean, r.cells[metric].std, kind == "reported"))
-    return bars
-
-
-def _bar_label(r: Row) -> str:
-    if r.kind == "submission":
-        return r.ref + (" (partial)" if r.partial else "")
-    return f"{r.algorithm}{' · ' + r.reward if r.reward else ''} (paper)"
-
-
-def svgs(board: Board) -> dict[str, str]:
-    """Plot name -> SVG text: ``overall`` and one per task with a headline metric."""
-    out = {"overall": bar_svg("Overall GRUE score (gold: reported in the paper)",
-                              [(o.group + ("" if o.complete else " (incomplete)") + (" (paper)" if o.kind == "reported" else ""),
-                                o.score, None, o.kind == "reported") for o in board.ranking if o.score is not None])}
-    for task in board.tasks:
-        metric = HEADLINE.get(task)
-        if metric:
-            out[task] = bar_svg(f"{task}: {metric} {arrow(board.directions.get(metric))} (mean ± std; gold: paper)",
-                                task_bars(board, task))
-    return {k: v for k, v in out.items() if v}
