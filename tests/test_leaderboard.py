@@ -651,3 +651,4 @@ def test_overall_axis_is_cut_and_out_of_range_scores_are_explained():
     assert ">-0.250</text>" in svg and f">{fmt(example.score)}</text>" in svg and "arrowhead" in svg
     assert 'id="out-of-range">† A score below 0 means' in files["index.html"]
     assert f"{fmt(example.score)}\u00a0†</td>" in files["index.html"]
+    assert "† A score below 0 means" in files["leaderboard.md"] and f"| {fmt(example.score)} † |" in files["leaderboard.md"]

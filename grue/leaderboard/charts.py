@@ -62,54 +62,73 @@ def _text(x: float, y: float, text: str, extra: str = "") -> str:
     return f'<text x="{x:.1f}" y="{y:.1f}"{extra}>{html.escape(text)}</text>'
 
 
+def _bar(x, y: float, value: float, err: float | None, reported: bool, axis: tuple[float, float]) -> list[str]:
+    """One bar (its top at ``y``) from 0 to ``value``, ``x`` mapping a value to its abscissa (clamped to the
+    axis): the bar, an arrowhead when the value lies beyond the axis, the error bar, the number."""
+    lo, hi = axis
+    x0, x1 = sorted((x(0.0), x(value)))
+    fill = "#c9a227" if reported else "#3b6ea5"
+    out = [f'<rect x="{x0:.1f}" y="{y + 1}" width="{max(x1 - x0, 0.5):.1f}" height="{BAR_H}" fill="{fill}"/>']
+    end = x1
+    if value < lo or value > hi:  # an arrowhead out of the axis' edge, in the margin kept for it
+        sign = -1 if value < lo else 1
+        out.append(f'<path d="M{x(value):.1f} {y - 2}l{sign * TIP} {BAR_H / 2 + 3}l{-sign * TIP} {BAR_H / 2 + 3}z" '
+                   f'fill="{fill}"/>')
+        end = x1 + TIP if sign > 0 else x1
+    if err:
+        a, b, mid = x(value - err), x(value + err), y + 1 + BAR_H / 2
+        out.append(f'<path d="M{a:.1f} {mid:.1f}H{b:.1f}M{a:.1f} {mid - 4:.1f}V{mid + 4:.1f}M{b:.1f} '
+                   f'{mid - 4:.1f}V{mid + 4:.1f}" stroke="#222" fill="none"/>')
+        end = max(end, b)
+    return out + [_text(end + 4, y + BAR_H - 1, fmt(value))]
+
+
+def _ticks(x, axis: tuple[float, float], marks: tuple[float, ...], y: float) -> list[str]:
+    """Tick marks and numbers under the axis line at ``y``: its ends, then 0 and ``marks`` where they lie on it
+    and leave room (40 px) beside the numbers already placed."""
+    lo, hi = axis
+    placed: list[float] = []
+    for t in (lo, hi, 0.0, *marks):
+        if lo <= t <= hi and all(abs(x(t) - x(p)) >= 40 for p in placed):
+            placed.append(t)
+    out = []
+    for t in sorted(placed):
+        anchor = ' text-anchor="end"' if t == hi else (' text-anchor="middle"' if t != lo else "")
+        out.append(f'<path d="M{x(t):.1f} {y}v4" stroke="#888"/>' + _text(x(t), y + 16, fmt(t), anchor))
+    return out
+
+
 # why hand-written SVG: a few bars need no plotting library, and the bytes stay the same from run to run
 def bar_svg(title: str, bars: list[Bar], axis: tuple[float, float], marks: tuple[float, ...] = ()) -> str:
     """A horizontal bar chart of ``bars`` on ``axis`` (lo, hi), ticked at its ends, 0 and ``marks``; error bars
-    span ± error; a bar beyond the axis is cut at its edge and ends in an arrowhead. Empty without bars."""
+    span ± error; a bar beyond the axis is cut at its edge and ends in an arrowhead. Empty without bars.
+
+    Layout, top to bottom: the title, then per bar its label's lines and the bar, then the axis; the plot
+    spans [PAD + TIP, WIDTH - VALUE_W] so that an arrowhead and a number always fit beside it."""
     if not bars:
         return ""
     lo, hi = axis
-    span = (hi - lo) or 1.0
     left, right = PAD + TIP, WIDTH - VALUE_W
-    x = lambda v: left + (min(max(v, lo), hi) - lo) / span * (right - left)
+    x = lambda v: left + (min(max(v, lo), hi) - lo) / ((hi - lo) or 1.0) * (right - left)
     chars = int((WIDTH - 2 * PAD) / CHAR_W)
     out, y, zero = [], PAD, []
     for line in wrap(title, int((WIDTH - 2 * PAD) / (CHAR_W + 1))):
         y += LINE + 1
-        out.append(_text(PAD, y, line, ' font-size="13" font-weight="bold"'))
-    top = y + GAP
-    y, cut = top, False
+        out.append(_text(PAD, y, line, ' font-size="14" font-weight="bold"'))
+    y += GAP
     for label, value, err, reported in bars:
         for line in wrap(label, chars):
             y += LINE
             out.append(_text(PAD, y - 3, line))
-        x0, x1 = sorted((x(0.0), x(value)))
         zero.append(f"M{x(0.0):.1f} {y - 1}V{y + BAR_H + 3}")  # the zero line, beside the bars only (not across labels)
-        fill = "#c9a227" if reported else "#3b6ea5"
-        out.append(f'<rect x="{x0:.1f}" y="{y + 1}" width="{max(x1 - x0, 0.5):.1f}" height="{BAR_H}" fill="{fill}"/>')
-        end = x1
-        if value < lo or value > hi:  # an arrowhead out of the axis' edge, in the margin kept for it
-            cut, edge, sign = True, x(value), (-1 if value < lo else 1)
-            out.append(f'<path d="M{edge:.1f} {y - 2}l{sign * TIP} {BAR_H / 2 + 3}l{-sign * TIP} {BAR_H / 2 + 3}z" '
-                       f'fill="{fill}"/>')
-            end = x1 + TIP if sign > 0 else x1
-        if err:
-            a, b, mid = x(value - err), x(value + err), y + 1 + BAR_H / 2
-            out.append(f'<path d="M{a:.1f} {mid:.1f}H{b:.1f}M{a:.1f} {mid - 4:.1f}V{mid + 4:.1f}M{b:.1f} '
-                       f'{mid - 4:.1f}V{mid + 4:.1f}" stroke="#222" fill="none"/>')
-            end = max(end, b)
-        out.append(_text(end + 4, y + BAR_H - 1, fmt(value)))
+        out += _bar(x, y, value, err, reported, axis)
         y += BAR_H + GAP
     axis_y = y - GAP + 4
     out.append(f'<path d="M{x(lo):.1f} {axis_y}H{x(hi):.1f}{"".join(zero)}" stroke="#888" fill="none"/>')
-    ticks = sorted({lo, hi, *(t for t in (0.0, *marks) if lo <= t <= hi)})
-    for t in ticks:
-        anchor = ' text-anchor="end"' if t == hi else (' text-anchor="middle"' if t != lo else "")
-        out.append(f'<path d="M{x(t):.1f} {axis_y}v4" stroke="#888"/>' + _text(x(t), axis_y + 16, fmt(t), anchor))
+    out += _ticks(x, axis, marks, axis_y)
     height = axis_y + 22
-    if cut:
-        note = "A bar ending in an arrowhead lies beyond the axis; its number is the exact value."
-        for line in wrap(note, chars):
+    if any(v < lo or v > hi for _, v, _, _ in bars):
+        for line in wrap("A bar ending in an arrowhead lies beyond the axis; its number is the exact value.", chars):
             height += LINE
             out.append(_text(PAD, height - 3, line, ' fill="#555"'))
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height + PAD}" '

@@ -88,9 +88,10 @@ def page(title: str, body: str) -> str:
 
 
 def breakable(text: str) -> str:
-    """Escaped text that may wrap after an underscore (long metric and task names in narrow columns), never
-    before a direction arrow."""
-    return esc(text).replace("_", "_<wbr>").replace(" ↑", "\u00a0↑").replace(" ↓", "\u00a0↓")
+    """Escaped text that may wrap after an underscore or a slash (long metric and task names, file paths in
+    narrow columns), never before a direction arrow."""
+    return (esc(text).replace("_", "_<wbr>").replace("/", "/<wbr>").replace(" ↑", "\u00a0↑")
+            .replace(" ↓", "\u00a0↓"))
 
 
 def th(text: str, num: bool = False, title: str = "") -> str:
