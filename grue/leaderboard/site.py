@@ -30,9 +30,9 @@ from grue.leaderboard.submissions import Entry, Submission, is_http_url
 
 CSS = """*{box-sizing:border-box}body{font-family:system-ui,sans-serif;margin:0 auto;max-width:90rem;padding:1rem;
 color:#222;line-height:1.4;overflow-wrap:break-word}h1{margin:.3rem 0}h2{margin:1.6rem 0 .4rem}h3{margin:1rem 0 .3rem}
-table{border-collapse:collapse;margin:.3rem 0 1rem;font-size:.8rem}th,td{border:1px solid #ccc;padding:.2rem .35rem;
+table{border-collapse:collapse;margin:.3rem 0 1rem;font-size:.8rem}th,td{border:1px solid #ccc;padding:.2rem .3rem;
 text-align:right;vertical-align:top}th{background:#f2f2f2;cursor:pointer;user-select:none;vertical-align:bottom}
-td.t,th.t{text-align:left}td.name{min-width:6rem;overflow-wrap:anywhere}td.status{min-width:10rem}td.row{min-width:9rem}
+td.t,th.t{text-align:left}td.name{min-width:6rem;overflow-wrap:anywhere}td.status{min-width:10rem}td.status div{max-width:22rem}td.row{min-width:8rem}
 th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}
 .wrap{overflow-x:auto;max-width:100%}.reported{background:#fbf7ea}.note{color:#555;font-size:.85rem}
 .formula{background:#f6f8fa;padding:.5rem 1rem;border-left:3px solid #888}.bad{color:#a40}.out{color:#a40}
@@ -89,9 +89,8 @@ def page(title: str, body: str) -> str:
 
 def breakable(text: str) -> str:
     """Escaped text that may wrap after an underscore or a slash (long metric and task names, file paths in
-    narrow columns), never before a direction arrow."""
-    return (esc(text).replace("_", "_<wbr>").replace("/", "/<wbr>").replace(" ↑", "\u00a0↑")
-            .replace(" ↓", "\u00a0↓"))
+    narrow columns)."""
+    return esc(text).replace("_", "_<wbr>").replace("/", "/<wbr>")
 
 
 def th(text: str, num: bool = False, title: str = "") -> str:
@@ -145,7 +144,7 @@ def overall_table(board: Board, kind: str) -> str:
         label = (f'<a href="submissions/{esc(quote(o.group))}.html">{esc(o.group)}</a>' if kind == "submission"
                  else keep(o.group))
         cells = [td_num(o.rank, str(o.rank) if o.rank else "—"), f'<td class="t name">{label}</td>', td_score(o.score),
-                 f'<td class="t status{"" if o.complete else " bad"}">{esc(status(o))}</td>',
+                 f'<td class="t status{"" if o.complete else " bad"}"><div>{esc(status(o))}</div></td>',
                  f'<td class="t">{", ".join(keep(m) for m in o.models)}</td>']
         cells += [td_score(o.scores.get(t)) for t in tasks]
         lines.append(tr(cells, kind))
