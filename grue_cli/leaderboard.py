@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -43,10 +43,11 @@ def problems_exit(fn):
 def validate(
     paths: List[str] = typer.Argument(..., help="Submission folders, or files in them (e.g. the files a pull "
                                       "request changes); each whole submission is checked."),
-    submissions: Path = typer.Option(Path("leaderboard/submissions"), help="The submissions folder; every PATH "
-                                     "must be inside it."),
+    submissions: Optional[Path] = typer.Option(None, help="The submissions folder; every PATH must be inside it. "
+                                               "Default: the folder that holds each PATH's submission."),
 ):
     """Check submissions against the results schema and the leaderboard's rules."""
+    from grue.leaderboard.paths import group_paths
     from grue.leaderboard.submissions import (
         LeaderboardError,
         known_tasks,
@@ -54,13 +55,18 @@ def validate(
         submission_names,
     )
 
-    show = str(submissions).rstrip("/")
-    if not submissions.is_dir():
+    if submissions is not None and not submissions.is_dir():
         raise GrueError(f"--submissions {submissions}: not a folder; pass the folder that holds the submissions")
-    names, problems = submission_names(submissions, paths, show)
-    subs, more = load_submissions(submissions, known_tasks(), show, names) if names else ([], [])
-    if problems or more:
-        raise LeaderboardError(problems + more)
+    groups, problems = group_paths(paths, submissions)
+    subs, tasks = [], known_tasks()
+    for root, given in groups.items():
+        show = str(root).rstrip("/")
+        names, more = submission_names(root, given, show)
+        loaded, even_more = load_submissions(root, tasks, show, names) if names else ([], [])
+        subs += loaded
+        problems += more + even_more
+    if problems:
+        raise LeaderboardError(problems)
     files = sum(len(s.entries) for s in subs)
     typer.echo(f"ok: {len(subs)} submission(s), {files} results file(s): {', '.join(s.name for s in subs) or 'none'}")
 
@@ -68,15 +74,20 @@ def validate(
 @leaderboard_app.command()
 @problems_exit
 def build(
-    submissions: Path = typer.Option(Path("leaderboard/submissions"), help="The submissions folder."),
-    reported: Path = typer.Option(Path("leaderboard/reported"), help="The paper's numbers (results files of kind "
-                                  "reported)."),
-    out: Path = typer.Option(Path("leaderboard/site"), help="Where the site goes (index.html, leaderboard.md, "
-                             "leaderboard.csv, plots/, submissions/)."),
+    submissions: Optional[Path] = typer.Option(None, help="The submissions folder. Default: the grue checkout's "
+                                               "leaderboard/submissions."),
+    reported: Optional[Path] = typer.Option(None, help="The paper's numbers (results files of kind reported). "
+                                            "Default: the grue checkout's leaderboard/reported."),
+    out: Optional[Path] = typer.Option(None, help="Where the site goes (index.html, leaderboard.md, leaderboard.csv, "
+                                       "plots/, submissions/). Default: the grue checkout's leaderboard/site."),
 ):
     """Validate everything, then write the static site (the same input gives the same bytes)."""
     from grue.leaderboard.build import build as build_site
+    from grue.leaderboard.paths import default_folder
 
+    submissions = submissions or default_folder("submissions")
+    reported = reported or default_folder("reported")
+    out = out or default_folder("out")
     board = build_site(submissions, reported, out)
     ranked = sum(1 for o in board.ranking if o.kind == "submission" and o.complete)
     typer.echo(f"wrote {out / 'index.html'}: {len(board.submissions)} submission(s) ({ranked} complete), "

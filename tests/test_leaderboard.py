@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -24,10 +25,11 @@ from grue.leaderboard.aggregate import (
     row_scores,
     task_score,
 )
-from grue.leaderboard.board import make_board
+from grue.leaderboard.board import fmt, make_board
 from grue.leaderboard.build import build, render
-from grue.leaderboard.export import task_bars
+from grue.leaderboard.charts import bar_svg, score_axis, task_bars, wrap
 from grue.leaderboard.reported import load_reported
+from grue.leaderboard.scrub import LOCAL_PATH, is_local_path, scrub, scrub_text
 from grue.leaderboard.site import link
 from grue.leaderboard.submissions import (
     LeaderboardError,
@@ -295,6 +297,50 @@ def test_cli_build_through_the_console_entry_point(tmp_path):
     assert f"{broken}/x/submission.yaml: model: missing (a required field)" in res.stderr
 
 
+
+def test_cli_validates_a_submission_given_on_its_own(tmp_path):
+    """No --submissions: a submission folder (or a file in one) is checked in the folder above it, from any
+    current folder; a path in no submission says which flag to pass."""
+    subs = tmp_path / "elsewhere"
+    good = write_submission(subs, "good", {("imdb", 0): {}})
+    bad = write_submission(subs, "bad", {("imdb", 0): {}})
+    edit_results(R, split="train")(bad)
+    res = run_cli("leaderboard", "validate", str(good), cwd=tmp_path)
+    assert res.returncode == 0 and "ok: 1 submission(s), 1 results file(s): good" in res.stdout, res.stderr
+    res = run_cli("leaderboard", "validate", "elsewhere/bad/imdb/seed0/results.json", "elsewhere/good", str(tmp_path / "x.json"),
+                  cwd=tmp_path)
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        f"{tmp_path / 'x.json'}: (path): no such file or folder",
+        f'elsewhere/bad/{R}: split: must be "test": the leaderboard ranks test results, got "train"',
+        "2 problem(s); how to fix a submission: leaderboard/README.md"]
+    (tmp_path / "loose.txt").write_text("hello")
+    res = run_cli("leaderboard", "validate", "loose.txt", cwd=tmp_path)
+    assert res.returncode == 1 and res.stderr.splitlines()[0] == (
+        "loose.txt: (path): in no submission folder (none at or above it holds submission.yaml); pass the submission "
+        "folder, or --submissions DIR")
+
+
+def test_cli_validates_the_example_from_a_subfolder_of_the_checkout():
+    """The README's command, run from tests/: the example's parent is its submissions folder."""
+    res = run_cli("leaderboard", "validate", "../leaderboard/examples/tiny-ppo-smoke", cwd=REPO / "tests")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("ok: 1 submission(s), ") and res.stdout.rstrip().endswith(": tiny-ppo-smoke")
+
+
+def test_cli_build_defaults_follow_the_checkout(tmp_path):
+    """Without --submissions and --reported, build reads the checkout's folders from any of its sub-folders;
+    outside a checkout it fails with one line naming the flag to pass."""
+    res = run_cli("leaderboard", "build", "--out", str(tmp_path / "site"), cwd=REPO / "docs")
+    assert res.returncode == 0, res.stderr
+    reported = len(list(REPORTED.rglob("*.json")))
+    assert f"0 submission(s) (0 complete), {reported} reported rows" in res.stdout
+    res = run_cli("leaderboard", "build", "--out", str(tmp_path / "site2"), cwd=tmp_path)
+    assert res.returncode == 2 and not (tmp_path / "site2").exists()
+    assert res.stderr.splitlines() == [
+        f"error: --submissions not given and {tmp_path} is not inside a grue checkout (whose leaderboard/submissions "
+        "is the default); pass --submissions DIR"]
+
 # ---- aggregation, against values computed by hand
 
 def test_mean_and_sample_std():
@@ -522,3 +568,87 @@ def test_example_submission_matches_the_current_tasks(data_dir):
         results = load_results(f)
         assert results.task_version == TASKS[results.task].version, f
         assert results.samples.total == len(TASK_MODULES[results.task].load(results.split, data_dir, builtin=False)), f
+
+
+# ---- what the pages never show: local paths, "-0.000", a cut label, an axis stretched by one entry
+
+LOCAL = ["/tmp/runs/x/checkpoint", "~", "~/models/ppo", "~alice/ckpt", "./runs/a", "../ckpt", "runs/imdb-ppo-0-2024",
+         "C:\\Users\\alice\\ckpt", "D:/data", "\\\\server\\share\\x", "file:///home/alice/x", "a/b/c"]
+NOT_LOCAL = ["gpt2", "microsoft/deberta-xlarge-mnli", "lvwerra/gpt2-imdb", "https://huggingface.co/a/b/c", "and/or",
+             "n/a", "rouge_1", "~5%", "/", "-0.5", "t5-base", ".hidden", "runsx/y", "</td></tr></table>"]
+
+
+@pytest.mark.parametrize("text", LOCAL)
+def test_local_paths_are_recognised(text):
+    assert is_local_path(text) and scrub_text(text) == LOCAL_PATH
+
+
+@pytest.mark.parametrize("text", NOT_LOCAL)
+def test_hub_ids_urls_and_words_are_kept(text):
+    assert not is_local_path(text) and scrub_text(text) == text
+
+
+def test_scrub_replaces_paths_in_text_and_under_place_keys():
+    assert scrub_text("could not load /home/alice/.cache/x: gone (see ~/notes.txt).") == (
+        f"could not load {LOCAL_PATH}: gone (see {LOCAL_PATH}).")
+    config = {"run": {"data_dir": "data", "output_dir": "", "model": "gpt2", "ref_model": "/m", "seed": 3},
+              "evaluated_weights": "my-run/checkpoint", "predictions": {"file": "preds.jsonl", "sha256": "ab"},
+              "eval": {"bertscore_model": "microsoft/deberta-xlarge-mnli", "bertscore_layers": None}}
+    assert scrub(config) == {"run": {"data_dir": LOCAL_PATH, "output_dir": "", "model": "gpt2", "ref_model": LOCAL_PATH,
+                                     "seed": 3},
+                             "evaluated_weights": LOCAL_PATH, "predictions": {"file": LOCAL_PATH, "sha256": "ab"},
+                             "eval": {"bertscore_model": "microsoft/deberta-xlarge-mnli", "bertscore_layers": None}}
+
+
+def test_no_local_path_reaches_the_site(tmp_path):
+    """A results file as a real run writes it (its run folder, data folder and weights), a model evaluated from
+    disk and a skip reason naming a cache: the site shows none of the paths, anywhere."""
+    subs = tmp_path / "subs"
+    folder = write_submission(subs, "mine", {("imdb", 0): {}}, model="/home/alice/ckpt/final")
+    data = json.loads((folder / R).read_text())
+    data["config"] = {"run": {"task": "imdb", "data_dir": "/home/alice/data", "output_dir": "runs/imdb-ppo-0-2024"},
+                      "evaluated_weights": "/home/alice/runs/imdb/checkpoint", "eval": {"sentiment_model": "lvwerra/distilbert-imdb"}}
+    data["metrics"].pop("perplexity")
+    data["skipped"] = {"perplexity": "could not load /home/alice/.cache/huggingface/gpt2"}
+    (folder / R).write_text(json.dumps(data))
+    files = render(make_board(subs, REPORTED, "subs", "reported"))
+    for name, text in files.items():
+        assert "alice" not in text and "runs/imdb" not in text, name
+    page = files["submissions/mine.html"]
+    assert page.count(LOCAL_PATH) == 5 and "lvwerra/distilbert-imdb" in page  # model, 3 config paths, the reason
+    assert LOCAL_PATH in files["index.html"] and LOCAL_PATH in files["leaderboard.csv"]
+
+
+def test_numbers_that_round_to_zero_have_no_sign(tmp_path):
+    assert [fmt(x) for x in (-0.0, -0.0004, -0.0005001, 0.0004, -1234.4, None)] == [
+        "0.000", "0.000", "-0.001", "0.000", "-1234", "—"]
+    subs = tmp_path / "subs"
+    write_submission(subs, "s", {("imdb", 0): {"sentiment_score": -0.0001, "distinct_1": -0.0002}})
+    files = render(make_board(subs, REPORTED, "subs", "reported"))
+    shown = re.compile(r"-0\.000(?!\d)")  # as printed; data-v="-0.0001" (the sort key) is the exact value
+    assert not any(shown.search(files[k]) for k in ("index.html", "submissions/s.html", "leaderboard.md", "plots/imdb.svg"))
+    assert 'data-v="-0.0001">0.000<' in files["index.html"]
+
+
+def test_labels_wrap_whole():
+    label = "a-submission-name-of-eighty-characters-" + "x" * 41
+    assert wrap(label, 30) == [label[:30], label[30:60], label[60:]]
+    assert wrap("PPO · Sentiment (paper)", 12) == ["PPO ·", "Sentiment", "(paper)"]
+    svg = bar_svg("t", [(label, 0.5, None, False)], (0.0, 1.0))
+    lines = re.findall(r">([^<]*)</text>", svg)  # title, the label's lines, the value, the axis' ends
+    assert len(lines) == 1 + 2 + 1 + 2 and "".join(lines[1:3]) == label and "…" not in svg
+
+
+def test_overall_axis_is_cut_and_out_of_range_scores_are_explained():
+    # by hand: [0, 1] widened to the lowest (-4) and highest (0.8) score, but never beyond [-0.25, 1.25]
+    assert score_axis([-4.0, 0.8]) == (-0.25, 1.0) and score_axis([0.2, 0.5]) == (0.0, 1.0)
+    assert score_axis([-0.1, 1.1]) == (-0.1, 1.1) and score_axis([2.0]) == (0.0, 1.25)
+    board = make_board(EXAMPLE, REPORTED, "examples", "reported")
+    files = render(board)
+    example = next(o for o in board.ranking if o.kind == "submission")
+    assert example.score < -0.25  # the tiny smoke models are far below every paper row
+    svg = files["plots/overall.svg"]
+    assert ">-0.250</text>" in svg and f">{fmt(example.score)}</text>" in svg and "arrowhead" in svg
+    assert 'id="out-of-range">† A score below 0 means' in files["index.html"]
+    assert f"{fmt(example.score)}\u00a0†</td>" in files["index.html"]
+    assert "† A score below 0 means" in files["leaderboard.md"] and f"| {fmt(example.score)} † |" in files["leaderboard.md"]

@@ -1,5 +1,6 @@
 """The built leaderboard in a real headless Chromium: it loads without console errors, the tables show the
-expected rows, a click on a column header sorts it, and a hostile model name shows as text.
+expected rows, a click on a column header sorts it, a hostile model name shows as text, and the pages read
+well on a 1400 px screen and a 400 px phone (screenshots of both in $TMPDIR/grue-leaderboard-screenshots/).
 
 Needs Debian's chromium and chromium-driver and selenium (the dev extra); skipped without them.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,70 @@ def test_detail_page_shows_config_and_samples(browser, site):
     assert "tiny-ppo-smoke" in body and "imdb" in body and "Configuration, seed 0" in body
     assert browser.find_element(By.LINK_TEXT, "https://arxiv.org/abs/2210.01241").get_attribute("href").startswith("https://")
     assert severe(browser) == []
+
+
+SCREENS = {"desktop": (1400, 900), "phone": (400, 800)}
+"""Viewport (width, height) in CSS pixels."""
+SHOTS = Path(tempfile.gettempdir()) / "grue-leaderboard-screenshots"
+# every table (the closed <details> opened first), the box that scrolls it sideways if any, and the page's width
+LAYOUT_JS = """
+document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+var vw = document.documentElement.clientWidth, tables = [];
+document.querySelectorAll("table").forEach(function (t, i) {
+  var box = t.parentElement;
+  while (box && box !== document.body && ["auto", "scroll"].indexOf(getComputedStyle(box).overflowX) < 0) { box = box.parentElement; }
+  box = box === document.body ? null : box;
+  var r = t.getBoundingClientRect();
+  tables.push({i: i, right: r.right, width: r.width, box_right: box ? box.getBoundingClientRect().right : null,
+               scrolls: box ? box.scrollWidth > box.clientWidth : false});
+});
+return {window: window.innerWidth, vw: vw, page: document.documentElement.scrollWidth, tables: tables};
+"""
+
+
+def on_screen(browser, screen: str):
+    width, height = SCREENS[screen]
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": screen == "phone"})
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+@pytest.mark.parametrize("page", ["index.html", "submissions/tiny-ppo-smoke.html"])
+def test_pages_fit_the_screen(browser, site, screen, page):
+    """The page never scrolls sideways; a table wider than a phone scrolls in its own box; on a 1400 px
+    screen no table needs to."""
+    SHOTS.mkdir(exist_ok=True)
+    on_screen(browser, screen)
+    try:
+        open_page(browser, site / page)
+        browser.save_screenshot(str(SHOTS / f"{screen}-{Path(page).stem}.png"))
+        layout = browser.execute_script(LAYOUT_JS)
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    assert layout["window"] == SCREENS[screen][0] and layout["page"] <= layout["vw"]  # vw: less a scroll bar
+    assert layout["tables"] and all(t["width"] > 0 for t in layout["tables"])
+    for t in layout["tables"]:
+        fits = t["right"] <= layout["vw"] + 0.5
+        assert fits or (t["box_right"] is not None and t["box_right"] <= layout["vw"] + 0.5), t
+        if screen == "desktop":
+            assert fits and not t["scrolls"], t
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_first_screen_shows_the_ranking(browser, site, screen):
+    """Without scrolling, the overall table's rank, name, overall score and status, heads and first row."""
+    on_screen(browser, screen)
+    try:
+        open_page(browser, site / "index.html")
+        table = browser.find_element(By.ID, "overall").find_elements(By.CSS_SELECTOR, "table.sortable")[0]
+        heads = [h.text for h in table.find_elements(By.CSS_SELECTOR, "thead th")]
+        first = table.find_elements(By.CSS_SELECTOR, "tbody tr")[0].find_elements(By.TAG_NAME, "td")
+        wanted = [heads.index(h) for h in ("Rank", "Submission", "Overall", "Status")]
+        cells = [table.find_elements(By.CSS_SELECTOR, "thead th")[i] for i in wanted] + [first[i] for i in wanted]
+        boxes = [browser.execute_script("var r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.right, "
+                                        "r.bottom];", c) for c in cells]
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    width, height = SCREENS[screen]
+    assert all(0 <= left and 0 <= top and right <= width and bottom <= height for left, top, right, bottom in boxes), boxes
+    assert first[wanted[1]].text == "beta" and first[wanted[3]].text.startswith("incomplete")

@@ -3,7 +3,7 @@ number formats shared by the HTML, Markdown and CSV writers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from grue.leaderboard.aggregate import (
@@ -17,6 +17,7 @@ from grue.leaderboard.aggregate import (
     submission_rows,
 )
 from grue.leaderboard.reported import load_reported
+from grue.leaderboard.scrub import scrub
 from grue.leaderboard.submissions import (
     LeaderboardError,
     Submission,
@@ -32,6 +33,14 @@ FORMULA = ("task score s = (x − z) / (b − z), overall S = mean of s over the
            "over complete submissions and the paper's main-table rows, and follow the metric's direction "
            "(s = 0 when b = z)")
 REPORTED_MARK = "reported in the paper, not re-run here"
+OUT_OF_RANGE = ("A score below 0 means the entry did worse on the task than its zero-shot reference z; above 1, "
+                "better than the best result b. Both happen: b and z are taken over complete submissions and the "
+                "paper's main-table rows only, so an incomplete or partial entry can beat b, and any row worse than "
+                "zero-shot (one of the paper's, or a small model after a short run, like the example's tiny smoke "
+                "models) falls below 0, far below when b and z are close. Such scores are marked †; the chart cuts "
+                "them at its axis")
+DIVERSITY = tuple(METRICS["diversity"].names)
+"""The diversity and length statistics: shown apart from the task's other metrics, which measure quality."""
 
 
 @dataclass
@@ -73,14 +82,36 @@ def make_board(submissions_dir: Path, reported_dir: Path, show_submissions: str,
     scores = row_scores(rows, hib)
     for r in rows:
         r.score = scores.get(id(r))
-    return Board(tasks, subs, rows, overall(rows, list(tasks), hib, scores), directions, max(dates) if dates else None)
+    ranking = overall(rows, list(tasks), hib, scores)
+    without_local_paths(subs, rows, ranking)
+    return Board(tasks, subs, rows, ranking, directions, max(dates) if dates else None)
+
+
+def without_local_paths(subs: list[Submission], rows: list[Row], ranking: list[Overall]) -> None:
+    """Replace, in place, every local path in what the pages show (grue.leaderboard.scrub): the results' model,
+    skip reasons, source and configuration, submission.yaml's text, and the rows and entries built from them.
+    Done after scoring, so that two models on disk never merge into one zero-shot reference."""
+    for s in subs:
+        s.meta = replace(s.meta, **{k: scrub(getattr(s.meta, k)) for k in ("who", "model", "algorithm", "notes")})
+        for e in s.entries:
+            r = e.results
+            e.results = replace(r, algorithm=scrub(r.algorithm), model=replace(r.model, name=scrub(r.model.name)),
+                                skipped=scrub(r.skipped), source=scrub(r.source), notes=scrub(r.notes),
+                                config=scrub(r.config))
+    for r in rows:
+        r.algorithm, r.model, r.skipped, r.note, r.source = (scrub(r.algorithm), scrub(r.model), scrub(r.skipped),
+                                                             scrub(r.note), scrub(r.source))
+    for o in ranking:
+        o.models = sorted({scrub(m) for m in o.models})
 
 
 def fmt(x: float | None) -> str:
-    """A number as the tables print it: 3 decimals (0 from 1000 on); '—' for a missing one."""
+    """A number as the tables print it: 3 decimals (0 from 1000 on); '—' for a missing one. A value that
+    rounds to zero prints without a sign (never '-0.000')."""
     if x is None:
         return "—"
-    return f"{x:.0f}" if abs(x) >= 1000 else f"{x:.3f}"
+    text = f"{x:.0f}" if abs(x) >= 1000 else f"{x:.3f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
 
 
 def fmt_cell(cell: Cell | None, seeds: int | None = None) -> str:
@@ -97,7 +128,17 @@ def arrow(higher: bool | None) -> str:
 
 def metric_heads(info: TaskInfo) -> list[str]:
     """The metric columns' headers of a task table: 'name ↑' (↓ lower is better; no arrow when descriptive)."""
-    return [f"{m} {arrow(h)}".strip() for m, h in info.metrics.items()]
+    return [head(m, h) for m, h in info.metrics.items()]
+
+
+def head(metric: str, higher: bool | None) -> str:
+    """A metric column's header: 'name ↑' (↓ lower is better; no arrow when descriptive)."""
+    return f"{metric} {arrow(higher)}".strip()
+
+
+def out_of_range(score: float | None) -> bool:
+    """True for a task or overall score outside [0, 1] (see OUT_OF_RANGE)."""
+    return score is not None and not 0.0 <= round(score, 3) <= 1.0  # as printed: 1.0000001 shows 1.000
 
 
 def examples_text(row: Row) -> str:

@@ -14,7 +14,8 @@ from pathlib import Path
 from grue.errors import GrueError
 from grue.files import atomic_write_text
 from grue.leaderboard.board import Board, make_board
-from grue.leaderboard.export import csv_text, markdown, svgs
+from grue.leaderboard.charts import svgs
+from grue.leaderboard.export import csv_text, markdown
 from grue.leaderboard.files import inside
 from grue.leaderboard.site import index_html, submission_html
 

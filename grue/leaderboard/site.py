@@ -13,25 +13,33 @@ from urllib.parse import quote
 
 from grue.leaderboard.aggregate import HEADLINE, Row
 from grue.leaderboard.board import (
+    DIVERSITY,
     FORMULA,
+    OUT_OF_RANGE,
     REPORTED_MARK,
     Board,
     arrow,
     examples_text,
     fmt,
     fmt_cell,
-    metric_heads,
+    head,
+    out_of_range,
     status,
 )
-from grue.leaderboard.submissions import Submission, is_http_url
+from grue.leaderboard.submissions import Entry, Submission, is_http_url
 
-CSS = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:80rem;padding:0 1rem;color:#222}
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem}th,td{border:1px solid #ccc;padding:.25rem .5rem;
-text-align:right;white-space:nowrap}th{background:#f2f2f2;cursor:pointer;user-select:none}td.t,th.t{text-align:left}
+CSS = """*{box-sizing:border-box}body{font-family:system-ui,sans-serif;margin:0 auto;max-width:90rem;padding:1rem;
+color:#222;line-height:1.4;overflow-wrap:break-word}h1{margin:.3rem 0}h2{margin:1.6rem 0 .4rem}h3{margin:1rem 0 .3rem}
+table{border-collapse:collapse;margin:.3rem 0 1rem;font-size:.8rem}th,td{border:1px solid #ccc;padding:.2rem .3rem;
+text-align:right;vertical-align:top}th{background:#f2f2f2;cursor:pointer;user-select:none;vertical-align:bottom}
+td.t,th.t{text-align:left}td.name{min-width:6rem;overflow-wrap:anywhere}td.status{min-width:10rem}td.status div{max-width:22rem}td.row{min-width:8rem}
 th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}
-.wrap{overflow-x:auto}.reported{background:#fbf7ea}.note{color:#666;font-size:.85rem}.formula{background:#f6f8fa;
-padding:.5rem 1rem;border-left:3px solid #888}.bad{color:#a40}pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;
-white-space:pre-wrap}dl.sample{border-top:1px solid #ddd;padding-top:.3rem}dt{font-weight:bold}dd{white-space:pre-wrap}"""
+.wrap{overflow-x:auto;max-width:100%}.reported{background:#fbf7ea}.note{color:#555;font-size:.85rem}
+.formula{background:#f6f8fa;padding:.5rem 1rem;border-left:3px solid #888}.bad{color:#a40}.out{color:#a40}
+.nw{white-space:nowrap}figure{margin:1rem 0}figure svg{display:block;max-width:100%;height:auto}summary{cursor:pointer}
+pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;white-space:pre-wrap}dl.sample{border-top:1px solid #ddd;
+padding-top:.3rem}dt{font-weight:bold}dd{white-space:pre-wrap;margin-left:1rem}
+table.info th{vertical-align:top;cursor:auto}table.info td{white-space:pre-wrap}"""
 # why hand-written: a few lines of sorting need no library, and a library would need a CDN or a copy
 SORT_JS = """document.querySelectorAll("table.sortable").forEach(function (table) {
   var heads = table.tHead.rows[0].cells;
@@ -79,14 +87,38 @@ def page(title: str, body: str) -> str:
             f"<style>\n{CSS}\n</style>\n</head>\n<body>\n{body}\n<script>\n{SORT_JS}\n</script>\n</body>\n</html>\n")
 
 
+def breakable(text: str) -> str:
+    """Escaped text that may wrap after an underscore or a slash (long metric and task names, file paths in
+    narrow columns)."""
+    return esc(text).replace("_", "_<wbr>").replace("/", "/<wbr>")
+
+
 def th(text: str, num: bool = False, title: str = "") -> str:
     attrs = (' data-type="num"' if num else ' class="t"') + (f' title="{esc(title)}"' if title else "")
-    return f"<th{attrs}>{esc(text)}</th>"
+    return f"<th{attrs}>{breakable(text)}</th>"
+
+
+def keep(text: str, longest: int = 30) -> str:
+    """Escaped text that stays on one line ('t5-base', not 't5-' and 'base') unless longer than ``longest``."""
+    return f'<span class="nw">{esc(text)}</span>' if len(text) <= longest else esc(text)
+
+
+def number(text: str) -> str:
+    """Escaped 'mean ± std (n=k)' that wraps, when it must, before the '±' and the '(n=k)', never inside."""
+    return esc(text).replace(" ± ", " ±\u00a0")
 
 
 def td_num(value: float | None, text: str | None = None) -> str:
     v = "" if value is None else repr(float(value))
-    return f'<td data-v="{v}">{esc(fmt(value) if text is None else text)}</td>'
+    return f'<td data-v="{v}">{number(fmt(value) if text is None else text)}</td>'
+
+
+def td_score(value: float | None) -> str:
+    """A task or overall score; one outside [0, 1] is marked † (explained by OUT_OF_RANGE on the page)."""
+    if not out_of_range(value):
+        return td_num(value)
+    return (f'<td data-v="{float(value)!r}" class="out" title="outside [0, 1]: see † below the overall tables">'
+            f"{esc(fmt(value))}\u00a0†</td>")
 
 
 def tr(cells: list[str], kind: str = "submission") -> str:
@@ -95,52 +127,66 @@ def tr(cells: list[str], kind: str = "submission") -> str:
 
 
 def table(heads: list[str], rows: list[str], cls: str = "sortable") -> str:
+    """A table in a box that scrolls sideways when the table is wider than the screen (a phone), never the page."""
     return (f'<div class="wrap"><table class="{cls}">\n<thead><tr>{"".join(heads)}</tr></thead>\n<tbody>\n'
             + "\n".join(rows) + "\n</tbody></table></div>")
 
 
 def overall_table(board: Board, kind: str) -> str:
+    """Rank, name, overall score and status first (what a phone shows without scrolling), then the models and
+    the task scores."""
     entries = [o for o in board.ranking if o.kind == kind]
     tasks = board.overall_tasks()
     name = "Submission" if kind == "submission" else "Algorithm (paper)"
-    heads = [th("Rank", True), th(name), th("Models"), th("Overall", True)] + [th(t, True) for t in tasks] + [th("Status")]
+    heads = [th("Rank", True), th(name), th("Overall", True), th("Status"), th("Models")] + [th(t, True) for t in tasks]
     lines = []
     for o in entries:
         label = (f'<a href="submissions/{esc(quote(o.group))}.html">{esc(o.group)}</a>' if kind == "submission"
-                 else esc(o.group))
-        cells = [td_num(o.rank, str(o.rank) if o.rank else "—"), f'<td class="t">{label}</td>',
-                 f'<td class="t">{esc(", ".join(o.models))}</td>', td_num(o.score)]
-        cells += [td_num(o.scores.get(t)) for t in tasks]
-        cells.append(f'<td class="t{"" if o.complete else " bad"}">{esc(status(o))}</td>')
+                 else keep(o.group))
+        cells = [td_num(o.rank, str(o.rank) if o.rank else "—"), f'<td class="t name">{label}</td>', td_score(o.score),
+                 f'<td class="t status{"" if o.complete else " bad"}"><div>{esc(status(o))}</div></td>',
+                 f'<td class="t">{", ".join(keep(m) for m in o.models)}</td>']
+        cells += [td_score(o.scores.get(t)) for t in tasks]
         lines.append(tr(cells, kind))
     if not lines:
         return '<p class="note">No entries yet.</p>'
     return table(heads, lines)
 
 
-def task_table(board: Board, task: str, rows: list[Row], kind: str) -> str:
-    metrics = board.tasks[task].metrics
+def split_metrics(metrics: list[str]) -> tuple[list[str], list[str]]:
+    """(quality metrics, diversity and length statistics), each in the given order."""
+    return [m for m in metrics if m not in DIVERSITY], [m for m in metrics if m in DIVERSITY]
+
+
+def task_table(board: Board, task: str, rows: list[Row], kind: str, metrics: list[str], brief: bool = False) -> str:
+    """A task's rows with ``metrics``: who and what first, then the task score (``brief``: only the name and
+    model, no score)."""
+    info = board.tasks[task]
     if kind == "submission":
-        heads = [th("Submission"), th("Algorithm"), th("Model"), th("Seeds", True), th("Examples", True)]
+        heads = [th("Submission"), th("Model")] if brief else [th("Submission"), th("Algorithm"), th("Model"),
+                                                              th("Seeds", True), th("Examples", True)]
     else:
-        heads = [th("Algorithm"), th("Row (reward · variant · source)"), th("Model"), th("In overall")]
-    heads += [th("Task score", True, "normalised headline metric; see the formula above")]
-    heads += [th(h, True) for h in metric_heads(board.tasks[task])]
+        heads = [th("Algorithm"), th("Row (reward · variant · source)"), th("Model")] + ([] if brief else [th("In overall")])
+    if not brief:
+        heads.append(th("Task score", True, "normalised headline metric; see the formula under the overall tables"))
+    heads += [th(head(m, info.metrics.get(m, board.directions.get(m))), True) for m in metrics]
     lines = []
     for r in rows:
         if kind == "submission":
-            cells = [f'<td class="t"><a href="submissions/{esc(quote(r.ref))}.html">{esc(r.ref)}</a></td>',
-                     f'<td class="t">{esc(r.algorithm)}</td>', f'<td class="t">{esc(r.model)}</td>',
-                     td_num(len(r.seeds), str(len(r.seeds))),
-                     td_num(r.examples[1] if r.examples else None, examples_text(r))]
+            cells = [f'<td class="t name"><a href="submissions/{esc(quote(r.ref))}.html">{esc(r.ref)}</a></td>']
+            cells += [f'<td class="t">{keep(r.model)}</td>'] if brief else [
+                f'<td class="t">{keep(r.algorithm)}</td>', f'<td class="t">{keep(r.model)}</td>',
+                td_num(len(r.seeds), str(len(r.seeds))), td_num(r.examples[1] if r.examples else None, examples_text(r))]
         else:
-            cells = [f'<td class="t">{esc(r.algorithm)}</td>', f'<td class="t">{esc(r.note)}</td>',
-                     f'<td class="t">{esc(r.model)}</td>', f'<td class="t">{"yes" if r.in_pool else "no"}</td>']
-        cells.append(td_num(r.score))
+            cells = [f'<td class="t">{keep(r.algorithm)}</td>', f'<td class="t row">{esc(r.note)}</td>',
+                     f'<td class="t">{keep(r.model)}</td>'] + ([] if brief else [
+                     f'<td class="t">{"yes" if r.in_pool else "no"}</td>'])
+        if not brief:
+            cells.append(td_score(r.score))
         for m in metrics:
             cell = r.cells.get(m)
             title = f' title="skipped: {esc(r.skipped[m])}"' if m in r.skipped else ""
-            text = esc(fmt_cell(cell, len(r.seeds) if kind == "submission" else None))
+            text = number(fmt_cell(cell, len(r.seeds) if kind == "submission" else None))
             value = "" if cell is None else repr(float(cell.mean))
             cells.append(f'<td data-v="{value}"{title}>{text}</td>')
         lines.append(tr(cells, kind))
@@ -150,23 +196,34 @@ def task_table(board: Board, task: str, rows: list[Row], kind: str) -> str:
 def task_section(board: Board, task: str, svg: str) -> str:
     info = board.tasks[task]
     headline = HEADLINE.get(task)
-    head = (f"headline metric {headline} {arrow(board.directions.get(headline))}" if headline
-            else "not part of the overall score")
+    head_text = (f"headline metric {headline} {arrow(board.directions.get(headline))}" if headline
+                 else "not part of the overall score")
     subs, reported = board.task_rows(task, "submission"), board.task_rows(task, "reported")
     dev = board.task_rows(task, "reported", "validation")
+    quality, diversity = split_metrics(list(info.metrics))
+    apart = (f" The diversity and length statistics ({', '.join(diversity)}) have a table of their own below."
+             if diversity else "")
     parts = [f'<section id="task-{esc(task)}">', f"<h2>{esc(task)}</h2>",
-             f'<p class="note">{esc(info.description)} Version {esc(info.version)}; {esc(head)}. Cells: mean ± '
-             f"sample std over seeds (n − 1); — missing (hover: why it was skipped).</p>",
-             "<h3>Submissions</h3>", task_table(board, task, subs, "submission"),
+             f'<p class="note">{esc(info.description)} Version {esc(info.version)}; {esc(head_text)}. Cells: mean ± '
+             f"sample std over seeds (n − 1); — missing (hover: why it was skipped).{esc(apart)}</p>",
+             "<h3>Submissions</h3>", task_table(board, task, subs, "submission", quality),
              f"<h3>Paper baselines: {esc(REPORTED_MARK)} (test split)</h3>",
              '<p class="note">Cells as printed, ± the printed std. "In overall": one of the paper\'s main-table '
              "rows, which count for the paper baselines' overall score.</p>",
-             task_table(board, task, reported, "reported")]
+             task_table(board, task, reported, "reported", quality)]
     if dev:
         parts += [f"<details><summary>Reported on the validation split ({len(dev)} rows, {esc(REPORTED_MARK)}; not "
-                  "comparable with test)</summary>", task_table(board, task, dev, "reported"), "</details>"]
+                  "comparable with test)</summary>", task_table(board, task, dev, "reported", quality)]
+        parts += [task_table(board, task, dev, "reported", diversity, brief=True)] if diversity else []
+        parts.append("</details>")
+    if diversity:
+        parts += [f"<details><summary>Diversity and length of the generations ({len(diversity)} statistics: "
+                  f"{esc(', '.join(diversity))})</summary>", "<h4>Submissions</h4>",
+                  task_table(board, task, subs, "submission", diversity, brief=True),
+                  f"<h4>Paper baselines: {esc(REPORTED_MARK)} (test split)</h4>",
+                  task_table(board, task, reported, "reported", diversity, brief=True), "</details>"]
     if svg:
-        parts.append(f'<figure>{svg}</figure>')
+        parts.append(f"<figure>{svg}</figure>")
     sources = sorted({r.source for r in reported + dev if r.source})
     if sources:
         parts += ["<details><summary>Sources of the reported rows</summary><ul>"]
@@ -176,7 +233,8 @@ def task_section(board: Board, task: str, svg: str) -> str:
 
 
 def index_html(board: Board, svgs: dict[str, str]) -> str:
-    """The main page; ``svgs`` are inline plots by name (``overall`` and task names)."""
+    """The main page; ``svgs`` are inline plots by name (``overall`` and task names). The overall tables come
+    first, so that the first screen shows the ranking; the formula follows them."""
     nav = " · ".join(f'<a href="#task-{esc(t)}">{esc(t)}</a>' for t in board.tasks)
     n_reported = sum(1 for r in board.rows if r.kind == "reported")
     body = ["<h1>GRUE leaderboard</h1>",
@@ -185,17 +243,18 @@ def index_html(board: Board, svgs: dict[str, str]) -> str:
             f'<a href="leaderboard.csv">CSV</a>.</p>',
             f'<nav><a href="#overall">overall</a> · {nav}</nav>',
             '<section id="overall"><h2>Overall GRUE score</h2>',
-            f'<p class="formula">{esc(FORMULA)}.</p>',
-            '<p class="note">Headline metrics: ' + esc(", ".join(f"{t}: {m}" for t, m in HEADLINE.items() if t in board.tasks))
-            + ". An entry missing a task, or with a task evaluated on part of its test split, is shown with the mean "
-            "over the tasks it has and ranked below every complete entry.</p>",
             "<h3>Submissions</h3>", overall_table(board, "submission"),
             f"<h3>Paper baselines: {esc(REPORTED_MARK)}</h3>",
             '<p class="note">Ranked apart from submissions. A paper algorithm\'s task score is the mean over its '
             "main-table rows of that task (the paper reports one row per reward function). grue computes every metric "
             'as the paper\'s code did; <a href="fidelity.md">fidelity.md</a> lists each place compared and what still '
             "differs.</p>",
-            overall_table(board, "reported")]
+            overall_table(board, "reported"),
+            f'<p class="formula">{esc(FORMULA)}.</p>',
+            '<p class="note">Headline metrics: ' + esc(", ".join(f"{t}: {m}" for t, m in HEADLINE.items() if t in board.tasks))
+            + ". An entry missing a task, or with a task evaluated on part of its test split, is shown with the mean "
+            "over the tasks it has and ranked below every complete entry.</p>",
+            f'<p class="note" id="out-of-range">† {esc(OUT_OF_RANGE)}.</p>']
     if svgs.get("overall"):
         body.append(f"<figure>{svgs['overall']}</figure>")
     body.append("</section>")
@@ -212,6 +271,19 @@ def samples_html(samples: list[dict]) -> str:
     return "\n".join(out)
 
 
+def seeds_table(entries: list[Entry], names: list[str]) -> str:
+    """One line per seed (results file) with the metrics ``names``."""
+    heads = [th("Seed", True), th("File"), th("Examples", True)] + [th(n, True) for n in names]
+    lines = []
+    for e in entries:
+        r = e.results
+        cells = [td_num(r.seed, str(r.seed)), f'<td class="t">{breakable(e.rel)}</td>',
+                 td_num(r.samples.evaluated, f"{r.samples.evaluated} of {r.samples.total}")]
+        cells += [td_num(r.metrics[n].value) if n in r.metrics else '<td data-v="">—</td>' for n in names]
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    return table(heads, lines)
+
+
 def submission_html(board: Board, sub: Submission) -> str:
     """The detail page of one submission: who and what, then per task the seeds, skipped metrics, the
     configuration and sample generations."""
@@ -219,20 +291,14 @@ def submission_html(board: Board, sub: Submission) -> str:
     info = [("Who", esc(m.who)), ("Model", esc(m.model)), ("Algorithm", esc(m.algorithm)),
             ("Link", link(m.link, m.link) if m.link else "—"), ("Notes", esc(m.notes or "—"))]
     body = ['<p><a href="../index.html">← GRUE leaderboard</a></p>', f"<h1>{esc(sub.name)}</h1>",
-            "<table>" + "".join(f'<tr><th class="t">{k}</th><td class="t" style="white-space:pre-wrap">{v}</td></tr>'
-                                for k, v in info) + "</table>"]
+            '<table class="info">' + "".join(f'<tr><th class="t">{k}</th><td class="t">{v}</td></tr>'
+                                             for k, v in info) + "</table>"]
     for task in sorted({e.results.task for e in sub.entries}):
         entries = [e for e in sub.entries if e.results.task == task]
-        names = sorted({n for e in entries for n in e.results.metrics})
-        heads = [th("Seed", True), th("File"), th("Examples", True)] + [th(n, True) for n in names]
-        lines = []
-        for e in entries:
-            r = e.results
-            cells = [td_num(r.seed, str(r.seed)), f'<td class="t">{esc(e.rel)}</td>',
-                     td_num(r.samples.evaluated, f"{r.samples.evaluated} of {r.samples.total}")]
-            cells += [td_num(r.metrics[n].value) if n in r.metrics else '<td data-v="">—</td>' for n in names]
-            lines.append("<tr>" + "".join(cells) + "</tr>")
-        body += [f"<h2>{esc(task)}</h2>", table(heads, lines)]
+        body.append(f"<h2>{esc(task)}</h2>")
+        quality, diversity = split_metrics(sorted({n for e in entries for n in e.results.metrics}))
+        body += [seeds_table(entries, quality)] if quality else []
+        body += ['<p class="note">Diversity and length of the generations:</p>', seeds_table(entries, diversity)] if diversity else []
         skipped = sorted({(n, why) for e in entries for n, why in e.results.skipped.items()})
         if skipped:
             body.append("<p>Skipped metrics:</p><ul>" + "".join(f"<li>{esc(n)}: {esc(w)}</li>" for n, w in skipped) + "</ul>")
