@@ -107,3 +107,40 @@ def normalize(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.T
     mean = masked_mean(x, mask)
     std = masked_var(x, mask, unbiased=True).sqrt()
     return (x - mean) / (std + eps) * mask
+
+
+def group_advantages(scores: torch.Tensor, group_size: int, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
+    """GRPO's advantages (Shao et al. 2024): each completion's score against the other samples of its prompt.
+
+    scores (N,), consecutive groups of ``group_size`` completions of one prompt (N = prompts x G) -> (N,):
+    ``A_i = (r_i - mean_g) / (std_g + eps)`` with the group's mean and unbiased standard deviation; with
+    ``scale`` False, ``A_i = r_i - mean_g`` (no division: a group whose scores barely differ is not blown up).
+    """
+    g = scores.reshape(-1, group_size)
+    centred = g - g.mean(-1, keepdim=True)
+    if scale:
+        centred = centred / (g.std(-1, keepdim=True) + eps)
+    return centred.reshape(-1)
+
+
+def leave_one_out_advantages(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """RLOO's advantages (Kool et al. 2019; Ahmadian et al. 2024): each score minus the mean of the others.
+
+    scores (N,), consecutive groups of ``k`` completions of one prompt -> (N,):
+    ``A_i = r_i - (sum_g - r_i) / (k - 1)``, which equals ``k / (k - 1) * (r_i - mean_g)``.
+    """
+    g = scores.reshape(-1, k)
+    baseline = (g.sum(-1, keepdim=True) - g) / (k - 1)
+    return (g - baseline).reshape(-1)
+
+
+def completion_weights(mask: torch.Tensor, per: str) -> torch.Tensor:
+    """Token weights (B,T) that make a weighted token sum a mean per completion or per token.
+
+    ``sequence``: ``mask / sum(mask)`` per row (each completion weighs 1, its tokens equally: GRPO's
+    ``1/G sum_i 1/|o_i| sum_t``); ``token``: ``mask`` (every token weighs 1). Divide the weighted sum
+    by the weights' sum for the mean.
+    """
+    if per == "sequence":
+        return mask / mask.sum(-1, keepdim=True).clamp(min=1.0)
+    return mask.clone()

@@ -94,3 +94,27 @@ def masked_token_ce(logits: torch.Tensor, labels: torch.Tensor, normalizer: floa
     nll = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum")
     n = (labels != -100).sum().clamp(min=1) if normalizer is None else normalizer
     return nll / n
+
+
+def sequence_policy_loss(log_ratio: torch.Tensor, advantages: torch.Tensor, clip: float | None,
+                         weights: torch.Tensor | None = None, denom: float | torch.Tensor | None = None,
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sequence-level REINFORCE with an optional PPO clip (RLOO): one ratio per completion.
+
+    log_ratio (M,) = ``sum_t (log pi(a_t) - log pi_old(a_t))`` over each completion's tokens, advantages (M,)
+    (constants). ``ratio = exp(log_ratio)``; ``loss_i = max(-A_i ratio_i, -A_i clamp(ratio_i, 1 - clip, 1 + clip))``
+    (``-A_i ratio_i`` when ``clip`` is None); ``loss = sum_i weights_i loss_i / denom`` (defaults: weights 1,
+    denom M: the mean). At ``ratio = 1`` its gradient is REINFORCE's, ``-A_i * grad sum_t log pi(a_t)`` per
+    completion. Returns ``(loss, clipfrac, approx_kl)``: the weighted share of completions where the clipped
+    term was taken and of ``(ratio - 1) - log ratio``, without gradient.
+    """
+    weights = torch.ones_like(advantages) if weights is None else weights
+    denom = weights.sum().clamp(min=1e-12) if denom is None else denom
+    ratio = torch.exp(log_ratio)
+    unclipped = -advantages * ratio
+    clipped = unclipped if clip is None else -advantages * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
+    loss = (torch.maximum(unclipped, clipped) * weights).sum() / denom
+    with torch.no_grad():
+        clipfrac = ((clipped > unclipped).float() * weights).sum() / denom
+        approx_kl = (((ratio - 1.0) - log_ratio) * weights).sum() / denom
+    return loss, clipfrac, approx_kl

@@ -1,4 +1,5 @@
-"""The on-policy steps shared by PPO, A2C and NLPO: rollout, scoring, advantages, minibatches, backward.
+"""The on-policy steps shared by PPO, A2C, NLPO and TRPO (and the rollout and backward of GRPO and RLOO):
+rollout, scoring, advantages, minibatches, backward.
 
 A rollout is counted in the algorithm's ``batch_unit``. ``completions``: ``rollout_size`` prompts,
 one completion each. ``tokens`` (RL4LMs): episodes are sampled until this process holds
@@ -32,13 +33,13 @@ from grue.rollout import (
     tokenize_prompts,
 )
 from grue.sampling import full_logprobs, warped_logprobs
-from grue.setup import Session
+from grue.setup import Session, critic_kind
 from grue.tasks.common import Example
 
 
 @torch.no_grad()
 def collect(s: Session, prompts: list[str], mask: MaskSettings | None = None) -> Rollout:
-    """Sample completions for this process's prompts in batches; add reference log-probs and values.
+    """Sample completions for this process's prompts in batches; add reference log-probs and values (none without a critic).
 
     ``mask`` (NLPO) restricts every step to the masking model's top-p set. Under mixed precision
     the behaviour log-probs are recomputed by one teacher-forced policy forward in that precision,
@@ -59,10 +60,11 @@ def collect(s: Session, prompts: list[str], mask: MaskSettings | None = None) ->
             r.ref_logprobs = token_logprobs(ref_logits, r.response_ids) * r.response_mask
             hidden = None
             if recompute:
-                logits, hidden = policy_forward(policy, inputs, T, s.seq2seq, want_hidden=s.algo.critic == "shared")
+                logits, hidden = policy_forward(policy, inputs, T, s.seq2seq, want_hidden=critic_kind(s.algo) == "shared")
                 r.logprobs = warped(s, logits, r)[0] * r.response_mask
                 r.raw_logprobs = token_logprobs(logits, r.response_ids) * r.response_mask
-            r.values = values_of(s, policy, inputs, T, hidden).float() * r.response_mask
+            if s.critic is not None:
+                r.values = values_of(s, policy, inputs, T, hidden).float() * r.response_mask
         parts.append(r)
     return concat_rollouts(parts, s.tokenizer.pad_token_id, left_pad_queries=not s.seq2seq)
 
@@ -164,7 +166,7 @@ class Scored:
     kl: torch.Tensor
     rewards: torch.Tensor
     advantages: torch.Tensor
-    returns: torch.Tensor
+    returns: torch.Tensor | None  # None without a critic
 
     rollout = property(lambda self: self.batch.rollout)
 
@@ -183,7 +185,7 @@ def score_and_advantages(s: Session, b: Batch, kl_coef: float) -> Scored:
     kl = kl_estimate(r.raw_logprobs, r.ref_logprobs, algo.kl_estimator) * mask
     rewards = kl_penalized_rewards(scores * finished, kl, mask, kl_coef)
     adv, returns = gae(rewards, r.values, mask, algo.gamma, algo.lam, bootstrap=b.bootstrap)
-    if algo.whiten_advantages:
+    if getattr(algo, "whiten_advantages", False):
         adv = whiten(adv, mask)
     return Scored(b, completions, scores, kl, rewards, adv, returns)
 
@@ -211,17 +213,19 @@ def minibatches(mask: torch.Tensor, unit: str, size: int, generator: torch.Gener
 
 
 def backward_step(s: Session, r: Rollout, rows: torch.Tensor, sel: torch.Tensor, advantages: torch.Tensor,
-                  returns: torch.Tensor, loss_fn: Callable, grad_accum: int) -> dict[str, torch.Tensor]:
+                  returns: torch.Tensor | None, loss_fn: Callable, grad_accum: int) -> dict[str, torch.Tensor]:
     """Gradients for one optimizer step over the tokens ``sel`` (M,T) of the rollout's ``rows`` (M,).
 
     The advantages are normalised over those tokens first when ``normalize_advantage`` is on.
     The rows are split into at most ``grad_accum`` micro-batches; ``loss_fn(s, r_micro, sel_micro,
     advantages, returns, denom) -> (loss, stats)`` averages over ``denom`` = all the step's tokens,
-    so the micro-batch terms add up to the step's mean (DDP syncs on the last micro-batch only).
+    so the micro-batch terms add up to the step's mean (DDP syncs on the last micro-batch only). ``sel`` may
+    hold weights rather than 0/1 (GRPO, RLOO: 1/length per token, a mean per completion); ``returns`` is None
+    for an algorithm without a critic.
     Returns the statistics summed over micro-batches.
     """
     rows = rows.to(s.device)
-    adv, ret = advantages[rows], returns[rows]
+    adv, ret = advantages[rows], None if returns is None else returns[rows]
     if getattr(s.algo, "normalize_advantage", False):
         adv = normalize(adv, sel)
     denom = sel.sum().clamp(min=1.0)
@@ -232,7 +236,7 @@ def backward_step(s: Session, r: Rollout, rows: torch.Tensor, sel: torch.Tensor,
             if k < len(pieces) - 1:
                 for m in s.trainable:
                     stack.enter_context(s.accelerator.no_sync(m))
-            loss, stats = loss_fn(s, r.index(rows[j]), sel[j], adv[j], ret[j], denom)
+            loss, stats = loss_fn(s, r.index(rows[j]), sel[j], adv[j], None if ret is None else ret[j], denom)
             s.accelerator.backward(loss)
         for name, v in stats.items():
             sums[name] = sums.get(name, 0.0) + v.detach()
@@ -257,7 +261,7 @@ def iteration_metrics(s: Session, it: int, sc: Scored, stats: dict, kl_mean: flo
         "reward/total": acc.reduce(sc.rewards.sum(-1).mean(), "mean").item(),
         "kl/mean": kl_mean, "kl/coef": kl_coef,
         **{k: acc.reduce(v, "mean").item() for k, v in stats.items()},
-        "value/mean": acc.reduce(masked_mean(sc.rollout.values, mask), "mean").item(),
+        **({} if sc.rollout.values is None else {"value/mean": acc.reduce(masked_mean(sc.rollout.values, mask), "mean").item()}),
         "response/length": acc.reduce(sc.batch.generated_mask.sum(-1).mean(), "mean").item(),
         "time/rollout_s": t_rollout, "time/update_s": t_update,
         "tokens_per_s": n_tokens / max(t_rollout + t_update, 1e-9),

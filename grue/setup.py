@@ -3,7 +3,8 @@
 ``start_session`` builds everything an on-policy algorithm needs (accelerator, run
 directory with config.yaml written before step 0, policy, frozen reference, critic,
 optimizer, data order, reward) and restores a checkpoint when resuming. The
-algorithm's file owns the loop.
+algorithm's file owns the loop. An algorithm whose config has no ``critic`` field
+(GRPO, RLOO) gets none: no value model is built, saved or restored.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class Session:
     tokenizer: Any
     policy: torch.nn.Module
     ref: torch.nn.Module
-    critic: torch.nn.Module
+    critic: torch.nn.Module | None  # None: the algorithm has no critic
     optimizer: torch.optim.Optimizer
     examples: list[Example]
     stream: PromptStream
@@ -97,7 +98,7 @@ class Session:
     device = property(lambda self: self.accelerator.device)
     seq2seq = property(lambda self: bool(self.accelerator.unwrap_model(self.policy).config.is_encoder_decoder))
     decoder_start = property(lambda self: getattr(self.accelerator.unwrap_model(self.policy).config, "decoder_start_token_id", None))
-    trainable = property(lambda self: [self.policy, self.critic])
+    trainable = property(lambda self: [m for m in (self.policy, self.critic) if m is not None])
     params = property(lambda self: [p for m in self.trainable for p in m.parameters() if p.requires_grad])
 
     def score(self, prompts: list[str], completions: list[str], batch: list[Example]) -> list[float]:
@@ -121,7 +122,8 @@ class Session:
         rngs = per_rank(acc, rng)
         if acc.is_main_process:
             state = {"iteration": iteration, "world_size": acc.num_processes, "stream": self.stream.state_dict(), "rng": rngs, **extra_state}
-            modules = {"critic": acc.unwrap_model(self.critic), **{k: acc.unwrap_model(m) for k, m in self.extra_modules.items()}}
+            modules = {"critic": self.critic, **self.extra_modules} if self.critic is not None else dict(self.extra_modules)
+            modules = {k: acc.unwrap_model(m) for k, m in modules.items()}
             ckpt.save(self.run_dir, acc.unwrap_model(self.policy), self.tokenizer, modules, self.optimizer.optimizer
                       if hasattr(self.optimizer, "optimizer") else self.optimizer, state)
         acc.wait_for_everyone()
@@ -185,8 +187,22 @@ def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress:
     return run_dir, ck, resumed
 
 
-def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int], None]) -> Session:
-    """Build the session of an on-policy RL run (see the module docstring)."""
+def critic_kind(algo) -> str:
+    """``separate`` (own trunk), ``shared`` (value head on the policy), or ``none``: the algorithm's config has no ``critic``."""
+    return getattr(algo, "critic", "none")
+
+
+def make_critic(kind: str, policy: torch.nn.Module) -> torch.nn.Module | None:
+    """The value model of ``critic_kind``: a trunk copy with a head, a head on the policy's hidden states, or None."""
+    if kind == "none":
+        return None
+    return Critic(policy) if kind == "separate" else ValueHead(hidden_size_of(policy.config))
+
+
+def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int], None],
+                  optimize: tuple[str, ...] = ("policy", "critic")) -> Session:
+    """Build the session of an on-policy RL run (see the module docstring). The optimizer holds the
+    parameters of the modules named in ``optimize`` (TRPO: the critic only; its policy moves by line search)."""
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
     check(cfg.algo, acc.num_processes)
     run_dir, ck, resumed = open_run(cfg, acc, resume_dir)
@@ -203,21 +219,28 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     ref = freeze(load_policy(cfg.run.ref_model or cfg.run.model, trust_remote_code=trust))
     for m in (policy, ref):
         disable_dropout(m)
-    critic = Critic(policy) if cfg.algo.critic == "separate" else ValueHead(hidden_size_of(policy.config))
-    disable_dropout(critic)
-    policy.eval(), critic.eval()  # and they stay so: RL4LMs' policies never left eval mode (no dropout anywhere)
-    named = [(f"{prefix}.{n}", p) for prefix, m in (("policy", policy), ("critic", critic)) for n, p in m.named_parameters()]
+    critic = make_critic(critic_kind(cfg.algo), policy)
+    policy.eval()  # and it stays so: RL4LMs' policies never left eval mode (no dropout anywhere)
+    if critic is not None:
+        disable_dropout(critic)
+        critic.eval()
+    named = [(f"{prefix}.{n}", p) for prefix, m in (("policy", policy), ("critic", critic))
+             if m is not None and prefix in optimize for n, p in m.named_parameters()]
     optimizer = make_optimizer(getattr(cfg.algo, "optimizer", "adamw"), groups_by_name(named, cfg.algo.weight_decay),
                                cfg.algo.lr, cfg.algo.adam_eps)
     stream = PromptStream(len(examples), cfg.run.seed, acc.process_index, acc.num_processes)
     sample_rng = torch.Generator(device=acc.device).manual_seed(cfg.run.seed * 1_000_003 + acc.process_index)
     shuffle_rng = torch.Generator().manual_seed(cfg.run.seed * 7919 + acc.process_index)
     if resumed:
-        ckpt.load_module(ck, "critic", critic)
+        if critic is not None:
+            ckpt.load_module(ck, "critic", critic)
         ckpt.load_optimizer(ck, optimizer)
         stream.load_state_dict(resumed["stream"])
         ckpt.set_rng_state(resumed["rng"][acc.process_index], {"sample": sample_rng, "shuffle": shuffle_rng})
     ref.to(acc.device)
-    policy, critic, optimizer = acc.prepare(policy, critic, optimizer)
+    if critic is None:
+        policy, optimizer = acc.prepare(policy, optimizer)
+    else:
+        policy, critic, optimizer = acc.prepare(policy, critic, optimizer)
     return Session(cfg, acc, run_dir, tokenizer, policy, ref, critic, optimizer, examples, stream, reward_name, reward_fn,
                    sample_rng, shuffle_rng, start_iteration=resumed["iteration"] if resumed else 0, resumed_state=resumed)
