@@ -29,7 +29,7 @@ MAX_BYTES = 5 * 1024 * 1024
 """Larger files are refused unread: a results file is a few kilobytes."""
 KINDS = ("evaluated", "reported")
 SPLITS = ("train", "validation", "test")
-TRAINING_ALGORITHMS = ("supervised", "ppo", "nlpo", "a2c")
+TRAINING_ALGORITHMS = ("supervised", "ppo", "nlpo", "a2c", "grpo", "rloo", "trpo")
 """An evaluated file's algorithm is one of ``OTHER_ALGORITHMS``, one of these, or several of these joined by
 ``+`` in training order for a run started from another (``--init-from``): ``supervised+ppo`` is PPO from a
 supervised run."""

@@ -115,6 +115,34 @@ def sample_step(
     return StepSample(tokens, lp, raw.gather(-1, tokens[:, None])[:, 0], support)
 
 
+def warped_log_softmax(logits: torch.Tensor, support: torch.Tensor | None, *, temperature: float = 1.0,
+                       eos_id: int | None = None, min_new_tokens: int = 0) -> torch.Tensor:
+    """The whole warped distribution, teacher-forced: logits (B,T,V) -> log-probs (B,T,K) over each step's stored
+    support ids (B,T,K), -inf where the support is padded; without a support (B,T,V) over the vocabulary, EOS
+    banned at positions ``t < min_new_tokens``. ``logits / temperature`` throughout."""
+    logits = logits.float() / temperature
+    if support is None:
+        if eos_id is not None and min_new_tokens > 0:
+            banned = torch.zeros_like(logits, dtype=torch.bool)
+            banned[:, :min_new_tokens, eos_id] = True
+            logits = logits.masked_fill(banned, NEG_INF)
+        return torch.log_softmax(logits, dim=-1)
+    valid = support >= 0
+    # A padded position has an empty support: give it one dummy entry so nothing is NaN.
+    valid[..., 0] |= ~valid.any(-1)
+    sub = logits.gather(-1, support.clamp(min=0).long()).masked_fill(~valid, NEG_INF)
+    return torch.log_softmax(sub, dim=-1)
+
+
+def token_logprobs_in(logp_all: torch.Tensor, tokens: torch.Tensor, support: torch.Tensor | None) -> torch.Tensor:
+    """The tokens' entries of a teacher-forced distribution: (B,T,K) over the support ids (B,T,K), or (B,T,V)
+    when ``support`` is None, and tokens (B,T) -> (B,T). A padded position (no token in its support) gets 0."""
+    if support is None:
+        return logp_all.gather(-1, tokens[..., None])[..., 0]
+    hit = (support == tokens[..., None]) & (support >= 0)
+    return torch.where(hit, logp_all, torch.zeros_like(logp_all)).sum(-1)
+
+
 def warped_logprobs(
     logits: torch.Tensor,
     tokens: torch.Tensor,
@@ -131,23 +159,8 @@ def warped_logprobs(
     ``logits / temperature`` over the support's ids. Without: over the whole
     vocabulary, EOS banned at positions ``t < min_new_tokens``.
     """
-    logits = logits.float() / temperature
-    if support is None:
-        if eos_id is not None and min_new_tokens > 0:
-            banned = torch.zeros_like(logits, dtype=torch.bool)
-            banned[:, :min_new_tokens, eos_id] = True
-            logits = logits.masked_fill(banned, NEG_INF)
-        logp_all = torch.log_softmax(logits, dim=-1)
-        logp = logp_all.gather(-1, tokens[..., None])[..., 0]
-    else:
-        valid = support >= 0
-        # A padded position has an empty support: give it one dummy entry so nothing is NaN.
-        valid[..., 0] |= ~valid.any(-1)
-        sub = logits.gather(-1, support.clamp(min=0).long()).masked_fill(~valid, NEG_INF)
-        logp_all = torch.log_softmax(sub, dim=-1)
-        hit = (support == tokens[..., None]) & (support >= 0)
-        # A padded response position has no token in its support: give it log-prob 0.
-        logp = torch.where(hit, logp_all, torch.zeros_like(logp_all)).sum(-1)
+    logp_all = warped_log_softmax(logits, support, temperature=temperature, eos_id=eos_id, min_new_tokens=min_new_tokens)
+    logp = token_logprobs_in(logp_all, tokens, support)
     # Excluded entries have p = 0 and log p = -inf: zero their log p before the product,
     # or the backward pass computes 0 * -inf = NaN.
     entropy = -(logp_all.exp() * logp_all.masked_fill(torch.isinf(logp_all), 0.0)).sum(-1)

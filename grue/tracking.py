@@ -9,6 +9,9 @@ Metric names are stable; each metrics.jsonl line is one iteration:
 - ``loss/policy``, ``loss/value``, ``loss/total``
 - ``policy/entropy``, ``policy/clipfrac``, ``policy/approx_kl``, ``policy/grad_norm``
 - ``value/mean``, ``value/clipfrac``, ``response/length``
+- ``loss/kl``: GRPO's KL term to the reference (before ``kl/coef``); ``trpo/kl``, ``trpo/accepted``,
+  ``trpo/step_fraction``: TRPO's measured mean KL to the old policy, whether the line search took a step,
+  and the fraction of the full step it took (0 when none). Algorithms without a critic log no ``value/*``
 - ``time/rollout_s``, ``time/update_s``, ``tokens_per_s`` (generated tokens, all
   processes, per second of rollout plus update)
 """

@@ -5,7 +5,7 @@ grue/algorithms/trpo.py.
 
 The step solves ``F x = g`` for the surrogate's gradient ``g`` with the Fisher matrix ``F`` (the Hessian of
 the mean KL to the old policy), scales it to the boundary of ``0.5 * x^T F x = max_kl``, then shrinks it
-until the measured KL is within ``max_kl`` and the surrogate improved.
+until the measured KL is below ``max_kl`` and the surrogate improved.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ def max_step_size(direction: torch.Tensor, f_direction: torch.Tensor, max_kl: fl
 
 
 def accepts(kl: float, improvement: float, max_kl: float) -> bool:
-    """The line search's rule: a step is taken when its measured mean KL to the old policy is at most
-    ``max_kl`` and it raised the surrogate objective (``improvement > 0``)."""
-    return kl <= max_kl and improvement > 0
+    """The line search's rule (RL4LMs' TRPO): a step is taken when its measured mean KL to the old policy is
+    below ``max_kl`` and it raised the surrogate objective (``improvement > 0``)."""
+    return kl < max_kl and improvement > 0
 
 
 @dataclass

@@ -48,7 +48,7 @@ def friendly(fn):
 @friendly
 def train(
     task: str = typer.Argument(..., help="GRUE task, e.g. imdb (see `grue tasks`)."),
-    algo: str = typer.Option("ppo", "--algo", help="Algorithm: ppo, nlpo, a2c or supervised."),
+    algo: str = typer.Option("ppo", "--algo", help="Algorithm: ppo, nlpo, a2c, supervised, grpo, rloo or trpo."),
     model: Optional[str] = typer.Option(None, help="Policy: Hub id, local directory, tiny-gpt2 or tiny-t5."),
     init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from this run directory's checkpoint "
                                             "(same as --model RUN_DIR/checkpoint), e.g. a supervised run."),

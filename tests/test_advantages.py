@@ -8,7 +8,18 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from grue.advantages import gae, kl_penalized_rewards, last_token_index, masked_mean, masked_var, normalize, whiten
+from grue.advantages import (
+    completion_weights,
+    gae,
+    group_advantages,
+    kl_penalized_rewards,
+    last_token_index,
+    leave_one_out_advantages,
+    masked_mean,
+    masked_var,
+    normalize,
+    whiten,
+)
 
 X = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
 M = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])  # masked-in entries: 1, 2, 4
@@ -151,3 +162,45 @@ def test_normalize_per_minibatch_like_stable_baselines3():
     assert_close(normalize(X, M), expected)
     # one entry: std 0, so (x - x) / 1e-8 = 0
     assert_close(normalize(torch.tensor([[5.0, 9.0]]), torch.tensor([[1.0, 0.0]])), torch.zeros(1, 2))
+
+
+# ---- grouped advantages (GRPO, RLOO) ----------------------------------------------------------
+# Two groups of four: [1, 2, 3, 6] (mean 3, deviations -2 -1 0 3, unbiased var (4+1+0+9)/3 = 14/3) and
+# [0, 0, 1, 1] (mean 0.5, deviations +-0.5, unbiased var 4 * 0.25 / 3 = 1/3).
+GROUPS = torch.tensor([1.0, 2.0, 3.0, 6.0, 0.0, 0.0, 1.0, 1.0])
+
+
+def test_group_advantages_centre_and_scale_within_each_group():
+    s1, s2 = math.sqrt(14 / 3), math.sqrt(1 / 3)
+    expected = [-2 / (s1 + 1e-4), -1 / (s1 + 1e-4), 0.0, 3 / (s1 + 1e-4)] + [x / (s2 + 1e-4) for x in (-0.5, -0.5, 0.5, 0.5)]
+    assert_close(group_advantages(GROUPS, 4), torch.tensor(expected))
+    assert_close(group_advantages(GROUPS, 4, scale=False), torch.tensor([-2.0, -1.0, 0.0, 3.0, -0.5, -0.5, 0.5, 0.5]))
+    # groups of two: [1, 2] -> -+0.5 / (sqrt(0.5) + eps), [3, 6] -> -+1.5 / (sqrt(4.5) + eps), ...
+    assert group_advantages(GROUPS, 2)[:4].tolist() == pytest.approx(
+        [-0.5 / (math.sqrt(0.5) + 1e-4), 0.5 / (math.sqrt(0.5) + 1e-4), -1.5 / (math.sqrt(4.5) + 1e-4), 1.5 / (math.sqrt(4.5) + 1e-4)])
+
+
+def test_group_of_equal_scores_has_zero_advantage_not_nan():
+    out = group_advantages(torch.tensor([0.7, 0.7, 0.7, 0.2, 0.4, 0.6]), 3)
+    assert_close(out[:3], torch.zeros(3))
+    assert not torch.isnan(out).any()
+
+
+def test_leave_one_out_advantages_by_hand():
+    # [1, 2, 3, 6]: baselines (12 - r) / 3 = 11/3, 10/3, 3, 2 -> -8/3, -4/3, 0, 4 (= 4/3 * (r - 3));
+    # [0, 0, 1, 1]: baselines 2/3, 2/3, 1/3, 1/3 -> -2/3, -2/3, 2/3, 2/3
+    assert_close(leave_one_out_advantages(GROUPS, 4), torch.tensor([-8 / 3, -4 / 3, 0.0, 4.0, -2 / 3, -2 / 3, 2 / 3, 2 / 3]))
+    # k = 2: each score minus the other one
+    assert_close(leave_one_out_advantages(GROUPS, 2), torch.tensor([-1.0, 1.0, -3.0, 3.0, 0.0, 0.0, 0.0, 0.0]))
+
+
+def test_completion_weights_per_sequence_and_per_token():
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    assert_close(completion_weights(mask, "sequence"), torch.tensor([[1 / 3, 1 / 3, 1 / 3, 0.0], [1.0, 0.0, 0.0, 0.0]]))
+    assert_close(completion_weights(mask, "token"), mask)
+    # a weighted token sum over the weights' sum: mean of the row means (2 and 5), or of all four tokens
+    x = torch.tensor([[1.0, 2.0, 3.0, 9.0], [5.0, 9.0, 9.0, 9.0]])
+    w = completion_weights(mask, "sequence")
+    assert ((x * w).sum() / w.sum()).item() == pytest.approx(3.5)
+    w = completion_weights(mask, "token")
+    assert ((x * w).sum() / w.sum()).item() == pytest.approx(11 / 4)

@@ -172,6 +172,28 @@ def test_resume_refuses_a_run_of_another_release(tmp_path):
 def test_tasks_lists_imdb():
     p = run_cli("tasks")
     assert p.returncode == 0 and "imdb" in p.stdout and "ppo" in p.stdout and "smoke" in p.stdout
+    assert all(a in p.stdout for a in ("grpo", "rloo", "trpo"))
+
+
+# grue's own algorithms, each once through the CLI: tiny rollouts of whole groups, 2 iterations.
+OWN = {"grpo": ["grpo.rollout_size=8", "grpo.rollout_batch_size=8", "grpo.group_size=4", "grpo.minibatch_size=8"],
+       "rloo": ["rloo.rollout_size=8", "rloo.rollout_batch_size=8", "rloo.group_size=2", "rloo.minibatch_size=8"],
+       "trpo": ["trpo.rollout_size=8", "trpo.rollout_batch_size=8", "trpo.minibatch_size=8", "trpo.cg_max_steps=3",
+                "trpo.n_critic_updates=1"]}
+
+
+@pytest.mark.parametrize("algo", sorted(OWN))
+def test_grues_own_algorithms_train_from_the_cli(tmp_path, algo):
+    sets = [x for s in OWN[algo] + ["generation.max_new_tokens=4", "generation.min_new_tokens=4"] for x in ("--set", s)]
+    run = tmp_path / algo
+    p = run_cli("train", "imdb", "--algo", algo, "--preset", "smoke", "--iterations", "2", "--output-dir", str(run), "--quiet", *sets)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.splitlines()[-1].startswith(f"done: 2 iterations in {run}")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["run"]["algo"] == algo and algo in cfg and "ppo" not in cfg
+    assert [r["iteration"] for r in metrics(run)] == [1, 2]
+    critic = (run / "checkpoint" / "trainer" / "critic.safetensors").is_file()
+    assert critic == (algo == "trpo"), "only TRPO has a critic to save"
 
 
 @pytest.mark.slow

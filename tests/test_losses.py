@@ -128,3 +128,37 @@ def test_losses_over_an_outside_token_count():
     # A2C: -(A * logp) summed over tokens a, b / 5 = -(log 1.1 + log 1.5) / 5
     assert a2c_policy_loss(logp, adv, first, denom=5.0).item() == pytest.approx(-(math.log(1.1) + math.log(1.5)) / 5)
     assert token_mean(torch.ones(1, 5), torch.zeros(1, 5)).item() == 0.0
+
+
+# ---- sequence_policy_loss (RLOO) -------------------------------------------------------------
+# Three completions, log-ratios [0, log 1.5, log 0.5] (ratios 1, 1.5, 0.5), advantages [2, 1, -1], clip 0.2:
+# unclipped -A*ratio = [-2, -1.5, 0.5]; clipped -A*clamp(ratio, 0.8, 1.2) = [-2, -1.2, 0.8];
+# max = [-2, -1.2, 0.8] (clipped taken on the last two), mean -2.4/3 = -0.8.
+LOG_RATIO = [0.0, math.log(1.5), math.log(0.5)]
+SEQ_ADV = [2.0, 1.0, -1.0]
+
+
+def test_sequence_policy_loss_clipped_by_hand():
+    from grue.losses import sequence_policy_loss
+
+    lr = torch.tensor(LOG_RATIO, requires_grad=True)
+    loss, clipfrac, approx_kl = sequence_policy_loss(lr, torch.tensor(SEQ_ADV), 0.2)
+    assert loss.item() == pytest.approx(-0.8)
+    assert clipfrac.item() == pytest.approx(2 / 3)
+    # (ratio - 1) - log ratio: 0, 0.5 - log 1.5, -0.5 - log 0.5
+    assert approx_kl.item() == pytest.approx((0.5 - math.log(1.5) - 0.5 - math.log(0.5)) / 3)
+    loss.backward()  # only the first completion is unclipped: d/d lr_0 of -A_0 * exp(lr_0) / 3 = -2/3
+    assert_close(lr.grad, torch.tensor([-2 / 3, 0.0, 0.0]))
+
+
+def test_sequence_policy_loss_unclipped_is_reinforce_and_weights_sum():
+    from grue.losses import sequence_policy_loss
+
+    lr = torch.tensor(LOG_RATIO, requires_grad=True)
+    loss, clipfrac, _ = sequence_policy_loss(lr, torch.tensor(SEQ_ADV), None)
+    assert loss.item() == pytest.approx((-2.0 - 1.5 + 0.5) / 3) and clipfrac.item() == 0.0
+    loss.backward()  # d/d lr_i of -A_i * exp(lr_i) / 3 = -A_i * ratio_i / 3
+    assert_close(lr.grad, torch.tensor([-2 / 3, -0.5, 1 / 6]))
+    # weights [1, 1, 0] over denom 4 (two more completions in other micro-batches): (-2 - 1.5) / 4
+    loss, _, _ = sequence_policy_loss(torch.tensor(LOG_RATIO), torch.tensor(SEQ_ADV), None, torch.tensor([1.0, 1.0, 0.0]), 4.0)
+    assert loss.item() == pytest.approx(-3.5 / 4)

@@ -71,7 +71,8 @@ def test_optional_fields_may_be_left_out(tmp_path):
     assert from_dict(data) == reported()
 
 
-VALID_VARIANTS = [("algorithm", "supervised+nlpo"), ("algorithm", "zero-shot"), ("algorithm", "external"), ("git_commit", None),
+VALID_VARIANTS = [("algorithm", "supervised+nlpo"), ("algorithm", "grpo"), ("algorithm", "supervised+rloo"),
+                  ("algorithm", "trpo"), ("algorithm", "zero-shot"), ("algorithm", "external"), ("git_commit", None),
                   ("git_commit", "0123abc-dirty"), ("seed", None), ("model.revision", "c" * 40),
                   ("metrics.perplexity.higher_is_better", None), ("metrics.perplexity.value", 0),
                   ("runtime_seconds", 0), ("samples.evaluated", 5000), ("notes", None)]
@@ -154,10 +155,10 @@ CASES = [
      "metrics.ROUGE-L: metric names must match ^[a-z][a-z0-9_]*$ (e.g. rouge_l)"),
     ("no_metrics", corrupt("metrics", {}), "metrics: must hold at least one metric, got {}"),
     ("unknown_algorithm", corrupt("algorithm", "Supervised+PPO"),
-     'algorithm: must be "zero-shot", "external" or one of "supervised", "ppo", "nlpo", "a2c", or several of these '
+     'algorithm: must be "zero-shot", "external" or one of "supervised", "ppo", "nlpo", "a2c", "grpo", "rloo", "trpo", or several of these '
      'joined by "+" (e.g. "supervised+ppo") when kind is "evaluated", got "Supervised+PPO"'),
     ("external_is_not_a_training_step", corrupt("algorithm", "supervised+external"),
-     'algorithm: must be "zero-shot", "external" or one of "supervised", "ppo", "nlpo", "a2c", or several of these '
+     'algorithm: must be "zero-shot", "external" or one of "supervised", "ppo", "nlpo", "a2c", "grpo", "rloo", "trpo", or several of these '
      'joined by "+" (e.g. "supervised+ppo") when kind is "evaluated", got "supervised+external"'),
     ("evaluated_without_samples", corrupt("samples", None), 'samples: must not be null when kind is "evaluated"'),
     ("evaluated_with_source", corrupt("source", "a paper"),

@@ -81,16 +81,28 @@ def test_loader_errors_say_what_is_accepted(task, tmp_path):
             module.load("test", None, builtin=True)
 
 
+GRUES_OWN = ("grpo", "rloo", "trpo")  # algorithms the paper has no settings for: their files are grue's
+
+
 @pytest.mark.parametrize("task", GRUE)
 def test_every_algorithm_resolves_with_paper_and_smoke_settings(task):
+    papers = {}
     for algo in ALGORITHMS:
-        paper = resolve(task, algo)
+        paper = papers[algo] = resolve(task, algo)
         smoke = resolve(task, algo, preset="smoke")
         assert paper.task_version == smoke.task_version != ""
         assert smoke.run.model in ("tiny-gpt2", "tiny-t5")
         assert smoke.run.reward in {"lexicon", "meteor", "commongen_meteor", "rouge1", "rouge_lmax", "one_minus_ter", "parent"}
+        for cfg in (paper, smoke):  # settings that can run, on one process
+            ALGORITHMS[algo].check(cfg.algo, 1)
+        assert smoke.algo != ALGORITHMS[algo].CONFIG(), f"presets/smoke.yaml has a {algo} section"
     header = (tasks_root() / task / "ppo.yaml").read_text(encoding="utf-8").lstrip()
     assert header.startswith("#"), "each settings file states its source in a header comment"
+    for algo in GRUES_OWN:
+        header = (tasks_root() / task / f"{algo}.yaml").read_text(encoding="utf-8").splitlines()[0]
+        assert "grue's settings, NOT the paper's" in header, (task, algo)
+        # they train on the reward of the task's PPO file
+        assert papers[algo].run.reward == papers["ppo"].run.reward
 
 
 # The paper's recipe (RL4LMs 97df0bd rl4lms/algorithms/ppo/ppo.py, nlpo/nlpo.py, a2c/a2c.py defaults and

@@ -4,11 +4,11 @@ grue's settings: the GRUE paper reports no TRPO and RL4LMs ships no GRUE configu
 97df0bd ships the algorithm (rl4lms/algorithms/trpo/trpo.py, sb3-contrib's), whose defaults grue takes.
 One iteration: the engine's rollout, scores, per-token rewards ``-beta * KL_t`` plus the score, and GAE,
 as PPO (grue.onpolicy). Then the policy takes ONE trust-region step on the whole rollout: the surrogate
-``mean_t A_t * pi(a_t) / pi_old(a_t)`` (full softmax, advantages normalised), its gradient ``g``, the
+``mean_t A_t * pi(a_t) / pi_old(a_t)`` (advantages normalised), its gradient ``g``, the
 search direction ``F^-1 g`` by conjugate gradient on Fisher-vector products (double backward of the mean
 per-token KL to the old policy), scaled to the trust region's boundary, then a backtracking line search
 that takes the first fraction of the step whose measured mean KL(old || new) over the rollout's tokens
-is at most ``max_kl`` and that raises the surrogate (else no step). The critic is then fitted by its own
+is below ``max_kl`` and that raises the surrogate (else no step). The critic is then fitted by its own
 optimizer: ``n_critic_updates`` passes of minibatches of the value MSE. Works for causal and seq2seq policies.
 """
 
@@ -28,6 +28,7 @@ from grue.kl import KLController
 from grue.losses import value_loss
 from grue.onpolicy import backward_step, collect_iteration, iteration_metrics, mean_kl, minibatches, score_and_advantages, sync_clock, values_of
 from grue.rollout import lm_inputs, policy_forward
+from grue.sampling import token_logprobs_in, warped_log_softmax
 from grue.setup import Session, critic_kind, start_session
 from grue.tracking import Display
 from grue.trust_region import backtracking_line_search, conjugate_gradient, max_step_size
@@ -50,7 +51,7 @@ class TRPOConfig:
     minibatch_size: int = 128
     """The critic's minibatch, per process: tokens or completions (``batch_unit``); RL4LMs' TRPO batch_size 128."""
     max_kl: float = 0.01
-    """The trust region: the largest mean per-token KL(old || new) over the rollout a step may reach (RL4LMs' target_kl 0.01)."""
+    """The trust region: a step's mean per-token KL(old || new) over the rollout must stay below it (RL4LMs' target_kl 0.01)."""
     cg_max_steps: int = 15
     """Conjugate-gradient steps for the search direction (RL4LMs' cg_max_steps 15)."""
     cg_damping: float = 0.1
@@ -59,6 +60,9 @@ class TRPOConfig:
     """Each backtracking try takes this fraction of the previous one (RL4LMs 0.8)."""
     line_search_max_iter: int = 10
     """Backtracking tries before the step is given up for this iteration (RL4LMs 10)."""
+    policy_distribution: str = field(default="full", metadata={"choices": ("full", "sampled")})
+    """The distribution of the ratio, the KL constraint and the entropy: the ``full`` softmax (RL4LMs' TRPO), or
+    the ``sampled`` warped support, renormalised (see PPOConfig.policy_distribution)."""
     normalize_advantage: bool = True
     """Normalise the advantages over the rollout (per process) to ``(A - mean) / (std + 1e-8)`` (RL4LMs: true)."""
     n_critic_updates: int = 10
@@ -152,9 +156,10 @@ def flat_grad(y: torch.Tensor, params: list[torch.Tensor], **kwargs) -> torch.Te
 
 
 def kl_to_old(old_logp: torch.Tensor, logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the real tokens of KL(old || new) of the full next-token distributions:
-    (B,T,V) log-softmaxes, mask (B,T) -> ``mean_t sum_v p_old (log p_old - log p)``."""
-    return masked_mean((old_logp.exp() * (old_logp - logp)).sum(-1), mask)
+    """Mean over the real tokens of KL(old || new) of the next-token distributions: log-probs (B,T,K) over the
+    vocabulary or a stored support (-inf outside it, in both), mask (B,T) -> ``mean_t sum_k p_old (log p_old - log p)``."""
+    diff = (old_logp - logp).masked_fill(torch.isinf(old_logp), 0.0)
+    return masked_mean((old_logp.exp() * diff).sum(-1), mask)
 
 
 def policy_step(s: Session, r, adv: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -165,22 +170,28 @@ def policy_step(s: Session, r, adv: torch.Tensor) -> dict[str, torch.Tensor]:
     algo, acc = s.algo, s.accelerator
     policy = acc.unwrap_model(s.policy)
     params = [p for p in policy.parameters() if p.requires_grad]
-    mask, ids, T = r.response_mask, r.response_ids[..., None], r.response_ids.shape[1]
+    mask, ids, T = r.response_mask, r.response_ids, r.response_ids.shape[1]
     inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, r.response_mask, s.seq2seq, s.decoder_start)
 
+    support = None if algo.policy_distribution == "full" else r.support
+
     def log_softmax() -> torch.Tensor:
+        """The policy's distribution at each response position (B,T,V), or over the stored support (B,T,K)."""
         # the math attention kernel: fused (flash) kernels have no double backward
         with acc.autocast(), sdpa_kernel(SDPBackend.MATH):
             logits, _ = policy_forward(policy, inputs, T, s.seq2seq)
-        return torch.log_softmax(logits.float(), -1)
+        if algo.policy_distribution == "full":
+            return torch.log_softmax(logits.float(), -1)
+        return warped_log_softmax(logits, support, temperature=s.gen.temperature, eos_id=s.tokenizer.eos_token_id,
+                                  min_new_tokens=s.gen.min_new_tokens)
 
     def surrogate(logp_all: torch.Tensor) -> torch.Tensor:
-        return masked_mean(adv * torch.exp(logp_all.gather(-1, ids)[..., 0] - old), mask)
+        return masked_mean(adv * torch.exp(token_logprobs_in(logp_all, ids, support) - old), mask)
 
     # (a) One forward at the old parameters: the surrogate's gradient g, and the KL's gradient with its graph.
     logp_all = log_softmax()
     old_all = logp_all.detach()
-    old = old_all.gather(-1, ids)[..., 0]
+    old = token_logprobs_in(old_all, ids, support)
     objective = surrogate(logp_all)
     g = acc.reduce(flat_grad(objective, params, retain_graph=True), "mean")
     kl_grad = flat_grad(kl_to_old(old_all, logp_all, mask), params, create_graph=True)
@@ -191,7 +202,7 @@ def policy_step(s: Session, r, adv: torch.Tensor) -> dict[str, torch.Tensor]:
     # (b) Direction F^-1 g by conjugate gradient, scaled to the boundary 0.5 x^T F x = max_kl.
     direction = conjugate_gradient(fvp, g, algo.cg_max_steps)
     step = max_step_size(direction, fvp(direction), algo.max_kl) * direction
-    entropy = masked_mean(-(old_all.exp() * old_all).sum(-1), mask)
+    entropy = masked_mean(-(old_all.exp() * old_all.masked_fill(torch.isinf(old_all), 0.0)).sum(-1), mask)
     base = acc.reduce(objective.detach(), "mean")
     del logp_all, kl_grad, objective
 
