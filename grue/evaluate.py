@@ -29,13 +29,13 @@ import torch
 
 from grue import __version__
 from grue.checkpoint import atomic_write_text, latest
-from grue.config import Config, from_dict, load_yaml, resolve, tasks_root
+from grue.config import Config, check_decoding, from_dict, load_yaml, resolve, tasks_root
 from grue.errors import GrueError
-from grue.metrics import METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
+from grue.metrics import FALLBACKS, METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
 from grue.models import load_policy, load_tokenizer
 from grue.rollout import MaskSettings, decode_texts, tokenize_prompts
 from grue.setup import load_examples
-from grue.tasks.common import Example
+from grue.tasks.common import Example, data_dir_from
 
 def task_metrics(task: str) -> list[str]:
     """The metric groups of ``task`` (its task.yaml ``metrics`` list), checked against grue.metrics.METRICS."""
@@ -111,6 +111,7 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
                             "(leave the key out)")
     if not masked:
         cfg.eval.action_mask = False  # record what was applied: no mask
+    check_decoding(cfg)
     return cfg, algo, name, weights
 
 
@@ -156,32 +157,53 @@ def decode(policy, tokenizer, prompts: list[str], cfg: Config, device, progress=
 
 
 def score(groups: list[str], batch: EvalBatch, opts: MetricOptions, progress=None):
-    """Run the metric groups: (metrics {name: (value, higher_is_better)}, skipped {name: reason}, per-sample scores)."""
+    """Run the metric groups: (metrics {name: (value, higher_is_better)}, skipped {name: reason}, per-sample scores).
+
+    A skipped group with a ``FALLBACKS`` entry (the sentiment classifier: the offline lexicon) has that run
+    instead, under the fallback's own names; the skip reason says so.
+    """
     metrics: dict[str, tuple[float, bool | None]] = {}
     skipped: dict[str, str] = {}
     per_sample: dict[str, list[float]] = {}
     task = progress.add_task("metrics", total=len(groups)) if progress else None
     for group in groups:
-        names = METRICS[group].names
-        try:
-            result = metric_function(group)(batch, opts)
-        except MetricSkipped as e:
-            skipped.update({n: str(e) or "skipped" for n in names})
-        except GrueError as e:
-            skipped.update({n: f"could not be computed: {e}" for n in names})
-        else:
-            for name, hib in names.items():
-                value = result.values.get(name)
-                if value is None:
-                    skipped[name] = f"the {group} metric returned no value for it (e.g. no examples in that subset)"
-                elif not math.isfinite(float(value)):
-                    skipped[name] = f"the {group} metric gave a non-finite value ({value})"
-                else:
-                    metrics[name] = (float(value), hib)
-            per_sample.update({k: v for k, v in result.per_sample.items() if len(v) == len(batch.generations)})
+        reason = run_group(group, METRICS, batch, opts, metrics, skipped, per_sample)
+        if reason is not None and group in FALLBACKS:  # kept only when it runs: no task lists its names
+            got: tuple[dict, dict, dict] = ({}, {}, {})
+            if run_group(group, FALLBACKS, batch, opts, *got) is None and not got[1]:
+                metrics.update(got[0]), per_sample.update(got[2])
+                instead = ", ".join(FALLBACKS[group].names)
+                for name in METRICS[group].names:
+                    skipped[name] += f" ({instead}, an offline stand-in that is not this metric, is reported instead)"
         if progress:
             progress.advance(task)
     return metrics, skipped, per_sample
+
+
+def run_group(group: str, table: dict, batch: EvalBatch, opts: MetricOptions, metrics: dict, skipped: dict,
+              per_sample: dict) -> str | None:
+    """Run metric group ``group`` of ``table`` and add its values (or reasons) to ``metrics`` (or ``skipped``)
+    and ``per_sample``; returns the reason when the whole group was skipped, else None."""
+    names = table[group].names
+    try:
+        result = metric_function(group, table)(batch, opts)
+    except MetricSkipped as e:
+        reason = str(e) or "skipped"
+    except GrueError as e:
+        reason = f"could not be computed: {e}"
+    else:
+        for name, hib in names.items():
+            value = result.values.get(name)
+            if value is None:
+                skipped[name] = f"the {group} metric returned no value for it (e.g. no examples in that subset)"
+            elif not math.isfinite(float(value)):
+                skipped[name] = f"the {group} metric gave a non-finite value ({value})"
+            else:
+                metrics[name] = (float(value), hib)
+        per_sample.update({k: v for k, v in result.per_sample.items() if len(v) == len(batch.generations)})
+        return None
+    skipped.update({n: reason for n in names})
+    return reason
 
 
 def resolved_bertscore(e, groups: list[str]) -> tuple[str, int | None]:
@@ -324,7 +346,9 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
     for key in ("batch_size", "perplexity_stride"):
         if getattr(cfg.eval, key) < 1:
             raise GrueError(f"eval.{key} must be >= 1, got {getattr(cfg.eval, key)}")
-    cfg.run.builtin_prompts = False  # evaluation needs the task's real examples and references
+    # The prompts come from where the run's came from: a data directory (--data-dir, the run's, $GRUE_DATA_DIR);
+    # else the task's built-in prompts for a run trained on them (the smoke presets); else the Hub.
+    cfg.run.builtin_prompts = builtin = bool(cfg.run.builtin_prompts and not data_dir_from(cfg.run.data_dir))
     if output_dir:
         out = Path(output_dir)
     elif checkpoint:
@@ -339,7 +363,7 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
     examples = load_examples(cfg, split)
     total = len(examples)
     examples = examples[:limit] if limit else examples
-    if not any(r.strip() for ex in examples for r in ex.references):
+    if not builtin and not any(r.strip() for ex in examples for r in ex.references):
         raise GrueError(f"split '{split}' of task '{cfg.run.task}' has no references to evaluate against")
     given = read_predictions(predictions, len(examples), total, limit) if predictions else None
 
@@ -381,19 +405,30 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         model=model_info(name, policy), seed=cfg.run.seed, config=recorded_config(cfg, algo, weights, predictions), split=split,
         samples=SampleCounts(total=total, evaluated=len(examples)),
         metrics={k: MetricValue(value=v, higher_is_better=h) for k, (v, h) in metrics.items()},
-        skipped=skipped, runtime_seconds=round(time.time() - t0, 3), source=None, notes=None)
+        skipped=skipped, runtime_seconds=round(time.time() - t0, 3), source=None,
+        notes=builtin_note(len(examples), split) if builtin else None)
     path = out / "results.json"
     write_results(results, path)
     return path, results
 
 
+def builtin_note(n: int, split: str) -> str:
+    """The results' ``notes`` of an evaluation on the task's built-in prompts (``run.builtin_prompts``)."""
+    return (f"prompts: the task's {n} built-in prompts, as the run trained on them (no data directory given), not the "
+            f"{split} split; they have no references. A check that the run works, not a benchmark result: evaluate with "
+            "--data-dir DIR (or GRUE_DATA_DIR) for one")
+
+
 def summary_lines(results) -> list[str]:
-    """A short human summary of a Results: one line per metric, then the skipped ones."""
-    lines = [f"{results.task} ({results.split}, {results.samples.evaluated} of {results.samples.total} examples)"]
+    """A short human summary of a Results: one line per metric, then the skipped ones, then the notes."""
+    where = "built-in prompts" if (results.config.get("run") or {}).get("builtin_prompts") else results.split
+    lines = [f"{results.task} ({where}, {results.samples.evaluated} of {results.samples.total} examples)"]
     for name, m in sorted(results.metrics.items()):
         arrow = {True: "↑", False: "↓"}.get(m.higher_is_better, " ")
         lines.append(f"  {name:<20} {m.value:.4f} {arrow}")
     for name, reason in sorted(results.skipped.items()):
         lines.append(f"  {name:<20} skipped: {reason}")
+    if results.notes:
+        lines.append(f"note: {results.notes}")
     return lines
 

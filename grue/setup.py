@@ -42,6 +42,7 @@ from grue.tracking import (
     new_run_dir,
     read_jsonl,
     truncate_jsonl,
+    unstarted,
     write_config,
 )
 
@@ -156,17 +157,21 @@ def parameter_digest(model: torch.nn.Module) -> str:
 
 
 def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress: str = "iteration", total: int | None = None,
-             logs: tuple[str, ...] = ("metrics.jsonl", "samples.jsonl")) -> tuple[Path, Path | None, dict | None]:
+             logs: tuple[str, ...] = ("metrics.jsonl", "samples.jsonl"), announce: bool = False) -> tuple[Path, Path | None, dict | None]:
     """The run directory, new or resumed (with its latest checkpoint and state), and config.yaml in it.
 
     ``progress`` names the unit of ``total`` in the checkpoint state ("iteration", or
     "epoch" for supervised); resuming truncates ``logs`` past the checkpoint. config.yaml is
-    written before step 0, and rewritten on resume (e.g. with more iterations).
+    written before step 0, and rewritten on resume (e.g. with more iterations). With ``announce``,
+    the main process prints the run directory (one line) as soon as it is chosen.
     """
     total = cfg.algo.iterations if total is None else total
     ck = resumed = None
     if resume_dir:
         run_dir = Path(resume_dir)
+        if run_dir.is_dir() and unstarted(run_dir):
+            raise GrueError(f"{run_dir} never completed an {progress}, so there is nothing to resume; start it again "
+                            f"(grue train {cfg.run.task} ... --output-dir {run_dir}): a new run reuses such a folder")
         ck = ckpt.latest(run_dir)
         resumed = ckpt.load_state(ck)
         if resumed["world_size"] != acc.num_processes:
@@ -178,6 +183,8 @@ def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress:
         run_dir = Path(per_rank(acc, str(run_dir))[0])  # the main process's choice, for every rank
     if acc.is_main_process:
         write_config(run_dir, {**cfg.to_dict(), "world_size": acc.num_processes})
+        if announce:
+            print(f"resuming {run_dir} after {progress} {resumed[progress]}" if resumed else f"run directory {run_dir}", flush=True)
         if resumed:
             ckpt.discard_partial(run_dir)
             for name in logs:
@@ -185,11 +192,11 @@ def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress:
     return run_dir, ck, resumed
 
 
-def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int], None]) -> Session:
-    """Build the session of an on-policy RL run (see the module docstring)."""
+def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int], None], show: bool = False) -> Session:
+    """Build the session of an on-policy RL run (see the module docstring); ``show``: name the run directory."""
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
     check(cfg.algo, acc.num_processes)
-    run_dir, ck, resumed = open_run(cfg, acc, resume_dir)
+    run_dir, ck, resumed = open_run(cfg, acc, resume_dir, announce=show)
     set_seed(cfg.run.seed + acc.process_index)
 
     # Data before models: a missing data file should fail fast.
