@@ -32,10 +32,17 @@ from grue.checkpoint import atomic_write_text, latest
 from grue.config import Config, check_decoding, from_dict, load_yaml, resolve, tasks_root
 from grue.errors import GrueError
 from grue.metrics import FALLBACKS, METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
+from grue.metrics.diversity import MSTTR_SEGMENT
 from grue.models import load_policy, load_tokenizer
+from grue.predictions import read_predictions  # noqa: F401  (part of this module's interface)
 from grue.rollout import MaskSettings, decode_texts, tokenize_prompts
 from grue.setup import load_examples
 from grue.tasks.common import Example, data_dir_from
+
+NON_FINITE = {"msttr": f": MSTTR needs at least {MSTTR_SEGMENT} tokens of generations (evaluate more examples: a larger "
+                       "--limit, or none)"}
+"""Metric name -> why it can come out non-finite, appended to its skip reason."""
+
 
 def task_metrics(task: str) -> list[str]:
     """The metric groups of ``task`` (its task.yaml ``metrics`` list), checked against grue.metrics.METRICS."""
@@ -197,7 +204,7 @@ def run_group(group: str, table: dict, batch: EvalBatch, opts: MetricOptions, me
             if value is None:
                 skipped[name] = f"the {group} metric returned no value for it (e.g. no examples in that subset)"
             elif not math.isfinite(float(value)):
-                skipped[name] = f"the {group} metric gave a non-finite value ({value})"
+                skipped[name] = f"the {group} metric gave a non-finite value ({value})" + NON_FINITE.get(name, "")
             else:
                 metrics[name] = (float(value), hib)
         per_sample.update({k: v for k, v in result.per_sample.items() if len(v) == len(batch.generations)})
@@ -253,43 +260,6 @@ def write_samples(path: Path, examples: list[Example], generations: list[str], p
                "scores": {k: v[i] for k, v in sorted(per_sample.items())}, "meta": {k: _jsonable(v) for k, v in ex.meta.items()}}
         lines.append(json.dumps(row, ensure_ascii=False))
     atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def read_predictions(path: str, n: int, total: int, limit: int | None) -> list[str]:
-    """The ``generation`` strings of a JSONL file of predictions: one JSON object per example of the split, in
-    split order; extra fields are allowed, an ``index`` must equal the row number (from 0). The file holds
-    the ``n`` examples evaluated, or with ``--limit`` the whole split (``total`` rows; the first ``n`` are
-    scored). Every problem is one line naming ``file:line``."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 may stand inside a string
-    except OSError as e:
-        raise GrueError(f"--predictions {path}: cannot read it: {e.strerror or e}") from None
-    except UnicodeDecodeError as e:
-        raise GrueError(f"--predictions {path}: not UTF-8 text (invalid byte at offset {e.start})") from None
-    out: list[str] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue  # blank lines (a trailing one) hold no example
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except (ValueError, RecursionError) as e:
-            raise GrueError(f"{where}: invalid JSON: {getattr(e, 'msg', e)}; each line is one JSON object "
-                            '{"generation": "..."}') from None
-        if not isinstance(row, dict):
-            raise GrueError(f'{where}: must be a JSON object with a string "generation", got {type(row).__name__}')
-        if not isinstance(row.get("generation"), str):
-            got = "nothing" if "generation" not in row else json.dumps(row["generation"])[:60]
-            raise GrueError(f'{where}: "generation" must be a string, got {got}')
-        if "index" in row and (row["index"] != len(out) or isinstance(row["index"], bool)):
-            raise GrueError(f'{where}: "index" is {json.dumps(row["index"])[:60]}, but this is row {len(out)} '
-                            "(rows follow the split's order, from 0)")
-        out.append(row["generation"])
-    if len(out) == n or (limit and len(out) == total):
-        return out[:n]
-    expected = f"{n} (the first {n} examples, --limit {limit}) or {total} (the whole split)" if limit else f"{total}, one per example of the split"
-    hint = f"; to score only the first {len(out)}, pass --limit {len(out)}" if not limit and 0 < len(out) < total else ""
-    raise GrueError(f"--predictions {path}: {len(out)} rows, expected {expected}{hint}")
 
 
 def recorded_config(cfg: Config, algo: str, weights: str | None, predictions: str | None) -> dict:
