@@ -254,8 +254,8 @@ def coerce(value: Any, tp: Any, key: str, choices: tuple | None = None) -> Any:
 def set_field(section_obj: Any, section: str, name: str, value: Any) -> None:
     fields = {f.name: f for f in dataclasses.fields(section_obj)}
     if name not in fields:
-        hint = did_you_mean(f"{section}.{name}", [f"{section}.{f}" for f in fields])
-        raise GrueError(f"unknown key '{section}.{name}'{hint}; accepted in {section}: {', '.join(fields)}")
+        raise GrueError(f"unknown key '{section}.{name}'{did_you_mean(name, fields, section + '.')}; "
+                        f"accepted in {section}: {', '.join(fields)}")
     hints = typing.get_type_hints(type(section_obj))
     setattr(section_obj, name, coerce(value, hints[name], f"{section}.{name}", fields[name].metadata.get("choices")))
 
