@@ -13,7 +13,7 @@ export GRUE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data
 
 DEBIAN_PACKAGES := wordnet-base wordnet-sense-index chromium chromium-driver
 
-.PHONY: install system-deps test test-fast bench compare smoke clean
+.PHONY: install install-torch system-deps test test-fast bench compare smoke clean
 
 # WordNet 3.0 from Debian, for METEOR without internet (grue copies it into an NLTK data
 # folder on first use), and Chromium + ChromeDriver for the leaderboard's browser tests.
@@ -22,7 +22,11 @@ system-deps:
 	apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES) || \
 	  (apt-get update && apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES))
 
-install:
+install: install-torch
+	$(PIP) install -e ".[dev]"
+	@$(PYTHON) -c "import torch, grue; print('grue', grue.__version__, 'with torch', torch.__version__)"
+
+install-torch:
 	@if [ -n "$(TORCH_INDEX)" ] && $(PYTHON) -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)" \
 	    "$(TORCH_INDEX)/torch/" 2>/dev/null; then \
 	  echo "$(PIP) install torch==2.13.0 --index-url $(TORCH_INDEX)   # no GPU seen: CPU-only build"; \
@@ -31,8 +35,6 @@ install:
 	  echo "$(PIP) install torch==2.13.0$(if $(TORCH_INDEX),   # $(TORCH_INDEX) cannot be reached: pip's indexes)"; \
 	  $(PIP) install torch==2.13.0; \
 	fi
-	$(PIP) install -e ".[dev]"
-	@$(PYTHON) -c "import torch, grue; print('grue', grue.__version__, 'with torch', torch.__version__)"
 
 test:
 	$(PYTHON) -m pytest -q
