@@ -60,7 +60,7 @@ def test_train_then_eval_every_task(task, tmp_path, data_dir):
 def test_zero_shot_eval_and_its_errors(tmp_path, data_dir):
     out = tmp_path / "zs"
     args = ["eval", "--task", "imdb", "--model", "tiny-gpt2", "--limit", "4", "--data-dir", str(data_dir),
-            "--output-dir", str(out), "--quiet", "--set", "eval.max_new_tokens=8"]
+            "--output-dir", str(out), "--quiet", "--set", "eval.max_new_tokens=8", "--set", "eval.min_new_tokens=8"]
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
     res = load_results(out / "results.json")
