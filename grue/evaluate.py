@@ -176,9 +176,10 @@ def score(groups: list[str], batch: EvalBatch, opts: MetricOptions, progress=Non
     for group in groups:
         reason = run_group(group, METRICS, batch, opts, metrics, skipped, per_sample)
         if reason is not None and group in FALLBACKS:  # kept only when it runs: no task lists its names
-            got: tuple[dict, dict, dict] = ({}, {}, {})
-            if run_group(group, FALLBACKS, batch, opts, *got) is None and not got[1]:
-                metrics.update(got[0]), per_sample.update(got[2])
+            values, reasons, scores = {}, {}, {}
+            if run_group(group, FALLBACKS, batch, opts, values, reasons, scores) is None and not reasons:
+                metrics.update(values)
+                per_sample.update(scores)
                 instead = ", ".join(FALLBACKS[group].names)
                 for name in METRICS[group].names:
                     skipped[name] += f" ({instead}, an offline stand-in that is not this metric, is reported instead)"

@@ -8,6 +8,7 @@ algorithm's file owns the loop.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -207,7 +208,11 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     trust = cfg.run.trust_remote_code
     tokenizer = load_tokenizer(source, trust_remote_code=trust)
     policy = load_policy(source, trust_remote_code=trust)
-    ref = freeze(load_policy(cfg.run.ref_model or cfg.run.model, trust_remote_code=trust))
+    ref_name = cfg.run.ref_model or cfg.run.model
+    if ref_name == source:  # the model just loaded, untrained: copied, not asked for (and read) a second time
+        ref = freeze(copy.deepcopy(policy))
+    else:
+        ref = freeze(load_policy(ref_name, trust_remote_code=trust, setting="--set run.ref_model=PATH" if cfg.run.ref_model else "--model PATH"))
     for m in (policy, ref):
         disable_dropout(m)
     critic = Critic(policy) if cfg.algo.critic == "separate" else ValueHead(hidden_size_of(policy.config))

@@ -78,7 +78,10 @@ def discard_unstarted_runs(since: int = 0) -> list[Path]:
         if not path.is_dir() or not unstarted(path):
             continue
         for p in path.iterdir():
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
         if made and not any(path.iterdir()):
             path.rmdir()
         cleaned.append(path)

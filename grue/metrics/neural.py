@@ -177,7 +177,7 @@ def sentiment(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
 def sentiment_lexicon(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     """``sentiment_lexicon``: mean VADER sentiment of the generations, ``(compound + 1) / 2`` in [0, 1] (the
     ``lexicon`` reward the smoke presets train on). Offline, and not the paper's classifier score: evaluations
-    report it where ``sentiment_score`` is skipped (the ``fallback`` of the sentiment group), under its own name."""
+    report it where ``sentiment_score`` is skipped (``grue.metrics.FALLBACKS``), under its own name."""
     check_batch(batch, references=False)
     from grue.rewards import lexicon_sentiment
 
