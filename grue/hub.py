@@ -123,7 +123,7 @@ def load(what: str, name: str, setting: str, loader: Callable[[], T]) -> T:
     """``loader()``, which loads ``name`` (``what`` it is, e.g. "the sentiment classifier") with a Hugging Face
     library, after probing the Hub once if ``name`` is not on disk.
 
-    A failure raises LoadFailed with one line: ``missing(...)`` naming ``setting`` when the Hub is off and
+    A failure raises LoadFailed with one line naming ``setting``: ``missing(...)`` when the Hub is off and
     ``name`` is not cached, else the first line of the library's error. A failed load is remembered: the
     same ``(what, name, setting)`` again in this process raises the same line at once, without asking.
     """
@@ -139,6 +139,7 @@ def load(what: str, name: str, setting: str, loader: Callable[[], T]) -> T:
             message = missing(what, name, setting)
         else:
             text = str(e).strip().splitlines()
-            message = f"could not load {what} '{name}': {type(e).__name__}: {text[0] if text else ''}"
+            first = (text[0] if text else "")[:300]
+            message = f"could not load {what} '{name}': {type(e).__name__}: {first}; a local copy goes in {setting}"
         _failures[key] = (message, gone)
         raise LoadFailed(message, gone) from e

@@ -68,7 +68,7 @@ def load_hub_split(name: str, config: str | None, split: str, task: str | None =
     try:
         return hub.load("dataset", name, setting, load)
     except hub.LoadFailed as e:
-        raise GrueError(str(e) if e.offline_missing else f"{str(e)[:300]}; pass {setting}") from e
+        raise GrueError(str(e)) from e
 
 
 def source_rows(task: str, split: str, splits, data_dir: str | None, builtin: bool, hub_name: str,
