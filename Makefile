@@ -1,12 +1,19 @@
 # grue: install, test, benchmark. torch 2.13.0 is installed first, on its own, so that
-# resolving the project's dependencies never pulls a CUDA build of torch.
+# resolving the project's dependencies never pulls another build of torch.
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
+# Where torch comes from. On Linux without an NVIDIA GPU (no working `nvidia-smi`), PyTorch's
+# CPU-only wheels: PyPI's Linux torch is the CUDA build (a 527 MB wheel plus 19 CUDA packages).
+# `make install` falls back to the plain `pip install` when this index cannot be reached.
+# Override: `make install TORCH_INDEX=` (pip's own indexes) or TORCH_INDEX=URL (e.g. a ROCm index).
+ifeq ($(origin TORCH_INDEX),undefined)
+TORCH_INDEX := $(shell [ "$$(uname -s)" = Linux ] && ! nvidia-smi -L >/dev/null 2>&1 && echo https://download.pytorch.org/whl/cpu)
+endif
 export GRUE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
 DEBIAN_PACKAGES := wordnet-base wordnet-sense-index chromium chromium-driver
 
-.PHONY: install system-deps test test-fast bench compare smoke clean
+.PHONY: install install-torch system-deps test test-fast bench compare smoke clean
 
 # WordNet 3.0 from Debian, for METEOR without internet (grue copies it into an NLTK data
 # folder on first use), and Chromium + ChromeDriver for the leaderboard's browser tests.
@@ -15,10 +22,19 @@ system-deps:
 	apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES) || \
 	  (apt-get update && apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES))
 
-install:
-	$(PIP) install torch==2.13.0
+install: install-torch
 	$(PIP) install -e ".[dev]"
 	@$(PYTHON) -c "import torch, grue; print('grue', grue.__version__, 'with torch', torch.__version__)"
+
+install-torch:
+	@if [ -n "$(TORCH_INDEX)" ] && $(PYTHON) -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)" \
+	    "$(TORCH_INDEX)/torch/" 2>/dev/null; then \
+	  echo "$(PIP) install torch==2.13.0 --index-url $(TORCH_INDEX)   # no GPU seen: CPU-only build"; \
+	  $(PIP) install torch==2.13.0 --index-url "$(TORCH_INDEX)"; \
+	else \
+	  echo "$(PIP) install torch==2.13.0$(if $(TORCH_INDEX),   # $(TORCH_INDEX) cannot be reached: pip's indexes)"; \
+	  $(PIP) install torch==2.13.0; \
+	fi
 
 test:
 	$(PYTHON) -m pytest -q

@@ -25,16 +25,9 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from grue.errors import GrueError
-from grue.files import atomic_write_text  # noqa: F401  (re-exported: callers use grue.checkpoint.atomic_write_text)
+from grue.files import atomic_write_text, settle_tree  # noqa: F401  (atomic_write_text re-exported for callers)
 
 COMPLETE = "trainer/state.json"
-
-
-def _fsync_tree(root: Path) -> None:
-    for p in root.rglob("*"):
-        if p.is_file():
-            with p.open("rb") as f:
-                os.fsync(f.fileno())
 
 
 def save(run_dir: Path, policy, tokenizer, modules: dict[str, torch.nn.Module], optimizer, state: dict) -> Path:
@@ -49,7 +42,7 @@ def save(run_dir: Path, policy, tokenizer, modules: dict[str, torch.nn.Module], 
             save_model(module, str(tmp / "trainer" / f"{name}.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "trainer" / "optimizer.pt")
         (tmp / COMPLETE).write_text(json.dumps(state, indent=1), encoding="utf-8")
-        _fsync_tree(tmp)
+        settle_tree(tmp)  # mkdtemp and safetensors make owner-only entries; fsync each file
         final, old = run_dir / "checkpoint", run_dir / "checkpoint.old"
         if final.exists():
             shutil.rmtree(old, ignore_errors=True)

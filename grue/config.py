@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from grue.errors import GrueError
+from grue.errors import GrueError, did_you_mean
 
 
 @dataclass
@@ -254,7 +254,8 @@ def coerce(value: Any, tp: Any, key: str, choices: tuple | None = None) -> Any:
 def set_field(section_obj: Any, section: str, name: str, value: Any) -> None:
     fields = {f.name: f for f in dataclasses.fields(section_obj)}
     if name not in fields:
-        raise GrueError(f"unknown key '{section}.{name}'; accepted in {section}: {', '.join(fields)}")
+        raise GrueError(f"unknown key '{section}.{name}'{did_you_mean(name, fields, section + '.')}; "
+                        f"accepted in {section}: {', '.join(fields)}")
     hints = typing.get_type_hints(type(section_obj))
     setattr(section_obj, name, coerce(value, hints[name], f"{section}.{name}", fields[name].metadata.get("choices")))
 
@@ -300,16 +301,24 @@ def parse_set(item: str, cfg: Config) -> tuple[str, str, Any]:
     raise GrueError(f"key '{key}' is in several sections ({', '.join(owners)}); write section.key")
 
 
+def check_names(task: str, algo: str | None = None) -> None:
+    """A one-line error (with a "did you mean") for an unknown task or algorithm; imports no algorithm (no torch)."""
+    from grue.algorithms import NAMES
+    from grue.tasks import TASKS
+
+    known = sorted(set(TASKS) & set(task_names()))
+    if task not in known:
+        raise GrueError(f"unknown task '{task}'{did_you_mean(task, known)}; accepted: {', '.join(known)}")
+    if algo is not None and algo not in NAMES:
+        raise GrueError(f"unknown algorithm '{algo}'{did_you_mean(algo, NAMES)}; accepted: {', '.join(NAMES)}")
+
+
 def resolve(task: str, algo: str, *, preset: str | None = None, config_file: str | None = None,
             flags: dict[str, Any] | None = None, sets: list[str] | None = None) -> Config:
     """Build the config of a run from its task, algorithm, preset, file, flags and overrides."""
+    check_names(task, algo)
     from grue.algorithms import ALGORITHMS
-    from grue.tasks import TASKS
 
-    if task not in TASKS or task not in task_names():
-        raise GrueError(f"unknown task '{task}'; accepted: {', '.join(sorted(set(TASKS) & set(task_names())))}")
-    if algo not in ALGORITHMS:
-        raise GrueError(f"unknown algorithm '{algo}'; accepted: {', '.join(ALGORITHMS)}")
     task_dir = tasks_root() / task
     algo_file = task_dir / f"{algo}.yaml"
     if not algo_file.is_file():
@@ -325,7 +334,8 @@ def resolve(task: str, algo: str, *, preset: str | None = None, config_file: str
         preset_file = task_dir / "presets" / f"{preset}.yaml"
         if not preset_file.is_file():
             have = sorted(p.stem for p in (task_dir / "presets").glob("*.yaml"))
-            raise GrueError(f"unknown preset '{preset}' for task '{task}'; accepted: {', '.join(have) or 'none'}")
+            raise GrueError(f"unknown preset '{preset}' for task '{task}'{did_you_mean(preset, have)}; "
+                            f"accepted: {', '.join(have) or 'none'}")
         apply_mapping(cfg, load_yaml(preset_file), f"preset {preset}", others)
     if config_file:
         apply_mapping(cfg, load_yaml(Path(config_file)), str(config_file), others)
@@ -337,7 +347,27 @@ def resolve(task: str, algo: str, *, preset: str | None = None, config_file: str
         set_field(cfg.sections()[sec], sec, name, value)
     if cfg.run.task != task or cfg.run.algo != algo:
         raise GrueError("run.task and run.algo are chosen on the command line, not with --set or a config file")
+    check_decoding(cfg)
     return cfg
+
+
+def check_decoding(cfg: Config) -> None:
+    """Reject decoding settings that cannot work, in the ``generation`` (rollouts) and ``eval`` sections: one line
+    naming the key, the value and what is accepted."""
+    for sec, obj in (("generation", cfg.generation), ("eval", cfg.eval)):
+        rules = [("top_k", obj.top_k >= 0, ">= 0 (0: no limit)"),
+                 ("top_p", 0.0 < obj.top_p <= 1.0, "in (0, 1] (1: no limit)"),
+                 ("temperature", obj.temperature > 0.0, "> 0 (for greedy decoding set do_sample=false)"),
+                 ("max_new_tokens", obj.max_new_tokens >= 1, ">= 1"),
+                 ("min_new_tokens", 0 <= obj.min_new_tokens <= obj.max_new_tokens,
+                  f">= 0 and <= {sec}.max_new_tokens ({obj.max_new_tokens})")]
+        if sec == "eval":
+            rules.append(("num_beams", obj.num_beams >= 1, ">= 1 (1: no beam search)"))
+        else:
+            rules.append(("max_prompt_tokens", obj.max_prompt_tokens >= 1, ">= 1"))
+        for key, ok, accepted in rules:
+            if not ok:
+                raise GrueError(f"{sec}.{key} must be {accepted}, got {getattr(obj, key)}")
 
 
 def from_dict(data: dict, source: str) -> Config:

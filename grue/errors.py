@@ -16,3 +16,13 @@ class ProblemsError(GrueError):
         self.problems = list(problems)
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         super().__init__(self.problems[0] + more)
+
+
+def did_you_mean(word: str, choices, prefix: str = "") -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices`` to a mistyped ``word`` (difflib's ratio >= 0.6),
+    shown after ``prefix`` (e.g. the section of a key), else ``""``: for error messages, before the list of
+    what is accepted."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""

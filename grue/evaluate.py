@@ -29,13 +29,20 @@ import torch
 
 from grue import __version__
 from grue.checkpoint import atomic_write_text, latest
-from grue.config import Config, from_dict, load_yaml, resolve, tasks_root
+from grue.config import Config, check_decoding, from_dict, load_yaml, resolve, tasks_root
 from grue.errors import GrueError
-from grue.metrics import METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
+from grue.metrics import FALLBACKS, METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
+from grue.metrics.diversity import MSTTR_SEGMENT
 from grue.models import load_policy, load_tokenizer
+from grue.predictions import read_predictions  # noqa: F401  (part of this module's interface)
 from grue.rollout import MaskSettings, decode_texts, tokenize_prompts
 from grue.setup import load_examples
-from grue.tasks.common import Example
+from grue.tasks.common import Example, data_dir_from
+
+NON_FINITE = {"msttr": f": MSTTR needs at least {MSTTR_SEGMENT} tokens of generations (evaluate more examples: a larger "
+                       "--limit, or none)"}
+"""Metric name -> why it can come out non-finite, appended to its skip reason."""
+
 
 def task_metrics(task: str) -> list[str]:
     """The metric groups of ``task`` (its task.yaml ``metrics`` list), checked against grue.metrics.METRICS."""
@@ -111,6 +118,7 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
                             "(leave the key out)")
     if not masked:
         cfg.eval.action_mask = False  # record what was applied: no mask
+    check_decoding(cfg)
     return cfg, algo, name, weights
 
 
@@ -156,32 +164,54 @@ def decode(policy, tokenizer, prompts: list[str], cfg: Config, device, progress=
 
 
 def score(groups: list[str], batch: EvalBatch, opts: MetricOptions, progress=None):
-    """Run the metric groups: (metrics {name: (value, higher_is_better)}, skipped {name: reason}, per-sample scores)."""
+    """Run the metric groups: (metrics {name: (value, higher_is_better)}, skipped {name: reason}, per-sample scores).
+
+    A skipped group with a ``FALLBACKS`` entry (the sentiment classifier: the offline lexicon) has that run
+    instead, under the fallback's own names; the skip reason says so.
+    """
     metrics: dict[str, tuple[float, bool | None]] = {}
     skipped: dict[str, str] = {}
     per_sample: dict[str, list[float]] = {}
     task = progress.add_task("metrics", total=len(groups)) if progress else None
     for group in groups:
-        names = METRICS[group].names
-        try:
-            result = metric_function(group)(batch, opts)
-        except MetricSkipped as e:
-            skipped.update({n: str(e) or "skipped" for n in names})
-        except GrueError as e:
-            skipped.update({n: f"could not be computed: {e}" for n in names})
-        else:
-            for name, hib in names.items():
-                value = result.values.get(name)
-                if value is None:
-                    skipped[name] = f"the {group} metric returned no value for it (e.g. no examples in that subset)"
-                elif not math.isfinite(float(value)):
-                    skipped[name] = f"the {group} metric gave a non-finite value ({value})"
-                else:
-                    metrics[name] = (float(value), hib)
-            per_sample.update({k: v for k, v in result.per_sample.items() if len(v) == len(batch.generations)})
+        reason = run_group(group, METRICS, batch, opts, metrics, skipped, per_sample)
+        if reason is not None and group in FALLBACKS:  # kept only when it runs: no task lists its names
+            values, reasons, scores = {}, {}, {}
+            if run_group(group, FALLBACKS, batch, opts, values, reasons, scores) is None and not reasons:
+                metrics.update(values)
+                per_sample.update(scores)
+                instead = ", ".join(FALLBACKS[group].names)
+                for name in METRICS[group].names:
+                    skipped[name] += f" ({instead}, an offline stand-in that is not this metric, is reported instead)"
         if progress:
             progress.advance(task)
     return metrics, skipped, per_sample
+
+
+def run_group(group: str, table: dict, batch: EvalBatch, opts: MetricOptions, metrics: dict, skipped: dict,
+              per_sample: dict) -> str | None:
+    """Run metric group ``group`` of ``table`` and add its values (or reasons) to ``metrics`` (or ``skipped``)
+    and ``per_sample``; returns the reason when the whole group was skipped, else None."""
+    names = table[group].names
+    try:
+        result = metric_function(group, table)(batch, opts)
+    except MetricSkipped as e:
+        reason = str(e) or "skipped"
+    except GrueError as e:
+        reason = f"could not be computed: {e}"
+    else:
+        for name, hib in names.items():
+            value = result.values.get(name)
+            if value is None:
+                skipped[name] = f"the {group} metric returned no value for it (e.g. no examples in that subset)"
+            elif not math.isfinite(float(value)):
+                skipped[name] = f"the {group} metric gave a non-finite value ({value})" + NON_FINITE.get(name, "")
+            else:
+                metrics[name] = (float(value), hib)
+        per_sample.update({k: v for k, v in result.per_sample.items() if len(v) == len(batch.generations)})
+        return None
+    skipped.update({n: reason for n in names})
+    return reason
 
 
 def resolved_bertscore(e, groups: list[str]) -> tuple[str, int | None]:
@@ -231,43 +261,6 @@ def write_samples(path: Path, examples: list[Example], generations: list[str], p
                "scores": {k: v[i] for k, v in sorted(per_sample.items())}, "meta": {k: _jsonable(v) for k, v in ex.meta.items()}}
         lines.append(json.dumps(row, ensure_ascii=False))
     atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def read_predictions(path: str, n: int, total: int, limit: int | None) -> list[str]:
-    """The ``generation`` strings of a JSONL file of predictions: one JSON object per example of the split, in
-    split order; extra fields are allowed, an ``index`` must equal the row number (from 0). The file holds
-    the ``n`` examples evaluated, or with ``--limit`` the whole split (``total`` rows; the first ``n`` are
-    scored). Every problem is one line naming ``file:line``."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 may stand inside a string
-    except OSError as e:
-        raise GrueError(f"--predictions {path}: cannot read it: {e.strerror or e}") from None
-    except UnicodeDecodeError as e:
-        raise GrueError(f"--predictions {path}: not UTF-8 text (invalid byte at offset {e.start})") from None
-    out: list[str] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue  # blank lines (a trailing one) hold no example
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except (ValueError, RecursionError) as e:
-            raise GrueError(f"{where}: invalid JSON: {getattr(e, 'msg', e)}; each line is one JSON object "
-                            '{"generation": "..."}') from None
-        if not isinstance(row, dict):
-            raise GrueError(f'{where}: must be a JSON object with a string "generation", got {type(row).__name__}')
-        if not isinstance(row.get("generation"), str):
-            got = "nothing" if "generation" not in row else json.dumps(row["generation"])[:60]
-            raise GrueError(f'{where}: "generation" must be a string, got {got}')
-        if "index" in row and (row["index"] != len(out) or isinstance(row["index"], bool)):
-            raise GrueError(f'{where}: "index" is {json.dumps(row["index"])[:60]}, but this is row {len(out)} '
-                            "(rows follow the split's order, from 0)")
-        out.append(row["generation"])
-    if len(out) == n or (limit and len(out) == total):
-        return out[:n]
-    expected = f"{n} (the first {n} examples, --limit {limit}) or {total} (the whole split)" if limit else f"{total}, one per example of the split"
-    hint = f"; to score only the first {len(out)}, pass --limit {len(out)}" if not limit and 0 < len(out) < total else ""
-    raise GrueError(f"--predictions {path}: {len(out)} rows, expected {expected}{hint}")
 
 
 def recorded_config(cfg: Config, algo: str, weights: str | None, predictions: str | None) -> dict:
@@ -324,7 +317,9 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
     for key in ("batch_size", "perplexity_stride"):
         if getattr(cfg.eval, key) < 1:
             raise GrueError(f"eval.{key} must be >= 1, got {getattr(cfg.eval, key)}")
-    cfg.run.builtin_prompts = False  # evaluation needs the task's real examples and references
+    # The prompts come from where the run's came from: a data directory (--data-dir, the run's, $GRUE_DATA_DIR);
+    # else the task's built-in prompts for a run trained on them (the smoke presets); else the Hub.
+    cfg.run.builtin_prompts = builtin = bool(cfg.run.builtin_prompts and not data_dir_from(cfg.run.data_dir))
     if output_dir:
         out = Path(output_dir)
     elif checkpoint:
@@ -339,7 +334,7 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
     examples = load_examples(cfg, split)
     total = len(examples)
     examples = examples[:limit] if limit else examples
-    if not any(r.strip() for ex in examples for r in ex.references):
+    if not builtin and not any(r.strip() for ex in examples for r in ex.references):
         raise GrueError(f"split '{split}' of task '{cfg.run.task}' has no references to evaluate against")
     given = read_predictions(predictions, len(examples), total, limit) if predictions else None
 
@@ -381,19 +376,30 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         model=model_info(name, policy), seed=cfg.run.seed, config=recorded_config(cfg, algo, weights, predictions), split=split,
         samples=SampleCounts(total=total, evaluated=len(examples)),
         metrics={k: MetricValue(value=v, higher_is_better=h) for k, (v, h) in metrics.items()},
-        skipped=skipped, runtime_seconds=round(time.time() - t0, 3), source=None, notes=None)
+        skipped=skipped, runtime_seconds=round(time.time() - t0, 3), source=None,
+        notes=builtin_note(len(examples), split) if builtin else None)
     path = out / "results.json"
     write_results(results, path)
     return path, results
 
 
+def builtin_note(n: int, split: str) -> str:
+    """The results' ``notes`` of an evaluation on the task's built-in prompts (``run.builtin_prompts``)."""
+    return (f"prompts: the task's {n} built-in prompts, as the run trained on them (no data directory given), not the "
+            f"{split} split; they have no references. A check that the run works, not a benchmark result: evaluate with "
+            "--data-dir DIR (or GRUE_DATA_DIR) for one")
+
+
 def summary_lines(results) -> list[str]:
-    """A short human summary of a Results: one line per metric, then the skipped ones."""
-    lines = [f"{results.task} ({results.split}, {results.samples.evaluated} of {results.samples.total} examples)"]
+    """A short human summary of a Results: one line per metric, then the skipped ones, then the notes."""
+    where = "built-in prompts" if (results.config.get("run") or {}).get("builtin_prompts") else results.split
+    lines = [f"{results.task} ({where}, {results.samples.evaluated} of {results.samples.total} examples)"]
     for name, m in sorted(results.metrics.items()):
         arrow = {True: "↑", False: "↓"}.get(m.higher_is_better, " ")
         lines.append(f"  {name:<20} {m.value:.4f} {arrow}")
     for name, reason in sorted(results.skipped.items()):
         lines.append(f"  {name:<20} skipped: {reason}")
+    if results.notes:
+        lines.append(f"note: {results.notes}")
     return lines
 

@@ -96,24 +96,25 @@ def _is_seq2seq(config) -> bool:
     return bool(getattr(config, "is_encoder_decoder", False))
 
 
-def load_tokenizer(name: str, *, trust_remote_code: bool = False):
-    """The tokenizer for model ``name``; causal ones pad on the left, with EOS as pad if none."""
+def load_tokenizer(name: str, *, trust_remote_code: bool = False, setting: str = "--model PATH"):
+    """The tokenizer for model ``name``; causal ones pad on the left, with EOS as pad if none.
+
+    ``setting`` is what the one-line error names as taking a local copy when ``name`` cannot be loaded offline.
+    """
     if name in TINY_MODELS:
         tok = tiny_tokenizer(seq2seq=name == "tiny-t5")
     else:
         from transformers import AutoTokenizer
 
-        try:
-            tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-        except Exception as e:  # noqa: BLE001 - the user gets one line, not a traceback
-            raise GrueError(f"could not load the tokenizer of '{name}': {first_line(e)}") from e
+        tok = _load("the tokenizer of", name, setting, lambda: AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
 
 
-def load_policy(name: str, *, trust_remote_code: bool = False) -> nn.Module:
-    """A causal or seq2seq LM from a Hub id, a local directory, or a built-in tiny name."""
+def load_policy(name: str, *, trust_remote_code: bool = False, setting: str = "--model PATH") -> nn.Module:
+    """A causal or seq2seq LM from a Hub id, a local directory, or a built-in tiny name (``setting``: as in
+    ``load_tokenizer``)."""
     if name in TINY_MODELS:
         return tiny_model(name)
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
@@ -121,15 +122,25 @@ def load_policy(name: str, *, trust_remote_code: bool = False) -> nn.Module:
     if os.path.isdir(name) and not os.path.isfile(os.path.join(name, "config.json")):
         raise GrueError(f"model directory '{name}' has no config.json; accepted: a Hub id, a directory "
                         f"saved with save_pretrained (e.g. runs/NAME/checkpoint), {', '.join(TINY_MODELS)}")
-    try:
+
+    def load():
         config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
         cls = AutoModelForSeq2SeqLM if _is_seq2seq(config) else AutoModelForCausalLM
         return cls.from_pretrained(name, config=config, trust_remote_code=trust_remote_code)
-    except Exception as e:  # noqa: BLE001
-        raise GrueError(
-            f"could not load model '{name}': {first_line(e)}; accepted: a Hub id, a local directory "
-            f"saved with save_pretrained, {', '.join(TINY_MODELS)}"
-        ) from e
+
+    return _load("model", name, setting, load, f"; accepted: a Hub id, a local directory saved with save_pretrained, "
+                                                f"{', '.join(TINY_MODELS)}")
+
+
+def _load(what: str, name: str, setting: str, loader, hint: str = ""):
+    """``loader()`` through grue.hub.load; a failure is a GrueError of one line (plus ``hint`` unless the
+    model is simply not available offline)."""
+    from grue import hub
+
+    try:
+        return hub.load(what, name, setting, loader)
+    except hub.LoadFailed as e:
+        raise GrueError(str(e) if e.offline_missing else str(e) + hint) from None
 
 
 def first_line(e: BaseException) -> str:

@@ -17,6 +17,8 @@ from typing import Callable, Sequence
 from grue.errors import GrueError
 
 RewardFn = Callable[..., Sequence[float]]
+REWARD_MODEL_SETTING = "--set run.reward_model=PATH"
+"""What takes a local copy of a model-based reward's model, named when it cannot be loaded."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,9 +54,9 @@ def classifier_sentiment(prompts, completions, references, meta, model: str = "l
     from grue.metrics.neural import classifier_probs, load_classifier
 
     try:
-        tok, clf, dev = load_classifier(str(model), device, "sentiment")
+        tok, clf, dev = load_classifier(str(model), device, "sentiment", REWARD_MODEL_SETTING)
     except MetricSkipped as e:
-        raise GrueError(f"{e}; pass reward_model=PATH or use reward=lexicon") from e
+        raise GrueError(f"{e}, or train on the offline lexicon with --set run.reward=lexicon") from e
     texts = [p + c for p, c in zip(prompts, completions)]
     return classifier_probs(tok, clf, texts, batch_size, dev)[:, positive_class(clf.config)].tolist()
 
@@ -148,7 +150,8 @@ def intent_meteor(prompts, completions, references, meta,
     """
     from grue.metrics.neural import intent_match_per_sample
 
-    match = _needs(intent_match_per_sample, prompts, completions, [m["intent"] for m in meta], model=model)
+    match = _needs(intent_match_per_sample, prompts, completions, [m["intent"] for m in meta], model=model,
+                   setting=REWARD_MODEL_SETTING)
     met = meteor(prompts, completions, references, meta)
     return [intent_weight * a + meteor_weight * b for a, b in zip(match, met)]
 

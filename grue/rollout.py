@@ -67,18 +67,31 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+def cache_keyword(model) -> str:
+    """The keyword that hands a model its KV cache: ``cache`` (transformers 5.x, where ``past_key_values`` is
+    deprecated) when ``forward`` takes it, else ``past_key_values`` (transformers 4.x, remote-code models)."""
+    return "cache" if accepts(model, "cache") else "past_key_values"
+
+
+def returned_cache(out):
+    """The KV cache a forward with ``use_cache=True`` returned (``cache``, or 4.x's ``past_key_values``)."""
+    return out["cache"] if "cache" in out else out["past_key_values"]
+
+
 class Decoder:
     """Incremental decoding of one model over a batch with its own KV cache.
 
     The one ``is_encoder_decoder`` branch of sampling: seq2seq models encode the prompt
     once and decode from ``decoder_start_token_id``; causal ones continue the left-padded
-    prompt with position ids that skip the padding. ``logits`` is (B,V) for the next token.
+    prompt with position ids that skip the padding. ``logits`` is (B,V) for the next token;
+    ``past`` is the model's KV cache (a transformers Cache, or 4.x's tuples).
     """
 
     def __init__(self, model, query_ids: torch.Tensor, query_mask: torch.Tensor):
         self.model, self.query_mask = model, query_mask
         self.seq2seq = bool(model.config.is_encoder_decoder)
         self.keep = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
+        self.cache_kw = cache_keyword(model)
         if self.seq2seq:
             self.encoder_outputs = model.get_encoder()(input_ids=query_ids, attention_mask=query_mask)
             start = torch.full((query_ids.shape[0], 1), model.config.decoder_start_token_id, dtype=torch.long, device=query_ids.device)
@@ -88,19 +101,20 @@ class Decoder:
             pos = positions(self.attn)
             out = model(input_ids=query_ids, attention_mask=self.attn, position_ids=pos, use_cache=True, **self.keep)
             self.next_pos = pos[:, -1:] + 1
-        self.logits, self.past = out.logits[:, -1], out.past_key_values
+        self.logits, self.past = out.logits[:, -1], returned_cache(out)
 
     def advance(self, tokens: torch.Tensor) -> None:
         """Feed one token per row (B,) and compute the next logits."""
+        cache = {self.cache_kw: self.past}
         if self.seq2seq:
             out = self.model(encoder_outputs=self.encoder_outputs, attention_mask=self.query_mask, decoder_input_ids=tokens[:, None],
-                             past_key_values=self.past, use_cache=True)
+                             use_cache=True, **cache)
         else:
             self.attn = torch.cat([self.attn, torch.ones_like(self.attn[:, :1])], dim=1)
             out = self.model(input_ids=tokens[:, None], attention_mask=self.attn, position_ids=self.next_pos,
-                             past_key_values=self.past, use_cache=True, **self.keep)
+                             use_cache=True, **cache, **self.keep)
             self.next_pos = self.next_pos + 1
-        self.logits, self.past = out.logits[:, -1], out.past_key_values
+        self.logits, self.past = out.logits[:, -1], returned_cache(out)
 
 
 @dataclass

@@ -9,6 +9,7 @@ algorithm's file owns the loop. An algorithm whose config has no ``critic`` fiel
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from grue.tracking import (
     new_run_dir,
     read_jsonl,
     truncate_jsonl,
+    unstarted,
     write_config,
 )
 
@@ -158,17 +160,21 @@ def parameter_digest(model: torch.nn.Module) -> str:
 
 
 def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress: str = "iteration", total: int | None = None,
-             logs: tuple[str, ...] = ("metrics.jsonl", "samples.jsonl")) -> tuple[Path, Path | None, dict | None]:
+             logs: tuple[str, ...] = ("metrics.jsonl", "samples.jsonl"), announce: bool = False) -> tuple[Path, Path | None, dict | None]:
     """The run directory, new or resumed (with its latest checkpoint and state), and config.yaml in it.
 
     ``progress`` names the unit of ``total`` in the checkpoint state ("iteration", or
     "epoch" for supervised); resuming truncates ``logs`` past the checkpoint. config.yaml is
-    written before step 0, and rewritten on resume (e.g. with more iterations).
+    written before step 0, and rewritten on resume (e.g. with more iterations). With ``announce``,
+    the main process prints the run directory (one line) as soon as it is chosen.
     """
     total = cfg.algo.iterations if total is None else total
     ck = resumed = None
     if resume_dir:
         run_dir = Path(resume_dir)
+        if run_dir.is_dir() and unstarted(run_dir):
+            raise GrueError(f"{run_dir} never completed an {progress}, so there is nothing to resume; start it again "
+                            f"(grue train {cfg.run.task} ... --output-dir {run_dir}): a new run reuses such a folder")
         ck = ckpt.latest(run_dir)
         resumed = ckpt.load_state(ck)
         if resumed["world_size"] != acc.num_processes:
@@ -180,6 +186,8 @@ def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress:
         run_dir = Path(per_rank(acc, str(run_dir))[0])  # the main process's choice, for every rank
     if acc.is_main_process:
         write_config(run_dir, {**cfg.to_dict(), "world_size": acc.num_processes})
+        if announce:
+            print(f"resuming {run_dir} after {progress} {resumed[progress]}" if resumed else f"run directory {run_dir}", flush=True)
         if resumed:
             ckpt.discard_partial(run_dir)
             for name in logs:
@@ -200,12 +208,13 @@ def make_critic(kind: str, policy: torch.nn.Module) -> torch.nn.Module | None:
 
 
 def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int], None],
-                  optimize: tuple[str, ...] = ("policy", "critic")) -> Session:
+                  optimize: tuple[str, ...] = ("policy", "critic"), show: bool = False) -> Session:
     """Build the session of an on-policy RL run (see the module docstring). The optimizer holds the
-    parameters of the modules named in ``optimize`` (TRPO: the critic only; its policy moves by line search)."""
+    parameters of the modules named in ``optimize`` (TRPO: the critic only; its policy moves by line search);
+    ``show``: name the run directory."""
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
     check(cfg.algo, acc.num_processes)
-    run_dir, ck, resumed = open_run(cfg, acc, resume_dir)
+    run_dir, ck, resumed = open_run(cfg, acc, resume_dir, announce=show)
     set_seed(cfg.run.seed + acc.process_index)
 
     # Data before models: a missing data file should fail fast.
@@ -216,7 +225,11 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     trust = cfg.run.trust_remote_code
     tokenizer = load_tokenizer(source, trust_remote_code=trust)
     policy = load_policy(source, trust_remote_code=trust)
-    ref = freeze(load_policy(cfg.run.ref_model or cfg.run.model, trust_remote_code=trust))
+    ref_name = cfg.run.ref_model or cfg.run.model
+    if ref_name == source:  # the model just loaded, untrained: copied, not asked for (and read) a second time
+        ref = freeze(copy.deepcopy(policy))
+    else:
+        ref = freeze(load_policy(ref_name, trust_remote_code=trust, setting="--set run.ref_model=PATH" if cfg.run.ref_model else "--model PATH"))
     for m in (policy, ref):
         disable_dropout(m)
     critic = make_critic(critic_kind(cfg.algo), policy)

@@ -18,7 +18,9 @@ Metric names are stable; each metrics.jsonl line is one iteration:
 
 from __future__ import annotations
 
+import functools
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -29,19 +31,82 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from grue.checkpoint import atomic_write_text
+from grue.files import atomic_write_text
 from grue.errors import GrueError
 
 SHOWN = ("reward/mean", "kl/mean", "kl/coef", "loss/policy", "loss/value", "policy/entropy")
 
 
+STARTED_FILES = ("config.yaml", "metrics.jsonl", "steps.jsonl", "samples.jsonl")
+"""What grue writes into a run directory before its first iteration is logged (the logs, still empty)."""
+_made: list[tuple[Path, bool]] = []
+"""Run directories ``new_run_dir`` opened in this process, and whether it made the folder itself."""
+
+
 def new_run_dir(output_dir: str, task: str, algo: str, seed: int) -> Path:
-    """A fresh run directory; an existing non-empty one is refused, never overwritten."""
+    """A fresh run directory. An existing non-empty one is refused, never overwritten, unless it holds only a run
+    that never completed an iteration (``unstarted``): that one is started again."""
     path = Path(output_dir or f"runs/{task}-{algo}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if path.exists() and any(path.iterdir()):
+    if path.exists() and any(path.iterdir()) and not unstarted(path):
         raise GrueError(f"run directory {path} already exists and is not empty; use --resume {path} or another --output-dir")
+    made = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
+    _made.append((path, made))
     return path
+
+
+def unstarted(path: Path) -> bool:
+    """Whether ``path`` holds a run that never completed an iteration, and nothing else: a config.yaml that grue
+    wrote (it records ``grue_version`` and ``world_size``), empty logs, temporary checkpoint folders; no metrics
+    line and no checkpoint."""
+    path = Path(path)
+    for p in path.iterdir():
+        if p.name.startswith(".checkpoint-") and p.is_dir():
+            continue
+        if p.name not in STARTED_FILES or not p.is_file() or (p.name != "config.yaml" and p.stat().st_size):
+            return False
+    try:
+        saved = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(saved, dict) and {"grue_version", "world_size"} <= set(saved)
+
+
+def discard_unstarted_runs(since: int = 0) -> list[Path]:
+    """After a failure: remove what grue wrote into the run directories opened in this process (from the
+    ``since``-th on) that never completed an iteration, and each folder it made itself once empty. Nothing
+    else in them is touched. Returns the folders cleaned."""
+    cleaned = []
+    for path, made in _made[since:]:
+        if not path.is_dir() or not unstarted(path):
+            continue
+        for p in path.iterdir():
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+        if made and not any(path.iterdir()):
+            path.rmdir()
+        cleaned.append(path)
+    del _made[since:]
+    return cleaned
+
+
+def cleans_up_unstarted(train):
+    """Decorate an algorithm's ``train(cfg, resume_dir, show)``: when it fails (an error, Ctrl-C) before the run
+    it started logged an iteration, what grue wrote for that run is removed (``discard_unstarted_runs``), so
+    the same command can simply be run again. A resumed run is never touched."""
+
+    @functools.wraps(train)
+    def wrapper(*args, **kwargs):
+        since = len(_made)
+        try:
+            return train(*args, **kwargs)
+        except BaseException:
+            discard_unstarted_runs(since)
+            raise
+
+    return wrapper
 
 
 def write_config(run_dir: Path, config: dict) -> None:
@@ -73,15 +138,23 @@ def learning_summary(rewards: list[float]) -> dict:
     return {"reward/first_20pct": first, "reward/last_20pct": last, "reward/gain": last - first}
 
 
-class Display:
-    """A rich progress bar and a table of recent iterations; one plain line each when not a terminal."""
+def table_rows(history: list[dict], rows: int) -> list[dict | None]:
+    """The iterations the live table shows: all while they fit in ``rows``, then the first (the start to compare
+    with), a gap (None) and the latest ``rows - 2``."""
+    if len(history) <= rows:
+        return list(history)
+    return [history[0], None, *history[len(history) - (rows - 2):]]
 
-    def __init__(self, total: int, start: int, title: str, enabled: bool = True, rows: int = 8):
+
+class Display:
+    """A rich progress bar and a table of the first and the recent iterations; one plain line each when not a terminal."""
+
+    def __init__(self, total: int, start: int, title: str, enabled: bool = True, rows: int = 10):
         self.enabled, self.rows, self.history = enabled, rows, []
         self.console = Console(stderr=False)
         self.live_mode = enabled and self.console.is_terminal
-        self.progress = Progress(TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), console=self.console)
+        self.progress = Progress(TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
+                                 TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=self.console)
         self.task = self.progress.add_task("train", total=total, completed=start)
         self.live = Live(self._render(), console=self.console, refresh_per_second=4) if self.live_mode else None
 
@@ -89,8 +162,11 @@ class Display:
         table = Table(box=None, header_style="bold cyan")
         for col in ("iter",) + SHOWN:
             table.add_column(col, justify="right")
-        for m in self.history[-self.rows :]:
-            table.add_row(str(m["iteration"]), *(f"{m.get(k, float('nan')):.4g}" for k in SHOWN))
+        for m in table_rows(self.history, self.rows):
+            if m is None:
+                table.add_row("…", *("" for _ in SHOWN))
+            else:
+                table.add_row(str(m["iteration"]), *(f"{m.get(k, float('nan')):.4g}" for k in SHOWN))
         return Group(self.progress, table)
 
     def __enter__(self):

@@ -13,13 +13,24 @@ from typing import List, Optional
 import typer
 
 from grue.errors import GrueError
+from grue_cli.words import WordsCommand
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Reinforcement learning for language models, and the GRUE benchmark.")
 
 
+OWN_HANDLERS = ("huggingface_hub", "datasets", "spacy")
+"""Library loggers that print through a handler of their own; they do not also pass their lines to the root logger,
+which absl (through rouge-score) configures on first use: each message is printed once, not twice."""
+
+
 def quiet_libraries() -> None:
-    """Hide transformers' per-file progress bars and warnings; grue shows its own progress."""
+    """Hide transformers' per-file progress bars and warnings (grue shows its own progress), and print each library
+    log line once. Called by the commands that load models, not at start-up (transformers imports torch)."""
+    import logging
+
+    for name in OWN_HANDLERS:
+        logging.getLogger(name).propagate = False
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -32,7 +43,6 @@ def friendly(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            quiet_libraries()
             return fn(*args, **kwargs)
         except GrueError as e:
             typer.echo(f"error: {e}", err=True)
@@ -44,27 +54,30 @@ def friendly(fn):
     return wrapper
 
 
-@app.command()
+@app.command(cls=WordsCommand)
 @friendly
 def train(
-    task: str = typer.Argument(..., help="GRUE task, e.g. imdb (see `grue tasks`)."),
-    algo: str = typer.Option("ppo", "--algo", help="Algorithm: ppo, nlpo, a2c, supervised, grpo, rloo or trpo."),
-    model: Optional[str] = typer.Option(None, help="Policy: Hub id, local directory, tiny-gpt2 or tiny-t5."),
-    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from this run directory's checkpoint "
-                                            "(same as --model RUN_DIR/checkpoint), e.g. a supervised run."),
-    preset: Optional[str] = typer.Option(None, help="A preset of the task, e.g. smoke."),
-    config: Optional[Path] = typer.Option(None, help="YAML file with run/generation/<algo> sections."),
-    set_: List[str] = typer.Option([], "--set", help="Override: section.key=value or key=value (repeatable)."),
-    iterations: Optional[int] = typer.Option(None, help="Number of iterations (epochs for --algo supervised)."),
-    seed: Optional[int] = typer.Option(None, help="Random seed."),
-    data_dir: Optional[str] = typer.Option(None, help="Directory with <task>/<split>.jsonl (default: $GRUE_DATA_DIR, else the Hub)."),
-    output_dir: Optional[str] = typer.Option(None, help="Run directory (default: runs/<task>-<algo>-s<seed>-<time>)."),
-    resume: Optional[str] = typer.Option(None, help="Continue the run in this directory from its last checkpoint."),
-    quiet: bool = typer.Option(False, help="No progress display."),
+    task: str = typer.Argument(..., metavar="TASK", help="GRUE task, e.g. imdb (see `grue tasks`)."),
+    algo: str = typer.Option("ppo", "--algo", metavar="NAME", help="Algorithm: ppo, nlpo, a2c, supervised, grpo, rloo or trpo."),
+    model: Optional[str] = typer.Option(None, metavar="NAME", help="Policy: Hub id, local directory, tiny-gpt2 or tiny-t5."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", metavar="RUN", help="Start from this run directory's "
+                                            "checkpoint (same as --model RUN/checkpoint), e.g. a supervised run."),
+    preset: Optional[str] = typer.Option(None, metavar="NAME", help="A preset of the task, e.g. smoke."),
+    config: Optional[Path] = typer.Option(None, metavar="FILE", help="YAML file with run/generation/<algo> sections."),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override: section.key=value or key=value (repeatable)."),
+    iterations: Optional[int] = typer.Option(None, metavar="N", help="Number of iterations (epochs for --algo supervised)."),
+    seed: Optional[int] = typer.Option(None, metavar="N", help="Random seed."),
+    data_dir: Optional[str] = typer.Option(None, metavar="DIR", help="Directory with <task>/<split>.jsonl (default: $GRUE_DATA_DIR, else the Hub)."),
+    output_dir: Optional[str] = typer.Option(None, metavar="DIR", help="Run directory (default: runs/<task>-<algo>-s<seed>-<time>)."),
+    resume: Optional[str] = typer.Option(None, metavar="RUN", help="Continue the run in this directory from its last checkpoint."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
 ):
     """RL fine-tuning of a language model on a GRUE task."""
+    from grue.config import check_names, from_dict, load_yaml, resolve
+
+    check_names(task, None if resume else algo)  # before torch is imported: a typo is answered at once
+    quiet_libraries()
     from grue.algorithms import ALGORITHMS
-    from grue.config import from_dict, load_yaml, resolve
 
     if resume:
         others = [n for n, v in (("--model", model), ("--init-from", init_from), ("--preset", preset), ("--config", config),
@@ -120,26 +133,32 @@ def checkpoint_of(run_dir: str) -> str:
                         "saved by `grue train` (or pass a save_pretrained directory with --model)") from None
 
 
-@app.command("eval")
+@app.command("eval", cls=WordsCommand)
 @friendly
 def eval_(
-    checkpoint: Optional[str] = typer.Option(None, help="Run directory made by `grue train` (uses its config and checkpoint)."),
-    task: Optional[str] = typer.Option(None, help="Task, for a zero-shot evaluation of --model or for --predictions."),
-    model: Optional[str] = typer.Option(None, help="Zero-shot model: Hub id, local directory, tiny-gpt2 or tiny-t5."),
-    predictions: Optional[str] = typer.Option(None, help="Score generations made elsewhere: a JSONL file, one object with a "
-                                              "\"generation\" string per example of the split, in order (with --task and --model-name)."),
-    model_name: Optional[str] = typer.Option(None, "--model-name", help="With --predictions: the model that made them, as the results name it."),
-    split: str = typer.Option("test", help="Split to evaluate: train, validation or test."),
-    limit: Optional[int] = typer.Option(None, help="Evaluate only the first N examples."),
-    batch_size: Optional[int] = typer.Option(None, help="Prompts decoded at once (default: the task's eval.batch_size)."),
-    data_dir: Optional[str] = typer.Option(None, help="Directory with <task>/<split>.jsonl (default: $GRUE_DATA_DIR, else the Hub)."),
-    output_dir: Optional[str] = typer.Option(None, help="Where results.json and samples.jsonl go (default: RUN/eval/<split>/)."),
-    seed: Optional[int] = typer.Option(None, help="Seed of sampled decoding (default: the run's seed); with --predictions, the seed recorded."),
-    set_: List[str] = typer.Option([], "--set", help="Override a run/generation/eval key, e.g. eval.num_beams=4 (repeatable)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing results.json in the output directory."),
-    quiet: bool = typer.Option(False, help="No progress display."),
+    checkpoint: Optional[str] = typer.Option(None, metavar="RUN", help="Run directory made by `grue train` (uses its config and checkpoint)."),
+    task: Optional[str] = typer.Option(None, metavar="TASK", help="Task, for a zero-shot evaluation of --model or for --predictions."),
+    model: Optional[str] = typer.Option(None, metavar="NAME", help="Zero-shot model: Hub id, local directory, tiny-gpt2 or tiny-t5."),
+    predictions: Optional[str] = typer.Option(None, metavar="FILE", help="Score generations made elsewhere: a JSONL file, one object "
+                                              "with a \"generation\" string per example of the split, in order (with --task and --model-name)."),
+    model_name: Optional[str] = typer.Option(None, "--model-name", metavar="NAME", help="With --predictions: the model that made them, as the results name it."),
+    split: str = typer.Option("test", metavar="SPLIT", help="Split to evaluate: train, validation or test."),
+    limit: Optional[int] = typer.Option(None, metavar="N", help="Evaluate only the first N examples."),
+    batch_size: Optional[int] = typer.Option(None, metavar="N", help="Prompts decoded at once (default: the task's eval.batch_size)."),
+    data_dir: Optional[str] = typer.Option(None, metavar="DIR", help="Directory with <task>/<split>.jsonl (default: the run's, "
+                                           "$GRUE_DATA_DIR, the built-in prompts a smoke run trained on, else the Hub)."),
+    output_dir: Optional[str] = typer.Option(None, metavar="DIR", help="Where results.json and samples.jsonl go (default: RUN/eval/<split>/)."),
+    seed: Optional[int] = typer.Option(None, metavar="N", help="Seed of sampled decoding (default: the run's seed); with --predictions, the seed recorded."),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a run/generation/eval key, e.g. eval.num_beams=4 (repeatable)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json in the output directory."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
 ):
     """Evaluate a trained run, a zero-shot model or generations made elsewhere on a task split; writes results.json and samples.jsonl."""
+    if task is not None:
+        from grue.config import check_names
+
+        check_names(task)
+    quiet_libraries()
     from grue.evaluate import evaluate, summary_lines
 
     path, results = evaluate(checkpoint=checkpoint, task=task, model=model, split=split, limit=limit, batch_size=batch_size,
@@ -150,14 +169,14 @@ def eval_(
     typer.echo(f"wrote {path} and {path.parent / 'samples.jsonl'}")
 
 
-@app.command()
+@app.command(cls=WordsCommand)
 @friendly
 def tasks():
     """List the GRUE tasks with their versions and algorithms."""
     from rich.console import Console
     from rich.table import Table
 
-    from grue.algorithms import ALGORITHMS
+    from grue.algorithms import NAMES
     from grue.config import load_yaml, tasks_root, task_names
 
     table = Table(title="GRUE tasks")
@@ -166,7 +185,7 @@ def tasks():
     for name in task_names():
         d = tasks_root() / name
         card = load_yaml(d / "task.yaml")
-        algos = ", ".join(a for a in ALGORITHMS if (d / f"{a}.yaml").is_file())
+        algos = ", ".join(a for a in NAMES if (d / f"{a}.yaml").is_file())
         presets = ", ".join(sorted(p.stem for p in (d / "presets").glob("*.yaml")))
         table.add_row(name, str(card.get("version", "")), algos, presets, str(card.get("description", "")))
     Console().print(table)

@@ -83,3 +83,22 @@ def test_partial_save_left_by_a_kill_is_discarded(tmp_path):
     assert ckpt.latest(tmp_path).name == "checkpoint"
     assert ckpt.discard_partial(tmp_path) == [partial]
     assert not partial.exists() and ckpt.load_state(ckpt.latest(tmp_path))["iteration"] == 5
+
+
+@pytest.mark.parametrize("umask,file_mode,dir_mode", [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750), (0o077, 0o600, 0o700)])
+def test_written_files_get_the_permissions_of_a_plain_open(tmp_path, umask, file_mode, dir_mode):
+    """mkstemp, mkdtemp and safetensors make owner-only entries; what grue renames into place has the mode
+    open() (0666) and mkdir() (0777) give under the umask."""
+    policy, tok = load_policy("tiny-gpt2"), load_tokenizer("tiny-gpt2")
+    head = torch.nn.Linear(4, 1)
+    old = os.umask(umask)
+    try:
+        ckpt.atomic_write_text(tmp_path / "results.json", "{}")
+        final = ckpt.save(tmp_path, policy, tok, {"critic": head}, torch.optim.AdamW(head.parameters()), {"iteration": 1})
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "results.json").st_mode & 0o777 == file_mode
+    entries = [final, *final.rglob("*")]
+    assert {p.stat().st_mode & 0o777 for p in entries if p.is_file()} == {file_mode}
+    assert {p.stat().st_mode & 0o777 for p in entries if p.is_dir()} == {dir_mode}
+    assert (final / "model.safetensors").is_file() and (final / "trainer" / "critic.safetensors").is_file()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,16 +28,43 @@ def comparable(row: dict) -> dict:
     return {k: v for k, v in row.items() if not k.startswith("time/") and k != "tokens_per_s"}
 
 
+def no_hub_env() -> dict:
+    """A `grue` environment as on a fresh machine without the Hugging Face Hub: HF_HUB_OFFLINE is not set, and
+    the Hub's address is a closed local port (the sandbox's case: nothing answers)."""
+    env = {k: v for k, v in cli_env().items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    with socket.socket() as s:  # a port that was just free: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        env["HF_ENDPOINT"] = f"http://127.0.0.1:{s.getsockname()[1]}"
+    return env
+
+
+def warnings_in(stderr: str) -> list[str]:
+    return [l for l in stderr.splitlines() if "Warning" in l or "Retrying" in l or l.startswith("WARNING")]
+
+
+def mode(path) -> str:
+    return oct(path.stat().st_mode & 0o777)
+
+
 @pytest.mark.slow
-def test_smoke_preset_learns_offline(tmp_path):
-    """The README's main job: offline, built-in prompts, and the reward clearly goes up."""
+def test_quickstart_train_eval_leaderboard_offline(tmp_path):
+    """The README's Quickstart on a machine without the Hub, with a 0022 umask: the smoke run learns, names its
+    run directory first, and warns of nothing; `grue eval --checkpoint RUN` works as training did (built-in
+    prompts, the lexicon stand-in beside the skipped classifier, every skip naming its setting); the leaderboard
+    builds; every file grue wrote is 0644 and every folder 0755, as a plain open()/mkdir() would make them."""
     exe = shutil.which("grue")
     cmd = [exe] if exe else [sys.executable, "-m", "grue_cli.main"]
-    run = tmp_path / "smoke"
-    p = subprocess.run(cmd + ["train", "imdb", "--algo", "ppo", "--preset", "smoke", "--output-dir", str(run)],
-                       capture_output=True, text=True, env=cli_env(), timeout=600, cwd=REPO)
+    run, env = tmp_path / "smoke", no_hub_env()
+
+    def grue(*args):
+        return subprocess.run(cmd + list(args), capture_output=True, text=True, env=env, timeout=600, cwd=REPO,
+                              preexec_fn=lambda: os.umask(0o022))
+
+    p = grue("train", "imdb", "--algo", "ppo", "--preset", "smoke", "--output-dir", str(run))
     assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.splitlines()[0] == f"run directory {run}"
     assert "reward went up" in p.stdout.splitlines()[-1]
+    assert not warnings_in(p.stderr), p.stderr[-2000:]
     rows = metrics(run)
     assert len(rows) == 30 and all(k in rows[0] for k in REQUIRED)
     summary = json.loads((run / "summary.json").read_text())
@@ -48,6 +77,30 @@ def test_smoke_preset_learns_offline(tmp_path):
     tok = AutoTokenizer.from_pretrained(run / "checkpoint")
     assert model.config.model_type == "gpt2" and tok.eos_token_id == 1
     assert (run / "checkpoint" / "model.safetensors").is_file() and (run / "checkpoint" / "trainer" / "optimizer.pt").is_file()
+
+    p = grue("eval", "--checkpoint", str(run))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert not warnings_in(p.stderr), p.stderr[-2000:]
+    res = json.loads((run / "eval" / "test" / "results.json").read_text())
+    from grue.tasks.imdb import BUILTIN_OPENINGS
+
+    assert res["config"]["run"]["builtin_prompts"] is True and res["samples"]["evaluated"] == len(BUILTIN_OPENINGS)
+    assert "not a benchmark result" in res["notes"] and "note: prompts: the task's" in p.stdout
+    # the classifier's number is never made up: skipped, naming the evaluation's setting (not the training reward's)
+    assert "sentiment_score" not in res["metrics"] and 0.0 <= res["metrics"]["sentiment_lexicon"]["value"] <= 1.0
+    reason = res["skipped"]["sentiment_score"]
+    assert "--set eval.sentiment_model=PATH" in reason and "cannot be reached" in reason and "reward_model" not in reason
+    assert "--data-dir" in res["skipped"]["perplexity"]
+    samples = [json.loads(l) for l in (run / "eval" / "test" / "samples.jsonl").read_text().splitlines()]
+    assert [s["prompt"] for s in samples] == list(BUILTIN_OPENINGS)
+
+    site = tmp_path / "site"
+    p = grue("leaderboard", "build", "--out", str(site))
+    assert p.returncode == 0 and (site / "index.html").is_file(), p.stderr[-2000:]
+
+    written = [run, *run.rglob("*"), site, *site.rglob("*")]
+    assert {mode(f) for f in written if f.is_file()} == {"0o644"}, [(str(f), mode(f)) for f in written if mode(f) != "0o644"][:5]
+    assert {mode(d) for d in written if d.is_dir()} == {"0o755"}
 
 
 @pytest.mark.slow
@@ -108,6 +161,9 @@ BAD = [
     (["train", "imdb", "--set", "ppo.critic=both"], "is not one of: separate, shared"),
     (["train", "imdb", "--set", "novalue"], "--set expects key=value"),
     (["train", "imdb", "--preset", "smoke", "--model", "no/such-model-here"], "could not load"),
+    (["train", "imbd"], "unknown task 'imbd' (did you mean 'imdb'?); accepted: cnn_dailymail, commongen"),
+    (["train", "imdb", "--algo", "nlp"], "unknown algorithm 'nlp' (did you mean 'nlpo'?); accepted: ppo, nlpo, a2c, supervised"),
+    (["train", "imdb", "--set", "generation.top_k=-5"], "generation.top_k must be >= 0 (0: no limit), got -5"),
 ]
 
 
@@ -118,6 +174,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], p.stderr
     assert "Traceback" not in p.stderr + p.stdout
+    assert not (tmp_path / "run").exists(), "a run that failed before its first iteration leaves nothing behind"
 
 
 def test_malformed_config_file(tmp_path):
@@ -152,6 +209,45 @@ def test_existing_run_directory_is_never_overwritten(tmp_path):
     (run / "precious.txt").write_text("mine")
     p = run_cli("train", "imdb", "--preset", "smoke", "--output-dir", str(run))
     assert p.returncode == 2 and "already exists" in p.stderr and (run / "precious.txt").read_text() == "mine"
+
+
+def test_a_folder_left_by_a_run_that_never_started_is_reused(tmp_path):
+    """What a killed run leaves before its first iteration (only grue's config.yaml) blocks nothing: --resume says
+    there is nothing to resume, and a new run starts in it; a folder with a file of the user's is still refused."""
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.yaml").write_text("grue_version: 0.2.0\ntask_version: '2.0'\nrun: {task: imdb, algo: ppo}\nworld_size: 1\n")
+    p = run_cli("train", "imdb", "--resume", str(run))
+    assert p.returncode == 2 and "never completed an iteration, so there is nothing to resume" in p.stderr, p.stderr
+    p = run_cli("train", "imdb", "--preset", "smoke", "--iterations", "1", "--output-dir", str(run), "--quiet", *FAST)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert [r["iteration"] for r in metrics(run)] == [1] and yaml.safe_load((run / "config.yaml").read_text())["ppo"]["iterations"] == 1
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "config.yaml").write_text((run / "config.yaml").read_text())
+    (mixed / "notes.txt").write_text("mine")
+    p = run_cli("train", "imdb", "--preset", "smoke", "--output-dir", str(mixed))
+    assert p.returncode == 2 and "already exists" in p.stderr and (mixed / "notes.txt").read_text() == "mine"
+
+
+def test_help_is_in_words_and_tasks_starts_without_torch():
+    p = run_cli("train", "--help")
+    assert p.returncode == 0 and "[OPTIONS] TASK" in p.stdout and "--output-dir" in p.stdout and "DIR" in p.stdout
+    assert not any(t in p.stdout for t in ("<bool>", "<str>", "<int>", "{task}", "--no-quiet")), p.stdout
+    code = ("import sys; from grue_cli.main import app; app(['tasks'], standalone_mode=False); "
+            "print('torch imported:', 'torch' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), cwd=REPO, timeout=120)
+    assert p.returncode == 0 and "imdb" in p.stdout and "torch imported: False" in p.stdout, p.stdout + p.stderr
+
+
+def test_live_table_keeps_the_first_iteration_and_labels_its_times():
+    from grue.tracking import Display, table_rows
+
+    history = [{"iteration": i} for i in range(1, 31)]
+    assert table_rows(history[:10], 10) == history[:10]
+    assert table_rows(history, 10) == [history[0], None, *history[22:]]
+    labels = [c.text_format for c in Display(30, 0, "imdb ppo", enabled=False).progress.columns if hasattr(c, "text_format")]
+    assert labels[1:] == ["elapsed", "left"]
 
 
 def test_resume_refuses_other_options(tmp_path):

@@ -209,3 +209,37 @@ def test_from_dict_rejects_bad_input():
         from_dict({**data, "run": {**data["run"], "algo": "nope"}}, "saved.yaml")
     with pytest.raises(GrueError, match=r"saved\.yaml.*ppo\.epochs"):
         from_dict({**data, "ppo": {**data["ppo"], "epochs": "five"}}, "saved.yaml")
+
+
+@pytest.mark.parametrize("section", ["generation", "eval"])
+@pytest.mark.parametrize("key,value,accepted", [
+    ("top_k", -5, ">= 0"), ("top_p", 0, "in (0, 1]"), ("top_p", 1.5, "in (0, 1]"), ("temperature", 0, "> 0"),
+    ("temperature", -1.0, "> 0"), ("max_new_tokens", 0, ">= 1"), ("min_new_tokens", 99, ">= 0 and <= {section}.max_new_tokens ("),
+    ("min_new_tokens", -1, ">= 0 and <= {section}.max_new_tokens (")])
+def test_impossible_decoding_settings_are_refused(section, key, value, accepted):
+    """Each impossible value is one line naming the key, the value and what is accepted (rollouts and evaluation)."""
+    with pytest.raises(GrueError) as e:
+        resolve("imdb", "ppo", preset="smoke", sets=[f"{section}.{key}={value}"])
+    assert str(e.value).startswith(f"{section}.{key} must be {accepted.format(section=section)}")
+    assert f"got {float(value) if key in ('top_p', 'temperature') else value}" in str(e.value)
+
+
+def test_beams_and_the_edges_of_the_accepted_ranges():
+    with pytest.raises(GrueError, match=r"^eval.num_beams must be >= 1 \(1: no beam search\), got 0$"):
+        resolve("commongen", "ppo", sets=["eval.num_beams=0"])
+    cfg = resolve("imdb", "ppo", sets=["generation.top_k=0", "generation.top_p=1", "eval.min_new_tokens=48",
+                                       "eval.max_new_tokens=48", "generation.temperature=0.01"])
+    assert (cfg.generation.top_k, cfg.generation.top_p, cfg.eval.min_new_tokens) == (0, 1.0, 48)
+
+
+def test_mistyped_names_get_a_suggestion():
+    with pytest.raises(GrueError, match=r"^unknown task 'imbd' \(did you mean 'imdb'\?\); accepted: "):
+        resolve("imbd", "ppo")
+    with pytest.raises(GrueError, match=r"^unknown algorithm 'ppo2' \(did you mean 'ppo'\?\)"):
+        resolve("imdb", "ppo2")
+    with pytest.raises(GrueError, match=r"unknown preset 'smok' for task 'imdb' \(did you mean 'smoke'\?\)"):
+        resolve("imdb", "ppo", preset="smok")
+    with pytest.raises(GrueError, match=r"^unknown key 'ppo.lrr' \(did you mean 'ppo.lr'\?\); accepted in ppo: "):
+        resolve("imdb", "ppo", sets=["ppo.lrr=1"])
+    with pytest.raises(GrueError, match=r"^unknown task 'zzz'; accepted: "):  # nothing close: no suggestion
+        resolve("zzz", "ppo")

@@ -17,6 +17,9 @@ from grue.results import load_results
 from grue.rollout import MaskSettings, lm_inputs, policy_forward, tokenize_prompts
 from grue.sampling import top_p_mask
 
+# transformers 5 deprecates `past_key_values=` (a FutureWarning per call): the decoders hand the cache over as `cache=`
+pytestmark = pytest.mark.filterwarnings("error::FutureWarning")
+
 PROMPTS = ["The film was", "I went into this movie and", "A great", "Nothing about the plot"]
 MODES = {"greedy": dict(do_sample=False, num_beams=1), "sampling": dict(do_sample=True, num_beams=1, top_k=0),
          "beam": dict(do_sample=False, num_beams=3)}

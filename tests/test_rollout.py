@@ -9,6 +9,9 @@ from grue.models import load_policy, load_tokenizer
 from grue.rollout import GenSettings, concat_rollouts, generate, lm_inputs, policy_forward, token_logprobs, tokenize_prompts
 from grue.sampling import warped_logprobs
 
+# transformers 5 deprecates `past_key_values=` (a FutureWarning per call): the decoders hand the cache over as `cache=`
+pytestmark = pytest.mark.filterwarnings("error::FutureWarning")
+
 PROMPTS = ["I went into this film with low expectations and", "Bad.", "The acting in this picture is great, and the"]
 WARPERS = [
     dict(top_k=50),

@@ -1,13 +1,17 @@
-"""Algorithms, looked up by name. Each module has ``CONFIG`` (its config dataclass) and ``train(cfg, resume_dir, show)``."""
+"""Algorithms, looked up by name. Each module has ``CONFIG`` (its config dataclass) and ``train(cfg, resume_dir, show)``.
 
-from grue.algorithms import a2c, grpo, nlpo, ppo, rloo, supervised, trpo
+``NAMES`` lists them without importing anything; ``ALGORITHMS`` (name -> module) imports the
+modules, and with them torch, on first use, so that commands that only list names start at once.
+"""
 
-ALGORITHMS = {
-    "ppo": ppo,
-    "nlpo": nlpo,
-    "a2c": a2c,
-    "supervised": supervised,
-    "grpo": grpo,
-    "rloo": rloo,
-    "trpo": trpo,
-}
+import importlib
+
+NAMES = ("ppo", "nlpo", "a2c", "supervised", "grpo", "rloo", "trpo")
+
+
+def __getattr__(name: str):
+    if name == "ALGORITHMS":
+        modules = {n: importlib.import_module(f"grue.algorithms.{n}") for n in NAMES}
+        globals()["ALGORITHMS"] = modules
+        return modules
+    raise AttributeError(f"module 'grue.algorithms' has no attribute '{name}'")

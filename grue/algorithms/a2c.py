@@ -30,7 +30,7 @@ from grue.onpolicy import (
     sync_clock,
 )
 from grue.setup import Session, start_session
-from grue.tracking import Display
+from grue.tracking import Display, cleans_up_unstarted
 
 
 @dataclass
@@ -98,10 +98,11 @@ def check(cfg: A2CConfig, world_size: int) -> None:
         raise GrueError(f"a2c.grad_accum ({cfg.grad_accum}) must divide the per-process rollout ({per_proc})")
 
 
+@cleans_up_unstarted
 def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
     """Train with A2C; returns the run summary (also written to summary.json)."""
     # 0. Set up: accelerator, run directory and config.yaml (before step 0), models, data, reward.
-    s = start_session(cfg, resume_dir, check=check)
+    s = start_session(cfg, resume_dir, check=check, show=show)
     algo, acc = s.algo, s.accelerator
     kl_ctl = KLController(algo.kl_coef, algo.kl_target)
     if s.resumed_state:

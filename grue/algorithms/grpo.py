@@ -82,7 +82,7 @@ def check(cfg: GRPOConfig, world_size: int) -> None:
 def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
     """Train with GRPO; returns the run summary (also written to summary.json)."""
     # 0. Set up: accelerator, run directory and config.yaml (before step 0), policy and reference (no critic), data, reward.
-    s = start_session(cfg, resume_dir, check=check)
+    s = start_session(cfg, resume_dir, check=check, show=show)
     algo, acc = s.algo, s.accelerator
 
     with Display(algo.iterations, s.start_iteration, f"{cfg.run.task} grpo", enabled=show and acc.is_main_process) as display:

@@ -31,7 +31,7 @@ from grue.models import freeze
 from grue.onpolicy import collect_iteration, iteration_metrics, mean_kl, score_and_advantages, sync_clock
 from grue.rollout import MaskSettings
 from grue.setup import Session, start_session
-from grue.tracking import Display
+from grue.tracking import Display, cleans_up_unstarted
 
 
 @dataclass
@@ -79,9 +79,9 @@ def refresh(s: Session, mask: MaskSettings) -> None:
     mask.model.load_state_dict(s.accelerator.unwrap_model(s.policy).state_dict())
 
 
-def start(cfg: Config, resume_dir: str | None) -> tuple[Session, MaskSettings, KLController]:
+def start(cfg: Config, resume_dir: str | None, show: bool = False) -> tuple[Session, MaskSettings, KLController]:
     """The PPO session plus the masking policy, restored from the checkpoint when resuming."""
-    s = start_session(cfg, resume_dir, check=check)
+    s = start_session(cfg, resume_dir, check=check, show=show)
     mask = masking_policy(s)
     s.extra_modules["mask_policy"] = mask.model
     if s.resumed_state:
@@ -92,10 +92,11 @@ def start(cfg: Config, resume_dir: str | None) -> tuple[Session, MaskSettings, K
     return s, mask, kl_ctl
 
 
+@cleans_up_unstarted
 def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
     """Train with NLPO; returns the run summary (also written to summary.json)."""
     # 0. Set up: the PPO session (policy, reference, critic, data, reward) and the masking policy.
-    s, mask, kl_ctl = start(cfg, resume_dir)
+    s, mask, kl_ctl = start(cfg, resume_dir, show)
     algo, acc = s.algo, s.accelerator
 
     with Display(algo.iterations, s.start_iteration, f"{cfg.run.task} nlpo", enabled=show and acc.is_main_process) as display:

@@ -33,7 +33,7 @@ from grue.onpolicy import (
     uses_full_softmax,
 )
 from grue.setup import Session, start_session
-from grue.tracking import Display
+from grue.tracking import Display, cleans_up_unstarted
 
 
 @dataclass
@@ -118,10 +118,11 @@ def check(cfg: PPOConfig, world_size: int) -> None:
             raise GrueError(f"ppo.{name} must be at least 1")
 
 
+@cleans_up_unstarted
 def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
     """Train with PPO; returns the run summary (also written to summary.json)."""
     # 0. Set up: accelerator, run directory and config.yaml (before step 0), models, data, reward.
-    s = start_session(cfg, resume_dir, check=check)
+    s = start_session(cfg, resume_dir, check=check, show=show)
     algo, acc = s.algo, s.accelerator
     kl_ctl = KLController(algo.kl_coef, algo.kl_target)
     if s.resumed_state:

@@ -58,7 +58,7 @@ from grue.sft import (  # noqa: F401  (the batch functions are part of this algo
 from grue.setup import gen_settings, load_examples, open_run, parameter_digest, per_rank
 from grue.tasks import TASKS
 from grue.tasks.common import Example, data_dir_from
-from grue.tracking import append_jsonl, learning_summary, read_jsonl
+from grue.tracking import append_jsonl, cleans_up_unstarted, learning_summary, read_jsonl
 
 
 @dataclass
@@ -129,6 +129,7 @@ def check(cfg: SupervisedConfig, world_size: int) -> None:
 
 # ---- the run --------------------------------------------------------------------------------------
 
+@cleans_up_unstarted
 def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
     """Fine-tune on the task's references; returns the run summary (also written to summary.json)."""
     # 0. Set up: accelerator, run directory and config.yaml (before step 0), data, reward, model, optimizer.
@@ -136,7 +137,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
     check(algo, acc.num_processes)
     run_dir, ck, resumed = open_run(cfg, acc, resume_dir, progress="epoch", total=cfg.algo.epochs,
-                                    logs=("metrics.jsonl", "steps.jsonl", "samples.jsonl"))
+                                    logs=("metrics.jsonl", "steps.jsonl", "samples.jsonl"), announce=show)
     set_seed(cfg.run.seed + acc.process_index)
     train_ex, val_ex = supervised_data(cfg)
     if resumed and resumed["examples"] != len(train_ex):

@@ -109,7 +109,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
     """Train with TRPO; returns the run summary (also written to summary.json)."""
     # 0. Set up: accelerator, run directory and config.yaml (before step 0), models, data, reward; the
     #    optimizer holds the critic alone (the policy moves by the trust-region step).
-    s = start_session(cfg, resume_dir, check=check, optimize=("critic",))
+    s = start_session(cfg, resume_dir, check=check, optimize=("critic",), show=show)
     algo, acc = s.algo, s.accelerator
     kl_ctl = KLController(algo.kl_coef, algo.kl_target)
     if s.resumed_state:

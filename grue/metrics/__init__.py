@@ -106,9 +106,16 @@ METRICS: dict[str, Metric] = {
 }
 
 
-def metric_function(group: str) -> Callable[[EvalBatch, MetricOptions], MetricResult]:
-    """The function of metric group ``group`` (imported on first use)."""
-    module, _, attr = METRICS[group].function.partition(":")
+# group -> what an evaluation reports instead when that group is skipped, under its own names (never the group's:
+# it is not the paper's measure). No task lists these groups; results name them beside the skipped metric.
+FALLBACKS: dict[str, Metric] = {
+    "sentiment": Metric("grue.metrics.neural:sentiment_lexicon", {"sentiment_lexicon": True}),
+}
+
+
+def metric_function(group: str, table: dict[str, Metric] | None = None) -> Callable[[EvalBatch, MetricOptions], MetricResult]:
+    """The function of metric group ``group`` of ``table`` (default ``METRICS``), imported on first use."""
+    module, _, attr = (METRICS if table is None else table)[group].function.partition(":")
     return getattr(importlib.import_module(module), attr)
 
 

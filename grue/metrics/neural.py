@@ -17,7 +17,6 @@ import torch
 from grue.errors import GrueError
 from grue.metrics import EvalBatch, MetricOptions, MetricResult, MetricSkipped
 from grue.metrics.text import check_batch, check_texts, mean
-from grue.models import first_line
 
 CLASSIFIER_MAX_TOKENS = 512  # classifier inputs are cut to the tokenizer's model_max_length, at most this
 # Which end of a too-long classifier input is cut, per classifier (RL4LMs 97df0bd metric.py:55 and
@@ -59,20 +58,29 @@ def bertscore_model_and_layer(model: str, layers: int | None, lang: str) -> tupl
     model = model or lang2model[lang.lower()]
     if layers is None:
         if model not in model2layers:
-            raise MetricSkipped(f"BERTScore needs eval bertscore_layers for model '{model}' "
+            raise MetricSkipped(f"BERTScore needs the layer of model '{model}': pass --set eval.bertscore_layers=N "
                                 f"(bert-score knows the layer only for its listed models)")
         layers = model2layers[model]
     return model, int(layers)
+
+
+BERTSCORE_SETTING = "--set eval.bertscore_model=PATH --set eval.bertscore_layers=N"
+"""What takes a local BERTScore model, named when the model cannot be loaded."""
+# classifier kind -> the settings that take a local copy, as an evaluation and as a training reward
+CLASSIFIER_SETTING = {"sentiment": "--set eval.sentiment_model=PATH", "intent": "--set eval.intent_model=PATH"}
 
 
 @functools.lru_cache(maxsize=1)
 def _bert_scorer(model: str, layers: int, device: str):
     from bert_score import BERTScorer
 
+    from grue import hub
+
     try:
-        return BERTScorer(model_type=model, num_layers=layers, device=device)
-    except Exception as e:
-        raise MetricSkipped(f"could not load the BERTScore model '{model}': {first_line(e)}") from e
+        return hub.load("the BERTScore model", model, BERTSCORE_SETTING,
+                        lambda: BERTScorer(model_type=model, num_layers=layers, device=device))
+    except hub.LoadFailed as e:
+        raise MetricSkipped(str(e)) from e
 
 
 def bertscore_per_sample(generations: Sequence[str], references: Sequence[Sequence[str]], model: str = "",
@@ -110,20 +118,25 @@ def bertscore(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
 
 
 @functools.lru_cache(maxsize=4)
-def load_classifier(model: str, device: str | None, kind: str) -> tuple:
+def load_classifier(model: str, device: str | None, kind: str, setting: str = "") -> tuple:
     """``(tokenizer, classifier in eval mode on the device, device)`` of the sequence classifier ``model``.
 
     ``device`` None is the current CUDA device when there is one, else the CPU. ``kind``
     ("sentiment", "intent") names the classifier in the MetricSkipped raised when it cannot load,
-    and sets the end its tokenizer cuts from too-long inputs (``TRUNCATION_SIDE``).
+    and sets the end its tokenizer cuts from too-long inputs (``TRUNCATION_SIDE``). ``setting`` is what
+    that message names as taking a local copy (default: the evaluation's, ``CLASSIFIER_SETTING``).
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from grue import hub
+
+    def load():
+        return AutoTokenizer.from_pretrained(model), AutoModelForSequenceClassification.from_pretrained(model).eval()
+
     try:
-        tok = AutoTokenizer.from_pretrained(model)
-        clf = AutoModelForSequenceClassification.from_pretrained(model).eval()
-    except Exception as e:  # noqa: BLE001 - the user gets one line, not a traceback
-        raise MetricSkipped(f"could not load the {kind} classifier '{model}': {first_line(e)}") from e
+        tok, clf = hub.load(f"the {kind} classifier", model, setting or CLASSIFIER_SETTING[kind], load)
+    except hub.LoadFailed as e:
+        raise MetricSkipped(str(e)) from e
     tok.truncation_side = TRUNCATION_SIDE[kind]
     dev = _device(device)
     return tok, clf.to(dev), dev
@@ -153,15 +166,23 @@ def classifier_probs(tok, clf, texts: Sequence[str], batch_size: int, device: to
 def sentiment(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     """``sentiment_score``: mean P(positive) of ``opts.sentiment_model`` on prompt + generation."""
     check_batch(batch, references=False)
-    from grue.rewards import classifier_sentiment
+    from grue.rewards import positive_class
 
-    try:
-        scores = classifier_sentiment(batch.prompts, batch.generations, batch.references, batch.meta,
-                                      model=opts.sentiment_model, batch_size=opts.batch_size, device=opts.device)
-    except GrueError as e:
-        raise MetricSkipped(str(e)) from e
-    scores = [float(s) for s in scores]
+    tok, clf, dev = load_classifier(str(opts.sentiment_model), opts.device, "sentiment")
+    texts = [p + g for p, g in zip(batch.prompts, batch.generations)]
+    scores = classifier_probs(tok, clf, texts, opts.batch_size, dev)[:, positive_class(clf.config)].tolist()
     return MetricResult({"sentiment_score": mean(scores)}, {"sentiment_score": scores})
+
+
+def sentiment_lexicon(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
+    """``sentiment_lexicon``: mean VADER sentiment of the generations, ``(compound + 1) / 2`` in [0, 1] (the
+    ``lexicon`` reward the smoke presets train on). Offline, and not the paper's classifier score: evaluations
+    report it where ``sentiment_score`` is skipped (``grue.metrics.FALLBACKS``), under its own name."""
+    check_batch(batch, references=False)
+    from grue.rewards import lexicon_sentiment
+
+    scores = [float(s) for s in lexicon_sentiment(batch.prompts, batch.generations, batch.references, batch.meta)]
+    return MetricResult({"sentiment_lexicon": mean(scores)}, {"sentiment_lexicon": scores})
 
 
 # ---------------------------------------------------------------- dialogue intent
@@ -183,15 +204,16 @@ def intent_input(prompt: str, generation: str) -> str:
 
 
 def intent_match_per_sample(prompts: Sequence[str], generations: Sequence[str], labels: Sequence[int],
-                            model: str, batch_size: int = 32, device: str | None = None) -> list[float]:
+                            model: str, batch_size: int = 32, device: str | None = None, setting: str = "") -> list[float]:
     """1.0 where the classifier's argmax class on ``intent_input`` equals the label, else 0.0 (N floats).
 
-    Labels are class ids ``0..num_labels-1`` (DailyDialog act - 1 for the paper's classifier).
+    Labels are class ids ``0..num_labels-1`` (DailyDialog act - 1 for the paper's classifier). ``setting``:
+    what takes a local copy of the classifier (see ``load_classifier``).
     """
     if not len(prompts) == len(generations) == len(labels):
         raise GrueError(f"{len(prompts)} prompts, {len(generations)} generations and {len(labels)} intent labels; "
                         f"one of each per example is accepted")
-    tok, clf, dev = load_classifier(str(model), device, "intent")
+    tok, clf, dev = load_classifier(str(model), device, "intent", setting)
     n_labels = clf.config.num_labels
     for i, y in enumerate(labels):
         if isinstance(y, bool) or not isinstance(y, int) or not 0 <= y < n_labels:
@@ -301,12 +323,17 @@ def perplexity(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     """
     check_batch(batch)
     if opts.policy is None or opts.tokenizer is None:
-        raise MetricSkipped("perplexity needs the evaluated model and its tokenizer")
+        raise MetricSkipped("perplexity needs the evaluated model and its tokenizer, which --predictions does not give; "
+                            "evaluate the model itself (--checkpoint RUN or --task TASK --model NAME) for it")
     policy = opts.policy
     if getattr(policy.config, "is_encoder_decoder", False):
         raise MetricSkipped("perplexity is the paper's causal-LM measure on the reference texts; "
                             "an encoder-decoder model has none")
-    text = "\n\n".join(perplexity_texts(batch, opts.perplexity_text))
+    texts = perplexity_texts(batch, opts.perplexity_text)
+    if not any(r.strip() for refs in batch.references for r in refs):
+        raise MetricSkipped("the examples have no reference texts to read (built-in prompts have none); evaluate on "
+                            "the task's data with --data-dir DIR (or GRUE_DATA_DIR)")
+    text = "\n\n".join(texts)
     ids = opts.tokenizer(text, verbose=False)["input_ids"] if text else []
     if len(ids) < 2:
         raise MetricSkipped("the reference texts have fewer than two tokens; perplexity needs a token to predict")

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from grue.files import settle_tree
 from grue.metrics import MetricSkipped
 
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
@@ -85,6 +86,7 @@ def build_wordnet(folder: Path, source: Path) -> Path:
         for name in WORDNET_FILES:
             shutil.copyfile(source / name, tmp / name)  # a copy, not a link: nltk refuses links
         (tmp / "lexnames").write_text(lexnames_text(), encoding="utf-8")
+        settle_tree(tmp)  # mkdtemp's folder is owner-only: give it a plain mkdir's permissions
         try:
             os.rename(tmp, target)
         except OSError:

@@ -45,13 +45,16 @@ def read_jsonl_split(data_dir: str, task: str, split: str) -> list[dict]:
 PARQUET_EXPORT = "refs/convert/parquet"  # the Hub's Parquet conversion of a dataset that ships a loading script
 
 
-def load_hub_split(name: str, config: str | None, split: str) -> list[dict]:
-    """Rows of a Hugging Face dataset split, or a one-line error naming the offline alternative.
+def load_hub_split(name: str, config: str | None, split: str, task: str | None = None) -> list[dict]:
+    """Rows of a Hugging Face dataset split, or a one-line error naming the offline alternative
+    (``--data-dir DIR`` with ``DIR/<task>/<split>.jsonl``; ``task`` defaults to ``name``).
 
     ``datasets`` 4 and later run no loading scripts; a dataset that still ships one (e.g. GEM's
     ``common_gen``, the source RL4LMs read) is read from the Hub's Parquet conversion instead.
     """
-    try:
+    from grue import hub
+
+    def load() -> list[dict]:
         import datasets
 
         try:
@@ -60,12 +63,12 @@ def load_hub_split(name: str, config: str | None, split: str) -> list[dict]:
             if "scripts are no longer supported" not in str(e):
                 raise
             return list(datasets.load_dataset(name, config or "default", split=split, revision=PARQUET_EXPORT))
-    except Exception as e:  # noqa: BLE001 - any failure here means: no Hub, no data
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise GrueError(
-            f"could not load dataset '{name}' split '{split}' from the Hugging Face Hub ({type(e).__name__}: {first}); "
-            f"pass --data-dir DIR (or set GRUE_DATA_DIR) with DIR/<task>/{split}.jsonl"
-        ) from e
+
+    setting = f"--data-dir DIR (or set GRUE_DATA_DIR) with DIR/{task or name}/{split}.jsonl"
+    try:
+        return hub.load("dataset", name, setting, load)
+    except hub.LoadFailed as e:
+        raise GrueError(str(e)) from e
 
 
 def source_rows(task: str, split: str, splits, data_dir: str | None, builtin: bool, hub_name: str,
@@ -80,7 +83,7 @@ def source_rows(task: str, split: str, splits, data_dir: str | None, builtin: bo
         raise GrueError(f"task '{task}' has no split '{split}'; accepted: {', '.join(splits)}")
     if data_dir:
         return read_jsonl_split(data_dir, task, split)
-    return load_hub_split(hub_name, hub_config, split)
+    return load_hub_split(hub_name, hub_config, split, task)
 
 
 def one_per_reference(examples: list[Example]) -> list[Example]:

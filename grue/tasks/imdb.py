@@ -122,7 +122,7 @@ def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Exampl
     else:
         from grue.tasks.common import load_hub_split
 
-        rows = load_hub_split("imdb", None, source)
+        rows = load_hub_split("imdb", None, source, "imdb")
     return _rows_to_examples(split_rows(rows, split))
 
 
