@@ -1,10 +1,13 @@
-"""PPO against NLPO on the IMDB smoke setting (causal tiny-gpt2) and a seq2seq one (tiny-t5), 3 seeds each.
+"""PPO, NLPO, GRPO, RLOO and TRPO on the IMDB smoke setting (causal tiny-gpt2) and a seq2seq one (tiny-t5), 3 seeds each.
 
 Every run is a real `grue train` in its own process. Writes a JSON summary (final reward
 mean ± std over seeds per algorithm and setting, the last 20% of iterations per run)
 and a PNG of reward and KL per iteration with a mean ± std band.
 
-    python benchmarks/compare.py [--seeds 0 1 2] [--iterations 30] [--out benchmarks/results/compare]
+    python benchmarks/compare.py [--algos ppo nlpo ...] [--seeds 0 1 2] [--iterations 30] [--out benchmarks/results/compare]
+
+Each algorithm runs with its own smoke preset (tasks/imdb/presets/smoke.yaml), all for the same number of
+iterations. An iteration is 64 completions for every algorithm, so the x axis is also samples drawn.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ SETTINGS = {  # name -> extra CLI arguments on top of --preset smoke
     "causal (tiny-gpt2)": [],
     "seq2seq (tiny-t5)": ["--model", "tiny-t5"],
 }
-ALGOS = ("ppo", "nlpo")
+ALGOS = ("ppo", "nlpo", "grpo", "rloo", "trpo")
 
 
 def run(algo: str, extra: list[str], seed: int, iterations: int, out: Path) -> list[dict]:
@@ -41,6 +44,7 @@ def band(rows: list[list[dict]], key: str) -> tuple[list[float], list[float]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--out", default="benchmarks/results/compare")
@@ -48,10 +52,10 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     curves: dict = {}
-    summary: dict = {"seeds": args.seeds, "iterations": args.iterations, "data": os.environ.get("GRUE_DATA_DIR") or "built-in", "results": {}}
+    summary: dict = {"algos": args.algos, "seeds": args.seeds, "iterations": args.iterations, "data": os.environ.get("GRUE_DATA_DIR") or "built-in", "results": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for setting, extra in SETTINGS.items():
-            for algo in ALGOS:
+            for algo in args.algos:
                 rows = []
                 for seed in args.seeds:
                     print(f"{setting} {algo} seed {seed} ...", flush=True)
@@ -63,18 +67,21 @@ def main() -> None:
                     "final_reward_mean": statistics.fmean(finals), "final_reward_std": statistics.pstdev(finals),
                     "first_reward_mean": statistics.fmean(firsts), "per_seed_final": finals,
                     "final_kl_mean": statistics.fmean(rs[-1]["kl/mean"] for rs in rows),
+                    "seconds_per_iteration": statistics.fmean(
+                        statistics.fmean(r["time/rollout_s"] + r["time/update_s"] for r in rs) for rs in rows),
                 }
                 curves[(setting, algo)] = rows
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    plot(curves, out / "reward_kl.png")
+    plot(curves, args.algos, out / "reward_kl.png")
     for setting, res in summary["results"].items():
         for algo, r in res.items():
             print(f"{setting:20s} {algo:5s} final reward {r['final_reward_mean']:.3f} ± {r['final_reward_std']:.3f} "
-                  f"(first {r['first_reward_mean']:.3f}), final KL {r['final_kl_mean']:.3f}")
+                  f"(first {r['first_reward_mean']:.3f}), final KL {r['final_kl_mean']:.3f}, "
+                  f"{r['seconds_per_iteration']:.2f} s/iteration")
     print(f"wrote {out / 'summary.json'} and {out / 'reward_kl.png'}")
 
 
-def plot(curves: dict, path: Path) -> None:
+def plot(curves: dict, algos: list[str], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,7 +92,7 @@ def plot(curves: dict, path: Path) -> None:
     for col, setting in enumerate(settings):
         for row, (key, label) in enumerate((("reward/mean", "reward (mean over samples)"), ("kl/mean", "KL per token"))):
             ax = axes[row][col]
-            for algo in ALGOS:
+            for algo in algos:
                 mean, std = band(curves[(setting, algo)], key)
                 xs = range(1, len(mean) + 1)
                 ax.plot(xs, mean, label=algo)

@@ -95,7 +95,8 @@ def full_logprobs_of(s, r) -> torch.Tensor:
 def test_accepted_step_keeps_the_measured_kl_under_max_kl(tmp_path, model):
     """One real trust-region step: the KL(old || new) measured afresh over the rollout's tokens is positive,
     below max_kl, and the one the line search reported; the surrogate went up; the critic is not moved by it."""
-    s = start_session(config(tmp_path, model, 1, "trpo.max_kl=0.003"), None, check=trpo.check, optimize=("critic",))
+    s = start_session(config(tmp_path, model, 1, "trpo.max_kl=0.003", "trpo.policy_distribution=full"), None, check=trpo.check,
+                      optimize=("critic",))
     sc = score_and_advantages(s, collect_iteration(s), 0.01)
     r, mask = sc.rollout, sc.rollout.response_mask
     adv = sc.advantages
@@ -149,13 +150,13 @@ def comparable(row: dict) -> dict:
 
 
 def test_resume_is_exact(tmp_path):
-    """2 iterations, then resumed to 4 == 4 straight (policy, critic and its optimizer, KL controller, RNGs)."""
+    """1 iteration, then resumed to 2 == 2 straight (policy, critic and its optimizer, KL controller, RNGs)."""
     small = ["trpo.rollout_size=8", "trpo.rollout_batch_size=8", "trpo.minibatch_size=4", "trpo.cg_max_steps=4",
              "generation.max_new_tokens=4", "generation.min_new_tokens=4", "trpo.kl_target=0.1"]
-    trpo.train(config(tmp_path, "tiny-gpt2", 4, *small, name="straight"), show=False)
-    trpo.train(config(tmp_path, "tiny-gpt2", 2, *small, name="split"), show=False)
-    trpo.train(config(tmp_path, "tiny-gpt2", 4, *small, name="split"), resume_dir=str(tmp_path / "split"), show=False)
+    trpo.train(config(tmp_path, "tiny-gpt2", 2, *small, name="straight"), show=False)
+    trpo.train(config(tmp_path, "tiny-gpt2", 1, *small, name="split"), show=False)
+    trpo.train(config(tmp_path, "tiny-gpt2", 2, *small, name="split"), resume_dir=str(tmp_path / "split"), show=False)
     a, b = metrics(tmp_path / "straight"), metrics(tmp_path / "split")
-    assert [r["iteration"] for r in b] == [1, 2, 3, 4]
+    assert [r["iteration"] for r in b] == [1, 2]
     assert [comparable(r) for r in a] == [comparable(r) for r in b]
-    assert len({r["kl/coef"] for r in a}) == 4
+    assert len({r["kl/coef"] for r in a}) == 2 and all(r["trpo/accepted"] for r in a)
