@@ -290,8 +290,10 @@ def test_perplexity_texts_and_skips():
     with pytest.raises(MetricSkipped, match="evaluated model"):
         metric_function("perplexity")(batch(PROMPTS, ["a", "b"], REFS), MetricOptions())
     opts = MetricOptions(policy=load_policy("tiny-gpt2"), tokenizer=load_tokenizer("tiny-gpt2"))
-    with pytest.raises(MetricSkipped, match="fewer than two tokens"):
+    with pytest.raises(MetricSkipped, match="no reference texts to read .*--data-dir"):
         metric_function("perplexity")(batch(PROMPTS, ["a", "b"], [[""], [" "]]), opts)
+    with pytest.raises(MetricSkipped, match="fewer than two tokens"):  # "a" is one token of the tiny tokenizer
+        metric_function("perplexity")(batch(PROMPTS, ["a", "b"], [["a"], [""]]), opts)
     t5 = MetricOptions(policy=load_policy("tiny-t5"), tokenizer=load_tokenizer("tiny-t5"))
     with pytest.raises(MetricSkipped, match="encoder-decoder"):
         metric_function("perplexity")(batch(PROMPTS, ["a", "b"], REFS), t5)
