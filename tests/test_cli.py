@@ -290,6 +290,14 @@ def test_grues_own_algorithms_train_from_the_cli(tmp_path, algo):
     assert [r["iteration"] for r in metrics(run)] == [1, 2]
     critic = (run / "checkpoint" / "trainer" / "critic.safetensors").is_file()
     assert critic == (algo == "trpo"), "only TRPO has a critic to save"
+    if algo != "trpo":
+        return
+    # its evaluation records the algorithm, and the results file is valid for the leaderboard (once: the same code for all)
+    p = run_cli("eval", "--checkpoint", str(run), "--limit", "4", "--quiet")
+    assert p.returncode == 0, p.stderr[-2000:]
+    from grue.results import load_results
+
+    assert load_results(run / "eval" / "test" / "results.json").algorithm == algo
 
 
 @pytest.mark.slow

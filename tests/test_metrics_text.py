@@ -29,7 +29,7 @@ from grue.metrics.text import (
     ter_per_sample,
     word_tokens,
 )
-from grue.metrics.wordnet import LEXNAMES, build_wordnet, ensure_wordnet, lexnames_text
+from grue.metrics.wordnet import LEXNAMES, build_wordnet, english_wordnet, ensure_wordnet, lexnames_text
 
 nltk = pytest.importorskip("nltk")
 OPTS = MetricOptions()
@@ -67,6 +67,7 @@ def fresh_wordnet(tmp_path_factory):
     mp.setenv("GRUE_NLTK_DATA", str(folder))
     nltk.data.path[:] = [p for p in saved if not _has_wordnet(p)]
     ensure_wordnet.cache_clear()
+    english_wordnet.cache_clear()
     try:
         ensure_wordnet()
         found = Path(nltk.data.find("corpora/wordnet"))
@@ -74,6 +75,7 @@ def fresh_wordnet(tmp_path_factory):
         mp.undo()
         nltk.data.path[:] = [str(folder)] + [p for p in saved if p != str(folder)]
         ensure_wordnet.cache_clear()
+        english_wordnet.cache_clear()
     return folder, found
 
 
@@ -128,6 +130,9 @@ def test_lexnames_match_the_man_page():
 ])
 def test_meteor_hand_computed_on_the_stringified_reference_list(fresh_wordnet, gen, ref, expected):
     assert meteor_per_sample([gen], [[ref]]) == pytest.approx([expected])
+    # METEOR reads grue's English-only reader of the WordNet just built (no OMW version map)
+    wn = english_wordnet()
+    assert wn.map30 is None and Path(wn.root.path) == fresh_wordnet[1] and "car.n.01" in {s.name() for s in wn.synsets("auto")}
 
 
 def test_meteor_reads_the_whole_list_repr_so_a_copied_reference_scores_low(fresh_wordnet):

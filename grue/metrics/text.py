@@ -115,15 +115,15 @@ def meteor_per_sample(generations: Sequence[str], references: Sequence[Sequence[
     lower-cased words.
     """
     check_texts(generations, references)
-    from grue.metrics.wordnet import ensure_wordnet
+    from grue.metrics.wordnet import english_wordnet
 
-    ensure_wordnet()
+    wn = english_wordnet()
     from nltk.translate.meteor_score import single_meteor_score
 
     from grue.metrics.nltk37 import word_tokenize
 
-    return [float(single_meteor_score(word_tokenize(str(list(refs))), word_tokenize(g), alpha=0.9, beta=3.0, gamma=0.5))
-            for g, refs in zip(generations, references)]
+    return [float(single_meteor_score(word_tokenize(str(list(refs))), word_tokenize(g), alpha=0.9, beta=3.0, gamma=0.5,
+                                      wordnet=wn)) for g, refs in zip(generations, references)]
 
 
 def meteor(batch: EvalBatch, opts: MetricOptions) -> MetricResult:

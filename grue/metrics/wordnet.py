@@ -129,3 +129,23 @@ def ensure_wordnet() -> None:
         nltk.data.path.append(str(folder))
     if not _nltk_has_wordnet():
         raise MetricSkipped(f"nltk does not find corpora/wordnet in {folder} after building it; {_FIX}")
+
+
+@functools.lru_cache(maxsize=1)
+def english_wordnet():
+    """nltk's WordNet reader for English lookups (what METEOR asks), without the version map for the
+    multilingual (OMW) data that nltk's reader builds on load: that map reads the whole sense index,
+    about 10 s per process here, and no English lookup uses it. Calls ``ensure_wordnet`` first."""
+    ensure_wordnet()
+    import warnings
+
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    class EnglishWordNet(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):  # only OMW lookups read the map; there are none
+            return None
+
+    with warnings.catch_warnings():  # "multilingual functions are not available": none are used
+        warnings.simplefilter("ignore")
+        return EnglishWordNet(nltk.data.find("corpora/wordnet"), None)
