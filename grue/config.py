@@ -45,6 +45,8 @@ class RunConfig:
     reward_args: dict = field(default_factory=dict)
     """Keyword arguments of the reward function, e.g. ``{intent_weight: 0.5, meteor_weight: 0.5}`` for
     ``intent_meteor`` (RL4LMs' DailyDialog ``*_on_supervised`` weights); checked against its signature."""
+    reward_timeout_s: float | None = None
+    """Seconds one call of the reward may take before the run stops with an error naming it; null: no limit."""
     seed: int = 0
     """Seed of weights initialisation, data order and sampling."""
     data_dir: str = ""
@@ -348,6 +350,8 @@ def resolve(task: str, algo: str, *, preset: str | None = None, config_file: str
     if cfg.run.task != task or cfg.run.algo != algo:
         raise GrueError("run.task and run.algo are chosen on the command line, not with --set or a config file")
     check_decoding(cfg)
+    if cfg.run.reward_timeout_s is not None and not cfg.run.reward_timeout_s > 0:
+        raise GrueError(f"run.reward_timeout_s must be > 0 seconds (null: no limit), got {cfg.run.reward_timeout_s}")
     return cfg
 
 
