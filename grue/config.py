@@ -294,13 +294,20 @@ def parse_set(item: str, cfg: Config) -> tuple[str, str, Any]:
         sec, _, name = key.partition(".")
         if sec not in sections:
             raise GrueError(f"unknown key '{key}'; sections: {', '.join(sections)}")
-        return sec, name, value
+        return sec, name, literal_for_str(sections[sec], name, raw, value)
     owners = [s for s, obj in sections.items() if key in {f.name for f in dataclasses.fields(obj)}]
     if len(owners) == 1:
-        return owners[0], key, value
+        return owners[0], key, literal_for_str(sections[owners[0]], key, raw, value)
     if not owners:
         raise GrueError(f"unknown key '{key}'; use section.key with a section of: {', '.join(sections)}")
     raise GrueError(f"key '{key}' is in several sections ({', '.join(owners)}); write section.key")
+
+
+def literal_for_str(section_obj: Any, name: str, raw: str, value: Any) -> Any:
+    """A ``str`` field given on the command line takes the text as typed: ``null``, ``~``, ``true``, ``1e3`` or
+    ``0x1F``, which YAML would read as None, a bool or a number, stay that text (a quoted value is unquoted)."""
+    hint = typing.get_type_hints(type(section_obj)).get(name)
+    return raw.strip() if hint is str and not isinstance(value, str) else value
 
 
 def check_names(task: str, algo: str | None = None) -> None:
