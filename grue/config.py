@@ -45,6 +45,8 @@ class RunConfig:
     reward_args: dict = field(default_factory=dict)
     """Keyword arguments of the reward function, e.g. ``{intent_weight: 0.5, meteor_weight: 0.5}`` for
     ``intent_meteor`` (RL4LMs' DailyDialog ``*_on_supervised`` weights); checked against its signature."""
+    reward_timeout_s: float | None = None
+    """Seconds one call of the reward may take before the run stops with an error naming it; null: no limit."""
     seed: int = 0
     """Seed of weights initialisation, data order and sampling."""
     data_dir: str = ""
@@ -292,13 +294,20 @@ def parse_set(item: str, cfg: Config) -> tuple[str, str, Any]:
         sec, _, name = key.partition(".")
         if sec not in sections:
             raise GrueError(f"unknown key '{key}'; sections: {', '.join(sections)}")
-        return sec, name, value
+        return sec, name, literal_for_str(sections[sec], name, raw, value)
     owners = [s for s, obj in sections.items() if key in {f.name for f in dataclasses.fields(obj)}]
     if len(owners) == 1:
-        return owners[0], key, value
+        return owners[0], key, literal_for_str(sections[owners[0]], key, raw, value)
     if not owners:
         raise GrueError(f"unknown key '{key}'; use section.key with a section of: {', '.join(sections)}")
     raise GrueError(f"key '{key}' is in several sections ({', '.join(owners)}); write section.key")
+
+
+def literal_for_str(section_obj: Any, name: str, raw: str, value: Any) -> Any:
+    """A ``str`` field given on the command line takes the text as typed: ``null``, ``~``, ``true``, ``1e3`` or
+    ``0x1F``, which YAML would read as None, a bool or a number, stay that text (a quoted value is unquoted)."""
+    hint = typing.get_type_hints(type(section_obj)).get(name)
+    return raw.strip() if hint is str and not isinstance(value, str) else value
 
 
 def check_names(task: str, algo: str | None = None) -> None:
@@ -348,6 +357,8 @@ def resolve(task: str, algo: str, *, preset: str | None = None, config_file: str
     if cfg.run.task != task or cfg.run.algo != algo:
         raise GrueError("run.task and run.algo are chosen on the command line, not with --set or a config file")
     check_decoding(cfg)
+    if cfg.run.reward_timeout_s is not None and not cfg.run.reward_timeout_s > 0:
+        raise GrueError(f"run.reward_timeout_s must be > 0 seconds (null: no limit), got {cfg.run.reward_timeout_s}")
     return cfg
 
 

@@ -12,6 +12,7 @@ import functools
 import importlib
 import inspect
 import math
+import threading
 from typing import Callable, Sequence
 
 from grue.errors import GrueError
@@ -201,21 +202,53 @@ def resolve_reward(name: str, model: str = "", args: dict | None = None) -> tupl
     return name, fn
 
 
-def score(name: str, fn: RewardFn, prompts, completions, references, meta) -> list[float]:
-    """Call the reward and check its answer: one finite float per completion, else a clear error."""
+def call_with_limit(name: str, fn: RewardFn, args: tuple, limit_s: float | None):
+    """``fn(*args)``, or a one-line error when it runs past ``limit_s`` seconds (None: no limit, called directly).
+
+    The call runs in a worker thread that is joined with a timeout: this works in any thread, process and
+    platform, where SIGALRM works only in the main thread on Unix and a subprocess would have to pickle the
+    reward and its models. Python cannot kill a thread, so a hung call's thread is left behind (a daemon: it
+    ends with the process, which the error stops). Thread-local torch state (no_grad, autocast) of the caller
+    does not reach the worker, so a reward that relies on it must set its own.
+    """
+    if limit_s is None:
+        return fn(*args)
+    out: dict = {}
+
+    def work() -> None:
+        try:
+            out["value"] = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller, which names it
+            out["error"] = e
+
+    worker = threading.Thread(target=work, name=f"reward {name}", daemon=True)
+    worker.start()
+    worker.join(limit_s)
+    if worker.is_alive():
+        raise GrueError(f"reward function '{name}' ran past run.reward_timeout_s = {limit_s:g} s and was abandoned")
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def score(name: str, fn: RewardFn, prompts, completions, references, meta, batch: str = "",
+          limit_s: float | None = None) -> list[float]:
+    """Call the reward and check its answer: one finite float per completion, else a one-line error naming the
+    reward and ``batch`` (e.g. "the rollout of iteration 3"). ``limit_s``: see ``call_with_limit``."""
+    on = f" on {batch}" if batch else ""
     try:
-        scores = fn(list(prompts), list(completions), list(references), list(meta))
-    except GrueError:
-        raise
+        scores = call_with_limit(name, fn, (list(prompts), list(completions), list(references), list(meta)), limit_s)
+    except GrueError as e:
+        raise GrueError(f"{e}{on}") from None
     except Exception as e:  # noqa: BLE001 - the user's function failed: name it
-        raise GrueError(f"reward function '{name}' raised {type(e).__name__}: {e}") from e
+        raise GrueError(f"reward function '{name}' raised {type(e).__name__}: {' '.join(str(e).split())}{on}") from e
     try:
         scores = [float(s) for s in scores]
     except (TypeError, ValueError) as e:
-        raise GrueError(f"reward function '{name}' must return a list of floats, got {type(scores).__name__}") from e
+        raise GrueError(f"reward function '{name}' must return a list of floats, got {type(scores).__name__}{on}") from e
     if len(scores) != len(completions):
-        raise GrueError(f"reward function '{name}' returned {len(scores)} scores for {len(completions)} completions")
+        raise GrueError(f"reward function '{name}' returned {len(scores)} scores for {len(completions)} completions{on}")
     bad = [i for i, s in enumerate(scores) if not math.isfinite(s)]
     if bad:
-        raise GrueError(f"reward function '{name}' returned a non-finite score (e.g. {scores[bad[0]]}) for completion {bad[0]}")
+        raise GrueError(f"reward function '{name}' returned a non-finite score (e.g. {scores[bad[0]]}) for completion {bad[0]}{on}")
     return scores

@@ -94,6 +94,7 @@ class Session:
     start_iteration: int = 0
     resumed_state: dict | None = None
     extra_modules: dict = field(default_factory=dict)
+    iteration: int = 0  # the iteration in progress (set by the algorithm's loop), named in a reward's errors
 
     algo = property(lambda self: self.cfg.algo)
     gen = property(lambda self: gen_settings(self.cfg))
@@ -104,7 +105,8 @@ class Session:
     params = property(lambda self: [p for m in self.trainable for p in m.parameters() if p.requires_grad])
 
     def score(self, prompts: list[str], completions: list[str], batch: list[Example]) -> list[float]:
-        return score(self.reward_name, self.reward_fn, prompts, completions, [e.references for e in batch], [e.meta for e in batch])
+        return score(self.reward_name, self.reward_fn, prompts, completions, [e.references for e in batch], [e.meta for e in batch],
+                     f"the rollout of iteration {self.iteration}", self.cfg.run.reward_timeout_s)
 
     def log(self, metrics: dict, batch: list[Example], idx: list[int], completions: list[str], scores: list[float]) -> None:
         """Append the iteration's metrics and a few of each process's generations (main process writes)."""

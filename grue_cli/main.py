@@ -58,7 +58,7 @@ def friendly(fn):
 @friendly
 def train(
     task: str = typer.Argument(..., metavar="TASK", help="GRUE task, e.g. imdb (see `grue tasks`)."),
-    algo: str = typer.Option("ppo", "--algo", metavar="NAME", help="Algorithm: ppo, nlpo, a2c, supervised, grpo, rloo or trpo."),
+    algo: Optional[str] = typer.Option(None, "--algo", metavar="NAME", help="Algorithm: ppo (default), nlpo, a2c, supervised, grpo, rloo or trpo."),
     model: Optional[str] = typer.Option(None, metavar="NAME", help="Policy: Hub id, local directory, tiny-gpt2 or tiny-t5."),
     init_from: Optional[str] = typer.Option(None, "--init-from", metavar="RUN", help="Start from this run directory's "
                                             "checkpoint (same as --model RUN/checkpoint), e.g. a supervised run."),
@@ -75,15 +75,11 @@ def train(
     """RL fine-tuning of a language model on a GRUE task."""
     from grue.config import check_names, from_dict, load_yaml, resolve
 
-    check_names(task, None if resume else algo)  # before torch is imported: a typo is answered at once
+    check_names(task, algo)  # before torch is imported: a typo is answered at once
     quiet_libraries()
     from grue.algorithms import ALGORITHMS
 
     if resume:
-        others = [n for n, v in (("--model", model), ("--init-from", init_from), ("--preset", preset), ("--config", config),
-                                 ("--seed", seed), ("--data-dir", data_dir), ("--output-dir", output_dir)) if v is not None]
-        if others or set_:
-            raise GrueError(f"--resume continues a run with its saved config; it takes only --iterations (got {', '.join(others or ['--set'])})")
         cfg_file = Path(resume) / "config.yaml"
         if not cfg_file.is_file():
             raise GrueError(f"{resume} is not a run directory (no config.yaml)")
@@ -92,9 +88,14 @@ def train(
         cfg = from_dict(saved, str(cfg_file))
         if cfg.run.task != task:
             raise GrueError(f"{resume} is a run of task '{cfg.run.task}', not '{task}'")
+        if init_from is not None:
+            model = checkpoint_of(init_from)
+        check_resume_agrees(cfg, resume, algo, preset, config, set_, output_dir,
+                            {"run.model": model, "run.seed": seed, "run.data_dir": data_dir})
         if iterations is not None:
             setattr(cfg.algo, getattr(ALGORITHMS[cfg.run.algo], "ITERATIONS", "iterations"), iterations)
     else:
+        algo = algo or "ppo"
         if init_from is not None:
             if model is not None:
                 raise GrueError("--init-from and --model both choose the starting model; pass one of them")
@@ -109,6 +110,36 @@ def train(
         verdict = "reward went up" if last > first else "reward did not go up"
         typer.echo(f"done: {summary['iterations']} iterations in {summary['run_dir']}; mean reward first 20% "
                    f"{first:.4f} -> last 20% {last:.4f} ({last - first:+.4f}): {verdict}")
+
+
+def check_resume_agrees(saved, run_dir: str, algo: str | None, preset: str | None, config: Path | None, sets: list[str],
+                        output_dir: str | None, flags: dict) -> None:
+    """The options given with ``--resume`` (the original command's, say) must agree with the run's saved config:
+    every key that --algo, --preset, --config, --set, --model, --seed or --data-dir sets is resolved as for a new
+    run and compared with the saved value; --output-dir must name the run. One line lists every conflict."""
+    from grue.config import load_yaml, parse_set, resolve, tasks_root
+
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if algo is not None and algo != saved.run.algo:
+        raise GrueError(f"--resume {run_dir}: --algo {algo} conflicts with the run's saved algorithm '{saved.run.algo}'")
+    if output_dir is not None and Path(output_dir).resolve() != Path(run_dir).resolve():
+        raise GrueError(f"--resume {run_dir}: --output-dir {output_dir} is another directory; a resumed run stays in {run_dir}")
+    if not (preset or config or sets or flags):
+        return
+    task, algo = saved.run.task, saved.run.algo
+    asked = resolve(task, algo, preset=preset, config_file=str(config) if config else None, flags=flags, sets=sets)
+    files = ([tasks_root() / task / "presets" / f"{preset}.yaml"] if preset else []) + ([config] if config else [])
+    keys = [(sec, name) for f in files for sec, values in load_yaml(f).items() if sec in asked.sections()
+            and isinstance(values, dict) for name in values]
+    keys += [tuple(k.split(".", 1)) for k in flags] + [parse_set(item, asked)[:2] for item in sets]
+    conflicts = []
+    for sec, name in dict.fromkeys(keys):
+        mine, theirs = getattr(asked.sections()[sec], name), getattr(saved.sections()[sec], name)
+        if mine != theirs and not (sec == algo and name in ("iterations", "epochs")):  # --iterations' job
+            conflicts.append(f"{sec}.{name}={mine!r} (saved: {theirs!r})")
+    if conflicts:
+        raise GrueError(f"--resume {run_dir}: these options conflict with the run's saved config: {', '.join(conflicts)}; "
+                        "drop them, or start a new run")
 
 
 def check_same_release(saved: str, run_dir: str) -> None:

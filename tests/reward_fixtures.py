@@ -23,3 +23,21 @@ def raises(prompts, completions, references, meta):
 def exclamations(prompts, completions, references, meta):
     """How many "!" each completion holds (GPT-2's token id 0 is "!")."""
     return [float(c.count("!")) for c in completions]
+
+
+def sleeps(prompts, completions, references, meta):
+    """Hangs for 3 seconds, then scores 0: past a short run.reward_timeout_s."""
+    import time
+
+    time.sleep(3)
+    return [0.0 for _ in completions]
+
+
+def breaks_when_told(prompts, completions, references, meta):
+    """letter_e, or a RuntimeError while the file named by $GRUE_TEST_BREAK_REWARD exists."""
+    import os
+
+    flag = os.environ.get("GRUE_TEST_BREAK_REWARD", "")
+    if flag and os.path.exists(flag):
+        raise RuntimeError("told to break")
+    return letter_e(prompts, completions, references, meta)

@@ -243,3 +243,38 @@ def test_mistyped_names_get_a_suggestion():
         resolve("imdb", "ppo", sets=["ppo.lrr=1"])
     with pytest.raises(GrueError, match=r"^unknown task 'zzz'; accepted: "):  # nothing close: no suggestion
         resolve("zzz", "ppo")
+
+
+def choice_fields() -> list[tuple[str, str, str]]:
+    """(section, field, choice) for every choice of every string field with a choice list, in every config section."""
+    import dataclasses
+
+    from grue.algorithms import ALGORITHMS
+    from grue.config import EvalConfig, GenerationConfig, RunConfig
+
+    sections = {"run": RunConfig, "generation": GenerationConfig, "eval": EvalConfig, **{a: m.CONFIG for a, m in ALGORITHMS.items()}}
+    return [(sec, f.name, c) for sec, cls in sections.items() for f in dataclasses.fields(cls) for c in f.metadata.get("choices", ())]
+
+
+def test_every_choice_of_every_string_field_is_taken_literally_by_set_and_by_a_config_file(tmp_path):
+    """YAML 1.1 would read `no` as False (run.mixed_precision=no), `none` could look like null: each choice,
+    given as plain text, arrives as that exact string, through --set and through a YAML config file."""
+    cases = choice_fields()
+    assert ("run", "mixed_precision", "no") in cases and ("eval", "sacrebleu_tokenize", "none") in cases and len(cases) > 60
+    for sec, name, choice in cases:
+        algo = sec if sec not in ("run", "generation", "eval") else "ppo"
+        task = "imdb" if algo != "supervised" else "commongen"
+        cfg = resolve(task, algo, sets=[f"{sec}.{name}={choice}"])
+        assert getattr(cfg.sections()[sec], name) == choice, (sec, name, choice)
+        file = tmp_path / f"{sec}-{name}-{choice}.yaml"
+        file.write_text(f"{sec}:\n  {name}: {choice}\n")
+        cfg = resolve(task, algo, config_file=str(file))
+        assert getattr(cfg.sections()[sec], name) == choice, (sec, name, choice, "file")
+
+
+@pytest.mark.parametrize("text", ["no", "off", "yes", "on", "null", "~", "true", "1e3", "0x1F", "None"])
+def test_a_string_field_on_the_command_line_keeps_the_text_it_is_given(text):
+    sec, name, value = parse_set(f"run.prompt_variant={text}", resolve("imdb", "ppo"))
+    assert (sec, name, value) == ("run", "prompt_variant", text)
+    assert parse_set(f"run.prompt_variant='{text}'", resolve("imdb", "ppo"))[2] == text  # quoted: the same text
+    assert resolve("imdb", "ppo", sets=["ppo.lr=1e-3"]).algo.lr == 1e-3  # a number field still reads a number

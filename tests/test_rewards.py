@@ -124,3 +124,38 @@ def test_reward_args_are_checked_against_the_function():
         resolve_reward("meteor", args={"weight": 1.0})
     with pytest.raises(GrueError, match="takes no argument 'nope'.*it takes: model, intent_weight, meteor_weight"):
         resolve_reward("intent_meteor", args={"nope": 1})
+
+
+def test_a_reward_past_its_time_limit_is_stopped_with_one_line():
+    """run.reward_timeout_s: a hung reward (reward_fixtures.sleeps hangs 3 s) is abandoned at the limit."""
+    import time
+
+    import reward_fixtures
+
+    start = time.monotonic()
+    with pytest.raises(GrueError) as e:
+        score("reward_fixtures:sleeps", reward_fixtures.sleeps, ["p"], ["c"], [["r"]], [{}], "the rollout of iteration 2", 0.2)
+    assert time.monotonic() - start < 2.0
+    assert str(e.value) == ("reward function 'reward_fixtures:sleeps' ran past run.reward_timeout_s = 0.2 s and was "
+                            "abandoned on the rollout of iteration 2")
+
+
+def test_a_limited_reward_answers_and_fails_as_an_unlimited_one():
+    import reward_fixtures
+
+    args = (["p", "q"], ["eee", "abc"], [["r"], ["r"]], [{}, {}])
+    assert score("e", reward_fixtures.letter_e, *args, "b", 5.0) == score("e", reward_fixtures.letter_e, *args) == [1.0, 0.0]
+    for limit in (None, 5.0):
+        with pytest.raises(GrueError, match=r"^reward function 'x' raised RuntimeError: the scorer is broken on the rollout of "
+                                            r"iteration 7$"):
+            score("x", reward_fixtures.raises, *args, "the rollout of iteration 7", limit)
+
+
+def test_reward_timeout_is_a_positive_number_of_seconds_or_null():
+    from grue.config import resolve
+
+    assert resolve("imdb", "ppo").run.reward_timeout_s is None
+    assert resolve("imdb", "ppo", sets=["run.reward_timeout_s=2.5"]).run.reward_timeout_s == 2.5
+    assert resolve("imdb", "ppo", sets=["run.reward_timeout_s=null"]).run.reward_timeout_s is None
+    with pytest.raises(GrueError, match=r"run.reward_timeout_s must be > 0 seconds \(null: no limit\), got 0.0"):
+        resolve("imdb", "ppo", sets=["run.reward_timeout_s=0"])

@@ -83,7 +83,7 @@ def test_hub_test_split_is_refused_before_any_download():
 
 def test_empty_target_in_a_file_is_an_error(tmp_path):
     rows = [dict(HUB_ROWS[0]), {**HUB_ROWS[1], "target": ""}]
-    with pytest.raises(GrueError, match=r"row 2 \(concept set 3\) has an empty target.*validation"):
+    with pytest.raises(GrueError, match=r"test.jsonl:2: concept set 3 has an empty target.*validation"):
         commongen.load("test", write_split(tmp_path, "test", rows))
 
 

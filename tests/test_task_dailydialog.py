@@ -60,7 +60,7 @@ def test_unlabeled_trailing_turns_are_dropped(tmp_path):
 
 def test_bad_input_is_explained(tmp_path):
     d = write(tmp_path, "test", [{**SHORT, "act": [0, 1]}])
-    with pytest.raises(GrueError, match="dialogue 1: dialogue act 0 is not one of 1..4"):
+    with pytest.raises(GrueError, match="test.jsonl:1: dialogue act 0 is not one of 1..4"):
         dailydialog.load("test", d)
     d = write(tmp_path, "test", [{"dialog": ["x"]}])
     with pytest.raises(GrueError, match="expected the lists dialog, act, emotion"):

@@ -71,7 +71,7 @@ def test_supervised_examples_pair_each_answer_with_its_question(tmp_path):
 
 def test_bad_input_is_explained(tmp_path):
     d = write(tmp_path, "test", [hub_row(answers=())])
-    with pytest.raises(GrueError, match="row 1: needs a non-empty list of non-empty answers"):
+    with pytest.raises(GrueError, match="test.jsonl:1: needs a non-empty list of non-empty answers"):
         narrativeqa.load("test", d)
     d = write(tmp_path, "test", [{"question": {"text": "Why?"}, "answers": []}])
     with pytest.raises(GrueError, match="expected the fields document, question, answers"):

@@ -104,7 +104,7 @@ def test_unlabeled_test_split_is_refused(tmp_path):
     with pytest.raises(GrueError, match="unlabeled.*'validation'"):
         totto.load("test", None)  # the Hub: refused before any download
     d = write(tmp_path, "test", [{**BASE, "example_id": 1}])
-    with pytest.raises(GrueError, match="row 1 has no reference sentences"):
+    with pytest.raises(GrueError, match="test.jsonl:1: no reference sentences"):
         totto.load("test", d)
 
 
@@ -112,7 +112,7 @@ def test_bad_input_is_explained(tmp_path):
     with pytest.raises(GrueError, match="no prompt variant 'full'.*subtable, titles, no_titles"):
         totto.load("validation", str(tmp_path), variant="full")
     d = write(tmp_path, "validation", [original_row(highlighted_cells=[[3, 0]])])
-    with pytest.raises(GrueError, match=r"row 1: highlighted cell \[3, 0\] is outside the table"):
+    with pytest.raises(GrueError, match=r"validation.jsonl:1: highlighted cell \[3, 0\] is outside the table"):
         totto.load("validation", d)
     d = write(tmp_path, "validation", [{"table": TABLE}])
     with pytest.raises(GrueError, match="expected the ToTTo fields"):

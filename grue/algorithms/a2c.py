@@ -110,6 +110,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
     with Display(algo.iterations, s.start_iteration, f"{cfg.run.task} a2c", enabled=show and acc.is_main_process) as display:
         for it in range(s.start_iteration + 1, algo.iterations + 1):
+            s.iteration = it
             # 1-2. Prompts and rollout: rollout_size tokens (whole episodes, the last one cut) or
             #      completions; then one forward each of the reference and the critic.
             t0 = time.perf_counter()

@@ -82,6 +82,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
     with Display(algo.iterations, s.start_iteration, f"{cfg.run.task} rloo", enabled=show and acc.is_main_process) as display:
         for it in range(s.start_iteration + 1, algo.iterations + 1):
+            s.iteration = it
             # 1-2. Prompts and rollout: rollout_size / group_size prompts over all processes, each sampled
             #      group_size times on one process; one forward of the reference.
             t0 = time.perf_counter()

@@ -144,7 +144,8 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
         raise GrueError(f"{run_dir} trained on {resumed['examples']} examples, and its data now has {len(train_ex)}; resume with the same data")
     reward_name, reward_fn = resolve_reward(cfg.run.reward, cfg.run.reward_model, cfg.run.reward_args)
     e = val_ex[0]  # a broken reward fails now, not after an epoch
-    score(reward_name, reward_fn, [e.prompt], [e.references[0]], [e.references], [e.meta])
+    score(reward_name, reward_fn, [e.prompt], [e.references[0]], [e.references], [e.meta],
+          "the first validation reference (checked before training)", cfg.run.reward_timeout_s)
     source = str(ck) if resumed else cfg.run.model
     tokenizer = load_tokenizer(source, trust_remote_code=cfg.run.trust_remote_code)
     model = load_policy(source, trust_remote_code=cfg.run.trust_remote_code)
@@ -343,7 +344,7 @@ def evaluate(cfg: Config, acc: Accelerator, model, tokenizer, examples: list[Exa
     model.train()
     batch = [examples[j] for j in mine]
     scores = score(reward[0], reward[1], [e.prompt for e in batch], completions, [e.references for e in batch],
-                   [e.meta for e in batch]) if batch else []
+                   [e.meta for e in batch], f"the validation samples of epoch {epoch}", cfg.run.reward_timeout_s) if batch else []
     all_scores = torch.tensor(gather_object(scores) if world > 1 else scores, dtype=torch.float64)
     nll = acc.reduce(nll, "sum")
     metrics = {"eval/reward_mean": all_scores.mean().item(), "eval/reward_std": all_scores.std().item() if limit > 1 else 0.0,

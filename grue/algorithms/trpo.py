@@ -117,6 +117,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
     with Display(algo.iterations, s.start_iteration, f"{cfg.run.task} trpo", enabled=show and acc.is_main_process) as display:
         for it in range(s.start_iteration + 1, algo.iterations + 1):
+            s.iteration = it
             # 1-2. Prompts and rollout (rollout_size tokens or completions, as PPO); reference and critic forwards.
             t0 = time.perf_counter()
             b = collect_iteration(s)

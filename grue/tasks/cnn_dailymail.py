@@ -16,7 +16,7 @@ joined by a space, ``.`` appended without a space). Neither is rewritten into th
 from __future__ import annotations
 
 from grue.errors import GrueError
-from grue.tasks.common import Example, source_rows
+from grue.tasks.common import Example, place, source_rows
 
 SPLITS = ("train", "validation", "test")
 HUB_NAME, HUB_CONFIG = "cnn_dailymail", "3.0.0"
@@ -32,7 +32,7 @@ def build_prompt(article: str) -> str:
 def _check_row(row: dict, n: int, split: str) -> None:
     """A one-line error for a row without the CNN/DailyMail fields (row ``n`` counts from 1)."""
     if not isinstance(row, dict) or any(not isinstance(row.get(k), str) for k in FIELDS):
-        raise GrueError(f"cnn_dailymail {split} row {n}: expected string fields 'article' and 'highlights' (and 'id') "
+        raise GrueError(f"{place(row, f'cnn_dailymail {split} row {n}')}: expected string fields 'article' and 'highlights' (and 'id') "
                         f"as in Hugging Face cnn_dailymail 3.0.0, got {sorted(row) if isinstance(row, dict) else type(row).__name__}")
 
 

@@ -24,21 +24,49 @@ def data_dir_from(explicit: str | None) -> str | None:
     return explicit or os.environ.get("GRUE_DATA_DIR") or None
 
 
+class Row(dict):
+    """One JSON object read from a data file; ``where`` (``"path:line"``) is where it was read, for error messages."""
+
+    where = ""
+
+
+def place(row, fallback: str) -> str:
+    """Where ``row`` came from for an error message: ``"path:line"`` for a row of a data file, else ``fallback``
+    (e.g. ``"totto validation row 3"`` for a Hub row)."""
+    return getattr(row, "where", "") or fallback
+
+
+def parse_jsonl_line(raw: bytes, where: str) -> Row | None:
+    """One line of a JSON Lines file as a Row (None for a blank line), or a one-line ``where: what is wrong``
+    error for bytes that are not UTF-8, text that is not JSON, or JSON that is not an object."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise GrueError(f"{where}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                        "data files must be UTF-8 JSON Lines") from None
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise GrueError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(value, dict):
+        raise GrueError(f"{where}: expected one JSON object per line, got a JSON {type(value).__name__}")
+    row = Row(value)
+    row.where = where
+    return row
+
+
 def read_jsonl_split(data_dir: str, task: str, split: str) -> list[dict]:
-    """Rows of ``data_dir/task/split.jsonl``; a clear error when the file is missing or malformed."""
+    """Rows (Rows: dicts that know their ``path:line``) of ``data_dir/task/split.jsonl``; blank lines are not rows.
+    A missing file, an empty one, or a bad line is a one-line error (``path:line: what is wrong``)."""
     path = Path(data_dir) / task / f"{split}.jsonl"
     if not path.is_file():
         raise GrueError(f"no data file {path}; expected JSON Lines at <data-dir>/{task}/{split}.jsonl")
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise GrueError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+    with path.open("rb") as f:
+        rows = [row for n, raw in enumerate(f, 1) if (row := parse_jsonl_line(raw, f"{path}:{n}")) is not None]
     if not rows:
-        raise GrueError(f"{path} holds no examples")
+        raise GrueError(f"{path}:1: the file holds no examples; expected one JSON object per line")
     return rows
 
 

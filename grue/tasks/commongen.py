@@ -23,7 +23,7 @@ its sentences.
 from __future__ import annotations
 
 from grue.errors import GrueError
-from grue.tasks.common import Example, one_per_reference, source_rows
+from grue.tasks.common import Example, one_per_reference, place, source_rows
 
 SPLITS = ("train", "validation", "test")
 HUB_NAME, HUB_CONFIG = "GEM/common_gen", None  # RL4LMs: load_dataset("gem", "common_gen")
@@ -40,18 +40,24 @@ def build_prompt(concepts: list[str]) -> str:
 
 def _row(row: dict, n: int, split: str) -> tuple[int, list[str], str]:
     """(concept set id, concepts, target) of row ``n`` (from 1), or a one-line error naming the fields."""
+    where = place(row, f"commongen {split} row {n}")
     key = next((k for k in ID_FIELDS if isinstance(row, dict) and k in row), None)
     if key is None or any(k not in row for k in ("concepts", "target")):
-        raise GrueError(f"commongen {split} row {n}: expected the fields concept_set_idx (or GEM's concept_set_id), "
+        raise GrueError(f"{where}: expected the fields concept_set_idx (or GEM's concept_set_id), "
                         f"concepts, target, got {sorted(row) if isinstance(row, dict) else type(row).__name__}")
-    if not isinstance(row["concepts"], list) or not row["concepts"]:
-        raise GrueError(f"commongen {split} row {n}: 'concepts' must be a non-empty list of words, got {row['concepts']!r}")
-    target = str(row["target"])
+    if isinstance(row[key], bool) or not isinstance(row[key], int):
+        raise GrueError(f"{where}: '{key}' must be an integer, got {row[key]!r:.80}")
+    concepts = row["concepts"]
+    if not isinstance(concepts, list) or not concepts or not all(isinstance(c, str) for c in concepts):
+        raise GrueError(f"{where}: 'concepts' must be a non-empty list of words (strings), got {concepts!r:.80}")
+    if not isinstance(row["target"], str):
+        raise GrueError(f"{where}: 'target' must be a string, got {row['target']!r:.80}")
+    target = row["target"]
     if not target.strip():
-        raise GrueError(f"commongen {split} row {n} (concept set {row[key]}) has an empty target: GEM's common_gen "
+        raise GrueError(f"{where}: concept set {row[key]} has an empty target: GEM's common_gen "
                         "test split has no references; evaluate on 'validation', or pass --data-dir DIR with the "
                         "CommonGen v1.0 test files as DIR/commongen/test.jsonl")
-    return int(row[key]), list(row["concepts"]), target
+    return row[key], list(concepts), target
 
 
 def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:

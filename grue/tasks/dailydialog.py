@@ -24,7 +24,7 @@ at its end are dropped (RL4LMs zips the three lists the same way).
 from __future__ import annotations
 
 from grue.errors import GrueError
-from grue.tasks.common import Example, source_rows
+from grue.tasks.common import Example, place, source_rows
 
 SPLITS = ("train", "validation", "test")
 HUB_NAME, HUB_CONFIG = "daily_dialog", None
@@ -60,6 +60,10 @@ def _check_row(row, where: str) -> None:
     if not isinstance(row, dict) or any(not isinstance(row.get(k), list) for k in FIELDS):
         raise GrueError(f"{where}: expected the lists {', '.join(FIELDS)} (Hugging Face daily_dialog schema), "
                         f"got {sorted(row) if isinstance(row, dict) else type(row).__name__}")
+    if not all(isinstance(u, str) for u in row["dialog"]):
+        raise GrueError(f"{where}: 'dialog' must be a list of utterances (strings), got {row['dialog']!r:.80}")
+    if not all(isinstance(e, int) and not isinstance(e, bool) for e in row["emotion"]):
+        raise GrueError(f"{where}: 'emotion' must be a list of integers, got {row['emotion']!r:.80}")
     bad = [a for a in row["act"] if isinstance(a, bool) or a not in ACTS]
     if bad:
         raise GrueError(f"{where}: dialogue act {bad[0]!r} is not one of 1..4 (inform, question, directive, commissive)")
@@ -73,7 +77,7 @@ def dialogs_to_examples(rows: list[dict], split: str = "") -> list[Example]:
     """
     examples: list[Example] = []
     for d, row in enumerate(rows):
-        _check_row(row, f"dailydialog {split} dialogue {d + 1}")
+        _check_row(row, place(row, f"dailydialog {split} dialogue {d + 1}"))
         turns = list(zip(row["dialog"], row["act"], row["emotion"]))
         for t in range(CONTEXT_SIZE, len(turns)):
             utterance, act, emotion = turns[t]

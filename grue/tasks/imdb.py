@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from grue.errors import GrueError
-from grue.tasks.common import Example, read_jsonl_split
+from grue.tasks.common import Example, place, read_jsonl_split
 
 SPLITS = ("train", "validation", "test")
 SPLIT_SEED = 42  # RL4LMs imdb_text_continuation/gpt2_*.yml: datapool seed 42
@@ -86,6 +86,17 @@ def split_review(text: str) -> tuple[str, str]:
     return " ".join(words[:k]), " ".join(words[k:])
 
 
+def check_rows(rows: list, source: str) -> list:
+    """``rows`` unchanged, or a one-line error for the first without a string ``text`` and an integer ``label``
+    (Hugging Face imdb schema); checked before the shuffle, so a Hub row is named by its place in ``source``."""
+    for n, row in enumerate(rows, 1):
+        text, label = row.get("text"), row.get("label")
+        if not isinstance(text, str) or isinstance(label, bool) or not isinstance(label, int):
+            raise GrueError(f"{place(row, f'imdb {source} row {n}')}: expected a string 'text' and an integer 'label' "
+                            f"(Hugging Face imdb schema), got text={text!r:.40}, label={label!r:.20}")
+    return rows
+
+
 def _rows_to_examples(rows) -> list[Example]:
     """One Example per review: prompt = its first half, references = [the whole review]."""
     return [Example(prompt=split_review(row["text"])[0], references=[row["text"]],
@@ -123,7 +134,7 @@ def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Exampl
         from grue.tasks.common import load_hub_split
 
         rows = load_hub_split("imdb", None, source, "imdb")
-    return _rows_to_examples(split_rows(rows, split))
+    return _rows_to_examples(split_rows(check_rows(rows, source), split))
 
 
 def supervised_targets(examples: list[Example]) -> list[Example]:

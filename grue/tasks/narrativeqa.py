@@ -23,7 +23,7 @@ has (``document.summary.text``, ``question.text``, ``answers`` = list of {``text
 from __future__ import annotations
 
 from grue.errors import GrueError
-from grue.tasks.common import Example, one_per_reference, source_rows
+from grue.tasks.common import Example, one_per_reference, place, source_rows
 
 SPLITS = ("train", "validation", "test")
 HUB_NAME, HUB_CONFIG = "narrativeqa", None
@@ -54,7 +54,7 @@ def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:
     the answers of every row with that prompt, lower-cased and stripped, in row order."""
     grouped: dict[str, list[str]] = {}
     for i, row in enumerate(rows):
-        where = f"narrativeqa {split} row {i + 1}"
+        where = place(row, f"narrativeqa {split} row {i + 1}")
         if not isinstance(row, dict) or not all(k in row for k in ("document", "question", "answers")):
             raise GrueError(f"{where}: expected the fields document, question, answers (Hugging Face narrativeqa "
                             f"schema), got {sorted(row) if isinstance(row, dict) else type(row).__name__}")

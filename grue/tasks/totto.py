@@ -26,7 +26,7 @@ scored: loading it from the Hub is an error, and so is any row without annotatio
 from __future__ import annotations
 
 from grue.errors import GrueError
-from grue.tasks.common import Example, one_per_reference, source_rows
+from grue.tasks.common import Example, one_per_reference, place, source_rows
 
 SPLITS = ("train", "validation", "test")
 VARIANTS = ("subtable", "titles", "no_titles")
@@ -159,7 +159,7 @@ def references(row: dict, where: str = "totto") -> list[str]:
         finals = []
     refs = [str(s) for s in finals]
     if not refs or not all(r.strip() for r in refs):
-        raise GrueError(f"{where} has no reference sentences: {UNLABELED}")
+        raise GrueError(f"{where}: no reference sentences: {UNLABELED}")
     return refs
 
 
@@ -176,7 +176,19 @@ def _check_row(row, where: str) -> None:
     if not isinstance(row, dict) or any(k not in row for k in FIELDS):
         raise GrueError(f"{where}: expected the ToTTo fields {', '.join(FIELDS)} (original ToTTo JSON or Hugging Face "
                         f"totto), got {sorted(row) if isinstance(row, dict) else type(row).__name__}")
-    if not row["highlighted_cells"]:
+    table, cells = row["table"], row["highlighted_cells"]
+    if not isinstance(table, list) or not all(isinstance(r, list) and all(
+            isinstance(c, dict) and isinstance(c.get("value"), str) and isinstance(c.get("is_header"), bool) for c in r)
+            for r in table):
+        raise GrueError(f"{where}: 'table' must be a list of rows, each a list of cells "
+                        f"{{\"value\": str, \"is_header\": bool, ...}}, got {table!r:.80}")
+    for key in ("table_page_title", "table_section_title"):
+        if not isinstance(row[key], str):
+            raise GrueError(f"{where}: '{key}' must be a string, got {row[key]!r:.80}")
+    if not isinstance(cells, list) or not all(isinstance(c, list) and len(c) == 2 and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in c) for c in cells):
+        raise GrueError(f"{where}: 'highlighted_cells' must be a list of [row, column] integer pairs, got {cells!r:.80}")
+    if not cells:
         raise GrueError(f"{where}: no highlighted cells; every ToTTo example highlights at least one [row, column]")
 
 
@@ -194,7 +206,7 @@ def rows_to_examples(rows: list[dict], split: str = "", variant: str = "subtable
     overlap_subset (bool or None), example_id (str), index}."""
     examples = []
     for i, row in enumerate(rows):
-        where = f"totto {split} row {i + 1}"
+        where = place(row, f"totto {split} row {i + 1}")
         _check_row(row, where)
         refs = references(row, where)
         examples.append(Example(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from grue.errors import GrueError
-from grue.tasks.common import Example, source_rows
+from grue.tasks.common import Example, place, source_rows
 
 SPLITS = ("train", "validation", "test")
 HUB_NAME, HUB_CONFIG = "wmt16", "de-en"
@@ -31,7 +31,7 @@ def _pair(row: dict, n: int, split: str) -> tuple[str, str]:
     """(English, German) of a row ``{"translation": {"en": str, "de": str}}``, or a one-line error (``n`` from 1)."""
     pair = row.get("translation") if isinstance(row, dict) else None
     if not isinstance(pair, dict) or not all(isinstance(pair.get(k), str) for k in (SOURCE, TARGET)):
-        raise GrueError(f"wmt16 {split} row {n}: expected {{\"translation\": {{\"de\": str, \"en\": str}}}} "
+        raise GrueError(f"{place(row, f'wmt16 {split} row {n}')}: expected {{\"translation\": {{\"de\": str, \"en\": str}}}} "
                         f"(Hugging Face wmt16 de-en schema), got {str(row)[:80]}")
     return pair[SOURCE], pair[TARGET]
 
