@@ -4,7 +4,7 @@ Every run is a real `grue train` in its own process. Writes a JSON summary (fina
 mean ± std over seeds per algorithm and setting, the last 20% of iterations per run)
 and a PNG of reward and KL per iteration with a mean ± std band.
 
-    python benchmarks/compare.py [--algos ppo nlpo ...] [--seeds 0 1 2] [--iterations 30] [--out benchmarks/results/compare]
+    python benchmarks/compare.py [--algos ppo nlpo ...] [--settings "seq2seq (tiny-t5)"] [--seeds 0 1 2] [--iterations 30] [--out benchmarks/results/compare]
 
 Each algorithm runs with its own smoke preset (tasks/imdb/presets/smoke.yaml), all for the same number of
 iterations. An iteration is 64 completions for every algorithm, so the x axis is also samples drawn.
@@ -45,6 +45,7 @@ def band(rows: list[list[dict]], key: str) -> tuple[list[float], list[float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--out", default="benchmarks/results/compare")
@@ -54,7 +55,8 @@ def main() -> None:
     curves: dict = {}
     summary: dict = {"algos": args.algos, "seeds": args.seeds, "iterations": args.iterations, "data": os.environ.get("GRUE_DATA_DIR") or "built-in", "results": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for setting, extra in SETTINGS.items():
+        for setting in args.settings:
+            extra = SETTINGS[setting]
             for algo in args.algos:
                 rows = []
                 for seed in args.seeds:
@@ -72,7 +74,7 @@ def main() -> None:
                 }
                 curves[(setting, algo)] = rows
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    plot(curves, args.algos, out / "reward_kl.png")
+    plot(curves, args.settings, args.algos, out / "reward_kl.png")
     for setting, res in summary["results"].items():
         for algo, r in res.items():
             print(f"{setting:20s} {algo:5s} final reward {r['final_reward_mean']:.3f} ± {r['final_reward_std']:.3f} "
@@ -81,13 +83,12 @@ def main() -> None:
     print(f"wrote {out / 'summary.json'} and {out / 'reward_kl.png'}")
 
 
-def plot(curves: dict, algos: list[str], path: Path) -> None:
+def plot(curves: dict, settings: list[str], algos: list[str], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    settings = list(SETTINGS)
     fig, axes = plt.subplots(2, len(settings), figsize=(6 * len(settings), 7), squeeze=False)
     for col, setting in enumerate(settings):
         for row, (key, label) in enumerate((("reward/mean", "reward (mean over samples)"), ("kl/mean", "KL per token"))):

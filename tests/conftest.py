@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -43,6 +44,28 @@ def run_cli(*args: str, data_dir: str | None = None, timeout: int = 600, cwd: Pa
     """Run `python -m grue_cli.main ARGS` (the `grue` console script) and capture its output."""
     return subprocess.run([sys.executable, "-m", "grue_cli.main", *args], capture_output=True, text=True,
                           env=cli_env(data_dir), timeout=timeout, cwd=cwd or REPO)
+
+
+@dataclasses.dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli_in_process(*args: str, data_dir: str | None = None) -> CliResult:
+    """The `grue` command run in this process (typer's runner) with run_cli's environment: for checks of what the
+    command answers (errors, exit codes) without paying a new interpreter and torch import per case. An
+    exception that escapes the command is re-raised, so a traceback cannot pass for an answer."""
+    from typer.testing import CliRunner
+
+    from grue_cli.main import app
+
+    env = cli_env(data_dir)
+    r = CliRunner().invoke(app, list(args), env={k: env.get(k) for k in set(env) | set(os.environ)})
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return CliResult(r.exit_code, r.stdout, r.stderr)
 
 
 # Small, fast PPO settings for end-to-end runs of the tiny models.

@@ -1,4 +1,4 @@
-"""``grue eval`` end to end: every task trains 2 PPO iterations and evaluates through the CLI."""
+"""``grue eval`` end to end: every task trains 1 PPO iteration and evaluates through the CLI."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from grue.results import load_results
-from conftest import REPO, run_cli
+from conftest import REPO, cli_in_process, run_cli
 
 GRUE = ["imdb", "commongen", "cnn_dailymail", "totto", "wmt16", "dailydialog", "narrativeqa"]
 EVAL_SPLIT = {"imdb": "test", "commongen": "validation", "cnn_dailymail": "test", "totto": "validation",
@@ -19,10 +19,10 @@ EVAL_SPLIT = {"imdb": "test", "commongen": "validation", "cnn_dailymail": "test"
 @pytest.mark.parametrize("task", GRUE)
 def test_train_then_eval_every_task(task, tmp_path, data_dir):
     run = tmp_path / "run"
-    r = run_cli(*["train", task, "--algo", "ppo", "--preset", "smoke", "--iterations", "2", "--data-dir", str(data_dir),
+    r = run_cli(*["train", task, "--algo", "ppo", "--preset", "smoke", "--iterations", "1", "--data-dir", str(data_dir),
                  "--output-dir", str(run), "--quiet"])
     assert r.returncode == 0, r.stderr
-    r = run_cli(*["eval", "--checkpoint", str(run), "--split", EVAL_SPLIT[task], "--limit", "6", "--batch-size", "3",
+    r = cli_in_process(*["eval", "--checkpoint", str(run), "--split", EVAL_SPLIT[task], "--limit", "6", "--batch-size", "3",
                  "--data-dir", str(data_dir), "--quiet"])
     assert r.returncode == 0, r.stderr
     out = run / "eval" / EVAL_SPLIT[task]
@@ -50,7 +50,7 @@ def test_train_then_eval_every_task(task, tmp_path, data_dir):
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 6 and all({"prompt", "generation", "references", "scores"} <= set(r) for r in rows)
     if task == "imdb":  # asking for an action mask a PPO run does not have is refused, not ignored
-        r = run_cli("eval", "--checkpoint", str(run), "--split", "test", "--set", "eval.action_mask=true", "--overwrite", "--quiet")
+        r = cli_in_process("eval", "--checkpoint", str(run), "--split", "test", "--set", "eval.action_mask=true", "--overwrite", "--quiet")
         assert r.returncode == 2 and "Traceback" not in r.stderr
         assert r.stderr.strip().splitlines() == ["error: --set eval.action_mask=true: eval.action_mask applies an NLPO "
                                                  "checkpoint's masking policy; this ppo run has none (leave the key out)"]
@@ -61,7 +61,7 @@ def test_zero_shot_eval_and_its_errors(tmp_path, data_dir):
     out = tmp_path / "zs"
     args = ["eval", "--task", "imdb", "--model", "tiny-gpt2", "--limit", "4", "--data-dir", str(data_dir),
             "--output-dir", str(out), "--quiet", "--set", "eval.max_new_tokens=8", "--set", "eval.min_new_tokens=8"]
-    r = run_cli(*args)
+    r = cli_in_process(*args)
     assert r.returncode == 0, r.stderr
     res = load_results(out / "results.json")
     assert res.algorithm == "zero-shot" and res.model.name == "tiny-gpt2" and "ppo" not in res.config and res.config["eval"]["max_new_tokens"] == 8
@@ -74,7 +74,7 @@ def test_zero_shot_eval_and_its_errors(tmp_path, data_dir):
     assert "perplexity" in r.stdout and "wrote" in r.stdout
 
     before = (out / "results.json").read_bytes()
-    again = run_cli(*args)  # an earlier evaluation is never overwritten silently
+    again = cli_in_process(*args)  # an earlier evaluation is never overwritten silently
     assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
     assert (out / "results.json").read_bytes() == before
 
@@ -88,7 +88,7 @@ def test_zero_shot_eval_and_its_errors(tmp_path, data_dir):
                           "reference, prompt_and_reference"),
                          (["eval", "--task", "imdb", "--model", "tiny-gpt2", "--set", "action_mask=true"],
                           "eval.action_mask applies an NLPO checkpoint's masking policy; a zero-shot model has none")]:
-        r = run_cli(*bad)
+        r = cli_in_process(*bad)
         assert r.returncode == 2, bad
         assert message in r.stderr and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1

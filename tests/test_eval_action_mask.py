@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_model
 from transformers import LogitsProcessorList
 
-from conftest import run_cli
+from conftest import cli_in_process, run_cli
 from grue.action_mask import ActionMask, parents
 from grue.models import load_policy, load_tokenizer
 from grue.results import load_results
@@ -129,7 +129,7 @@ def test_nlpo_run_is_evaluated_through_its_mask(tmp_path, data_dir):
               "--set", "eval.max_new_tokens=8", "--set", "eval.min_new_tokens=8"]
 
     def evaluate(out, *sets):
-        r = run_cli(*common, "--output-dir", str(tmp_path / out), *sets)
+        r = cli_in_process(*common, "--output-dir", str(tmp_path / out), *sets)
         assert r.returncode == 0, r.stderr[-2000:]
         rows = (tmp_path / out / "samples.jsonl").read_text(encoding="utf-8").splitlines()
         return load_results(tmp_path / out / "results.json"), [json.loads(line)["generation"] for line in rows]

@@ -6,7 +6,7 @@ import hashlib
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import cli_in_process, run_cli
 from typer.testing import CliRunner
 
 from grue.config import resolve
@@ -34,7 +34,7 @@ def samples(out) -> list[dict]:
 def score_external(tmp_path, data_dir, task, split, generations, out_name, *extra):
     preds = write_jsonl(tmp_path / f"{out_name}.jsonl", [{"index": i, "generation": g, "id": f"x{i}"} for i, g in enumerate(generations)])
     out = tmp_path / out_name
-    r = run_cli("eval", "--task", task, "--split", split, "--predictions", preds, "--model-name", "some-lab/api-model",
+    r = cli_in_process("eval", "--task", task, "--split", split, "--predictions", preds, "--model-name", "some-lab/api-model",
                 "--limit", str(len(generations)), "--data-dir", str(data_dir), "--output-dir", str(out), "--quiet", *extra)
     assert r.returncode == 0, r.stderr[-2000:]
     return load_results(out / "results.json"), out
@@ -80,11 +80,11 @@ def test_scores_of_chosen_texts_equal_the_metric_functions(tmp_path, data_dir):
 @pytest.mark.slow
 def test_rescoring_a_normal_evaluations_samples_reproduces_its_metrics(tmp_path, data_dir):
     normal = tmp_path / "normal"
-    r = run_cli("eval", "--task", "dailydialog", "--model", "tiny-gpt2", "--limit", "6", "--data-dir", str(data_dir),
+    r = cli_in_process("eval", "--task", "dailydialog", "--model", "tiny-gpt2", "--limit", "6", "--data-dir", str(data_dir),
                 "--output-dir", str(normal), "--quiet", "--set", "eval.max_new_tokens=8")
     assert r.returncode == 0, r.stderr[-2000:]
     ext = tmp_path / "external"
-    r = run_cli("eval", "--task", "dailydialog", "--predictions", str(normal / "samples.jsonl"), "--model-name", "tiny-gpt2",
+    r = cli_in_process("eval", "--task", "dailydialog", "--predictions", str(normal / "samples.jsonl"), "--model-name", "tiny-gpt2",
                 "--limit", "6", "--data-dir", str(data_dir), "--output-dir", str(ext), "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
     a, b = load_results(normal / "results.json"), load_results(ext / "results.json")

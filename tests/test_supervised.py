@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import FAST, run_cli
+from conftest import FAST, cli_in_process, run_cli
 from grue.algorithms import supervised as sft
 from grue.config import from_dict, load_yaml, resolve
 from grue.errors import GrueError
@@ -266,7 +266,7 @@ def test_cli_supervised_resume_then_ppo_init_from(tmp_path, reviews):
     (["--init-from", "{tmp}", "--model", "tiny-gpt2"], "--init-from and --model"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, args, message):
-    p = run_cli("train", "imdb", *[a.format(tmp=tmp_path) for a in args], "--output-dir", str(tmp_path / "r"), "--quiet")
+    p = cli_in_process("train", "imdb", *[a.format(tmp=tmp_path) for a in args], "--output-dir", str(tmp_path / "r"), "--quiet")
     assert p.returncode == 2, (p.stdout, p.stderr)
     out = p.stderr.strip().splitlines()
     assert len(out) == 1 and out[0].startswith("error: ") and message in out[0], p.stderr
