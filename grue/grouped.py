@@ -13,7 +13,7 @@ import torch
 
 from grue.advantages import kl_penalized_rewards
 from grue.kl import kl_estimate
-from grue.onpolicy import Batch, Scored, backward_step, collect, minibatches, warped
+from grue.onpolicy import Batch, Scored, collect, optimizer_steps, warped
 from grue.rollout import decode_completions, lm_inputs, policy_forward, token_logprobs
 from grue.sampling import full_logprobs
 from grue.setup import Session
@@ -85,18 +85,7 @@ def sequence_update(s: Session, r, weights: torch.Tensor, advantages: torch.Tens
     ``weights`` (B,T): token weights (grue.advantages.completion_weights); a step's loss is its weighted token
     sum over the sum of its weights. ``advantages`` (B,) are broadcast over each completion's tokens.
     ``loss_fn(s, r_micro, weights, advantages (M,T), None, denom) -> (loss, stats)``. Returns mean statistics."""
-    algo, acc = s.algo, s.accelerator
-    adv = advantages[:, None] * r.response_mask
-    sums: dict[str, torch.Tensor] = {}
-    steps = 0
-    for _ in range(algo.epochs):
-        for rows, w in minibatches(weights, "completions", algo.minibatch_size, s.shuffle_rng):
-            stats = backward_step(s, r, rows, w, adv, None, loss_fn, algo.grad_accum)
-            stats["policy/grad_norm"] = acc.clip_grad_norm_(s.params, algo.max_grad_norm)
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + v
-            s.optimizer.step()
-            s.optimizer.zero_grad(set_to_none=True)
-            steps += 1
-    return {k: torch.as_tensor(v, device=s.device, dtype=torch.float32) / steps for k, v in sums.items()}
+    algo = s.algo
+    return optimizer_steps(s, r, weights, "completions", algo.epochs, advantages[:, None] * r.response_mask, None, loss_fn,
+                           algo.grad_accum, algo.max_grad_norm)
 

@@ -243,6 +243,27 @@ def backward_step(s: Session, r: Rollout, rows: torch.Tensor, sel: torch.Tensor,
     return sums
 
 
+def optimizer_steps(s: Session, r: Rollout, weights: torch.Tensor, unit: str, passes: int, advantages: torch.Tensor,
+                    returns: torch.Tensor | None, loss_fn: Callable, grad_accum: int = 1,
+                    max_grad_norm: float | None = None) -> dict[str, torch.Tensor]:
+    """``passes`` epochs of shuffled minibatches of ``s.algo.minibatch_size`` (``unit``: completions or tokens of
+    ``weights`` (B,T)), one ``backward_step`` and one optimizer step each, the gradient norm clipped to
+    ``max_grad_norm`` (None: not clipped, nor logged). Returns each statistic's mean over the steps (tensors)."""
+    sums: dict[str, torch.Tensor] = {}
+    steps = 0
+    for _ in range(passes):
+        for rows, sel in minibatches(weights, unit, s.algo.minibatch_size, s.shuffle_rng):
+            stats = backward_step(s, r, rows, sel, advantages, returns, loss_fn, grad_accum)
+            if max_grad_norm is not None:
+                stats["policy/grad_norm"] = s.accelerator.clip_grad_norm_(s.params, max_grad_norm)
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v
+            s.optimizer.step()
+            s.optimizer.zero_grad(set_to_none=True)
+            steps += 1
+    return {k: torch.as_tensor(v, device=s.device, dtype=torch.float32) / steps for k, v in sums.items()}
+
+
 def mean_kl(s: Session, sc: Scored) -> float:
     """Mean per-token KL over all processes (what the adaptive controller tracks)."""
     return s.accelerator.reduce(masked_mean(sc.kl, sc.rollout.response_mask).detach(), "mean").item()

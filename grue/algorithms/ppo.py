@@ -20,14 +20,13 @@ from grue.errors import GrueError
 from grue.kl import KLController
 from grue.losses import ppo_policy_loss, token_mean, value_loss
 from grue.onpolicy import (
-    backward_step,
     collect,
     collect_iteration,
     evaluate_actions,
     iteration_metrics,
     mean_kl,
-    minibatches,
     old_logprobs,
+    optimizer_steps,
     score_and_advantages,
     sync_clock,
     uses_full_softmax,
@@ -162,19 +161,9 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
 def update(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
     """``epochs`` passes of shuffled minibatches (completions or tokens); returns the mean statistics as tensors."""
-    algo, acc = s.algo, s.accelerator
-    sums: dict[str, torch.Tensor] = {}
-    steps = 0
-    for _ in range(algo.epochs):
-        for rows, sel in minibatches(r.response_mask, algo.batch_unit, algo.minibatch_size, s.shuffle_rng):
-            stats = backward_step(s, r, rows, sel, adv, returns, minibatch_loss, algo.grad_accum)
-            stats["policy/grad_norm"] = acc.clip_grad_norm_(s.params, algo.max_grad_norm)
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + v
-            s.optimizer.step()
-            s.optimizer.zero_grad(set_to_none=True)
-            steps += 1
-    return {k: torch.as_tensor(v, device=s.device, dtype=torch.float32) / steps for k, v in sums.items()}
+    algo = s.algo
+    return optimizer_steps(s, r, r.response_mask, algo.batch_unit, algo.epochs, adv, returns, minibatch_loss,
+                           algo.grad_accum, algo.max_grad_norm)
 
 
 def minibatch_loss(s: Session, r, sel: torch.Tensor, adv: torch.Tensor, returns: torch.Tensor, denom) -> tuple[torch.Tensor, dict]:

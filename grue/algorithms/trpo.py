@@ -26,7 +26,7 @@ from grue.config import Config
 from grue.errors import GrueError
 from grue.kl import KLController
 from grue.losses import value_loss
-from grue.onpolicy import backward_step, collect_iteration, iteration_metrics, mean_kl, minibatches, score_and_advantages, sync_clock, values_of
+from grue.onpolicy import collect_iteration, iteration_metrics, mean_kl, optimizer_steps, score_and_advantages, sync_clock, values_of
 from grue.rollout import lm_inputs, policy_forward
 from grue.sampling import token_logprobs_in, warped_log_softmax
 from grue.setup import Session, critic_kind, start_session
@@ -229,14 +229,7 @@ def fit_critic(s: Session, r, advantages: torch.Tensor, returns: torch.Tensor) -
     """``n_critic_updates`` passes of shuffled minibatches (tokens or completions) of the value MSE, each one
     step of the critic's optimizer; returns the mean ``loss/value``."""
     algo = s.algo
-    total, steps = 0.0, 0
-    for _ in range(algo.n_critic_updates):
-        for rows, sel in minibatches(r.response_mask, algo.batch_unit, algo.minibatch_size, s.shuffle_rng):
-            total = total + backward_step(s, r, rows, sel, advantages, returns, critic_loss, 1)["loss/value"]
-            s.optimizer.step()
-            s.optimizer.zero_grad(set_to_none=True)
-            steps += 1
-    return {"loss/value": torch.as_tensor(total, device=s.device, dtype=torch.float32) / steps}
+    return optimizer_steps(s, r, r.response_mask, algo.batch_unit, algo.n_critic_updates, advantages, returns, critic_loss)
 
 
 def critic_loss(s: Session, r, sel: torch.Tensor, _adv, returns: torch.Tensor, denom) -> tuple[torch.Tensor, dict]:
