@@ -49,7 +49,7 @@ bench:
 	$(PYTHON) benchmarks/bench_ppo.py --out benchmarks/results/bench_ppo.json
 
 compare:
-	$(PYTHON) benchmarks/compare.py --out benchmarks/results/compare
+	$(PYTHON) benchmarks/compare.py --jobs 2 --iterations 20 --out benchmarks/results/compare
 
 clean:
 	rm -rf build dist .pytest_cache benchmarks/results
