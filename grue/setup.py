@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +22,7 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 
 from grue import checkpoint as ckpt
+from grue import interrupt
 from grue.config import Config
 from grue.data import PromptStream
 from grue.errors import GrueError
@@ -132,6 +134,14 @@ class Session:
                       if hasattr(self.optimizer, "optimizer") else self.optimizer, state)
         acc.wait_for_everyone()
 
+    def stop_asked(self) -> bool:
+        return stop_asked(self.accelerator)
+
+    def halt_if(self, stop: bool, iteration: int) -> None:
+        """After the checkpoint of ``iteration``: raise ``Interrupted`` (how to resume) when ``stop`` and iterations remain."""
+        if stop and iteration < self.algo.iterations:
+            raise stopped(self.cfg, self.run_dir, "iteration", iteration)
+
     def finish(self) -> dict:
         """Write summary.json: the learning summary and each process's parameter checksum."""
         acc = self.accelerator
@@ -207,6 +217,22 @@ def make_critic(kind: str, policy: torch.nn.Module) -> torch.nn.Module | None:
     if kind == "none":
         return None
     return Critic(policy) if kind == "separate" else ValueHead(hidden_size_of(policy.config))
+
+
+def stop_asked(acc: Accelerator) -> bool:
+    """Whether a signal asked the run to stop (grue.interrupt), on any process: all processes then stop
+    after the same iteration (one all-reduce per iteration when there are several)."""
+    asked = 1.0 if interrupt.asked() is not None else 0.0
+    if acc.num_processes > 1:
+        asked = acc.reduce(torch.tensor(asked, device=acc.device), "sum").item()
+    return asked > 0
+
+
+def stopped(cfg: Config, run_dir: Path, unit: str, done: int) -> interrupt.Interrupted:
+    """The ``Interrupted`` of a run stopped by a signal after the checkpoint of ``unit`` ``done``."""
+    signum = interrupt.asked() or signal.SIGTERM
+    return interrupt.Interrupted(signum, f"stopped by {signal.Signals(signum).name} after {unit} {done}, checkpoint saved; "
+                                         f"continue with: grue train {cfg.run.task} --resume {run_dir}")
 
 
 def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int], None],

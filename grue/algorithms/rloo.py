@@ -105,12 +105,14 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             sync_clock(s)
             t_update = time.perf_counter() - t1
 
-            # 6. Log, show, checkpoint.
+            # 6. Log, show, checkpoint (at once, then stop, when a signal asked).
             metrics = iteration_metrics(s, it, sc, stats, mean_kl(s, sc), algo.kl_coef, t_rollout, t_update)
             s.log(metrics, b.examples, b.idx, sc.completions, sc.scores.tolist())
             display.update(metrics)
-            if it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
+            stop = s.stop_asked()  # SIGINT/SIGTERM: checkpoint now, then stop
+            if stop or it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
                 s.save(it, {})
+            s.halt_if(stop, it)
     return s.finish()
 
 
