@@ -182,28 +182,31 @@ def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress:
     """
     total = cfg.algo.iterations if total is None else total
     ck = resumed = None
+    restart = False
     if resume_dir:
         run_dir = Path(resume_dir)
-        if run_dir.is_dir() and unstarted(run_dir):
-            raise GrueError(f"{run_dir} never completed an {progress}, so there is nothing to resume; start it again "
-                            f"(grue train {cfg.run.task} ... --output-dir {run_dir}): a new run reuses such a folder")
-        ck = ckpt.latest(run_dir)
-        resumed = ckpt.load_state(ck)
-        if resumed["world_size"] != acc.num_processes:
-            raise GrueError(f"{run_dir} ran on {resumed['world_size']} processes; resume it with the same number (now {acc.num_processes})")
-        if resumed[progress] >= total:
-            raise GrueError(f"{run_dir} already finished {resumed[progress]} {progress}s; pass --iterations N with N > {resumed[progress]}")
+        # Stopped before its first checkpoint (a kill, a failure): nothing to continue, so the same run starts over.
+        restart = run_dir.is_dir() and unstarted(run_dir, logs_ok=True)
+        if not restart:
+            ck = ckpt.latest(run_dir)
+            resumed = ckpt.load_state(ck)
+            if resumed["world_size"] != acc.num_processes:
+                raise GrueError(f"{run_dir} ran on {resumed['world_size']} processes; resume it with the same number (now {acc.num_processes})")
+            if resumed[progress] >= total:
+                raise GrueError(f"{run_dir} already finished {resumed[progress]} {progress}s; pass --iterations N with N > {resumed[progress]}")
     else:
         run_dir = new_run_dir(cfg.run.output_dir, cfg.run.task, cfg.run.algo, cfg.run.seed) if acc.is_main_process else None
         run_dir = Path(per_rank(acc, str(run_dir))[0])  # the main process's choice, for every rank
     if acc.is_main_process:
         write_config(run_dir, {**cfg.to_dict(), "world_size": acc.num_processes})
         if announce:
-            print(f"resuming {run_dir} after {progress} {resumed[progress]}" if resumed else f"run directory {run_dir}", flush=True)
-        if resumed:
+            print(f"resuming {run_dir} after {progress} {resumed[progress]}" if resumed else
+                  f"restarting {run_dir} from {progress} 0 (it has no checkpoint yet)" if restart else f"run directory {run_dir}",
+                  flush=True)
+        if resumed or restart:
             ckpt.discard_partial(run_dir)
             for name in logs:
-                truncate_jsonl(run_dir / name, resumed[progress])
+                truncate_jsonl(run_dir / name, resumed[progress] if resumed else 0)
     return run_dir, ck, resumed
 
 

@@ -224,16 +224,25 @@ def test_existing_run_directory_is_never_overwritten(tmp_path):
 
 
 def test_a_folder_left_by_a_run_that_never_started_is_reused(tmp_path):
-    """What a killed run leaves before its first iteration (only grue's config.yaml) blocks nothing: --resume says
-    there is nothing to resume, and a new run starts in it; a folder with a file of the user's is still refused."""
+    """What a killed run leaves before its first checkpoint blocks nothing: a new run starts in a folder holding
+    only grue's config.yaml, and --resume of one that also logged lines (a torn last one included) starts the same
+    run over; a folder with a file of the user's is still refused."""
     run = tmp_path / "r"
     run.mkdir()
     (run / "config.yaml").write_text("grue_version: 0.2.0\ntask_version: '2.0'\nrun: {task: imdb, algo: ppo}\nworld_size: 1\n")
-    p = cli_in_process("train", "imdb", "--resume", str(run))
-    assert p.returncode == 2 and "never completed an iteration, so there is nothing to resume" in p.stderr, p.stderr
     p = cli_in_process("train", "imdb", "--preset", "smoke", "--iterations", "1", "--output-dir", str(run), "--quiet", *FAST)
     assert p.returncode == 0, p.stderr[-2000:]
     assert [r["iteration"] for r in metrics(run)] == [1] and yaml.safe_load((run / "config.yaml").read_text())["ppo"]["iterations"] == 1
+
+    stopped = tmp_path / "stopped"  # killed after logging iteration 1, mid-way through iteration 2's line, before any checkpoint
+    stopped.mkdir()
+    (stopped / "config.yaml").write_text((run / "config.yaml").read_text())
+    (stopped / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text() + '{"iteration": 2, "rew')
+    p = cli_in_process("train", "imdb", "--resume", str(stopped), "--iterations", "2")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.splitlines()[0] == f"restarting {stopped} from iteration 0 (it has no checkpoint yet)"
+    assert [r["iteration"] for r in metrics(stopped)] == [1, 2] and (stopped / "checkpoint").is_dir()
+
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     (mixed / "config.yaml").write_text((run / "config.yaml").read_text())

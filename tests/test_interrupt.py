@@ -86,3 +86,45 @@ def test_sigterm_to_the_command_saves_says_how_to_resume_and_resume_continues(tm
     p = run_cli("train", "imdb", "--resume", str(run), "--iterations", str(done + 1), "--quiet")
     assert p.returncode == 0, p.stderr[-2000:]
     assert iterations(run) == list(range(1, done + 2))
+
+
+def comparable(row: dict) -> dict:
+    return {k: v for k, v in row.items() if not k.startswith("time/") and k != "tokens_per_s"}
+
+
+@pytest.mark.slow
+def test_ten_kills_at_seeded_random_moments_lose_nothing(tmp_path):
+    """SIGKILL at 10 seeded random moments of one run (rollout, update or checkpoint write: a checkpoint every
+    iteration), each followed by --resume: every kill leaves a readable, intact checkpoint (or none yet), and the
+    finished run's metrics equal an uninterrupted run's."""
+    import random
+
+    total = 20
+    common = ["train", "imdb", "--preset", "smoke", "--quiet", "--iterations", str(total), "--set", "run.checkpoint_every=1", *FAST]
+    straight, run = tmp_path / "straight", tmp_path / "killed"
+    assert run_cli(*common, "--output-dir", str(straight)).returncode == 0
+    rng = random.Random(14)
+    kills = 0
+    for k in range(10):
+        # the first start, then always the resume command (a run killed before its first checkpoint starts over)
+        args = common + ["--output-dir", str(run)] if k == 0 else ["train", "imdb", "--resume", str(run), "--quiet"]
+        proc = subprocess.Popen([sys.executable, "-m", "grue_cli.main", *args], env=cli_env(), cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start = len(iterations(run)) if (run / "metrics.jsonl").exists() else 0
+        deadline = time.time() + 120  # once training has started (a new metrics line), wait a random moment
+        while time.time() < deadline and proc.poll() is None and (len(iterations(run)) if (run / "metrics.jsonl").exists() else 0) <= start:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.6))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        if (run / "checkpoint").exists() or (run / "checkpoint.old").exists():
+            load_state(latest(run))  # never unreadable, never damaged
+    assert kills >= 8, "the run finished before most kills landed: the moments are too late"
+    if load_state(latest(run))["iteration"] < total:
+        p = run_cli("train", "imdb", "--resume", str(run), "--quiet")
+        assert p.returncode == 0, p.stderr[-2000:]
+    a = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [comparable(r) for r in b] == [comparable(r) for r in a]
