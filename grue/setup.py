@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +22,7 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 
 from grue import checkpoint as ckpt
+from grue import interrupt
 from grue.config import Config
 from grue.data import PromptStream
 from grue.errors import GrueError
@@ -132,6 +134,14 @@ class Session:
                       if hasattr(self.optimizer, "optimizer") else self.optimizer, state)
         acc.wait_for_everyone()
 
+    def stop_asked(self) -> bool:
+        return stop_asked(self.accelerator)
+
+    def halt_if(self, stop: bool, iteration: int) -> None:
+        """After the checkpoint of ``iteration``: raise ``Interrupted`` (how to resume) when ``stop`` and iterations remain."""
+        if stop and iteration < self.algo.iterations:
+            raise stopped(self.cfg, self.run_dir, "iteration", iteration)
+
     def finish(self) -> dict:
         """Write summary.json: the learning summary and each process's parameter checksum."""
         acc = self.accelerator
@@ -172,28 +182,31 @@ def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress:
     """
     total = cfg.algo.iterations if total is None else total
     ck = resumed = None
+    restart = False
     if resume_dir:
         run_dir = Path(resume_dir)
-        if run_dir.is_dir() and unstarted(run_dir):
-            raise GrueError(f"{run_dir} never completed an {progress}, so there is nothing to resume; start it again "
-                            f"(grue train {cfg.run.task} ... --output-dir {run_dir}): a new run reuses such a folder")
-        ck = ckpt.latest(run_dir)
-        resumed = ckpt.load_state(ck)
-        if resumed["world_size"] != acc.num_processes:
-            raise GrueError(f"{run_dir} ran on {resumed['world_size']} processes; resume it with the same number (now {acc.num_processes})")
-        if resumed[progress] >= total:
-            raise GrueError(f"{run_dir} already finished {resumed[progress]} {progress}s; pass --iterations N with N > {resumed[progress]}")
+        # Stopped before its first checkpoint (a kill, a failure): nothing to continue, so the same run starts over.
+        restart = run_dir.is_dir() and unstarted(run_dir, logs_ok=True)
+        if not restart:
+            ck = ckpt.latest(run_dir)
+            resumed = ckpt.load_state(ck)
+            if resumed["world_size"] != acc.num_processes:
+                raise GrueError(f"{run_dir} ran on {resumed['world_size']} processes; resume it with the same number (now {acc.num_processes})")
+            if resumed[progress] >= total:
+                raise GrueError(f"{run_dir} already finished {resumed[progress]} {progress}s; pass --iterations N with N > {resumed[progress]}")
     else:
         run_dir = new_run_dir(cfg.run.output_dir, cfg.run.task, cfg.run.algo, cfg.run.seed) if acc.is_main_process else None
         run_dir = Path(per_rank(acc, str(run_dir))[0])  # the main process's choice, for every rank
     if acc.is_main_process:
         write_config(run_dir, {**cfg.to_dict(), "world_size": acc.num_processes})
         if announce:
-            print(f"resuming {run_dir} after {progress} {resumed[progress]}" if resumed else f"run directory {run_dir}", flush=True)
-        if resumed:
+            print(f"resuming {run_dir} after {progress} {resumed[progress]}" if resumed else
+                  f"restarting {run_dir} from {progress} 0 (it has no checkpoint yet)" if restart else f"run directory {run_dir}",
+                  flush=True)
+        if resumed or restart:
             ckpt.discard_partial(run_dir)
             for name in logs:
-                truncate_jsonl(run_dir / name, resumed[progress])
+                truncate_jsonl(run_dir / name, resumed[progress] if resumed else 0)
     return run_dir, ck, resumed
 
 
@@ -207,6 +220,22 @@ def make_critic(kind: str, policy: torch.nn.Module) -> torch.nn.Module | None:
     if kind == "none":
         return None
     return Critic(policy) if kind == "separate" else ValueHead(hidden_size_of(policy.config))
+
+
+def stop_asked(acc: Accelerator) -> bool:
+    """Whether a signal asked the run to stop (grue.interrupt), on any process: all processes then stop
+    after the same iteration (one all-reduce per iteration when there are several)."""
+    asked = 1.0 if interrupt.asked() is not None else 0.0
+    if acc.num_processes > 1:
+        asked = acc.reduce(torch.tensor(asked, device=acc.device), "sum").item()
+    return asked > 0
+
+
+def stopped(cfg: Config, run_dir: Path, unit: str, done: int) -> interrupt.Interrupted:
+    """The ``Interrupted`` of a run stopped by a signal after the checkpoint of ``unit`` ``done``."""
+    signum = interrupt.asked() or signal.SIGTERM
+    return interrupt.Interrupted(signum, f"stopped by {signal.Signals(signum).name} after {unit} {done}, checkpoint saved; "
+                                         f"continue with: grue train {cfg.run.task} --resume {run_dir}")
 
 
 def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int], None],

@@ -55,15 +55,15 @@ def new_run_dir(output_dir: str, task: str, algo: str, seed: int) -> Path:
     return path
 
 
-def unstarted(path: Path) -> bool:
+def unstarted(path: Path, logs_ok: bool = False) -> bool:
     """Whether ``path`` holds a run that never completed an iteration, and nothing else: a config.yaml that grue
     wrote (it records ``grue_version`` and ``world_size``), empty logs, temporary checkpoint folders; no metrics
-    line and no checkpoint."""
+    line and no checkpoint. ``logs_ok``: the logs may hold lines (a run stopped before its first checkpoint)."""
     path = Path(path)
     for p in path.iterdir():
         if p.name.startswith(".checkpoint-") and p.is_dir():
             continue
-        if p.name not in STARTED_FILES or not p.is_file() or (p.name != "config.yaml" and p.stat().st_size):
+        if p.name not in STARTED_FILES or not p.is_file() or (p.name != "config.yaml" and p.stat().st_size and not logs_ok):
             return False
     try:
         saved = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
@@ -114,9 +114,12 @@ def write_config(run_dir: Path, config: dict) -> None:
 
 
 def truncate_jsonl(path: Path, last_iteration: int) -> None:
-    """Drop lines past ``last_iteration`` (a resumed run rewrites them)."""
+    """Drop lines past ``last_iteration`` (a resumed run rewrites them), and a last line torn by a kill mid-write."""
     if path.is_file():
-        keep = [l for l in path.read_text(encoding="utf-8").splitlines() if l and json.loads(l)["iteration"] <= last_iteration]
+        lines = [l for l in path.read_text(encoding="utf-8", errors="replace").splitlines() if l]
+        if lines and not lines[-1].endswith("}"):
+            lines.pop()  # cut off mid-write: every complete line is one JSON object
+        keep = [l for l in lines if json.loads(l)["iteration"] <= last_iteration]
         atomic_write_text(path, "".join(l + "\n" for l in keep))
 
 

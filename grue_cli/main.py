@@ -38,7 +38,9 @@ def quiet_libraries() -> None:
 
 
 def friendly(fn):
-    """Turn GrueError into a one-line message and exit code 2; Ctrl-C into exit 130."""
+    """Turn GrueError into a one-line message and exit code 2; a run stopped by a signal after its checkpoint
+    (grue.interrupt) into its message and 128 + the signal's number; Ctrl-C elsewhere into exit 130."""
+    from grue.interrupt import Interrupted
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -47,6 +49,9 @@ def friendly(fn):
         except GrueError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
+        except Interrupted as e:
+            typer.echo(str(e), err=True)
+            raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("interrupted; the last checkpoint is intact (resume with --resume RUN_DIR)", err=True)
             raise typer.Exit(130) from None
@@ -104,7 +109,10 @@ def train(
         flags = {k: v for k, v in {"run.model": model, "run.seed": seed, "run.data_dir": data_dir,
                                    "run.output_dir": output_dir, iters: iterations}.items() if v is not None}
         cfg = resolve(task, algo, preset=preset, config_file=str(config) if config else None, flags=flags, sets=set_)
-    summary = ALGORITHMS[cfg.run.algo].train(cfg, resume_dir=resume, show=not quiet)
+    from grue.interrupt import graceful
+
+    with graceful():  # SIGINT/SIGTERM: the iteration in progress ends with a checkpoint, then the run stops
+        summary = ALGORITHMS[cfg.run.algo].train(cfg, resume_dir=resume, show=not quiet)
     if summary:
         first, last = summary["reward/first_20pct"], summary["reward/last_20pct"]
         verdict = "reward went up" if last > first else "reward did not go up"

@@ -41,3 +41,18 @@ def breaks_when_told(prompts, completions, references, meta):
     if flag and os.path.exists(flag):
         raise RuntimeError("told to break")
     return letter_e(prompts, completions, references, meta)
+
+
+_signalled: list[int] = []
+
+
+def signals_once(prompts, completions, references, meta):
+    """letter_e; its first call in a process sends this process the signal named by $GRUE_TEST_SIGNAL
+    (default SIGINT), as a user's Ctrl-C in the middle of an iteration."""
+    import os
+    import signal
+
+    if not _signalled:
+        _signalled.append(1)
+        os.kill(os.getpid(), getattr(signal, os.environ.get("GRUE_TEST_SIGNAL", "SIGINT")))
+    return letter_e(prompts, completions, references, meta)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 
@@ -15,7 +16,7 @@ from grue.models import load_policy, load_tokenizer
 
 class BrokenTokenizer:
     def save_pretrained(self, path):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
@@ -23,8 +24,10 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
     head = torch.nn.Linear(4, 1)
     opt = torch.optim.AdamW(head.parameters())
     ckpt.save(tmp_path, policy, tok, {"critic": head}, opt, {"iteration": 1})
-    with pytest.raises(OSError):
+    with pytest.raises(GrueError) as e:  # the disk fills up in the middle of the save
         ckpt.save(tmp_path, policy, BrokenTokenizer(), {"critic": head}, opt, {"iteration": 2})
+    assert str(e.value) == (f"could not write the checkpoint of iteration 2 in {tmp_path}: [Errno 28] No space left on device; "
+                            f"the previous checkpoint is intact (free some space, then --resume {tmp_path})")
     assert ckpt.load_state(ckpt.latest(tmp_path))["iteration"] == 1
     assert not list(tmp_path.glob(".checkpoint-*"))
 
@@ -102,3 +105,40 @@ def test_written_files_get_the_permissions_of_a_plain_open(tmp_path, umask, file
     assert {p.stat().st_mode & 0o777 for p in entries if p.is_file()} == {file_mode}
     assert {p.stat().st_mode & 0o777 for p in entries if p.is_dir()} == {dir_mode}
     assert (final / "model.safetensors").is_file() and (final / "trainer" / "critic.safetensors").is_file()
+
+
+def test_a_damaged_checkpoint_is_named_and_the_one_before_it_used(tmp_path, capsys):
+    policy, tok = load_policy("tiny-gpt2"), load_tokenizer("tiny-gpt2")
+    head = torch.nn.Linear(4, 1)
+    opt = torch.optim.AdamW(head.parameters())
+    for it in (1, 2):
+        ckpt.save(tmp_path, policy, tok, {"critic": head}, opt, {"iteration": it})
+    new, old = tmp_path / "checkpoint", tmp_path / "checkpoint.old"
+    assert ckpt.load_state(old)["iteration"] == 1 and ckpt.damage(new) == [] and ckpt.latest(tmp_path) == new
+    listed = json.loads((new / ckpt.MANIFEST).read_text())
+    assert {"model.safetensors", "trainer/critic.safetensors", "trainer/optimizer.pt", ckpt.COMPLETE} <= set(listed)
+
+    critic = new / "trainer" / "critic.safetensors"
+    size = critic.stat().st_size
+    critic.write_bytes(critic.read_bytes()[: size // 2])  # truncated
+    assert ckpt.latest(tmp_path) == old
+    err = capsys.readouterr().err
+    assert f"{new} does not match its manifest: trainer/critic.safetensors ({size // 2} bytes, saved with {size})" in err
+    assert f"using {old} (iteration 1)" in err
+
+    weights = old / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # one byte edited, same size
+    weights.write_bytes(bytes(data))
+    with pytest.raises(GrueError) as e:
+        ckpt.latest(tmp_path)
+    assert str(e.value).startswith(f"no intact checkpoint in {tmp_path}: ") and "model.safetensors (changed)" in str(e.value)
+    assert "trainer/critic.safetensors" in str(e.value)
+
+
+def test_a_checkpoint_without_manifest_is_still_read(tmp_path):
+    """Checkpoints written before manifests existed (grue 0.2.0) have none: not checked, still resumed."""
+    policy, tok = load_policy("tiny-gpt2"), load_tokenizer("tiny-gpt2")
+    ckpt.save(tmp_path, policy, tok, {}, torch.optim.AdamW(torch.nn.Linear(2, 1).parameters()), {"iteration": 1})
+    (tmp_path / "checkpoint" / ckpt.MANIFEST).unlink()
+    assert ckpt.damage(tmp_path / "checkpoint") == [] and ckpt.latest(tmp_path) == tmp_path / "checkpoint"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -130,30 +129,6 @@ def test_resume_gives_the_same_metrics(tmp_path, model, cli):
     assert [comparable(r) for r in a] == [comparable(r) for r in b]
 
 
-def test_kill_during_training_leaves_a_resumable_run(tmp_path):
-    """SIGKILL at an arbitrary moment (possibly mid-save); --resume still finishes the run."""
-    run = tmp_path / "killed"
-    args = [sys.executable, "-m", "grue_cli.main", "train", "imdb", "--preset", "smoke", "--quiet", "--iterations", "40",
-            "--output-dir", str(run), "--set", "run.checkpoint_every=1", *FAST]
-    proc = subprocess.Popen(args, env=cli_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (run / "checkpoint" / "trainer" / "state.json").exists():
-        time.sleep(0.2)
-    time.sleep(1.3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    from grue.checkpoint import latest, load_state
-
-    # a kill between the two renames of a save leaves only checkpoint.old: resuming uses it, so must this count
-    complete = [run / n for n in ("checkpoint", "checkpoint.old") if (run / n / "trainer" / "state.json").exists()]
-    done = load_state(latest(run))["iteration"] if complete else 0
-    assert done < 40
-    p = run_cli("train", "imdb", "--resume", str(run), "--iterations", str(done + 2), "--quiet")
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert [r["iteration"] for r in metrics(run)] == list(range(1, done + 3))
-    assert not list(run.glob(".checkpoint-*")), "no temporary checkpoint is left behind"
-
-
 BAD = [
     (["train", "nosuchtask"], "unknown task 'nosuchtask'; accepted: cnn_dailymail, commongen, dailydialog, imdb, narrativeqa, totto, wmt16"),
     (["train", "imdb", "--algo", "dqn"], "unknown algorithm 'dqn'; accepted: ppo"),
@@ -224,16 +199,25 @@ def test_existing_run_directory_is_never_overwritten(tmp_path):
 
 
 def test_a_folder_left_by_a_run_that_never_started_is_reused(tmp_path):
-    """What a killed run leaves before its first iteration (only grue's config.yaml) blocks nothing: --resume says
-    there is nothing to resume, and a new run starts in it; a folder with a file of the user's is still refused."""
+    """What a killed run leaves before its first checkpoint blocks nothing: a new run starts in a folder holding
+    only grue's config.yaml, and --resume of one that also logged lines (a torn last one included) starts the same
+    run over; a folder with a file of the user's is still refused."""
     run = tmp_path / "r"
     run.mkdir()
     (run / "config.yaml").write_text("grue_version: 0.2.0\ntask_version: '2.0'\nrun: {task: imdb, algo: ppo}\nworld_size: 1\n")
-    p = cli_in_process("train", "imdb", "--resume", str(run))
-    assert p.returncode == 2 and "never completed an iteration, so there is nothing to resume" in p.stderr, p.stderr
     p = cli_in_process("train", "imdb", "--preset", "smoke", "--iterations", "1", "--output-dir", str(run), "--quiet", *FAST)
     assert p.returncode == 0, p.stderr[-2000:]
     assert [r["iteration"] for r in metrics(run)] == [1] and yaml.safe_load((run / "config.yaml").read_text())["ppo"]["iterations"] == 1
+
+    stopped = tmp_path / "stopped"  # killed after logging iteration 1, mid-way through iteration 2's line, before any checkpoint
+    stopped.mkdir()
+    (stopped / "config.yaml").write_text((run / "config.yaml").read_text())
+    (stopped / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text() + '{"iteration": 2, "rew')
+    p = cli_in_process("train", "imdb", "--resume", str(stopped), "--iterations", "2")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.splitlines()[0] == f"restarting {stopped} from iteration 0 (it has no checkpoint yet)"
+    assert [r["iteration"] for r in metrics(stopped)] == [1, 2] and (stopped / "checkpoint").is_dir()
+
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     (mixed / "config.yaml").write_text((run / "config.yaml").read_text())

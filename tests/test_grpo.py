@@ -81,7 +81,7 @@ def test_resume_is_exact(tmp_path):
              "generation.min_new_tokens=4", "grpo.epochs=2"]
     grpo.train(config(tmp_path, "tiny-t5", 4, *small, name="straight"), show=False)
     grpo.train(config(tmp_path, "tiny-t5", 2, *small, name="split"), show=False)
-    assert sorted(p.name for p in (latest(tmp_path / "split") / "trainer").iterdir()) == ["optimizer.pt", "state.json"]
+    assert sorted(p.name for p in (latest(tmp_path / "split") / "trainer").iterdir()) == ["manifest.json", "optimizer.pt", "state.json"]
     grpo.train(config(tmp_path, "tiny-t5", 4, *small, name="split"), resume_dir=str(tmp_path / "split"), show=False)
     a, b = metrics(tmp_path / "straight"), metrics(tmp_path / "split")
     assert [r["iteration"] for r in b] == [1, 2, 3, 4]

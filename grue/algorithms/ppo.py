@@ -150,12 +150,14 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             kl_mean, coef_used = mean_kl(s, sc), kl_ctl.coef
             kl_ctl.update(kl_mean)
 
-            # 8. Log, show, checkpoint.
+            # 8. Log, show, checkpoint (at once, then stop, when a signal asked).
             metrics = iteration_metrics(s, it, sc, stats, kl_mean, coef_used, t_rollout, t_update)
             s.log(metrics, b.examples, b.idx, sc.completions, sc.scores.tolist())
             display.update(metrics)
-            if it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
+            stop = s.stop_asked()  # SIGINT/SIGTERM: checkpoint now, then stop
+            if stop or it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
                 s.save(it, {"kl": kl_ctl.state_dict()})
+            s.halt_if(stop, it)
     return s.finish()
 
 

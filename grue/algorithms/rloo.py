@@ -22,7 +22,7 @@ from grue.grouped import check_groups, collect_groups, policy_logprobs, score_gr
 from grue.losses import sequence_policy_loss, token_mean
 from grue.onpolicy import iteration_metrics, mean_kl, old_logprobs, sync_clock
 from grue.setup import Session, start_session
-from grue.tracking import Display
+from grue.tracking import Display, cleans_up_unstarted
 
 
 @dataclass
@@ -74,6 +74,7 @@ def check(cfg: RLOOConfig, world_size: int) -> None:
     check_groups("rloo", cfg, world_size)
 
 
+@cleans_up_unstarted
 def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
     """Train with RLOO; returns the run summary (also written to summary.json)."""
     # 0. Set up: accelerator, run directory and config.yaml (before step 0), policy and reference (no critic), data, reward.
@@ -105,12 +106,14 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             sync_clock(s)
             t_update = time.perf_counter() - t1
 
-            # 6. Log, show, checkpoint.
+            # 6. Log, show, checkpoint (at once, then stop, when a signal asked).
             metrics = iteration_metrics(s, it, sc, stats, mean_kl(s, sc), algo.kl_coef, t_rollout, t_update)
             s.log(metrics, b.examples, b.idx, sc.completions, sc.scores.tolist())
             display.update(metrics)
-            if it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
+            stop = s.stop_asked()  # SIGINT/SIGTERM: checkpoint now, then stop
+            if stop or it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
                 s.save(it, {})
+            s.halt_if(stop, it)
     return s.finish()
 
 

@@ -55,7 +55,7 @@ from grue.sft import (  # noqa: F401  (the batch functions are part of this algo
     seq2seq_sft_batch,
     target_with_eos,
 )
-from grue.setup import gen_settings, load_examples, open_run, parameter_digest, per_rank
+from grue.setup import gen_settings, load_examples, open_run, parameter_digest, per_rank, stop_asked, stopped
 from grue.tasks import TASKS
 from grue.tasks.common import Example, data_dir_from
 from grue.tracking import append_jsonl, cleans_up_unstarted, learning_summary, read_jsonl
@@ -207,7 +207,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             ev, samples = evaluate(cfg, acc, model, tokenizer, val_ex, (reward_name, reward_fn), epoch, seq2seq, decoder_start)
             t_eval = time.perf_counter() - t1
 
-            # 6. Log, show, checkpoint.
+            # 6. Log, show, checkpoint (at once, then stop, when a signal asked: at the end of the epoch).
             metrics = {"iteration": epoch, "step": step, "world_size": world, "samples": epoch * len(train_ex),
                        "loss/sft": acc.reduce(torch.stack(losses).mean(), "mean").item(), "lr": lr,
                        "grad_norm": torch.stack(norms).mean().item(), **ev, "time/train_s": t_train, "time/eval_s": t_eval}
@@ -219,10 +219,13 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
                     console.print(f"epoch {epoch}/{algo.epochs}: " + " ".join(
                         f"{k}={metrics[k]:.4g}" for k in ("loss/sft", "eval/loss_sft", "eval/reward_mean", "lr")) +
                         f" ({t_train + t_eval:.1f}s)", markup=False, highlight=False, soft_wrap=True)
-            if epoch % cfg.run.checkpoint_every == 0 or epoch == algo.epochs:
+            stop = stop_asked(acc)
+            if stop or epoch % cfg.run.checkpoint_every == 0 or epoch == algo.epochs:
                 state = {"iteration": epoch, "epoch": epoch, "step": step, "world_size": world, "examples": len(train_ex),
                          "data_order": "numpy default_rng([run.seed, epoch]).permutation(examples)"}
                 save(acc, run_dir, model, tokenizer, raw_optimizer, state, rngs)
+            if stop and epoch < algo.epochs:
+                raise stopped(cfg, run_dir, "epoch", epoch)
     return finish(acc, model, run_dir)
 
 

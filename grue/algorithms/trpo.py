@@ -30,7 +30,7 @@ from grue.onpolicy import collect_iteration, iteration_metrics, mean_kl, optimiz
 from grue.rollout import lm_inputs, policy_forward
 from grue.sampling import token_logprobs_in, warped_log_softmax
 from grue.setup import Session, critic_kind, start_session
-from grue.tracking import Display
+from grue.tracking import Display, cleans_up_unstarted
 from grue.trust_region import backtracking_line_search, conjugate_gradient, max_step_size
 
 
@@ -105,6 +105,7 @@ def check(cfg: TRPOConfig, world_size: int) -> None:
         raise GrueError("trpo.max_kl must be positive and trpo.line_search_shrinking_factor in (0, 1)")
 
 
+@cleans_up_unstarted
 def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
     """Train with TRPO; returns the run summary (also written to summary.json)."""
     # 0. Set up: accelerator, run directory and config.yaml (before step 0), models, data, reward; the
@@ -141,12 +142,14 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             kl_mean, coef_used = mean_kl(s, sc), kl_ctl.coef
             kl_ctl.update(kl_mean)
 
-            # 9. Log, show, checkpoint.
+            # 9. Log, show, checkpoint (at once, then stop, when a signal asked).
             metrics = iteration_metrics(s, it, sc, stats, kl_mean, coef_used, t_rollout, t_update)
             s.log(metrics, b.examples, b.idx, sc.completions, sc.scores.tolist())
             display.update(metrics)
-            if it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
+            stop = s.stop_asked()  # SIGINT/SIGTERM: checkpoint now, then stop
+            if stop or it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
                 s.save(it, {"kl": kl_ctl.state_dict()})
+            s.halt_if(stop, it)
     return s.finish()
 
 
