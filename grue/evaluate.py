@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from grue import __version__
+from grue import __version__, eval_progress
 from grue.checkpoint import atomic_write_text, latest
 from grue.config import Config, check_decoding, from_dict, load_yaml, resolve, tasks_root
 from grue.errors import GrueError
@@ -35,6 +35,7 @@ from grue.metrics import FALLBACKS, METRICS, EvalBatch, MetricOptions, MetricSki
 from grue.metrics.diversity import MSTTR_SEGMENT
 from grue.models import load_policy, load_tokenizer
 from grue.predictions import read_predictions  # noqa: F401  (part of this module's interface)
+from grue.eval_progress import set_rng_state
 from grue.rollout import MaskSettings, decode_texts, tokenize_prompts
 from grue.setup import load_examples
 from grue.tasks.common import Example, data_dir_from
@@ -138,9 +139,14 @@ def generation_kwargs(cfg: Config, tokenizer) -> dict:
 
 @torch.no_grad()
 def decode(policy, tokenizer, prompts: list[str], cfg: Config, device, progress=None,
-           action_mask: MaskSettings | None = None) -> list[str]:
+           action_mask: MaskSettings | None = None, done: tuple[list[str], dict | None] = ([], None),
+           on_batch=None) -> list[str]:
     """Generations for ``prompts`` (in order), decoded with the eval settings, batch by batch; with ``action_mask``
-    (an NLPO checkpoint's), every step keeps only the masking policy's top-p set (grue.action_mask)."""
+    (an NLPO checkpoint's), every step keeps only the masking policy's top-p set (grue.action_mask).
+
+    ``done``: the generations of the first prompts already made by a stopped evaluation, and the random state
+    after them (grue.eval_progress); decoding continues from there. ``on_batch(generations)`` is called after
+    each batch."""
     from transformers import LogitsProcessorList
 
     from grue.action_mask import ActionMask
@@ -148,16 +154,22 @@ def decode(policy, tokenizer, prompts: list[str], cfg: Config, device, progress=
     seq2seq = bool(policy.config.is_encoder_decoder)
     kw = generation_kwargs(cfg, tokenizer)
     g = cfg.generation
-    torch.manual_seed(cfg.run.seed)
-    out: list[str] = []
-    task = progress.add_task("decode", total=len(prompts)) if progress else None
-    for i in range(0, len(prompts), cfg.eval.batch_size):
+    out: list[str] = list(done[0])
+    if done[1] is not None:
+        set_rng_state(done[1])
+    else:
+        torch.manual_seed(cfg.run.seed)
+    task = progress.add_task("decode", total=len(prompts), completed=len(out)) if progress else None
+    for i in range(len(out), len(prompts), cfg.eval.batch_size):
         batch = prompts[i : i + cfg.eval.batch_size]
         ids, mask = tokenize_prompts(tokenizer, batch, g.max_prompt_tokens, seq2seq, device, g.truncation_side)
         processors = LogitsProcessorList([ActionMask(action_mask, ids, mask, cfg.eval.num_beams)] if action_mask else [])
         seqs = policy.generate(input_ids=ids, attention_mask=mask, logits_processor=processors, **kw)
         new = seqs if seq2seq else seqs[:, ids.shape[1]:]
-        out += decode_texts(tokenizer, new.tolist(), cfg.run.clean_up_tokenization_spaces)
+        texts = decode_texts(tokenizer, new.tolist(), cfg.run.clean_up_tokenization_spaces)
+        out += texts
+        if on_batch:
+            on_batch(texts)
         if progress:
             progress.advance(task, len(batch))
     return out
@@ -349,9 +361,18 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         policy = load_policy(weights, trust_remote_code=trust).to(device).eval()
         action_mask = load_mask(cfg, weights, tokenizer, device) if checkpoint else None
     columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    partial = None
     with Progress(*columns, disable=not show, transient=False) as progress:
         if given is None:
-            generations = decode(policy, tokenizer, [e.prompt for e in examples], cfg, device, progress, action_mask)
+            # A stopped evaluation with the same fingerprint continues where it stopped (grue.eval_progress).
+            prompts = [e.prompt for e in examples]
+            fp = eval_progress.fingerprint(prompts, weights, cfg.to_dict())
+            made, rng, batches = eval_progress.read(out, fp)
+            if made:
+                print(f"continuing the stopped evaluation in {out}: {len(made)} of {len(prompts)} generations were made",
+                      flush=True)
+            partial = eval_progress.Writer(out, fp, batches)
+            generations = decode(policy, tokenizer, prompts, cfg, device, progress, action_mask, (made, rng), partial)
         else:
             generations = given
         # 3. Score.
@@ -380,6 +401,8 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         notes=builtin_note(len(examples), split) if builtin else None)
     path = out / "results.json"
     write_results(results, path)
+    if partial is not None:
+        partial.done()
     return path, results
 
 
