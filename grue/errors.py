@@ -18,6 +18,13 @@ class ProblemsError(GrueError):
         super().__init__(self.problems[0] + more)
 
 
+def one_line(text: str) -> str:
+    """``text`` with every character a terminal would not print as itself (line breaks, tabs, escape sequences,
+    bidirectional overrides) written as its Python escape (``\\n``, ``\\x1b``, ``\\u202e``): an error message that
+    quotes the user's input stays one line and cannot drive the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def did_you_mean(word: str, choices, prefix: str = "") -> str:
     """``" (did you mean 'x'?)"`` for the closest of ``choices`` to a mistyped ``word`` (difflib's ratio >= 0.6),
     shown after ``prefix`` (e.g. the section of a key), else ``""``: for error messages, before the list of
