@@ -97,13 +97,24 @@ def test_dry_run_of_resume_prints_the_saved_config_with_the_options(tmp_path):
     assert sorted(tmp_path.rglob("*")) == before  # nothing written
 
 
+def test_errors_quoting_control_characters_stay_one_line(tmp_path):
+    r = cli_in_process("train", "imdb", "--dry-run", "--set", "\x1b[2J\r")
+    assert (r.returncode, r.stderr) == (2, "error: --set expects key=value (e.g. ppo.lr=1e-5), got '\\x1b[2J\\r'\n")
+    r = cli_in_process("train", "imdb", "--dry-run", "--set", "ppo.\u202ex\ny=1")
+    assert r.returncode == 2 and r.stderr.startswith("error: unknown key 'ppo.\\u202ex\\ny'") and r.stderr.count("\n") == 1
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("run:\n  model: caf\xe9\n".encode("latin-1"))
+    r = cli_in_process("train", "imdb", "--dry-run", "--config", str(bad))
+    assert (r.returncode, r.stderr) == (2, f"error: {bad} is not UTF-8 text (invalid byte at offset 17); config files are UTF-8 YAML\n")
+
+
 # ---- --set items --------------------------------------------------------------------------------
 
 SET_ITEMS = st.one_of(st.builds(lambda k, v: f"{k}={v}", st.one_of(st.sampled_from(KEYS), st.text(max_size=10)), VALUES),
                       st.text(max_size=15))
 
 
-@settings(FUZZ, max_examples=250)
+@settings(FUZZ, max_examples=180)
 @given(algo=st.sampled_from(NAMES), items=st.lists(SET_ITEMS, min_size=1, max_size=3))
 def test_fuzzed_set_items_get_an_answer(algo, items):
     args = [a for item in items for a in ("--set", item)]
@@ -134,7 +145,7 @@ CONFIG_BYTES = st.one_of(CONFIG_DATA.map(lambda d: yaml_text(d).encode("utf-8"))
                                                             "--- !!map", "? [a]"]), max_size=6).map(lambda t: "\n".join(t).encode()))
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=140)
 @given(algo=st.sampled_from(NAMES), raw=CONFIG_BYTES)
 def test_fuzzed_config_files_get_an_answer(algo, raw):
     with tempfile.TemporaryDirectory() as d:
@@ -200,7 +211,7 @@ def load_or_error(path: Path):
         return e
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=100)
 @given(raw=RESULTS_BYTES)
 def test_fuzzed_results_files_get_an_answer(raw):
     try:
