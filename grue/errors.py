@@ -13,7 +13,7 @@ class ProblemsError(GrueError):
     the message is the first one and how many more there are."""
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+        self.problems = [one_line(p) for p in problems]  # a field name from the input may hold a line break
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         super().__init__(self.problems[0] + more)
 

@@ -221,6 +221,13 @@ def test_fuzzed_results_files_get_an_answer(raw):
     check_answer(leaderboard_validate(raw), problems_ok=True)
 
 
+def test_a_field_name_with_a_line_break_is_one_problem_line():
+    bad = json.dumps({**VALID_RESULTS, "a\nb": 1}).encode()
+    with pytest.raises(ResultsError) as e:
+        from_bytes(bad)
+    assert e.value.problems == ["results.json: a\\nb: unknown field; accepted: " + ", ".join(VALID_RESULTS)]
+
+
 def test_the_unmutated_example_is_valid():
     """The fuzzed results start from a valid file (else every mutation would be rejected for the same reason)."""
     assert isinstance(from_bytes(json.dumps(VALID_RESULTS).encode()), Results)
