@@ -205,6 +205,8 @@ def load_yaml(path: Path) -> dict:
         data = parse_yaml(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
         raise GrueError(f"cannot read config file {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise GrueError(f"{path} is not UTF-8 text (invalid byte at offset {e.start}); config files are UTF-8 YAML") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -283,7 +285,7 @@ def parse_set(item: str, cfg: Config) -> tuple[str, str, Any]:
     """``'ppo.lr=1e-5'`` or ``'lr=1e-5'`` -> (section, field, parsed value)."""
     key, eq, raw = item.partition("=")
     if not eq or not key.strip():
-        raise GrueError(f"--set expects key=value (e.g. ppo.lr=1e-5), got '{item}'")
+        raise GrueError(f"--set expects key=value (e.g. ppo.lr=1e-5), got {item!r}")
     key = key.strip()
     try:
         value = parse_yaml(raw) if raw.strip() else ""
@@ -356,10 +358,15 @@ def resolve(task: str, algo: str, *, preset: str | None = None, config_file: str
         set_field(cfg.sections()[sec], sec, name, value)
     if cfg.run.task != task or cfg.run.algo != algo:
         raise GrueError("run.task and run.algo are chosen on the command line, not with --set or a config file")
+    check_config(cfg)
+    return cfg
+
+
+def check_config(cfg: Config) -> None:
+    """The rules of the run and generation sections that no type check catches, as one-line errors."""
     check_decoding(cfg)
     if cfg.run.reward_timeout_s is not None and not cfg.run.reward_timeout_s > 0:
         raise GrueError(f"run.reward_timeout_s must be > 0 seconds (null: no limit), got {cfg.run.reward_timeout_s}")
-    return cfg
 
 
 def check_decoding(cfg: Config) -> None:

@@ -13,9 +13,16 @@ class ProblemsError(GrueError):
     the message is the first one and how many more there are."""
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+        self.problems = [one_line(p) for p in problems]  # a field name from the input may hold a line break
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         super().__init__(self.problems[0] + more)
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character a terminal would not print as itself (line breaks, tabs, escape sequences,
+    bidirectional overrides) written as its Python escape (``\\n``, ``\\x1b``, ``\\u202e``): an error message that
+    quotes the user's input stays one line and cannot drive the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def did_you_mean(word: str, choices, prefix: str = "") -> str:

@@ -23,7 +23,7 @@ def check_groups(name: str, cfg, world_size: int) -> None:
     """The rules every grouped algorithm's settings obey, as one-line errors (``name``: the config section)."""
     from grue.errors import GrueError
 
-    for key in ("iterations", "rollout_batch_size", "epochs", "grad_accum", "minibatch_size"):
+    for key in ("iterations", "rollout_size", "rollout_batch_size", "epochs", "grad_accum", "minibatch_size"):
         if getattr(cfg, key) < 1:
             raise GrueError(f"{name}.{key} must be at least 1")
     if cfg.group_size < 2:

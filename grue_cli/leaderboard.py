@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from grue.errors import GrueError, ProblemsError
+from grue.errors import GrueError, ProblemsError, one_line
 
 leaderboard_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                               help="The GRUE leaderboard: validate submissions, build the static site.")
@@ -28,11 +28,11 @@ def problems_exit(fn):
             return fn(*args, **kwargs)
         except ProblemsError as e:
             for p in e.problems:
-                typer.echo(p, err=True)
+                typer.echo(one_line(p), err=True)
             typer.echo(f"{len(e.problems)} problem(s); how to fix a submission: leaderboard/README.md", err=True)
             raise typer.Exit(1) from None
         except GrueError as e:
-            typer.echo(f"error: {e}", err=True)
+            typer.echo(f"error: {one_line(str(e))}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from grue.errors import GrueError
+from grue.errors import GrueError, one_line
 from grue_cli.words import WordsCommand
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -47,7 +47,7 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except GrueError as e:
-            typer.echo(f"error: {e}", err=True)
+            typer.echo(f"error: {one_line(str(e))}", err=True)
             raise typer.Exit(2) from None
         except Interrupted as e:
             typer.echo(str(e), err=True)
@@ -76,12 +76,15 @@ def train(
     output_dir: Optional[str] = typer.Option(None, metavar="DIR", help="Run directory (default: runs/<task>-<algo>-s<seed>-<time>)."),
     resume: Optional[str] = typer.Option(None, metavar="RUN", help="Continue the run in this directory from its last checkpoint."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Resolve and check the configuration, print it as YAML and "
+                                 "stop: no run directory, no model or data loaded."),
 ):
     """RL fine-tuning of a language model on a GRUE task."""
     from grue.config import check_names, from_dict, load_yaml, resolve
 
     check_names(task, algo)  # before torch is imported: a typo is answered at once
-    quiet_libraries()
+    if not dry_run:
+        quiet_libraries()
     from grue.algorithms import ALGORITHMS
 
     if resume:
@@ -109,6 +112,8 @@ def train(
         flags = {k: v for k, v in {"run.model": model, "run.seed": seed, "run.data_dir": data_dir,
                                    "run.output_dir": output_dir, iters: iterations}.items() if v is not None}
         cfg = resolve(task, algo, preset=preset, config_file=str(config) if config else None, flags=flags, sets=set_)
+    if dry_run:
+        return print_config(cfg)
     from grue.interrupt import graceful
 
     with graceful():  # SIGINT/SIGTERM: the iteration in progress ends with a checkpoint, then the run stops
@@ -118,6 +123,19 @@ def train(
         verdict = "reward went up" if last > first else "reward did not go up"
         typer.echo(f"done: {summary['iterations']} iterations in {summary['run_dir']}; mean reward first 20% "
                    f"{first:.4f} -> last 20% {last:.4f} ({last - first:+.4f}): {verdict}")
+
+
+def print_config(cfg) -> None:
+    """``--dry-run``: check ``cfg`` as a one-process run would (grue.config's rules, then the algorithm's) and print
+    it as YAML, as the run's config.yaml would hold it."""
+    import yaml
+
+    from grue.algorithms import ALGORITHMS
+    from grue.config import check_config
+
+    check_config(cfg)
+    ALGORITHMS[cfg.run.algo].check(cfg.algo, 1)
+    typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False), nl=False)
 
 
 def check_resume_agrees(saved, run_dir: str, algo: str | None, preset: str | None, config: Path | None, sets: list[str],

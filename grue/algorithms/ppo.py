@@ -104,17 +104,18 @@ CONFIG = PPOConfig
 
 
 def check(cfg: PPOConfig, world_size: int) -> None:
-    """Reject settings that cannot run, with the rule they break."""
+    """Reject settings that cannot run, with the rule they break (sizes first: the divisibility rules divide by them)."""
+    section = type(cfg).__name__.removesuffix("Config").lower()  # ppo, or nlpo (which checks through here)
+    for name in ("iterations", "rollout_size", "rollout_batch_size", "minibatch_size", "grad_accum", "epochs"):
+        if getattr(cfg, name) < 1:
+            raise GrueError(f"{section}.{name} must be at least 1, got {getattr(cfg, name)}")
     if cfg.rollout_size % world_size:
-        raise GrueError(f"ppo.rollout_size ({cfg.rollout_size}) must be divisible by the number of processes ({world_size})")
+        raise GrueError(f"{section}.rollout_size ({cfg.rollout_size}) must be divisible by the number of processes ({world_size})")
     per_proc = cfg.rollout_size // world_size
     if cfg.minibatch_size > per_proc or per_proc % cfg.minibatch_size:
-        raise GrueError(f"ppo.minibatch_size ({cfg.minibatch_size}) must divide the per-process rollout ({per_proc})")
+        raise GrueError(f"{section}.minibatch_size ({cfg.minibatch_size}) must divide the per-process rollout ({per_proc})")
     if cfg.minibatch_size % cfg.grad_accum:
-        raise GrueError(f"ppo.grad_accum ({cfg.grad_accum}) must divide ppo.minibatch_size ({cfg.minibatch_size})")
-    for name in ("iterations", "rollout_batch_size", "epochs"):
-        if getattr(cfg, name) < 1:
-            raise GrueError(f"ppo.{name} must be at least 1")
+        raise GrueError(f"{section}.grad_accum ({cfg.grad_accum}) must divide {section}.minibatch_size ({cfg.minibatch_size})")
 
 
 @cleans_up_unstarted

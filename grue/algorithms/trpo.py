@@ -93,7 +93,7 @@ CONFIG = TRPOConfig
 
 def check(cfg: TRPOConfig, world_size: int) -> None:
     """Reject settings that cannot run, with the rule they break."""
-    for name in ("iterations", "rollout_batch_size", "cg_max_steps", "line_search_max_iter", "n_critic_updates"):
+    for name in ("iterations", "rollout_size", "rollout_batch_size", "cg_max_steps", "line_search_max_iter", "n_critic_updates"):
         if getattr(cfg, name) < 1:
             raise GrueError(f"trpo.{name} must be at least 1")
     if cfg.rollout_size % world_size:
