@@ -12,6 +12,7 @@ from transformers import LogitsProcessorList
 
 from conftest import cli_in_process, run_cli
 from grue.action_mask import ActionMask, parents
+from grue.checkpoint import MANIFEST, manifest
 from grue.models import load_policy, load_tokenizer
 from grue.results import load_results
 from grue.rollout import MaskSettings, lm_inputs, policy_forward, tokenize_prompts
@@ -144,6 +145,8 @@ def test_nlpo_run_is_evaluated_through_its_mask(tmp_path, data_dir):
     few = word_tokens(tok, ["good", "bad", "movie"])
     save_model(few_token_mask_model("tiny-gpt2", few, seed_model=load_policy(str(ckpt))),
                str(ckpt / "trainer" / "mask_policy.safetensors"))
+    # a deliberate replacement, so the checkpoint's manifest is brought up to date (else it is refused as damaged)
+    (ckpt / MANIFEST).write_text(json.dumps(manifest(ckpt)))
     res, masked = evaluate("few")
     assert res.config["eval"]["action_mask"] is True
     assert all(g.split() and set(g.split()) <= {"good", "bad", "movie"} for g in masked), masked
