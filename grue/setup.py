@@ -134,11 +134,12 @@ class Session:
                       if hasattr(self.optimizer, "optimizer") else self.optimizer, state)
         acc.wait_for_everyone()
 
-    def stop_asked(self) -> bool:
-        return stop_asked(self.accelerator)
-
-    def halt_if(self, stop: bool, iteration: int) -> None:
-        """After the checkpoint of ``iteration``: raise ``Interrupted`` (how to resume) when ``stop`` and iterations remain."""
+    def checkpoint(self, iteration: int, extra_state: dict) -> None:
+        """The end of an iteration: save when due (every ``run.checkpoint_every`` iterations and the last) or when a
+        signal asked the run to stop (grue.interrupt); then, if one did and iterations remain, raise ``Interrupted``."""
+        stop = stop_asked(self.accelerator)
+        if stop or iteration % self.cfg.run.checkpoint_every == 0 or iteration == self.algo.iterations:
+            self.save(iteration, extra_state)
         if stop and iteration < self.algo.iterations:
             raise stopped(self.cfg, self.run_dir, "iteration", iteration)
 

@@ -114,10 +114,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             metrics = iteration_metrics(s, it, sc, stats, mean_kl(s, sc), algo.kl_coef, t_rollout, t_update)
             s.log(metrics, b.examples, b.idx, sc.completions, sc.scores.tolist())
             display.update(metrics)
-            stop = s.stop_asked()  # SIGINT/SIGTERM: checkpoint now, then stop
-            if stop or it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
-                s.save(it, {})
-            s.halt_if(stop, it)
+            s.checkpoint(it, {})
     return s.finish()
 
 

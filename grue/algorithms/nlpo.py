@@ -134,8 +134,5 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             metrics["mask/support_size"] = acc.reduce(masked_mean(sizes, r.response_mask), "mean").item()
             s.log(metrics, b.examples, b.idx, sc.completions, sc.scores.tolist())
             display.update(metrics)
-            stop = s.stop_asked()  # SIGINT/SIGTERM: checkpoint now, then stop
-            if stop or it % cfg.run.checkpoint_every == 0 or it == algo.iterations:
-                s.save(it, {"kl": kl_ctl.state_dict()})
-            s.halt_if(stop, it)
+            s.checkpoint(it, {"kl": kl_ctl.state_dict()})
     return s.finish()
