@@ -113,14 +113,14 @@ def test_smoke_preset_reads_grue_data_dir(tmp_path, data_dir):
     assert samples and not any(s["prompt"] in BUILTIN_OPENINGS for s in samples)
 
 
-# tiny-gpt2 runs in processes of their own: a resumed process has only the checkpoint's RNG states to go on.
-# tiny-t5 runs in this process (the seq2seq model's part of the state; the RNGs are covered by tiny-gpt2).
+# tiny-gpt2 resumes in a process of its own, which has only the checkpoint's RNG states to go on; the runs before
+# it, and all of tiny-t5's (the seq2seq model's part of the state), run in this process.
 @pytest.mark.parametrize("model,cli", [("tiny-gpt2", run_cli), ("tiny-t5", cli_in_process)])
 def test_resume_gives_the_same_metrics(tmp_path, model, cli):
     common = ["--preset", "smoke", "--model", model, "--quiet", *FAST]
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert cli("train", "imdb", *common, "--iterations", "4", "--output-dir", str(straight)).returncode == 0
-    assert cli("train", "imdb", *common, "--iterations", "2", "--output-dir", str(split)).returncode == 0
+    assert cli_in_process("train", "imdb", *common, "--iterations", "4", "--output-dir", str(straight)).returncode == 0
+    assert cli_in_process("train", "imdb", *common, "--iterations", "2", "--output-dir", str(split)).returncode == 0
     p = cli("train", "imdb", "--resume", str(split), "--iterations", "4", "--quiet")
     assert p.returncode == 0, p.stderr[-2000:]
     a, b = metrics(straight), metrics(split)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import run_cli
+from conftest import cli_in_process, run_cli
 from grue.algorithms import nlpo, ppo
 from grue.config import resolve
 from grue.onpolicy import collect
@@ -143,8 +143,9 @@ def test_cli_nlpo_smoke_and_resume_across_the_mask_schedule(tmp_path):
     common = ["--algo", "nlpo", "--preset", "smoke", "--quiet", *FAST_NLPO, "--set", "nlpo.mask_update_interval=3",
               "--set", "nlpo.top_mask=0.5", "--set", "nlpo.min_tokens_to_keep=5"]
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert run_cli("train", "imdb", *common, "--iterations", "4", "--output-dir", str(straight)).returncode == 0
-    assert run_cli("train", "imdb", *common, "--iterations", "2", "--output-dir", str(split)).returncode == 0
+    # straight and the first half in this process; the resumed half in a new one, with only the checkpoint to go on
+    assert cli_in_process("train", "imdb", *common, "--iterations", "4", "--output-dir", str(straight)).returncode == 0
+    assert cli_in_process("train", "imdb", *common, "--iterations", "2", "--output-dir", str(split)).returncode == 0
     p = run_cli("train", "imdb", "--resume", str(split), "--iterations", "4", "--quiet")
     assert p.returncode == 0, p.stderr[-2000:]
     rows = [[json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()] for d in (straight, split)]
