@@ -13,7 +13,7 @@ export GRUE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data
 
 DEBIAN_PACKAGES := wordnet-base wordnet-sense-index chromium chromium-driver
 
-.PHONY: install install-torch system-deps test test-fast bench compare smoke clean
+.PHONY: install install-torch system-deps test test-fast test-deps-range bench compare smoke clean
 
 # WordNet 3.0 from Debian, for METEOR without internet (grue copies it into an NLTK data
 # folder on first use), and Chromium + ChromeDriver for the leaderboard's browser tests.
@@ -41,6 +41,12 @@ test:
 
 test-fast:
 	$(PYTHON) -m pytest -q -m "not slow"
+
+# The tested range of the core dependencies: the dependency-sensitive tests at the lowest Hugging Face stack
+# (.ci/deps-lowest.txt, pyproject.toml's lower bounds) and at the newest releases its upper bounds allow, each in a
+# throw-away venv under .venv-deps/ layered over this one. Needs PyPI; about 10 minutes per corner on 2 cores.
+test-deps-range:
+	PYTHON=$(PYTHON) .ci/deps-range
 
 smoke:
 	grue train imdb --algo ppo --preset smoke

@@ -80,3 +80,42 @@ def test_make_install_takes_cpu_wheels_without_a_gpu_and_falls_back_when_unreach
     if sys.platform.startswith("linux"):
         assert 'if [ -n "https://download.pytorch.org/whl/cpu" ]' in plans["c"]
     assert 'if [ -n "" ]' in plans["gpu"]
+
+
+def core_dependencies() -> dict[str, str]:
+    """pyproject.toml's core dependencies: normalised name -> version specifier (comments dropped)."""
+    import re
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    out = {}
+    for d in deps:
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*(.*)", d.split("#")[0].strip())
+        out[m.group(1).lower().replace("_", "-")] = m.group(2).replace(" ", "")
+    return out
+
+
+def test_every_core_dependency_states_its_range():
+    """A lower and an upper bound on each (or an exact pin): a new major release cannot break installs unseen."""
+    for name, spec in core_dependencies().items():
+        parts = spec.split(",")
+        assert spec.startswith("==") or (any(p.startswith(">=") for p in parts) and any(p.startswith("<") for p in parts)), (name, spec)
+
+
+def test_lowest_pins_are_the_lower_bounds():
+    """.ci/deps-lowest.txt (what `make test-deps-range` installs for its lowest corner) pins each direct
+    dependency at exactly pyproject.toml's lower bound, so the bound stated is the one tested."""
+    deps = core_dependencies()
+    pins = {}
+    for line in (REPO / ".ci" / "deps-lowest.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.strip().lower()] = version.strip()
+    direct = {n: v for n, v in pins.items() if n in deps}
+    assert set(direct) >= {"transformers", "tokenizers", "datasets", "accelerate", "safetensors"}
+    for name, version in direct.items():
+        lower = next(p[2:] for p in deps[name].split(",") if p.startswith(">="))
+        assert version == lower, (name, version, lower)
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert "test-deps-range:" in makefile and ".ci/deps-range" in makefile
+    assert "make test-deps-range" in (REPO / "README.md").read_text(encoding="utf-8")

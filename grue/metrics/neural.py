@@ -9,6 +9,7 @@ classifiers (also the rewards of ``grue.rewards``) share ``load_classifier`` and
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Sequence
 
@@ -156,8 +157,15 @@ def classifier_probs(tok, clf, texts: Sequence[str], batch_size: int, device: to
         for i in range(0, len(texts), batch_size):
             enc = tok(list(texts[i : i + batch_size]), padding=True, truncation=True,
                       max_length=classifier_max_tokens(tok), return_tensors="pt")
-            out.append(torch.softmax(clf(**enc.to(device)).logits.float(), -1).cpu())
+            out.append(torch.softmax(clf(**model_inputs(clf, enc.to(device))).logits.float(), -1).cpu())
     return torch.cat(out)
+
+
+def model_inputs(model, encoding) -> dict:
+    """The tokenizer's outputs that ``model.forward`` takes: a tokenizer may return more (transformers 4.x BERT-style
+    tokenizers give ``token_type_ids`` to DistilBERT, whose forward refuses them)."""
+    accepted = inspect.signature(model.forward).parameters
+    return {k: v for k, v in encoding.items() if k in accepted}
 
 
 # ---------------------------------------------------------------- sentiment
