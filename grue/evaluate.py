@@ -28,8 +28,9 @@ from pathlib import Path
 import torch
 
 from grue import __version__, eval_progress
+from grue.algorithms import from_dict
 from grue.checkpoint import atomic_write_text, latest
-from grue.config import Config, check_decoding, from_dict, load_yaml, resolve, tasks_root
+from grue.config import Config, check_decoding, load_yaml, resolve_untrained, tasks_root
 from grue.errors import GrueError
 from grue.metrics import FALLBACKS, METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
 from grue.metrics.diversity import MSTTR_SEGMENT
@@ -77,13 +78,14 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
 
     The model name of a trained run is the model it started from; a run started with
     ``--init-from`` takes the name of its first run's model and names both algorithms
-    (``supervised+ppo``). ``eval.action_mask`` stays on only for an NLPO checkpoint (the
-    others have no masking policy: they record false, and an explicit true is refused).
+    (``supervised+ppo``), as its own config.yaml records them (``run.base_model``, ``run.init_algo``).
+    ``eval.action_mask`` stays on only for an NLPO checkpoint (the others have no masking policy: they record
+    false, and an explicit true is refused).
     """
     from grue.config import parse_set, set_field
 
     if model_name is not None:
-        cfg = resolve(task, "ppo", flags={"run.model": model_name})
+        cfg = resolve_untrained(task, "external", model_name)
         algo, name, weights = "external", model_name, None
     elif checkpoint:
         run_dir = Path(checkpoint)
@@ -95,17 +97,11 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
         if task and task != cfg.run.task:
             raise GrueError(f"--checkpoint {checkpoint} is a run of task '{cfg.run.task}', not '{task}'")
         weights = str(latest(run_dir))
-        algo, name = cfg.run.algo, cfg.run.model
-        parent = Path(cfg.run.model).parent / "config.yaml"
-        if Path(cfg.run.model).is_dir() and parent.is_file():
-            first = load_yaml(parent).get("run") or {}
-            name = str(first.get("model") or name)
-            if first.get("algo") and first.get("algo") != algo:
-                algo = f"{first['algo']}+{algo}"
+        algo, name = lineage_name(cfg.run), cfg.run.base_model or cfg.run.model
     else:
         if not task or not model:
             raise GrueError("grue eval needs --checkpoint RUN_DIR, or --task TASK with --model NAME_OR_PATH (zero-shot)")
-        cfg = resolve(task, "ppo", flags={"run.model": model})
+        cfg = resolve_untrained(task, "zero-shot", model)
         algo, name, weights = "zero-shot", model, model
     masked = checkpoint is not None and model_name is None and cfg.run.algo == "nlpo"
     for item in sets:
@@ -121,6 +117,13 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
         cfg.eval.action_mask = False  # record what was applied: no mask
     check_decoding(cfg)
     return cfg, algo, name, weights
+
+
+def lineage_name(run) -> str:
+    """The algorithm name of a trained run for its results: its lineage's algorithms then its own, joined by "+"
+    (``supervised+ppo``); an algorithm that continues its own kind's run is named once (``ppo``, not ``ppo+ppo``)."""
+    chain = [a for a in run.init_algo.split("+") if a] + [run.algo]
+    return "+".join(a for i, a in enumerate(chain) if i == 0 or a != chain[i - 1])
 
 
 def generation_kwargs(cfg: Config, tokenizer) -> dict:
@@ -278,12 +281,8 @@ def write_samples(path: Path, examples: list[Example], generations: list[str], p
 def recorded_config(cfg: Config, algo: str, weights: str | None, predictions: str | None) -> dict:
     """The ``config`` of results.json: the resolved sections, and the weights evaluated or the file scored."""
     config = cfg.to_dict()
-    if algo == "zero-shot":  # no training: keep only what decoding and scoring used
-        config = {k: v for k, v in config.items() if k != "ppo"}
-        config["run"] = {**config["run"], "algo": "zero-shot"}
-    elif algo == "external":  # no training, no decoding here: the scoring settings and the file scored
-        config = {k: v for k, v in config.items() if k not in ("ppo", "generation")}
-        config["run"] = {**config["run"], "algo": "external"}
+    if algo == "external":  # no decoding here: the scoring settings and the file scored
+        config = {k: v for k, v in config.items() if k != "generation"}
         sha = hashlib.sha256(Path(predictions).read_bytes()).hexdigest()
         return {**config, "predictions": {"file": str(predictions), "sha256": sha}}
     return {**config, "evaluated_weights": weights}
@@ -379,11 +378,8 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         batch = EvalBatch([e.prompt for e in examples], generations, [e.references for e in examples], [e.meta for e in examples])
         e = cfg.eval
         bert_model, bert_layers = resolved_bertscore(e, groups)
-        opts = MetricOptions(bertscore_lang=e.bertscore_lang, bertscore_model=bert_model, bertscore_layers=bert_layers,
-                             sentiment_model=e.sentiment_model, intent_model=e.intent_model, policy=policy, tokenizer=tokenizer,
-                             device=str(device), batch_size=e.batch_size, perplexity_text=e.perplexity_text,
-                             perplexity_stride=e.perplexity_stride, sacrebleu_tokenize=e.sacrebleu_tokenize,
-                             rouge_references=e.rouge_references)
+        opts = MetricOptions.of(e, bertscore_model=bert_model, bertscore_layers=bert_layers, policy=policy,
+                                tokenizer=tokenizer, device=str(device))
         metrics, skipped, per_sample = score(groups, batch, opts, progress)
 
     # 4. Write samples.jsonl, then results.json (the contract the leaderboard reads).

@@ -37,7 +37,6 @@ from grue.models import (
 )
 from grue.optim import groups_by_name, make_optimizer
 from grue.rewards import resolve_reward, score
-from grue.rollout import GenSettings
 from grue.tasks import TASKS
 from grue.tasks.common import Example, data_dir_from
 from grue.tracking import (
@@ -49,12 +48,6 @@ from grue.tracking import (
     unstarted,
     write_config,
 )
-
-
-def gen_settings(cfg: Config) -> GenSettings:
-    g = cfg.generation
-    return GenSettings(g.max_prompt_tokens, g.min_new_tokens, g.max_new_tokens, g.do_sample, g.top_k, g.top_p, g.temperature,
-                       g.truncation_side)
 
 
 def load_examples(cfg: Config, split: str) -> list[Example]:
@@ -99,7 +92,7 @@ class Session:
     iteration: int = 0  # the iteration in progress (set by the algorithm's loop), named in a reward's errors
 
     algo = property(lambda self: self.cfg.algo)
-    gen = property(lambda self: gen_settings(self.cfg))
+    gen = property(lambda self: self.cfg.generation)
     device = property(lambda self: self.accelerator.device)
     seq2seq = property(lambda self: bool(self.accelerator.unwrap_model(self.policy).config.is_encoder_decoder))
     decoder_start = property(lambda self: getattr(self.accelerator.unwrap_model(self.policy).config, "decoder_start_token_id", None))

@@ -80,7 +80,8 @@ def train(
                                  "stop: no run directory, no model or data loaded."),
 ):
     """RL fine-tuning of a language model on a GRUE task."""
-    from grue.config import check_names, from_dict, load_yaml, resolve
+    from grue.algorithms import check_names, from_dict, resolve
+    from grue.config import load_yaml
 
     check_names(task, algo)  # before torch is imported: a typo is answered at once
     if not dry_run:
@@ -143,7 +144,8 @@ def check_resume_agrees(saved, run_dir: str, algo: str | None, preset: str | Non
     """The options given with ``--resume`` (the original command's, say) must agree with the run's saved config:
     every key that --algo, --preset, --config, --set, --model, --seed or --data-dir sets is resolved as for a new
     run and compared with the saved value; --output-dir must name the run. One line lists every conflict."""
-    from grue.config import load_yaml, parse_set, resolve, tasks_root
+    from grue.algorithms import resolve
+    from grue.config import load_yaml, parse_set, tasks_root
 
     flags = {k: v for k, v in flags.items() if v is not None}
     if algo is not None and algo != saved.run.algo:
@@ -212,7 +214,7 @@ def eval_(
 ):
     """Evaluate a trained run, a zero-shot model or generations made elsewhere on a task split; writes results.json and samples.jsonl."""
     if task is not None:
-        from grue.config import check_names
+        from grue.algorithms import check_names
 
         check_names(task)
     quiet_libraries()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grue.config import resolve
+from grue.algorithms import resolve
 from grue.evaluate import decode
 from grue.models import load_policy, load_tokenizer
 

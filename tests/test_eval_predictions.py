@@ -9,7 +9,7 @@ import pytest
 from conftest import cli_in_process, run_cli
 from typer.testing import CliRunner
 
-from grue.config import resolve
+from grue.algorithms import resolve
 from grue.errors import GrueError
 from grue.evaluate import task_metrics
 from grue.metrics import METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function

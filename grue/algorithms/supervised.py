@@ -55,7 +55,7 @@ from grue.sft import (  # noqa: F401  (the batch functions are part of this algo
     seq2seq_sft_batch,
     target_with_eos,
 )
-from grue.setup import gen_settings, load_examples, open_run, parameter_digest, per_rank, stop_asked, stopped
+from grue.setup import load_examples, open_run, parameter_digest, per_rank, stop_asked, stopped
 from grue.tasks import TASKS
 from grue.tasks.common import Example, data_dir_from
 from grue.tracking import append_jsonl, cleans_up_unstarted, learning_summary, read_jsonl
@@ -327,7 +327,7 @@ def evaluate(cfg: Config, acc: Accelerator, model, tokenizer, examples: list[Exa
              decoder_start) -> tuple[dict, list[dict]]:
     """Metrics over the first ``eval_limit`` validation examples (all processes), and this process's
     first ``run.log_samples`` generations. Sampling uses a generator seeded by the epoch (resumable)."""
-    algo, gen, rank, world = cfg.algo, gen_settings(cfg), acc.process_index, acc.num_processes
+    algo, gen, rank, world = cfg.algo, cfg.generation, acc.process_index, acc.num_processes
     limit = min(algo.eval_limit or len(examples), len(examples))
     mine = list(range(limit))[rank::world]
     policy = acc.unwrap_model(model)
