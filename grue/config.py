@@ -7,6 +7,8 @@ dataclass, at the top of grue/algorithms/<algo>.py). Later sources override earl
   dataclass defaults < tasks/<task>/task.yaml < tasks/<task>/<algo>.yaml
   < tasks/<task>/presets/<preset>.yaml < --config FILE < CLI flags < --set key=value
 
+(for a user's task folder, the same files in that folder; its <algo>.yaml is optional).
+
 ``--set`` takes ``section.field=value`` or a bare ``field=value`` when only one section
 has that field. Values are parsed as YAML and checked against the field's type.
 """
@@ -14,7 +16,6 @@ has that field. Values are parsed as YAML and checked against the field's type.
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ import yaml
 
 from grue.errors import GrueError, did_you_mean
 from grue.metrics import MetricSettings
+from grue.tasks import Task, find_task, task_names, tasks_root  # noqa: F401  (part of this module's interface)
+from grue.yamlfile import load_yaml, parse_yaml  # noqa: F401  (part of this module's interface)
 
 
 @dataclass
@@ -32,7 +35,7 @@ class RunConfig:
     """What to train, on what, and where the run goes."""
 
     task: str = "imdb"
-    """GRUE task name (``grue tasks`` lists them)."""
+    """GRUE task name (``grue tasks`` lists them), or the absolute path of a task folder (grue.tasks)."""
     algo: str = "ppo"
     """Algorithm: a key of grue.algorithms.ALGORITHMS (``zero-shot`` or ``external`` in the config of an
     evaluation without training, see ``resolve_untrained``)."""
@@ -159,52 +162,6 @@ class Config:
         return out
 
 
-def tasks_root() -> Path:
-    """The GRUE task definitions: grue/_tasks in a wheel, tasks/ in a source checkout."""
-    packaged = Path(__file__).parent / "_tasks"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "tasks"
-
-
-def task_names() -> list[str]:
-    return sorted(p.name for p in tasks_root().iterdir() if (p / "task.yaml").is_file())
-
-
-class _Yaml12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 booleans: only true/false are booleans, so ``no``, ``yes``, ``on``
-    and ``off`` stay strings (``run.mixed_precision: no`` means the string "no", not False)."""
-
-
-_Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-
-
-def parse_yaml(text: str):
-    """``text`` as YAML data (safe: plain data only), with YAML 1.2 booleans (see ``_Yaml12Loader``)."""
-    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
-
-
-def load_yaml(path: Path) -> dict:
-    """A YAML mapping from ``path``, or a one-line error."""
-    try:
-        data = parse_yaml(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise GrueError(f"cannot read config file {path}: {e.strerror}") from e
-    except UnicodeDecodeError as e:
-        raise GrueError(f"{path} is not UTF-8 text (invalid byte at offset {e.start}); config files are UTF-8 YAML") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise GrueError(f"malformed YAML in {path}{where}: {getattr(e, 'problem', e)}") from e
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise GrueError(f"{path} must hold a mapping of sections (run, generation, <algo>), not {type(data).__name__}")
-    return data
-
-
 def coerce(value: Any, tp: Any, key: str, choices: tuple | None = None) -> Any:
     """``value`` checked (and where lossless converted) against the annotation ``tp``."""
     origin = typing.get_origin(tp)
@@ -299,36 +256,25 @@ def literal_for_str(section_obj: Any, name: str, raw: str, value: Any) -> Any:
     return raw.strip() if hint is str and not isinstance(value, str) else value
 
 
-def check_task(task: str) -> None:
-    """A one-line error (with a "did you mean") for an unknown task name."""
-    from grue.tasks import TASKS
-
-    known = sorted(set(TASKS) & set(task_names()))
-    if task not in known:
-        raise GrueError(f"unknown task '{task}'{did_you_mean(task, known)}; accepted: {', '.join(known)}")
-
-
 def resolve(task: str, algo: str, algo_config: type, *, others: tuple[str, ...] = (), preset: str | None = None,
             config_file: str | None = None, flags: dict[str, Any] | None = None, sets: list[str] | None = None) -> Config:
     """Build the config of a run from its task, algorithm, preset, file, flags and overrides.
 
     ``algo_config`` is the algorithm's config dataclass and ``others`` the names of the other algorithms (their
     sections in shared files are skipped); ``grue.algorithms.resolve`` passes both."""
-    check_task(task)
-    task_dir = tasks_root() / task
-    algo_file = task_dir / f"{algo}.yaml"
-    if not algo_file.is_file():
-        have = sorted(a for a in (algo, *others) if (task_dir / f"{a}.yaml").is_file())
-        raise GrueError(f"task '{task}' has no settings for algorithm '{algo}'; accepted: {', '.join(have)}")
-    cfg = Config(RunConfig(task=task, algo=algo), GenerationConfig(), algo_config())
-    card = load_yaml(task_dir / "task.yaml")
-    cfg.task_version = str(card.get("version", ""))
-    apply_mapping(cfg, {k: v for k, v in card.items() if k in ("run", "generation", "eval")}, f"tasks/{task}/task.yaml")
-    apply_mapping(cfg, load_yaml(algo_file), f"tasks/{task}/{algo}.yaml", others)
+    spec = find_task(task)
+    algo_file = spec.settings_file(algo)
+    if spec.builtin and not algo_file.is_file():  # a GRUE task names the paper's settings for each algorithm
+        have = spec.algorithms((algo, *others))
+        raise GrueError(f"task '{task}' has no settings for algorithm '{algo}'; accepted: {', '.join(have) or 'none'}")
+    cfg = Config(RunConfig(task=spec.ref, algo=algo), GenerationConfig(), algo_config())
+    apply_card(cfg, spec)
+    if algo_file.is_file():  # a user's task may leave an algorithm at its defaults
+        apply_mapping(cfg, load_yaml(algo_file), source_name(spec, algo_file), others)
     if preset:
-        preset_file = task_dir / "presets" / f"{preset}.yaml"
+        preset_file = spec.folder / "presets" / f"{preset}.yaml"
         if not preset_file.is_file():
-            have = sorted(p.stem for p in (task_dir / "presets").glob("*.yaml"))
+            have = spec.presets()
             raise GrueError(f"unknown preset '{preset}' for task '{task}'{did_you_mean(preset, have)}; "
                             f"accepted: {', '.join(have) or 'none'}")
         apply_mapping(cfg, load_yaml(preset_file), f"preset {preset}", others)
@@ -340,11 +286,29 @@ def resolve(task: str, algo: str, algo_config: type, *, others: tuple[str, ...] 
     for item in sets or []:
         sec, name, value = parse_set(item, cfg)
         set_field(cfg.sections()[sec], sec, name, value)
-    if cfg.run.task != task or cfg.run.algo != algo:
+    if cfg.run.task != spec.ref or cfg.run.algo != algo:
         raise GrueError("run.task and run.algo are chosen on the command line, not with --set or a config file")
     record_lineage(cfg.run)
     check_config(cfg)
     return cfg
+
+
+def source_name(spec: Task, path: Path) -> str:
+    """How errors name a file of task ``spec``: ``tasks/<task>/<file>`` for a built-in task, else its path."""
+    return f"tasks/{spec.name}/{path.name}" if spec.builtin else str(path)
+
+
+def apply_card(cfg: Config, spec: Task) -> None:
+    """The task's version and the run, generation and eval sections of its task.yaml, applied to ``cfg``."""
+    from grue.rewards import REWARDS
+
+    cfg.task_version = spec.version
+    sections = {k: v for k, v in spec.card.items() if k in ("run", "generation", "eval")}
+    apply_mapping(cfg, sections, source_name(spec, spec.card_file))
+    reward = (spec.card.get("run") or {}).get("reward")
+    if reward is not None and reward not in REWARDS and ":" not in reward:
+        raise GrueError(f"{spec.card_file}: run.reward: unknown reward {reward!r}{did_you_mean(reward, REWARDS)}; "
+                        f"accepted: {', '.join(sorted(REWARDS))}, or package.module:function")
 
 
 UNTRAINED = ("zero-shot", "external")
@@ -354,13 +318,11 @@ UNTRAINED = ("zero-shot", "external")
 def resolve_untrained(task: str, kind: str, model: str) -> Config:
     """The config of an evaluation without training (``kind`` in UNTRAINED) of ``model``: the task's run, generation
     and eval sections over the defaults, and no algorithm section (``run.algo`` is ``kind``)."""
-    check_task(task)
+    spec = find_task(task)
     if kind not in UNTRAINED:
         raise GrueError(f"unknown kind of evaluation {kind!r}; accepted: {', '.join(UNTRAINED)}")
-    cfg = Config(RunConfig(task=task, algo=kind), GenerationConfig(), None)
-    card = load_yaml(tasks_root() / task / "task.yaml")
-    cfg.task_version = str(card.get("version", ""))
-    apply_mapping(cfg, {k: v for k, v in card.items() if k in ("run", "generation", "eval")}, f"tasks/{task}/task.yaml")
+    cfg = Config(RunConfig(task=spec.ref, algo=kind), GenerationConfig(), None)
+    apply_card(cfg, spec)
     set_field(cfg.run, "run", "model", model)
     check_config(cfg)
     return cfg

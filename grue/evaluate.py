@@ -30,7 +30,7 @@ import torch
 from grue import __version__, eval_progress
 from grue.algorithms import from_dict
 from grue.checkpoint import atomic_write_text, latest
-from grue.config import Config, check_decoding, load_yaml, resolve_untrained, tasks_root
+from grue.config import Config, check_decoding, load_yaml, resolve_untrained
 from grue.errors import GrueError
 from grue.metrics import FALLBACKS, METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
 from grue.metrics.diversity import MSTTR_SEGMENT
@@ -39,6 +39,7 @@ from grue.predictions import read_predictions  # noqa: F401  (part of this modul
 from grue.eval_progress import set_rng_state
 from grue.rollout import MaskSettings, decode_texts, tokenize_prompts
 from grue.setup import load_examples
+from grue.tasks import find_task
 from grue.tasks.common import Example, data_dir_from
 
 NON_FINITE = {"msttr": f": MSTTR needs at least {MSTTR_SEGMENT} tokens of generations (evaluate more examples: a larger "
@@ -47,12 +48,9 @@ NON_FINITE = {"msttr": f": MSTTR needs at least {MSTTR_SEGMENT} tokens of genera
 
 
 def task_metrics(task: str) -> list[str]:
-    """The metric groups of ``task`` (its task.yaml ``metrics`` list), checked against grue.metrics.METRICS."""
-    groups = load_yaml(tasks_root() / task / "task.yaml").get("metrics") or []
-    unknown = [g for g in groups if g not in METRICS]
-    if unknown:
-        raise GrueError(f"tasks/{task}/task.yaml: unknown metric group(s) {', '.join(unknown)}; accepted: {', '.join(METRICS)}")
-    return list(groups)
+    """The metric groups of ``task`` (its task.yaml ``metrics`` list, checked against grue.metrics.METRICS when the
+    folder is read: grue.tasks.check_card)."""
+    return find_task(task).metrics
 
 
 def check_sources(checkpoint: str | None, task: str | None, model: str | None, predictions: str | None,
@@ -94,7 +92,7 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
             raise GrueError(f"--checkpoint {checkpoint}: not a grue run directory (no config.yaml); "
                             "pass a directory made by `grue train`, or use --task TASK --model NAME_OR_PATH")
         cfg = from_dict(load_yaml(cfg_file), str(cfg_file))
-        if task and task != cfg.run.task:
+        if task and find_task(task).ref != cfg.run.task:
             raise GrueError(f"--checkpoint {checkpoint} is a run of task '{cfg.run.task}', not '{task}'")
         weights = str(latest(run_dir))
         algo, name = lineage_name(cfg.run), cfg.run.base_model or cfg.run.model
@@ -331,14 +329,15 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
     # The prompts come from where the run's came from: a data directory (--data-dir, the run's, $GRUE_DATA_DIR);
     # else the task's built-in prompts for a run trained on them (the smoke presets); else the Hub.
     cfg.run.builtin_prompts = builtin = bool(cfg.run.builtin_prompts and not data_dir_from(cfg.run.data_dir))
+    task_name = find_task(cfg.run.task).name  # run.task of a user's task is its folder's path
     if output_dir:
         out = Path(output_dir)
     elif checkpoint:
         out = Path(checkpoint) / "eval" / split
     elif predictions:
-        out = Path("runs") / f"{cfg.run.task}-external-{Path(name).name or 'model'}" / "eval" / split
+        out = Path("runs") / f"{task_name}-external-{Path(name).name or 'model'}" / "eval" / split
     else:
-        out = Path("runs") / f"{cfg.run.task}-zero-shot-{Path(str(model)).name or 'model'}" / "eval" / split
+        out = Path("runs") / f"{task_name}-zero-shot-{Path(str(model)).name or 'model'}" / "eval" / split
     if (out / "results.json").exists() and not overwrite:
         raise GrueError(f"{out / 'results.json'} already exists; pass --overwrite to replace it or --output-dir DIR")
     groups = task_metrics(cfg.run.task)
@@ -388,7 +387,7 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
     cfg.eval.bertscore_model, cfg.eval.bertscore_layers = bert_model, bert_layers  # record what was used
     results = Results(
         schema_version=SCHEMA_VERSION, kind="evaluated", grue_version=__version__, git_commit=git_commit(),
-        date=utc_now(), task=cfg.run.task, task_version=cfg.task_version,
+        date=utc_now(), task=task_name, task_version=cfg.task_version,
         algorithm=algo,
         model=model_info(name, policy), seed=cfg.run.seed, config=recorded_config(cfg, algo, weights, predictions), split=split,
         samples=SampleCounts(total=total, evaluated=len(examples)),

@@ -37,7 +37,7 @@ from grue.models import (
 )
 from grue.optim import groups_by_name, make_optimizer
 from grue.rewards import resolve_reward, score
-from grue.tasks import TASKS
+from grue.tasks import find_task, task_module
 from grue.tasks.common import Example, data_dir_from
 from grue.tracking import (
     append_jsonl,
@@ -53,7 +53,7 @@ from grue.tracking import (
 def load_examples(cfg: Config, split: str) -> list[Example]:
     """The task's examples of ``split``: local files, the Hub, or built-in prompts (see RunConfig)."""
     data_dir = data_dir_from(cfg.run.data_dir)
-    task = TASKS[cfg.run.task]
+    task = task_module(cfg.run.task)
     builtin = bool(cfg.run.builtin_prompts and not data_dir)
     if split not in task.SPLITS:
         raise GrueError(f"task '{cfg.run.task}' has no split '{split}'; accepted: {', '.join(task.SPLITS)}")
@@ -189,7 +189,7 @@ def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress:
             if resumed[progress] >= total:
                 raise GrueError(f"{run_dir} already finished {resumed[progress]} {progress}s; pass --iterations N with N > {resumed[progress]}")
     else:
-        run_dir = new_run_dir(cfg.run.output_dir, cfg.run.task, cfg.run.algo, cfg.run.seed) if acc.is_main_process else None
+        run_dir = new_run_dir(cfg.run.output_dir, find_task(cfg.run.task).name, cfg.run.algo, cfg.run.seed) if acc.is_main_process else None
         run_dir = Path(per_rank(acc, str(run_dir))[0])  # the main process's choice, for every rank
     if acc.is_main_process:
         write_config(run_dir, {**cfg.to_dict(), "world_size": acc.num_processes})

@@ -81,7 +81,7 @@ def train(
 ):
     """RL fine-tuning of a language model on a GRUE task."""
     from grue.algorithms import check_names, from_dict, resolve
-    from grue.config import load_yaml
+    from grue.config import find_task, load_yaml
 
     check_names(task, algo)  # before torch is imported: a typo is answered at once
     if not dry_run:
@@ -95,7 +95,7 @@ def train(
         saved = load_yaml(cfg_file)
         check_same_release(str(saved.get("grue_version", "")), resume)
         cfg = from_dict(saved, str(cfg_file))
-        if cfg.run.task != task:
+        if cfg.run.task != find_task(task).ref:
             raise GrueError(f"{resume} is a run of task '{cfg.run.task}', not '{task}'")
         if init_from is not None:
             model = checkpoint_of(init_from)
@@ -145,7 +145,7 @@ def check_resume_agrees(saved, run_dir: str, algo: str | None, preset: str | Non
     every key that --algo, --preset, --config, --set, --model, --seed or --data-dir sets is resolved as for a new
     run and compared with the saved value; --output-dir must name the run. One line lists every conflict."""
     from grue.algorithms import resolve
-    from grue.config import load_yaml, parse_set, tasks_root
+    from grue.config import find_task, load_yaml, parse_set
 
     flags = {k: v for k, v in flags.items() if v is not None}
     if algo is not None and algo != saved.run.algo:
@@ -156,7 +156,7 @@ def check_resume_agrees(saved, run_dir: str, algo: str | None, preset: str | Non
         return
     task, algo = saved.run.task, saved.run.algo
     asked = resolve(task, algo, preset=preset, config_file=str(config) if config else None, flags=flags, sets=sets)
-    files = ([tasks_root() / task / "presets" / f"{preset}.yaml"] if preset else []) + ([config] if config else [])
+    files = ([find_task(task).folder / "presets" / f"{preset}.yaml"] if preset else []) + ([config] if config else [])
     keys = [(sec, name) for f in files for sec, values in load_yaml(f).items() if sec in asked.sections()
             and isinstance(values, dict) for name in values]
     keys += [tuple(k.split(".", 1)) for k in flags] + [parse_set(item, asked)[:2] for item in sets]
@@ -230,24 +230,42 @@ def eval_(
 
 @app.command(cls=WordsCommand)
 @friendly
-def tasks():
-    """List the GRUE tasks with their versions and algorithms."""
+def tasks(
+    path: List[str] = typer.Option([], "--path", metavar="DIR", help="Also list the task folders in DIR (repeatable; "
+                                   "$GRUE_TASKS_PATH adds more)."),
+):
+    """List the GRUE tasks (and your task folders) with their versions and algorithms."""
+    import os
+
     from rich.console import Console
     from rich.table import Table
 
     from grue.algorithms import NAMES
-    from grue.config import load_yaml, tasks_root, task_names
+    from grue.tasks import all_tasks
 
-    table = Table(title="GRUE tasks")
+    table = Table(title="GRUE tasks" + (" and yours" if path or os.environ.get("GRUE_TASKS_PATH") else ""))
     for col in ("task", "version", "algorithms", "presets", "description"):
         table.add_column(col)
-    for name in task_names():
-        d = tasks_root() / name
-        card = load_yaml(d / "task.yaml")
-        algos = ", ".join(a for a in NAMES if (d / f"{a}.yaml").is_file())
-        presets = ", ".join(sorted(p.stem for p in (d / "presets").glob("*.yaml")))
-        table.add_row(name, str(card.get("version", "")), algos, presets, str(card.get("description", "")))
+    for t in all_tasks(path):
+        table.add_row(t.name if t.builtin else f"{t.name} ({t.folder})", t.version, ", ".join(t.algorithms(NAMES)),
+                      ", ".join(t.presets()), t.description)
     Console().print(table)
+
+
+# ---- task folders (issue 11): a working skeleton of a user's task --------------------------------------------
+
+
+@app.command("new-task", cls=WordsCommand)
+@friendly
+def new_task(
+    name: str = typer.Argument(..., metavar="NAME", help="Folder to create (its name is the task's), e.g. my_task."),
+):
+    """Write a working task folder with comments: JSON Lines data, a reward, metrics and a smoke preset."""
+    from grue.tasks.skeleton import write_skeleton
+
+    folder = write_skeleton(Path(name))
+    shown = folder if folder.is_absolute() or name.startswith(".") else f"./{folder}"
+    typer.echo(f"wrote {folder}; try: grue train {shown} --algo ppo --preset smoke")
 
 
 from grue_cli.leaderboard import leaderboard_app  # noqa: E402  (the sub-app lives in its own module)

@@ -27,7 +27,7 @@ def __getattr__(name: str):
 
 def check_names(task: str, algo: str | None = None) -> None:
     """A one-line error (with a "did you mean") for an unknown task or algorithm; imports no algorithm (no torch)."""
-    config.check_task(task)
+    config.find_task(task)
     if algo is not None and algo not in NAMES:
         raise GrueError(f"unknown algorithm '{algo}'{did_you_mean(algo, NAMES)}; accepted: {', '.join(NAMES)}")
 

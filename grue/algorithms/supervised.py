@@ -56,7 +56,7 @@ from grue.sft import (  # noqa: F401  (the batch functions are part of this algo
     target_with_eos,
 )
 from grue.setup import load_examples, open_run, parameter_digest, per_rank, stop_asked, stopped
-from grue.tasks import TASKS
+from grue.tasks import task_module
 from grue.tasks.common import Example, data_dir_from
 from grue.tracking import append_jsonl, cleans_up_unstarted, learning_summary, read_jsonl
 
@@ -237,13 +237,13 @@ def supervised_data(cfg: Config) -> tuple[list[Example], list[Example]]:
         raise GrueError("supervised training needs references, and the built-in prompts have none; pass --data-dir DIR "
                         f"(or set GRUE_DATA_DIR) with DIR/{cfg.run.task}/train.jsonl, or set run.builtin_prompts=false to use the Hub")
     train_ex = load_examples(cfg, cfg.run.train_split)
-    rule = getattr(TASKS[cfg.run.task], "supervised_examples", None)
+    rule = getattr(task_module(cfg.run.task), "supervised_examples", None)
     train_ex = rule(train_ex) if rule else train_ex
     train_ex = train_ex[:cfg.algo.train_limit or None]
     if not train_ex:
         raise GrueError(f"no training examples for supervised training of task '{cfg.run.task}'")
     val_ex = load_examples(cfg, cfg.run.validation_split)
-    targets = getattr(TASKS[cfg.run.task], "supervised_targets", None)  # e.g. IMDB: the review's second half
+    targets = getattr(task_module(cfg.run.task), "supervised_targets", None)  # e.g. IMDB: the review's second half
     val_ex = targets(val_ex) if targets else val_ex
     if not val_ex:
         raise GrueError(f"no validation examples in task '{cfg.run.task}'")

@@ -23,17 +23,11 @@ from dataclasses import dataclass, field
 
 from grue.leaderboard.submissions import Submission
 from grue.results import Results
+from grue.tasks import builtin_tasks
 
-HEADLINE = {
-    "imdb": "sentiment_score",          # the task's goal and reward
-    "commongen": "meteor",              # the default reward; SPICE (the official ranking) needs Java
-    "cnn_dailymail": "rouge_l",         # the usual summarisation ranking
-    "totto": "sacrebleu_overall",       # the official ToTTo leaderboard's first column
-    "wmt16": "sacrebleu",               # the usual translation ranking
-    "dailydialog": "intent_accuracy",   # the task-specific goal, half of the paper's reward
-    "narrativeqa": "rouge_lmax",        # ROUGE-L against the best reference, as NarrativeQA is scored
-}
-"""Task -> the one metric the overall score reads. A task missing here is not part of the overall score."""
+HEADLINE = {t.name: t.headline for t in builtin_tasks() if t.headline}
+"""Task -> the one metric the overall score reads (``headline`` in its task.yaml). A task without one is not part of
+the overall score."""
 
 
 @dataclass

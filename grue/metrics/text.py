@@ -15,7 +15,15 @@ from collections.abc import Sequence
 
 from grue.errors import GrueError
 from grue.metrics import EvalBatch, MetricOptions, MetricResult, MetricSkipped, check_batch, check_texts  # noqa: F401
-from grue.tasks.totto import overlap_flag
+
+
+def overlap_flag(value) -> bool | None:
+    """ToTTo's ``overlap_subset`` as a bool: True/False, "True"/"False"; None when absent or "none" (train)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
 
 
 def mean(xs: Sequence[float]) -> float:
@@ -49,7 +57,7 @@ def ngrams(tokens: Sequence[str], n: int) -> Counter:
 def subset_flags(meta: Sequence[dict]) -> list[bool | None]:
     """Each example's ToTTo ``meta["overlap_subset"]`` as True / False, or None for every example when none has one.
 
-    Accepted flags: a bool or the strings "True" / "False" (``grue.tasks.totto.overlap_flag``);
+    Accepted flags: a bool or the strings "True" / "False" (``overlap_flag``);
     a missing key, None or "none" (ToTTo's train rows) is no flag. GrueError when some
     examples have a flag and others do not, or when a flag is anything else.
     """
