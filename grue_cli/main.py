@@ -218,7 +218,7 @@ def eval_(
 
         check_names(task)
     quiet_libraries()
-    from grue.evaluate import evaluate, summary_lines
+    from grue.evaluation import evaluate, summary_lines
 
     path, results = evaluate(checkpoint=checkpoint, task=task, model=model, split=split, limit=limit, batch_size=batch_size,
                     data_dir=data_dir, output_dir=output_dir, seed=seed, sets=set_, overwrite=overwrite, show=not quiet,

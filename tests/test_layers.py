@@ -77,7 +77,7 @@ def reach(start: str, only_grue: bool = True) -> set[str]:
 
 
 def test_the_graph_is_read():
-    assert "grue.config" in GRAPH["grue.evaluate"] and "torch" in GRAPH["grue.kl"]
+    assert "grue.config" in GRAPH["grue.evaluation"] and "torch" in GRAPH["grue.kl"]
     assert "grue.algorithms.ppo" in GRAPH["grue.algorithms"]  # importlib.import_module(f"grue.algorithms.{n}")
 
 
@@ -110,6 +110,15 @@ def test_results_and_leaderboard_are_light_at_run_time():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers') or m == 'grue.models'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
+
+
+FACADE = "grue"
+"""The package's __init__: ``__version__`` and the re-exported Python API (grue.api). Every module may read
+``grue.__version__``, so the facade is left out of the circle search; test_the_facade_is_thin keeps it so."""
+
+
+def test_the_facade_is_thin():
+    assert GRAPH[FACADE] == {"grue.api"}
 
 
 def circles(g: dict[str, set[str]]) -> list[list[str]]:
@@ -149,4 +158,4 @@ def test_circles_are_found():
 
 
 def test_no_import_circles():
-    assert circles(GRAPH) == []
+    assert circles({m: deps - {FACADE} for m, deps in GRAPH.items() if m != FACADE}) == []

@@ -8,7 +8,7 @@ import yaml
 from grue.algorithms import resolve
 from grue.config import resolve_untrained
 from grue.errors import GrueError
-from grue.evaluate import lineage_name
+from grue.evaluation import lineage_name
 
 
 def fake_run(path, algo: str, **run) -> str:
