@@ -41,3 +41,15 @@ def results_frame(paths: str | Path | Iterable[str | Path]):
     frame = pd.DataFrame(rows)
     metrics = sorted(c for c in frame.columns if c not in COLUMNS)
     return frame.reindex(columns=COLUMNS + metrics)
+
+
+def markdown_table(frame) -> str:
+    """``frame`` as a Markdown table (pipes in text escaped; floats with 4 decimals; missing values empty)."""
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "" if v != v else f"{v:.4f}"
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)

@@ -268,6 +268,44 @@ def new_task(
     typer.echo(f"wrote {folder}; try: grue train {shown} --algo ppo --preset smoke")
 
 
+# ---- results files side by side (issue 11) -------------------------------------------------------------------
+
+
+@app.command("results", cls=WordsCommand)
+@friendly
+def results_(
+    paths: List[str] = typer.Argument(..., metavar="PATH...", help="results.json files, or directories searched for them."),
+    csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table instead."),
+):
+    """Compare results files: one row per file, its metrics as columns (grue.load_results's DataFrame)."""
+    from grue.frames import markdown_table, results_frame
+
+    if csv and markdown:
+        raise GrueError("--csv and --markdown both choose the output; pass one of them")
+    frame = results_frame(paths)
+    if csv:
+        return typer.echo(frame.to_csv(index=False), nl=False)
+    if markdown:
+        return typer.echo(markdown_table(frame))
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(frame)} results file{'s' if len(frame) != 1 else ''}")
+    for col in frame.columns:
+        table.add_column(col, justify="right" if frame[col].dtype.kind in "if" else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(cell_text(v) for v in row))
+    Console().print(table)
+
+
+def cell_text(value) -> str:
+    """A table cell: a float with 4 decimals, a missing value as "–", anything else as is."""
+    if isinstance(value, float):
+        return "–" if value != value else f"{value:.4f}"
+    return str(value)
+
+
 from grue_cli.leaderboard import leaderboard_app  # noqa: E402  (the sub-app lives in its own module)
 
 app.add_typer(leaderboard_app, name="leaderboard")

@@ -51,3 +51,28 @@ def test_import_grue_stays_light():
     code = "import sys, grue; print(sorted(m for m in ('torch', 'pandas', 'transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_grue_results_prints_the_frame(tmp_path):
+    from conftest import cli_in_process
+
+    examples = REPO / "leaderboard" / "examples" / "tiny-ppo-smoke"
+    frame = grue.load_results([examples / "wmt16", examples / "imdb"])
+    p = cli_in_process("results", str(examples / "wmt16"), str(examples / "imdb"), "--csv")
+    assert p.returncode == 0 and p.stdout == frame.to_csv(index=False)
+    p = cli_in_process("results", str(examples / "imdb"), "--markdown")
+    lines = p.stdout.strip().splitlines()
+    assert p.returncode == 0 and len(lines) == 3 and lines[0].startswith("| path | task |") and "| imdb | 2.0 |" in lines[2]
+    p = cli_in_process("results", str(examples / "imdb"))
+    assert p.returncode == 0 and "1 results file" in p.stdout
+    for args, message in ((["--csv", "--markdown"], "pass one of them"), ([], "no such file or directory")):
+        p = cli_in_process("results", str(examples / "imdb") if args else str(tmp_path / "nope"), *args)
+        assert p.returncode == 2 and message in p.stderr, p.stderr
+
+
+def test_help_and_tasks_import_no_torch():
+    code = ("import sys; from typer.testing import CliRunner; from grue_cli.main import app; "
+            "codes = [CliRunner().invoke(app, args).exit_code for args in (['--help'], ['tasks'])]; "
+            "print(codes, sorted(m for m in ('torch', 'transformers', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[0, 0] []", out.stdout + out.stderr
