@@ -159,3 +159,10 @@ def test_circles_are_found():
 
 def test_no_import_circles():
     assert circles({m: deps - {FACADE} for m, deps in GRAPH.items() if m != FACADE}) == []
+
+
+def test_results_name_the_algorithms_train_accepts():
+    from grue.algorithms import NAMES
+    from grue.results import TRAINING_ALGORITHMS
+
+    assert sorted(TRAINING_ALGORITHMS) == sorted(NAMES)
