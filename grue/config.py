@@ -7,6 +7,8 @@ dataclass, at the top of grue/algorithms/<algo>.py). Later sources override earl
   dataclass defaults < tasks/<task>/task.yaml < tasks/<task>/<algo>.yaml
   < tasks/<task>/presets/<preset>.yaml < --config FILE < CLI flags < --set key=value
 
+(for a user's task folder, the same files in that folder; its <algo>.yaml is optional).
+
 ``--set`` takes ``section.field=value`` or a bare ``field=value`` when only one section
 has that field. Values are parsed as YAML and checked against the field's type.
 """
@@ -14,7 +16,6 @@ has that field. Values are parsed as YAML and checked against the field's type.
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from typing import Any
 import yaml
 
 from grue.errors import GrueError, did_you_mean
+from grue.metrics import MetricSettings
+from grue.tasks import Task, find_task, task_names, tasks_root  # noqa: F401  (part of this module's interface)
+from grue.yamlfile import load_yaml, parse_yaml  # noqa: F401  (part of this module's interface)
 
 
 @dataclass
@@ -31,11 +35,21 @@ class RunConfig:
     """What to train, on what, and where the run goes."""
 
     task: str = "imdb"
-    """GRUE task name (``grue tasks`` lists them)."""
+    """GRUE task name (``grue tasks`` lists them), or the absolute path of a task folder (grue.tasks)."""
     algo: str = "ppo"
-    """Algorithm: a key of grue.algorithms.ALGORITHMS."""
+    """Algorithm: a key of grue.algorithms.ALGORITHMS (``zero-shot`` or ``external`` in the config of an
+    evaluation without training, see ``resolve_untrained``)."""
     model: str = "gpt2"
     """Policy: a Hub id, a local directory saved with save_pretrained, or tiny-gpt2 / tiny-t5."""
+    init_from: str = ""
+    """The grue run whose checkpoint ``model`` is (``--init-from RUN``, or ``--model RUN/checkpoint``); set when
+    the run's config is resolved, from ``model``. Empty: ``model`` is not a grue run's checkpoint."""
+    init_algo: str = ""
+    """The algorithms that trained ``model`` before this run, joined by "+", first first (e.g. ``supervised``):
+    read from ``init_from``'s config.yaml when this run's config is resolved. Empty: none."""
+    base_model: str = ""
+    """The model the first run of this run's lineage started from (read from ``init_from``'s config.yaml when
+    this run's config is resolved); empty: ``model`` itself."""
     ref_model: str = ""
     """Frozen reference model for the KL penalty; empty means the same as ``model``."""
     reward: str = "sentiment"
@@ -98,11 +112,10 @@ class GenerationConfig:
 
 
 @dataclass
-class EvalConfig:
-    """How ``grue eval`` decodes and scores (the task's evaluation settings; see tasks/<task>/task.yaml)."""
+class EvalConfig(MetricSettings):
+    """How ``grue eval`` decodes and scores (the task's evaluation settings; see tasks/<task>/task.yaml): the
+    metrics' settings (grue.metrics.MetricSettings, with ``batch_size``) and the decoding settings below."""
 
-    batch_size: int = 16
-    """Prompts decoded at once."""
     num_beams: int = 1
     """Beam search width; 1 means sampling or greedy decoding, per do_sample."""
     length_penalty: float = 1.0
@@ -119,31 +132,6 @@ class EvalConfig:
     """EOS is banned until this many tokens are generated."""
     max_new_tokens: int = 48
     """Length limit of a generation."""
-    bertscore_lang: str = field(default="en", metadata={"choices": ("en", "de")})
-    """Language of the texts BERTScore reads (the paper: en, de for translation into German); with
-    bertscore_model empty it picks bert-score's model and layer for it, as the paper's HF bertscore
-    did (en: roberta-large layer 17, de: bert-base-multilingual-cased layer 9)."""
-    bertscore_model: str = ""
-    """BERTScore's model: empty for bert-score's model for bertscore_lang, else a Hub id known to
-    bert-score, or a local path (then set bertscore_layers). results.json records the model used."""
-    bertscore_layers: int | None = None
-    """Layer of the BERTScore model to read; null keeps bert-score's default for the model.
-    results.json records the layer used."""
-    sentiment_model: str = "lvwerra/distilbert-imdb"
-    """Classifier of the sentiment metric (IMDB): a Hub id or local path."""
-    intent_model: str = "rajkumarrrk/roberta-daily-dialog-intent-classifier"
-    """Classifier of the intent metric (DailyDialog): a Hub id or local path."""
-    perplexity_text: str = field(default="reference", metadata={"choices": ("reference", "prompt_and_reference")})
-    """Text the perplexity metric reads: the references, or each prompt followed by its reference
-    (IMDB: the whole review, as in the paper)."""
-    perplexity_stride: int = 512
-    """Tokens the perplexity metric's sliding window advances by (the paper: 512 on IMDB, 128 on DailyDialog)."""
-    sacrebleu_tokenize: str = field(default="13a", metadata={"choices": (
-        "13a", "intl", "none", "zh", "char", "ja-mecab", "ko-mecab", "spm", "flores101", "flores200")})
-    """sacrebleu's tokenizer for the sacrebleu metric (the paper: intl for DailyDialog and translation, else 13a)."""
-    rouge_references: str = field(default="first", metadata={"choices": ("first", "stringified_list", "best")})
-    """What the rouge metric scores a generation against: the first reference (the paper's default),
-    the Python repr of the reference list (the paper's NarrativeQA and ToTTo configs), or each reference, keeping the best."""
     action_mask: bool = True
     """Apply an NLPO checkpoint's action mask during evaluation: every decoding step (greedy, sampling or beam
     search) keeps only the top-p set of the checkpoint's masking policy (``nlpo.top_mask``,
@@ -162,7 +150,9 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def sections(self) -> dict[str, Any]:
-        return {"run": self.run, "generation": self.generation, "eval": self.eval, self.run.algo: self.algo}
+        """Section name -> dataclass; an evaluation without training (``resolve_untrained``) has no algorithm's."""
+        algo = {self.run.algo: self.algo} if self.algo is not None else {}
+        return {"run": self.run, "generation": self.generation, "eval": self.eval, **algo}
 
     def to_dict(self) -> dict:
         from grue import __version__
@@ -170,52 +160,6 @@ class Config:
         out = {"grue_version": __version__, "task_version": self.task_version}
         out.update({name: dataclasses.asdict(sec) for name, sec in self.sections().items()})
         return out
-
-
-def tasks_root() -> Path:
-    """The GRUE task definitions: grue/_tasks in a wheel, tasks/ in a source checkout."""
-    packaged = Path(__file__).parent / "_tasks"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "tasks"
-
-
-def task_names() -> list[str]:
-    return sorted(p.name for p in tasks_root().iterdir() if (p / "task.yaml").is_file())
-
-
-class _Yaml12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 booleans: only true/false are booleans, so ``no``, ``yes``, ``on``
-    and ``off`` stay strings (``run.mixed_precision: no`` means the string "no", not False)."""
-
-
-_Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-
-
-def parse_yaml(text: str):
-    """``text`` as YAML data (safe: plain data only), with YAML 1.2 booleans (see ``_Yaml12Loader``)."""
-    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
-
-
-def load_yaml(path: Path) -> dict:
-    """A YAML mapping from ``path``, or a one-line error."""
-    try:
-        data = parse_yaml(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise GrueError(f"cannot read config file {path}: {e.strerror}") from e
-    except UnicodeDecodeError as e:
-        raise GrueError(f"{path} is not UTF-8 text (invalid byte at offset {e.start}); config files are UTF-8 YAML") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise GrueError(f"malformed YAML in {path}{where}: {getattr(e, 'problem', e)}") from e
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise GrueError(f"{path} must hold a mapping of sections (run, generation, <algo>), not {type(data).__name__}")
-    return data
 
 
 def coerce(value: Any, tp: Any, key: str, choices: tuple | None = None) -> Any:
@@ -312,39 +256,25 @@ def literal_for_str(section_obj: Any, name: str, raw: str, value: Any) -> Any:
     return raw.strip() if hint is str and not isinstance(value, str) else value
 
 
-def check_names(task: str, algo: str | None = None) -> None:
-    """A one-line error (with a "did you mean") for an unknown task or algorithm; imports no algorithm (no torch)."""
-    from grue.algorithms import NAMES
-    from grue.tasks import TASKS
+def resolve(task: str, algo: str, algo_config: type, *, others: tuple[str, ...] = (), preset: str | None = None,
+            config_file: str | None = None, flags: dict[str, Any] | None = None, sets: list[str] | None = None) -> Config:
+    """Build the config of a run from its task, algorithm, preset, file, flags and overrides.
 
-    known = sorted(set(TASKS) & set(task_names()))
-    if task not in known:
-        raise GrueError(f"unknown task '{task}'{did_you_mean(task, known)}; accepted: {', '.join(known)}")
-    if algo is not None and algo not in NAMES:
-        raise GrueError(f"unknown algorithm '{algo}'{did_you_mean(algo, NAMES)}; accepted: {', '.join(NAMES)}")
-
-
-def resolve(task: str, algo: str, *, preset: str | None = None, config_file: str | None = None,
-            flags: dict[str, Any] | None = None, sets: list[str] | None = None) -> Config:
-    """Build the config of a run from its task, algorithm, preset, file, flags and overrides."""
-    check_names(task, algo)
-    from grue.algorithms import ALGORITHMS
-
-    task_dir = tasks_root() / task
-    algo_file = task_dir / f"{algo}.yaml"
-    if not algo_file.is_file():
-        have = sorted(a for a in ALGORITHMS if (task_dir / f"{a}.yaml").is_file())
-        raise GrueError(f"task '{task}' has no settings for algorithm '{algo}'; accepted: {', '.join(have)}")
-    cfg = Config(RunConfig(task=task, algo=algo), GenerationConfig(), ALGORITHMS[algo].CONFIG())
-    others = tuple(a for a in ALGORITHMS if a != algo)
-    card = load_yaml(task_dir / "task.yaml")
-    cfg.task_version = str(card.get("version", ""))
-    apply_mapping(cfg, {k: v for k, v in card.items() if k in ("run", "generation", "eval")}, f"tasks/{task}/task.yaml")
-    apply_mapping(cfg, load_yaml(algo_file), f"tasks/{task}/{algo}.yaml", others)
+    ``algo_config`` is the algorithm's config dataclass and ``others`` the names of the other algorithms (their
+    sections in shared files are skipped); ``grue.algorithms.resolve`` passes both."""
+    spec = find_task(task)
+    algo_file = spec.settings_file(algo)
+    if spec.builtin and not algo_file.is_file():  # a GRUE task names the paper's settings for each algorithm
+        have = spec.algorithms((algo, *others))
+        raise GrueError(f"task '{task}' has no settings for algorithm '{algo}'; accepted: {', '.join(have) or 'none'}")
+    cfg = Config(RunConfig(task=spec.ref, algo=algo), GenerationConfig(), algo_config())
+    apply_card(cfg, spec)
+    if algo_file.is_file():  # a user's task may leave an algorithm at its defaults
+        apply_mapping(cfg, load_yaml(algo_file), source_name(spec, algo_file), others)
     if preset:
-        preset_file = task_dir / "presets" / f"{preset}.yaml"
+        preset_file = spec.folder / "presets" / f"{preset}.yaml"
         if not preset_file.is_file():
-            have = sorted(p.stem for p in (task_dir / "presets").glob("*.yaml"))
+            have = spec.presets()
             raise GrueError(f"unknown preset '{preset}' for task '{task}'{did_you_mean(preset, have)}; "
                             f"accepted: {', '.join(have) or 'none'}")
         apply_mapping(cfg, load_yaml(preset_file), f"preset {preset}", others)
@@ -356,10 +286,63 @@ def resolve(task: str, algo: str, *, preset: str | None = None, config_file: str
     for item in sets or []:
         sec, name, value = parse_set(item, cfg)
         set_field(cfg.sections()[sec], sec, name, value)
-    if cfg.run.task != task or cfg.run.algo != algo:
+    if cfg.run.task != spec.ref or cfg.run.algo != algo:
         raise GrueError("run.task and run.algo are chosen on the command line, not with --set or a config file")
+    record_lineage(cfg.run)
     check_config(cfg)
     return cfg
+
+
+def source_name(spec: Task, path: Path) -> str:
+    """How errors name a file of task ``spec``: ``tasks/<task>/<file>`` for a built-in task, else its path."""
+    return f"tasks/{spec.name}/{path.name}" if spec.builtin else str(path)
+
+
+def apply_card(cfg: Config, spec: Task) -> None:
+    """The task's version and the run, generation and eval sections of its task.yaml, applied to ``cfg``."""
+    from grue.rewards import REWARDS
+
+    cfg.task_version = spec.version
+    sections = {k: v for k, v in spec.card.items() if k in ("run", "generation", "eval")}
+    apply_mapping(cfg, sections, source_name(spec, spec.card_file))
+    reward = (spec.card.get("run") or {}).get("reward")
+    if reward is not None and reward not in REWARDS and ":" not in reward:
+        raise GrueError(f"{spec.card_file}: run.reward: unknown reward {reward!r}{did_you_mean(reward, REWARDS)}; "
+                        f"accepted: {', '.join(sorted(REWARDS))}, or package.module:function")
+
+
+UNTRAINED = ("zero-shot", "external")
+"""What an evaluation without a training run evaluates: a model as it is, or generations made elsewhere."""
+
+
+def resolve_untrained(task: str, kind: str, model: str) -> Config:
+    """The config of an evaluation without training (``kind`` in UNTRAINED) of ``model``: the task's run, generation
+    and eval sections over the defaults, and no algorithm section (``run.algo`` is ``kind``)."""
+    spec = find_task(task)
+    if kind not in UNTRAINED:
+        raise GrueError(f"unknown kind of evaluation {kind!r}; accepted: {', '.join(UNTRAINED)}")
+    cfg = Config(RunConfig(task=spec.ref, algo=kind), GenerationConfig(), None)
+    apply_card(cfg, spec)
+    set_field(cfg.run, "run", "model", model)
+    check_config(cfg)
+    return cfg
+
+
+def record_lineage(run: RunConfig) -> None:
+    """Fill ``run.init_from``, ``run.init_algo`` and ``run.base_model`` from ``run.model``: when it is a directory
+    whose parent holds a grue run's config.yaml (``RUN/checkpoint``), that run's algorithm is appended to its own
+    lineage and its base model carried over; otherwise all three are empty. A run's config.yaml thus names its
+    whole lineage, and evaluating it reads no other run's files."""
+    model = Path(run.model)
+    parent_file = model.parent / "config.yaml"
+    if not (run.model and model.is_dir() and parent_file.is_file()):
+        run.init_from = run.init_algo = run.base_model = ""
+        return
+    parent = load_yaml(parent_file).get("run") or {}
+    algos = [a for a in str(parent.get("init_algo") or "").split("+") if a] + [str(parent.get("algo") or "")]
+    run.init_from = str(model.parent)
+    run.init_algo = "+".join(a for a in algos if a)
+    run.base_model = str(parent.get("base_model") or parent.get("model") or "")
 
 
 def check_config(cfg: Config) -> None:
@@ -388,14 +371,13 @@ def check_decoding(cfg: Config) -> None:
                 raise GrueError(f"{sec}.{key} must be {accepted}, got {getattr(obj, key)}")
 
 
-def from_dict(data: dict, source: str) -> Config:
-    """Rebuild a saved config (a run's config.yaml), type-checked."""
-    from grue.algorithms import ALGORITHMS
-
+def from_dict(data: dict, source: str, algo_configs: dict[str, type]) -> Config:
+    """Rebuild a saved config (a run's config.yaml), type-checked; ``algo_configs``: algorithm name -> its config
+    dataclass (``grue.algorithms.from_dict`` passes them all)."""
     algo = (data.get("run") or {}).get("algo")
-    if algo not in ALGORITHMS:
-        raise GrueError(f"{source}: unknown algorithm {algo!r}; accepted: {', '.join(ALGORITHMS)}")
-    cfg = Config(RunConfig(), GenerationConfig(), ALGORITHMS[algo].CONFIG(), str(data.get("task_version", "")))
+    if algo not in algo_configs:
+        raise GrueError(f"{source}: unknown algorithm {algo!r}; accepted: {', '.join(algo_configs)}")
+    cfg = Config(RunConfig(), GenerationConfig(), algo_configs[algo](), str(data.get("task_version", "")))
     cfg.run.algo = algo
     apply_mapping(cfg, {k: v for k, v in data.items() if k not in ("grue_version", "task_version", "world_size")}, source)
     return cfg

@@ -30,12 +30,12 @@ def _tiny_corpus() -> list[str]:
     """Text for training the tiny tokenizer: vaderSentiment's lexicon words plus the IMDB openings."""
     from vaderSentiment import vaderSentiment
 
-    from grue.tasks.imdb import BUILTIN_OPENINGS
+    from grue.tasks import task_module
 
     lexicon = Path(vaderSentiment.__file__).with_name("vader_lexicon.txt")
     words = [line.split("\t", 1)[0] for line in lexicon.read_text(encoding="utf-8").splitlines() if line]
     words = [w for w in words if w.isalpha()]
-    return [" ".join(words[i : i + 32]) for i in range(0, len(words), 32)] + list(BUILTIN_OPENINGS)
+    return [" ".join(words[i : i + 32]) for i in range(0, len(words), 32)] + list(task_module("imdb").BUILTIN_OPENINGS)
 
 
 @functools.lru_cache(maxsize=1)

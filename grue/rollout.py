@@ -16,22 +16,9 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from grue.config import GenerationConfig
 from grue.models import accepts
 from grue.sampling import pad_supports, sample_step, top_p_mask
-
-
-@dataclass
-class GenSettings:
-    """What the sampler needs (see grue.config.GenerationConfig for the meaning)."""
-
-    max_prompt_tokens: int
-    min_new_tokens: int
-    max_new_tokens: int
-    do_sample: bool = True
-    top_k: int = 0
-    top_p: float = 1.0
-    temperature: float = 1.0
-    truncation_side: str = "left"
 
 
 @dataclass
@@ -128,7 +115,7 @@ class MaskSettings:
 
 
 @torch.no_grad()
-def generate(model, query_ids, query_mask, gen: GenSettings, *, eos_id: int, pad_id: int,
+def generate(model, query_ids, query_mask, gen: GenerationConfig, *, eos_id: int, pad_id: int,
              generator: torch.Generator | None = None, mask: MaskSettings | None = None) -> Rollout:
     """Sample responses for a batch of prompts with a KV cache: one forward per new token.
 

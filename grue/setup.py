@@ -37,8 +37,7 @@ from grue.models import (
 )
 from grue.optim import groups_by_name, make_optimizer
 from grue.rewards import resolve_reward, score
-from grue.rollout import GenSettings
-from grue.tasks import TASKS
+from grue.tasks import find_task, task_module
 from grue.tasks.common import Example, data_dir_from
 from grue.tracking import (
     append_jsonl,
@@ -51,16 +50,10 @@ from grue.tracking import (
 )
 
 
-def gen_settings(cfg: Config) -> GenSettings:
-    g = cfg.generation
-    return GenSettings(g.max_prompt_tokens, g.min_new_tokens, g.max_new_tokens, g.do_sample, g.top_k, g.top_p, g.temperature,
-                       g.truncation_side)
-
-
 def load_examples(cfg: Config, split: str) -> list[Example]:
     """The task's examples of ``split``: local files, the Hub, or built-in prompts (see RunConfig)."""
     data_dir = data_dir_from(cfg.run.data_dir)
-    task = TASKS[cfg.run.task]
+    task = task_module(cfg.run.task)
     builtin = bool(cfg.run.builtin_prompts and not data_dir)
     if split not in task.SPLITS:
         raise GrueError(f"task '{cfg.run.task}' has no split '{split}'; accepted: {', '.join(task.SPLITS)}")
@@ -99,7 +92,7 @@ class Session:
     iteration: int = 0  # the iteration in progress (set by the algorithm's loop), named in a reward's errors
 
     algo = property(lambda self: self.cfg.algo)
-    gen = property(lambda self: gen_settings(self.cfg))
+    gen = property(lambda self: self.cfg.generation)
     device = property(lambda self: self.accelerator.device)
     seq2seq = property(lambda self: bool(self.accelerator.unwrap_model(self.policy).config.is_encoder_decoder))
     decoder_start = property(lambda self: getattr(self.accelerator.unwrap_model(self.policy).config, "decoder_start_token_id", None))
@@ -196,7 +189,7 @@ def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress:
             if resumed[progress] >= total:
                 raise GrueError(f"{run_dir} already finished {resumed[progress]} {progress}s; pass --iterations N with N > {resumed[progress]}")
     else:
-        run_dir = new_run_dir(cfg.run.output_dir, cfg.run.task, cfg.run.algo, cfg.run.seed) if acc.is_main_process else None
+        run_dir = new_run_dir(cfg.run.output_dir, find_task(cfg.run.task).name, cfg.run.algo, cfg.run.seed) if acc.is_main_process else None
         run_dir = Path(per_rank(acc, str(run_dir))[0])  # the main process's choice, for every rank
     if acc.is_main_process:
         write_config(run_dir, {**cfg.to_dict(), "world_size": acc.num_processes})

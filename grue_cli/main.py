@@ -80,7 +80,8 @@ def train(
                                  "stop: no run directory, no model or data loaded."),
 ):
     """RL fine-tuning of a language model on a GRUE task."""
-    from grue.config import check_names, from_dict, load_yaml, resolve
+    from grue.algorithms import check_names, from_dict, resolve
+    from grue.config import find_task, load_yaml
 
     check_names(task, algo)  # before torch is imported: a typo is answered at once
     if not dry_run:
@@ -94,7 +95,7 @@ def train(
         saved = load_yaml(cfg_file)
         check_same_release(str(saved.get("grue_version", "")), resume)
         cfg = from_dict(saved, str(cfg_file))
-        if cfg.run.task != task:
+        if cfg.run.task != find_task(task).ref:
             raise GrueError(f"{resume} is a run of task '{cfg.run.task}', not '{task}'")
         if init_from is not None:
             model = checkpoint_of(init_from)
@@ -143,7 +144,8 @@ def check_resume_agrees(saved, run_dir: str, algo: str | None, preset: str | Non
     """The options given with ``--resume`` (the original command's, say) must agree with the run's saved config:
     every key that --algo, --preset, --config, --set, --model, --seed or --data-dir sets is resolved as for a new
     run and compared with the saved value; --output-dir must name the run. One line lists every conflict."""
-    from grue.config import load_yaml, parse_set, resolve, tasks_root
+    from grue.algorithms import resolve
+    from grue.config import find_task, load_yaml, parse_set
 
     flags = {k: v for k, v in flags.items() if v is not None}
     if algo is not None and algo != saved.run.algo:
@@ -154,7 +156,7 @@ def check_resume_agrees(saved, run_dir: str, algo: str | None, preset: str | Non
         return
     task, algo = saved.run.task, saved.run.algo
     asked = resolve(task, algo, preset=preset, config_file=str(config) if config else None, flags=flags, sets=sets)
-    files = ([tasks_root() / task / "presets" / f"{preset}.yaml"] if preset else []) + ([config] if config else [])
+    files = ([find_task(task).folder / "presets" / f"{preset}.yaml"] if preset else []) + ([config] if config else [])
     keys = [(sec, name) for f in files for sec, values in load_yaml(f).items() if sec in asked.sections()
             and isinstance(values, dict) for name in values]
     keys += [tuple(k.split(".", 1)) for k in flags] + [parse_set(item, asked)[:2] for item in sets]
@@ -212,11 +214,11 @@ def eval_(
 ):
     """Evaluate a trained run, a zero-shot model or generations made elsewhere on a task split; writes results.json and samples.jsonl."""
     if task is not None:
-        from grue.config import check_names
+        from grue.algorithms import check_names
 
         check_names(task)
     quiet_libraries()
-    from grue.evaluate import evaluate, summary_lines
+    from grue.evaluation import evaluate, summary_lines
 
     path, results = evaluate(checkpoint=checkpoint, task=task, model=model, split=split, limit=limit, batch_size=batch_size,
                     data_dir=data_dir, output_dir=output_dir, seed=seed, sets=set_, overwrite=overwrite, show=not quiet,
@@ -228,24 +230,80 @@ def eval_(
 
 @app.command(cls=WordsCommand)
 @friendly
-def tasks():
-    """List the GRUE tasks with their versions and algorithms."""
+def tasks(
+    path: List[str] = typer.Option([], "--path", metavar="DIR", help="Also list the task folders in DIR (repeatable; "
+                                   "$GRUE_TASKS_PATH adds more)."),
+):
+    """List the GRUE tasks (and your task folders) with their versions and algorithms."""
+    import os
+
     from rich.console import Console
     from rich.table import Table
 
     from grue.algorithms import NAMES
-    from grue.config import load_yaml, tasks_root, task_names
+    from grue.tasks import all_tasks
 
-    table = Table(title="GRUE tasks")
+    table = Table(title="GRUE tasks" + (" and yours" if path or os.environ.get("GRUE_TASKS_PATH") else ""))
     for col in ("task", "version", "algorithms", "presets", "description"):
         table.add_column(col)
-    for name in task_names():
-        d = tasks_root() / name
-        card = load_yaml(d / "task.yaml")
-        algos = ", ".join(a for a in NAMES if (d / f"{a}.yaml").is_file())
-        presets = ", ".join(sorted(p.stem for p in (d / "presets").glob("*.yaml")))
-        table.add_row(name, str(card.get("version", "")), algos, presets, str(card.get("description", "")))
+    for t in all_tasks(path):
+        table.add_row(t.name if t.builtin else f"{t.name} ({t.folder})", t.version, ", ".join(t.algorithms(NAMES)),
+                      ", ".join(t.presets()), t.description)
     Console().print(table)
+
+
+# ---- task folders (issue 11): a working skeleton of a user's task --------------------------------------------
+
+
+@app.command("new-task", cls=WordsCommand)
+@friendly
+def new_task(
+    name: str = typer.Argument(..., metavar="NAME", help="Folder to create (its name is the task's), e.g. my_task."),
+):
+    """Write a working task folder with comments: JSON Lines data, a reward, metrics and a smoke preset."""
+    from grue.tasks.skeleton import write_skeleton
+
+    folder = write_skeleton(Path(name))
+    shown = folder if folder.is_absolute() or name.startswith(".") else f"./{folder}"
+    typer.echo(f"wrote {folder}; try: grue train {shown} --algo ppo --preset smoke")
+
+
+# ---- results files side by side (issue 11) -------------------------------------------------------------------
+
+
+@app.command("results", cls=WordsCommand)
+@friendly
+def results_(
+    paths: List[str] = typer.Argument(..., metavar="PATH...", help="results.json files, or directories searched for them."),
+    csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table instead."),
+):
+    """Compare results files: one row per file, its metrics as columns (grue.load_results's DataFrame)."""
+    from grue.frames import markdown_table, results_frame
+
+    if csv and markdown:
+        raise GrueError("--csv and --markdown both choose the output; pass one of them")
+    frame = results_frame(paths)
+    if csv:
+        return typer.echo(frame.to_csv(index=False), nl=False)
+    if markdown:
+        return typer.echo(markdown_table(frame))
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(frame)} results file{'s' if len(frame) != 1 else ''}")
+    for col in frame.columns:
+        table.add_column(col, justify="right" if frame[col].dtype.kind in "if" else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(cell_text(v) for v in row))
+    Console().print(table)
+
+
+def cell_text(value) -> str:
+    """A table cell: a float with 4 decimals, a missing value as "–", anything else as is."""
+    if isinstance(value, float):
+        return "–" if value != value else f"{value:.4f}"
+    return str(value)
 
 
 from grue_cli.leaderboard import leaderboard_app  # noqa: E402  (the sub-app lives in its own module)

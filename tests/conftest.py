@@ -71,3 +71,11 @@ def cli_in_process(*args: str, data_dir: str | None = None) -> CliResult:
 # Small, fast PPO settings for end-to-end runs of the tiny models.
 FAST = ["--set", "ppo.batch_unit=completions", "--set", "ppo.rollout_size=16", "--set", "ppo.rollout_batch_size=8", "--set", "ppo.minibatch_size=8",
         "--set", "ppo.epochs=2", "--set", "generation.max_new_tokens=8", "--set", "generation.min_new_tokens=8"]
+
+
+def sampler(max_prompt_tokens: int, min_new_tokens: int, max_new_tokens: int, **warp):
+    """A generation section for direct ``grue.rollout.generate`` calls: no top-k limit unless ``warp`` sets one."""
+    from grue.config import GenerationConfig
+
+    return GenerationConfig(max_prompt_tokens=max_prompt_tokens, min_new_tokens=min_new_tokens,
+                            max_new_tokens=max_new_tokens, **{"top_k": 0, **warp})

@@ -12,7 +12,7 @@ from torch.testing import assert_close
 
 from conftest import cli_in_process, run_cli
 from grue.algorithms import a2c
-from grue.config import resolve
+from grue.algorithms import resolve
 from grue.errors import GrueError
 from grue.losses import a2c_policy_loss
 from grue.onpolicy import collect

@@ -80,9 +80,9 @@ def test_quickstart_train_eval_leaderboard_offline(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert not warnings_in(p.stderr), p.stderr[-2000:]
     res = json.loads((run / "eval" / "test" / "results.json").read_text())
-    from grue.tasks.imdb import BUILTIN_OPENINGS
+    from grue.tasks import imdb
 
-    assert res["config"]["run"]["builtin_prompts"] is True and res["samples"]["evaluated"] == len(BUILTIN_OPENINGS)
+    assert res["config"]["run"]["builtin_prompts"] is True and res["samples"]["evaluated"] == len(imdb.BUILTIN_OPENINGS)
     assert "not a benchmark result" in res["notes"] and "note: prompts: the task's" in p.stdout
     # the classifier's number is never made up: skipped, naming the evaluation's setting (not the training reward's)
     assert "sentiment_score" not in res["metrics"] and 0.0 <= res["metrics"]["sentiment_lexicon"]["value"] <= 1.0
@@ -90,7 +90,7 @@ def test_quickstart_train_eval_leaderboard_offline(tmp_path):
     assert "--set eval.sentiment_model=PATH" in reason and "cannot be reached" in reason and "reward_model" not in reason
     assert "--data-dir" in res["skipped"]["perplexity"]
     samples = [json.loads(l) for l in (run / "eval" / "test" / "samples.jsonl").read_text().splitlines()]
-    assert [s["prompt"] for s in samples] == list(BUILTIN_OPENINGS)
+    assert [s["prompt"] for s in samples] == list(imdb.BUILTIN_OPENINGS)
 
     site = tmp_path / "site"
     p = grue("leaderboard", "build", "--out", str(site))
@@ -108,9 +108,9 @@ def test_smoke_preset_reads_grue_data_dir(tmp_path, data_dir):
                 data_dir=str(data_dir))
     assert p.returncode == 0, p.stderr[-2000:]
     samples = [json.loads(l) for l in (run / "samples.jsonl").read_text().splitlines()]
-    from grue.tasks.imdb import BUILTIN_OPENINGS
+    from grue.tasks import imdb
 
-    assert samples and not any(s["prompt"] in BUILTIN_OPENINGS for s in samples)
+    assert samples and not any(s["prompt"] in imdb.BUILTIN_OPENINGS for s in samples)
 
 
 # tiny-gpt2 resumes in a process of its own, which has only the checkpoint's RNG states to go on; the runs before

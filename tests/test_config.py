@@ -7,7 +7,8 @@ from typing import Optional
 
 import pytest
 
-from grue.config import Config, GenerationConfig, RunConfig, coerce, from_dict, parse_set, resolve
+from grue.algorithms import from_dict, resolve
+from grue.config import Config, GenerationConfig, RunConfig, coerce, parse_set
 from grue.errors import GrueError
 
 

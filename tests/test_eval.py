@@ -35,7 +35,7 @@ def test_train_then_eval_every_task(task, tmp_path, data_dir):
     assert res.config["run"]["task"] == task and res.task_version == res.config["task_version"]
     assert res.config["eval"]["action_mask"] is False  # a PPO run has no masking policy: none was applied
     # every metric of the task is either reported or skipped with a reason; the offline ones are reported
-    from grue.evaluate import task_metrics
+    from grue.evaluation import task_metrics
     from grue.metrics import FALLBACKS, METRICS, reported_names
 
     # (MSTTR needs 100 tokens of generations, which 6 short ones may not have: then it is skipped)

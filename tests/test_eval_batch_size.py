@@ -1,14 +1,14 @@
 """Evaluation decodes the same text whatever the batch size: prompts of different lengths padded together (left for
 a causal model, with position ids that skip the padding; right for a seq2seq encoder) give the generations each
-prompt gets alone. Through grue.evaluate.decode, the path `grue eval` takes, on the tiny models."""
+prompt gets alone. Through grue.evaluation.decode, the path `grue eval` takes, on the tiny models."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from grue.config import resolve
-from grue.evaluate import decode
+from grue.algorithms import resolve
+from grue.evaluation import decode
 from grue.models import load_policy, load_tokenizer
 
 PROMPTS = ["The film", "I went into this film with low expectations and", "A", "The acting in this picture is",

@@ -9,9 +9,9 @@ import pytest
 from conftest import cli_in_process, run_cli
 from typer.testing import CliRunner
 
-from grue.config import resolve
+from grue.algorithms import resolve
 from grue.errors import GrueError
-from grue.evaluate import task_metrics
+from grue.evaluation import task_metrics
 from grue.metrics import METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
 from grue.results import load_results
 from grue.setup import load_examples
@@ -160,7 +160,7 @@ def test_the_console_command_reports_a_bad_line_without_a_traceback(tmp_path, da
 
 
 def test_read_predictions_takes_the_first_n_of_a_whole_split_and_keeps_odd_characters(tmp_path):
-    from grue.evaluate import read_predictions
+    from grue.evaluation import read_predictions
 
     odd = "line\u2028separator, next\x85line, para\u2029graph"  # json.dumps(ensure_ascii=False) writes these raw
     f = write_jsonl(tmp_path / "p.jsonl", [{"generation": odd}, {"generation": "b", "index": 1}, {"generation": ""}])

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from conftest import REPO, cli_in_process
 from grue.algorithms import ALGORITHMS, NAMES
-from grue.config import EvalConfig, GenerationConfig, RunConfig, resolve
+from grue.algorithms import resolve
+from grue.config import EvalConfig, GenerationConfig, RunConfig
 from grue.results import Results, ResultsError, from_bytes, load_results
 
 FUZZ = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

@@ -10,7 +10,7 @@ import torch
 
 from grue.algorithms import grpo
 from grue.checkpoint import latest
-from grue.config import resolve
+from grue.algorithms import resolve
 from grue.errors import GrueError
 from grue.grouped import collect_groups, score_groups
 from grue.setup import start_session

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from grue.config import resolve
+from grue.algorithms import resolve
 from grue.tasks import imdb
 
 # Invented reviews in the Hugging Face imdb schema.

@@ -15,7 +15,7 @@ import pytest
 import reward_fixtures
 from grue.algorithms import ALGORITHMS
 from grue.checkpoint import latest, load_state
-from grue.config import resolve
+from grue.algorithms import resolve
 from grue.interrupt import Interrupted, asked, graceful
 from conftest import FAST, REPO, cli_env, run_cli
 

@@ -106,7 +106,7 @@ def test_bertscore_model_and_layer_follow_the_language_as_hf_bertscore_did():
 
 def test_evaluation_records_the_bertscore_model_and_layer_it_uses():
     from grue.config import EvalConfig
-    from grue.evaluate import resolved_bertscore
+    from grue.evaluation import resolved_bertscore
 
     assert resolved_bertscore(EvalConfig(), ["meteor", "bertscore"]) == ("roberta-large", 17)
     assert resolved_bertscore(EvalConfig(bertscore_lang="de"), ["bertscore"]) == ("bert-base-multilingual-cased", 9)

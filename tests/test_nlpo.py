@@ -9,12 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import cli_in_process, run_cli
+from conftest import cli_in_process, run_cli, sampler
 from grue.algorithms import nlpo, ppo
-from grue.config import resolve
+from grue.algorithms import resolve
 from grue.onpolicy import collect
 from grue.models import load_policy, load_tokenizer
-from grue.rollout import GenSettings, MaskSettings, generate, lm_inputs, policy_forward, tokenize_prompts
+from grue.rollout import MaskSettings, generate, lm_inputs, policy_forward, tokenize_prompts
 from grue.sampling import sample_step, top_p_mask, warped_logprobs
 
 FAST_NLPO = ["--set", "nlpo.batch_unit=completions", "--set", "nlpo.rollout_size=16", "--set", "nlpo.rollout_batch_size=8", "--set", "nlpo.minibatch_size=8",
@@ -75,7 +75,7 @@ def test_generation_stays_in_the_masking_models_top_p_set(name):
     seq2seq = name == "tiny-t5"
     mask = MaskSettings(masker, 0.3, 5, torch.tensor([0, 1]))
     q, qm = tokenize_prompts(tok, ["The film was", "I went into this movie and"], 16, seq2seq, "cpu")
-    r = generate(policy, q, qm, GenSettings(16, 6, 6, top_k=50), eos_id=1, pad_id=0, generator=torch.Generator().manual_seed(0),
+    r = generate(policy, q, qm, sampler(16, 6, 6, top_k=50), eos_id=1, pad_id=0, generator=torch.Generator().manual_seed(0),
                  mask=mask)
     allowed = allowed_sets(masker, r, mask, seq2seq)
     assert inside(r, allowed)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from grue.algorithms import a2c, ppo
-from grue.config import resolve
+from grue.algorithms import resolve
 from grue.onpolicy import Batch, backward_step, collect_iteration, minibatches, score_and_advantages
 from grue.rollout import Rollout, decode_completions, first_tokens
 from grue.setup import start_session

@@ -74,7 +74,7 @@ def test_dropout_is_off_also_where_a_layer_reads_a_float_rate():
 
 def test_sessions_build_the_papers_optimizers(tmp_path):
     from grue.algorithms import a2c, ppo
-    from grue.config import resolve
+    from grue.algorithms import resolve
     from grue.setup import start_session
 
     def opt(algo, *sets):

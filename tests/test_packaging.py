@@ -19,7 +19,7 @@ def test_wheel_contains_tasks_and_cli(tmp_path):
     wheel = next(tmp_path.glob("grue-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("grue/_tasks/imdb/task.yaml", "grue/_tasks/imdb/ppo.yaml", "grue/_tasks/imdb/presets/smoke.yaml",
-                   "grue/_tasks/imdb/README.md", "grue_cli/main.py", "grue/algorithms/ppo.py", "grue/_docs/fidelity.md"):
+                   "grue/_tasks/imdb/README.md", "grue/_tasks/imdb/task.py", "grue_cli/main.py", "grue/algorithms/ppo.py", "grue/_docs/fidelity.md"):
         assert needed in names, needed
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "grue = grue_cli.main:app" in zipfile.ZipFile(wheel).read(entry).decode()

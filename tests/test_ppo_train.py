@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from grue.algorithms import ppo
-from grue.config import resolve
+from grue.algorithms import resolve
 from grue.setup import start_session
 
 

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from grue.checkpoint import latest, load_state
-from grue.config import resolve
+from grue.algorithms import resolve
 from grue_cli.main import app
 
 SMALL = [x for s in ("ppo.batch_unit=completions", "ppo.rollout_size=8", "ppo.rollout_batch_size=8", "ppo.minibatch_size=8",

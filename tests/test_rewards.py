@@ -152,7 +152,7 @@ def test_a_limited_reward_answers_and_fails_as_an_unlimited_one():
 
 
 def test_reward_timeout_is_a_positive_number_of_seconds_or_null():
-    from grue.config import resolve
+    from grue.algorithms import resolve
 
     assert resolve("imdb", "ppo").run.reward_timeout_s is None
     assert resolve("imdb", "ppo", sets=["run.reward_timeout_s=2.5"]).run.reward_timeout_s == 2.5

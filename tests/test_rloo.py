@@ -10,7 +10,7 @@ import torch
 
 from grue.advantages import completion_weights, leave_one_out_advantages
 from grue.algorithms import rloo
-from grue.config import resolve
+from grue.algorithms import resolve
 from grue.grouped import collect_groups, policy_logprobs, score_groups
 from grue.setup import start_session
 

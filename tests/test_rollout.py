@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import sampler
 from grue.models import load_policy, load_tokenizer
-from grue.rollout import GenSettings, concat_rollouts, generate, lm_inputs, policy_forward, token_logprobs, tokenize_prompts
+from grue.rollout import concat_rollouts, generate, lm_inputs, policy_forward, token_logprobs, tokenize_prompts
 from grue.sampling import warped_logprobs
 
 # transformers 5 deprecates `past_key_values=` (a FutureWarning per call): the decoders hand the cache over as `cache=`
@@ -55,7 +56,7 @@ def test_logprobs_equal_a_fresh_forward(lm, warp):
     name, model, tok = lm
     seq2seq = name == "tiny-t5"
     q, qm = tokenize_prompts(tok, PROMPTS, 32, seq2seq, "cpu")
-    gen = GenSettings(32, 2, 10, **warp)
+    gen = sampler(32, 2, 10, **warp)
     r = generate(model, q, qm, gen, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id, generator=torch.Generator().manual_seed(1))
     logits = fresh_forward(model, r, seq2seq)
     lp, ent = warped_logprobs(logits, r.response_ids, r.support, temperature=gen.temperature,
@@ -73,7 +74,7 @@ def test_masks_and_padding_after_eos(lm):
     name, model, tok = lm
     seq2seq = name == "tiny-t5"
     q, qm = tokenize_prompts(tok, PROMPTS * 4, 32, seq2seq, "cpu")
-    gen = GenSettings(32, 0, 12, top_k=3)
+    gen = sampler(32, 0, 12, top_k=3)
     eos = frequent_token(model, tok, q, qm, gen, seed=2)
     r = generate(model, q, qm, gen, eos_id=eos, pad_id=tok.pad_token_id, generator=torch.Generator().manual_seed(2))
     lengths = r.response_mask.sum(-1).long()
@@ -94,8 +95,8 @@ def test_min_new_tokens_bans_eos(lm):
     name, model, tok = lm
     seq2seq = name == "tiny-t5"
     q, qm = tokenize_prompts(tok, PROMPTS * 4, 32, seq2seq, "cpu")
-    eos = frequent_token(model, tok, q, qm, GenSettings(32, 0, 12, top_k=3), seed=3)
-    r = generate(model, q, qm, GenSettings(32, 4, 12, top_k=3), eos_id=eos, pad_id=tok.pad_token_id,
+    eos = frequent_token(model, tok, q, qm, sampler(32, 0, 12, top_k=3), seed=3)
+    r = generate(model, q, qm, sampler(32, 4, 12, top_k=3), eos_id=eos, pad_id=tok.pad_token_id,
                  generator=torch.Generator().manual_seed(3))
     assert bool((r.response_mask.sum(-1) >= 4).all())
     assert eos not in r.response_ids[:, :4].flatten().tolist()
@@ -112,7 +113,7 @@ def test_prompt_padding_side_and_batching_is_invisible(lm):
         assert qm[:, 0].eq(1).all(), "seq2seq prompts are right-padded"
     else:
         assert qm[:, -1].eq(1).all(), "causal prompts are left-padded"
-    greedy = GenSettings(32, 0, 6, do_sample=False)
+    greedy = sampler(32, 0, 6, do_sample=False)
     batch = generate(model, q, qm, greedy, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
     for i, p in enumerate(PROMPTS):
         qi, qmi = tokenize_prompts(tok, [p], 32, seq2seq, "cpu")
@@ -135,7 +136,7 @@ def test_concat_rollouts_pads_to_common_shape(lm):
     parts = []
     for prompts, new in ((PROMPTS[:1], 4), (PROMPTS[1:], 6)):
         q, qm = tokenize_prompts(tok, prompts, 32, seq2seq, "cpu")
-        parts.append(generate(model, q, qm, GenSettings(32, new, new, top_k=5), eos_id=tok.eos_token_id, pad_id=tok.pad_token_id))
+        parts.append(generate(model, q, qm, sampler(32, new, new, top_k=5), eos_id=tok.eos_token_id, pad_id=tok.pad_token_id))
     r = concat_rollouts(parts, tok.pad_token_id, left_pad_queries=not seq2seq)
     assert r.response_ids.shape == (3, 6) and r.support.shape[:2] == (3, 6)
     assert r.response_mask[0].tolist() == [1, 1, 1, 1, 0, 0]

@@ -12,7 +12,8 @@ import yaml
 
 from conftest import FAST, cli_in_process, run_cli
 from grue.algorithms import supervised as sft
-from grue.config import from_dict, load_yaml, resolve
+from grue.algorithms import from_dict, resolve
+from grue.config import load_yaml
 from grue.errors import GrueError
 from grue.losses import masked_token_ce
 from grue.models import load_policy, load_tokenizer

@@ -86,7 +86,7 @@ def test_real_sample(data_dir):
 
 def test_paper_settings():
     # RL4LMs 97df0bd dialog/gpt2_ppo.yml n_iters 50, gpt2_nlpo.yml 100, gpt2_supervised.yml num_train_epochs 20
-    from grue.config import resolve
+    from grue.algorithms import resolve
 
     ppo, nlpo, sup = resolve("dailydialog", "ppo"), resolve("dailydialog", "nlpo"), resolve("dailydialog", "supervised")
     assert (ppo.algo.iterations, ppo.algo.kl_coef, ppo.algo.kl_target, nlpo.algo.iterations) == (50, 0.2, 0.5, 100)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from grue.config import resolve
+from grue.algorithms import resolve
 from grue.errors import GrueError
 from grue.tasks import TASKS, wmt16
 

@@ -8,9 +8,10 @@ import re
 import pytest
 
 from grue.algorithms import ALGORITHMS
-from grue.config import load_yaml, resolve, task_names, tasks_root
+from grue.algorithms import resolve
+from grue.config import load_yaml, task_names, tasks_root
 from grue.errors import GrueError
-from grue.evaluate import task_metrics
+from grue.evaluation import task_metrics
 from grue.metrics import reported_names
 from grue.rewards import resolve_reward, score
 from grue.tasks import TASKS

@@ -12,7 +12,7 @@ from torch.testing import assert_close
 
 from grue.advantages import masked_mean
 from grue.algorithms import trpo
-from grue.config import resolve
+from grue.algorithms import resolve
 from grue.errors import GrueError
 from grue.onpolicy import collect_iteration, score_and_advantages
 from grue.rollout import lm_inputs, policy_forward

@@ -55,8 +55,8 @@ from grue.sft import (  # noqa: F401  (the batch functions are part of this algo
     seq2seq_sft_batch,
     target_with_eos,
 )
-from grue.setup import gen_settings, load_examples, open_run, parameter_digest, per_rank, stop_asked, stopped
-from grue.tasks import TASKS
+from grue.setup import load_examples, open_run, parameter_digest, per_rank, stop_asked, stopped
+from grue.tasks import task_module
 from grue.tasks.common import Example, data_dir_from
 from grue.tracking import append_jsonl, cleans_up_unstarted, learning_summary, read_jsonl
 
@@ -237,13 +237,13 @@ def supervised_data(cfg: Config) -> tuple[list[Example], list[Example]]:
         raise GrueError("supervised training needs references, and the built-in prompts have none; pass --data-dir DIR "
                         f"(or set GRUE_DATA_DIR) with DIR/{cfg.run.task}/train.jsonl, or set run.builtin_prompts=false to use the Hub")
     train_ex = load_examples(cfg, cfg.run.train_split)
-    rule = getattr(TASKS[cfg.run.task], "supervised_examples", None)
+    rule = getattr(task_module(cfg.run.task), "supervised_examples", None)
     train_ex = rule(train_ex) if rule else train_ex
     train_ex = train_ex[:cfg.algo.train_limit or None]
     if not train_ex:
         raise GrueError(f"no training examples for supervised training of task '{cfg.run.task}'")
     val_ex = load_examples(cfg, cfg.run.validation_split)
-    targets = getattr(TASKS[cfg.run.task], "supervised_targets", None)  # e.g. IMDB: the review's second half
+    targets = getattr(task_module(cfg.run.task), "supervised_targets", None)  # e.g. IMDB: the review's second half
     val_ex = targets(val_ex) if targets else val_ex
     if not val_ex:
         raise GrueError(f"no validation examples in task '{cfg.run.task}'")
@@ -327,7 +327,7 @@ def evaluate(cfg: Config, acc: Accelerator, model, tokenizer, examples: list[Exa
              decoder_start) -> tuple[dict, list[dict]]:
     """Metrics over the first ``eval_limit`` validation examples (all processes), and this process's
     first ``run.log_samples`` generations. Sampling uses a generator seeded by the epoch (resumable)."""
-    algo, gen, rank, world = cfg.algo, gen_settings(cfg), acc.process_index, acc.num_processes
+    algo, gen, rank, world = cfg.algo, cfg.generation, acc.process_index, acc.num_processes
     limit = min(algo.eval_limit or len(examples), len(examples))
     mine = list(range(limit))[rank::world]
     policy = acc.unwrap_model(model)

@@ -23,17 +23,11 @@ from dataclasses import dataclass, field
 
 from grue.leaderboard.submissions import Submission
 from grue.results import Results
+from grue.tasks import builtin_tasks
 
-HEADLINE = {
-    "imdb": "sentiment_score",          # the task's goal and reward
-    "commongen": "meteor",              # the default reward; SPICE (the official ranking) needs Java
-    "cnn_dailymail": "rouge_l",         # the usual summarisation ranking
-    "totto": "sacrebleu_overall",       # the official ToTTo leaderboard's first column
-    "wmt16": "sacrebleu",               # the usual translation ranking
-    "dailydialog": "intent_accuracy",   # the task-specific goal, half of the paper's reward
-    "narrativeqa": "rouge_lmax",        # ROUGE-L against the best reference, as NarrativeQA is scored
-}
-"""Task -> the one metric the overall score reads. A task missing here is not part of the overall score."""
+HEADLINE = {t.name: t.headline for t in builtin_tasks() if t.headline}
+"""Task -> the one metric the overall score reads (``headline`` in its task.yaml). A task without one is not part of
+the overall score."""
 
 
 @dataclass
@@ -106,19 +100,26 @@ def mean_std(values: list[float]) -> tuple[float, float | None]:
     return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1))
 
 
+def fsum_mean(values) -> float:
+    """sum(values) / n, the sum exactly rounded (math.fsum): the same number whatever the values' order."""
+    values = list(values)
+    return math.fsum(values) / len(values)
+
+
 def submission_rows(sub: Submission) -> list[Row]:
-    """One row per task of ``sub``: each metric averaged over the seeds that computed it."""
+    """One row per task of ``sub``: each metric averaged over the seeds that computed it (a pandas group-by of the
+    (task, metric, value) table of its results files; the reducer is ``mean_std``)."""
+    import pandas as pd
+
+    values = pd.DataFrame([(e.results.task, name, m.value) for e in sub.entries for name, m in e.results.metrics.items()],
+                          columns=["task", "metric", "value"])
+    stats = values.groupby(["task", "metric"], sort=True)["value"].agg(lambda v: (*mean_std(v.tolist()), len(v)))
     by_task: dict[str, list[Results]] = {}
     for e in sub.entries:
         by_task.setdefault(e.results.task, []).append(e.results)
     rows = []
     for task, runs in sorted(by_task.items()):
-        names = sorted({m for r in runs for m in r.metrics})
-        cells = {}
-        for name in names:
-            values = [r.metrics[name].value for r in runs if name in r.metrics]
-            mean, std = mean_std(values)
-            cells[name] = Cell(mean, std, len(values))
+        cells = {name: Cell(*stat) for (t, name), stat in stats.items() if t == task}
         skipped = {m: reason for r in runs for m, reason in sorted(r.skipped.items()) if m not in cells}
         fewest = min(r.samples.evaluated for r in runs)
         total = max(r.samples.total for r in runs)
@@ -192,27 +193,30 @@ def overall(rows: list[Row], tasks: list[str], higher_is_better: dict[str, bool]
     tasks = [t for t in tasks if t in HEADLINE]
     if scores is None:
         scores = row_scores(rows, higher_is_better)
-    groups: dict[tuple[str, str], list[Row]] = {}
-    for r in rows:
-        if r.split == "test" and (r.kind == "submission" or r.in_pool):
-            groups.setdefault((r.kind, r.group), []).append(r)
+    import pandas as pd
+
+    entries = [r for r in rows if r.split == "test" and (r.kind == "submission" or r.in_pool)]
+    table = pd.DataFrame([(r.kind, r.group, r.task, scores[id(r)]) for r in entries if id(r) in scores and r.task in tasks],
+                         columns=["kind", "group", "task", "score"])
+    # a task's score of an entry: the mean over its rows of that task (a reported algorithm has one per reward)
+    per_task = table.groupby(["kind", "group", "task"], sort=True)["score"].agg(fsum_mean)
+    keys = pd.DataFrame([(r.kind, r.group) for r in entries], columns=["kind", "group"])
     out = []
-    for (kind, group), members in sorted(groups.items()):
-        per_task: dict[str, list[float]] = {}
-        for r in members:
-            if id(r) in scores and r.task in tasks:
-                per_task.setdefault(r.task, []).append(scores[id(r)])
-        task_scores = {t: math.fsum(v) / len(v) for t, v in sorted(per_task.items())}
+    for (kind, group), positions in sorted(keys.groupby(["kind", "group"]).indices.items()):
+        members = [entries[i] for i in positions]
+        task_scores = {t: float(v) for (k, g, t), v in per_task.items() if (k, g) == (kind, group)}
         missing = [t for t in tasks if t not in task_scores]
         partial = sorted({r.task for r in members if r.partial})
-        score = math.fsum(task_scores.values()) / len(task_scores) if task_scores else None
+        score = fsum_mean(task_scores.values()) if task_scores else None
         out.append(Overall(kind, group, sorted({r.model for r in members}), task_scores, score,
                            not missing and not partial, missing, partial))
     out.sort(key=lambda o: (not o.complete, -o.score if o.score is not None else math.inf, o.group))
-    for kind in ("submission", "reported"):
-        rank, previous = 0, None
-        for i, o in enumerate(o for o in out if o.kind == kind and o.complete):
-            if o.score != previous:
-                rank, previous = i + 1, o.score
-            o.rank = rank
+    # ranks of the complete entries of each kind: 1 for the best, ties share the better rank, entries without a
+    # score after the others (all 0 when none of the kind has a score)
+    ranked = pd.DataFrame([(i, o.kind, o.score) for i, o in enumerate(out) if o.complete], columns=["i", "kind", "score"])
+    ranked["score"] = ranked["score"].astype(float)
+    ranked["rank"] = ranked.groupby("kind")["score"].rank(method="min", ascending=False, na_option="bottom")
+    scored = ranked.groupby("kind")["score"].transform(lambda v: v.notna().any())
+    for i, rank, any_score in zip(ranked["i"], ranked["rank"], scored):
+        out[i].rank = int(rank) if any_score else 0
     return out

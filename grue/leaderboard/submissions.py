@@ -18,10 +18,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from grue.config import load_yaml, task_names, tasks_root
 from grue.errors import ProblemsError
 from grue.leaderboard.files import inside, link_below, read_limited, walk
-from grue.metrics import METRICS, reported_names
+from grue.metrics import reported_names
 from grue.results import (
     FILENAME,
     MAX_BYTES,
@@ -30,6 +29,7 @@ from grue.results import (
     from_bytes,
     show_value,
 )
+from grue.tasks import builtin_tasks
 
 META_FILE = "submission.yaml"
 SAMPLES_FILE = "samples.jsonl"
@@ -91,13 +91,8 @@ class TaskInfo:
 
 
 def known_tasks() -> dict[str, TaskInfo]:
-    """Every task of ``tasks_root()`` with a task.yaml: its version and reported metric names."""
-    out = {}
-    for name in task_names():
-        card = load_yaml(tasks_root() / name / "task.yaml")
-        groups = [g for g in card.get("metrics") or [] if g in METRICS]
-        out[name] = TaskInfo(str(card.get("version", "")), reported_names(groups), str(card.get("description") or ""))
-    return out
+    """Every built-in task (grue.tasks): its version and reported metric names."""
+    return {t.name: TaskInfo(t.version, reported_names(t.metrics), t.description) for t in builtin_tasks()}
 
 
 def is_http_url(text: str) -> bool:

@@ -15,8 +15,11 @@ never a made-up number. Functions live in the modules named in ``METRICS``
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
 from typing import Any, Callable
+
+from grue.errors import GrueError
 
 
 @dataclass
@@ -32,33 +35,55 @@ class EvalBatch:
 
 
 @dataclass
-class MetricOptions:
-    """Models and resources that some metrics need. Every model is a Hub id or a local path."""
+class MetricSettings:
+    """The settings metrics read: models, resources and batch size. Every model is a Hub id or a local path.
+    The ``eval`` section of a run's config (grue.config.EvalConfig) is these plus its decoding settings."""
 
-    bertscore_lang: str = "en"
-    """Language of the texts BERTScore reads: picks bert-score's model for it when ``bertscore_model`` is empty."""
+    batch_size: int = 16
+    """Prompts decoded at once, and texts a classifier or BERTScore reads at once."""
+    bertscore_lang: str = field(default="en", metadata={"choices": ("en", "de")})
+    """Language of the texts BERTScore reads (the paper: en, de for translation into German); with
+    bertscore_model empty it picks bert-score's model and layer for it, as the paper's HF bertscore
+    did (en: roberta-large layer 17, de: bert-base-multilingual-cased layer 9)."""
     bertscore_model: str = ""
-    """BERTScore's model (bert-score's ``model_type``); empty: bert-score's model for ``bertscore_lang``."""
+    """BERTScore's model: empty for bert-score's model for bertscore_lang, else a Hub id known to
+    bert-score, or a local path (then set bertscore_layers). results.json records the model used."""
     bertscore_layers: int | None = None
-    """Layer BERTScore reads; None keeps bert-score's default for a known model (required for others)."""
+    """Layer of the BERTScore model to read; null keeps bert-score's default for the model.
+    results.json records the layer used."""
     sentiment_model: str = "lvwerra/distilbert-imdb"
-    """IMDB's sentiment classifier."""
+    """Classifier of the sentiment metric (IMDB): a Hub id or local path."""
     intent_model: str = "rajkumarrrk/roberta-daily-dialog-intent-classifier"
-    """DailyDialog's intent classifier."""
+    """Classifier of the intent metric (DailyDialog): a Hub id or local path."""
+    perplexity_text: str = field(default="reference", metadata={"choices": ("reference", "prompt_and_reference")})
+    """Text the perplexity metric reads: the references, or each prompt followed by its reference
+    (IMDB: the whole review, as in the paper)."""
+    perplexity_stride: int = 512
+    """Tokens the perplexity metric's sliding window advances by (the paper: 512 on IMDB, 128 on DailyDialog)."""
+    sacrebleu_tokenize: str = field(default="13a", metadata={"choices": (
+        "13a", "intl", "none", "zh", "char", "ja-mecab", "ko-mecab", "spm", "flores101", "flores200")})
+    """sacrebleu's tokenizer for the sacrebleu metric (the paper: intl for DailyDialog and translation, else 13a)."""
+    rouge_references: str = field(default="first", metadata={"choices": ("first", "stringified_list", "best")})
+    """What the rouge metric scores a generation against: the first reference (the paper's default),
+    the Python repr of the reference list (the paper's NarrativeQA and ToTTo configs), or each reference, keeping the best."""
+
+
+@dataclass
+class MetricOptions(MetricSettings):
+    """What a metric function receives: the settings, and the evaluated model for the metrics that read it."""
+
     policy: Any = None
     """The evaluated model (for perplexity), or None."""
     tokenizer: Any = None
     """The evaluated model's tokenizer (for perplexity), or None."""
-    perplexity_text: str = "reference"
-    """``reference``, or ``prompt_and_reference`` (each prompt, a space, its reference): what perplexity reads."""
-    perplexity_stride: int = 512
-    """Sliding-window stride of perplexity, in tokens."""
-    sacrebleu_tokenize: str = "13a"
-    """sacrebleu's tokenizer for the ``sacrebleu`` metric (the paper: ``intl`` for dialogue and translation)."""
-    rouge_references: str = "first"
-    """What ROUGE scores each generation against: ``first``, ``stringified_list`` or ``best`` (see grue.metrics.text.rouge_targets)."""
     device: str = "cpu"
-    batch_size: int = 32
+    """Device of the metrics' models."""
+
+    @classmethod
+    def of(cls, settings: MetricSettings, **given) -> "MetricOptions":
+        """The options of ``settings`` (e.g. a config's ``eval`` section), with the fields ``given`` (the runtime
+        ones, or a setting resolved for this evaluation) in their place."""
+        return cls(**{**{f.name: getattr(settings, f.name) for f in fields(MetricSettings)}, **given})
 
 
 @dataclass
@@ -71,6 +96,37 @@ class MetricResult:
 
 class MetricSkipped(Exception):
     """Raised by a metric that cannot run here; its message is the reason, recorded in the results file."""
+
+
+def check_texts(generations: Sequence[str], references: Sequence[Sequence[str]]) -> None:
+    """Raise GrueError unless ``generations`` (N str) and ``references`` (N non-empty lists of str) match."""
+    if len(generations) != len(references):
+        raise GrueError(f"{len(generations)} generations but {len(references)} reference lists; "
+                        f"one list of references per generation is accepted")
+    for i, (g, refs) in enumerate(zip(generations, references)):
+        if not isinstance(g, str):
+            raise GrueError(f"generation {i} is a {type(g).__name__}; a str is accepted")
+        if isinstance(refs, str) or not refs or not all(isinstance(r, str) for r in refs):
+            raise GrueError(f"references of example {i} must be a non-empty list of str, got {refs!r:.60}")
+
+
+def check_batch(batch: EvalBatch, references: bool = True) -> None:
+    """One prompt, generation (str) and meta entry (when meta is given) per example; the batch is not empty.
+
+    With ``references`` (metrics that read them) also ``check_texts``; reference-free
+    metrics only need as many reference lists as examples.
+    """
+    n = len(batch.generations)
+    if references:
+        check_texts(batch.generations, batch.references)
+    elif len(batch.references) not in (0, n) or not all(isinstance(g, str) for g in batch.generations):
+        raise GrueError(f"batch has {n} generations and {len(batch.references)} reference lists; "
+                        f"str generations and one reference list per example are accepted")
+    if len(batch.prompts) != n or (batch.meta and len(batch.meta) != n):
+        raise GrueError(f"batch has {len(batch.prompts)} prompts, {n} generations and {len(batch.meta)} meta "
+                        f"entries; one each per example (meta may be empty) is accepted")
+    if n == 0:
+        raise MetricSkipped("the batch has no examples")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import torch
 
 from grue.errors import GrueError
 from grue.metrics import EvalBatch, MetricOptions, MetricResult, MetricSkipped
+from grue.metrics.sentiment import lexicon_sentiment, positive_class
 from grue.metrics.text import check_batch, check_texts, mean
 
 CLASSIFIER_MAX_TOKENS = 512  # classifier inputs are cut to the tokenizer's model_max_length, at most this
@@ -174,8 +175,6 @@ def model_inputs(model, encoding) -> dict:
 def sentiment(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     """``sentiment_score``: mean P(positive) of ``opts.sentiment_model`` on prompt + generation."""
     check_batch(batch, references=False)
-    from grue.rewards import positive_class
-
     tok, clf, dev = load_classifier(str(opts.sentiment_model), opts.device, "sentiment")
     texts = [p + g for p, g in zip(batch.prompts, batch.generations)]
     scores = classifier_probs(tok, clf, texts, opts.batch_size, dev)[:, positive_class(clf.config)].tolist()
@@ -187,8 +186,6 @@ def sentiment_lexicon(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     ``lexicon`` reward the smoke presets train on). Offline, and not the paper's classifier score: evaluations
     report it where ``sentiment_score`` is skipped (``grue.metrics.FALLBACKS``), under its own name."""
     check_batch(batch, references=False)
-    from grue.rewards import lexicon_sentiment
-
     scores = [float(s) for s in lexicon_sentiment(batch.prompts, batch.generations, batch.references, batch.meta)]
     return MetricResult({"sentiment_lexicon": mean(scores)}, {"sentiment_lexicon": scores})
 

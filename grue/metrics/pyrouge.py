@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from grue.metrics import MetricSkipped
+from grue.metrics import MetricSkipped, check_texts
 
 LENGTH_LIMIT, ALPHA, WEIGHT_FACTOR = 100, 0.5, 1.2  # RL4LMs narrative_qa/*.yml rouge_l_max args
 TABLES = ("wordnet_key_value.txt", "wordnet_key_value_special_cases.txt")
@@ -131,7 +131,5 @@ def rouge_l_pair(hypothesis: str, reference: str) -> float:
 
 def rouge_l_max(generations: Sequence[str], references: Sequence[Sequence[str]]) -> list[float]:
     """RL4LMs ``RougeLMax`` per example: the best ``rouge_l_pair`` over its references (N floats in [0, 1])."""
-    from grue.metrics.text import check_texts
-
     check_texts(generations, references)
     return [max(rouge_l_pair(g, r) for r in refs) for g, refs in zip(generations, references)]

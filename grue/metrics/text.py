@@ -14,39 +14,16 @@ from collections import Counter
 from collections.abc import Sequence
 
 from grue.errors import GrueError
-from grue.metrics import EvalBatch, MetricOptions, MetricResult, MetricSkipped
-from grue.tasks.totto import overlap_flag
+from grue.metrics import EvalBatch, MetricOptions, MetricResult, MetricSkipped, check_batch, check_texts  # noqa: F401
 
 
-def check_texts(generations: Sequence[str], references: Sequence[Sequence[str]]) -> None:
-    """Raise GrueError unless ``generations`` (N str) and ``references`` (N non-empty lists of str) match."""
-    if len(generations) != len(references):
-        raise GrueError(f"{len(generations)} generations but {len(references)} reference lists; "
-                        f"one list of references per generation is accepted")
-    for i, (g, refs) in enumerate(zip(generations, references)):
-        if not isinstance(g, str):
-            raise GrueError(f"generation {i} is a {type(g).__name__}; a str is accepted")
-        if isinstance(refs, str) or not refs or not all(isinstance(r, str) for r in refs):
-            raise GrueError(f"references of example {i} must be a non-empty list of str, got {refs!r:.60}")
-
-
-def check_batch(batch: EvalBatch, references: bool = True) -> None:
-    """One prompt, generation (str) and meta entry (when meta is given) per example; the batch is not empty.
-
-    With ``references`` (metrics that read them) also ``check_texts``; reference-free
-    metrics only need as many reference lists as examples.
-    """
-    n = len(batch.generations)
-    if references:
-        check_texts(batch.generations, batch.references)
-    elif len(batch.references) not in (0, n) or not all(isinstance(g, str) for g in batch.generations):
-        raise GrueError(f"batch has {n} generations and {len(batch.references)} reference lists; "
-                        f"str generations and one reference list per example are accepted")
-    if len(batch.prompts) != n or (batch.meta and len(batch.meta) != n):
-        raise GrueError(f"batch has {len(batch.prompts)} prompts, {n} generations and {len(batch.meta)} meta "
-                        f"entries; one each per example (meta may be empty) is accepted")
-    if n == 0:
-        raise MetricSkipped("the batch has no examples")
+def overlap_flag(value) -> bool | None:
+    """ToTTo's ``overlap_subset`` as a bool: True/False, "True"/"False"; None when absent or "none" (train)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
 
 
 def mean(xs: Sequence[float]) -> float:
@@ -80,7 +57,7 @@ def ngrams(tokens: Sequence[str], n: int) -> Counter:
 def subset_flags(meta: Sequence[dict]) -> list[bool | None]:
     """Each example's ToTTo ``meta["overlap_subset"]`` as True / False, or None for every example when none has one.
 
-    Accepted flags: a bool or the strings "True" / "False" (``grue.tasks.totto.overlap_flag``);
+    Accepted flags: a bool or the strings "True" / "False" (``overlap_flag``);
     a missing key, None or "none" (ToTTo's train rows) is no flag. GrueError when some
     examples have a flag and others do not, or when a flag is anything else.
     """

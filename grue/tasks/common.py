@@ -63,6 +63,12 @@ def read_jsonl_split(data_dir: str, task: str, split: str) -> list[dict]:
     path = Path(data_dir) / task / f"{split}.jsonl"
     if not path.is_file():
         raise GrueError(f"no data file {path}; expected JSON Lines at <data-dir>/{task}/{split}.jsonl")
+    return read_jsonl(path)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows (Rows: dicts that know their ``path:line``) of the JSON Lines file ``path``; blank lines are not rows.
+    An empty file or a bad line is a one-line error (``path:line: what is wrong``)."""
     with path.open("rb") as f:
         rows = [row for n, raw in enumerate(f, 1) if (row := parse_jsonl_line(raw, f"{path}:{n}")) is not None]
     if not rows:

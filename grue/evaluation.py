@@ -28,8 +28,9 @@ from pathlib import Path
 import torch
 
 from grue import __version__, eval_progress
+from grue.algorithms import from_dict
 from grue.checkpoint import atomic_write_text, latest
-from grue.config import Config, check_decoding, from_dict, load_yaml, resolve, tasks_root
+from grue.config import Config, check_decoding, load_yaml, resolve_untrained
 from grue.errors import GrueError
 from grue.metrics import FALLBACKS, METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
 from grue.metrics.diversity import MSTTR_SEGMENT
@@ -38,6 +39,7 @@ from grue.predictions import read_predictions  # noqa: F401  (part of this modul
 from grue.eval_progress import set_rng_state
 from grue.rollout import MaskSettings, decode_texts, tokenize_prompts
 from grue.setup import load_examples
+from grue.tasks import find_task
 from grue.tasks.common import Example, data_dir_from
 
 NON_FINITE = {"msttr": f": MSTTR needs at least {MSTTR_SEGMENT} tokens of generations (evaluate more examples: a larger "
@@ -46,12 +48,9 @@ NON_FINITE = {"msttr": f": MSTTR needs at least {MSTTR_SEGMENT} tokens of genera
 
 
 def task_metrics(task: str) -> list[str]:
-    """The metric groups of ``task`` (its task.yaml ``metrics`` list), checked against grue.metrics.METRICS."""
-    groups = load_yaml(tasks_root() / task / "task.yaml").get("metrics") or []
-    unknown = [g for g in groups if g not in METRICS]
-    if unknown:
-        raise GrueError(f"tasks/{task}/task.yaml: unknown metric group(s) {', '.join(unknown)}; accepted: {', '.join(METRICS)}")
-    return list(groups)
+    """The metric groups of ``task`` (its task.yaml ``metrics`` list, checked against grue.metrics.METRICS when the
+    folder is read: grue.tasks.check_card)."""
+    return find_task(task).metrics
 
 
 def check_sources(checkpoint: str | None, task: str | None, model: str | None, predictions: str | None,
@@ -77,13 +76,14 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
 
     The model name of a trained run is the model it started from; a run started with
     ``--init-from`` takes the name of its first run's model and names both algorithms
-    (``supervised+ppo``). ``eval.action_mask`` stays on only for an NLPO checkpoint (the
-    others have no masking policy: they record false, and an explicit true is refused).
+    (``supervised+ppo``), as its own config.yaml records them (``run.base_model``, ``run.init_algo``).
+    ``eval.action_mask`` stays on only for an NLPO checkpoint (the others have no masking policy: they record
+    false, and an explicit true is refused).
     """
     from grue.config import parse_set, set_field
 
     if model_name is not None:
-        cfg = resolve(task, "ppo", flags={"run.model": model_name})
+        cfg = resolve_untrained(task, "external", model_name)
         algo, name, weights = "external", model_name, None
     elif checkpoint:
         run_dir = Path(checkpoint)
@@ -92,20 +92,14 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
             raise GrueError(f"--checkpoint {checkpoint}: not a grue run directory (no config.yaml); "
                             "pass a directory made by `grue train`, or use --task TASK --model NAME_OR_PATH")
         cfg = from_dict(load_yaml(cfg_file), str(cfg_file))
-        if task and task != cfg.run.task:
+        if task and find_task(task).ref != cfg.run.task:
             raise GrueError(f"--checkpoint {checkpoint} is a run of task '{cfg.run.task}', not '{task}'")
         weights = str(latest(run_dir))
-        algo, name = cfg.run.algo, cfg.run.model
-        parent = Path(cfg.run.model).parent / "config.yaml"
-        if Path(cfg.run.model).is_dir() and parent.is_file():
-            first = load_yaml(parent).get("run") or {}
-            name = str(first.get("model") or name)
-            if first.get("algo") and first.get("algo") != algo:
-                algo = f"{first['algo']}+{algo}"
+        algo, name = lineage_name(cfg.run), cfg.run.base_model or cfg.run.model
     else:
         if not task or not model:
             raise GrueError("grue eval needs --checkpoint RUN_DIR, or --task TASK with --model NAME_OR_PATH (zero-shot)")
-        cfg = resolve(task, "ppo", flags={"run.model": model})
+        cfg = resolve_untrained(task, "zero-shot", model)
         algo, name, weights = "zero-shot", model, model
     masked = checkpoint is not None and model_name is None and cfg.run.algo == "nlpo"
     for item in sets:
@@ -121,6 +115,13 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
         cfg.eval.action_mask = False  # record what was applied: no mask
     check_decoding(cfg)
     return cfg, algo, name, weights
+
+
+def lineage_name(run) -> str:
+    """The algorithm name of a trained run for its results: its lineage's algorithms then its own, joined by "+"
+    (``supervised+ppo``); an algorithm that continues its own kind's run is named once (``ppo``, not ``ppo+ppo``)."""
+    chain = [a for a in run.init_algo.split("+") if a] + [run.algo]
+    return "+".join(a for i, a in enumerate(chain) if i == 0 or a != chain[i - 1])
 
 
 def generation_kwargs(cfg: Config, tokenizer) -> dict:
@@ -278,12 +279,8 @@ def write_samples(path: Path, examples: list[Example], generations: list[str], p
 def recorded_config(cfg: Config, algo: str, weights: str | None, predictions: str | None) -> dict:
     """The ``config`` of results.json: the resolved sections, and the weights evaluated or the file scored."""
     config = cfg.to_dict()
-    if algo == "zero-shot":  # no training: keep only what decoding and scoring used
-        config = {k: v for k, v in config.items() if k != "ppo"}
-        config["run"] = {**config["run"], "algo": "zero-shot"}
-    elif algo == "external":  # no training, no decoding here: the scoring settings and the file scored
-        config = {k: v for k, v in config.items() if k not in ("ppo", "generation")}
-        config["run"] = {**config["run"], "algo": "external"}
+    if algo == "external":  # no decoding here: the scoring settings and the file scored
+        config = {k: v for k, v in config.items() if k != "generation"}
         sha = hashlib.sha256(Path(predictions).read_bytes()).hexdigest()
         return {**config, "predictions": {"file": str(predictions), "sha256": sha}}
     return {**config, "evaluated_weights": weights}
@@ -332,14 +329,15 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
     # The prompts come from where the run's came from: a data directory (--data-dir, the run's, $GRUE_DATA_DIR);
     # else the task's built-in prompts for a run trained on them (the smoke presets); else the Hub.
     cfg.run.builtin_prompts = builtin = bool(cfg.run.builtin_prompts and not data_dir_from(cfg.run.data_dir))
+    task_name = find_task(cfg.run.task).name  # run.task of a user's task is its folder's path
     if output_dir:
         out = Path(output_dir)
     elif checkpoint:
         out = Path(checkpoint) / "eval" / split
     elif predictions:
-        out = Path("runs") / f"{cfg.run.task}-external-{Path(name).name or 'model'}" / "eval" / split
+        out = Path("runs") / f"{task_name}-external-{Path(name).name or 'model'}" / "eval" / split
     else:
-        out = Path("runs") / f"{cfg.run.task}-zero-shot-{Path(str(model)).name or 'model'}" / "eval" / split
+        out = Path("runs") / f"{task_name}-zero-shot-{Path(str(model)).name or 'model'}" / "eval" / split
     if (out / "results.json").exists() and not overwrite:
         raise GrueError(f"{out / 'results.json'} already exists; pass --overwrite to replace it or --output-dir DIR")
     groups = task_metrics(cfg.run.task)
@@ -379,11 +377,8 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         batch = EvalBatch([e.prompt for e in examples], generations, [e.references for e in examples], [e.meta for e in examples])
         e = cfg.eval
         bert_model, bert_layers = resolved_bertscore(e, groups)
-        opts = MetricOptions(bertscore_lang=e.bertscore_lang, bertscore_model=bert_model, bertscore_layers=bert_layers,
-                             sentiment_model=e.sentiment_model, intent_model=e.intent_model, policy=policy, tokenizer=tokenizer,
-                             device=str(device), batch_size=e.batch_size, perplexity_text=e.perplexity_text,
-                             perplexity_stride=e.perplexity_stride, sacrebleu_tokenize=e.sacrebleu_tokenize,
-                             rouge_references=e.rouge_references)
+        opts = MetricOptions.of(e, bertscore_model=bert_model, bertscore_layers=bert_layers, policy=policy,
+                                tokenizer=tokenizer, device=str(device))
         metrics, skipped, per_sample = score(groups, batch, opts, progress)
 
     # 4. Write samples.jsonl, then results.json (the contract the leaderboard reads).
@@ -392,7 +387,7 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
     cfg.eval.bertscore_model, cfg.eval.bertscore_layers = bert_model, bert_layers  # record what was used
     results = Results(
         schema_version=SCHEMA_VERSION, kind="evaluated", grue_version=__version__, git_commit=git_commit(),
-        date=utc_now(), task=cfg.run.task, task_version=cfg.task_version,
+        date=utc_now(), task=task_name, task_version=cfg.task_version,
         algorithm=algo,
         model=model_info(name, policy), seed=cfg.run.seed, config=recorded_config(cfg, algo, weights, predictions), split=split,
         samples=SampleCounts(total=total, evaluated=len(examples)),

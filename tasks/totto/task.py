@@ -26,6 +26,7 @@ scored: loading it from the Hub is an error, and so is any row without annotatio
 from __future__ import annotations
 
 from grue.errors import GrueError
+from grue.metrics.text import overlap_flag
 from grue.tasks.common import Example, one_per_reference, place, source_rows
 
 SPLITS = ("train", "validation", "test")
@@ -161,15 +162,6 @@ def references(row: dict, where: str = "totto") -> list[str]:
     if not refs or not all(r.strip() for r in refs):
         raise GrueError(f"{where}: no reference sentences: {UNLABELED}")
     return refs
-
-
-def overlap_flag(value) -> bool | None:
-    """ToTTo's ``overlap_subset`` as a bool: True/False, "True"/"False"; None when absent or "none" (train)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
 
 
 def _check_row(row, where: str) -> None:

@@ -1,0 +1,65 @@
+"""The leaderboard's pandas aggregation (issue 11) gives exactly what its hand-written loops gave: those loops are
+kept here as the oracle (grue 48522bf grue/leaderboard/aggregate.py submission_rows and overall), and both run on
+the example submission and the paper's reported rows."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from grue.leaderboard.aggregate import HEADLINE, Cell, mean_std, overall, row_scores, submission_rows
+from grue.leaderboard.board import make_board
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def loop_cells(sub) -> dict[str, dict[str, Cell]]:
+    """task -> metric -> Cell, by the loops of 48522bf."""
+    by_task: dict = {}
+    for e in sub.entries:
+        by_task.setdefault(e.results.task, []).append(e.results)
+    out = {}
+    for task, runs in sorted(by_task.items()):
+        out[task] = {}
+        for name in sorted({m for r in runs for m in r.metrics}):
+            values = [r.metrics[name].value for r in runs if name in r.metrics]
+            out[task][name] = Cell(*mean_std(values), len(values))
+    return out
+
+
+def loop_overall(rows, tasks, scores) -> list[tuple]:
+    """(kind, group, task scores, score, rank) of each overall entry, by the loops of 48522bf."""
+    tasks = [t for t in tasks if t in HEADLINE]
+    groups: dict = {}
+    for r in rows:
+        if r.split == "test" and (r.kind == "submission" or r.in_pool):
+            groups.setdefault((r.kind, r.group), []).append(r)
+    out = []
+    for (kind, group), members in sorted(groups.items()):
+        per_task: dict = {}
+        for r in members:
+            if id(r) in scores and r.task in tasks:
+                per_task.setdefault(r.task, []).append(scores[id(r)])
+        task_scores = {t: math.fsum(v) / len(v) for t, v in sorted(per_task.items())}
+        complete = not [t for t in tasks if t not in task_scores] and not any(r.partial for r in members)
+        score = math.fsum(task_scores.values()) / len(task_scores) if task_scores else None
+        out.append([kind, group, task_scores, score, complete, None])
+    out.sort(key=lambda o: (not o[4], -o[3] if o[3] is not None else math.inf, o[1]))
+    for kind in ("submission", "reported"):
+        rank, previous = 0, None
+        for i, o in enumerate(o for o in out if o[0] == kind and o[4]):
+            if o[3] != previous:
+                rank, previous = i + 1, o[3]
+            o[5] = rank
+    return [(k, g, t, s, r) for k, g, t, s, _, r in out]
+
+
+def test_pandas_aggregation_equals_the_loops_it_replaced(tmp_path):
+    board = make_board(REPO / "leaderboard" / "examples", REPO / "leaderboard" / "reported", "examples", "reported")
+    assert board.submissions, "the example submission is read"
+    for sub in board.submissions:
+        assert {r.task: r.cells for r in submission_rows(sub)} == loop_cells(sub)
+    hib = {k: v is not False for k, v in board.directions.items()}  # as make_board reads them
+    scores = row_scores(board.rows, hib)
+    got = [(o.kind, o.group, o.scores, o.score, o.rank) for o in overall(board.rows, list(board.tasks), hib, scores)]
+    assert got == loop_overall(board.rows, list(board.tasks), scores) and len(got) > 3
