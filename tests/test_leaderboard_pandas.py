@@ -63,3 +63,51 @@ def test_pandas_aggregation_equals_the_loops_it_replaced(tmp_path):
     scores = row_scores(board.rows, hib)
     got = [(o.kind, o.group, o.scores, o.score, o.rank) for o in overall(board.rows, list(board.tasks), hib, scores)]
     assert got == loop_overall(board.rows, list(board.tasks), scores) and len(got) > 3
+
+
+def loop_csv(board) -> str:
+    """leaderboard.csv by the csv.writer loops of 48522bf grue/leaderboard/export.py csv_text."""
+    import csv
+    import io
+
+    from grue.leaderboard.export import _text
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["section", "task", "kind", "entry", "algorithm", "model", "split", "seeds", "partial", "metric",
+                "mean", "std", "n"])
+    for o in board.ranking:
+        base = ["overall", "", o.kind, _text(o.group), "", _text(", ".join(o.models)), "test", "", str(bool(o.partial))]
+        for t, s in o.scores.items():
+            w.writerow(base[:1] + [t] + base[2:] + ["task_score", repr(s), "", ""])
+        w.writerow(base + ["overall_score", "" if o.score is None else repr(o.score), "", ""])
+    for r in sorted(board.rows, key=lambda r: (r.task, r.kind, r.split, r.ref)):
+        base = ["task", r.task, r.kind, _text(r.ref), _text(r.algorithm), _text(r.model), r.split,
+                " ".join(map(str, r.seeds)), str(r.partial)]
+        if r.score is not None:
+            w.writerow(base + ["task_score", repr(r.score), "", ""])
+        for name, c in sorted(r.cells.items()):
+            w.writerow(base + [name, repr(c.mean), "" if c.std is None else repr(c.std), str(c.n)])
+    return buf.getvalue()
+
+
+def test_pandas_csv_equals_the_loops_it_replaced_even_for_awkward_text():
+    """The CSV export is pandas' to_csv of a long frame; quoting (commas, quotes, line breaks) and the
+    formula guard come out as the csv.writer loops wrote them."""
+    import dataclasses
+
+    from grue.leaderboard.export import csv_text, long_frame
+
+    board = make_board(REPO / "leaderboard" / "examples", REPO / "leaderboard" / "reported", "examples", "reported")
+    assert csv_text(board) == loop_csv(board)
+    awkward = ['a, "quoted"\nname', "=1+1", " lead", "", "ü-€"]
+    board.rows = [dataclasses.replace(r, ref=awkward[i % len(awkward)], model=awkward[(i + 1) % len(awkward)])
+                  for i, r in enumerate(board.rows)]
+    assert csv_text(board) == loop_csv(board)
+    import csv
+    import io
+
+    parsed = list(csv.reader(io.StringIO(csv_text(board))))
+    assert len(parsed) == len(long_frame(board)) + 1 and {p[3] for p in parsed[1:] if p[0] == "task"} == set(awkward) - {"=1+1"} | {"'=1+1"}
+    board.rows, board.ranking = [], []
+    assert csv_text(board) == loop_csv(board) == ",".join(long_frame(board).columns) + "\n"

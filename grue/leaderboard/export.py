@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import re
+from typing import TYPE_CHECKING
 
 from grue.leaderboard.aggregate import HEADLINE
 from grue.leaderboard.board import (
@@ -21,6 +20,9 @@ from grue.leaderboard.board import (
     status,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # what is markup inside a table cell
 
 
@@ -30,12 +32,19 @@ def md(text) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(flat, quote=False))
 
 
-def md_table(heads: list[str], rows: list[list[str]]) -> str:
-    if not rows:
+def md_table(table: "pd.DataFrame") -> str:
+    """A DataFrame as a Markdown table, its columns the header (cells are already text; ``md`` made them inert)."""
+    if table.empty:
         return "None yet.\n"
-    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(r) + " |" for r in table.itertuples(index=False, name=None)]
     return "\n".join(lines) + "\n"
+
+
+def frame(heads: list[str], rows: list[list[str]]) -> "pd.DataFrame":
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=heads, dtype=object)
 
 
 def score(value: float | None) -> str:
@@ -52,20 +61,20 @@ def markdown(board: Board) -> str:
         rows = [[md(o.rank or "—"), md(o.group), md(", ".join(o.models)), score(o.score)]
                 + [score(o.scores.get(t)) for t in tasks] + [md(status(o))]
                 for o in board.ranking if o.kind == kind]
-        out += [f"### {title}\n", md_table(["Rank", "Entry", "Models", "Overall"] + tasks + ["Status"], rows)]
+        out += [f"### {title}\n", md_table(frame(["Rank", "Entry", "Models", "Overall"] + tasks + ["Status"], rows))]
     for task, info in board.tasks.items():
         metrics = list(info.metrics)
         heads = metric_heads(info)
         out.append(f"## {task} (version {md(info.version)}, headline {md(HEADLINE.get(task, '—'))})\n")
         subs = [[md(r.ref), md(r.algorithm), md(r.model), str(len(r.seeds)), md(examples_text(r)), score(r.score)]
                 + [md(fmt_cell(r.cells.get(m), len(r.seeds))) for m in metrics] for r in board.task_rows(task, "submission")]
-        out += ["### Submissions\n", md_table(["Submission", "Algorithm", "Model", "Seeds", "Examples", "Task score"] + heads, subs)]
+        out += ["### Submissions\n", md_table(frame(["Submission", "Algorithm", "Model", "Seeds", "Examples", "Task score"] + heads, subs))]
         for split in ("test", "validation"):
             rows = [[md(r.algorithm), md(r.note), md(r.model), score(r.score)] + [md(fmt_cell(r.cells.get(m))) for m in metrics]
                     for r in board.task_rows(task, "reported", split)]
             if rows or split == "test":
                 out += [f"### {REPORTED_MARK.capitalize()} ({split} split)\n",
-                        md_table(["Algorithm", "Row", "Model", "Task score"] + heads, rows)]
+                        md_table(frame(["Algorithm", "Row", "Model", "Task score"] + heads, rows))]
     return "\n".join(out)
 
 
@@ -75,22 +84,32 @@ def _text(value) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def csv_text(board: Board) -> str:
-    """leaderboard.csv, one number a line: every metric of every row, each task score and overall score."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["section", "task", "kind", "entry", "algorithm", "model", "split", "seeds", "partial", "metric",
-                "mean", "std", "n"])
+CSV_COLUMNS = ["section", "task", "kind", "entry", "algorithm", "model", "split", "seeds", "partial", "metric",
+               "mean", "std", "n"]
+
+
+def long_frame(board: Board) -> "pd.DataFrame":
+    """Every number of the board in long form, one a row (the columns of ``CSV_COLUMNS``, all text, numbers as
+    ``repr`` so they round-trip): each overall entry's task scores and overall score, then each task row's task
+    score and metrics (mean, std, number of seeds)."""
+    import pandas as pd
+
+    records = []
     for o in board.ranking:
-        base = ["overall", "", o.kind, _text(o.group), "", _text(", ".join(o.models)), "test", "", str(bool(o.partial))]
-        for t, s in o.scores.items():
-            w.writerow(base[:1] + [t] + base[2:] + ["task_score", repr(s), "", ""])
-        w.writerow(base + ["overall_score", "" if o.score is None else repr(o.score), "", ""])
+        base = dict(section="overall", task="", kind=o.kind, entry=_text(o.group), algorithm="",
+                    model=_text(", ".join(o.models)), split="test", seeds="", partial=str(bool(o.partial)), std="", n="")
+        records += [{**base, "task": t, "metric": "task_score", "mean": repr(s)} for t, s in o.scores.items()]
+        records.append({**base, "metric": "overall_score", "mean": "" if o.score is None else repr(o.score)})
     for r in sorted(board.rows, key=lambda r: (r.task, r.kind, r.split, r.ref)):
-        base = ["task", r.task, r.kind, _text(r.ref), _text(r.algorithm), _text(r.model), r.split,
-                " ".join(map(str, r.seeds)), str(r.partial)]
+        base = dict(section="task", task=r.task, kind=r.kind, entry=_text(r.ref), algorithm=_text(r.algorithm),
+                    model=_text(r.model), split=r.split, seeds=" ".join(map(str, r.seeds)), partial=str(r.partial))
         if r.score is not None:
-            w.writerow(base + ["task_score", repr(r.score), "", ""])
-        for name, c in sorted(r.cells.items()):
-            w.writerow(base + [name, repr(c.mean), "" if c.std is None else repr(c.std), str(c.n)])
-    return buf.getvalue()
+            records.append({**base, "metric": "task_score", "mean": repr(r.score), "std": "", "n": ""})
+        records += [{**base, "metric": name, "mean": repr(c.mean), "std": "" if c.std is None else repr(c.std), "n": str(c.n)}
+                    for name, c in sorted(r.cells.items())]
+    return pd.DataFrame.from_records(records, columns=CSV_COLUMNS)
+
+
+def csv_text(board: Board) -> str:
+    """leaderboard.csv: ``long_frame`` as CSV."""
+    return long_frame(board).to_csv(index=False, lineterminator="\n")
