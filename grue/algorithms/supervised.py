@@ -56,6 +56,7 @@ from grue.sft import (  # noqa: F401  (the batch functions are part of this algo
     target_with_eos,
 )
 from grue.setup import gen_settings, load_examples, open_run, parameter_digest, per_rank, stop_asked, stopped
+from grue.stability import check_finite
 from grue.tasks import TASKS
 from grue.tasks.common import Example, data_dir_from
 from grue.tracking import append_jsonl, cleans_up_unstarted, learning_summary, read_jsonl
@@ -187,6 +188,8 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
                 # 3. Clip, step, schedule.
                 lr = scheduler.get_last_lr()[0]
                 norm = acc.clip_grad_norm_(model.parameters(), algo.max_grad_norm)
+                check_finite(acc, {"loss/sft": loss, "grad_norm": norm}, model.parameters(), f"epoch {epoch}, step {step + 1}",
+                             run_dir, cfg.run.task)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
