@@ -21,11 +21,13 @@ def check_available(name: str) -> None:
     """A one-line error when tracker ``name`` (other than ``none``) is not installed, naming the package."""
     if name == "none":
         return
-    import importlib.util
+    import importlib
 
-    if importlib.util.find_spec(PACKAGES[name]) is None:
+    try:
+        importlib.import_module(PACKAGES[name])
+    except ImportError:
         raise GrueError(f"--report-to {name} needs the {PACKAGES[name]} package, which is not installed: "
-                        f"pip install {PACKAGES[name]} (or pip install 'grue[trackers]')")
+                        f"pip install {PACKAGES[name]} (or pip install 'grue[trackers]')") from None
 
 
 def flat_config(config: dict, prefix: str = "") -> dict:
