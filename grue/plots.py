@@ -1,8 +1,10 @@
 """Pictures of runs: the training curves of metrics.jsonl, one panel per metric, several runs overlaid.
 
-``grue plot RUN [RUN...]`` draws them; every RL run writes its own ``plots/curves.png`` at the end and at its
-checkpoints, at most once every ``CURVES_EVERY_S`` seconds (grue.setup.Session.save). matplotlib is imported inside the functions (``grue --help`` stays light) and draws through its
-Agg canvas, without pyplot: no window, no global figure state.
+``grue plot RUN [RUN...]`` draws them. Every RL run draws its own ``plots/curves.png`` at the end and at its
+checkpoints, at most once every ``CURVES_EVERY_S`` seconds (grue.setup.Session.save), unless the environment
+variable ``GRUE_PLOTS`` is ``0`` (the test suite sets it: its hundred short runs would each pay for a picture).
+matplotlib is imported inside the functions (``grue --help`` stays light) and draws through its Agg canvas,
+without pyplot: no window, no global figure state.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ CURVES_EVERY_S = 60.0
 """A checkpoint redraws the run's curves only this long after the last drawing (or the run's start): a picture costs
 about half a second of CPU, which a long run's checkpoints never notice and a quick run's many would; the end of a
 run always draws it."""
+
+
+def curves_enabled() -> bool:
+    """Whether runs draw their own plots/curves.png: yes unless ``GRUE_PLOTS=0``."""
+    return os.environ.get("GRUE_PLOTS", "1").strip() != "0"
 
 
 def read_run(run_dir: Path) -> list[dict]:
@@ -103,8 +110,8 @@ def plot_runs(dirs: list[str | Path], out: str | Path) -> Path:
 
 
 def write_curves(run_dir: Path) -> Path | None:
-    """A run's own ``plots/curves.png``; None while it has no iteration."""
+    """A run's own ``plots/curves.png``; None while it has no iteration, or when ``GRUE_PLOTS=0``."""
     path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file() or not path.stat().st_size:
+    if not curves_enabled() or not path.is_file() or not path.stat().st_size:
         return None
     return draw({Path(run_dir).name: read_run(run_dir)}, Path(run_dir) / "plots" / "curves.png")

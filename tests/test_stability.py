@@ -81,7 +81,8 @@ TINY = [x for s in ("ppo.batch_unit=completions", "ppo.rollout_size=8", "ppo.rol
                     "ppo.epochs=2", "generation.max_new_tokens=4", "generation.min_new_tokens=4") for x in ("--set", s)]
 
 
-def test_a_real_run_raises_the_clip_fraction_warning_in_metrics_and_display(tmp_path):
+def test_a_real_run_raises_the_clip_fraction_warning_in_metrics_and_display(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRUE_PLOTS", "1")  # and it draws its curves at the end (the suite turns that off)
     # A clip range of 1e-4: after the first minibatch step nearly every token's ratio leaves [1 - 1e-4, 1 + 1e-4].
     run = tmp_path / "run"
     r = CliRunner().invoke(app, ["train", "imdb", "--preset", "smoke", *TINY, "--set", "ppo.clip=0.0001",
