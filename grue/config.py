@@ -83,6 +83,22 @@ class RunConfig:
     """Save a resumable checkpoint every this many iterations (and always at the end)."""
     log_samples: int = 4
     """Generations per process and iteration written to samples.jsonl."""
+    report_to: str = field(default="none", metadata={"choices": ("none", "tensorboard", "wandb")})
+    """Experiment tracker that also receives metrics.jsonl's rows and the sample generations (grue.trackers):
+    TensorBoard (RUN/tensorboard/) or Weights & Biases (``WANDB_MODE=offline`` keeps it off the network)."""
+    warn_negative_kl: float = -0.01
+    """Stability warning (grue.stability) when the mean KL falls below this: a sampling/scoring mismatch."""
+    warn_kl_factor: float = 10.0
+    """Stability warning when the mean KL exceeds this many times the algorithm's ``kl_target`` (if it has one)."""
+    warn_entropy_fraction: float = 0.25
+    """Stability warning when the policy entropy falls below this fraction of its first iteration's."""
+    warn_clipfrac: float = 0.3
+    """Stability warning when the PPO clip fraction exceeds this."""
+    warn_length_window: int = 5
+    """Stability warning when over this many iterations the reward rose while the response length moved onto
+    ``generation.min_new_tokens`` or ``max_new_tokens`` (likely reward hacking)."""
+    warn_value_loss_rises: int = 10
+    """Stability warning when the value loss grew this many iterations in a row."""
     clean_up_tokenization_spaces: bool = True
     """Decode generations (rollouts, evaluation) with transformers 4.x's default clean-up of spaces before
     punctuation and contractions (``" ."`` -> ``"."``, ``" n't"`` -> ``"n't"``), as RL4LMs did with transformers

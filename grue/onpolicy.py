@@ -34,6 +34,7 @@ from grue.rollout import (
 )
 from grue.sampling import full_logprobs, warped_logprobs
 from grue.setup import Session, critic_kind
+from grue.stability import check_finite
 from grue.tasks.common import Example
 
 
@@ -248,7 +249,8 @@ def optimizer_steps(s: Session, r: Rollout, weights: torch.Tensor, unit: str, pa
                     max_grad_norm: float | None = None) -> dict[str, torch.Tensor]:
     """``passes`` epochs of shuffled minibatches of ``s.algo.minibatch_size`` (``unit``: completions or tokens of
     ``weights`` (B,T)), one ``backward_step`` and one optimizer step each, the gradient norm clipped to
-    ``max_grad_norm`` (None: not clipped, nor logged). Returns each statistic's mean over the steps (tensors)."""
+    ``max_grad_norm`` (None: not clipped, nor logged); a non-finite loss or gradient stops the run before its step
+    (``stop_if_not_finite``). Returns each statistic's mean over the steps (tensors)."""
     sums: dict[str, torch.Tensor] = {}
     steps = 0
     for _ in range(passes):
@@ -256,12 +258,20 @@ def optimizer_steps(s: Session, r: Rollout, weights: torch.Tensor, unit: str, pa
             stats = backward_step(s, r, rows, sel, advantages, returns, loss_fn, grad_accum)
             if max_grad_norm is not None:
                 stats["policy/grad_norm"] = s.accelerator.clip_grad_norm_(s.params, max_grad_norm)
+            stop_if_not_finite(s, stats)
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
             s.optimizer.step()
             s.optimizer.zero_grad(set_to_none=True)
             steps += 1
     return {k: torch.as_tensor(v, device=s.device, dtype=torch.float32) / steps for k, v in sums.items()}
+
+
+def stop_if_not_finite(s: Session, stats: dict) -> None:
+    """Before an optimizer step: a GrueError naming the iteration if a loss (``loss/*`` of ``stats``), the gradient
+    norm or any gradient is nan or inf (grue.stability.check_finite); the model is then left as it was."""
+    values = {k: v for k, v in stats.items() if k.startswith("loss/") or k == "policy/grad_norm"}
+    check_finite(s.accelerator, values, s.params, f"iteration {s.iteration}", s.run_dir, s.cfg.run.task)
 
 
 def mean_kl(s: Session, sc: Scored) -> float:

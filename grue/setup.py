@@ -13,6 +13,8 @@ import copy
 import hashlib
 import json
 import signal
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +24,7 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 
 from grue import checkpoint as ckpt
-from grue import interrupt
+from grue import interrupt, stability, trackers
 from grue.config import Config
 from grue.data import PromptStream
 from grue.errors import GrueError
@@ -36,6 +38,7 @@ from grue.models import (
     load_tokenizer,
 )
 from grue.optim import groups_by_name, make_optimizer
+from grue.plots import CURVES_EVERY_S, write_curves
 from grue.rewards import resolve_reward, score
 from grue.tasks import find_task, task_module
 from grue.tasks.common import Example, data_dir_from
@@ -90,6 +93,9 @@ class Session:
     resumed_state: dict | None = None
     extra_modules: dict = field(default_factory=dict)
     iteration: int = 0  # the iteration in progress (set by the algorithm's loop), named in a reward's errors
+    tracker: Any = None  # the main process's experiment tracker (run.report_to; grue.trackers), None for none
+    history: list | None = None  # metrics.jsonl's rows so far (main process; read on the first log), for the stability checks
+    curves_drawn: float = field(default_factory=time.monotonic)  # when plots/curves.png was last drawn (or the session began)
 
     algo = property(lambda self: self.cfg.algo)
     gen = property(lambda self: self.cfg.generation)
@@ -104,15 +110,22 @@ class Session:
                      f"the rollout of iteration {self.iteration}", self.cfg.run.reward_timeout_s)
 
     def log(self, metrics: dict, batch: list[Example], idx: list[int], completions: list[str], scores: list[float]) -> None:
-        """Append the iteration's metrics and a few of each process's generations (main process writes)."""
+        """Append the iteration's metrics and a few of each process's generations (main process writes), with the
+        stability warnings (grue.stability) added to ``metrics`` as ``warnings/<name>``; send both to the tracker."""
         k = self.cfg.run.log_samples
         rank = self.accelerator.process_index
         mine = [{"iteration": metrics["iteration"], "rank": rank, "index": i, "prompt": e.prompt, "completion": c, "score": sc}
                 for i, e, c, sc in list(zip(idx, batch, completions, scores))[:k]]
         rows = gather_object(mine) if self.accelerator.num_processes > 1 else mine
         if self.accelerator.is_main_process:
+            if self.history is None:
+                path = self.run_dir / "metrics.jsonl"
+                self.history = read_jsonl(path) if path.is_file() else []
+            self.history.append(metrics)
+            metrics.update(stability.as_metrics(stability.warnings_of(self.history, stability.thresholds_of(self.cfg))))
             append_jsonl(self.run_dir / "metrics.jsonl", [metrics])
             append_jsonl(self.run_dir / "samples.jsonl", rows)
+            trackers.log(self.tracker, metrics, rows)
 
     def save(self, iteration: int, extra_state: dict) -> None:
         """Checkpoint atomically; every process's RNG state goes in, so resuming is exact."""
@@ -125,6 +138,9 @@ class Session:
             modules = {k: acc.unwrap_model(m) for k, m in modules.items()}
             ckpt.save(self.run_dir, acc.unwrap_model(self.policy), self.tokenizer, modules, self.optimizer.optimizer
                       if hasattr(self.optimizer, "optimizer") else self.optimizer, state)
+            if time.monotonic() - self.curves_drawn >= CURVES_EVERY_S:
+                curves(self.run_dir)
+                self.curves_drawn = time.monotonic()
         acc.wait_for_everyone()
 
     def checkpoint(self, iteration: int, extra_state: dict) -> None:
@@ -137,7 +153,8 @@ class Session:
             raise stopped(self.cfg, self.run_dir, "iteration", iteration)
 
     def finish(self) -> dict:
-        """Write summary.json: the learning summary and each process's parameter checksum."""
+        """Write summary.json (the learning summary and each process's parameter checksum) and plots/curves.png;
+        close the tracker."""
         acc = self.accelerator
         digest = parameter_digest(acc.unwrap_model(self.policy))
         digests = per_rank(acc, digest)
@@ -147,8 +164,18 @@ class Session:
             summary = {"iterations": len(rewards), "world_size": acc.num_processes, **learning_summary(rewards),
                        "policy_sha256_per_rank": digests, "run_dir": str(self.run_dir)}
             ckpt.atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1))
+            curves(self.run_dir)
+            trackers.close(self.tracker)
         acc.wait_for_everyone()
         return summary
+
+
+def curves(run_dir: Path) -> None:
+    """Redraw RUN/plots/curves.png (grue.plots). A picture that cannot be drawn costs one line on stderr, never the run."""
+    try:
+        write_curves(run_dir)
+    except (ImportError, OSError, ValueError, GrueError) as e:
+        print(f"warning: could not draw {run_dir / 'plots' / 'curves.png'}: {e}", file=sys.stderr, flush=True)
 
 
 def per_rank(acc: Accelerator, value: Any) -> list:
@@ -237,6 +264,7 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     """Build the session of an on-policy RL run (see the module docstring). The optimizer holds the
     parameters of the modules named in ``optimize`` (TRPO: the critic only; its policy moves by line search);
     ``show``: name the run directory."""
+    trackers.check_available(cfg.run.report_to)
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
     check(cfg.algo, acc.num_processes)
     run_dir, ck, resumed = open_run(cfg, acc, resume_dir, announce=show)
@@ -280,5 +308,7 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
         policy, optimizer = acc.prepare(policy, optimizer)
     else:
         policy, critic, optimizer = acc.prepare(policy, critic, optimizer)
+    tracker = trackers.open_tracker(cfg.run.report_to, run_dir, cfg.to_dict()) if acc.is_main_process else None
     return Session(cfg, acc, run_dir, tokenizer, policy, ref, critic, optimizer, examples, stream, reward_name, reward_fn,
-                   sample_rng, shuffle_rng, start_iteration=resumed["iteration"] if resumed else 0, resumed_state=resumed)
+                   sample_rng, shuffle_rng, start_iteration=resumed["iteration"] if resumed else 0, resumed_state=resumed,
+                   tracker=tracker)

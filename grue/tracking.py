@@ -14,6 +14,9 @@ Metric names are stable; each metrics.jsonl line is one iteration:
   and the fraction of the full step it took (0 when none). Algorithms without a critic log no ``value/*``
 - ``time/rollout_s``, ``time/update_s``, ``tokens_per_s`` (generated tokens, all
   processes, per second of rollout plus update)
+- ``warnings/negative_kl``, ``warnings/kl_over_target``, ``warnings/entropy_collapse``, ``warnings/clipfrac_high``,
+  ``warnings/length_hacking``, ``warnings/value_loss_growing``: 1 when the iteration raised that stability
+  warning, else 0 (grue.stability documents each check and its ``run.warn_*`` threshold)
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from rich.table import Table
 
 from grue.files import atomic_write_text
 from grue.errors import GrueError
+from grue.stability import raised
 
 SHOWN = ("reward/mean", "kl/mean", "kl/coef", "loss/policy", "loss/value", "policy/entropy")
 
@@ -162,7 +166,7 @@ class Display:
         self.live = Live(self._render(), console=self.console, refresh_per_second=4) if self.live_mode else None
 
     def _render(self):
-        table = Table(box=None, header_style="bold cyan")
+        table = Table(box=None, header_style="bold cyan", caption=self._warned(), caption_style="bold yellow", caption_justify="left")
         for col in ("iter",) + SHOWN:
             table.add_column(col, justify="right")
         for m in table_rows(self.history, self.rows):
@@ -171,6 +175,11 @@ class Display:
             else:
                 table.add_row(str(m["iteration"]), *(f"{m.get(k, float('nan')):.4g}" for k in SHOWN))
         return Group(self.progress, table)
+
+    def _warned(self) -> str | None:
+        """The stability warnings the latest iteration raised (grue.stability), one line, or None."""
+        names = raised(self.history[-1]) if self.history else []
+        return f"warnings (iteration {self.history[-1]['iteration']}): {', '.join(names)}" if names else None
 
     def __enter__(self):
         if self.live:
@@ -186,7 +195,8 @@ class Display:
             self.live.update(self._render())
         else:
             parts = " ".join(f"{k}={metrics[k]:.4g}" for k in SHOWN if k in metrics)
-            print(f"iter {metrics['iteration']}: {parts} ({metrics['time/rollout_s'] + metrics['time/update_s']:.1f}s)", flush=True)
+            warned = f" warnings: {', '.join(raised(metrics))}" if raised(metrics) else ""
+            print(f"iter {metrics['iteration']}: {parts} ({metrics['time/rollout_s'] + metrics['time/update_s']:.1f}s){warned}", flush=True)
 
     def __exit__(self, *exc):
         if self.live:

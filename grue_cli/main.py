@@ -75,6 +75,8 @@ def train(
     data_dir: Optional[str] = typer.Option(None, metavar="DIR", help="Directory with <task>/<split>.jsonl (default: $GRUE_DATA_DIR, else the Hub)."),
     output_dir: Optional[str] = typer.Option(None, metavar="DIR", help="Run directory (default: runs/<task>-<algo>-s<seed>-<time>)."),
     resume: Optional[str] = typer.Option(None, metavar="RUN", help="Continue the run in this directory from its last checkpoint."),
+    report_to: Optional[str] = typer.Option(None, "--report-to", metavar="NAME", help="Also send metrics and sample generations to "
+                                            "an experiment tracker: tensorboard, wandb or none (default none; pip install 'grue[trackers]')."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve and check the configuration, print it as YAML and "
                                  "stop: no run directory, no model or data loaded."),
@@ -103,6 +105,10 @@ def train(
                             {"run.model": model, "run.seed": seed, "run.data_dir": data_dir})
         if iterations is not None:
             setattr(cfg.algo, getattr(ALGORITHMS[cfg.run.algo], "ITERATIONS", "iterations"), iterations)
+        if report_to is not None:  # where the metrics also go is no training setting: a resumed run may change it
+            from grue.config import set_field
+
+            set_field(cfg.run, "run", "report_to", report_to)
     else:
         algo = algo or "ppo"
         if init_from is not None:
@@ -111,7 +117,7 @@ def train(
             model = checkpoint_of(init_from)
         iters = "algo." + getattr(ALGORITHMS.get(algo), "ITERATIONS", "iterations")  # supervised: epochs
         flags = {k: v for k, v in {"run.model": model, "run.seed": seed, "run.data_dir": data_dir,
-                                   "run.output_dir": output_dir, iters: iterations}.items() if v is not None}
+                                   "run.output_dir": output_dir, "run.report_to": report_to, iters: iterations}.items() if v is not None}
         cfg = resolve(task, algo, preset=preset, config_file=str(config) if config else None, flags=flags, sets=set_)
     if dry_run:
         return print_config(cfg)
@@ -226,6 +232,18 @@ def eval_(
     for line in summary_lines(results):
         typer.echo(line)
     typer.echo(f"wrote {path} and {path.parent / 'samples.jsonl'}")
+
+
+@app.command(cls=WordsCommand)
+@friendly
+def plot(
+    runs: List[Path] = typer.Argument(..., metavar="RUN...", help="Run directories made by `grue train` (their metrics.jsonl)."),
+    out: Path = typer.Option(Path("curves.png"), "--out", metavar="FILE.png", help="Where the picture goes."),
+):
+    """Draw the training curves of one or more runs, overlaid: reward, KL, KL coefficient, entropy, clip fraction, response length."""
+    from grue.plots import plot_runs
+
+    typer.echo(f"wrote {plot_runs(runs, out)}")
 
 
 @app.command(cls=WordsCommand)

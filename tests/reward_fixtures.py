@@ -56,3 +56,14 @@ def signals_once(prompts, completions, references, meta):
         _signalled.append(1)
         os.kill(os.getpid(), getattr(signal, os.environ.get("GRUE_TEST_SIGNAL", "SIGINT")))
     return letter_e(prompts, completions, references, meta)
+
+
+def huge_when_told(prompts, completions, references, meta):
+    """letter_e, or 1e30 per completion (finite, so the reward check lets it through; its square, the value
+    loss, overflows float32) while the file named by $GRUE_TEST_HUGE_REWARD exists."""
+    import os
+
+    flag = os.environ.get("GRUE_TEST_HUGE_REWARD", "")
+    if flag and os.path.exists(flag):
+        return [1e30 for _ in completions]
+    return letter_e(prompts, completions, references, meta)

@@ -282,3 +282,14 @@ def test_real_imdb_sample_one_epoch(tmp_path, data_dir):
     positives = len(imdb.supervised_examples(imdb.load("train", str(data_dir))))
     assert len(rows) == 1 and rows[0]["step"] == math.ceil(positives / 16) and rows[0]["eval/examples"] == 8
     assert summary["epochs"] == 1 and math.isfinite(rows[0]["loss/sft"])
+
+
+def test_supervised_reports_its_epochs_to_tensorboard(tmp_path, reviews):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install 'grue[trackers]')")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    sft.train(config(tmp_path / "r", reviews, 1, "supervised.train_limit=8", "run.report_to=tensorboard"), show=False)
+    (row,) = lines(tmp_path / "r" / "metrics.jsonl")
+    events = EventAccumulator(str(tmp_path / "r" / "tensorboard")).Reload()
+    for key in ("loss/sft", "eval/reward_mean"):
+        assert [(e.step, pytest.approx(e.value)) for e in events.Scalars(key)] == [(1, row[key])], key

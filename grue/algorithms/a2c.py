@@ -27,6 +27,7 @@ from grue.onpolicy import (
     iteration_metrics,
     mean_kl,
     score_and_advantages,
+    stop_if_not_finite,
     sync_clock,
 )
 from grue.setup import Session, start_session
@@ -145,6 +146,7 @@ def update(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> dict[str,
     rows = torch.arange(r.response_ids.shape[0])
     sums = backward_step(s, r, rows, r.response_mask, adv, returns, microbatch_loss, algo.grad_accum)
     sums["policy/grad_norm"] = acc.clip_grad_norm_(s.params, algo.max_grad_norm)
+    stop_if_not_finite(s, sums)
     s.optimizer.step()
     s.optimizer.zero_grad(set_to_none=True)
     return {k: torch.as_tensor(v, device=s.device, dtype=torch.float32) for k, v in sums.items()}

@@ -39,6 +39,7 @@ from rich.progress import (
 )
 
 from grue import checkpoint as ckpt
+from grue import trackers
 from grue.config import Config
 from grue.errors import GrueError
 from grue.losses import masked_token_ce
@@ -56,6 +57,7 @@ from grue.sft import (  # noqa: F401  (the batch functions are part of this algo
     target_with_eos,
 )
 from grue.setup import load_examples, open_run, parameter_digest, per_rank, stop_asked, stopped
+from grue.stability import check_finite
 from grue.tasks import task_module
 from grue.tasks.common import Example, data_dir_from
 from grue.tracking import append_jsonl, cleans_up_unstarted, learning_summary, read_jsonl
@@ -136,6 +138,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
     algo = cfg.algo
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
     check(algo, acc.num_processes)
+    trackers.check_available(cfg.run.report_to)
     run_dir, ck, resumed = open_run(cfg, acc, resume_dir, progress="epoch", total=cfg.algo.epochs,
                                     logs=("metrics.jsonl", "steps.jsonl", "samples.jsonl"), announce=show)
     set_seed(cfg.run.seed + acc.process_index)
@@ -161,6 +164,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
         ckpt.load_optimizer(ck, optimizer)  # also restores each group's initial_lr, which the schedule scales
     raw_optimizer = optimizer
     model, optimizer = acc.prepare(model, optimizer)
+    tracker = trackers.open_tracker(cfg.run.report_to, run_dir, cfg.to_dict()) if acc.is_main_process else None
     rank, world = acc.process_index, acc.num_processes
     per_epoch = len(epoch_batches(len(train_ex), cfg.run.seed, 1, rank, world, algo.batch_size))
     total = per_epoch * algo.epochs
@@ -187,6 +191,8 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
                 # 3. Clip, step, schedule.
                 lr = scheduler.get_last_lr()[0]
                 norm = acc.clip_grad_norm_(model.parameters(), algo.max_grad_norm)
+                check_finite(acc, {"loss/sft": loss, "grad_norm": norm}, model.parameters(), f"epoch {epoch}, step {step + 1}",
+                             run_dir, cfg.run.task)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -215,6 +221,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             if main:
                 append_jsonl(run_dir / "metrics.jsonl", [metrics])
                 append_jsonl(run_dir / "samples.jsonl", rows)
+                trackers.log(tracker, metrics, rows)
                 if show:
                     console.print(f"epoch {epoch}/{algo.epochs}: " + " ".join(
                         f"{k}={metrics[k]:.4g}" for k in ("loss/sft", "eval/loss_sft", "eval/reward_mean", "lr")) +
@@ -226,6 +233,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
                 save(acc, run_dir, model, tokenizer, raw_optimizer, state, rngs)
             if stop and epoch < algo.epochs:
                 raise stopped(cfg, run_dir, "epoch", epoch)
+    trackers.close(tracker)
     return finish(acc, model, run_dir)
 
 
