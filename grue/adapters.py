@@ -162,7 +162,7 @@ def load_adapted(path: str | Path, *, trust_remote_code: bool = False, own: str 
     base.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        wrapped = peft.PeftModel.from_pretrained(base, str(path))
+        wrapped = peft.PeftModel.from_pretrained(base, str(path), is_trainable=own is not None)  # trainable: own tensors
     if own is not None:
         load_own(Path(path) / "trainer" / f"{own}.safetensors", wrapped.get_base_model(), frozen_ids(wrapped.get_base_model()))
     return wrapped.merge_and_unload()
