@@ -74,10 +74,15 @@ def lora_policy(run, checkpoint: Path | None = None):
     """The policy of a LoRA run: ``(model, peft_model)``, ``model`` being the transformers model with the adapters
     injected (what the loops call) and ``peft_model`` its peft wrapper (save, disable). The base is ``run.model``;
     the adapter is new (``run.lora_*``) or, when resuming, ``checkpoint``'s, trainable."""
-    peft = require_peft()
     from grue.models import load_policy
 
-    base = load_policy(run.model, trust_remote_code=run.trust_remote_code)
+    require_peft()  # before a long load
+    return add_lora(load_policy(run.model, trust_remote_code=run.trust_remote_code), run, checkpoint)
+
+
+def add_lora(base: torch.nn.Module, run, checkpoint: Path | None = None):
+    """``lora_policy`` on the model ``base`` (in place): ``(model, peft_model)``."""
+    peft = require_peft()
     base.eval()
     with warnings.catch_warnings():  # e.g. GPT-2's Conv1D: peft switches fan_in_fan_out on itself, and says so
         warnings.simplefilter("ignore")
