@@ -85,7 +85,7 @@ class Session:
     run_dir: Path
     tokenizer: Any
     policy: torch.nn.Module
-    ref: torch.nn.Module
+    ref: torch.nn.Module  # with LoRA: grue.adapters.AdapterDisabled, the policy with its adapters off
     critic: torch.nn.Module | None  # None: the algorithm has no critic
     optimizer: torch.optim.Optimizer
     examples: list[Example]
