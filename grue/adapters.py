@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from grue.errors import GrueError
 
@@ -133,12 +133,8 @@ def own_state(module: torch.nn.Module, shared: set[int]) -> dict[str, torch.Tens
     return {n: p.detach().contiguous() for n, p in module.named_parameters() if id(p) not in shared}
 
 
-def save_own(module: torch.nn.Module, shared: set[int], path: Path) -> None:
-    save_file(own_state(module, shared), str(path))
-
-
 def load_own(path: Path, module: torch.nn.Module, shared: set[int]) -> None:
-    """Copy the tensors saved by ``save_own`` into ``module``; the names must be exactly its own parameters."""
+    """Copy the tensors of ``own_state`` (saved by grue.checkpoint.save) into ``module``; the names must be exactly its own parameters."""
     saved = load_file(str(path))
     own = dict((n, p) for n, p in module.named_parameters() if id(p) not in shared)
     if set(saved) != set(own):

@@ -48,10 +48,6 @@ def metrics(run) -> list[dict]:
     return [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def lora_tensors(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
-
-
 CASES = [(algo, model) for algo in SIZES for model in ("tiny-gpt2", "tiny-t5")]
 
 
