@@ -151,7 +151,7 @@ def is_adapter_dir(path: str | Path) -> bool:
 
 def load_adapted(path: str | Path, *, trust_remote_code: bool = False, own: str | None = None) -> torch.nn.Module:
     """The model saved as an adapter in ``path``: its base (as the adapter config names it) with the adapter merged in.
-    ``own``: a file of ``path/trainer/`` whose tensors (``save_own``, e.g. NLPO's masking policy) replace the adapter's
+    ``own``: a file of ``path/trainer/`` whose tensors (``own_state``, e.g. NLPO's masking policy) replace the adapter's
     before merging."""
     peft = require_peft()
     from grue.models import load_policy
