@@ -2,7 +2,8 @@
 """Benchmark of grue's PPO engine: rollout, generation and update throughput, time per iteration, peak memory.
 
 Times the engine's own ``onpolicy.collect_iteration`` and ``ppo.update`` on a Session built here, with the
-steps of ``ppo.train`` between them; each model in its own subprocess (``--one MODEL``).
+steps of ``ppo.train`` between them; each model in its own subprocess (``--one MODEL``), trained in full and
+with LoRA adapters (``--lora-rank``) on the same workload.
 Usage and the JSON fields: benchmarks/README.md.
 """
 
@@ -30,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 import grue
-from grue import onpolicy
+from grue import adapters, onpolicy
 from grue.algorithms import ppo
 from grue.config import Config, GenerationConfig, RunConfig
 from grue.data import PromptStream
@@ -68,9 +69,12 @@ def lexicon_prompts() -> list[str]:
     return [" ".join(rng.choice(words, WORDS_PER_PROMPT)) for _ in range(N_PROMPTS)]
 
 
-def make_session(model: str, iterations: int):
-    """A Session as start_session builds one, from an in-memory config and model (no run directory)."""
-    run = RunConfig(task="imdb", algo="ppo", model=model, reward="lexicon", seed=SEED, mixed_precision="no")
+def make_session(model: str, iterations: int, lora_rank: int = 0):
+    """A Session as start_session builds one, from an in-memory config and model (no run directory). With
+    ``lora_rank``: LoRA adapters (peft's defaults for GPT-2: ``c_attn``, alpha 16), the reference being the policy
+    with its adapters disabled and the critic's trunk sharing the policy's base weights, as in start_session."""
+    run = RunConfig(task="imdb", algo="ppo", model=model, reward="lexicon", seed=SEED, mixed_precision="no",
+                    lora_rank=lora_rank)
     gen = GenerationConfig(max_prompt_tokens=PROMPT_TOKENS, min_new_tokens=NEW_TOKENS, max_new_tokens=NEW_TOKENS,
                            do_sample=True, top_k=TOP_K, top_p=1.0, temperature=1.0)
     algo = ppo.PPOConfig(iterations=iterations + 1, batch_unit="completions", rollout_size=BATCH, rollout_batch_size=BATCH,
@@ -79,11 +83,14 @@ def make_session(model: str, iterations: int):
     acc = accelerate.Accelerator(cpu=not torch.cuda.is_available())
     tokenizer = load_tokenizer("tiny-gpt2")
     policy = build_policy(model)
+    adapter = None
+    if lora_rank:
+        policy, adapter = adapters.add_lora(policy, run)
     disable_dropout(policy)
-    ref = freeze(copy.deepcopy(policy)).to(acc.device)
+    ref = adapters.AdapterDisabled(adapter) if adapter is not None else freeze(copy.deepcopy(policy)).to(acc.device)
     critic = Critic(policy)
     disable_dropout(critic)
-    optimizer = torch.optim.AdamW([p for m in (policy, critic) for p in m.parameters()], lr=algo.lr,
+    optimizer = torch.optim.AdamW([p for m in (policy, critic) for p in m.parameters() if p.requires_grad], lr=algo.lr,
                                   eps=algo.adam_eps, weight_decay=algo.weight_decay)
     examples = [Example(prompt=p, references=[]) for p in lexicon_prompts()]
     stream = PromptStream(len(examples), SEED, acc.process_index, acc.num_processes)
@@ -91,11 +98,12 @@ def make_session(model: str, iterations: int):
     shuffle_rng = torch.Generator().manual_seed(SEED * 7919 + acc.process_index)
     reward_name, reward_fn = resolve_reward(run.reward)
     n_policy = sum(p.numel() for p in policy.parameters())
-    n_critic = sum(p.numel() for p in critic.parameters())
+    n_critic = sum(p.numel() for p in critic.parameters() if p.requires_grad or adapter is None)  # LoRA: its own only
+    n_trained = sum(p.numel() for m in (policy, critic) for p in m.parameters() if p.requires_grad)
     policy, critic, optimizer = acc.prepare(policy, critic, optimizer)
     s = Session(cfg, acc, Path(tempfile.gettempdir()), tokenizer, policy, ref, critic, optimizer, examples, stream,
-                reward_name, reward_fn, sample_rng, shuffle_rng)
-    return s, n_policy, n_critic
+                reward_name, reward_fn, sample_rng, shuffle_rng, adapter=adapter)
+    return s, n_policy, n_critic, n_trained
 
 
 class TimedGenerate:
@@ -147,12 +155,12 @@ def peak_memory_mb() -> tuple[float, str]:
     return rss / (2**20 if sys.platform == "darwin" else 2**10), "ru_maxrss"
 
 
-def run_one(model: str, iterations: int) -> dict:
+def run_one(model: str, iterations: int, lora_rank: int = 0) -> dict:
     """Warm up once, time ``iterations`` iterations; medians per iteration."""
     torch.manual_seed(SEED)
     cuda = torch.cuda.is_available()
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    s, n_policy, n_critic = make_session(model, iterations)
+    s, n_policy, n_critic, n_trained = make_session(model, iterations, lora_rank)
     setup_mb, _ = peak_memory_mb()
     timer = TimedGenerate(onpolicy.generate, sync)
     onpolicy.generate = timer  # collect() looks generate up in its module: time it in place, code unchanged
@@ -168,7 +176,8 @@ def run_one(model: str, iterations: int) -> dict:
     peak_mb, peak_src = peak_memory_mb()
     algo = s.algo
     return {
-        "model": model, "parameters": n_policy, "critic_parameters": n_critic, "device": str(s.device),
+        "model": model, "lora_rank": lora_rank, "parameters": n_policy, "critic_parameters": n_critic,
+        "trained_parameters": n_trained, "device": str(s.device),
         "device_name": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
         "settings": {"batch": BATCH, "prompt_tokens": PROMPT_TOKENS, "min_new_tokens": NEW_TOKENS,
                      "max_new_tokens": NEW_TOKENS, "top_k": TOP_K, "dtype": "float32",
@@ -188,13 +197,14 @@ def run_one(model: str, iterations: int) -> dict:
 
 def show(results: dict) -> None:
     table = Table(title="grue PPO benchmark (median per iteration)")
-    for i, c in enumerate(["model", "params", "device", "rollout tok/s", "generate tok/s", "update tok/s", "s/iter", "peak MB"]):
-        table.add_column(c, justify="left" if i < 3 else "right")
+    for i, c in enumerate(["model", "params", "trained", "device", "rollout tok/s", "generate tok/s", "update tok/s", "s/iter",
+                           "peak MB"]):
+        table.add_column(c, justify="left" if i < 4 else "right")
     for m, r in results.items():
         if "error" in r:
-            table.add_row(m, "-", "-", "-", "-", "-", "-", r["error"])
+            table.add_row(m, "-", "-", "-", "-", "-", "-", "-", r["error"])
             continue
-        table.add_row(m, f"{r['parameters'] / 1e6:.1f}M", r["device"], *(f"{r[k]:.1f}" for k in
+        table.add_row(m, f"{r['parameters'] / 1e6:.1f}M", f"{r['trained_parameters'] / 1e6:.2f}M", r["device"], *(f"{r[k]:.1f}" for k in
                       ("rollout_tokens_per_s", "generate_tokens_per_s", "update_tokens_per_s")),
                       f"{r['seconds_per_iteration']:.2f}", f"{r['peak_memory_mb']:.0f}")
     Console(width=max(Console().width, 110)).print(table)
@@ -213,12 +223,15 @@ def main() -> int:
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of: {', '.join(MODELS)}")
     p.add_argument("--iterations", type=int, default=3, help="timed iterations per model, after 1 warm-up")
     p.add_argument("--out", default="benchmarks/results/bench_ppo.json", help="JSON results file")
+    p.add_argument("--lora-rank", type=int, default=8, help="also run each model with LoRA adapters of this rank "
+                   "(entry MODEL+lora); 0: full fine-tuning only")
     p.add_argument("--one", help=argparse.SUPPRESS)  # child mode: benchmark one model, JSON on stdout
+    p.add_argument("--one-lora", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.iterations < 1:
         p.error("--iterations must be at least 1")
     if args.one:
-        print(json.dumps(run_one(args.one, args.iterations)))
+        print(json.dumps(run_one(args.one, args.iterations, args.one_lora)))
         return 0
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -228,14 +241,16 @@ def main() -> int:
     results, load_before = {}, os.getloadavg()
     if load_before[0] > 0.5:
         print(f"warning: load average {load_before[0]:.1f}: other processes will skew the timings", file=sys.stderr)
-    for m in models:
-        cmd = [sys.executable, os.path.abspath(__file__), "--one", m, "--iterations", str(args.iterations)]
+    runs = [(m, rank) for m in models for rank in ((0, args.lora_rank) if args.lora_rank > 0 else (0,))]
+    for m, rank in runs:
+        name = f"{m}+lora" if rank else m
+        cmd = [sys.executable, os.path.abspath(__file__), "--one", m, "--one-lora", str(rank), "--iterations", str(args.iterations)]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)  # stderr (progress) passes through
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode != 0 or not lines:
-            results[m] = {"error": f"subprocess exited with {proc.returncode}"}
+            results[name] = {"error": f"subprocess exited with {proc.returncode}"}
         else:
-            results[m] = json.loads(lines[-1])
+            results[name] = json.loads(lines[-1])
 
     data = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

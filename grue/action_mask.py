@@ -21,10 +21,11 @@ from pathlib import Path
 import torch
 from transformers import LogitsProcessor
 
+from grue.adapters import is_adapter_dir
 from grue.checkpoint import load_module
 from grue.config import Config
 from grue.errors import GrueError
-from grue.models import freeze, load_policy
+from grue.models import freeze, load_adapted, load_policy
 from grue.rollout import Decoder, MaskSettings
 from grue.sampling import NEG_INF, top_p_mask
 
@@ -46,8 +47,11 @@ def load_mask(cfg: Config, checkpoint: str, tokenizer, device) -> MaskSettings |
     if not file.is_file():
         raise GrueError(f"{checkpoint}: an NLPO checkpoint without its masking policy ({file} is missing); "
                         "evaluate without the action mask with --set eval.action_mask=false")
-    model = load_policy(checkpoint, trust_remote_code=cfg.run.trust_remote_code)
-    load_module(Path(checkpoint), MASK_MODULE, model)
+    if is_adapter_dir(checkpoint):  # a LoRA run: the base with the masking policy's adapter snapshot merged in
+        model = load_adapted(checkpoint, trust_remote_code=cfg.run.trust_remote_code, own=MASK_MODULE)
+    else:
+        model = load_policy(checkpoint, trust_remote_code=cfg.run.trust_remote_code)
+        load_module(Path(checkpoint), MASK_MODULE, model)
     always = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long, device=device)
     return MaskSettings(freeze(model.to(device)), cfg.algo.top_mask, cfg.algo.min_tokens_to_keep, always)
 

@@ -3,7 +3,8 @@
 A checkpoint is a directory ``checkpoint/`` in the run directory:
 
 - the policy and its tokenizer, saved with ``save_pretrained`` (safetensors), so
-  ``from_pretrained(run/checkpoint)`` and ``grue train --model run/checkpoint`` load it;
+  ``from_pretrained(run/checkpoint)`` and ``grue train --model run/checkpoint`` load it (a LoRA run:
+  its adapter, as peft saves it, which ``grue train --model`` and ``grue eval`` merge into its base);
 - ``trainer/``: the other trained modules as safetensors (e.g. ``critic.safetensors``),
   the optimizer state (``optimizer.pt``, read back with ``weights_only=True``) and
   ``state.json`` (iteration, KL coefficient, data order, RNG states), and ``manifest.json``
@@ -23,10 +24,11 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model, save_file, save_model
 
 from grue.errors import GrueError
 from grue.files import atomic_write_text, settle_tree  # noqa: F401  (atomic_write_text re-exported for callers)
@@ -44,11 +46,16 @@ def save(run_dir: Path, policy, tokenizer, modules: dict[str, torch.nn.Module], 
     except OSError as e:
         raise GrueError(f"could not write a checkpoint in {run_dir}: {e}; the previous checkpoint is intact") from e
     try:
-        policy.save_pretrained(tmp, safe_serialization=True)
+        with warnings.catch_warnings():  # peft (a LoRA adapter) warns when its base is a built-in name, not a Hub id
+            warnings.filterwarnings("ignore", message="Could not find a config file")
+            policy.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "trainer").mkdir()
         for name, module in modules.items():  # save_model copes with tied weights (e.g. T5's embeddings)
-            save_model(module, str(tmp / "trainer" / f"{name}.safetensors"))
+            if isinstance(module, dict):  # tensors by name (a LoRA run's adapters and heads, grue.adapters.own_state)
+                save_file(module, str(tmp / "trainer" / f"{name}.safetensors"))
+            else:
+                save_model(module, str(tmp / "trainer" / f"{name}.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "trainer" / "optimizer.pt")
         (tmp / COMPLETE).write_text(json.dumps(state, indent=1), encoding="utf-8")
         (tmp / MANIFEST).write_text(json.dumps(manifest(tmp), indent=1), encoding="utf-8")

@@ -52,6 +52,18 @@ class RunConfig:
     this run's config is resolved); empty: ``model`` itself."""
     ref_model: str = ""
     """Frozen reference model for the KL penalty; empty means the same as ``model``."""
+    lora_rank: int = 0
+    """Rank of the LoRA adapters the policy trains (the ``peft`` package, ``pip install 'grue[lora]'``) instead of
+    all its weights; 0: full fine-tuning (the paper's). The reference is then the policy with its adapters disabled
+    (no second copy of the weights); a separate critic and NLPO's masking policy get adapters of their own on the
+    same base weights. Checkpoints hold the adapters; ``grue export RUN --merge OUT`` writes a merged model."""
+    lora_alpha: float = 16.0
+    """LoRA scaling numerator: the adapters' update is scaled by ``lora_alpha / lora_rank``."""
+    lora_dropout: float = 0.0
+    """Dropout on the adapters' input; only where the model trains with dropout (``supervised.dropout: true``)."""
+    lora_target_modules: str = ""
+    """Modules that get adapters: comma-separated names (e.g. ``c_attn,c_proj``), ``all-linear``, or empty for
+    peft's default for the architecture (GPT-2: ``c_attn``; T5: ``q,v``)."""
     reward: str = "sentiment"
     """Reward: a key of grue.rewards.REWARDS or a dotted path package.module:function."""
     reward_model: str = ""

@@ -119,6 +119,10 @@ def load_policy(name: str, *, trust_remote_code: bool = False, setting: str = "-
         return tiny_model(name)
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
+    from grue.adapters import is_adapter_dir
+
+    if is_adapter_dir(name):  # a LoRA run's checkpoint: its base with the adapter merged in
+        return load_adapted(name, trust_remote_code=trust_remote_code)
     if os.path.isdir(name) and not os.path.isfile(os.path.join(name, "config.json")):
         raise GrueError(f"model directory '{name}' has no config.json; accepted: a Hub id, a directory "
                         f"saved with save_pretrained (e.g. runs/NAME/checkpoint), {', '.join(TINY_MODELS)}")
@@ -130,6 +134,28 @@ def load_policy(name: str, *, trust_remote_code: bool = False, setting: str = "-
 
     return _load("model", name, setting, load, f"; accepted: a Hub id, a local directory saved with save_pretrained, "
                                                 f"{', '.join(TINY_MODELS)}")
+
+
+
+def load_adapted(path: str | Path, *, trust_remote_code: bool = False, own: str | None = None) -> nn.Module:
+    """The model saved as a LoRA adapter in ``path`` (grue.adapters): the base its adapter config names, with the
+    adapter merged in; ``own``: as in ``grue.adapters.merge_into`` (e.g. NLPO's masking policy's snapshot)."""
+    from grue import adapters
+
+    adapters.require_peft()  # before a long load
+    name = adapters.base_model_of(path)
+    base = load_policy(name, trust_remote_code=trust_remote_code,
+                       setting=f"base_model_name_or_path in {Path(path) / adapters.ADAPTER_CONFIG}")
+    return adapters.merge_into(base, path, own)
+
+
+def lora_policy(run, checkpoint: Path | None = None):
+    """The policy of a LoRA run (``run.lora_rank > 0``): ``(model, peft_model)`` of ``grue.adapters.add_lora`` on
+    the base ``run.model``; the adapter is new or, when resuming, ``checkpoint``'s."""
+    from grue import adapters
+
+    adapters.require_peft()  # before a long load
+    return adapters.add_lora(load_policy(run.model, trust_remote_code=run.trust_remote_code), run, checkpoint)
 
 
 def _load(what: str, name: str, setting: str, loader, hint: str = ""):
@@ -179,15 +205,29 @@ def accepts(model: nn.Module, arg: str) -> bool:
     return arg in inspect.signature(model.forward).parameters
 
 
+def copy_sharing_frozen(module: nn.Module, model: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` (part of ``model``) whose frozen parameters are ``model``'s own, not copies.
+
+    Without adapters every parameter trains and this is ``copy.deepcopy``; with LoRA the copy shares the
+    base weights and has adapters of its own (a separate critic, NLPO's masking policy): no second copy of the base.
+    """
+    shared = {id(p): p for p in model.parameters() if not p.requires_grad}
+    return copy.deepcopy(module, shared)
+
+
 def trunk_copy(policy: nn.Module) -> nn.Module:
     """A copy of the policy's transformer without its LM head, for a separate critic.
 
     Causal: the ``base_model`` (e.g. ``GPT2Model``). Seq2seq: ``AutoModel`` of the same
-    config (e.g. ``T5Model``: encoder and decoder) with the policy's weights.
+    config (e.g. ``T5Model``: encoder and decoder) with the policy's weights; with LoRA adapters
+    (frozen parameters), the whole model, whose decoder's last hidden states the critic reads.
+    Frozen (base) weights are shared with the policy (``copy_sharing_frozen``).
     """
     base = policy.base_model
     if base is not policy:
-        return copy.deepcopy(base)
+        return copy_sharing_frozen(base, policy)
+    if any(not p.requires_grad for p in policy.parameters()):
+        return copy_sharing_frozen(policy, policy)
     from transformers import AutoModel
 
     trunk = AutoModel.from_config(policy.config)
@@ -223,13 +263,16 @@ class Critic(nn.Module):
         super().__init__()
         self.trunk = trunk_copy(policy)
         self.is_encoder_decoder = _is_seq2seq(policy.config)
+        self.lm_trunk = type(self.trunk) is type(policy)  # a seq2seq LM with adapters (trunk_copy)
         self.head = ValueHead(hidden_size_of(policy.config))
 
     def forward(self, **inputs) -> torch.Tensor:
         """Values (B,T) at the response positions given by ``inputs`` (see rollout.lm_inputs)."""
         response_len = inputs.pop("response_len")
-        out = self.trunk(**inputs)
-        hidden = out.last_hidden_state
+        if self.lm_trunk:
+            hidden = self.trunk(**inputs, output_hidden_states=True).decoder_hidden_states[-1]
+        else:
+            hidden = self.trunk(**inputs).last_hidden_state
         if not self.is_encoder_decoder:
             hidden = hidden[:, -response_len - 1 : -1]
         return self.head(hidden)

@@ -23,6 +23,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 
+from grue import adapters
 from grue import checkpoint as ckpt
 from grue import interrupt, stability, trackers
 from grue.config import Config
@@ -36,6 +37,7 @@ from grue.models import (
     hidden_size_of,
     load_policy,
     load_tokenizer,
+    lora_policy,
 )
 from grue.optim import groups_by_name, make_optimizer
 from grue.plots import CURVES_EVERY_S, write_curves
@@ -80,7 +82,7 @@ class Session:
     run_dir: Path
     tokenizer: Any
     policy: torch.nn.Module
-    ref: torch.nn.Module
+    ref: torch.nn.Module  # with LoRA: grue.adapters.AdapterDisabled, the policy with its adapters off
     critic: torch.nn.Module | None  # None: the algorithm has no critic
     optimizer: torch.optim.Optimizer
     examples: list[Example]
@@ -92,6 +94,7 @@ class Session:
     start_iteration: int = 0
     resumed_state: dict | None = None
     extra_modules: dict = field(default_factory=dict)
+    adapter: Any = None  # LoRA (run.lora_rank > 0): the policy's peft wrapper (grue.adapters); None: full fine-tuning
     iteration: int = 0  # the iteration in progress (set by the algorithm's loop), named in a reward's errors
     tracker: Any = None  # the main process's experiment tracker (run.report_to; grue.trackers), None for none
     history: list | None = None  # metrics.jsonl's rows so far (main process; read on the first log), for the stability checks
@@ -136,12 +139,25 @@ class Session:
             state = {"iteration": iteration, "world_size": acc.num_processes, "stream": self.stream.state_dict(), "rng": rngs, **extra_state}
             modules = {"critic": self.critic, **self.extra_modules} if self.critic is not None else dict(self.extra_modules)
             modules = {k: acc.unwrap_model(m) for k, m in modules.items()}
-            ckpt.save(self.run_dir, acc.unwrap_model(self.policy), self.tokenizer, modules, self.optimizer.optimizer
+            policy = acc.unwrap_model(self.policy)
+            if self.adapter is not None:  # LoRA: the adapter as peft saves it; of the other modules, their own tensors
+                shared = adapters.frozen_ids(policy)
+                modules = {k: adapters.own_state(m, shared) for k, m in modules.items()}
+                policy = self.adapter
+            ckpt.save(self.run_dir, policy, self.tokenizer, modules, self.optimizer.optimizer
                       if hasattr(self.optimizer, "optimizer") else self.optimizer, state)
             if time.monotonic() - self.curves_drawn >= CURVES_EVERY_S:
                 curves(self.run_dir)
                 self.curves_drawn = time.monotonic()
         acc.wait_for_everyone()
+
+    def load_module(self, ck: Path, name: str, module: torch.nn.Module) -> None:
+        """Restore ``module`` from the checkpoint file ``trainer/<name>.safetensors`` (with LoRA: its own tensors)."""
+        if self.adapter is None:
+            ckpt.load_module(ck, name, module)
+        else:
+            adapters.load_own(Path(ck) / "trainer" / f"{name}.safetensors", module,
+                              adapters.frozen_ids(self.accelerator.unwrap_model(self.policy)))
 
     def checkpoint(self, iteration: int, extra_state: dict) -> None:
         """The end of an iteration: save when due (every ``run.checkpoint_every`` iterations and the last) or when a
@@ -277,9 +293,16 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     source = str(ck) if resumed else cfg.run.model
     trust = cfg.run.trust_remote_code
     tokenizer = load_tokenizer(source, trust_remote_code=trust)
-    policy = load_policy(source, trust_remote_code=trust)
+    adapter = None
+    adapters.check_lora(cfg.run, trains_with_dropout=False)
+    if cfg.run.lora_rank:
+        policy, adapter = lora_policy(cfg.run, ck if resumed else None)
+    else:
+        policy = load_policy(source, trust_remote_code=trust)
     ref_name = cfg.run.ref_model or cfg.run.model
-    if ref_name == source:  # the model just loaded, untrained: copied, not asked for (and read) a second time
+    if adapter is not None and ref_name == cfg.run.model:  # the base: the policy with its adapters off, no copy
+        ref = adapters.AdapterDisabled(adapter)
+    elif ref_name == source:  # the model just loaded, untrained: copied, not asked for (and read) a second time
         ref = freeze(copy.deepcopy(policy))
     else:
         ref = freeze(load_policy(ref_name, trust_remote_code=trust, setting="--set run.ref_model=PATH" if cfg.run.ref_model else "--model PATH"))
@@ -298,7 +321,9 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     sample_rng = torch.Generator(device=acc.device).manual_seed(cfg.run.seed * 1_000_003 + acc.process_index)
     shuffle_rng = torch.Generator().manual_seed(cfg.run.seed * 7919 + acc.process_index)
     if resumed:
-        if critic is not None:
+        if critic is not None and adapter is not None:
+            adapters.load_own(Path(ck) / "trainer" / "critic.safetensors", critic, adapters.frozen_ids(policy))
+        elif critic is not None:
             ckpt.load_module(ck, "critic", critic)
         ckpt.load_optimizer(ck, optimizer)
         stream.load_state_dict(resumed["stream"])
@@ -311,4 +336,4 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     tracker = trackers.open_tracker(cfg.run.report_to, run_dir, cfg.to_dict()) if acc.is_main_process else None
     return Session(cfg, acc, run_dir, tokenizer, policy, ref, critic, optimizer, examples, stream, reward_name, reward_fn,
                    sample_rng, shuffle_rng, start_iteration=resumed["iteration"] if resumed else 0, resumed_state=resumed,
-                   tracker=tracker)
+                   tracker=tracker, adapter=adapter)

@@ -81,7 +81,7 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve and check the configuration, print it as YAML and "
                                  "stop: no run directory, no model or data loaded."),
 ):
-    """RL fine-tuning of a language model on a GRUE task."""
+    """RL fine-tuning of a language model on a GRUE task (all its weights, or LoRA adapters with --set run.lora_rank=8)."""
     from grue.algorithms import check_names, from_dict, resolve
     from grue.config import find_task, load_yaml
 
@@ -244,6 +244,20 @@ def plot(
     from grue.plots import plot_runs
 
     typer.echo(f"wrote {plot_runs(runs, out)}")
+
+
+@app.command(cls=WordsCommand)
+@friendly
+def export(
+    run: str = typer.Argument(..., metavar="RUN", help="Run directory made by `grue train`."),
+    merge: str = typer.Option(..., "--merge", metavar="OUT", help="New directory for the model and its tokenizer: a LoRA "
+                              "run's adapter merged into its base (run.lora_rank), a full fine-tuning run's weights as trained."),
+):
+    """Write a run's trained policy as a plain model that from_pretrained loads (e.g. AutoModelForCausalLM)."""
+    quiet_libraries()
+    from grue.export import export as export_model
+
+    typer.echo(f"wrote {export_model(run, merge)}")
 
 
 @app.command(cls=WordsCommand)

@@ -15,7 +15,6 @@ sampled supports follow the refreshed copy.
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +26,7 @@ from grue.advantages import masked_mean
 from grue.config import Config
 from grue.errors import GrueError
 from grue.kl import KLController
-from grue.models import freeze
+from grue.models import copy_sharing_frozen, freeze
 from grue.onpolicy import collect_iteration, iteration_metrics, mean_kl, score_and_advantages, sync_clock
 from grue.rollout import MaskSettings
 from grue.setup import Session, start_session
@@ -61,8 +60,10 @@ def check(cfg: NLPOConfig, world_size: int) -> None:
 
 
 def masking_policy(s: Session) -> MaskSettings:
-    """A frozen copy of the current policy, and the mask settings."""
-    model = freeze(copy.deepcopy(s.accelerator.unwrap_model(s.policy)))
+    """A frozen copy of the current policy, and the mask settings. With LoRA the copy shares the frozen base
+    weights and holds a snapshot of the policy's adapters: no second copy of the base."""
+    policy = s.accelerator.unwrap_model(s.policy)
+    model = freeze(copy_sharing_frozen(policy, policy))
     always = torch.tensor(sorted(set(s.tokenizer.all_special_ids)), dtype=torch.long, device=s.device)
     return MaskSettings(model, s.algo.top_mask, s.algo.min_tokens_to_keep, always)
 
@@ -85,7 +86,7 @@ def start(cfg: Config, resume_dir: str | None, show: bool = False) -> tuple[Sess
     mask = masking_policy(s)
     s.extra_modules["mask_policy"] = mask.model
     if s.resumed_state:
-        ckpt.load_module(ckpt.latest(s.run_dir), "mask_policy", mask.model)
+        s.load_module(ckpt.latest(s.run_dir), "mask_policy", mask.model)
     kl_ctl = KLController(cfg.algo.kl_coef, cfg.algo.kl_target)
     if s.resumed_state:
         kl_ctl.load_state_dict(s.resumed_state["kl"])

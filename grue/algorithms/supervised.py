@@ -38,12 +38,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from grue import adapters
 from grue import checkpoint as ckpt
 from grue import trackers
 from grue.config import Config
 from grue.errors import GrueError
 from grue.losses import masked_token_ce
-from grue.models import context_size, disable_dropout, load_policy, load_tokenizer
+from grue.models import context_size, disable_dropout, load_policy, load_tokenizer, lora_policy
 from grue.optim import groups_like_trainer, make_optimizer
 from grue.rewards import resolve_reward, score
 from grue.rollout import decode_completions, generate, tokenize_prompts
@@ -151,7 +152,12 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
           "the first validation reference (checked before training)", cfg.run.reward_timeout_s)
     source = str(ck) if resumed else cfg.run.model
     tokenizer = load_tokenizer(source, trust_remote_code=cfg.run.trust_remote_code)
-    model = load_policy(source, trust_remote_code=cfg.run.trust_remote_code)
+    adapters.check_lora(cfg.run, trains_with_dropout=algo.dropout)
+    adapter = None  # LoRA: the peft wrapper of ``model``, what checkpoints save
+    if cfg.run.lora_rank:
+        model, adapter = lora_policy(cfg.run, ck if resumed else None)
+    else:
+        model = load_policy(source, trust_remote_code=cfg.run.trust_remote_code)
     if not algo.dropout:
         disable_dropout(model)
     seq2seq = bool(model.config.is_encoder_decoder)
@@ -230,7 +236,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             if stop or epoch % cfg.run.checkpoint_every == 0 or epoch == algo.epochs:
                 state = {"iteration": epoch, "epoch": epoch, "step": step, "world_size": world, "examples": len(train_ex),
                          "data_order": "numpy default_rng([run.seed, epoch]).permutation(examples)"}
-                save(acc, run_dir, model, tokenizer, raw_optimizer, state, rngs)
+                save(acc, run_dir, model if adapter is None else adapter, tokenizer, raw_optimizer, state, rngs)
             if stop and epoch < algo.epochs:
                 raise stopped(cfg, run_dir, "epoch", epoch)
     trackers.close(tracker)
