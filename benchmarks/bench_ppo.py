@@ -38,7 +38,7 @@ from grue.data import PromptStream
 from grue.kl import KLController
 from grue.models import Critic, disable_dropout, freeze, load_policy, load_tokenizer
 from grue.rewards import resolve_reward
-from grue.setup import Session
+from grue.session import Session
 from grue.tasks.common import Example
 
 MODELS = ("tiny-gpt2", "gpt2-small")

@@ -16,7 +16,7 @@ from grue.kl import kl_estimate
 from grue.onpolicy import Batch, Scored, collect, optimizer_steps, warped
 from grue.rollout import decode_completions, lm_inputs, policy_forward, token_logprobs
 from grue.sampling import full_logprobs
-from grue.setup import Session
+from grue.session import Session
 
 
 def check_groups(name: str, cfg, world_size: int) -> None:

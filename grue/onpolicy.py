@@ -33,7 +33,7 @@ from grue.rollout import (
     tokenize_prompts,
 )
 from grue.sampling import full_logprobs, warped_logprobs
-from grue.setup import Session, critic_kind
+from grue.session import Session, critic_kind
 from grue.stability import check_finite
 from grue.tasks.common import Example
 

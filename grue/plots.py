@@ -1,7 +1,7 @@
 """Pictures of runs: the training curves of metrics.jsonl, one panel per metric, several runs overlaid.
 
 ``grue plot RUN [RUN...]`` draws them. Every RL run draws its own ``plots/curves.png`` at the end and at its
-checkpoints, at most once every ``CURVES_EVERY_S`` seconds (grue.setup.Session.save), unless the environment
+checkpoints, at most once every ``CURVES_EVERY_S`` seconds (grue.session.Session.save), unless the environment
 variable ``GRUE_PLOTS`` is ``0`` (the test suite sets it: its hundred short runs would each pay for a picture).
 matplotlib is imported inside the functions (``grue --help`` stays light) and draws through its Agg canvas,
 without pyplot: no window, no global figure state.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MATH = {"grue.advantages", "grue.kl", "grue.losses", "grue.sampling"}
-SESSION = {"grue.rollout", "grue.setup", "grue.onpolicy", "grue.grouped"}  # rollouts and the training session
+SESSION = {"grue.rollout", "grue.session", "grue.onpolicy", "grue.grouped"}  # rollouts and the training session
 LIGHT_ROOTS = ("grue.results", "grue.leaderboard", "grue.frames")
 HEAVY = ("torch", "transformers", "grue.models")
 

@@ -75,7 +75,7 @@ def test_dropout_is_off_also_where_a_layer_reads_a_float_rate():
 def test_sessions_build_the_papers_optimizers(tmp_path):
     from grue.algorithms import a2c, ppo
     from grue.algorithms import resolve
-    from grue.setup import start_session
+    from grue.session import start_session
 
     def opt(algo, *sets):
         cfg = resolve("imdb", algo, preset="smoke", flags={"run.output_dir": str(tmp_path / algo)},

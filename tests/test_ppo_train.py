@@ -9,7 +9,7 @@ import torch
 
 from grue.algorithms import ppo
 from grue.algorithms import resolve
-from grue.setup import start_session
+from grue.session import start_session
 
 
 def config(tmp_path, model: str, iterations: int, *sets: str):

@@ -30,7 +30,7 @@ from grue.onpolicy import (
     stop_if_not_finite,
     sync_clock,
 )
-from grue.setup import Session, start_session
+from grue.session import Session, start_session
 from grue.tracking import Display, cleans_up_unstarted
 
 

@@ -29,7 +29,7 @@ from grue.kl import KLController
 from grue.models import copy_sharing_frozen, freeze
 from grue.onpolicy import collect_iteration, iteration_metrics, mean_kl, score_and_advantages, sync_clock
 from grue.rollout import MaskSettings
-from grue.setup import Session, start_session
+from grue.session import Session, start_session
 from grue.tracking import Display, cleans_up_unstarted
 
 

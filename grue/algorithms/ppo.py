@@ -31,7 +31,7 @@ from grue.onpolicy import (
     sync_clock,
     uses_full_softmax,
 )
-from grue.setup import Session, start_session
+from grue.session import Session, start_session
 from grue.tracking import Display, cleans_up_unstarted
 
 

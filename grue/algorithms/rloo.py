@@ -21,7 +21,7 @@ from grue.config import Config
 from grue.grouped import check_groups, collect_groups, policy_logprobs, score_groups, sequence_update
 from grue.losses import sequence_policy_loss, token_mean
 from grue.onpolicy import iteration_metrics, mean_kl, old_logprobs, sync_clock
-from grue.setup import Session, start_session
+from grue.session import Session, start_session
 from grue.tracking import Display, cleans_up_unstarted
 
 

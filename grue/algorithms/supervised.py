@@ -57,7 +57,7 @@ from grue.sft import (  # noqa: F401  (the batch functions are part of this algo
     seq2seq_sft_batch,
     target_with_eos,
 )
-from grue.setup import load_examples, open_run, parameter_digest, per_rank, stop_asked, stopped
+from grue.session import load_examples, open_run, parameter_digest, per_rank, stop_asked, stopped
 from grue.stability import check_finite
 from grue.tasks import task_module
 from grue.tasks.common import Example, data_dir_from

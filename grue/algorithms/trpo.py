@@ -29,7 +29,7 @@ from grue.losses import value_loss
 from grue.onpolicy import collect_iteration, iteration_metrics, mean_kl, optimizer_steps, score_and_advantages, sync_clock, values_of
 from grue.rollout import lm_inputs, policy_forward
 from grue.sampling import token_logprobs_in, warped_log_softmax
-from grue.setup import Session, critic_kind, start_session
+from grue.session import Session, critic_kind, start_session
 from grue.tracking import Display, cleans_up_unstarted
 from grue.trust_region import backtracking_line_search, conjugate_gradient, max_step_size
 

@@ -1,4 +1,4 @@
-"""Setting up an RL run and the chores around its loop: shared functions, no trainer class.
+"""The training session: setting up an RL run and the chores around its loop (shared functions, no trainer class).
 
 ``start_session`` builds everything an on-policy algorithm needs (accelerator, run
 directory with config.yaml written before step 0, policy, frozen reference, critic,
