@@ -36,6 +36,7 @@ from grue.models import (
     load_tokenizer,
 )
 from grue.optim import groups_by_name, make_optimizer
+from grue.precision import resolve_precision
 from grue.rewards import resolve_reward, score
 from grue.rollout import GenSettings
 from grue.tasks import TASKS
@@ -244,6 +245,7 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     """Build the session of an on-policy RL run (see the module docstring). The optimizer holds the
     parameters of the modules named in ``optimize`` (TRPO: the critic only; its policy moves by line search);
     ``show``: name the run directory."""
+    cfg.run.mixed_precision = resolve_precision(cfg.run.mixed_precision)  # auto -> bf16 or no, as config.yaml records
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
     check(cfg.algo, acc.num_processes)
     run_dir, ck, resumed = open_run(cfg, acc, resume_dir, announce=show)

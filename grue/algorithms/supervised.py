@@ -44,6 +44,7 @@ from grue.errors import GrueError
 from grue.losses import masked_token_ce
 from grue.models import context_size, disable_dropout, load_policy, load_tokenizer
 from grue.optim import groups_like_trainer, make_optimizer
+from grue.precision import resolve_precision
 from grue.rewards import resolve_reward, score
 from grue.rollout import decode_completions, generate, tokenize_prompts
 from grue.sft import (  # noqa: F401  (the batch functions are part of this algorithm's interface)
@@ -134,6 +135,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
     """Fine-tune on the task's references; returns the run summary (also written to summary.json)."""
     # 0. Set up: accelerator, run directory and config.yaml (before step 0), data, reward, model, optimizer.
     algo = cfg.algo
+    cfg.run.mixed_precision = resolve_precision(cfg.run.mixed_precision)  # auto -> bf16 or no, as config.yaml records
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
     check(algo, acc.num_processes)
     run_dir, ck, resumed = open_run(cfg, acc, resume_dir, progress="epoch", total=cfg.algo.epochs,
