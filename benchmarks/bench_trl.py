@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from bench_ppo import TimedGenerate, lexicon_prompts, peak_memory_mb, write_json  # noqa: E402
+from bench_ppo import TimedGenerate, lexicon_prompts, peak_memory_mb, phase_peak_mb, start_phase, write_json  # noqa: E402
 
 TRL_VERSION = "1.12.0"
 TRL_DIR = HERE / f".trl-{TRL_VERSION}"
@@ -139,30 +139,42 @@ def grue_session(shape: str, precision: str, iterations: int):
 def run_grue(shape: str, precision: str, iterations: int) -> list[dict]:
     """One warm-up and ``iterations`` timed iterations of ppo.train's steps 1-7; per iteration: seconds per phase."""
     from grue import onpolicy
-    from grue.algorithms import ppo
-    from grue.kl import KLController
 
     s = grue_session(shape, precision, iterations)
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     timer = TimedGenerate(onpolicy.generate, sync)
     onpolicy.generate = timer  # collect() looks generate up in its module: timed in place, engine unchanged
+    try:
+        return grue_iterations(s, iterations, timer, sync)
+    finally:
+        onpolicy.generate = timer.fn
+
+
+def grue_iterations(s, iterations: int, timer: TimedGenerate, sync) -> list[dict]:
+    from grue import onpolicy
+    from grue.algorithms import ppo
+    from grue.kl import KLController
+
     kl_ctl = KLController(s.algo.kl_coef, s.algo.kl_target)
     runs = []
     for _ in range(iterations + 1):
         timer.seconds, timer.tokens = 0.0, 0
         sync()
         t0 = time.perf_counter()
+        start_phase()
         b = onpolicy.collect_iteration(s)
         sc = onpolicy.score_and_advantages(s, b, kl_ctl.coef)
         sync()
         t1 = time.perf_counter()
+        rollout_mb = phase_peak_mb()
+        start_phase()
         ppo.update(s, sc.rollout, sc.advantages, sc.returns)
         kl_ctl.update(onpolicy.mean_kl(s, sc))
         sync()
         t2 = time.perf_counter()
         assert b.rollout.response_ids.shape == (BATCH, NEW_TOKENS), tuple(b.rollout.response_ids.shape)
         runs.append({"iteration_s": t2 - t0, "rollout_s": t1 - t0, "generate_s": timer.seconds, "update_s": t2 - t1,
-                     "generated_tokens": timer.tokens})
+                     "generated_tokens": timer.tokens, "rollout_peak_mb": rollout_mb, "update_peak_mb": phase_peak_mb()})
     return runs
 
 
@@ -199,7 +211,7 @@ def run_trl(shape: str, precision: str, iterations: int) -> list[dict]:
         stop_token=None, dataloader_num_workers=0,
     )
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    marks: dict = {"update_start": None, "generate_s": 0.0, "tokens": 0, "ends": []}
+    marks: dict = {"update_start": None, "generate_s": 0.0, "tokens": 0, "ends": [], "rollout_mb": None}
 
     def timed_generation(model, queries, *rest):
         sync()
@@ -214,26 +226,35 @@ def run_trl(shape: str, precision: str, iterations: int) -> list[dict]:
         if torch.is_grad_enabled() and marks["update_start"] is None:
             sync()
             marks["update_start"] = time.perf_counter()
+            marks["rollout_mb"] = phase_peak_mb()
+            start_phase()
         return orig_forward(model, *rest)
 
     class Clock(transformers.TrainerCallback):
         def on_train_begin(self, *a, **k):
             sync()
-            marks["ends"].append((time.perf_counter(), None, 0.0, 0))
+            marks["ends"].append((time.perf_counter(), None, 0.0, 0, None, None))
+            start_phase()
 
         def on_step_end(self, *a, **k):
             sync()
-            marks["ends"].append((time.perf_counter(), marks["update_start"], marks["generate_s"], marks["tokens"]))
+            marks["ends"].append((time.perf_counter(), marks["update_start"], marks["generate_s"], marks["tokens"],
+                                  marks["rollout_mb"], phase_peak_mb()))
             marks.update(update_start=None, generate_s=0.0, tokens=0)
+            start_phase()
 
     orig_generation, orig_forward = mod.batch_generation, mod.forward
     mod.batch_generation, mod.forward = timed_generation, timed_forward
     trainer = PPOTrainer(args=args, processing_class=tokenizer, model=policy, ref_model=ref, reward_model=reward_model,
                          value_model=value_model, train_dataset=data, eval_dataset=data, callbacks=[Clock()])
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        mod.batch_generation, mod.forward = orig_generation, orig_forward
     e = marks["ends"]
     return [{"iteration_s": e[i][0] - e[i - 1][0], "rollout_s": e[i][1] - e[i - 1][0], "generate_s": e[i][2],
-             "update_s": e[i][0] - e[i][1], "generated_tokens": e[i][3]} for i in range(1, len(e))]
+             "update_s": e[i][0] - e[i][1], "generated_tokens": e[i][3], "rollout_peak_mb": e[i][4],
+             "update_peak_mb": e[i][5]} for i in range(1, len(e))]
 
 
 # --- one subprocess, then the whole comparison ---------------------------------------------------------------------
@@ -248,6 +269,8 @@ def run_one(side: str, shape: str, precision: str, iterations: int) -> dict:
     return {"side": side, "precision": precision, "shape": shape, "seconds_per_iteration": med("iteration_s"),
             "rollout_seconds": med("rollout_s"), "generate_seconds": med("generate_s"), "update_seconds": med("update_s"),
             "generated_tokens": med("generated_tokens"), "peak_memory_mb": peak, "peak_memory_source": src,
+            "rollout_peak_mb": max((x["rollout_peak_mb"] or 0) for x in timed) or None,
+            "update_peak_mb": max((x["update_peak_mb"] or 0) for x in timed) or None,
             "load_average_1m": {"before": load, "after": os.getloadavg()[0]}, "torch_threads": torch.get_num_threads(),
             "per_iteration": runs}
 
@@ -276,8 +299,9 @@ def summarise(runs: list[dict], precisions: list[str]) -> dict:
         for side in ("grue", "trl"):
             ok = [r for r in runs if r["side"] == side and r["precision"] == prec and "error" not in r]
             if ok:
-                rows[f"{side}-{prec}"] = {k: statistics.median(r[k] for r in ok) for k in (
-                    "seconds_per_iteration", "rollout_seconds", "generate_seconds", "update_seconds", "peak_memory_mb")}
+                rows[f"{side}-{prec}"] = {k: statistics.median(r[k] or 0 for r in ok) for k in (
+                    "seconds_per_iteration", "rollout_seconds", "generate_seconds", "update_seconds", "peak_memory_mb",
+                    "rollout_peak_mb", "update_peak_mb")}
     ratios = {}
     for prec in precisions:
         g, t = rows.get(f"grue-{prec}"), rows.get(f"trl-{prec}")
@@ -295,11 +319,12 @@ def show(summary: dict) -> None:
     from rich.table import Table
 
     table = Table(title="grue vs TRL 1.12 PPO (median per iteration, median over repeats)")
-    for i, c in enumerate(["run", "s/iter", "rollout s", "generate s", "update s", "peak MiB"]):
+    for i, c in enumerate(["run", "s/iter", "rollout s", "generate s", "update s", "peak MiB", "rollout peak", "update peak"]):
         table.add_column(c, justify="left" if i == 0 else "right")
     for name, r in summary["rows"].items():
         table.add_row(name, *(f"{r[k]:.2f}" for k in ("seconds_per_iteration", "rollout_seconds", "generate_seconds",
-                                                     "update_seconds")), f"{r['peak_memory_mb']:.0f}")
+                                                     "update_seconds")),
+                      *(f"{r[k]:.0f}" for k in ("peak_memory_mb", "rollout_peak_mb", "update_peak_mb")))
     Console(width=max(Console().width, 100)).print(table)
     for k, v in summary["ratios"].items():
         print(f"grue/TRL {k}: {v:.2f}")
