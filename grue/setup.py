@@ -26,6 +26,7 @@ from grue import interrupt
 from grue.config import Config
 from grue.data import PromptStream
 from grue.errors import GrueError
+from grue.memory import enable_checkpointing
 from grue.models import (
     Critic,
     ValueHead,
@@ -267,6 +268,8 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     for m in (policy, ref):
         disable_dropout(m)
     critic = make_critic(critic_kind(cfg.algo), policy)
+    if getattr(cfg.algo, "gradient_checkpointing", False):
+        enable_checkpointing(policy, critic)
     policy.eval()  # and it stays so: RL4LMs' policies never left eval mode (no dropout anywhere)
     if critic is not None:
         disable_dropout(critic)
