@@ -13,7 +13,7 @@ export GRUE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data
 
 DEBIAN_PACKAGES := wordnet-base wordnet-sense-index chromium chromium-driver
 
-.PHONY: install install-torch system-deps test test-fast test-deps-range bench compare smoke clean
+.PHONY: install install-torch system-deps test test-fast test-deps-range bench bench-trl compare smoke clean
 
 # WordNet 3.0 from Debian, for METEOR without internet (grue copies it into an NLTK data
 # folder on first use), and Chromium + ChromeDriver for the leaderboard's browser tests.
@@ -53,6 +53,10 @@ smoke:
 
 bench:
 	$(PYTHON) benchmarks/bench_ppo.py --out benchmarks/results/bench_ppo.json
+
+# grue's PPO against TRL 1.12.0's PPOTrainer, A B A B, fp32 and bf16 (TRL goes into benchmarks/.trl-1.12.0, git-ignored).
+bench-trl:
+	$(PYTHON) benchmarks/bench_trl.py --out benchmarks/results/bench_trl.json
 
 compare:
 	$(PYTHON) benchmarks/compare.py --jobs 2 --iterations 20 --out benchmarks/results/compare

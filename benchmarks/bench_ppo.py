@@ -129,30 +129,67 @@ def iteration(s, kl_ctl, timer: TimedGenerate, sync) -> dict:
     sync()
     t0 = time.perf_counter()
     t_roll = time.perf_counter()
+    start_phase()
     b = onpolicy.collect_iteration(s)
     r = b.rollout
     sync()
     rollout_s = time.perf_counter() - t_roll
+    rollout_mb = phase_peak_mb()
     assert r.query_ids.shape == (BATCH, PROMPT_TOKENS) and bool(r.query_mask.all()), f"query {tuple(r.query_ids.shape)}"
     assert r.response_ids.shape == (BATCH, NEW_TOKENS), f"response {tuple(r.response_ids.shape)}"
     sc = onpolicy.score_and_advantages(s, b, kl_ctl.coef)
     sync()
     t_upd = time.perf_counter()
+    start_phase()
     ppo.update(s, r, sc.advantages, sc.returns)
     sync()
     update_s = time.perf_counter() - t_upd
+    update_mb = phase_peak_mb()
     kl_ctl.update(onpolicy.mean_kl(s, sc))
     n = int(r.response_mask.sum().item())
     return {"iteration_s": time.perf_counter() - t0, "rollout_s": rollout_s, "generate_s": timer.seconds,
-            "update_s": update_s, "rollout_tokens": timer.tokens, "update_tokens": algo.epochs * n}
+            "update_s": update_s, "rollout_tokens": timer.tokens, "update_tokens": algo.epochs * n,
+            "rollout_peak_mb": rollout_mb, "update_peak_mb": update_mb}
+
+
+PHASE_PEAKS: list[float] = []  # every phase peak measured so far: resetting the high-water mark also resets ru_maxrss
 
 
 def peak_memory_mb() -> tuple[float, str]:
-    """Peak memory so far, in MiB: CUDA allocations on a GPU, else the process's peak RSS."""
+    """Peak memory so far, in MiB: CUDA allocations on a GPU, else the process's peak RSS (and the phase peaks,
+    since a phase window resets the kernel's high-water mark)."""
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20, "torch.cuda.max_memory_allocated"
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return rss / (2**20 if sys.platform == "darwin" else 2**10), "ru_maxrss"
+    return max([rss / (2**20 if sys.platform == "darwin" else 2**10)] + PHASE_PEAKS), "ru_maxrss"
+
+
+def start_phase() -> None:
+    """Open a new peak-memory window: CUDA's peak statistics, or the RSS high-water mark (Linux: writing 5 to
+    /proc/self/clear_refs resets VmHWM; elsewhere nothing, and phase_peak_mb answers None)."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        return
+    try:
+        PHASE_PEAKS.append(peak_memory_mb()[0])  # keep the peak so far before the kernel forgets it
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def phase_peak_mb() -> float | None:
+    """Peak memory since the last start_phase, MiB: CUDA allocations, else VmHWM of /proc/self/status."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), None)
+    if kib is None:
+        return None
+    PHASE_PEAKS.append(kib / 1024)
+    return kib / 1024
 
 
 def run_one(model: str, iterations: int, lora_rank: int = 0) -> dict:
@@ -191,6 +228,8 @@ def run_one(model: str, iterations: int, lora_rank: int = 0) -> dict:
         "rollout_seconds": med(lambda x: x["rollout_s"]), "generate_seconds": med(lambda x: x["generate_s"]),
         "update_seconds": med(lambda x: x["update_s"]),
         "peak_memory_mb": peak_mb, "peak_memory_source": peak_src, "setup_peak_memory_mb": setup_mb,
+        "phase_peak_memory_mb": {p: max((x[f"{p}_peak_mb"] or 0 for x in runs), default=None) or None
+                                 for p in ("rollout", "update")},
         "torch_threads": torch.get_num_threads(), "per_iteration": runs,
     }
 
@@ -198,15 +237,16 @@ def run_one(model: str, iterations: int, lora_rank: int = 0) -> dict:
 def show(results: dict) -> None:
     table = Table(title="grue PPO benchmark (median per iteration)")
     for i, c in enumerate(["model", "params", "trained", "device", "rollout tok/s", "generate tok/s", "update tok/s", "s/iter",
-                           "peak MB"]):
+                           "peak MB", "rollout peak", "update peak"]):
         table.add_column(c, justify="left" if i < 4 else "right")
     for m, r in results.items():
         if "error" in r:
-            table.add_row(m, "-", "-", "-", "-", "-", "-", "-", r["error"])
+            table.add_row(m, "-", "-", "-", "-", "-", "-", "-", r["error"], "-", "-")
             continue
         table.add_row(m, f"{r['parameters'] / 1e6:.1f}M", f"{r['trained_parameters'] / 1e6:.2f}M", r["device"], *(f"{r[k]:.1f}" for k in
                       ("rollout_tokens_per_s", "generate_tokens_per_s", "update_tokens_per_s")),
-                      f"{r['seconds_per_iteration']:.2f}", f"{r['peak_memory_mb']:.0f}")
+                      f"{r['seconds_per_iteration']:.2f}", f"{r['peak_memory_mb']:.0f}",
+                      *(f"{v:.0f}" if v else "-" for v in r["phase_peak_memory_mb"].values()))
     Console(width=max(Console().width, 110)).print(table)
 
 

@@ -87,8 +87,10 @@ class RunConfig:
     """A task's alternative prompt format (e.g. ToTTo's ``no_titles``); empty means the task's default."""
     output_dir: str = ""
     """Run directory; empty means runs/<task>-<algo>-<seed>-<time>."""
-    mixed_precision: str = field(default="no", metadata={"choices": ("no", "bf16", "fp16")})
-    """Autocast precision for forward passes, handled by accelerate."""
+    mixed_precision: str = field(default="no", metadata={"choices": ("no", "bf16", "fp16", "auto")})
+    """Autocast precision for forward passes, handled by accelerate. ``no`` (the paper's): fp32. ``auto``: bf16 where
+    the device computes bf16 natively (CUDA's ``is_bf16_supported``; a CPU with avx512_bf16 / amx_bf16 / Arm bf16),
+    else ``no``; config.yaml records the value it resolved to (grue.precision)."""
     trust_remote_code: bool = False
     """Allow model repositories to run their own code. Off unless asked for."""
     checkpoint_every: int = 1

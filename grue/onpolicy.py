@@ -20,6 +20,7 @@ from accelerate.utils import gather_object
 
 from grue.advantages import gae, kl_penalized_rewards, masked_mean, normalize, whiten
 from grue.kl import kl_estimate
+from grue.memory import training_forward
 from grue.rollout import (
     MaskSettings,
     Rollout,
@@ -101,7 +102,7 @@ def evaluate_actions(s: Session, r: Rollout) -> tuple[torch.Tensor, torch.Tensor
     One forward of the policy (and of a separate critic)."""
     T = r.response_ids.shape[1]
     inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, r.response_mask, s.seq2seq, s.decoder_start)
-    with s.accelerator.autocast():
+    with s.accelerator.autocast(), training_forward([s.policy, s.critic], getattr(s.algo, "gradient_checkpointing", False)):
         logits, hidden = policy_forward(s.policy, inputs, T, s.seq2seq, want_hidden=s.algo.critic == "shared")
         values = values_of(s, s.policy, inputs, T, hidden)
     logp, entropy = full_logprobs(logits, r.response_ids) if uses_full_softmax(s) else warped(s, logits, r)

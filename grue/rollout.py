@@ -190,9 +190,17 @@ def policy_forward(model, inputs: dict, response_len: int, is_encoder_decoder: b
     return logits, hidden
 
 
-def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Unwarped log-probs ``log_softmax(logits)[token]``: (B,T,V), (B,T) -> (B,T)."""
-    return torch.log_softmax(logits.float(), -1).gather(-1, tokens[..., None])[..., 0]
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+    """Unwarped log-probs ``log_softmax(logits)[token]``: (B,T,V), (B,T) -> (B,T).
+
+    Computed as ``logits[token] - logsumexp(logits)`` in float32, ``chunk`` positions at a time, so that no
+    float32 (B,T,V) log-softmax is ever materialised (only a (B,chunk,V) one); the same numbers as the plain
+    ``log_softmax(...).gather`` to float rounding (tests/test_rollout.py)."""
+    parts = []
+    for t in range(0, tokens.shape[1], chunk):
+        x = logits[:, t : t + chunk].float()
+        parts.append(x.gather(-1, tokens[:, t : t + chunk, None])[..., 0] - torch.logsumexp(x, -1))
+    return torch.cat(parts, 1) if parts else logits.new_zeros(tokens.shape, dtype=torch.float32)
 
 
 def decode_texts(tokenizer, rows: list[list[int]], clean_up: bool = True) -> list[str]:

@@ -80,6 +80,7 @@ def sample_step(
     """
     logits = logits.float()
     raw = torch.log_softmax(logits, dim=-1)
+    plain = allowed is None and not (eos_id is not None and step < min_new_tokens) and temperature == 1.0
     if allowed is not None:
         logits = logits.masked_fill(~allowed, NEG_INF)
     if eos_id is not None and step < min_new_tokens:
@@ -109,7 +110,9 @@ def sample_step(
         lp = logp.gather(-1, choice)[:, 0]
         support = ids.masked_fill(~keep, -1)
     else:
-        logp = torch.log_softmax(scaled, dim=-1)
+        # Unwarped (temperature 1, nothing banned): the distribution is ``raw`` itself, bit for bit; skip a
+        # second vocabulary-wide log-softmax per step.
+        logp = raw if plain else torch.log_softmax(scaled, dim=-1)
         tokens = torch.multinomial(logp.exp(), 1, generator=generator)[:, 0]
         lp = logp.gather(-1, tokens[:, None])[:, 0]
     return StepSample(tokens, lp, raw.gather(-1, tokens[:, None])[:, 0], support)

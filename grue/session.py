@@ -29,6 +29,7 @@ from grue import interrupt, stability, trackers
 from grue.config import Config
 from grue.data import PromptStream
 from grue.errors import GrueError
+from grue.memory import enable_checkpointing
 from grue.models import (
     Critic,
     ValueHead,
@@ -41,6 +42,7 @@ from grue.models import (
 )
 from grue.optim import groups_by_name, make_optimizer
 from grue.plots import CURVES_EVERY_S, write_curves
+from grue.precision import resolve_precision
 from grue.rewards import resolve_reward, score
 from grue.tasks import find_task, task_module
 from grue.tasks.common import Example, data_dir_from
@@ -281,6 +283,7 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     parameters of the modules named in ``optimize`` (TRPO: the critic only; its policy moves by line search);
     ``show``: name the run directory."""
     trackers.check_available(cfg.run.report_to)
+    cfg.run.mixed_precision = resolve_precision(cfg.run.mixed_precision)  # auto -> bf16 or no, as config.yaml records
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
     check(cfg.algo, acc.num_processes)
     run_dir, ck, resumed = open_run(cfg, acc, resume_dir, announce=show)
@@ -309,6 +312,8 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     for m in (policy, ref):
         disable_dropout(m)
     critic = make_critic(critic_kind(cfg.algo), policy)
+    if getattr(cfg.algo, "gradient_checkpointing", False):
+        enable_checkpointing(policy, critic)
     policy.eval()  # and it stays so: RL4LMs' policies never left eval mode (no dropout anywhere)
     if critic is not None:
         disable_dropout(critic)

@@ -98,6 +98,10 @@ class PPOConfig:
     update (grue's choice before v0.2; RL4LMs normalises per minibatch only: ``normalize_advantage``)."""
     critic: str = field(default="separate", metadata={"choices": ("separate", "shared")})
     """separate: own copy of the policy trunk (the paper's); shared: value head on the policy (cheaper)."""
+    gradient_checkpointing: bool = False
+    """Recompute each transformer layer's activations (policy and separate critic) in the update's backward pass
+    instead of storing them: far less activation memory for large models, about one more forward of compute;
+    the same gradients (grue.memory)."""
 
 
 CONFIG = PPOConfig

@@ -44,8 +44,10 @@ from grue import trackers
 from grue.config import Config
 from grue.errors import GrueError
 from grue.losses import masked_token_ce
+from grue.memory import enable_checkpointing
 from grue.models import context_size, disable_dropout, load_policy, load_tokenizer, lora_policy
 from grue.optim import groups_like_trainer, make_optimizer
+from grue.precision import resolve_precision
 from grue.rewards import resolve_reward, score
 from grue.rollout import decode_completions, generate, tokenize_prompts
 from grue.sft import (  # noqa: F401  (the batch functions are part of this algorithm's interface)
@@ -104,6 +106,9 @@ class SupervisedConfig:
     is cut there and gets no EOS."""
     dropout: bool = True
     """Train with the model's own dropout (as the paper's Trainer does); false sets it to 0."""
+    gradient_checkpointing: bool = False
+    """Recompute each transformer layer's activations in the backward pass instead of storing them: far less
+    activation memory for large models, about one more forward of compute; the same gradients (grue.memory)."""
     eval_batch_size: int = 256
     """Prompts per generate call in the evaluation, per process."""
     train_limit: int = 0
@@ -137,6 +142,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
     """Fine-tune on the task's references; returns the run summary (also written to summary.json)."""
     # 0. Set up: accelerator, run directory and config.yaml (before step 0), data, reward, model, optimizer.
     algo = cfg.algo
+    cfg.run.mixed_precision = resolve_precision(cfg.run.mixed_precision)  # auto -> bf16 or no, as config.yaml records
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
     check(algo, acc.num_processes)
     trackers.check_available(cfg.run.report_to)
@@ -160,6 +166,8 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
         model = load_policy(source, trust_remote_code=cfg.run.trust_remote_code)
     if not algo.dropout:
         disable_dropout(model)
+    if algo.gradient_checkpointing:
+        enable_checkpointing(model)
     seq2seq = bool(model.config.is_encoder_decoder)
     decoder_start = getattr(model.config, "decoder_start_token_id", None)
     max_text = min(algo.max_text_tokens, context_size(model.config) or algo.max_text_tokens)
