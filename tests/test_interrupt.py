@@ -42,8 +42,10 @@ SMALL = {"ppo": ["ppo.batch_unit=completions", "ppo.rollout_size=8", "ppo.rollou
 
 @pytest.mark.parametrize("algo", sorted(SMALL))
 def test_a_signal_mid_iteration_ends_it_with_a_checkpoint(tmp_path, monkeypatch, algo):
-    """The signal arrives inside iteration 1's reward call; checkpoint_every is far away, yet iteration 1 is saved."""
+    """The signal arrives inside iteration 1's reward call; checkpoint_every is far away, yet iteration 1 is saved,
+    with its picture (a checkpoint redraws plots/curves.png; the run never reaches its end)."""
     monkeypatch.setattr(reward_fixtures, "_signalled", [])
+    monkeypatch.setenv("GRUE_PLOTS", "1" if algo == "ppo" else "0")
     run = tmp_path / "run"
     sets = SMALL[algo] + ["run.reward=reward_fixtures:signals_once", "run.checkpoint_every=1000",
                           "generation.max_new_tokens=4", "generation.min_new_tokens=4"]
@@ -54,6 +56,7 @@ def test_a_signal_mid_iteration_ends_it_with_a_checkpoint(tmp_path, monkeypatch,
         f"stopped by SIGINT after iteration 1, checkpoint saved; continue with: grue train imdb --resume {run}")
     assert iterations(run) == [1] and load_state(latest(run))["iteration"] == 1
     assert not (run / "summary.json").exists()
+    assert (run / "plots" / "curves.png").is_file() == (algo == "ppo")
 
 
 def test_supervised_stops_at_the_end_of_its_epoch(tmp_path, monkeypatch, data_dir):
