@@ -82,3 +82,13 @@ def sampler(max_prompt_tokens: int, min_new_tokens: int, max_new_tokens: int, **
 
     return GenerationConfig(max_prompt_tokens=max_prompt_tokens, min_new_tokens=min_new_tokens,
                             max_new_tokens=max_new_tokens, **{"top_k": 0, **warp})
+
+
+@pytest.fixture
+def fresh_accelerator():
+    """accelerate keeps one process-wide state (its mixed precision included): start and leave it clean."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)

@@ -14,15 +14,6 @@ sys.path.insert(0, str(BENCH))
 import bench_trl  # noqa: E402
 
 
-@pytest.fixture
-def fresh_accelerator():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 def check(runs: list[dict], side: str) -> None:
     assert len(runs) == 2  # the warm-up and one timed iteration
     for x in runs:

@@ -13,15 +13,6 @@ from grue.onpolicy import backward_step, collect_iteration, minibatches, score_a
 from grue.session import start_session
 
 
-@pytest.fixture
-def fresh_accelerator():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 def counting(module: torch.nn.Module) -> list[int]:
     """Calls of ``module.forward`` (wrapped on the instance: forward hooks do not run in a checkpoint's recompute)."""
     calls, forward = [0], module.forward

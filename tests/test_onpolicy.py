@@ -119,16 +119,6 @@ def test_a_rollout_in_tokens_holds_exactly_rollout_size_transitions(tmp_path, mo
         s.optimizer.zero_grad()
 
 
-@pytest.fixture
-def fresh_accelerator():
-    """accelerate keeps one process-wide state (its mixed precision included): start and leave it clean."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 @pytest.mark.usefixtures("fresh_accelerator")
 @pytest.mark.parametrize("precision", ["no", "bf16"])
 @pytest.mark.parametrize("dist", ["full", "sampled"])

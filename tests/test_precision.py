@@ -31,15 +31,6 @@ def test_auto_resolves_to_bf16_or_no_and_the_other_choices_stay():
         assert resolve_precision(choice, native=True) == choice == resolve_precision(choice, native=False)
 
 
-@pytest.fixture
-def fresh_accelerator():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 @pytest.mark.usefixtures("fresh_accelerator")
 def test_a_run_with_auto_records_what_it_resolved_to(tmp_path):
     cfg = resolve("imdb", "ppo", preset="smoke", flags={"run.output_dir": str(tmp_path / "run")},
