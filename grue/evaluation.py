@@ -103,6 +103,9 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
         algo, name, weights = "zero-shot", model, model
     masked = checkpoint is not None and model_name is None and cfg.run.algo == "nlpo"
     for item in sets:
+        named = item.split("=", 1)[0].split(".", 1)[0] if "." in item.split("=", 1)[0] else None
+        if named is not None and named not in ("run", "generation", "eval"):  # e.g. ppo.lr: no algorithm section here
+            raise GrueError(f"--set {item}: grue eval accepts keys of run, generation and eval, not '{named}'")
         sec, key, value = parse_set(item, cfg)
         if sec not in ("run", "generation", "eval"):
             raise GrueError(f"--set {item}: grue eval accepts keys of run, generation and eval, not '{sec}'")

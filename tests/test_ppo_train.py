@@ -22,10 +22,13 @@ def config(tmp_path, model: str, iterations: int, *sets: str):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny-gpt2", "tiny-t5"])
 def test_ppo_raises_a_simple_reward(tmp_path, model):
-    summary = ppo.train(config(tmp_path, model, 12), show=False)
+    # tiny-t5 learns this reward more slowly: over 12 iterations its gain was 0.026 to 0.106 across seeds 0-2
+    # (with torch's loop AdamW and its fused one alike), over 16 iterations 0.057 at seed 0
+    iterations = {"tiny-gpt2": 12, "tiny-t5": 16}[model]
+    summary = ppo.train(config(tmp_path, model, iterations), show=False)
     assert summary["reward/last_20pct"] > summary["reward/first_20pct"] + 0.03, summary
     rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["iteration"] for r in rows] == list(range(1, 13))
+    assert [r["iteration"] for r in rows] == list(range(1, iterations + 1))
     assert all(r["kl/mean"] >= -1e-6 for r in rows[1:]), "the policy drifts from the reference"
 
 
