@@ -310,7 +310,8 @@ def results_(
     csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
     markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table instead."),
 ):
-    """Compare results files: one row per file, its metrics as columns (grue.load_results's DataFrame)."""
+    """Compare results files side by side: a column per file, a row per field and metric (--csv and --markdown: a row per
+    file, as grue.load_results's DataFrame)."""
     from grue.frames import markdown_table, results_frame
 
     if csv and markdown:
@@ -323,12 +324,15 @@ def results_(
     from rich.console import Console
     from rich.table import Table
 
+    # One column per file, one row per field: a few runs side by side fit a terminal however many metrics they have.
     table = Table(title=f"{len(frame)} results file{'s' if len(frame) != 1 else ''}")
-    for col in frame.columns:
-        table.add_column(col, justify="right" if frame[col].dtype.kind in "if" else "left")
-    for row in frame.itertuples(index=False):
-        table.add_row(*(cell_text(v) for v in row))
+    table.add_column("field")
+    for i in range(1, len(frame) + 1):
+        table.add_column(f"#{i}", justify="right")
+    for col in frame.columns.drop("path"):
+        table.add_row(col, *(cell_text(v) for v in frame[col]))
     Console().print(table)
+    typer.echo("\n".join(f"#{i}: {p}" for i, p in enumerate(frame["path"], 1)))  # whole, unwrapped: paths to copy
 
 
 def cell_text(value) -> str:

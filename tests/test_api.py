@@ -63,8 +63,13 @@ def test_grue_results_prints_the_frame(tmp_path):
     p = cli_in_process("results", str(examples / "imdb"), "--markdown")
     lines = p.stdout.strip().splitlines()
     assert p.returncode == 0 and len(lines) == 3 and lines[0].startswith("| path | task |") and "| imdb | 2.0 |" in lines[2]
-    p = cli_in_process("results", str(examples / "imdb"))
-    assert p.returncode == 0 and "1 results file" in p.stdout
+    p = cli_in_process("results", str(examples / "imdb"), str(examples / "wmt16"))
+    files = grue.load_results([examples / "imdb", examples / "wmt16"])["path"].tolist()
+    assert p.returncode == 0 and "3 results files" in p.stdout  # wmt16 has two seeds
+    assert p.stdout.splitlines()[-3:] == [f"#{i}: {f}" for i, f in enumerate(files, 1)]
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]] for line in p.stdout.splitlines() if line.count("│") == 5}
+    assert rows["task"] == ["imdb", "wmt16", "wmt16"] and rows["seed"] == ["0", "0", "1"]  # a column per file, a row per field
+    assert all(c == "–" or float(c) >= 0 for c in rows["bleu"])
     for args, message in ((["--csv", "--markdown"], "pass one of them"), ([], "no such file or directory")):
         p = cli_in_process("results", str(examples / "imdb") if args else str(tmp_path / "nope"), *args)
         assert p.returncode == 2 and message in p.stderr, p.stderr
