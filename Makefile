@@ -13,7 +13,7 @@ export GRUE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data
 
 DEBIAN_PACKAGES := wordnet-base wordnet-sense-index chromium chromium-driver
 
-.PHONY: install install-torch system-deps test test-fast test-deps-range bench bench-trl compare smoke clean
+.PHONY: install install-torch system-deps test test-fast test-deps-range bench bench-trl compare compare-precision smoke clean
 
 # WordNet 3.0 from Debian, for METEOR without internet (grue copies it into an NLTK data
 # folder on first use), and Chromium + ChromeDriver for the leaderboard's browser tests.
@@ -51,8 +51,12 @@ test-deps-range:
 smoke:
 	grue train imdb --algo ppo --preset smoke
 
+# PPO's engine (full and LoRA), NLPO against PPO on that workload, and the rollout sampler against transformers' generate
+# (T5-base and GPT-2 small shapes). Each writes a JSON into benchmarks/results/.
 bench:
 	$(PYTHON) benchmarks/bench_ppo.py --out benchmarks/results/bench_ppo.json
+	$(PYTHON) benchmarks/bench_nlpo.py --out benchmarks/results/bench_nlpo.json
+	$(PYTHON) benchmarks/bench_seq2seq.py --out benchmarks/results/bench_seq2seq.json
 
 # grue's PPO against TRL 1.12.0's PPOTrainer, A B A B, fp32 and bf16 (TRL goes into benchmarks/.trl-1.12.0, git-ignored).
 bench-trl:
@@ -60,6 +64,11 @@ bench-trl:
 
 compare:
 	$(PYTHON) benchmarks/compare.py --jobs 2 --iterations 20 --out benchmarks/results/compare
+
+# fp32 against bf16 on the IMDB smoke setting (PPO and NLPO, tiny-gpt2, 3 seeds): the same reward curve within seed noise?
+compare-precision:
+	$(PYTHON) benchmarks/compare.py --jobs 2 --iterations 20 --algos ppo nlpo --settings "causal (tiny-gpt2)" \
+		--precisions no bf16 --out benchmarks/results/compare-precision
 
 clean:
 	rm -rf build dist .pytest_cache benchmarks/results

@@ -32,11 +32,12 @@ from rich.table import Table
 
 import grue
 from grue import adapters, onpolicy
-from grue.algorithms import ppo
+from grue.algorithms import nlpo, ppo
 from grue.config import Config, GenerationConfig, RunConfig
 from grue.data import PromptStream
 from grue.kl import KLController
-from grue.models import Critic, disable_dropout, freeze, load_policy, load_tokenizer
+from grue.models import Critic, disable_dropout, freeze, fuse_activations, load_policy, load_tokenizer
+from grue.optim import groups_by_name, make_optimizer
 from grue.rewards import resolve_reward
 from grue.session import Session
 from grue.tasks.common import Example
@@ -54,7 +55,7 @@ def build_policy(name: str) -> torch.nn.Module:
         torch.manual_seed(SEED)
         cfg = transformers.GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
                          bos_token_id=1, eos_token_id=1, pad_token_id=0)
-        return transformers.GPT2LMHeadModel(cfg)
+        return fuse_activations(transformers.GPT2LMHeadModel(cfg))  # as load_policy does
     raise SystemExit(f"unknown model '{name}'; accepted: {', '.join(MODELS)}")
 
 
@@ -69,15 +70,16 @@ def lexicon_prompts() -> list[str]:
     return [" ".join(rng.choice(words, WORDS_PER_PROMPT)) for _ in range(N_PROMPTS)]
 
 
-def make_session(model: str, iterations: int, lora_rank: int = 0):
-    """A Session as start_session builds one, from an in-memory config and model (no run directory). With
+def make_session(model: str, iterations: int, lora_rank: int = 0, algo_name: str = "ppo"):
+    """A Session as start_session builds one, from an in-memory config and model (no run directory); ``algo_name``
+    ``nlpo`` gives NLPO's config (PPO's settings below plus its mask defaults: top-p 0.9, re-sync every 5). With
     ``lora_rank``: LoRA adapters (peft's defaults for GPT-2: ``c_attn``, alpha 16), the reference being the policy
     with its adapters disabled and the critic's trunk sharing the policy's base weights, as in start_session."""
-    run = RunConfig(task="imdb", algo="ppo", model=model, reward="lexicon", seed=SEED, mixed_precision="no",
+    run = RunConfig(task="imdb", algo=algo_name, model=model, reward="lexicon", seed=SEED, mixed_precision="no",
                     lora_rank=lora_rank)
     gen = GenerationConfig(max_prompt_tokens=PROMPT_TOKENS, min_new_tokens=NEW_TOKENS, max_new_tokens=NEW_TOKENS,
                            do_sample=True, top_k=TOP_K, top_p=1.0, temperature=1.0)
-    algo = ppo.PPOConfig(iterations=iterations + 1, batch_unit="completions", rollout_size=BATCH, rollout_batch_size=BATCH,
+    algo = (nlpo.NLPOConfig if algo_name == "nlpo" else ppo.PPOConfig)(iterations=iterations + 1, batch_unit="completions", rollout_size=BATCH, rollout_batch_size=BATCH,
                          minibatch_size=BATCH, epochs=1, critic="separate")
     cfg = Config(run, gen, algo)
     acc = accelerate.Accelerator(cpu=not torch.cuda.is_available())
@@ -90,8 +92,8 @@ def make_session(model: str, iterations: int, lora_rank: int = 0):
     ref = adapters.AdapterDisabled(adapter) if adapter is not None else freeze(copy.deepcopy(policy)).to(acc.device)
     critic = Critic(policy)
     disable_dropout(critic)
-    optimizer = torch.optim.AdamW([p for m in (policy, critic) for p in m.parameters() if p.requires_grad], lr=algo.lr,
-                                  eps=algo.adam_eps, weight_decay=algo.weight_decay)
+    named = [(f"{k}.{n}", p) for k, m in (("policy", policy), ("critic", critic)) for n, p in m.named_parameters()]
+    optimizer = make_optimizer("adamw", groups_by_name(named, algo.weight_decay), algo.lr, algo.adam_eps)  # as start_session
     examples = [Example(prompt=p, references=[]) for p in lexicon_prompts()]
     stream = PromptStream(len(examples), SEED, acc.process_index, acc.num_processes)
     sample_rng = torch.Generator(device=acc.device).manual_seed(SEED * 1_000_003 + acc.process_index)
@@ -122,16 +124,21 @@ class TimedGenerate:
         return r
 
 
-def iteration(s, kl_ctl, timer: TimedGenerate, sync) -> dict:
-    """One PPO iteration as in ppo.train (steps 1-7, without logging and checkpoints), timed by phase."""
+def iteration(s, kl_ctl, timer: TimedGenerate, sync, mask=None) -> dict:
+    """One PPO iteration as in ppo.train (steps 1-7, without logging and checkpoints), timed by phase. With ``mask``
+    (NLPO's MaskSettings) the rollout samples inside the masking policy's top-p sets and the masking policy is
+    re-synced when nlpo.train would (``s.iteration`` counts the iterations), inside the rollout phase."""
     algo = s.algo
     timer.seconds, timer.tokens = 0.0, 0
     sync()
     t0 = time.perf_counter()
     t_roll = time.perf_counter()
     start_phase()
-    b = onpolicy.collect_iteration(s)
+    s.iteration += 1
+    b = onpolicy.collect_iteration(s, mask=mask)
     r = b.rollout
+    if mask is not None and nlpo.refresh_due(s.iteration, algo.mask_update_interval):
+        nlpo.refresh(s, mask)
     sync()
     rollout_s = time.perf_counter() - t_roll
     rollout_mb = phase_peak_mb()
@@ -192,28 +199,37 @@ def phase_peak_mb() -> float | None:
     return kib / 1024
 
 
-def run_one(model: str, iterations: int, lora_rank: int = 0) -> dict:
-    """Warm up once, time ``iterations`` iterations; medians per iteration."""
+def run_one(model: str, iterations: int, lora_rank: int = 0, algo_name: str = "ppo") -> dict:
+    """Warm up once, time ``iterations`` iterations; medians per iteration. ``algo_name`` ``nlpo``: the same
+    workload under NLPO's action mask (its masking policy built and re-synced as nlpo.train does)."""
     torch.manual_seed(SEED)
     cuda = torch.cuda.is_available()
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    s, n_policy, n_critic, n_trained = make_session(model, iterations, lora_rank)
+    s, n_policy, n_critic, n_trained = make_session(model, iterations, lora_rank, algo_name)
+    mask = nlpo.masking_policy(s) if algo_name == "nlpo" else None
     setup_mb, _ = peak_memory_mb()
     timer = TimedGenerate(onpolicy.generate, sync)
     onpolicy.generate = timer  # collect() looks generate up in its module: time it in place, code unchanged
     kl_ctl = KLController(s.algo.kl_coef, s.algo.kl_target)
     print(f"[{model}] warm-up iteration ...", file=sys.stderr, flush=True)
-    iteration(s, kl_ctl, timer, sync)
+    iteration(s, kl_ctl, timer, sync, mask)
     runs = []
     for i in range(iterations):
-        runs.append(iteration(s, kl_ctl, timer, sync))
+        runs.append(iteration(s, kl_ctl, timer, sync, mask))
         print(f"[{model}] iteration {i + 1}/{iterations}: {runs[-1]['iteration_s']:.2f} s", file=sys.stderr, flush=True)
 
     med = lambda f: statistics.median(f(x) for x in runs)
     peak_mb, peak_src = peak_memory_mb()
     algo = s.algo
+    refresh_s = None
+    if mask is not None:  # one re-sync of the masking policy on its own (due every mask_update_interval iterations)
+        sync()
+        t = time.perf_counter()
+        nlpo.refresh(s, mask)
+        sync()
+        refresh_s = time.perf_counter() - t
     return {
-        "model": model, "lora_rank": lora_rank, "parameters": n_policy, "critic_parameters": n_critic,
+        "model": model, "algo": algo_name, "lora_rank": lora_rank, "mask_refresh_seconds": refresh_s, "parameters": n_policy, "critic_parameters": n_critic,
         "trained_parameters": n_trained, "device": str(s.device),
         "device_name": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
         "settings": {"batch": BATCH, "prompt_tokens": PROMPT_TOKENS, "min_new_tokens": NEW_TOKENS,

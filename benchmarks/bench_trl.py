@@ -105,7 +105,8 @@ def grue_session(shape: str, precision: str, iterations: int):
     from grue.algorithms import ppo
     from grue.config import Config, GenerationConfig, RunConfig
     from grue.data import PromptStream
-    from grue.models import Critic, disable_dropout, freeze, load_tokenizer
+    from grue.models import Critic, disable_dropout, freeze, fuse_activations, load_tokenizer
+    from grue.optim import groups_by_name, make_optimizer
     from grue.rewards import resolve_reward
     from grue.session import Session
     from grue.tasks.common import Example
@@ -119,13 +120,13 @@ def grue_session(shape: str, precision: str, iterations: int):
                          rollout_batch_size=BATCH, minibatch_size=BATCH, epochs=1, critic="separate", lr=LR)
     acc = accelerate.Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mp)
     tokenizer = load_tokenizer("tiny-gpt2")
-    policy = random_policy(shape)
+    policy = fuse_activations(random_policy(shape))  # what load_policy does to every model grue loads
     disable_dropout(policy)
     ref = freeze(copy.deepcopy(policy)).to(acc.device)
     critic = Critic(policy)
     disable_dropout(critic)
-    optimizer = torch.optim.AdamW([p for m in (policy, critic) for p in m.parameters()], lr=LR,
-                                  eps=algo.adam_eps, weight_decay=algo.weight_decay)
+    named = [(f"{k}.{n}", p) for k, m in (("policy", policy), ("critic", critic)) for n, p in m.named_parameters()]
+    optimizer = make_optimizer("adamw", groups_by_name(named, algo.weight_decay), LR, algo.adam_eps)  # as start_session
     examples = [Example(prompt=p, references=[]) for p in lexicon_prompts()]
     stream = PromptStream(len(examples), SEED, acc.process_index, acc.num_processes)
     sample_rng = torch.Generator(device=acc.device).manual_seed(SEED)

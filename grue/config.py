@@ -91,6 +91,10 @@ class RunConfig:
     """Autocast precision for forward passes, handled by accelerate. ``no`` (the paper's): fp32. ``auto``: bf16 where
     the device computes bf16 natively (CUDA's ``is_bf16_supported``; a CPU with avx512_bf16 / amx_bf16 / Arm bf16),
     else ``no``; config.yaml records the value it resolved to (grue.precision)."""
+    frozen_bf16: bool = True
+    """Under ``mixed_precision`` bf16, store the frozen models (the reference; NLPO's masking policy) in bf16: half
+    their memory and no fp32-to-bf16 cast of their weights in every forward; their log-probs then carry bf16
+    rounding in the residual stream too. No effect in fp32 or fp16, or with LoRA (the frozen models are the policy's base)."""
     trust_remote_code: bool = False
     """Allow model repositories to run their own code. Off unless asked for."""
     checkpoint_every: int = 1

@@ -116,7 +116,7 @@ def load_policy(name: str, *, trust_remote_code: bool = False, setting: str = "-
     """A causal or seq2seq LM from a Hub id, a local directory, or a built-in tiny name (``setting``: as in
     ``load_tokenizer``)."""
     if name in TINY_MODELS:
-        return tiny_model(name)
+        return fuse_activations(tiny_model(name))
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     from grue.adapters import is_adapter_dir
@@ -132,8 +132,25 @@ def load_policy(name: str, *, trust_remote_code: bool = False, setting: str = "-
         cls = AutoModelForSeq2SeqLM if _is_seq2seq(config) else AutoModelForCausalLM
         return cls.from_pretrained(name, config=config, trust_remote_code=trust_remote_code)
 
-    return _load("model", name, setting, load, f"; accepted: a Hub id, a local directory saved with save_pretrained, "
-                                                f"{', '.join(TINY_MODELS)}")
+    return fuse_activations(_load("model", name, setting, load, f"; accepted: a Hub id, a local directory saved with "
+                                                                 f"save_pretrained, {', '.join(TINY_MODELS)}"))
+
+
+def fuse_activations(model: nn.Module) -> nn.Module:
+    """Swap transformers' ``NewGELUActivation`` (``gelu_new``: GPT-2's and T5 v1.1's tanh approximation of GELU,
+    written as eight elementwise ops, each a pass over the (B,T,4H) activations and a saved tensor for the
+    backward) for ``gelu_pytorch_tanh``, torch's one-kernel ``gelu(x, approximate="tanh")``: the same formula, equal
+    to 5e-7 (tests/test_models.py), a few percent of a GPT-2 update (benchmarks/README.md). In place; the model's
+    config, and so what it saves, still says ``gelu_new``."""
+    from transformers.activations import ACT2FN, NewGELUActivation
+
+    if "gelu_pytorch_tanh" not in ACT2FN:
+        return model
+    swaps = [(parent, name) for parent in model.modules() for name, child in parent.named_children()
+             if type(child) is NewGELUActivation]
+    for parent, name in swaps:
+        setattr(parent, name, ACT2FN["gelu_pytorch_tanh"])
+    return model
 
 
 

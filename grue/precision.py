@@ -47,3 +47,9 @@ def resolve_precision(choice: str, native: bool | None = None) -> str:
     if choice != "auto":
         return choice
     return "bf16" if (native_bf16() if native is None else native) else "no"
+
+
+def frozen_dtype(run) -> torch.dtype | None:
+    """The dtype the frozen models (reference, NLPO's masking policy) of a run are stored in: bf16 under a resolved
+    ``mixed_precision`` of bf16 with ``run.frozen_bf16`` and no LoRA adapters, else None (the policy's own)."""
+    return torch.bfloat16 if run.mixed_precision == "bf16" and run.frozen_bf16 and not run.lora_rank else None

@@ -41,7 +41,7 @@ from grue.models import (
 )
 from grue.optim import groups_by_name, make_optimizer
 from grue.plots import write_curves
-from grue.precision import resolve_precision
+from grue.precision import frozen_dtype, resolve_precision
 from grue.rewards import resolve_reward, score
 from grue.tasks import find_task, task_module
 from grue.tasks.common import Example, data_dir_from
@@ -329,7 +329,7 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
         ckpt.load_optimizer(ck, optimizer)
         stream.load_state_dict(resumed["stream"])
         ckpt.set_rng_state(resumed["rng"][acc.process_index], {"sample": sample_rng, "shuffle": shuffle_rng})
-    ref.to(acc.device)
+    ref.to(acc.device, dtype=frozen_dtype(cfg.run))  # bf16 runs keep the reference in bf16 (run.frozen_bf16)
     if critic is None:
         policy, optimizer = acc.prepare(policy, optimizer)
     else:

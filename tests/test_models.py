@@ -69,3 +69,32 @@ def test_critic_copies_the_trunk_and_not_the_head(name):
 def test_freeze_stops_gradients():
     m = freeze(load_policy("tiny-gpt2"))
     assert not m.training and not any(p.requires_grad for p in m.parameters())
+
+
+def test_gelu_new_is_swapped_for_torchs_fused_kernel_with_the_same_outputs(tmp_path):
+    """GPT-2's ``gelu_new`` becomes one ``gelu(approximate="tanh")`` kernel in every model load_policy returns (a tiny
+    name or a saved directory); activations equal to 5e-7, logits and gradients to float rounding, config unchanged."""
+    import copy
+
+    from transformers.activations import NewGELUActivation
+
+    from grue.models import fuse_activations
+
+    loaded = load_policy("tiny-gpt2")
+    assert loaded.config.activation_function == "gelu_new"
+    assert not any(isinstance(m, NewGELUActivation) for m in loaded.modules())
+    loaded.save_pretrained(tmp_path / "m")
+    assert not any(isinstance(m, NewGELUActivation) for m in load_policy(str(tmp_path / "m")).modules())
+    x = torch.linspace(-8, 8, 10001)
+    assert (NewGELUActivation()(x) - fuse_activations(torch.nn.Sequential(NewGELUActivation()))(x)).abs().max() < 5e-7
+    plain = copy.deepcopy(loaded)
+    for block in plain.transformer.h:
+        block.mlp.act = NewGELUActivation()
+    ids = torch.randint(2, 200, (3, 12))
+    for m in (loaded, plain):
+        m.eval()  # no dropout
+        m.zero_grad()
+        m(input_ids=ids).logits.logsumexp(-1).mean().backward()
+    torch.testing.assert_close(loaded(input_ids=ids).logits, plain(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
+    for (name, p), q in zip(loaded.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-5, rtol=1e-4, msg=name)

@@ -160,5 +160,7 @@ def microbatch_loss(s: Session, r, sel: torch.Tensor, adv: torch.Tensor, returns
     pg_loss = a2c_policy_loss(logp, adv, sel, denom)
     vf_loss, _ = value_loss(values, r.values, returns, sel, None, denom)
     ent = token_mean(entropy, sel, denom)
-    loss = pg_loss + algo.vf_coef * vf_loss - algo.ent_coef * ent
+    loss = pg_loss + algo.vf_coef * vf_loss
+    if algo.ent_coef:  # at 0 the entropy is logged, not differentiated: no backward over (B,T,V) for a zero gradient
+        loss = loss - algo.ent_coef * ent
     return loss, {"loss/policy": pg_loss, "loss/value": vf_loss, "loss/total": loss, "policy/entropy": ent}

@@ -28,6 +28,7 @@ from grue.errors import GrueError
 from grue.kl import KLController
 from grue.models import copy_sharing_frozen, freeze
 from grue.onpolicy import collect_iteration, iteration_metrics, mean_kl, score_and_advantages, sync_clock
+from grue.precision import frozen_dtype
 from grue.rollout import MaskSettings
 from grue.session import Session, start_session
 from grue.tracking import Display, cleans_up_unstarted
@@ -61,9 +62,12 @@ def check(cfg: NLPOConfig, world_size: int) -> None:
 
 def masking_policy(s: Session) -> MaskSettings:
     """A frozen copy of the current policy, and the mask settings. With LoRA the copy shares the frozen base
-    weights and holds a snapshot of the policy's adapters: no second copy of the base."""
+    weights and holds a snapshot of the policy's adapters: no second copy of the base. Under bf16 (and
+    ``run.frozen_bf16``) the copy is stored in bf16, and each re-sync rounds the policy's weights to it."""
     policy = s.accelerator.unwrap_model(s.policy)
     model = freeze(copy_sharing_frozen(policy, policy))
+    if (dtype := frozen_dtype(s.cfg.run)) is not None:  # a bf16 run keeps it in bf16 (run.frozen_bf16)
+        model.to(dtype)
     always = torch.tensor(sorted(set(s.tokenizer.all_special_ids)), dtype=torch.long, device=s.device)
     return MaskSettings(model, s.algo.top_mask, s.algo.min_tokens_to_keep, always)
 

@@ -178,7 +178,9 @@ def minibatch_loss(s: Session, r, sel: torch.Tensor, adv: torch.Tensor, returns:
     pg_loss, clipfrac, approx_kl = ppo_policy_loss(logp, old_logprobs(r, uses_full_softmax(s)), adv, sel, algo.clip, denom)
     vf_loss, vf_clipfrac = value_loss(values, r.values, returns, sel, algo.value_clip, denom)
     ent = token_mean(entropy, sel, denom)
-    loss = pg_loss + algo.vf_coef * vf_loss - algo.ent_coef * ent
+    loss = pg_loss + algo.vf_coef * vf_loss
+    if algo.ent_coef:  # at 0 (the paper's) the entropy is logged, not differentiated: no backward over (B,T,V) for a zero gradient
+        loss = loss - algo.ent_coef * ent
     return loss, {
         "loss/policy": pg_loss, "loss/value": vf_loss, "loss/total": loss, "policy/entropy": ent,
         "policy/clipfrac": clipfrac, "policy/approx_kl": approx_kl, "value/clipfrac": vf_clipfrac,
