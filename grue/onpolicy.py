@@ -81,10 +81,10 @@ def values_of(s: Session, policy, inputs: dict, T: int, hidden: torch.Tensor | N
     return s.critic(hidden)
 
 
-def warped(s: Session, logits: torch.Tensor, r: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+def warped(s: Session, logits: torch.Tensor, r: Rollout, entropy_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs and entropy (B,T) of the rollout's tokens under the distribution sampled from."""
     return warped_logprobs(logits, r.response_ids, r.support, temperature=s.gen.temperature,
-                           eos_id=s.tokenizer.eos_token_id, min_new_tokens=s.gen.min_new_tokens)
+                           eos_id=s.tokenizer.eos_token_id, min_new_tokens=s.gen.min_new_tokens, entropy_grad=entropy_grad)
 
 
 def uses_full_softmax(s: Session) -> bool:
@@ -98,14 +98,16 @@ def old_logprobs(r: Rollout, full: bool) -> torch.Tensor:
 
 def evaluate_actions(s: Session, r: Rollout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """With gradients: the current policy's log-probs and entropy (B,T) of the rollout's tokens, over the
-    full softmax or the stored supports (``policy_distribution``), and the critic's values (B,T).
+    full softmax or the stored supports (``policy_distribution``), and the critic's values (B,T). The entropy
+    carries gradients only when the algorithm's ``ent_coef`` is non-zero.
     One forward of the policy (and of a separate critic)."""
     T = r.response_ids.shape[1]
     inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, r.response_mask, s.seq2seq, s.decoder_start)
     with s.accelerator.autocast(), training_forward([s.policy, s.critic], getattr(s.algo, "gradient_checkpointing", False)):
         logits, hidden = policy_forward(s.policy, inputs, T, s.seq2seq, want_hidden=s.algo.critic == "shared")
         values = values_of(s, s.policy, inputs, T, hidden)
-    logp, entropy = full_logprobs(logits, r.response_ids) if uses_full_softmax(s) else warped(s, logits, r)
+    grad = bool(getattr(s.algo, "ent_coef", 0.0))  # without an entropy bonus the entropy is only logged
+    logp, entropy = full_logprobs(logits, r.response_ids, grad) if uses_full_softmax(s) else warped(s, logits, r, grad)
     return logp, entropy, values.float()
 
 

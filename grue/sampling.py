@@ -154,31 +154,36 @@ def warped_logprobs(
     temperature: float = 1.0,
     eos_id: int | None = None,
     min_new_tokens: int = 0,
+    entropy_grad: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs and entropy of the warped distribution, teacher-forced.
 
     logits (B,T,V), tokens (B,T), support (B,T,K) ids with -1 padding or None
     -> (logprobs (B,T), entropy (B,T)). With a support: ``log_softmax`` of
     ``logits / temperature`` over the support's ids. Without: over the whole
-    vocabulary, EOS banned at positions ``t < min_new_tokens``.
+    vocabulary, EOS banned at positions ``t < min_new_tokens``. ``entropy_grad=False``:
+    the entropy is a statistic only, computed outside autograd (no (B,T,K) tensors kept for a backward).
     """
     logp_all = warped_log_softmax(logits, support, temperature=temperature, eos_id=eos_id, min_new_tokens=min_new_tokens)
     logp = token_logprobs_in(logp_all, tokens, support)
     # Excluded entries have p = 0 and log p = -inf: zero their log p before the product,
     # or the backward pass computes 0 * -inf = NaN.
-    entropy = -(logp_all.exp() * logp_all.masked_fill(torch.isinf(logp_all), 0.0)).sum(-1)
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        entropy = -(logp_all.exp() * logp_all.masked_fill(torch.isinf(logp_all), 0.0)).sum(-1)
     return logp, entropy
 
 
-def full_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def full_logprobs(logits: torch.Tensor, tokens: torch.Tensor, entropy_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs and entropy of the unwarped policy (RL4LMs' PPO and A2C), teacher-forced.
 
     logits (B,T,V), tokens (B,T) -> (``log_softmax(logits)[token]`` (B,T), ``-sum p log p`` (B,T)) over
     the whole vocabulary, at temperature 1, whatever top-k / top-p / min-length the sampler applied.
+    ``entropy_grad=False``: the entropy is computed outside autograd, so its (B,T,V) ``exp`` is not kept.
     """
     logp_all = torch.log_softmax(logits.float(), dim=-1)
     logp = logp_all.gather(-1, tokens[..., None])[..., 0]
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
     return logp, entropy
 
 

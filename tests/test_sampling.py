@@ -190,3 +190,23 @@ def test_pad_supports():
     assert out.shape == (2, 2, 3)
     assert out.tolist() == [[[1, 2, 3], [7, -1, -1]], [[4, 5, 6], [8, -1, -1]]]
     assert pad_supports([]) is None and pad_supports([None, None]) is None
+
+
+@pytest.mark.parametrize("support", [None, torch.tensor([[[0, 2, -1], [1, 3, 4]]])])
+def test_entropy_without_gradient_is_the_same_number_and_keeps_no_graph(support):
+    """``entropy_grad=False`` (no entropy bonus): the same log-probs with their gradient and the same entropy, but
+    the entropy is a plain tensor (nothing of it kept for a backward); full softmax and warped alike."""
+    from grue.sampling import full_logprobs
+
+    logits = torch.tensor([[[0.5, -1.0, 2.0, 0.1, 0.3], [1.5, 0.2, -0.7, 0.9, 0.0]]], requires_grad=True)
+    tokens = torch.tensor([[2, 3]])
+    fns = [lambda g: warped_logprobs(logits, tokens, support, entropy_grad=g)]
+    if support is None:
+        fns.append(lambda g: full_logprobs(logits, tokens, g))
+    for fn in fns:
+        (lp1, ent1), (lp0, ent0) = fn(True), fn(False)
+        assert ent1.requires_grad and not ent0.requires_grad and lp0.requires_grad
+        assert torch.equal(ent1.detach(), ent0) and torch.equal(lp1, lp0)
+        g1 = torch.autograd.grad(lp1.sum(), logits)[0]
+        g0 = torch.autograd.grad(lp0.sum(), logits)[0]
+        assert torch.equal(g1, g0)
