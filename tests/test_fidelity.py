@@ -12,7 +12,7 @@ from conftest import REPO
 DOC = REPO / "docs" / "fidelity.md"
 SECTIONS = {"run": RunConfig, "generation": GenerationConfig, "eval": EvalConfig,
             **{name: module.CONFIG for name, module in ALGORITHMS.items()}}
-NAME = re.compile(r"`(" + "|".join(SECTIONS) + r")\.([a-z_]+)`")
+NAME = re.compile(r"`(" + "|".join(SECTIONS) + r")\.([a-z_][a-z0-9_]*)`")
 
 
 def test_every_option_named_exists():
