@@ -96,19 +96,26 @@ def old_logprobs(r: Rollout, full: bool) -> torch.Tensor:
     return r.raw_logprobs if full else r.logprobs
 
 
-def evaluate_actions(s: Session, r: Rollout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def evaluate_actions(s: Session, r: Rollout, with_values: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """With gradients: the current policy's log-probs and entropy (B,T) of the rollout's tokens, over the
-    full softmax or the stored supports (``policy_distribution``), and the critic's values (B,T). The entropy
-    carries gradients only when the algorithm's ``ent_coef`` is non-zero.
+    full softmax or the stored supports (``policy_distribution``), and the critic's values (B,T) (None without
+    ``with_values``). The entropy carries gradients only when the algorithm's ``ent_coef`` is non-zero.
     One forward of the policy (and of a separate critic)."""
     T = r.response_ids.shape[1]
     inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, r.response_mask, s.seq2seq, s.decoder_start)
     with s.accelerator.autocast(), training_forward([s.policy, s.critic], getattr(s.algo, "gradient_checkpointing", False)):
         logits, hidden = policy_forward(s.policy, inputs, T, s.seq2seq, want_hidden=s.algo.critic == "shared")
-        values = values_of(s, s.policy, inputs, T, hidden)
+        values = values_of(s, s.policy, inputs, T, hidden).float() if with_values else None
     grad = bool(getattr(s.algo, "ent_coef", 0.0))  # without an entropy bonus the entropy is only logged
     logp, entropy = full_logprobs(logits, r.response_ids, grad) if uses_full_softmax(s) else warped(s, logits, r, grad)
-    return logp, entropy, values.float()
+    return logp, entropy, values
+
+
+def critic_values(s: Session, r: Rollout) -> torch.Tensor:
+    """With gradients: the separate critic's values (B,T) of the rollout's tokens, one forward of the critic alone."""
+    inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, r.response_mask, s.seq2seq, s.decoder_start)
+    with s.accelerator.autocast(), training_forward([s.critic], getattr(s.algo, "gradient_checkpointing", False)):
+        return values_of(s, None, inputs, r.response_ids.shape[1]).float()
 
 
 @dataclass

@@ -134,3 +134,39 @@ def test_the_first_minibatch_ratio_is_one(tmp_path, precision, dist, model):
     stats = backward_step(s, b.rollout, rows, sel, sc.advantages, sc.returns, ppo.minibatch_loss, 1)
     assert abs(stats["policy/approx_kl"].item()) < 1e-4, stats
     assert stats["policy/clipfrac"].item() == 0.0
+
+
+@pytest.mark.usefixtures("fresh_accelerator")
+@pytest.mark.parametrize("model", ["tiny-gpt2", "tiny-t5"])
+def test_a_separate_critic_backpropagated_first_gives_the_summed_losses_gradients(tmp_path, model):
+    """ppo.minibatch_loss backpropagates a separate critic's value loss before the policy's forward (memory); every
+    gradient of policy and critic equals the one of the plain summed loss, and loss/total is that sum."""
+    from grue.losses import ppo_policy_loss, token_mean, value_loss
+    from grue.onpolicy import evaluate_actions, old_logprobs, uses_full_softmax
+
+    s = session(tmp_path, "ppo.rollout_size=8", "ppo.minibatch_size=8", "ppo.vf_coef=0.7", "ppo.value_clip=0.2",
+                "ppo.ent_coef=0.01", model=model)
+    assert s.algo.critic == "separate"
+    b = collect_iteration(s)
+    sc = score_and_advantages(s, b, 0.1)
+    rows, sel = minibatches(b.rollout.response_mask, "completions", 8, s.shuffle_rng)[0]
+    stats = backward_step(s, b.rollout, rows, sel, sc.advantages, sc.returns, ppo.minibatch_loss, 2)
+    split = {f"{i}.{n}": p.grad.clone() for i, m in enumerate(s.trainable) for n, p in m.named_parameters() if p.grad is not None}
+    s.optimizer.zero_grad()
+    r, a = b.rollout.index(rows.to(s.device)), s.algo
+    adv = sc.advantages[rows]
+    if getattr(a, "normalize_advantage", False):
+        from grue.advantages import normalize
+
+        adv = normalize(adv, sel)
+    denom = sel.sum().clamp(min=1.0)
+    logp, entropy, values = evaluate_actions(s, r)
+    pg, _, _ = ppo_policy_loss(logp, old_logprobs(r, uses_full_softmax(s)), adv, sel, a.clip, denom)
+    vf, _ = value_loss(values, r.values, sc.returns[rows], sel, a.value_clip, denom)
+    total = pg + a.vf_coef * vf - a.ent_coef * token_mean(entropy, sel, denom)
+    total.backward()
+    summed = {f"{i}.{n}": p.grad for i, m in enumerate(s.trainable) for n, p in m.named_parameters() if p.grad is not None}
+    assert split.keys() == summed.keys() and any(k.startswith("1.") for k in summed)  # the critic's are there
+    for k in summed:
+        torch.testing.assert_close(split[k], summed[k], rtol=1e-5, atol=1e-7, msg=k)
+    assert stats["loss/total"].item() == pytest.approx(total.item(), rel=1e-5)

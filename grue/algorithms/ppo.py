@@ -22,6 +22,7 @@ from grue.losses import ppo_policy_loss, token_mean, value_loss
 from grue.onpolicy import (
     collect,
     collect_iteration,
+    critic_values,
     evaluate_actions,
     iteration_metrics,
     mean_kl,
@@ -172,16 +173,27 @@ def update(s: Session, r, adv: torch.Tensor, returns: torch.Tensor) -> dict[str,
 
 def minibatch_loss(s: Session, r, sel: torch.Tensor, adv: torch.Tensor, returns: torch.Tensor, denom) -> tuple[torch.Tensor, dict]:
     """PPO loss of one micro-batch's tokens ``sel``, averaged over the step's ``denom`` tokens:
-    clipped policy loss + vf_coef * value loss - ent_coef * entropy."""
+    clipped policy loss + vf_coef * value loss - ent_coef * entropy.
+
+    A separate critic shares no trained parameter with the policy, so its term is backpropagated here, before
+    the policy's forward: the two models' activations are never held at once (a GPT-2-small update's peak
+    memory falls by one trunk's activations), and every gradient is the one the summed loss gives (tested).
+    The returned loss is then the policy's terms; ``loss/total`` still reports the sum."""
     algo = s.algo
-    logp, entropy, values = evaluate_actions(s, r)
+    early = algo.critic == "separate"
+    if early:
+        vf_loss, vf_clipfrac = value_loss(critic_values(s, r), r.values, returns, sel, algo.value_clip, denom)
+        s.accelerator.backward(algo.vf_coef * vf_loss)
+    logp, entropy, values = evaluate_actions(s, r, with_values=not early)
     pg_loss, clipfrac, approx_kl = ppo_policy_loss(logp, old_logprobs(r, uses_full_softmax(s)), adv, sel, algo.clip, denom)
-    vf_loss, vf_clipfrac = value_loss(values, r.values, returns, sel, algo.value_clip, denom)
+    if not early:
+        vf_loss, vf_clipfrac = value_loss(values, r.values, returns, sel, algo.value_clip, denom)
     ent = token_mean(entropy, sel, denom)
-    loss = pg_loss + algo.vf_coef * vf_loss
+    loss = pg_loss if early else pg_loss + algo.vf_coef * vf_loss
     if algo.ent_coef:  # at 0 (the paper's) the entropy is logged, not differentiated: no backward over (B,T,V) for a zero gradient
         loss = loss - algo.ent_coef * ent
+    total = loss + algo.vf_coef * vf_loss.detach() if early else loss
     return loss, {
-        "loss/policy": pg_loss, "loss/value": vf_loss, "loss/total": loss, "policy/entropy": ent,
+        "loss/policy": pg_loss, "loss/value": vf_loss, "loss/total": total, "policy/entropy": ent,
         "policy/clipfrac": clipfrac, "policy/approx_kl": approx_kl, "value/clipfrac": vf_clipfrac,
     }
