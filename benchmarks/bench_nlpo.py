@@ -110,9 +110,7 @@ def main() -> int:
     show(rows, ratios, args.model)
     if "seconds_per_iteration" in ratios:
         print(f"NLPO / PPO seconds per iteration: {ratios['seconds_per_iteration']:.2f}x (target <= 1.2x)")
-    out = Path(args.out)
-    write_json(out, data)
-    print(f"wrote {out}")
+    write_json(Path(args.out), data, announce=True)
     return int(any("error" in r for r in runs))
 
 

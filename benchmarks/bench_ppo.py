@@ -266,12 +266,14 @@ def show(results: dict) -> None:
     Console(width=max(Console().width, 110)).print(table)
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write atomically: a temporary file beside ``path``, then os.replace."""
+def write_json(path: Path, data: dict, announce: bool = False) -> None:
+    """Write atomically: a temporary file beside ``path``, then os.replace; ``announce``: say so on stdout."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+    if announce:
+        print(f"wrote {path}")
 
 
 def main() -> int:
@@ -316,9 +318,7 @@ def main() -> int:
         "models": results,
     }
     show(results)
-    out = Path(args.out)
-    write_json(out, data)
-    print(f"wrote {out}")
+    write_json(Path(args.out), data, announce=True)
     return int(any("error" in r for r in results.values()))
 
 

@@ -129,9 +129,7 @@ def main() -> int:
                      "temperature": 1.0, "repeats": args.repeats},
         "models": rows,
     }
-    out = Path(args.out)
-    write_json(out, data)
-    print(f"wrote {out}")
+    write_json(Path(args.out), data, announce=True)
     return 0
 
 

@@ -375,9 +375,7 @@ def main() -> int:
         **summary, "runs": runs,
     }
     show(summary)
-    out = Path(args.out)
-    write_json(out, data)
-    print(f"wrote {out}")
+    write_json(Path(args.out), data, announce=True)
     return int(any("error" in r for r in runs))
 
 
