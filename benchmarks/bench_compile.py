@@ -26,7 +26,7 @@ import transformers  # noqa: E402
 
 import grue  # noqa: E402
 from bench_ppo import NEW_TOKENS, PROMPT_TOKENS, SEED, write_json  # noqa: E402
-from grue.models import disable_dropout, fuse_activations  # noqa: E402
+from grue.models import disable_dropout, speed_up  # noqa: E402
 from grue.rollout import policy_forward, token_logprobs  # noqa: E402
 
 SHAPES = {"gpt2-small": (50257, 768, 12, 12), "gpt2-mini": (8192, 256, 4, 4), "tiny": (4096, 64, 2, 2)}
@@ -56,7 +56,7 @@ def timed(fn) -> float:
 def bench(shape: str, repeats: int) -> dict:
     vocab, width, layers, heads = SHAPES[shape]
     torch.manual_seed(SEED)
-    model = fuse_activations(transformers.GPT2LMHeadModel(transformers.GPT2Config(
+    model = speed_up(transformers.GPT2LMHeadModel(transformers.GPT2Config(
         vocab_size=vocab, n_embd=width, n_layer=layers, n_head=heads, bos_token_id=1, eos_token_id=1, pad_token_id=0)))
     disable_dropout(model)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -36,7 +36,7 @@ from grue.algorithms import nlpo, ppo
 from grue.config import Config, GenerationConfig, RunConfig
 from grue.data import PromptStream
 from grue.kl import KLController
-from grue.models import Critic, disable_dropout, freeze, fuse_activations, load_policy, load_tokenizer
+from grue.models import Critic, disable_dropout, freeze, load_policy, load_tokenizer, speed_up
 from grue.optim import groups_by_name, make_optimizer
 from grue.rewards import resolve_reward
 from grue.session import Session
@@ -52,11 +52,16 @@ def build_policy(name: str) -> torch.nn.Module:
     if name == "tiny-gpt2":
         return load_policy(name)
     if name == "gpt2-small":
-        torch.manual_seed(SEED)
-        cfg = transformers.GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
-                         bos_token_id=1, eos_token_id=1, pad_token_id=0)
-        return fuse_activations(transformers.GPT2LMHeadModel(cfg))  # as load_policy does
+        return speed_up(random_gpt2_small())  # as load_policy does
     raise SystemExit(f"unknown model '{name}'; accepted: {', '.join(MODELS)}")
+
+
+def random_gpt2_small() -> torch.nn.Module:
+    """GPT-2 small's shape with seeded random weights, as transformers builds it (before ``speed_up``)."""
+    torch.manual_seed(SEED)
+    cfg = transformers.GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
+                                  bos_token_id=1, eos_token_id=1, pad_token_id=0)
+    return transformers.GPT2LMHeadModel(cfg)
 
 
 def lexicon_prompts() -> list[str]:

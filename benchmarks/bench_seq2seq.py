@@ -4,13 +4,15 @@
 A T5-base-shaped encoder-decoder (and, for comparison, GPT-2 small's shape) with seeded random weights,
 16 prompts of 64 tokens, exactly 48 new tokens, top-k 50 sampling at temperature 1. grue's side is
 ``grue.rollout.generate`` (what every on-policy rollout calls; it also returns the behaviour and raw
-log-probs of each sampled token); transformers' side is ``model.generate`` with the same settings. Both
-run in this one process, alternating A B A B after one warm-up call each. Usage and the JSON: benchmarks/README.md.
+log-probs of each sampled token) on the model as ``grue.models.load_policy`` prepares it (``speed_up``);
+transformers' side is ``model.generate`` with the same settings on the model as transformers builds it (the same
+weights). Both run in this one process, alternating A B A B after one warm-up call each. Usage and the JSON: benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import os
 import platform
@@ -27,9 +29,9 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import grue  # noqa: E402
-from bench_ppo import BATCH, NEW_TOKENS, PROMPT_TOKENS, SEED, TOP_K, build_policy, lexicon_prompts, write_json  # noqa: E402
+from bench_ppo import BATCH, NEW_TOKENS, PROMPT_TOKENS, SEED, TOP_K, lexicon_prompts, random_gpt2_small, write_json  # noqa: E402
 from grue.config import GenerationConfig  # noqa: E402
-from grue.models import disable_dropout, freeze, load_policy, load_tokenizer  # noqa: E402
+from grue.models import disable_dropout, freeze, load_tokenizer, speed_up, tiny_model  # noqa: E402
 from grue.rollout import generate, tokenize_prompts  # noqa: E402
 
 MODELS = ("t5-base", "gpt2-small")
@@ -37,7 +39,7 @@ TINY = ("tiny-t5", "tiny-gpt2")  # grue's built-in tiny models: a quick check of
 
 
 def build(name: str):
-    """(model, tokenizer): ``t5-base`` is T5-base's shape (vocabulary 32128, width 768, 12 + 12 layers, 12 heads,
+    """(model, tokenizer), the model as transformers builds it: ``t5-base`` is T5-base's shape (vocabulary 32128, width 768, 12 + 12 layers, 12 heads,
     feed-forward 3072) with random weights and grue's tiny T5 tokenizer (ids < 4096); ``gpt2-small`` is bench_ppo.py's;
     ``tiny-t5`` and ``tiny-gpt2`` are grue's built-in tiny models."""
     if name == "t5-base":
@@ -47,9 +49,9 @@ def build(name: str):
                                     pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
         model, tokenizer = transformers.T5ForConditionalGeneration(cfg), load_tokenizer("tiny-t5")
     elif name == "gpt2-small":
-        model, tokenizer = build_policy(name), load_tokenizer("tiny-gpt2")
+        model, tokenizer = random_gpt2_small(), load_tokenizer("tiny-gpt2")
     elif name in TINY:
-        model, tokenizer = load_policy(name), load_tokenizer(name)
+        model, tokenizer = tiny_model(name), load_tokenizer(name)
     else:
         raise SystemExit(f"unknown model '{name}'; accepted: {', '.join(MODELS + TINY)}")
     disable_dropout(model)
@@ -76,6 +78,7 @@ SIDES = {"grue": grue_side, "transformers": transformers_side}
 
 def bench(name: str, repeats: int) -> dict:
     model, tokenizer = build(name)
+    models = {"grue": speed_up(copy.deepcopy(model)), "transformers": model}  # the same weights
     prompts = lexicon_prompts()[:BATCH]
     q, qm = tokenize_prompts(tokenizer, prompts, PROMPT_TOKENS, model.config.is_encoder_decoder, "cpu")
     assert q.shape == (BATCH, PROMPT_TOKENS), f"prompts {tuple(q.shape)}"
@@ -83,11 +86,11 @@ def bench(name: str, repeats: int) -> dict:
     torch.manual_seed(SEED)  # transformers samples from the global generator
     times: dict[str, list[float]] = {s: [] for s in SIDES}
     for side, fn in SIDES.items():  # warm-up
-        assert fn(model, tokenizer, q, qm, rng) == BATCH * NEW_TOKENS, f"{side}: not {NEW_TOKENS} new tokens per prompt"
+        assert fn(models[side], tokenizer, q, qm, rng) == BATCH * NEW_TOKENS, f"{side}: not {NEW_TOKENS} new tokens per prompt"
     for rep in range(repeats):
         for side, fn in SIDES.items():
             t = time.perf_counter()
-            n = fn(model, tokenizer, q, qm, rng)
+            n = fn(models[side], tokenizer, q, qm, rng)
             times[side].append(time.perf_counter() - t)
             assert n == BATCH * NEW_TOKENS
             print(f"[{name}] {side} {rep + 1}/{repeats}: {n / times[side][-1]:.1f} tokens/s", file=sys.stderr, flush=True)

@@ -105,7 +105,7 @@ def grue_session(shape: str, precision: str, iterations: int):
     from grue.algorithms import ppo
     from grue.config import Config, GenerationConfig, RunConfig
     from grue.data import PromptStream
-    from grue.models import Critic, disable_dropout, freeze, fuse_activations, load_tokenizer
+    from grue.models import Critic, disable_dropout, freeze, load_tokenizer, speed_up
     from grue.optim import groups_by_name, make_optimizer
     from grue.rewards import resolve_reward
     from grue.session import Session
@@ -120,7 +120,7 @@ def grue_session(shape: str, precision: str, iterations: int):
                          rollout_batch_size=BATCH, minibatch_size=BATCH, epochs=1, critic="separate", lr=LR)
     acc = accelerate.Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mp)
     tokenizer = load_tokenizer("tiny-gpt2")
-    policy = fuse_activations(random_policy(shape))  # what load_policy does to every model grue loads
+    policy = speed_up(random_policy(shape))  # what load_policy does to every model grue loads
     disable_dropout(policy)
     ref = freeze(copy.deepcopy(policy)).to(acc.device)
     critic = Critic(policy)

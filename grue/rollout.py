@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from grue import kv_cache
 from grue.config import GenerationConfig
 from grue.models import accepts
 from grue.sampling import pad_supports, sample_step, top_p_mask
@@ -71,10 +72,12 @@ class Decoder:
     The one ``is_encoder_decoder`` branch of sampling: seq2seq models encode the prompt
     once and decode from ``decoder_start_token_id``; causal ones continue the left-padded
     prompt with position ids that skip the padding. ``logits`` is (B,V) for the next token;
-    ``past`` is the model's KV cache (a transformers Cache, or 4.x's tuples).
+    ``past`` is the model's KV cache (a transformers Cache, or 4.x's tuples). ``room``: the
+    number of tokens to be decoded, if known; the cache then reserves room for them
+    (grue.kv_cache) instead of growing by a copy at every step.
     """
 
-    def __init__(self, model, query_ids: torch.Tensor, query_mask: torch.Tensor):
+    def __init__(self, model, query_ids: torch.Tensor, query_mask: torch.Tensor, room: int = 0):
         self.model, self.query_mask = model, query_mask
         self.seq2seq = bool(model.config.is_encoder_decoder)
         self.keep = {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
@@ -89,7 +92,8 @@ class Decoder:
             last = {k: torch.tensor([query_ids.shape[1] - 1], device=query_ids.device) for k in self.keep}  # see policy_forward
             out = model(input_ids=query_ids, attention_mask=self.attn, position_ids=pos, use_cache=True, **last)
             self.next_pos = pos[:, -1:] + 1
-        self.logits, self.past = out.logits[:, -1], returned_cache(out)
+        prefix = 1 if self.seq2seq else query_ids.shape[1]
+        self.logits, self.past = out.logits[:, -1], kv_cache.reserve(returned_cache(out), prefix + room if room else 0)
 
     def advance(self, tokens: torch.Tensor) -> None:
         """Feed one token per row (B,) and compute the next logits."""
@@ -124,8 +128,8 @@ def generate(model, query_ids, query_mask, gen: GenerationConfig, *, eos_id: int
     and each step samples only among the tokens of its top-p set.
     """
     B = query_ids.shape[0]
-    policy = Decoder(model, query_ids, query_mask)
-    masker = Decoder(mask.model, query_ids, query_mask) if mask else None
+    policy = Decoder(model, query_ids, query_mask, room=gen.max_new_tokens)
+    masker = Decoder(mask.model, query_ids, query_mask, room=gen.max_new_tokens) if mask else None
     done = torch.zeros(B, dtype=torch.bool, device=query_ids.device)
     tokens, lps, raws, supports, masks = [], [], [], [], []
     for t in range(gen.max_new_tokens):
