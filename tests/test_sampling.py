@@ -210,3 +210,26 @@ def test_entropy_without_gradient_is_the_same_number_and_keeps_no_graph(support)
         g1 = torch.autograd.grad(lp1.sum(), logits)[0]
         g0 = torch.autograd.grad(lp0.sum(), logits)[0]
         assert torch.equal(g1, g0)
+
+
+@pytest.mark.parametrize("with_support", [False, True])
+def test_entropy_without_gradient_over_many_positions_equals_the_whole_tensor_formula(with_support):
+    """Without a gradient the entropy is computed a few positions at a time (19 positions: chunks of 8, 8, 3);
+    it equals the formula over the whole (B,T,V) tensor."""
+    from grue.sampling import full_logprobs
+
+    torch.manual_seed(0)
+    logits, order = torch.randn(2, 19, 7), torch.argsort(torch.rand(2, 19, 7), -1)
+    tokens = order[..., 0]  # the sampled token is always in its step's support
+    support = None
+    if with_support:
+        support = order[..., :4].clone()
+        support[0, ::2, 3] = -1  # rows of a narrower support are padded
+    fns = [lambda g: warped_logprobs(logits, tokens, support, entropy_grad=g)]
+    if not with_support:
+        fns.append(lambda g: full_logprobs(logits, tokens, g))
+    for fn in fns:
+        (lp1, ent1), (lp0, ent0) = fn(True), fn(False)
+        assert ent0.shape == (2, 19)
+        torch.testing.assert_close(ent0, ent1, rtol=0, atol=1e-6)
+        assert torch.equal(lp0, lp1)
