@@ -281,7 +281,8 @@ def stop_if_not_finite(s: Session, stats: dict) -> None:
     """Before an optimizer step: a GrueError naming the iteration if a loss (``loss/*`` of ``stats``), the gradient
     norm or any gradient is nan or inf (grue.stability.check_finite); the model is then left as it was."""
     values = {k: v for k, v in stats.items() if k.startswith("loss/") or k == "policy/grad_norm"}
-    check_finite(s.accelerator, values, s.params, f"iteration {s.iteration}", s.run_dir, s.cfg.run.task)
+    check_finite(s.accelerator, values, s.params, f"iteration {s.iteration}", s.run_dir, s.cfg.run.task,
+                 norm="policy/grad_norm" if values.get("policy/grad_norm") is not None else None)
 
 
 def mean_kl(s: Session, sc: Scored) -> float:

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grue import stability as st
+from grue.errors import GrueError
 from grue.checkpoint import latest, load_state
 from grue_cli.main import app
 
@@ -114,3 +115,25 @@ def test_a_non_finite_loss_stops_the_run_naming_the_iteration_and_the_checkpoint
     assert r.exit_code == 0, r.output
     assert [json.loads(line)["iteration"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     assert load_state(latest(run))["iteration"] == 2
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_check_finite_reads_the_gradients_only_without_a_norm_that_covers_them(tmp_path, bad):
+    """A nan or inf gradient makes the gradient norm over the parameters nan or inf, so with that norm named the
+    gradients are not read again and the error names the norm and the gradients; without it every gradient is read."""
+    import accelerate
+    import torch
+    from torch import nn
+
+    acc = accelerate.Accelerator(cpu=True)
+    model = nn.Linear(3, 2)
+    model(torch.ones(1, 3)).sum().backward()
+    st.check_finite(acc, {"loss/x": torch.tensor(1.0)}, model.parameters(), "step 1", tmp_path, "imdb")  # all finite
+    model.weight.grad[0, 1] = bad
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    assert not torch.isfinite(norm)
+    for kwargs, values in (({}, {"loss/x": torch.tensor(1.0)}), ({"norm": "grad_norm"}, {"loss/x": torch.tensor(1.0), "grad_norm": norm})):
+        with pytest.raises(GrueError) as e:
+            st.check_finite(acc, values, model.parameters(), "step 1", tmp_path, "imdb", **kwargs)
+        want = "grad_norm, gradients" if kwargs else "gradients"
+        assert str(e.value).startswith(f"step 1: {want} not finite"), str(e.value)

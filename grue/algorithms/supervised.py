@@ -206,7 +206,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
                 lr = scheduler.get_last_lr()[0]
                 norm = acc.clip_grad_norm_(model.parameters(), algo.max_grad_norm)
                 check_finite(acc, {"loss/sft": loss, "grad_norm": norm}, model.parameters(), f"epoch {epoch}, step {step + 1}",
-                             run_dir, cfg.run.task)
+                             run_dir, cfg.run.task, norm="grad_norm")
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
