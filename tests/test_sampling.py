@@ -43,6 +43,25 @@ def test_top_k_empirical_frequencies():
     assert chi2 < 13.8  # chi-square, 2 degrees of freedom, p = 0.001
 
 
+
+def test_full_vocabulary_draws_follow_the_distribution_and_never_an_excluded_token():
+    """top_k 0 draws over the whole vocabulary (grue.sampling.categorical): a chi-square test of 20000 draws, and
+    a banned EOS (id 5, the last entry) and an entry of probability 0 are never drawn."""
+    from grue.sampling import categorical
+
+    probs = torch.tensor([0.1, 0.35, 0.0, 0.25, 0.3, 0.0])
+    n = 20000
+    g = torch.Generator().manual_seed(7)
+    logits = _rows(probs.log().tolist(), n)
+    tokens = sample_step(logits, step=0, eos_id=5, min_new_tokens=1, top_k=0, generator=g).tokens
+    counts = torch.bincount(tokens, minlength=6).tolist()
+    assert counts[2] == counts[5] == 0
+    chi2 = sum((counts[i] - n * p) ** 2 / (n * p) for i, p in enumerate(probs.tolist()) if p > 0)
+    assert chi2 < 16.3  # chi-square, 3 degrees of freedom, p = 0.001
+    direct = categorical(torch.log(probs)[None].expand(n, 6), torch.Generator().manual_seed(7))
+    assert torch.equal(direct, tokens), "sample_step's draw is categorical's, on the same generator"
+
+
 # top-p: probabilities 0.5, 0.3, 0.15, 0.05 placed at ids 1, 3, 0, 2.
 # mass strictly above each (sorted): 0, 0.5, 0.8, 0.95; an entry is kept when that mass < top_p.
 TOPP_LOGITS = [math.log(0.15), math.log(0.5), math.log(0.05), math.log(0.3)]
