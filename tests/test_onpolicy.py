@@ -138,9 +138,10 @@ def test_the_first_minibatch_ratio_is_one(tmp_path, precision, dist, model):
 
 @pytest.mark.usefixtures("fresh_accelerator")
 @pytest.mark.parametrize("model", ["tiny-gpt2", "tiny-t5"])
-def test_a_separate_critic_backpropagated_first_gives_the_summed_losses_gradients(tmp_path, model):
-    """ppo.minibatch_loss backpropagates a separate critic's value loss before the policy's forward (memory); every
-    gradient of policy and critic equals the one of the plain summed loss, and loss/total is that sum."""
+def test_a_separate_critic_backpropagated_apart_gives_the_summed_losses_gradients(tmp_path, model):
+    """ppo.minibatch_loss backpropagates the policy's terms before a separate critic's forward (memory), and the
+    caller the critic's value loss; every gradient of policy and critic equals the one of the plain summed loss,
+    and loss/total is that sum."""
     from grue.losses import ppo_policy_loss, token_mean, value_loss
     from grue.onpolicy import evaluate_actions, old_logprobs, uses_full_softmax
 

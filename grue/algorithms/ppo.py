@@ -175,15 +175,13 @@ def minibatch_loss(s: Session, r, sel: torch.Tensor, adv: torch.Tensor, returns:
     """PPO loss of one micro-batch's tokens ``sel``, averaged over the step's ``denom`` tokens:
     clipped policy loss + vf_coef * value loss - ent_coef * entropy.
 
-    A separate critic shares no trained parameter with the policy, so its term is backpropagated here, before
-    the policy's forward: the two models' activations are never held at once (a GPT-2-small update's peak
-    memory falls by one trunk's activations), and every gradient is the one the summed loss gives (tested).
-    The returned loss is then the policy's terms; ``loss/total`` still reports the sum."""
+    A separate critic shares no trained parameter with the policy, so the policy's terms are backpropagated
+    here, before the critic's forward: the two models' activations are never held at once, and the critic's
+    gradients do not exist yet while the policy's (B,T,V) tensors do (measured on a GPT-2-small update:
+    benchmarks/README.md). Every gradient is the one the summed loss gives (tested). The returned loss is
+    then the critic's term; ``loss/total`` still reports the sum."""
     algo = s.algo
     early = algo.critic == "separate"
-    if early:
-        vf_loss, vf_clipfrac = value_loss(critic_values(s, r), r.values, returns, sel, algo.value_clip, denom)
-        s.accelerator.backward(algo.vf_coef * vf_loss)
     logp, entropy, values = evaluate_actions(s, r, with_values=not early)
     pg_loss, clipfrac, approx_kl = ppo_policy_loss(logp, old_logprobs(r, uses_full_softmax(s)), adv, sel, algo.clip, denom)
     if not early:
@@ -192,7 +190,13 @@ def minibatch_loss(s: Session, r, sel: torch.Tensor, adv: torch.Tensor, returns:
     loss = pg_loss if early else pg_loss + algo.vf_coef * vf_loss
     if algo.ent_coef:  # at 0 (the paper's) the entropy is logged, not differentiated: no backward over (B,T,V) for a zero gradient
         loss = loss - algo.ent_coef * ent
-    total = loss + algo.vf_coef * vf_loss.detach() if early else loss
+    total = loss
+    if early:
+        s.accelerator.backward(loss)
+        del logp, entropy
+        vf_loss, vf_clipfrac = value_loss(critic_values(s, r), r.values, returns, sel, algo.value_clip, denom)
+        total = loss.detach() + algo.vf_coef * vf_loss.detach()
+        loss = algo.vf_coef * vf_loss
     return loss, {
         "loss/policy": pg_loss, "loss/value": vf_loss, "loss/total": total, "policy/entropy": ent,
         "policy/clipfrac": clipfrac, "policy/approx_kl": approx_kl, "value/clipfrac": vf_clipfrac,
