@@ -133,7 +133,7 @@ def load_policy(name: str, *, trust_remote_code: bool = False, setting: str = "-
         return cls.from_pretrained(name, config=config, trust_remote_code=trust_remote_code)
 
     return speed_up(_load("model", name, setting, load, f"; accepted: a Hub id, a local directory saved with "
-                                                                 f"save_pretrained, {', '.join(TINY_MODELS)}"))
+                                                         f"save_pretrained, {', '.join(TINY_MODELS)}"))
 
 
 def speed_up(model: nn.Module) -> nn.Module:
