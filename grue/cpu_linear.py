@@ -52,15 +52,21 @@ def weight_first(x2d: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Ten
     return y.t().contiguous()
 
 
+def _few_rows(x: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Tensor | None, limits: tuple[int, int]) -> torch.Tensor | None:
+    """``x`` (...,K) through the weight-first product -> (...,N), or None where it does not apply (the caller then
+    runs its own product)."""
+    rows = x.numel() // max(x.shape[-1], 1)
+    if x.dim() < 2 or not _applies(x, weight_out_in, bias, rows, limits):
+        return None
+    return weight_first(x.reshape(rows, x.shape[-1]), weight_out_in, bias).view(*x.shape[:-1], weight_out_in.shape[0])
+
+
 class RowsLinear(nn.Linear):
     """``nn.Linear`` with the weight-first product for a few rows on CPU (module docstring)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.numel() // max(x.shape[-1], 1)
-        if x.dim() < 2 or not _applies(x, self.weight, self.bias, rows, LINEAR_ROWS):
-            return super().forward(x)
-        y = weight_first(x.reshape(rows, x.shape[-1]), self.weight, self.bias)
-        return y.view(*x.shape[:-1], self.weight.shape[0])
+        y = _few_rows(x, self.weight, self.bias, LINEAR_ROWS)
+        return super().forward(x) if y is None else y
 
 
 @functools.lru_cache(maxsize=1)
@@ -71,11 +77,8 @@ def _conv1d_class():
         """GPT-2's ``Conv1D`` (weight (in, out)) with the weight-first product for a few rows on CPU."""
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            rows = x.numel() // max(x.shape[-1], 1)
-            if x.dim() < 2 or not _applies(x, self.weight, self.bias, rows, CONV1D_ROWS):
-                return super().forward(x)
-            y = weight_first(x.reshape(rows, x.shape[-1]), self.weight.t(), self.bias)
-            return y.view(*x.shape[:-1], self.nf)
+            y = _few_rows(x, self.weight.t(), self.bias, CONV1D_ROWS)
+            return super().forward(x) if y is None else y
 
     return Conv1D, RowsConv1D
 
