@@ -344,7 +344,10 @@ def cell_text(value) -> str:
 
 from grue_cli.leaderboard import leaderboard_app  # noqa: E402  (the sub-app lives in its own module)
 
+from grue_cli.benchmark import benchmark_app  # noqa: E402
+
 app.add_typer(leaderboard_app, name="leaderboard")
+app.add_typer(benchmark_app, name="benchmark")
 
 
 def main() -> None:  # pragma: no cover - console entry point
