@@ -134,8 +134,19 @@ def check_options(o: Options) -> None:
     for item in o.sets:
         if item.split("=", 1)[0].strip().startswith("eval."):
             raise GrueError(f"--set {item}: the benchmark evaluates with the task's own settings; eval.* cannot be set")
+        section = item.split("=", 1)[0].split(".", 1)[0].strip() if "." in item.split("=", 1)[0] else None
+        if section in NAMES and section not in (o.algo, o.init_from_algo):
+            raise GrueError(f"--set {item}: {section} is not trained by this benchmark; accepted sections: run, generation, "
+                            + ", ".join(s for s in (o.init_from_algo, o.algo) if s))
         if item.split("=", 1)[0].strip() in ("run.seed", "seed", "run.output_dir", "run.data_dir", "run.model"):
             raise GrueError(f"--set {item}: the benchmark sets this itself (--seeds, --data-dir, --model)")
+
+
+def stage_sets(sets: list[str], stage: str) -> list[str]:
+    """The ``--set`` items of one stage: those of its own algorithm's section and of the shared sections (run,
+    generation); ``ppo.lr`` is the PPO stage's, not the supervised one's."""
+    return [item for item in sets if item.split("=", 1)[0].split(".", 1)[0] not in NAMES or "." not in item.split("=", 1)[0]
+            or item.split("=", 1)[0].split(".", 1)[0] == stage]
 
 
 def stage_config(task: str, stage: str, seed: int, options: Options, first: dict | None):
@@ -146,7 +157,7 @@ def stage_config(task: str, stage: str, seed: int, options: Options, first: dict
         flags["run.data_dir"] = options.data_dir
     if first is None and options.model:
         flags["run.model"] = options.model
-    cfg = resolve(task, stage, preset=options.preset, flags=flags, sets=list(options.sets))
+    cfg = resolve(task, stage, preset=options.preset, flags=flags, sets=stage_sets(options.sets, stage))
     if first is not None:
         run = first["run"]
         cfg.run.model = "<first stage's checkpoint>"

@@ -1,0 +1,183 @@
+"""`grue benchmark run` end to end on the local launcher: the whole protocol, a rerun that retrains nothing, a
+changed setting refused by name, a benchmark killed mid-way (parent and one cell, SIGKILL) that finishes with the
+results of an uninterrupted one, and Supervised+PPO in two stages.
+
+The cells train tiny models with the smoke presets (3 iterations) on the first 16 rows of each split of the real GRUE
+samples (written to a temporary data folder, so that each evaluation covers its whole split, as the leaderboard asks).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, cli_env, run_cli
+
+ROWS = 16
+SETS = ["ppo.iterations=3"]  # every smoke preset but imdb's already runs 3
+
+
+def small_data(src: Path, dst: Path) -> Path:
+    """The first ROWS rows of every split of the GRUE samples, in ``dst`` (the whole split of a cell's evaluation)."""
+    for task in sorted(p for p in src.iterdir() if p.is_dir()):
+        (dst / task.name).mkdir(parents=True, exist_ok=True)
+        for split in task.glob("*.jsonl"):
+            with open(split, encoding="utf-8") as f:
+                rows = [line for _, line in zip(range(ROWS), f)]
+            (dst / task.name / split.name).write_text("".join(rows), encoding="utf-8")
+    return dst
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Path:
+    from conftest import DATA_DIR
+
+    if not DATA_DIR or not Path(DATA_DIR).is_dir():
+        pytest.skip("GRUE_DATA_DIR is not set to a directory with the GRUE data samples (../shared/data)")
+    return small_data(Path(DATA_DIR), tmp_path_factory.mktemp("data"))
+
+
+def bench(root: Path, name: str, tasks: str, data: Path, *extra: str, seeds: int = 2, jobs: int = 2,
+          timeout: int = 900) -> subprocess.CompletedProcess:
+    args = ["benchmark", "run", "--algo", "ppo", "--name", name, "--preset", "smoke", "--tasks", tasks,
+            "--seeds", str(seeds), "--data-dir", str(data), "--jobs", str(jobs), "--out", str(root / "submissions" / name),
+            "--work-dir", str(root / "work" / name), "--who", "grue tests", *extra]
+    if "--set" not in extra:
+        args += [item for s in SETS for item in ("--set", s)]
+    return run_cli(*args, timeout=timeout)
+
+
+def metrics_of(folder: Path) -> dict:
+    """(task, seed) -> the metrics of every results.json of a submission folder."""
+    out = {}
+    for path in sorted(folder.glob("*/seed*/results.json")):
+        data = json.loads(path.read_text())
+        out[(data["task"], data["seed"])] = data["metrics"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def protocol(small, tmp_path_factory):
+    """All 7 tasks x 2 seeds on the local launcher, 2 cells at once: (root, completed process, wall seconds)."""
+    root = tmp_path_factory.mktemp("bench")
+    t0 = time.time()
+    done = bench(root, "tiny-ppo", "all", small)
+    return root, done, time.time() - t0
+
+
+@pytest.mark.slow
+def test_the_whole_protocol_validates_and_scores(protocol):
+    root, done, seconds = protocol
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    sub = root / "submissions" / "tiny-ppo"
+    assert len(list(sub.glob("*/seed*/results.json"))) == 14
+    meta = yaml.safe_load((sub / "submission.yaml").read_text())
+    b = meta["benchmark"]
+    assert meta["algorithm"] == "ppo" and b["seeds"] == [0, 1] and len(b["cells"]) == 14
+    assert b["command"].startswith("grue benchmark run --algo ppo --name tiny-ppo --seeds 2 --preset smoke")
+    assert set(b["settings"]) == {"imdb", "commongen", "cnn_dailymail", "totto", "wmt16", "dailydialog", "narrativeqa"}
+    assert b["device_hours"] > 0 and all(c["wall_seconds"] > 0 for c in b["cells"])
+    totto = json.loads((sub / "totto" / "seed0" / "results.json").read_text())
+    assert totto["split"] == "validation"  # its test references are hidden: the benchmark split
+    ok = run_cli("leaderboard", "validate", str(sub))
+    assert ok.returncode == 0, ok.stderr
+    site = root / "site"
+    built = run_cli("leaderboard", "build", "--submissions", str(root / "submissions"), "--out", str(site))
+    assert built.returncode == 0, built.stderr
+    with open(site / "leaderboard.csv", newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["entry"] == "tiny-ppo"]
+    overall = [r for r in rows if r["section"] == "overall"]
+    assert overall and overall[0]["mean"] not in ("", "nan"), overall
+    assert "grue benchmark run --algo ppo --name tiny-ppo" in (site / "index.html").read_text()
+    print(f"7 tasks x 2 seeds, --jobs 2: {seconds:.0f} s")
+
+
+@pytest.mark.slow
+def test_a_finished_benchmark_retrains_nothing_and_refuses_other_settings(protocol, small):
+    root, done, _ = protocol
+    assert done.returncode == 0
+    sub = root / "submissions" / "tiny-ppo"
+    before = {p: p.stat().st_mtime_ns for p in sub.glob("*/seed*/results.json")}
+    again = bench(root, "tiny-ppo", "all", small)
+    assert again.returncode == 0, again.stderr
+    assert "14 cells, 14 already done" in again.stdout and "nothing was retrained" in again.stdout
+    assert "started" not in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in sub.glob("*/seed*/results.json")} == before
+    changed = bench(root, "tiny-ppo", "all", small, "--set", "ppo.iterations=4")
+    assert changed.returncode == 2
+    assert changed.stderr.startswith("error: 14 cell(s) would not be reused") and "ppo.iterations: 3 -> 4" in changed.stderr
+    assert "Traceback" not in changed.stderr and len(changed.stderr.strip().splitlines()) == 1
+    # A results file that this benchmark did not write is never taken as one of its cells.
+    status = run_cli("benchmark", "status", str(root / "work" / "tiny-ppo"))
+    assert status.returncode == 0 and "14 done" in status.stdout
+
+
+def children(pid: int, needle: str) -> list[int]:
+    """The processes whose parent is ``pid`` and whose command line holds ``needle``."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and needle in cmd:
+            out.append(int(proc.name))
+    return out
+
+
+@pytest.mark.slow
+def test_a_killed_benchmark_finishes_with_the_uninterrupted_results(protocol, small):
+    root, done, _ = protocol
+    assert done.returncode == 0
+    name, tasks = "killed", "wmt16,narrativeqa"
+    args = ["benchmark", "run", "--algo", "ppo", "--name", name, "--preset", "smoke", "--tasks", tasks, "--seeds", "2",
+            "--data-dir", str(small), "--jobs", "2", "--out", str(root / "submissions" / name),
+            "--work-dir", str(root / "work" / name), "--who", "grue tests", "--set", SETS[0]]
+    parent = subprocess.Popen([sys.executable, "-m", "grue_cli.main", *args], env=cli_env(), cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    work = root / "work" / name
+    deadline = time.time() + 300
+    while not list(work.glob("cells/*/run/checkpoint/trainer/state.json")) and time.time() < deadline:
+        time.sleep(0.2)
+    cells = children(parent.pid, "grue.benchmark.cell")
+    assert cells, "no cell was running"
+    os.kill(cells[0], signal.SIGKILL)  # one cell, mid-way
+    time.sleep(1.0)
+    parent.kill()  # and the benchmark itself: its cells get SIGTERM (they stop at a checkpoint)
+    parent.wait(timeout=60)
+    assert not (work / "cells" / "narrativeqa-s1-ppo" / "done.json").exists(), "the benchmark ended before the kill"
+    again = run_cli(*args, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    resumed, straight = metrics_of(root / "submissions" / name), metrics_of(root / "submissions" / "tiny-ppo")
+    assert len(resumed) == 4
+    for key, metrics in resumed.items():
+        assert metrics == straight[key], key
+    assert run_cli("leaderboard", "validate", str(root / "submissions" / name)).returncode == 0
+
+
+@pytest.mark.slow
+def test_supervised_then_ppo_runs_in_order_and_validates(small, tmp_path):
+    done = bench(tmp_path, "sup-ppo", "wmt16", small, "--init-from-algo", "supervised", seeds=1, jobs=2)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    work = tmp_path / "work" / "sup-ppo" / "cells"
+    # the second stage's run began (its config.yaml) after the first stage was done
+    assert (work / "wmt16-s0-supervised" / "done.json").stat().st_mtime <= (work / "wmt16-s0-ppo" / "run" / "config.yaml").stat().st_mtime
+    config = yaml.safe_load((work / "wmt16-s0-ppo" / "run" / "config.yaml").read_text())
+    assert config["run"]["init_algo"] == "supervised" and config["run"]["init_from"] == str(work / "wmt16-s0-supervised" / "run")
+    results = json.loads((tmp_path / "submissions" / "sup-ppo" / "wmt16" / "seed0" / "results.json").read_text())
+    assert results["algorithm"] == "supervised+ppo"
+    meta = yaml.safe_load((tmp_path / "submissions" / "sup-ppo" / "submission.yaml").read_text())
+    assert [c["stage"] for c in meta["benchmark"]["cells"]] == ["supervised", "ppo"]
+    assert run_cli("leaderboard", "validate", str(tmp_path / "submissions" / "sup-ppo")).returncode == 0
