@@ -11,13 +11,16 @@ TORCH_INDEX := $(shell [ "$$(uname -s)" = Linux ] && ! nvidia-smi -L >/dev/null 
 endif
 export GRUE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-DEBIAN_PACKAGES := wordnet-base wordnet-sense-index chromium chromium-driver
+DEBIAN_PACKAGES := wordnet-base wordnet-sense-index chromium chromium-driver slurmctld slurmd slurm-client
 
 .PHONY: install install-torch system-deps test test-fast test-deps-range bench bench-trl compare compare-precision smoke clean
 
 # WordNet 3.0 from Debian, for METEOR without internet (grue copies it into an NLTK data
-# folder on first use), and Chromium + ChromeDriver for the leaderboard's browser tests.
-# Needs root and apt; elsewhere run `python -m nltk.downloader wordnet` (the browser tests skip).
+# folder on first use), Chromium + ChromeDriver for the leaderboard's browser tests, and SLURM
+# (slurmctld, slurmd and the sbatch/squeue/scancel commands; Debian 12 has 22.05) for the tests
+# of `grue benchmark run --launcher slurm`, which start a one-node cluster of their own
+# (tests/clusters.py; auth/none, so the munge that apt pulls in is never started by them).
+# Needs root and apt; elsewhere run `python -m nltk.downloader wordnet` (the browser and SLURM tests skip).
 system-deps:
 	apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES) || \
 	  (apt-get update && apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES))
