@@ -140,21 +140,45 @@ def run_slurm(work: Path, cells: list[dict], launch: Launch, say) -> dict[str, i
         jobs[cell["id"]] = executor.submit(fn)
         say(f"{cell['id']}: SLURM job {jobs[cell['id']].job_id}")
     codes: dict[str, int | None] = {}
+    ended: dict[str, float] = {}
     while len(codes) < len(jobs):
         for cell_id, job in jobs.items():
-            if cell_id in codes or not job.done():
+            if cell_id in codes:
                 continue
-            try:
-                job.result()
-                codes[cell_id] = 0
-            except Exception as e:  # a failed command, or a job SLURM cancelled (its first stage failed)
-                state = job.state
+            if Path(job.paths.result_pickle).exists():  # the job's own verdict, pickled by submitit
+                try:
+                    job.result()
+                    codes[cell_id] = 0
+                except Exception as e:  # the cell's command failed
+                    codes[cell_id] = 1
+                    say(f"{cell_id}: failed ({type(e).__name__})")
+                    continue
+                say(f"{cell_id}: done")
+                continue
+            state = slurm_state(job.job_id)
+            if state in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"):
+                continue
+            # ended without a result (cancelled: its first stage failed; killed; out of time), or forgotten by
+            # SLURM: give submitit's result file a few seconds to appear before calling it
+            first_seen = ended.setdefault(cell_id, time.time())
+            if time.time() - first_seen > 10:
                 codes[cell_id] = None if state.startswith("CANCELLED") else 1
-                say(f"{cell_id}: {state.lower()}" + ("" if codes[cell_id] is None else f" ({type(e).__name__})"))
-                continue
-            say(f"{cell_id}: done")
+                say(f"{cell_id}: SLURM job {job.job_id} ended {state.lower()} without a result")
         time.sleep(1.0)
     return codes
+
+
+def slurm_state(job_id: str) -> str:
+    """A job's state as ``scontrol`` reports it (works without SLURM's accounting database, unlike sacct);
+    UNKNOWN once SLURM has forgotten the job."""
+    import re
+
+    try:
+        out = subprocess.run(["scontrol", "show", "job", "-o", str(job_id)], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "UNKNOWN"
+    found = re.search(r"JobState=(\S+)", out.stdout)
+    return found.group(1) if found else "UNKNOWN"
 
 
 def run_ray(work: Path, cells: list[dict], launch: Launch, say) -> dict[str, int | None]:
