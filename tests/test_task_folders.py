@@ -21,6 +21,7 @@ def test_every_builtin_task_is_one_folder_with_its_code_and_headline():
     for t in builtin_tasks():
         assert {p.name for p in t.folder.iterdir()} >= {"task.yaml", "task.py", "README.md", "presets", "ppo.yaml"}
         assert t.module.load and t.module.SPLITS and HEADLINE[t.name] == t.headline
+        assert t.benchmark_split in t.module.SPLITS and t.benchmark_split == ("validation" if t.name == "totto" else "test")
     assert set(HEADLINE) == set(task_names())
 
 
@@ -53,6 +54,8 @@ def test_a_task_without_python_reads_its_jsonl_files(tmp_path):
     ({"data": {"splits": {"train": "d/missing.jsonl"}}}, "task.yaml: data.splits.train: no file"),
     ({"data": {"splits": {"train": "d/train.jsonl"}, "prompt": "x"}}, "task.yaml: data.prompt: unknown key"),
     ({"colour": 1}, "task.yaml: unknown key 'colour'"),
+    ({"benchmark_split": "train"}, "task.yaml: benchmark_split: the split the leaderboard takes results of must be one "
+                                   "of validation, test, got 'train'"),
     ({"run": {"reward": "nope"}}, "task.yaml: run.reward: unknown reward 'nope'"),
     ({"run": {"seed": "x"}}, "task.yaml: run.seed: expected int"),
 ])

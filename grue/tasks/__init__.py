@@ -26,8 +26,11 @@ from types import ModuleType
 from grue.errors import GrueError, did_you_mean
 from grue.yamlfile import load_yaml
 
-CARD_KEYS = ("name", "version", "description", "metrics", "headline", "data", "run", "generation", "eval")
+CARD_KEYS = ("name", "version", "description", "metrics", "headline", "benchmark_split", "data", "run", "generation", "eval")
 """The keys task.yaml accepts."""
+DEFAULT_BENCHMARK_SPLIT = "test"
+BENCHMARK_SPLITS = ("validation", "test")
+"""What task.yaml's ``benchmark_split`` accepts: the split whose results the leaderboard takes."""
 
 
 def tasks_root() -> Path:
@@ -90,6 +93,12 @@ class Task:
     def headline(self) -> str:
         """The one reported metric the leaderboard's overall score reads; empty: the task is not in it."""
         return str(self.card.get("headline") or "")
+
+    @property
+    def benchmark_split(self) -> str:
+        """The split the leaderboard takes results of (task.yaml ``benchmark_split``, default ``test``); only a
+        task whose benchmark split is ``test`` counts for the overall GRUE score."""
+        return str(self.card.get("benchmark_split") or DEFAULT_BENCHMARK_SPLIT)
 
     def settings_file(self, algo: str) -> Path:
         return self.folder / f"{algo}.yaml"
@@ -159,6 +168,9 @@ def check_card(card: dict, path: Path) -> None:
     if card.get("headline") and card["headline"] not in names:
         raise GrueError(f"{path}: headline: '{card['headline']}' is not reported by the task's metrics; "
                         f"accepted: {', '.join(names)}")
+    if "benchmark_split" in card and card["benchmark_split"] not in BENCHMARK_SPLITS:
+        raise GrueError(f"{path}: benchmark_split: the split the leaderboard takes results of must be one of "
+                        f"{', '.join(BENCHMARK_SPLITS)}, got {card['benchmark_split']!r}")
     for sec in ("run", "generation", "eval"):
         if sec in card and not isinstance(card[sec], dict):
             raise GrueError(f"{path}: {sec}: expected a mapping of settings, got {card[sec]!r}")
