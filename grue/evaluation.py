@@ -13,7 +13,8 @@ Reads top to bottom:
    that cannot run here (no model, no WordNet, no Java) is recorded as skipped with its
    reason, never dropped and never given a made-up number.
 4. ``evaluate`` writes ``samples.jsonl`` and the typed ``results.json`` (grue.results), both
-   atomically, into ``<run>/eval/<split>/`` or the chosen output directory.
+   atomically, into ``<run>/eval/<split>/`` (``<run>/eval/builtin/`` for a run's built-in prompts) or the chosen
+   output directory.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ from grue.session import load_examples
 from grue.tasks import find_task
 from grue.tasks.common import Example, data_dir_from
 
+BUILTIN_SPLIT = "builtin"
+"""The ``split`` of results made on a task's built-in prompts (a smoke run's, no data directory): never a benchmark
+result; ``grue eval`` writes them under ``RUN/eval/builtin/``."""
 NON_FINITE = {"msttr": f": MSTTR needs at least {MSTTR_SEGMENT} tokens of generations (evaluate more examples: a larger "
                        "--limit, or none)"}
 """Metric name -> why it can come out non-finite, appended to its skip reason."""
@@ -332,15 +336,16 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
     # The prompts come from where the run's came from: a data directory (--data-dir, the run's, $GRUE_DATA_DIR);
     # else the task's built-in prompts for a run trained on them (the smoke presets); else the Hub.
     cfg.run.builtin_prompts = builtin = bool(cfg.run.builtin_prompts and not data_dir_from(cfg.run.data_dir))
+    scored = BUILTIN_SPLIT if builtin else split  # what results.json records: built-in prompts are no split of the data
     task_name = find_task(cfg.run.task).name  # run.task of a user's task is its folder's path
     if output_dir:
         out = Path(output_dir)
     elif checkpoint:
-        out = Path(checkpoint) / "eval" / split
+        out = Path(checkpoint) / "eval" / scored
     elif predictions:
-        out = Path("runs") / f"{task_name}-external-{Path(name).name or 'model'}" / "eval" / split
+        out = Path("runs") / f"{task_name}-external-{Path(name).name or 'model'}" / "eval" / scored
     else:
-        out = Path("runs") / f"{task_name}-zero-shot-{Path(str(model)).name or 'model'}" / "eval" / split
+        out = Path("runs") / f"{task_name}-zero-shot-{Path(str(model)).name or 'model'}" / "eval" / scored
     if (out / "results.json").exists() and not overwrite:
         raise GrueError(f"{out / 'results.json'} already exists; pass --overwrite to replace it or --output-dir DIR")
     groups = task_metrics(cfg.run.task)
@@ -392,11 +397,11 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         schema_version=SCHEMA_VERSION, kind="evaluated", grue_version=__version__, git_commit=git_commit(),
         date=utc_now(), task=task_name, task_version=cfg.task_version,
         algorithm=algo,
-        model=model_info(name, policy), seed=cfg.run.seed, config=recorded_config(cfg, algo, weights, predictions), split=split,
+        model=model_info(name, policy), seed=cfg.run.seed, config=recorded_config(cfg, algo, weights, predictions), split=scored,
         samples=SampleCounts(total=total, evaluated=len(examples)),
         metrics={k: MetricValue(value=v, higher_is_better=h) for k, (v, h) in metrics.items()},
         skipped=skipped, runtime_seconds=round(time.time() - t0, 3), source=None,
-        notes=builtin_note(len(examples), split) if builtin else None)
+        notes=builtin_note(len(examples)) if builtin else None)
     path = out / "results.json"
     write_results(results, path)
     if partial is not None:
@@ -404,16 +409,17 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
     return path, results
 
 
-def builtin_note(n: int, split: str) -> str:
-    """The results' ``notes`` of an evaluation on the task's built-in prompts (``run.builtin_prompts``)."""
-    return (f"prompts: the task's {n} built-in prompts, as the run trained on them (no data directory given), not the "
-            f"{split} split; they have no references. A check that the run works, not a benchmark result: evaluate with "
-            "--data-dir DIR (or GRUE_DATA_DIR) for one")
+def builtin_note(n: int) -> str:
+    """The results' ``notes`` of an evaluation on the task's built-in prompts (``run.builtin_prompts``, split
+    ``builtin``)."""
+    return (f"prompts: the task's {n} built-in prompts, as the run trained on them (no data directory given), not a "
+            "split of the task's data; they have no references. A check that the run works, not a benchmark result "
+            "(the leaderboard refuses it): evaluate with --data-dir DIR (or GRUE_DATA_DIR) for one")
 
 
 def summary_lines(results) -> list[str]:
     """A short human summary of a Results: one line per metric, then the skipped ones, then the notes."""
-    where = "built-in prompts" if (results.config.get("run") or {}).get("builtin_prompts") else results.split
+    where = "built-in prompts" if results.split == BUILTIN_SPLIT else results.split
     lines = [f"{results.task} ({where}, {results.samples.evaluated} of {results.samples.total} examples)"]
     for name, m in sorted(results.metrics.items()):
         arrow = {True: "↑", False: "↓"}.get(m.higher_is_better, " ")

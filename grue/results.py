@@ -28,7 +28,8 @@ FILENAME = "results.json"
 MAX_BYTES = 5 * 1024 * 1024
 """Larger files are refused unread: a results file is a few kilobytes."""
 KINDS = ("evaluated", "reported")
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "test", "builtin")
+"""``builtin``: a task's built-in prompts (a smoke run evaluated without a data directory), not a split of its data."""
 TRAINING_ALGORITHMS = ("supervised", "ppo", "nlpo", "a2c", "grpo", "rloo", "trpo")
 """An evaluated file's algorithm is one of ``OTHER_ALGORITHMS``, one of these, or several of these joined by
 ``+`` in training order for a run started from another (``--init-from``): ``supervised+ppo`` is PPO from a

@@ -79,17 +79,18 @@ def test_quickstart_train_eval_leaderboard_offline(tmp_path):
     p = grue("eval", "--checkpoint", str(run))
     assert p.returncode == 0, p.stderr[-2000:]
     assert not warnings_in(p.stderr), p.stderr[-2000:]
-    res = json.loads((run / "eval" / "test" / "results.json").read_text())
+    res = json.loads((run / "eval" / "builtin" / "results.json").read_text())  # built-in prompts: no split of the data
     from grue.tasks import imdb
 
     assert res["config"]["run"]["builtin_prompts"] is True and res["samples"]["evaluated"] == len(imdb.BUILTIN_OPENINGS)
+    assert res["split"] == "builtin" and not (run / "eval" / "test").exists()
     assert "not a benchmark result" in res["notes"] and "note: prompts: the task's" in p.stdout
     # the classifier's number is never made up: skipped, naming the evaluation's setting (not the training reward's)
     assert "sentiment_score" not in res["metrics"] and 0.0 <= res["metrics"]["sentiment_lexicon"]["value"] <= 1.0
     reason = res["skipped"]["sentiment_score"]
     assert "--set eval.sentiment_model=PATH" in reason and "cannot be reached" in reason and "reward_model" not in reason
     assert "--data-dir" in res["skipped"]["perplexity"]
-    samples = [json.loads(l) for l in (run / "eval" / "test" / "samples.jsonl").read_text().splitlines()]
+    samples = [json.loads(l) for l in (run / "eval" / "builtin" / "samples.jsonl").read_text().splitlines()]
     assert [s["prompt"] for s in samples] == list(imdb.BUILTIN_OPENINGS)
 
     site = tmp_path / "site"
@@ -287,7 +288,7 @@ def test_grues_own_algorithms_train_from_the_cli(tmp_path, algo):
     assert p.returncode == 0, p.stderr[-2000:]
     from grue.results import load_results
 
-    assert load_results(run / "eval" / "test" / "results.json").algorithm == algo
+    assert load_results(run / "eval" / "builtin" / "results.json").algorithm == algo
 
 
 @pytest.mark.slow

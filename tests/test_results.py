@@ -75,7 +75,7 @@ VALID_VARIANTS = [("algorithm", "supervised+nlpo"), ("algorithm", "grpo"), ("alg
                   ("algorithm", "trpo"), ("algorithm", "zero-shot"), ("algorithm", "external"), ("git_commit", None),
                   ("git_commit", "0123abc-dirty"), ("seed", None), ("model.revision", "c" * 40),
                   ("metrics.perplexity.higher_is_better", None), ("metrics.perplexity.value", 0),
-                  ("runtime_seconds", 0), ("samples.evaluated", 5000), ("notes", None)]
+                  ("runtime_seconds", 0), ("samples.evaluated", 5000), ("notes", None), ("split", "builtin")]
 
 
 @pytest.mark.parametrize("path, value", VALID_VARIANTS)
@@ -146,7 +146,7 @@ CASES = [
      'date: must be an ISO 8601 UTC time "YYYY-MM-DDTHH:MM:SSZ", got "2024-05-01 12:30:00"'),
     ("impossible_date", corrupt("date", "2024-02-30T12:30:00Z"),
      'date: must be an ISO 8601 UTC time "YYYY-MM-DDTHH:MM:SSZ", got "2024-02-30T12:30:00Z"'),
-    ("bad_split", corrupt("split", "dev"), 'split: must be one of "train", "validation", "test", got "dev"'),
+    ("bad_split", corrupt("split", "dev"), 'split: must be one of "train", "validation", "test", "builtin", got "dev"'),
     ("empty_skipped_reason", corrupt("skipped.bertscore", " "),
      'skipped.bertscore: must be a non-empty string (why it was not computed), got " "'),
     ("metric_and_skipped", corrupt("skipped.perplexity", "no model"),
@@ -208,11 +208,11 @@ def test_every_problem_is_reported():
     with pytest.raises(ResultsError) as err:
         from_dict(data)
     assert err.value.problems == [
-        'results.json: split: must be one of "train", "validation", "test", got "dev"',
+        'results.json: split: must be one of "train", "validation", "test", "builtin", got "dev"',
         'results.json: model.parameters: must be an integer >= 0 (or null for algorithm "external"), got -3',
         "results.json: metrics.meteor.value: must be a finite number, got NaN",
     ]
-    assert str(err.value) == 'results.json: split: must be one of "train", "validation", "test", got "dev" (and 2 more)'
+    assert str(err.value) == 'results.json: split: must be one of "train", "validation", "test", "builtin", got "dev" (and 2 more)'
 
 
 def test_external_generations_may_leave_the_model_size_unknown(tmp_path):
