@@ -39,7 +39,7 @@ def test_load_results_one_row_per_file():
     examples = REPO / "leaderboard" / "examples" / "tiny-ppo-smoke"
     frame = grue.load_results(examples)
     files = sorted(examples.rglob("results.json"))
-    assert list(frame["path"]) == [str(f) for f in files] and len(files) == 8
+    assert list(frame["path"]) == [str(f) for f in files] and len(files) == 9
     assert list(frame.columns[:9]) == ["path", "task", "task_version", "split", "algorithm", "model", "seed", "kind", "evaluated"]
     first = load_results(files[0])
     row = frame.iloc[0]

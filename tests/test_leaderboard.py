@@ -144,13 +144,20 @@ BAD = [
      f"{R}: schema_version: must be 1, the only version this grue reads, got 2"),
     ("unknown_task", edit_results(R, task="nope"), f'{R}: task: unknown task "nope"; known: {", ".join(sorted(TASKS))}'),
     ("task_version", edit_results(R, task_version="0.0"),
-     f'{R}: task_version: must be "{VERSION}", the version of tasks/imdb/task.yaml, got "0.0"'),
+     f'{R}: task_version: must be "{VERSION}", the version of tasks/imdb/task.yaml, got "0.0"; scores of another task '
+     "version are not comparable: re-evaluate the run with the current grue"),
     ("missing_metric", lambda f: edit_results(R, metrics={k: v for k, v in json.loads((f / R).read_text())["metrics"].items()
                                                           if k != "perplexity"})(f),
      f"{R}: metrics: missing perplexity (task imdb reports them); report each, or list it in skipped with the reason"),
     ("non_finite", replace_text(R, '"value": 0.5', '"value": NaN'),
      f"{R}: metrics.{FIRST}.value: must be a finite number, got NaN"),
-    ("split", edit_results(R, split="validation"), f'{R}: split: must be "test": the leaderboard ranks test results, got "validation"'),
+    ("split", edit_results(R, split="validation"),
+     f'{R}: split: must be "test", the benchmark split of imdb (benchmark_split in tasks/imdb/task.yaml), got "validation"'),
+    ("builtin", edit_results(R, split="builtin"),
+     f"{R}: split: results of the task's built-in prompts (a smoke check of the run, not a benchmark result); evaluate "
+     "the task's benchmark split with --data-dir DIR (or GRUE_DATA_DIR)"),
+    ("limit", edit_results(R, samples={"total": 50, "evaluated": 16}),
+     f"{R}: samples.evaluated: evaluated 16 of the split's 50 examples (--limit); the leaderboard takes whole splits"),
     ("reported_kind", edit_results(R, kind="reported", source="a paper", samples=None, runtime_seconds=None),
      f'{R}: kind: must be "evaluated" in a submission (numbers re-run with grue eval), got "reported"'),
     ("no_seed", edit_results(R, seed=None), f"{R}: seed: must be an integer >= 0 in a submission (one results file per seed), got null"),
@@ -174,7 +181,8 @@ BAD = [
      'imdb/seed0/samples.jsonl: line 1: must be an object with string "prompt" and "generation" and a list of strings "references"'),
     ("javascript_link", with_meta(link="javascript:alert(1)"), 'submission.yaml: link: must be an http:// or https:// URL, got "javascript:alert(1)"'),
     ("missing_who", with_meta(who=DROP), "submission.yaml: who: missing (a required field)"),
-    ("unknown_meta", with_meta(email="x@y"), "submission.yaml: email: unknown field; accepted: who, model, algorithm, link, notes"),
+    ("unknown_meta", with_meta(email="x@y"),
+     "submission.yaml: email: unknown field; accepted: who, model, algorithm, link, notes, benchmark"),
     ("meta_not_text", with_meta(model=["a"]), "submission.yaml: model: must be a non-empty string, got a list"),
     ("samples_not_json", write_file("imdb/seed0/samples.jsonl", '{"prompt": "p", "generation": "g", "references": []}\n{oops\n'),
      "imdb/seed0/samples.jsonl: line 2: invalid JSON: Expecting property name enclosed in double quotes"),
@@ -279,7 +287,8 @@ def test_cli_validate(tmp_path):
         f"{subs}/good/../../../etc/passwd: (path): not inside the submissions folder {subs}; pass a submission "
         "folder or a file in one",
         f"{subs / 'alias' / R}: (path): goes through the symbolic link alias; links are not accepted",
-        f'{subs}/bad/{R}: split: must be "test": the leaderboard ranks test results, got "train"',
+        f'{subs}/bad/{R}: split: must be "test", the benchmark split of imdb (benchmark_split in tasks/imdb/task.yaml), '
+        'got "train"',
         "3 problem(s); how to fix a submission: leaderboard/README.md",
     ]
 
@@ -312,7 +321,8 @@ def test_cli_validates_a_submission_given_on_its_own(tmp_path):
     assert res.returncode == 1
     assert res.stderr.splitlines() == [
         f"{tmp_path / 'x.json'}: (path): no such file or folder",
-        f'elsewhere/bad/{R}: split: must be "test": the leaderboard ranks test results, got "train"',
+        f'elsewhere/bad/{R}: split: must be "test", the benchmark split of imdb (benchmark_split in tasks/imdb/task.yaml), '
+        'got "train"',
         "2 problem(s); how to fix a submission: leaderboard/README.md"]
     (tmp_path / "loose.txt").write_text("hello")
     res = run_cli("leaderboard", "validate", "loose.txt", cwd=tmp_path)
@@ -360,10 +370,10 @@ def test_submission_rows_average_over_seeds(tmp_path):
     assert row.seeds == [0, 1] and row.cells["perplexity"].n == 2
 
 
-def row(kind, group, task, algorithm, model, value, *, pool=True, partial=False):
+def row(kind, group, task, algorithm, model, value, *, pool=True, skipped=None):
     metric = HEADLINE[task]
     return Row(kind, group, group, task, algorithm, model, "test", {metric: Cell(value, None, 1)}, seeds=[0],
-               partial=partial, in_pool=pool)
+               headline_skipped=skipped, in_pool=pool)
 
 
 def test_overall_score_by_hand():
@@ -372,14 +382,14 @@ def test_overall_score_by_hand():
             row("reported", "PPO", "imdb", "PPO", "gpt2", 0.30),
             row("submission", "A", "imdb", "ppo", "gpt2", 0.55),
             row("submission", "B", "imdb", "ppo", "tiny", 0.50),
-            row("submission", "C", "imdb", "ppo", "tiny", 0.90, pool=False, partial=True),
+            row("submission", "C", "imdb", "ppo", "tiny", 0.90, pool=False, skipped="no classifier (seed 1 of 2)"),
             row("reported", "Zero-Shot", "wmt16", "Zero-Shot", "t5-base", 0.30),
             row("reported", "PPO", "wmt16", "PPO", "t5-base", 0.34),
             row("submission", "A", "wmt16", "ppo", "t5-base", 0.32)]
     hib = {"sentiment_score": True, "sacrebleu": True}
     scores = {r.group + r.task + str(r.cells[HEADLINE[r.task]].mean): s for r in rows
               for i, s in row_scores(rows, hib).items() if i == id(r)}
-    # imdb: best 0.60 (C is partial, out of the pool); zero-shot of gpt2 0.40; tiny has none -> worst 0.30
+    # imdb: best 0.60 (a seed of C skipped the headline: out of the pool); zero-shot of gpt2 0.40; tiny has none -> worst 0.30
     assert scores["Aimdb0.55"] == pytest.approx((0.55 - 0.40) / (0.60 - 0.40))   # 0.75
     assert scores["Bimdb0.5"] == pytest.approx((0.50 - 0.30) / (0.60 - 0.30))    # 2/3
     assert scores["Cimdb0.9"] == pytest.approx((0.90 - 0.30) / (0.60 - 0.30))    # 2.0, shown but not ranked
@@ -390,11 +400,13 @@ def test_overall_score_by_hand():
     got = {kind: [(o.group, o.rank, o.complete, round(o.score, 6)) for o in ranking if o.kind == kind]
            for kind in ("submission", "reported")}
     assert got["submission"] == [("A", 1, True, 0.625),        # (0.75 + 0.5) / 2
-                                 ("C", None, False, 2.0),      # partial and missing wmt16: below every complete one
+                                 ("C", None, False, 2.0),      # skipped and missing wmt16: below every complete one
                                  ("B", None, False, round(2 / 3, 6))]
     assert got["reported"] == [("PPO", 1, True, 0.625),        # imdb (1.0 - 0.5) / 2 = 0.25, wmt16 1.0 -> 0.625
                                ("Zero-Shot", 2, True, 0.0)]
     assert [o.missing for o in ranking if o.group in "BC"] == [["wmt16"], ["wmt16"]]
+    assert [o.skipped for o in ranking if o.group in "BC"] == [
+        {"imdb": "sentiment_score skipped: no classifier (seed 1 of 2)"}, {}]
 
 
 def test_task_score_follows_the_metric_direction():
@@ -509,8 +521,14 @@ def test_the_example_builds_and_is_marked(tmp_path):
     board = make_board(EXAMPLE, REPORTED, "examples", "reported")
     example = next(o for o in board.ranking if o.kind == "submission")
     assert example.group == "tiny-ppo-smoke" and not example.complete and example.rank is None
-    html = render(board)["index.html"]
-    assert "partial" in html and "incomplete" in html
+    # every task is there: incomplete only because the classifiers of IMDB and DailyDialog are not available offline,
+    # which the page says
+    assert example.missing == [] and list(example.skipped) == ["dailydialog", "imdb"]
+    files = render(board)
+    why = "incomplete: dailydialog: intent_accuracy skipped: "
+    assert why in files["index.html"] and why.replace("_", "\\_") in files["leaderboard.md"]
+    assert "; imdb: sentiment_score skipped: " in files["index.html"]
+    assert "missing imdb" not in files["index.html"] and "partial" not in files["index.html"]
 
 
 def test_hostile_submission_renders_as_text(tmp_path):
@@ -558,16 +576,18 @@ def test_build_refuses_to_write_into_its_input(tmp_path):
 
 
 def test_example_submission_matches_the_current_tasks(data_dir):
-    """The example's files were made from the local samples: their counts and versions are today's."""
+    """The example's files were made from the local samples, each on the whole of its task's benchmark split (ToTTo:
+    validation): their splits, counts and versions are today's."""
     from grue.tasks import TASKS as TASK_MODULES
 
     files = sorted((EXAMPLE / "tiny-ppo-smoke").glob("*/seed*/results.json"))
-    assert {f.parts[-3] for f in files} == {t for t, m in TASK_MODULES.items() if "test" in m.SPLITS
-                                            and (data_dir / t / "test.jsonl").exists()}
+    assert {f.parts[-3] for f in files} == set(TASKS) and TASKS["totto"].benchmark_split == "validation"
     for f in files:
         results = load_results(f)
         assert results.task_version == TASKS[results.task].version, f
-        assert results.samples.total == len(TASK_MODULES[results.task].load(results.split, data_dir, builtin=False)), f
+        assert results.split == TASKS[results.task].benchmark_split, f
+        examples = len(TASK_MODULES[results.task].load(results.split, data_dir, builtin=False))
+        assert results.samples.total == results.samples.evaluated == examples, f
 
 
 # ---- what the pages never show: local paths, "-0.000", a cut label, an axis stretched by one entry
@@ -639,14 +659,24 @@ def test_labels_wrap_whole():
     assert len(lines) == 1 + 2 + 1 + 2 and "".join(lines[1:3]) == label and "…" not in svg
 
 
-def test_overall_axis_is_cut_and_out_of_range_scores_are_explained():
+def test_overall_axis_is_cut_and_out_of_range_scores_are_explained(tmp_path):
     # by hand: [0, 1] widened to the lowest (-4) and highest (0.8) score, but never beyond [-0.25, 1.25]
     assert score_axis([-4.0, 0.8]) == (-0.25, 1.0) and score_axis([0.2, 0.5]) == (0.0, 1.0)
     assert score_axis([-0.1, 1.1]) == (-0.1, 1.1) and score_axis([2.0]) == (0.0, 1.25)
-    board = make_board(EXAMPLE, REPORTED, "examples", "reported")
+    # the example is the worst row of each task, so its own zero-shot reference: 0. A zero-shot submission of its
+    # models halfway between it and the best row puts it far below 0
+    subs = tmp_path / "subs"
+    shutil.copytree(EXAMPLE, subs)
+    alone = make_board(subs, REPORTED, "subs", "reported")
+    halfway = {}
+    for r in alone.task_rows("commongen", "submission") + alone.task_rows("wmt16", "submission"):
+        best = references([x for x in alone.rows if x.task == r.task and x.split == "test"], HEADLINE[r.task], True)[0]
+        halfway[(r.task, 0)] = {HEADLINE[r.task]: (r.cells[HEADLINE[r.task]].mean + best) / 2}
+    write_submission(subs, "zero-shot-t5", halfway, model="tiny-t5", algorithm="zero-shot")
+    board = make_board(subs, REPORTED, "subs", "reported")
     files = render(board)
-    example = next(o for o in board.ranking if o.kind == "submission")
-    assert example.score < -0.25  # the tiny smoke models are far below every paper row
+    example = next(o for o in board.ranking if o.group == "tiny-ppo-smoke")
+    assert example.score < -0.25  # the tiny smoke models are far below their zero-shot reference
     svg = files["plots/overall.svg"]
     assert ">-0.250</text>" in svg and f">{fmt(example.score)}</text>" in svg and "arrowhead" in svg
     assert 'id="out-of-range">† A score below 0 means' in files["index.html"]

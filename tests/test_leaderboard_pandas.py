@@ -1,13 +1,15 @@
 """The leaderboard's pandas aggregation (issue 11) gives exactly what its hand-written loops gave: those loops are
-kept here as the oracle (grue 48522bf grue/leaderboard/aggregate.py submission_rows and overall), and both run on
-the example submission and the paper's reported rows."""
+kept here as the oracle (grue 48522bf grue/leaderboard/aggregate.py submission_rows and overall; since then, an entry
+is incomplete for a missing task or a skipped headline metric instead of a partial split, its submission rows are on
+each task's benchmark split, and the CSV has the provenance columns instead of ``partial``), and both run on the
+example submission and the paper's reported rows."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from grue.leaderboard.aggregate import HEADLINE, Cell, mean_std, overall, row_scores, submission_rows
+from grue.leaderboard.aggregate import OVERALL_TASKS, Cell, mean_std, overall, row_scores, submission_rows
 from grue.leaderboard.board import make_board
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,10 +31,10 @@ def loop_cells(sub) -> dict[str, dict[str, Cell]]:
 
 def loop_overall(rows, tasks, scores) -> list[tuple]:
     """(kind, group, task scores, score, rank) of each overall entry, by the loops of 48522bf."""
-    tasks = [t for t in tasks if t in HEADLINE]
+    tasks = [t for t in tasks if t in OVERALL_TASKS]
     groups: dict = {}
     for r in rows:
-        if r.split == "test" and (r.kind == "submission" or r.in_pool):
+        if r.kind == "submission" or r.in_pool:
             groups.setdefault((r.kind, r.group), []).append(r)
     out = []
     for (kind, group), members in sorted(groups.items()):
@@ -41,7 +43,8 @@ def loop_overall(rows, tasks, scores) -> list[tuple]:
             if id(r) in scores and r.task in tasks:
                 per_task.setdefault(r.task, []).append(scores[id(r)])
         task_scores = {t: math.fsum(v) / len(v) for t, v in sorted(per_task.items())}
-        complete = not [t for t in tasks if t not in task_scores] and not any(r.partial for r in members)
+        complete = (all(any(r.task == t for r in members) for t in tasks)
+                    and not any(r.headline_skipped for r in members if r.task in tasks))
         score = math.fsum(task_scores.values()) / len(task_scores) if task_scores else None
         out.append([kind, group, task_scores, score, complete, None])
     out.sort(key=lambda o: (not o[4], -o[3] if o[3] is not None else math.inf, o[1]))
@@ -71,23 +74,26 @@ def loop_csv(board) -> str:
     import io
 
     from grue.leaderboard.export import _text
+    from grue.leaderboard.provenance import NOT_RECORDED
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["section", "task", "kind", "entry", "algorithm", "model", "split", "seeds", "partial", "metric",
-                "mean", "std", "n"])
-    for o in board.ranking:
-        base = ["overall", "", o.kind, _text(o.group), "", _text(", ".join(o.models)), "test", "", str(bool(o.partial))]
+    w.writerow(["section", "task", "kind", "entry", "algorithm", "model", "split", "seeds", "metric",
+                "mean", "std", "n", "command", "settings", "device_hours", "benchmark_seeds"])
+    for o in board.ranking:  # the example has no benchmark block: "not recorded" for a submission, else empty
+        prov = [NOT_RECORDED if o.kind == "submission" else "", "", "", ""]
+        base = ["overall", "", o.kind, _text(o.group), "", _text(", ".join(o.models)), "test", ""]
         for t, s in o.scores.items():
-            w.writerow(base[:1] + [t] + base[2:] + ["task_score", repr(s), "", ""])
-        w.writerow(base + ["overall_score", "" if o.score is None else repr(o.score), "", ""])
+            w.writerow(base[:1] + [t] + base[2:] + ["task_score", repr(s), "", ""] + prov)
+        w.writerow(base + ["overall_score", "" if o.score is None else repr(o.score), "", ""] + prov)
     for r in sorted(board.rows, key=lambda r: (r.task, r.kind, r.split, r.ref)):
+        prov = [NOT_RECORDED if r.kind == "submission" else "", "", "", ""]
         base = ["task", r.task, r.kind, _text(r.ref), _text(r.algorithm), _text(r.model), r.split,
-                " ".join(map(str, r.seeds)), str(r.partial)]
+                " ".join(map(str, r.seeds))]
         if r.score is not None:
-            w.writerow(base + ["task_score", repr(r.score), "", ""])
+            w.writerow(base + ["task_score", repr(r.score), "", ""] + prov)
         for name, c in sorted(r.cells.items()):
-            w.writerow(base + [name, repr(c.mean), "" if c.std is None else repr(c.std), str(c.n)])
+            w.writerow(base + [name, repr(c.mean), "" if c.std is None else repr(c.std), str(c.n)] + prov)
     return buf.getvalue()
 
 

@@ -11,9 +11,11 @@ where x_t is the entry's value of the task's headline metric (HEADLINE), z_t the
 reference (the worst zero-shot row of the task with the same model, else the worst row of
 the task) and b_t the best row of the task, both taken over the *pool*: complete
 submission rows and the paper's main-table rows. Best and worst follow the metric's
-direction, so the formula also holds where lower is better. An entry without a headline
-value for every task, or with a task evaluated on part of its test split, is incomplete:
-it is shown, with the mean over the tasks it has, but ranked below every complete one.
+direction, so the formula also holds where lower is better. The GRUE tasks of the overall score are those whose
+benchmark split is ``test`` (OVERALL_TASKS): a task scored on another split (ToTTo, whose test references are hidden,
+on validation) cannot be normalised against the paper's test-split rows and is shown apart. An entry without a
+results file for every one of them (``missing``), or whose results skipped a task's headline metric (``skipped``),
+is incomplete: it is shown, with the mean over the tasks it has, but ranked below every complete one.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from grue.tasks import builtin_tasks
 HEADLINE = {t.name: t.headline for t in builtin_tasks() if t.headline}
 """Task -> the one metric the overall score reads (``headline`` in its task.yaml). A task without one is not part of
 the overall score."""
+BENCHMARK_SPLIT = {t.name: t.benchmark_split for t in builtin_tasks()}
+"""Task -> the split the leaderboard takes results of (``benchmark_split`` in its task.yaml)."""
+OVERALL_TASKS = tuple(t for t in sorted(HEADLINE) if BENCHMARK_SPLIT[t] == "test")
+"""The tasks of the overall GRUE score: a headline metric and the test split as benchmark split."""
 
 
 @dataclass
@@ -57,10 +63,10 @@ class Row:
     cells: dict[str, Cell]
     skipped: dict[str, str] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
-    partial: bool = False
-    """Some seed scored fewer examples than its split holds."""
-    examples: tuple[int, int] | None = None
-    """(fewest examples scored by a seed, examples in the split), or None for a reported row."""
+    examples: int | None = None
+    """Examples in the split (every seed scored all of them), or None for a reported row."""
+    headline_skipped: str | None = None
+    """Why the task's headline metric is absent from some of the row's files (their skip reason), else None."""
     in_pool: bool = False
     """Counts for the normalisation and the overall score."""
     note: str = ""
@@ -85,7 +91,9 @@ class Overall:
     """Mean of ``scores`` (over the tasks it has); None when it has none."""
     complete: bool
     missing: list[str]
-    partial: list[str]
+    """Overall tasks without any results file of the entry."""
+    skipped: dict[str, str]
+    """Overall task -> why its headline metric is absent: ``sentiment_score skipped: <reason>``."""
     rank: int | None = None
     """1 for the best complete entry; None when incomplete."""
 
@@ -121,14 +129,23 @@ def submission_rows(sub: Submission) -> list[Row]:
     for task, runs in sorted(by_task.items()):
         cells = {name: Cell(*stat) for (t, name), stat in stats.items() if t == task}
         skipped = {m: reason for r in runs for m, reason in sorted(r.skipped.items()) if m not in cells}
-        fewest = min(r.samples.evaluated for r in runs)
-        total = max(r.samples.total for r in runs)
-        partial = any(r.samples.evaluated < r.samples.total for r in runs)
-        headline = HEADLINE.get(task)
-        rows.append(Row("submission", sub.name, sub.name, task, runs[0].algorithm, runs[0].model.name, "test", cells,
-                        skipped, sorted(r.seed for r in runs), partial, (fewest, total),
-                        in_pool=not partial and headline in cells))
+        gap = headline_gap(task, runs)
+        rows.append(Row("submission", sub.name, sub.name, task, runs[0].algorithm, runs[0].model.name, runs[0].split,
+                        cells, skipped, sorted(r.seed for r in runs), max(r.samples.total for r in runs),
+                        headline_skipped=gap, in_pool=task in OVERALL_TASKS and gap is None and HEADLINE[task] in cells))
     return rows
+
+
+def headline_gap(task: str, runs: list[Results]) -> str | None:
+    """Why the headline metric of ``task`` is absent from some of ``runs`` (a task's files of one entry): the first
+    such file's skip reason, naming its seeds when others computed the metric; None when every file has it."""
+    metric = HEADLINE.get(task)
+    without = [r for r in runs if metric is not None and metric not in r.metrics]
+    if not without:
+        return None
+    reason = without[0].skipped.get(metric) or "not in the results file"
+    seeds = "" if len(without) == len(runs) else f" (seed {', '.join(str(r.seed) for r in without)} of {len(runs)})"
+    return f"{reason}{seeds}"
 
 
 def reported_row(rel: str, results: Results) -> Row:
@@ -139,8 +156,9 @@ def reported_row(rel: str, results: Results) -> Row:
     reward = paper["reward"] if isinstance(paper.get("reward"), str) else ""
     cells = {k: Cell(m.value, m.std, 1) for k, m in results.metrics.items()}
     return Row("reported", results.algorithm, rel, results.task, results.algorithm, results.model.name, results.split,
-               cells, dict(results.skipped), in_pool=paper.get("overall") is True and results.split == "test",
-               note=note, source=results.source, reward=reward)
+               cells, dict(results.skipped), in_pool=paper.get("overall") is True and results.task in OVERALL_TASKS
+               and results.split == "test", note=note, source=results.source, reward=reward,
+               headline_skipped=headline_gap(results.task, [results]))
 
 
 def references(rows: list[Row], metric: str, higher: bool) -> tuple[float, float, dict[str, float]] | None:
@@ -166,12 +184,11 @@ def task_score(x: float, zero: float, best: float) -> float:
 
 
 def row_scores(rows: list[Row], higher_is_better: dict[str, bool]) -> dict[int, float]:
-    """id(row) -> task score, for every row with its task's headline metric (pool or not)."""
+    """id(row) -> task score, for every test-split row with its task's headline metric (pool or not), of the
+    overall tasks (OVERALL_TASKS) only."""
     out = {}
-    for task in sorted({r.task for r in rows}):
-        metric = HEADLINE.get(task)
-        if metric is None:
-            continue
+    for task in sorted({r.task for r in rows} & set(OVERALL_TASKS)):
+        metric = HEADLINE[task]
         task_rows = [r for r in rows if r.task == task and r.split == "test"]
         refs = references(task_rows, metric, higher_is_better.get(metric, True) is not False)
         if refs is None:
@@ -187,15 +204,16 @@ def overall(rows: list[Row], tasks: list[str], higher_is_better: dict[str, bool]
             scores: dict[int, float] | None = None) -> list[Overall]:
     """The overall entries, ranked: complete ones by score (best first), then incomplete ones by score.
 
-    A submission scores on every task it has; a reported algorithm on its main-table rows (``in_pool``),
+    A submission scores on every overall task it has (an entry of a submission with none of them is still listed);
+    a reported algorithm on its main-table rows (``in_pool``),
     averaging its rows of one task (the paper reports one row per reward function). ``scores``: the
     :func:`row_scores` of ``rows`` when already computed."""
-    tasks = [t for t in tasks if t in HEADLINE]
+    tasks = [t for t in tasks if t in OVERALL_TASKS]
     if scores is None:
         scores = row_scores(rows, higher_is_better)
     import pandas as pd
 
-    entries = [r for r in rows if r.split == "test" and (r.kind == "submission" or r.in_pool)]
+    entries = [r for r in rows if r.kind == "submission" or r.in_pool]
     table = pd.DataFrame([(r.kind, r.group, r.task, scores[id(r)]) for r in entries if id(r) in scores and r.task in tasks],
                          columns=["kind", "group", "task", "score"])
     # a task's score of an entry: the mean over its rows of that task (a reported algorithm has one per reward)
@@ -205,11 +223,12 @@ def overall(rows: list[Row], tasks: list[str], higher_is_better: dict[str, bool]
     for (kind, group), positions in sorted(keys.groupby(["kind", "group"]).indices.items()):
         members = [entries[i] for i in positions]
         task_scores = {t: float(v) for (k, g, t), v in per_task.items() if (k, g) == (kind, group)}
-        missing = [t for t in tasks if t not in task_scores]
-        partial = sorted({r.task for r in members if r.partial})
+        missing = [t for t in tasks if not any(r.task == t for r in members)]
+        skipped = {r.task: f"{HEADLINE[r.task]} skipped: {r.headline_skipped}" for r in sorted(members, key=lambda r: r.ref)
+                   if r.task in tasks and r.headline_skipped is not None}
         score = fsum_mean(task_scores.values()) if task_scores else None
         out.append(Overall(kind, group, sorted({r.model for r in members}), task_scores, score,
-                           not missing and not partial, missing, partial))
+                           not missing and not skipped, missing, dict(sorted(skipped.items()))))
     out.sort(key=lambda o: (not o.complete, -o.score if o.score is not None else math.inf, o.group))
     # ranks of the complete entries of each kind: 1 for the best, ties share the better rank, entries without a
     # score after the others (all 0 when none of the kind has a score)

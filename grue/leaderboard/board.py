@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from grue.leaderboard.aggregate import (
-    HEADLINE,
+    OVERALL_TASKS,
     Cell,
     Overall,
     Row,
@@ -27,7 +27,7 @@ from grue.leaderboard.submissions import (
 )
 from grue.metrics import METRICS, reported_names
 
-FORMULA = ("task score s = (x − z) / (b − z), overall S = mean of s over the GRUE tasks; x: the entry's "
+FORMULA = ("task score s = (x − z) / (b − z), overall S = mean of s over the GRUE tasks scored on their test split; x: the entry's "
            "headline metric on the task (mean over seeds), z: the worst zero-shot result of the task with the "
            "same model (else the worst result of the task), b: the best result of the task; z and b are taken "
            "over complete submissions and the paper's main-table rows, and follow the metric's direction "
@@ -35,7 +35,7 @@ FORMULA = ("task score s = (x − z) / (b − z), overall S = mean of s over the
 REPORTED_MARK = "reported in the paper, not re-run here"
 OUT_OF_RANGE = ("A score below 0 means the entry did worse on the task than its zero-shot reference z; above 1, "
                 "better than the best result b. Both happen: b and z are taken over complete submissions and the "
-                "paper's main-table rows only, so an incomplete or partial entry can beat b, and any row worse than "
+                "paper's main-table rows only, so an incomplete entry can beat b, and any row worse than "
                 "zero-shot (one of the paper's, or a small model after a short run, like the example's tiny smoke "
                 "models) falls below 0, far below when b and z are close. Such scores are marked †; the chart cuts "
                 "them at its axis")
@@ -54,15 +54,22 @@ class Board:
     latest: str | None
     """The latest ``date`` of the input files (the only time the site shows)."""
 
-    def task_rows(self, task: str, kind: str, split: str = "test") -> list[Row]:
-        """Rows of one table: submissions ordered by task score (best first), reported rows by file path."""
+    def task_rows(self, task: str, kind: str, split: str | None = None) -> list[Row]:
+        """Rows of one table (``split`` default: the task's benchmark split): submissions ordered by task score
+        (best first), reported rows by file path."""
+        split = split or self.tasks[task].benchmark_split
         rows = [r for r in self.rows if r.task == task and r.kind == kind and r.split == split]
         if kind == "submission":
             return sorted(rows, key=lambda r: (r.score is None, -(r.score or 0.0), r.ref))
         return sorted(rows, key=lambda r: r.ref)
 
     def overall_tasks(self) -> list[str]:
-        return [t for t in self.tasks if t in HEADLINE]
+        """The tasks of the overall score: a headline metric and the test split as benchmark split."""
+        return [t for t in self.tasks if t in OVERALL_TASKS]
+
+    def benchmark(self, name: str):
+        """The provenance (``benchmark`` block) of submission ``name``; None when assembled by hand."""
+        return next((s.meta.benchmark for s in self.submissions if s.name == name), None)
 
 
 def make_board(submissions_dir: Path, reported_dir: Path, show_submissions: str, show_reported: str) -> Board:
@@ -93,6 +100,9 @@ def without_local_paths(subs: list[Submission], rows: list[Row], ranking: list[O
     Done after scoring, so that two models on disk never merge into one zero-shot reference."""
     for s in subs:
         s.meta = replace(s.meta, **{k: scrub(getattr(s.meta, k)) for k in ("who", "model", "algorithm", "notes")})
+        if s.meta.benchmark is not None:
+            b = s.meta.benchmark
+            s.meta.benchmark = replace(b, command=scrub(b.command), hardware=scrub(b.hardware), name=scrub(b.name))
         for e in s.entries:
             r = e.results
             e.results = replace(r, algorithm=scrub(r.algorithm), model=replace(r.model, name=scrub(r.model.name)),
@@ -103,6 +113,7 @@ def without_local_paths(subs: list[Submission], rows: list[Row], ranking: list[O
                                                              scrub(r.note), scrub(r.source))
     for o in ranking:
         o.models = sorted({scrub(m) for m in o.models})
+        o.skipped = scrub(o.skipped)
 
 
 def fmt(x: float | None) -> str:
@@ -142,20 +153,14 @@ def out_of_range(score: float | None) -> bool:
 
 
 def examples_text(row: Row) -> str:
-    """'16 of 500 (partial)', '500', or '' for a reported row."""
-    if row.examples is None:
-        return ""
-    fewest, total = row.examples
-    return f"{fewest} of {total} (partial)" if row.partial else str(total)
+    """The examples of the split a submission row's seeds each scored in full ('500'); '' for a reported row."""
+    return "" if row.examples is None else str(row.examples)
 
 
 def status(o: Overall) -> str:
-    """'complete', or why the entry is not ranked."""
+    """'complete', or why the entry is not ranked: the overall tasks it has no results file of ('missing ...'), and
+    each task whose headline metric its results skipped, with the reason."""
     if o.complete:
         return "complete"
-    why = []
-    if o.missing:
-        why.append("missing " + ", ".join(o.missing))
-    if o.partial:
-        why.append("partial evaluation of " + ", ".join(o.partial))
+    why = (["missing " + ", ".join(o.missing)] if o.missing else []) + [f"{t}: {text}" for t, text in o.skipped.items()]
     return "incomplete: " + "; ".join(why)

@@ -138,19 +138,20 @@ def bar_svg(title: str, bars: list[Bar], axis: tuple[float, float], marks: tuple
 
 
 def task_bars(board: Board, task: str) -> list[Bar]:
-    """Bars of a task's headline metric: each submission (± std over seeds), then the paper's main-table rows."""
+    """Bars of a task's headline metric on its benchmark split: each submission (± std over seeds), then the paper's
+    main-table rows (for a task outside the overall score, e.g. ToTTo on validation: the paper's rows of that split)."""
     metric = HEADLINE.get(task)
     bars = []
     for kind in ("submission", "reported"):
         for r in board.task_rows(task, kind):
-            if metric in r.cells and (kind == "submission" or r.in_pool):
+            if metric in r.cells and (kind == "submission" or r.in_pool or r.split != "test"):
                 bars.append((_bar_label(r), r.cells[metric].mean, r.cells[metric].std, kind == "reported"))
     return bars
 
 
 def _bar_label(r: Row) -> str:
     if r.kind == "submission":
-        return r.ref + (" (partial)" if r.partial else "")
+        return r.ref
     return f"{r.algorithm}{' · ' + r.reward if r.reward else ''} (paper)"
 
 

@@ -11,7 +11,7 @@ import html
 import json
 from urllib.parse import quote
 
-from grue.leaderboard.aggregate import HEADLINE, Row
+from grue.leaderboard.aggregate import HEADLINE, OVERALL_TASKS, Row
 from grue.leaderboard.board import (
     DIVERSITY,
     FORMULA,
@@ -26,13 +26,14 @@ from grue.leaderboard.board import (
     out_of_range,
     status,
 )
+from grue.leaderboard.provenance import NOT_RECORDED, Benchmark, summary
 from grue.leaderboard.submissions import Entry, Submission, is_http_url
 
 CSS = """*{box-sizing:border-box}body{font-family:system-ui,sans-serif;margin:0 auto;max-width:90rem;padding:1rem;
 color:#222;line-height:1.4;overflow-wrap:break-word}h1{margin:.3rem 0}h2{margin:1.6rem 0 .4rem}h3{margin:1rem 0 .3rem}
 table{border-collapse:collapse;margin:.3rem 0 1rem;font-size:.8rem}th,td{border:1px solid #ccc;padding:.2rem .3rem;
 text-align:right;vertical-align:top}th{background:#f2f2f2;cursor:pointer;user-select:none;vertical-align:bottom}
-td.t,th.t{text-align:left}td.name{min-width:6rem;overflow-wrap:anywhere}td.status{min-width:10rem}td.status div{max-width:22rem}td.row{min-width:8rem}
+td.t,th.t{text-align:left}td.name{min-width:6rem;overflow-wrap:anywhere}td.status{min-width:10rem}td.status div{max-width:22rem;overflow-wrap:anywhere}td.row{min-width:8rem}
 th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}
 .wrap{overflow-x:auto;max-width:100%}.reported{background:#fbf7ea}.note{color:#555;font-size:.85rem}
 .formula{background:#f6f8fa;padding:.5rem 1rem;border-left:3px solid #888}.bad{color:#a40}.out{color:#a40}
@@ -133,12 +134,13 @@ def table(heads: list[str], rows: list[str], cls: str = "sortable") -> str:
 
 
 def overall_table(board: Board, kind: str) -> str:
-    """Rank, name, overall score and status first (what a phone shows without scrolling), then the models and
-    the task scores."""
+    """Rank, name, overall score and status first (what a phone shows without scrolling), then the models, the
+    task scores and, for submissions, their provenance (seeds and device-hours; the detail page has the rest)."""
     entries = [o for o in board.ranking if o.kind == kind]
     tasks = board.overall_tasks()
     name = "Submission" if kind == "submission" else "Algorithm (paper)"
     heads = [th("Rank", True), th(name), th("Overall", True), th("Status"), th("Models")] + [th(t, True) for t in tasks]
+    heads += [th("Provenance", title="how grue benchmark run made it; details on the submission's page")] if kind == "submission" else []
     lines = []
     for o in entries:
         label = (f'<a href="submissions/{esc(quote(o.group))}.html">{esc(o.group)}</a>' if kind == "submission"
@@ -147,6 +149,7 @@ def overall_table(board: Board, kind: str) -> str:
                  f'<td class="t status{"" if o.complete else " bad"}"><div>{esc(status(o))}</div></td>',
                  f'<td class="t">{", ".join(keep(m) for m in o.models)}</td>']
         cells += [td_score(o.scores.get(t)) for t in tasks]
+        cells += [f'<td class="t">{esc(summary(board.benchmark(o.group)))}</td>'] if kind == "submission" else []
         lines.append(tr(cells, kind))
     if not lines:
         return '<p class="note">No entries yet.</p>'
@@ -160,14 +163,16 @@ def split_metrics(metrics: list[str]) -> tuple[list[str], list[str]]:
 
 def task_table(board: Board, task: str, rows: list[Row], kind: str, metrics: list[str], brief: bool = False) -> str:
     """A task's rows with ``metrics``: who and what first, then the task score (``brief``: only the name and
-    model, no score)."""
+    model, no score; a task outside the overall score has no task score, nor "In overall")."""
     info = board.tasks[task]
+    scored = not brief and task in OVERALL_TASKS
     if kind == "submission":
         heads = [th("Submission"), th("Model")] if brief else [th("Submission"), th("Algorithm"), th("Model"),
-                                                              th("Seeds", True), th("Examples", True)]
+                                                              th("Seeds", True), th("Examples", True),
+                                                              th("Settings", title="settings fingerprint (grue benchmark run)")]
     else:
-        heads = [th("Algorithm"), th("Row (reward · variant · source)"), th("Model")] + ([] if brief else [th("In overall")])
-    if not brief:
+        heads = [th("Algorithm"), th("Row (reward · variant · source)"), th("Model")] + ([th("In overall")] if scored else [])
+    if scored:
         heads.append(th("Task score", True, "normalised headline metric; see the formula under the overall tables"))
     heads += [th(head(m, info.metrics.get(m, board.directions.get(m))), True) for m in metrics]
     lines = []
@@ -176,12 +181,13 @@ def task_table(board: Board, task: str, rows: list[Row], kind: str, metrics: lis
             cells = [f'<td class="t name"><a href="submissions/{esc(quote(r.ref))}.html">{esc(r.ref)}</a></td>']
             cells += [f'<td class="t">{keep(r.model)}</td>'] if brief else [
                 f'<td class="t">{keep(r.algorithm)}</td>', f'<td class="t">{keep(r.model)}</td>',
-                td_num(len(r.seeds), str(len(r.seeds))), td_num(r.examples[1] if r.examples else None, examples_text(r))]
+                td_num(len(r.seeds), str(len(r.seeds))), td_num(r.examples, examples_text(r)),
+                settings_td(board.benchmark(r.ref), task)]
         else:
             cells = [f'<td class="t">{keep(r.algorithm)}</td>', f'<td class="t row">{esc(r.note)}</td>',
-                     f'<td class="t">{keep(r.model)}</td>'] + ([] if brief else [
-                     f'<td class="t">{"yes" if r.in_pool else "no"}</td>'])
-        if not brief:
+                     f'<td class="t">{keep(r.model)}</td>'] + ([f'<td class="t">{"yes" if r.in_pool else "no"}</td>']
+                                                                if scored else [])
+        if scored:
             cells.append(td_score(r.score))
         for m in metrics:
             cell = r.cells.get(m)
@@ -193,43 +199,82 @@ def task_table(board: Board, task: str, rows: list[Row], kind: str, metrics: lis
     return table(heads, lines) if lines else '<p class="note">None yet.</p>'
 
 
-def task_section(board: Board, task: str, svg: str) -> str:
+def settings_text(benchmark: Benchmark | None, task: str) -> str:
+    """A submission row's settings fingerprint, from its benchmark block; NOT_RECORDED without one."""
+    if benchmark is None:
+        return NOT_RECORDED
+    return benchmark.settings.get(task, "—")
+
+
+def settings_td(benchmark: Benchmark | None, task: str) -> str:
+    """The Settings cell of a task row: the fingerprint, or 'not recorded' (the reason on hover: it keeps wide
+    tables narrow)."""
+    if benchmark is None:
+        return f'<td class="t" title="{esc(NOT_RECORDED)}">not recorded</td>'
+    return f'<td class="t"><code>{esc(settings_text(benchmark, task))}</code></td>'
+
+
+def task_note(board: Board, task: str) -> str:
+    """The task's line under its title: description, version, headline metric, and why it is not in the overall
+    score when its benchmark split is not test."""
     info = board.tasks[task]
     headline = HEADLINE.get(task)
-    head_text = (f"headline metric {headline} {arrow(board.directions.get(headline))}" if headline
-                 else "not part of the overall score")
+    text = f"headline metric {headline} {arrow(board.directions.get(headline))}" if headline else "no headline metric"
+    if task not in OVERALL_TASKS:
+        text += (f"; results on the {info.benchmark_split} split (benchmark_split in its task.yaml), so not part of the "
+                 "overall score")
+    return f"{info.description} Version {info.version}; {text}."
+
+
+def task_section(board: Board, task: str, svg: str) -> str:
+    """A task's tables: submissions, the paper's rows of the task's benchmark split, its rows of the other split
+    folded, the diversity statistics folded, the headline chart and the reported rows' sources."""
+    info = board.tasks[task]
+    split = info.benchmark_split
+    other = "validation" if split == "test" else "test"
     subs, reported = board.task_rows(task, "submission"), board.task_rows(task, "reported")
-    dev = board.task_rows(task, "reported", "validation")
+    apart_rows = board.task_rows(task, "reported", other)
     quality, diversity = split_metrics(list(info.metrics))
     apart = (f" The diversity and length statistics ({', '.join(diversity)}) have a table of their own below."
              if diversity else "")
     parts = [f'<section id="task-{esc(task)}">', f"<h2>{esc(task)}</h2>",
-             f'<p class="note">{esc(info.description)} Version {esc(info.version)}; {esc(head_text)}. Cells: mean ± '
-             f"sample std over seeds (n − 1); — missing (hover: why it was skipped).{esc(apart)}</p>",
-             "<h3>Submissions</h3>", task_table(board, task, subs, "submission", quality),
-             f"<h3>Paper baselines: {esc(REPORTED_MARK)} (test split)</h3>",
-             '<p class="note">Cells as printed, ± the printed std. "In overall": one of the paper\'s main-table '
-             "rows, which count for the paper baselines' overall score.</p>",
+             f'<p class="note">{esc(task_note(board, task))} Cells: mean ± sample std over seeds (n − 1); — missing '
+             f"(hover: why it was skipped).{esc(apart)}</p>",
+             f"<h3>Submissions ({esc(split)} split)</h3>", task_table(board, task, subs, "submission", quality),
+             f"<h3>Paper baselines: {esc(REPORTED_MARK)} ({esc(split)} split)</h3>",
+             '<p class="note">Cells as printed, ± the printed std.' + (' "In overall": one of the paper\'s main-table '
+             "rows, which count for the paper baselines' overall score." if task in OVERALL_TASKS else "") + "</p>",
              task_table(board, task, reported, "reported", quality)]
-    if dev:
-        parts += [f"<details><summary>Reported on the validation split ({len(dev)} rows, {esc(REPORTED_MARK)}; not "
-                  "comparable with test)</summary>", task_table(board, task, dev, "reported", quality)]
-        parts += [task_table(board, task, dev, "reported", diversity, brief=True)] if diversity else []
+    if apart_rows:
+        parts += [f"<details><summary>Reported on the {esc(other)} split ({len(apart_rows)} rows, {esc(REPORTED_MARK)}; "
+                  f"not comparable with {esc(split)})</summary>", task_table(board, task, apart_rows, "reported", quality)]
+        parts += [task_table(board, task, apart_rows, "reported", diversity, brief=True)] if diversity else []
         parts.append("</details>")
     if diversity:
         parts += [f"<details><summary>Diversity and length of the generations ({len(diversity)} statistics: "
                   f"{esc(', '.join(diversity))})</summary>", "<h4>Submissions</h4>",
                   task_table(board, task, subs, "submission", diversity, brief=True),
-                  f"<h4>Paper baselines: {esc(REPORTED_MARK)} (test split)</h4>",
+                  f"<h4>Paper baselines: {esc(REPORTED_MARK)} ({esc(split)} split)</h4>",
                   task_table(board, task, reported, "reported", diversity, brief=True), "</details>"]
     if svg:
         parts.append(f"<figure>{svg}</figure>")
-    sources = sorted({r.source for r in reported + dev if r.source})
+    sources = sorted({r.source for r in reported + apart_rows if r.source})
     if sources:
         parts += ["<details><summary>Sources of the reported rows</summary><ul>"]
         parts += [f"<li>{esc(s)}</li>" for s in sources] + ["</ul></details>"]
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def apart_text(board: Board) -> str:
+    """One sentence on the tasks shown apart from the overall score (benchmark split not test), or ''."""
+    apart = [t for t in board.tasks if t not in OVERALL_TASKS]
+    if not apart:
+        return ""
+    one = len(apart) == 1
+    return (f" {', '.join(apart)} {'is' if one else 'are'} shown apart, outside the overall score: {'its' if one else 'their'} "
+            "test references are hidden, so results are on the validation split, and a validation number cannot be "
+            "normalised against the paper's test-split rows.")
 
 
 def index_html(board: Board, svgs: dict[str, str]) -> str:
@@ -251,9 +296,10 @@ def index_html(board: Board, svgs: dict[str, str]) -> str:
             "differs.</p>",
             overall_table(board, "reported"),
             f'<p class="formula">{esc(FORMULA)}.</p>',
-            '<p class="note">Headline metrics: ' + esc(", ".join(f"{t}: {m}" for t, m in HEADLINE.items() if t in board.tasks))
-            + ". An entry missing a task, or with a task evaluated on part of its test split, is shown with the mean "
-            "over the tasks it has and ranked below every complete entry.</p>",
+            '<p class="note">Headline metrics: ' + esc(", ".join(f"{t}: {m}" for t, m in HEADLINE.items() if t in board.overall_tasks()))
+            + ". An entry without results for a task, or whose results skipped a task's headline metric, is shown with "
+            "the mean over the tasks it has and ranked below every complete entry; its status says which task and why."
+            + esc(apart_text(board)) + "</p>",
             f'<p class="note" id="out-of-range">† {esc(OUT_OF_RANGE)}.</p>']
     if svgs.get("overall"):
         body.append(f"<figure>{svgs['overall']}</figure>")
@@ -284,6 +330,28 @@ def seeds_table(entries: list[Entry], names: list[str]) -> str:
     return table(heads, lines)
 
 
+def provenance_html(b: Benchmark | None) -> str:
+    """The provenance section of a submission's page: how ``grue benchmark run`` made it (command, versions,
+    hardware, seeds, time, per task the settings fingerprint and device-hours, the trained cells folded)."""
+    if b is None:
+        return f'<h2>Provenance</h2>\n<p class="note">{esc(NOT_RECORDED)}: no benchmark block in submission.yaml.</p>'
+    info = [("Command", f"<code>{esc(b.command)}</code>"), ("grue", esc(f"{b.grue_version}, commit {b.git_commit or 'unknown'}")),
+            ("Hardware", esc(b.hardware)), ("Seeds", esc(f"{len(b.seeds)}: {', '.join(map(str, b.seeds))}")),
+            ("Time", esc(f"{b.wall_seconds:.1f} s wall-clock, {b.device_hours:.3g} device-hours (sums over the cells)"))]
+    tasks = [f'<tr><td class="t">{esc(t)}</td><td class="t"><code>{esc(h)}</code></td>{td_num(b.task_hours(t))}</tr>'
+             for t, h in sorted(b.settings.items())]
+    cells = [f'<tr><td class="t">{esc(c.task)}</td>{td_num(c.seed, str(c.seed))}<td class="t">{esc(c.stage)}</td>'
+             f'<td class="t"><code>{esc(c.settings)}</code></td>{td_num(c.wall_seconds)}{td_num(c.device_hours)}</tr>'
+             for c in b.cells]
+    return "\n".join([
+        "<h2>Provenance</h2>", '<table class="info">' + "".join(f'<tr><th class="t">{k}</th><td class="t">{v}</td></tr>'
+                                                                 for k, v in info) + "</table>",
+        table([th("Task"), th("Settings fingerprint"), th("Device-hours", True)], tasks),
+        f"<details><summary>Trained cells ({len(cells)}: task, seed, stage)</summary>",
+        table([th("Task"), th("Seed", True), th("Stage"), th("Settings"), th("Wall seconds", True), th("Device-hours", True)],
+              cells) if cells else '<p class="note">None (nothing was trained).</p>', "</details>"])
+
+
 def submission_html(board: Board, sub: Submission) -> str:
     """The detail page of one submission: who and what, then per task the seeds, skipped metrics, the
     configuration and sample generations."""
@@ -292,7 +360,7 @@ def submission_html(board: Board, sub: Submission) -> str:
             ("Link", link(m.link, m.link) if m.link else "—"), ("Notes", esc(m.notes or "—"))]
     body = ['<p><a href="../index.html">← GRUE leaderboard</a></p>', f"<h1>{esc(sub.name)}</h1>",
             '<table class="info">' + "".join(f'<tr><th class="t">{k}</th><td class="t">{v}</td></tr>'
-                                             for k, v in info) + "</table>"]
+                                             for k, v in info) + "</table>", provenance_html(m.benchmark)]
     for task in sorted({e.results.task for e in sub.entries}):
         entries = [e for e in sub.entries if e.results.task == task]
         body.append(f"<h2>{esc(task)}</h2>")

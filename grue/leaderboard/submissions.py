@@ -1,7 +1,8 @@
 """Leaderboard submissions: loading and validation.
 
 A submission is a folder ``<submissions>/<name>/`` holding ``submission.yaml`` (who, model,
-algorithm, link, notes) and one ``results.json`` per task and seed, each in its own
+algorithm, link, notes, and the ``benchmark`` block of ``grue benchmark run``: grue.leaderboard.provenance) and
+one ``results.json`` per task and seed, each on the whole of the task's benchmark split, in its own
 folder (``imdb/seed0/results.json``), optionally with the ``samples.jsonl`` that
 ``grue eval`` wrote beside it. Every problem reads ``<file>: <field>: <what is wrong>``.
 Results files are read only through :func:`grue.results.from_bytes`; nothing from a
@@ -20,6 +21,7 @@ import yaml
 
 from grue.errors import ProblemsError
 from grue.leaderboard.files import inside, link_below, read_limited, walk
+from grue.leaderboard.provenance import Benchmark, check_benchmark, check_results
 from grue.metrics import reported_names
 from grue.results import (
     FILENAME,
@@ -42,6 +44,8 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 # submission.yaml field -> (required, longest length)
 META_FIELDS = {"who": (True, 200), "model": (True, 200), "algorithm": (True, 200), "link": (False, 500),
                "notes": (False, 4000)}
+META_BLOCKS = ("benchmark",)
+"""submission.yaml's optional mappings, beside META_FIELDS: the provenance written by ``grue benchmark run``."""
 ROOT_FILES = ("README.md", ".gitkeep")
 """Files allowed directly in the submissions folder (beside the submission folders)."""
 
@@ -60,6 +64,8 @@ class Meta:
     algorithm: str
     link: str | None = None
     notes: str | None = None
+    benchmark: Benchmark | None = None
+    """The provenance of a submission made by ``grue benchmark run``; None when it was assembled by hand."""
 
 
 @dataclass
@@ -82,17 +88,19 @@ class Submission:
 
 @dataclass(frozen=True)
 class TaskInfo:
-    """What a results file must match: the task's version and its reported metric names -> higher_is_better;
-    ``description`` the task.yaml's one-line description."""
+    """What a results file must match: the task's version, its reported metric names -> higher_is_better and its
+    benchmark split (the split the leaderboard takes); ``description`` the task.yaml's one-line description."""
 
     version: str
     metrics: dict[str, bool | None]
     description: str = ""
+    benchmark_split: str = "test"
 
 
 def known_tasks() -> dict[str, TaskInfo]:
     """Every built-in task (grue.tasks): its version and reported metric names."""
-    return {t.name: TaskInfo(t.version, reported_names(t.metrics), t.description) for t in builtin_tasks()}
+    return {t.name: TaskInfo(t.version, reported_names(t.metrics), t.description, t.benchmark_split)
+            for t in builtin_tasks()}
 
 
 def is_http_url(text: str) -> bool:
@@ -106,11 +114,14 @@ def is_http_url(text: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def check_meta(data, source: str) -> tuple[Meta | None, list[str]]:
-    """``submission.yaml`` (parsed) -> (Meta, []) or (None, problems)."""
+def check_meta(data, source: str, tasks=()) -> tuple[Meta | None, list[str]]:
+    """``submission.yaml`` (parsed) -> (Meta, []) or (None, problems); ``tasks`` the known task names (for the
+    ``benchmark`` block's settings)."""
+    accepted = ", ".join((*META_FIELDS, *META_BLOCKS))
     if not isinstance(data, dict):
-        return None, [f"{source}: (top level): must be a mapping with {', '.join(META_FIELDS)}"]
-    out = [f"{source}: {key}: unknown field; accepted: {', '.join(META_FIELDS)}" for key in data if key not in META_FIELDS]
+        return None, [f"{source}: (top level): must be a mapping with {accepted}"]
+    out = [f"{source}: {key}: unknown field; accepted: {accepted}" for key in data
+           if key not in META_FIELDS and key not in META_BLOCKS]
     for key, (required, longest) in META_FIELDS.items():
         value = data.get(key)
         if value is None:
@@ -123,22 +134,27 @@ def check_meta(data, source: str) -> tuple[Meta | None, list[str]]:
     link = data.get("link")
     if isinstance(link, str) and link.strip() and not is_http_url(link):
         out.append(f"{source}: link: must be an http:// or https:// URL, got {show_value(link, yaml=True)}")
+    benchmark = None
+    if "benchmark" in data:
+        benchmark, problems = check_benchmark(data["benchmark"], source, tasks)
+        out += problems
     if out:
         return None, out
-    return Meta(**{k: data.get(k) for k in META_FIELDS}), []
+    return Meta(**{k: data.get(k) for k in META_FIELDS}, benchmark=benchmark), []
 
 
 def check_entry(results: Results, source: str, tasks: dict[str, TaskInfo]) -> list[str]:
-    """The rules a submitted results file must follow beyond the schema: evaluated, on the test split, a
-    known task at its current version, a seed, every metric of the task reported or skipped."""
+    """The rules a submitted results file must follow beyond the schema: evaluated, a known task at its current
+    version, on the whole of the task's benchmark split (never built-in prompts, never ``--limit``), a seed, every
+    metric of the task reported or skipped."""
     out = []
     if results.kind != "evaluated":
         out.append(f'kind: must be "evaluated" in a submission (numbers re-run with grue eval), got "{results.kind}"')
-    if results.split != "test":
-        out.append(f'split: must be "test": the leaderboard ranks test results, got "{results.split}"')
+    out += check_split(results, tasks)
     if results.seed is None:
         out.append("seed: must be an integer >= 0 in a submission (one results file per seed), got null")
-    out += check_task(results, tasks)
+    out += check_task(results, tasks, fix="scores of another task version are not comparable: re-evaluate the run "
+                                          "with the current grue")
     info = tasks.get(results.task)
     if info is not None:
         missing = [m for m in info.metrics if m not in results.metrics and m not in results.skipped]
@@ -150,6 +166,24 @@ def check_entry(results: Results, source: str, tasks: dict[str, TaskInfo]) -> li
                 out.append(f"metrics.{name}.higher_is_better: must be {show_value(info.metrics[name])} for {name}, "
                            f"got {show_value(metric.higher_is_better)}")
     return [f"{source}: {p}" for p in out]
+
+
+def check_split(results: Results, tasks: dict[str, TaskInfo]) -> list[str]:
+    """One line when the file is not a whole benchmark split: built-in prompts (split ``builtin``, or
+    ``run.builtin_prompts`` in a file written before that split existed), another split than the task's benchmark
+    split, or a ``--limit`` evaluation (fewer examples evaluated than the split holds)."""
+    run = results.config.get("run") if isinstance(results.config.get("run"), dict) else {}
+    if results.split == "builtin" or run.get("builtin_prompts") is True:
+        return ["split: results of the task's built-in prompts (a smoke check of the run, not a benchmark result); "
+                "evaluate the task's benchmark split with --data-dir DIR (or GRUE_DATA_DIR)"]
+    info = tasks.get(results.task)
+    if info is not None and results.split != info.benchmark_split:
+        return [f'split: must be "{info.benchmark_split}", the benchmark split of {results.task} (benchmark_split in '
+                f'tasks/{results.task}/task.yaml), got "{results.split}"']
+    if results.samples is not None and results.samples.evaluated < results.samples.total:
+        return [f"samples.evaluated: evaluated {results.samples.evaluated} of the split's {results.samples.total} "
+                "examples (--limit); the leaderboard takes whole splits"]
+    return []
 
 
 def check_task(results: Results, tasks: dict[str, TaskInfo], fix: str = "") -> list[str]:
@@ -206,7 +240,7 @@ def load_submission(root: Path, name: str, tasks: dict[str, TaskInfo], show_root
     for f in (f for f in files if not f.link):
         path = PurePosixPath(f.rel)
         if f.rel == META_FILE:
-            meta, problems = _read_meta(folder / f.rel, f"{show}/{f.rel}")
+            meta, problems = _read_meta(folder / f.rel, f"{show}/{f.rel}", tasks)
             out += problems
         elif path.name == FILENAME and len(path.parts) >= 2:
             entry, problems = _read_entry(folder, f.rel, show, tasks, samples=str(path.parent / SAMPLES_FILE) in rels)
@@ -221,6 +255,8 @@ def load_submission(root: Path, name: str, tasks: dict[str, TaskInfo], show_root
     if not entries and not any(PurePosixPath(r).name == FILENAME for r in rels):
         out.append(f"{show}: (folder): no results.json; put each one in a folder per task and seed, e.g. imdb/seed0/")
     out += check_consistency(entries, show)
+    if meta is not None and meta.benchmark is not None:
+        out += [p for e in sorted(entries, key=lambda e: e.rel) for p in check_results(meta.benchmark, e.results, f"{show}/{e.rel}")]
     if out:
         return None, out
     entries.sort(key=lambda e: (e.results.task, e.results.seed, e.rel))
@@ -250,7 +286,7 @@ def check_consistency(entries: list[Entry], show: str) -> list[str]:
     return out
 
 
-def _read_meta(path: Path, source: str) -> tuple[Meta | None, list[str]]:
+def _read_meta(path: Path, source: str, tasks) -> tuple[Meta | None, list[str]]:
     try:
         raw = read_limited(path, MAX_META_BYTES)
     except OSError as e:
@@ -267,7 +303,7 @@ def _read_meta(path: Path, source: str) -> tuple[Meta | None, list[str]]:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"
         return None, [f"{source}: {where}: invalid YAML: {getattr(e, 'problem', None) or e}"]
-    return check_meta(data, source)
+    return check_meta(data, source, tasks)
 
 
 def _read_entry(folder: Path, rel: str, show: str, tasks: dict[str, TaskInfo], samples: bool) -> tuple[Entry | None, list[str]]:
