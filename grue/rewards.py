@@ -47,7 +47,7 @@ def _needs(fn, *args, **kwargs) -> list[float]:
     try:
         return list(fn(*args, **kwargs))
     except MetricSkipped as e:
-        raise GrueError(f"the reward cannot be computed: {e}") from None
+        raise GrueError(f"the reward cannot be computed ({e})") from None  # score() may append " on <batch>"
 
 
 def meteor(prompts, completions, references, meta) -> list[float]:

