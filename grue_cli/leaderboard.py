@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from grue.errors import GrueError, ProblemsError, one_line
+from grue_cli.words import WordsCommand
 
 leaderboard_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                               help="The GRUE leaderboard: validate submissions, build the static site.")
@@ -38,12 +39,12 @@ def problems_exit(fn):
     return wrapper
 
 
-@leaderboard_app.command()
+@leaderboard_app.command(cls=WordsCommand)
 @problems_exit
 def validate(
-    paths: List[str] = typer.Argument(..., help="Submission folders, or files in them (e.g. the files a pull "
+    paths: List[str] = typer.Argument(..., metavar="PATH...", help="Submission folders, or files in them (e.g. the files a pull "
                                       "request changes); each whole submission is checked."),
-    submissions: Optional[Path] = typer.Option(None, help="The submissions folder; every PATH must be inside it. "
+    submissions: Optional[Path] = typer.Option(None, metavar="DIR", help="The submissions folder; every PATH must be inside it. "
                                                "Default: the folder that holds each PATH's submission."),
 ):
     """Check submissions against the results schema and the leaderboard's rules."""
@@ -71,14 +72,14 @@ def validate(
     typer.echo(f"ok: {len(subs)} submission(s), {files} results file(s): {', '.join(s.name for s in subs) or 'none'}")
 
 
-@leaderboard_app.command()
+@leaderboard_app.command(cls=WordsCommand)
 @problems_exit
 def build(
-    submissions: Optional[Path] = typer.Option(None, help="The submissions folder. Default: the grue checkout's "
+    submissions: Optional[Path] = typer.Option(None, metavar="DIR", help="The submissions folder. Default: the grue checkout's "
                                                "leaderboard/submissions."),
-    reported: Optional[Path] = typer.Option(None, help="The paper's numbers (results files of kind reported). "
+    reported: Optional[Path] = typer.Option(None, metavar="DIR", help="The paper's numbers (results files of kind reported). "
                                             "Default: the grue checkout's leaderboard/reported."),
-    out: Optional[Path] = typer.Option(None, help="Where the site goes (index.html, leaderboard.md, leaderboard.csv, "
+    out: Optional[Path] = typer.Option(None, metavar="DIR", help="Where the site goes (index.html, leaderboard.md, leaderboard.csv, "
                                        "plots/, submissions/). Default: the grue checkout's leaderboard/site."),
 ):
     """Validate everything, then write the static site (the same input gives the same bytes)."""

@@ -13,10 +13,24 @@ from typing import List, Optional
 import typer
 
 from grue.errors import GrueError, one_line
-from grue_cli.words import WordsCommand
+from grue_cli.words import WordsCommand, WordsGroup
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=WordsGroup,
                   help="Reinforcement learning for language models, and the GRUE benchmark.")
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from grue import __version__
+
+        typer.echo(f"grue {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def grue_options(version: bool = typer.Option(False, "--version", is_eager=True, callback=show_version,
+                                              help="Print grue's version and exit.")) -> None:
+    """Reinforcement learning for language models, and the GRUE benchmark."""
 
 
 OWN_HANDLERS = ("huggingface_hub", "datasets", "spacy")
@@ -346,8 +360,8 @@ from grue_cli.leaderboard import leaderboard_app  # noqa: E402  (the sub-app liv
 
 from grue_cli.benchmark import benchmark_app  # noqa: E402
 
-app.add_typer(leaderboard_app, name="leaderboard")
-app.add_typer(benchmark_app, name="benchmark")
+app.add_typer(leaderboard_app, name="leaderboard", cls=WordsGroup)
+app.add_typer(benchmark_app, name="benchmark", cls=WordsGroup)
 
 
 def main() -> None:  # pragma: no cover - console entry point
