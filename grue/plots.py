@@ -58,8 +58,19 @@ def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def draw(runs: dict[str, list[dict]], out: Path) -> Path:
-    """One PNG of the ``PANELS`` (2 x 3 grid), each run a line labelled with its name; written atomically."""
+def flat_limits(values: list[float]) -> tuple[float, float] | None:
+    """The y range of a panel whose values are all one value ``v`` (a fixed KL coefficient, a clip fraction of 0):
+    from 0 to ``2v`` (``-1..1`` for 0), so that the line sits mid-panel at its true scale; None for a panel that
+    varies, which matplotlib scales. (matplotlib's own range for a flat line is ``v`` +- 4%, e.g. 0.0096-0.0104,
+    which reads as a varying quantity.)"""
+    if not values or max(values) != min(values):
+        return None
+    v = values[0]
+    return (-1.0, 1.0) if v == 0 else (min(0.0, 2 * v), max(0.0, 2 * v))
+
+
+def figure(runs: dict[str, list[dict]]):
+    """The matplotlib Figure of the ``PANELS`` (2 x 3 grid), each run a line labelled with its name."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -67,10 +78,15 @@ def draw(runs: dict[str, list[dict]], out: Path) -> Path:
     fig.subplots_adjust(left=0.06, right=0.98, top=0.95, bottom=0.14, hspace=0.35, wspace=0.25)  # fixed: a layout engine doubles the cost
     axes = fig.subplots(2, 3).flatten()
     for ax, (key, title) in zip(axes, PANELS):
+        drawn: list[float] = []
         for name, rows in runs.items():
             xs, ys = series(rows, key)
             if xs:
                 ax.plot(xs, ys, marker="." if len(xs) < 30 else None, label=name)
+                drawn += ys
+        limits = flat_limits(drawn)
+        if limits is not None:
+            ax.set_ylim(*limits)
         ax.set_title(title)
         ax.set_xlabel("iteration")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -80,6 +96,12 @@ def draw(runs: dict[str, list[dict]], out: Path) -> Path:
         handles, labels = next((a.get_legend_handles_labels() for a in axes if a.get_legend_handles_labels()[0]), ([], []))
     if handles:
         fig.legend(handles, labels, loc="lower center", ncols=min(len(labels), 4), frameon=False)
+    return fig
+
+
+def draw(runs: dict[str, list[dict]], out: Path) -> Path:
+    """One PNG of ``figure(runs)``, written atomically."""
+    fig = figure(runs)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
