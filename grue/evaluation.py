@@ -346,6 +346,9 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         out = Path("runs") / f"{task_name}-external-{Path(name).name or 'model'}" / "eval" / scored
     else:
         out = Path("runs") / f"{task_name}-zero-shot-{Path(str(model)).name or 'model'}" / "eval" / scored
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise GrueError(f"{out} cannot be the results folder: {blocker} is a file; pass --output-dir DIR (a folder)")
     if (out / "results.json").exists() and not overwrite:
         raise GrueError(f"{out / 'results.json'} already exists; pass --overwrite to replace it or --output-dir DIR")
     groups = task_metrics(cfg.run.task)
