@@ -23,7 +23,7 @@ import yaml
 from conftest import REPO, cli_env, run_cli
 
 ROWS = 16
-SETS = ["ppo.iterations=3"]  # every smoke preset but imdb's already runs 3
+SETS = ["ppo.iterations=3", "run.checkpoint_every=1"]  # every smoke preset but imdb's already runs 3; a checkpoint each
 
 
 def small_data(src: Path, dst: Path) -> Path:
@@ -97,7 +97,9 @@ def test_the_whole_protocol_validates_and_scores(protocol):
         rows = [r for r in csv.DictReader(f) if r["entry"] == "tiny-ppo"]
     overall = [r for r in rows if r["section"] == "overall"]
     assert overall and overall[0]["mean"] not in ("", "nan"), overall
-    assert "grue benchmark run --algo ppo --name tiny-ppo" in (site / "index.html").read_text()
+    page = (site / "submissions" / "tiny-ppo.html").read_text()
+    assert "grue benchmark run --algo ppo --name tiny-ppo --seeds 2 --preset smoke" in page
+    assert b["settings"]["imdb"] in page
     print(f"7 tasks x 2 seeds, --jobs 2: {seconds:.0f} s")
 
 
@@ -144,7 +146,7 @@ def test_a_killed_benchmark_finishes_with_the_uninterrupted_results(protocol, sm
     name, tasks = "killed", "wmt16,narrativeqa"
     args = ["benchmark", "run", "--algo", "ppo", "--name", name, "--preset", "smoke", "--tasks", tasks, "--seeds", "2",
             "--data-dir", str(small), "--jobs", "2", "--out", str(root / "submissions" / name),
-            "--work-dir", str(root / "work" / name), "--who", "grue tests", "--set", SETS[0]]
+            "--work-dir", str(root / "work" / name), "--who", "grue tests", "--set", SETS[0], "--set", SETS[1]]
     parent = subprocess.Popen([sys.executable, "-m", "grue_cli.main", *args], env=cli_env(), cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     work = root / "work" / name
@@ -160,6 +162,8 @@ def test_a_killed_benchmark_finishes_with_the_uninterrupted_results(protocol, sm
     assert not (work / "cells" / "narrativeqa-s1-ppo" / "done.json").exists(), "the benchmark ended before the kill"
     again = run_cli(*args, timeout=900)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    logs = [p.read_text() for p in work.glob("cells/*/log.txt")]
+    assert any("continuing" in log and "from its last checkpoint" in log for log in logs), "no training was resumed"
     resumed, straight = metrics_of(root / "submissions" / name), metrics_of(root / "submissions" / "tiny-ppo")
     assert len(resumed) == 4
     for key, metrics in resumed.items():

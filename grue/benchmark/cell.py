@@ -91,19 +91,32 @@ def train(cell: dict, options: Options, work: Path, plan: dict) -> Path:
         shutil.rmtree(run_dir, ignore_errors=True)  # killed before its first checkpoint: nothing to keep
     if resume:
         cfg = from_dict(load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
-        print(f"continuing {run_dir} from its last checkpoint", flush=True)
     else:
         cfg = resolved(cell, options, work, plan)
         cfg.run.output_dir = str(run_dir)
     if fingerprint(cfg.to_dict()) != cell["settings"]:
         raise GrueError(f"cell {cell['id']}: the run's settings differ from the plan's "
                         f"({'; '.join(differences(cell['config'], cfg.to_dict()))})")
-    if options.processes > 1:
+    if resume and finished(run_dir, cfg):
+        print(f"{run_dir} finished its training before", flush=True)
+    elif options.processes > 1:
         train_processes(cfg, resume, options.processes)
     else:
+        if resume:
+            print(f"continuing {run_dir} from its last checkpoint", flush=True)
         with graceful():
             ALGORITHMS[cfg.run.algo].train(cfg, resume_dir=resume, show=False)
     return run_dir
+
+
+def finished(run_dir: Path, cfg) -> bool:
+    """Whether the run's last checkpoint is its final one (every iteration, or epoch, done)."""
+    from grue.algorithms import ALGORITHMS
+    from grue.checkpoint import latest, load_state
+
+    unit = getattr(ALGORITHMS[cfg.run.algo], "ITERATIONS", "iterations")  # supervised counts epochs
+    state = load_state(latest(run_dir))
+    return state["epoch" if unit == "epochs" else "iteration"] >= getattr(cfg.algo, unit)
 
 
 def train_processes(cfg, resume: str | None, processes: int) -> None:
