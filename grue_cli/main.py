@@ -221,12 +221,14 @@ def eval_(
     predictions: Optional[str] = typer.Option(None, metavar="FILE", help="Score generations made elsewhere: a JSONL file, one object "
                                               "with a \"generation\" string per example of the split, in order (with --task and --model-name)."),
     model_name: Optional[str] = typer.Option(None, "--model-name", metavar="NAME", help="With --predictions: the model that made them, as the results name it."),
-    split: str = typer.Option("test", metavar="SPLIT", help="Split to evaluate: train, validation or test."),
+    split: str = typer.Option("test", metavar="SPLIT", help="Split to evaluate: train, validation or test (a run "
+                                     "trained on built-in prompts is evaluated on them, as split builtin)."),
     limit: Optional[int] = typer.Option(None, metavar="N", help="Evaluate only the first N examples."),
     batch_size: Optional[int] = typer.Option(None, metavar="N", help="Prompts decoded at once (default: the task's eval.batch_size)."),
     data_dir: Optional[str] = typer.Option(None, metavar="DIR", help="Directory with <task>/<split>.jsonl (default: the run's, "
                                            "$GRUE_DATA_DIR, the built-in prompts a smoke run trained on, else the Hub)."),
-    output_dir: Optional[str] = typer.Option(None, metavar="DIR", help="Where results.json and samples.jsonl go (default: RUN/eval/<split>/)."),
+    output_dir: Optional[str] = typer.Option(None, metavar="DIR", help="Where results.json and samples.jsonl go (default: RUN/eval/<split>/, "
+                                           "RUN/eval/builtin/ for built-in prompts)."),
     seed: Optional[int] = typer.Option(None, metavar="N", help="Seed of sampled decoding (default: the run's seed); with --predictions, the seed recorded."),
     set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a run/generation/eval key, e.g. eval.num_beams=4 (repeatable)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json in the output directory."),
