@@ -92,8 +92,9 @@ def train(
     report_to: Optional[str] = typer.Option(None, "--report-to", metavar="NAME", help="Also send metrics and sample generations to "
                                             "an experiment tracker: tensorboard, wandb or none (default none; pip install 'grue[trackers]')."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Resolve and check the configuration, print it as YAML and "
-                                 "stop: no run directory, no model or data loaded."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check what the run checks before it loads a model (configuration, "
+                                 "reward, metrics, data files, tracker, run directory), print the configuration as YAML and "
+                                 "stop: no run directory made, no model loaded."),
 ):
     """RL fine-tuning of a language model on a GRUE task (all its weights, or LoRA adapters with --set run.lora_rank=8)."""
     from grue.algorithms import check_names, from_dict, resolve
@@ -134,7 +135,7 @@ def train(
                                    "run.output_dir": output_dir, "run.report_to": report_to, iters: iterations}.items() if v is not None}
         cfg = resolve(task, algo, preset=preset, config_file=str(config) if config else None, flags=flags, sets=set_)
     if dry_run:
-        return print_config(cfg)
+        return print_config(cfg, resume)
     from grue.interrupt import graceful
 
     with graceful():  # SIGINT/SIGTERM: the iteration in progress ends with a checkpoint, then the run stops
@@ -146,9 +147,9 @@ def train(
                    f"{first:.4f} -> last 20% {last:.4f} ({last - first:+.4f}): {verdict}")
 
 
-def print_config(cfg) -> None:
-    """``--dry-run``: check ``cfg`` as a one-process run would (grue.config's rules, then the algorithm's) and print
-    it as YAML, as the run's config.yaml would hold it."""
+def print_config(cfg, resume: str | None = None) -> None:
+    """``--dry-run``: check ``cfg`` as a one-process run would (grue.config's rules, the algorithm's, then
+    grue.preflight's: reward, metrics, data, tracker, run directory) and print it as config.yaml would hold it."""
     import yaml
 
     from grue.algorithms import ALGORITHMS
@@ -156,6 +157,9 @@ def print_config(cfg) -> None:
 
     check_config(cfg)
     ALGORITHMS[cfg.run.algo].check(cfg.algo, 1)
+    from grue.preflight import preflight
+
+    preflight(cfg, resume)
     typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False), nl=False)
 
 
