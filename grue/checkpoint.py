@@ -46,9 +46,12 @@ def save(run_dir: Path, policy, tokenizer, modules: dict[str, torch.nn.Module], 
     except OSError as e:
         raise GrueError(f"could not write a checkpoint in {run_dir}: {e}; the previous checkpoint is intact") from e
     try:
+        # A LoRA adapter (peft): save_embedding_layers="auto" would ask the Hub for the base's config.json, to see
+        # whether the vocabulary grew; grue never resizes embeddings, so the answer is known: no (offline is offline).
+        lora = {"save_embedding_layers": False} if hasattr(policy, "peft_config") else {}
         with warnings.catch_warnings():  # peft (a LoRA adapter) warns when its base is a built-in name, not a Hub id
             warnings.filterwarnings("ignore", message="Could not find a config file")
-            policy.save_pretrained(tmp, safe_serialization=True)
+            policy.save_pretrained(tmp, safe_serialization=True, **lora)
         tokenizer.save_pretrained(tmp)
         (tmp / "trainer").mkdir()
         for name, module in modules.items():  # save_model copes with tied weights (e.g. T5's embeddings)
