@@ -185,3 +185,35 @@ def test_supervised_then_ppo_runs_in_order_and_validates(small, tmp_path):
     meta = yaml.safe_load((tmp_path / "submissions" / "sup-ppo" / "submission.yaml").read_text())
     assert [c["stage"] for c in meta["benchmark"]["cells"]] == ["supervised", "ppo"]
     assert run_cli("leaderboard", "validate", str(tmp_path / "submissions" / "sup-ppo")).returncode == 0
+    # A changed first stage changes the second stage's starting point: both are refused, then made again on request.
+    other = ["--init-from-algo", "supervised", "--set", "supervised.lr=0.002", *(i for s in SETS for i in ("--set", s))]
+    refused = bench(tmp_path, "sup-ppo", "wmt16", small, *other, seeds=1, jobs=2)
+    assert refused.returncode == 2 and "2 cell(s) would not be reused: wmt16-s0-supervised: made with other settings " \
+        "(supervised.lr: 0.001 -> 0.002)" in refused.stderr, refused.stderr
+    forced = bench(tmp_path, "sup-ppo", "wmt16", small, *other, "--force-rerun", seeds=1, jobs=2)
+    assert forced.returncode == 0 and "2 cells, 0 already done" in forced.stdout, forced.stdout + forced.stderr
+    config = yaml.safe_load((work / "wmt16-s0-supervised" / "run" / "config.yaml").read_text())
+    assert config["supervised"]["lr"] == 0.002
+    assert run_cli("leaderboard", "validate", str(tmp_path / "submissions" / "sup-ppo")).returncode == 0
+
+
+def test_a_failed_cell_does_not_stop_the_others_and_is_made_on_the_next_run(small, tmp_path):
+    """The fast variant: two tasks, one seed. narrativeqa's data is missing at first: its cell fails, wmt16's is done,
+    the command exits 1 naming the failed cell and status shows why; with the data there, the next run makes only it."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(small / "wmt16", data / "wmt16")
+    first = bench(tmp_path, "fast", "wmt16,narrativeqa", data, seeds=1)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "1 cell(s) not done" in first.stdout and "narrativeqa-s0-ppo" in first.stdout.splitlines()[-1]
+    status = run_cli("benchmark", "status", str(tmp_path / "work" / "fast"))
+    assert status.returncode == 0 and "1 done, 1 failed" in status.stdout
+    assert "narrativeqa" in status.stdout and "error:" in status.stdout  # the failed cell's last line
+    shutil.copytree(small / "narrativeqa", data / "narrativeqa")
+    second = bench(tmp_path, "fast", "wmt16,narrativeqa", data, seeds=1)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "2 cells, 1 already done" in second.stdout and "narrativeqa-s0-ppo: started" in second.stdout
+    assert "wmt16-s0-ppo: started" not in second.stdout
+    ok = run_cli("leaderboard", "validate", str(tmp_path / "submissions" / "fast"))
+    assert ok.returncode == 0, ok.stderr

@@ -196,7 +196,7 @@ def run_cell(work: Path, cell_id: str) -> int:
         # 4. Done, written last.
         seconds = before + time.time() - start
         write_json(folder / "elapsed.json", {"seconds": seconds, "open": None})
-        record = {"settings": cell["settings"], "wall_seconds": round(seconds, 3),
+        record = {"key": cell["key"], "settings": cell["settings"], "wall_seconds": round(seconds, 3),
                   "device_hours": round(seconds * options.processes / 3600, 6), "hardware": hardware(),
                   "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         if target is not None:

@@ -73,6 +73,9 @@ class Cell:
     settings: str
     """grue.fingerprint of ``config``."""
     cost: dict
+    key: str = ""
+    """What the cell's results depend on: its settings, and a second stage's first stage's key too (a first stage
+    made with other settings is another starting point). Equal keys: the cell's earlier work is reused."""
 
     def train_command(self, run_dir: Path, first_run: Path | None, options: Options) -> str:
         """The ``grue train`` command this cell runs (shown by --dry-run and ``status``)."""
@@ -183,10 +186,19 @@ def plan(options: Options) -> list[Cell]:
             for i, stage in enumerate(stages):
                 cfg = stage_config(task, stage, seed, options, first)
                 config = cfg.to_dict()
+                settings = fingerprint(config)
+                key = chained(settings, cells[-1].key) if i else settings
                 cells.append(Cell(f"{task}-s{seed}-{stage}", task, seed, stage, i == len(stages) - 1,
-                                  cells[-1].id if i else None, config, fingerprint(config), cost(cfg)))
+                                  cells[-1].id if i else None, config, settings, cost(cfg), key))
                 first = config
     return cells
+
+
+def chained(settings: str, first_key: str) -> str:
+    """A second stage's key: 16 hex digits of the SHA-256 of its settings and its first stage's key."""
+    import hashlib
+
+    return hashlib.sha256(f"{settings}:{first_key}".encode()).hexdigest()[:16]
 
 
 def cost(cfg) -> dict:

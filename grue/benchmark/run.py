@@ -59,8 +59,9 @@ def conflicts(cells: list[Cell], work: Path, out: Path) -> list[str]:
     for c in cells:
         folder = state.cell_dir(work, c.id)
         began = (folder / "run").exists() or (folder / "done.json").exists()
-        if began and c.id in old and old[c.id]["settings"] != c.settings:
-            lines.append(f"{c.id}: made with other settings ({'; '.join(differences(old[c.id]['config'], c.config))})")
+        if began and c.id in old and old[c.id].get("key") != c.key:
+            named = differences(old[c.id]["config"], c.config) or [f"it starts from {c.after}, which changes"]
+            lines.append(f"{c.id}: made with other settings ({'; '.join(named)})")
             continue
         target = state.submitted(out, c.task, c.seed)
         record = state.read_json(folder / "done.json") or {}

@@ -5,10 +5,10 @@
     WORK/cells/<id>/eval/          its evaluation (results.json, samples.jsonl), before the copy into the submission
     WORK/cells/<id>/log.txt        what the cell printed
     WORK/cells/<id>/lock           held (flock) while a process works on the cell
-    WORK/cells/<id>/done.json      written last: settings, results.json's SHA-256, wall time, device-hours, hardware
+    WORK/cells/<id>/done.json      written last: key and settings, results.json's SHA-256, wall time, device-hours, hardware
     WORK/cells/<id>/failed.json    the exit code and the log's last line of a cell that failed
 
-A cell is done when done.json names the planned settings and the submission's results.json still has the SHA-256
+A cell is done when done.json names the planned key (its settings, and a second stage's first stage's) and the submission's results.json still has the SHA-256
 it recorded: a file that is merely there does not count.
 """
 
@@ -61,7 +61,7 @@ def submitted(out: Path, task: str, seed: int) -> Path:
 def done_record(work: Path, out: Path, cell: dict) -> dict | None:
     """The cell's done.json when the cell is done (see the module docstring), else None."""
     record = read_json(cell_dir(work, cell["id"]) / "done.json")
-    if record is None or record.get("settings") != cell["settings"]:
+    if record is None or record.get("key") != cell["key"]:
         return None
     if cell["final"] and sha256(submitted(out, cell["task"], cell["seed"])) != record.get("results_sha256"):
         return None
