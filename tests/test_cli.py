@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -62,6 +63,9 @@ def test_quickstart_train_eval_leaderboard_offline(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.splitlines()[0] == f"run directory {run}"
     assert "reward went up" in p.stdout.splitlines()[-1]
+    # the README's sample line is what this deterministic run prints (built-in prompts, torch 2.13.0 on CPU)
+    shown = re.search(r"^done: 30 iterations in runs/smoke;.*$", (REPO / "README.md").read_text(encoding="utf-8"), re.M)
+    assert shown and p.stdout.splitlines()[-1] == shown.group(0).replace("runs/smoke", str(run)), p.stdout.splitlines()[-1]
     assert not warnings_in(p.stderr), p.stderr[-2000:]
     rows = metrics(run)
     assert len(rows) == 30 and all(k in rows[0] for k in REQUIRED)
