@@ -217,3 +217,15 @@ def test_a_failed_cell_does_not_stop_the_others_and_is_made_on_the_next_run(smal
     assert "wmt16-s0-ppo: started" not in second.stdout
     ok = run_cli("leaderboard", "validate", str(tmp_path / "submissions" / "fast"))
     assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.slow
+def test_a_cell_trains_with_several_processes(small, tmp_path):
+    """--processes 2: the cell trains under torchrun (two CPU processes, gloo), then evaluates once."""
+    done = bench(tmp_path, "ddp", "wmt16", small, "--processes", "2", *(i for s in SETS for i in ("--set", s)), seeds=1, jobs=1)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run = tmp_path / "work" / "ddp" / "cells" / "wmt16-s0-ppo" / "run"
+    assert yaml.safe_load((run / "config.yaml").read_text())["world_size"] == 2
+    cell = yaml.safe_load((tmp_path / "submissions" / "ddp" / "submission.yaml").read_text())["benchmark"]["cells"][0]
+    assert cell["device_hours"] == pytest.approx(2 * cell["wall_seconds"] / 3600, rel=1e-3)
+    assert run_cli("leaderboard", "validate", str(tmp_path / "submissions" / "ddp")).returncode == 0
