@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import run_cli
@@ -53,6 +55,15 @@ def test_sets_go_to_their_stage():
     sets = ["ppo.lr=1e-5", "supervised.lr=1e-4", "run.reward=lexicon", "generation.top_k=10", "kl_coef=0.2"]
     assert stage_sets(sets, "ppo") == ["ppo.lr=1e-5", "run.reward=lexicon", "generation.top_k=10", "kl_coef=0.2"]
     assert stage_sets(sets, "supervised") == ["supervised.lr=1e-4", "run.reward=lexicon", "generation.top_k=10", "kl_coef=0.2"]
+    options = Options(algo="ppo", name="x", tasks=["imdb"], seeds=1, preset="smoke", init_from_algo="supervised",
+                      sets=["ppo.lr=1e-5", "supervised.lr=1e-4"])
+    first, second = plan(options)
+    assert first.train_command(Path("/w/a"), None, options) == \
+        "grue train imdb --algo supervised --seed 0 --preset smoke --set supervised.lr=1e-4 --output-dir /w/a"
+    assert second.train_command(Path("/w/b"), Path("/w/a"), options) == \
+        "grue train imdb --algo ppo --seed 0 --init-from /w/a --preset smoke --set ppo.lr=1e-5 --output-dir /w/b"
+    assert options.command() == ("grue benchmark run --algo ppo --name x --tasks imdb --seeds 1 --init-from-algo supervised "
+                                 "--preset smoke --set ppo.lr=1e-5 --set supervised.lr=1e-4")
 
 
 @pytest.mark.parametrize("options, message", [

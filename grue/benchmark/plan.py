@@ -38,19 +38,10 @@ class Options:
 
     def command(self) -> str:
         """The ``grue benchmark run`` command that reproduces the submission (no paths of this machine)."""
-        parts = ["grue", "benchmark", "run", "--algo", self.algo, "--name", self.name]
-        if self.model:
-            parts += ["--model", self.model]
-        if sorted(self.tasks) != sorted(task_names()):
-            parts += ["--tasks", ",".join(self.tasks)]
-        parts += ["--seeds", str(self.seeds)]
-        if self.init_from_algo:
-            parts += ["--init-from-algo", self.init_from_algo]
-        if self.preset:
-            parts += ["--preset", self.preset]
-        for item in self.sets:
-            parts += ["--set", item]
-        return shlex.join(parts)
+        tasks = None if sorted(self.tasks) == sorted(task_names()) else ",".join(self.tasks)
+        return shlex.join(["grue", "benchmark", "run", "--algo", self.algo, "--name", self.name, *flags([
+            ("--model", self.model), ("--tasks", tasks), ("--seeds", self.seeds), ("--init-from-algo", self.init_from_algo),
+            ("--preset", self.preset), *(("--set", item) for item in self.sets)])])
 
     def algorithm(self) -> str:
         """The results' algorithm name: ``ppo``, or ``supervised+ppo`` for two stages."""
@@ -79,24 +70,21 @@ class Cell:
 
     def train_command(self, run_dir: Path, first_run: Path | None, options: Options) -> str:
         """The ``grue train`` command this cell runs (shown by --dry-run and ``status``)."""
-        parts = ["grue", "train", self.task, "--algo", self.stage, "--seed", str(self.seed)]
-        if first_run is not None:
-            parts += ["--init-from", str(first_run)]
-        elif options.model:
-            parts += ["--model", options.model]
-        if options.preset:
-            parts += ["--preset", options.preset]
-        for item in options.sets:
-            parts += ["--set", item]
-        if options.data_dir:
-            parts += ["--data-dir", options.data_dir]
-        parts += ["--output-dir", str(run_dir)]
+        parts = ["grue", "train", self.task, "--algo", self.stage, "--seed", str(self.seed), *flags([
+            ("--init-from", first_run), ("--model", None if first_run else options.model), ("--preset", options.preset),
+            *(("--set", item) for item in stage_sets(options.sets, self.stage)), ("--data-dir", options.data_dir),
+            ("--output-dir", run_dir)])]
         if options.processes > 1:
             parts = ["torchrun", "--nproc_per_node", str(options.processes), "-m", "grue_cli.main", *parts[1:]]
         return shlex.join(parts)
 
     def eval_command(self, run_dir: Path) -> str:
         return shlex.join(["grue", "eval", "--checkpoint", str(run_dir), "--split", benchmark_split(self.task)])
+
+
+def flags(pairs) -> list[str]:
+    """``[("--model", "gpt2"), ("--preset", None)]`` -> ``["--model", "gpt2"]``: the flags whose value is set."""
+    return [str(part) for flag, value in pairs if value is not None for part in (flag, value)]
 
 
 def benchmark_split(task: str) -> str:
