@@ -302,6 +302,7 @@ def iteration_metrics(s: Session, it: int, sc: Scored, stats: dict, kl_mean: flo
         "reward/mean": all_scores.mean().item(), "reward/std": all_scores.std().item() if all_scores.numel() > 1 else 0.0,
         "reward/total": acc.reduce(sc.rewards.sum(-1).mean(), "mean").item(),
         "kl/mean": kl_mean, "kl/coef": kl_coef,
+        "kl/support_logmass": acc.reduce(masked_mean(sc.rollout.raw_logprobs - sc.rollout.logprobs, mask), "mean").item(),
         **{k: acc.reduce(v, "mean").item() for k, v in stats.items()},
         **({} if sc.rollout.values is None else {"value/mean": acc.reduce(masked_mean(sc.rollout.values, mask), "mean").item()}),
         "response/length": acc.reduce(sc.batch.generated_mask.sum(-1).mean(), "mean").item(),

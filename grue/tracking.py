@@ -5,7 +5,9 @@ Metric names are stable; each metrics.jsonl line is one iteration:
 - ``iteration``, ``world_size``, ``samples`` (seen so far, all processes)
 - ``reward/mean``, ``reward/std``: the task score of the rollout's completions
 - ``reward/total``: mean of the summed per-token rewards (score plus KL penalty)
-- ``kl/mean``: mean per-token KL(policy || reference); ``kl/coef``: the beta used
+- ``kl/mean``: mean per-token KL(policy || reference); ``kl/coef``: the beta used; ``kl/support_logmass`` (PPO, NLPO,
+  A2C): mean ``log p(a) - log q(a)`` of the sampled tokens, p the raw policy, q the distribution sampled from (at
+  temperature 1 the log of p's probability on q's support: 0 without top-k, top-p, mask or EOS ban; grue.stability)
 - ``loss/policy``, ``loss/value``, ``loss/total``
 - ``policy/entropy``, ``policy/clipfrac``, ``policy/approx_kl``, ``policy/grad_norm``
 - ``value/mean``, ``value/clipfrac``, ``response/length``

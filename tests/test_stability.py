@@ -27,6 +27,26 @@ def test_negative_kl_below_minus_one_hundredth():
     assert st.negative_kl(rows(**{"kl/mean": [-0.011]}), limit=-0.02) is None
 
 
+def test_negative_kl_from_mass_outside_the_sampled_support_is_named():
+    # the README's Supervised+NLPO smoke run: k1 -0.93 = E_q[log q - log r] 1.49 + support log-mass -2.42
+    msg = st.negative_kl(rows(**{"kl/mean": [0.0, -0.93], "kl/support_logmass": [-1.1, -2.42]}))
+    assert msg == ("mean KL -0.93 < -0.01: the raw policy puts only 8.9% (geometric mean) of its probability on the tokens "
+                   "it samples from, so the KL estimate on them is biased low")
+    # below what the support explains: the log-probs themselves disagree
+    assert "sampling and scoring log-probs disagree" in st.negative_kl(rows(**{"kl/mean": [-0.5], "kl/support_logmass": [-0.1]}))
+
+
+def test_a_run_logs_the_support_log_mass(tmp_path):
+    from conftest import FAST, cli_in_process
+
+    run = tmp_path / "run"
+    r = cli_in_process("train", "imdb", "--preset", "smoke", "--iterations", "1", "--output-dir", str(run), "--quiet", *FAST)
+    assert r.returncode == 0, r.stderr
+    (row,) = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert abs(row["kl/mean"]) < 1e-6  # the first rollout's policy is the reference
+    assert -10 < row["kl/support_logmass"] < 0  # top-k 50 of tiny-gpt2's 4096 tokens holds part of the mass
+
+
 def test_kl_over_ten_times_its_target():
     assert st.kl_over_target(rows(**{"kl/mean": [1.01]}), target=0.1) is not None
     assert st.kl_over_target(rows(**{"kl/mean": [0.99]}), target=0.1) is None
