@@ -13,7 +13,7 @@ export GRUE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data
 
 DEBIAN_PACKAGES := wordnet-base wordnet-sense-index chromium chromium-driver slurmctld slurmd slurm-client
 
-.PHONY: install install-torch system-deps test test-fast test-deps-range bench bench-trl compare compare-precision smoke clean
+.PHONY: install install-torch system-deps test test-fast test-deps-range bench bench-trl bench-launchers compare compare-precision smoke clean
 
 # WordNet 3.0 from Debian, for METEOR without internet (grue copies it into an NLTK data
 # folder on first use), Chromium + ChromeDriver for the leaderboard's browser tests, and SLURM
@@ -64,6 +64,11 @@ bench:
 # grue's PPO against TRL 1.12.0's PPOTrainer, A B A B, fp32 and bf16 (TRL goes into benchmarks/.trl-1.12.0, git-ignored).
 bench-trl:
 	$(PYTHON) benchmarks/bench_trl.py --out benchmarks/results/bench_trl.json
+
+# grue benchmark run on each launcher (local x1, local x2, a one-node SLURM, a local Ray): the 7 x 2 smoke protocol's
+# wall time and each launcher's overhead per cell (needs GRUE_DATA_DIR; SLURM from make system-deps, as root).
+bench-launchers:
+	$(PYTHON) benchmarks/bench_launchers.py --out benchmarks/results/bench_launchers.json
 
 compare:
 	$(PYTHON) benchmarks/compare.py --jobs 2 --iterations 20 --out benchmarks/results/compare
