@@ -45,6 +45,15 @@ def test_slurm_launcher_runs_two_stages_as_dependent_jobs(small, tmp_path):  # n
                        "--slurm-cpus-per-job", "1", "--slurm-time", "20", "--out", str(tmp_path / "sub" / "slurm-sup-ppo"),
                        "--work-dir", str(tmp_path / "work" / "slurm-sup-ppo"), "--who", "grue tests", timeout=900)
         seconds = time.time() - t0
+        # a first stage that fails (no data for its task): its second stage's job is cancelled, the command says so
+        failing = run_cli("benchmark", "run", "--algo", "ppo", "--init-from-algo", "supervised", "--name", "nodata",
+                          "--preset", "smoke", "--tasks", "narrativeqa", "--seeds", "1", "--data-dir", str(tmp_path / "none"),
+                          "--launcher", "slurm", "--slurm-partition", cluster.partition, "--slurm-cpus-per-job", "1",
+                          "--out", str(tmp_path / "sub" / "nodata"), "--work-dir", str(tmp_path / "work" / "nodata"),
+                          timeout=600)
+    assert failing.returncode == 1, failing.stdout + failing.stderr
+    assert "narrativeqa-s0-supervised: failed" in failing.stdout and "narrativeqa-s0-ppo: SLURM job" in failing.stdout
+    assert "2 cell(s) not done" in failing.stdout
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count("SLURM job") == 4
     check_two_stages(tmp_path, "slurm-sup-ppo")
@@ -64,7 +73,12 @@ def test_ray_launcher_runs_two_stages_as_dependent_tasks(small, tmp_path, capsys
         code = run_benchmark(options, Launch(launcher="ray", jobs=2), tmp_path / "sub" / "ray-sup-ppo",
                              tmp_path / "work" / "ray-sup-ppo", submitter="grue tests")
         seconds = time.time() - t0
-    assert code == 0, capsys.readouterr().out[-3000:]
+        failing = Options(algo="ppo", name="nodata", tasks=["narrativeqa"], seeds=1, preset="smoke",
+                          init_from_algo="supervised", data_dir=str(tmp_path / "none"))
+        failed = run_benchmark(failing, Launch(launcher="ray", jobs=2), tmp_path / "sub" / "nodata", tmp_path / "work" / "nodata")
+    out = capsys.readouterr().out
+    assert failed == 1 and "narrativeqa-s0-supervised: failed" in out and "narrativeqa-s0-ppo: not run" in out, out[-3000:]
+    assert code == 0, out[-3000:]
     check_two_stages(tmp_path, "ray-sup-ppo")
     print(f"ray: 4 cells in {seconds:.0f} s")
 
