@@ -682,3 +682,15 @@ def test_overall_axis_is_cut_and_out_of_range_scores_are_explained(tmp_path):
     assert 'id="out-of-range">† A score below 0 means' in files["index.html"]
     assert f"{fmt(example.score)}\u00a0†</td>" in files["index.html"]
     assert "† A score below 0 means" in files["leaderboard.md"] and f"| {fmt(example.score)} † |" in files["leaderboard.md"]
+
+
+def test_samples_whose_text_holds_unicode_line_separators_are_valid():
+    """JSON Lines separates rows with "\n" alone: a generation or prompt holding U+0085 or U+2028 (IMDB reviews do,
+    and json.dumps(ensure_ascii=False) writes them as they are) is one row, not three broken ones."""
+    from grue.leaderboard.submissions import check_samples
+
+    row = {"prompt": "a\u0085b", "generation": "c\u2028d\u2029e", "references": ["f\x85"]}
+    raw = (json.dumps(row, ensure_ascii=False) + "\r\n" + json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+    rows, problems = check_samples(raw, "s.jsonl")
+    assert problems == [] and rows == [row, row]
+

@@ -204,7 +204,7 @@ def check_samples(raw: bytes, source: str) -> tuple[list[dict], list[str]]:
     if len(raw) > MAX_SAMPLES_BYTES:
         return [], [f"{source}: (file): larger than {MAX_SAMPLES_BYTES} bytes (5 MB), the limit for samples.jsonl"]
     try:
-        lines = raw.decode("utf-8").splitlines()
+        lines = raw.decode("utf-8").split("\n")  # JSON Lines: "\n" only (str.splitlines also splits at U+0085, U+2028)
     except UnicodeDecodeError as e:
         return [], [f"{source}: (file): not UTF-8 text (invalid byte at offset {e.start})"]
     rows, out = [], []
