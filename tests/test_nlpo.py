@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from conftest import cli_in_process, run_cli, sampler
 from grue.algorithms import nlpo, ppo
 from grue.algorithms import resolve
+from grue.fingerprint import fingerprint
 from grue.onpolicy import collect
 from grue.models import load_policy, load_tokenizer
 from grue.rollout import MaskSettings, generate, lm_inputs, policy_forward, tokenize_prompts
@@ -135,6 +136,24 @@ def test_training_loop_refreshes_on_schedule(tmp_path):
     assert all(torch.equal(mask1[k], start[k]) for k in common), "no refresh before the interval has passed"
     assert all(torch.equal(mask2[k], policy1[k]) for k in common), "refreshed from the policy of 1 update"
     assert any(not torch.equal(policy1[k], start[k]) for k in common), "the policy did move"
+
+
+def test_mask_refresh_paper_keeps_the_initial_masking_policy(tmp_path):
+    """``nlpo.mask_refresh: paper`` (RL4LMs' sampler, whose mask never moved): interval 1, three iterations, and the
+    masking policy the sampler holds (saved in the checkpoint, read by evaluation) is bit-identical to the start."""
+    start = load_policy("tiny-gpt2").state_dict()
+    cfg = config(tmp_path, "nlpo", 3, "nlpo.mask_update_interval=1", "nlpo.mask_refresh=paper")
+    nlpo.train(cfg, show=False)
+    ckpt_dir = tmp_path / "nlpo" / "checkpoint"
+    mask = load_file(str(ckpt_dir / "trainer" / "mask_policy.safetensors"))
+    policy = load_file(str(ckpt_dir / "model.safetensors"))
+    common = [k for k in mask if k in start and k in policy]
+    assert len(common) > 5
+    assert all(torch.equal(mask[k], start[k]) for k in mask if k in start), "the masking policy never moved"
+    assert any(not torch.equal(policy[k], start[k]) for k in common), "while the policy did"
+    periodic = config(tmp_path, "nlpo", 3, "nlpo.mask_update_interval=1")
+    assert periodic.algo.mask_refresh == "periodic", "grue's refreshed NLPO stays the default"
+    assert fingerprint(cfg.to_dict()) != fingerprint(periodic.to_dict()), "the fingerprint tells the two apart"
 
 
 @pytest.mark.slow

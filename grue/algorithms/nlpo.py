@@ -10,7 +10,9 @@ renormalised distribution, while the KL penalty uses the unmasked ones.
 The masking policy is refreshed in place, and the sampler reads it from the same object
 on every rollout: the original implementation refreshed a copy that its logits
 processor never saw, so its mask never moved. ``tests/test_nlpo.py`` checks that the
-sampled supports follow the refreshed copy.
+sampled supports follow the refreshed copy. ``mask_refresh: paper`` reproduces the original
+behaviour (the masking policy stays the initial one, in training and in the checkpoint that
+evaluation reads), for rows comparable with the paper's NLPO rows.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ class NLPOConfig(ppo.PPOConfig):
     """Iterations between re-syncs of the masking policy from the current policy (paper: 5 for IMDB, 20 otherwise)."""
     min_tokens_to_keep: int = 100
     """The allowed set never has fewer tokens than this."""
+    mask_refresh: str = field(default="periodic", metadata={"choices": ("periodic", "paper")})
+    """``periodic``: the masking policy is re-synced every ``mask_update_interval`` iterations and the sampler uses
+    the new copy; evaluation uses the checkpoint's copy (grue's NLPO). ``paper``: NLPO as the paper's rows were made
+    (RL4LMs 97df0bd): the sampler's masking policy is never refreshed (its logits processor kept the first copy), so
+    training and evaluation use the initial masking policy. The leaderboard names these runs "NLPO (as published)"."""
 
 
 CONFIG = NLPOConfig
@@ -115,7 +122,8 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
             # 3. Masking policy: every mask_update_interval iterations, re-sync it from the current policy
             #    (before this rollout's update), in place, so the next rollout samples inside the new mask.
-            if refresh_due(it, algo.mask_update_interval):
+            #    With mask_refresh: paper it is never re-synced (the original sampler's mask never moved).
+            if algo.mask_refresh == "periodic" and refresh_due(it, algo.mask_update_interval):
                 refresh(s, mask)
 
             # 4-6. Scores; per-token rewards -beta * KL_t (unmasked distributions) plus the score
