@@ -273,23 +273,25 @@ def test_perplexity_over_long_text_uses_the_stride():
     refs = [[f"review {i} says the film was {'good' if i % 2 else 'dull'} and long"] for i in range(12)]
     ids = tok("\n\n".join(r[0] for r in refs))["input_ids"]
     assert len(ids) > 2 * window
-    opts = MetricOptions(policy=policy, tokenizer=tok, perplexity_stride=window // 2)
+    opts = MetricOptions(policy=policy, tokenizer=tok, perplexity_stride=window // 2, perplexity_average="scored_tokens")
     result = metric_function("perplexity")(batch([""] * 12, ["u"] * 12, refs), opts)
     nll, count = token_by_token_nll(policy, ids, window, window // 2)
     assert result.values["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-4)
-    wide = metric_function("perplexity")(batch([""] * 12, ["u"] * 12, refs), MetricOptions(policy=policy, tokenizer=tok))
+    wide = metric_function("perplexity")(batch([""] * 12, ["u"] * 12, refs),
+                                         MetricOptions(policy=policy, tokenizer=tok, perplexity_average="scored_tokens"))
     assert wide.values["perplexity"] != pytest.approx(result.values["perplexity"], rel=1e-6)  # stride 512 -> 32
 
 
 def test_perplexity_texts_and_skips():
     b = batch(["p1", "", "p3"], ["a", "b", "c"], [["r1"], ["r2"], [""]])
     assert perplexity_texts(b, "reference") == ["r1", "r2"]
+    assert perplexity_texts(b, "reference", keep_empty=True) == ["r1", "r2", ""]
     assert perplexity_texts(b, "prompt_and_reference") == ["p1 r1", "r2", "p3"]
     with pytest.raises(GrueError, match="perplexity_text"):
         perplexity_texts(b, "prompt")
     with pytest.raises(MetricSkipped, match="evaluated model"):
         metric_function("perplexity")(batch(PROMPTS, ["a", "b"], REFS), MetricOptions())
-    opts = MetricOptions(policy=load_policy("tiny-gpt2"), tokenizer=load_tokenizer("tiny-gpt2"))
+    opts = MetricOptions(policy=load_policy("tiny-gpt2"), tokenizer=load_tokenizer("tiny-gpt2"), perplexity_average="scored_tokens")
     with pytest.raises(MetricSkipped, match="no reference texts to read .*--data-dir"):
         metric_function("perplexity")(batch(PROMPTS, ["a", "b"], [[""], [" "]]), opts)
     with pytest.raises(MetricSkipped, match="fewer than two tokens"):  # "a" is one token of the tiny tokenizer
@@ -297,3 +299,60 @@ def test_perplexity_texts_and_skips():
     t5 = MetricOptions(policy=load_policy("tiny-t5"), tokenizer=load_tokenizer("tiny-t5"))
     with pytest.raises(MetricSkipped, match="encoder-decoder"):
         metric_function("perplexity")(batch(PROMPTS, ["a", "b"], REFS), t5)
+
+
+def rl4lms_perplexity(policy, ids: list[int], stride: int) -> float:
+    """RL4LMs 97df0bd ``rl4lms/envs/text_generation/metric.py``, class ``Perplexity`` (line 415), ``compute``
+    lines 461-481, step by step with transformers' own loss: per window the mean NLL of its labels times
+    ``trg_len``; ``exp(sum / end_loc)``, end_loc being N after the last window."""
+    x = torch.tensor([ids])
+    nlls, end_loc, max_length = [], 0, policy.config.n_positions
+    for i in range(0, x.size(1), stride):
+        begin_loc, end_loc = max(i + stride - max_length, 0), min(i + stride, x.size(1))
+        trg_len = end_loc - i
+        input_ids = x[:, begin_loc:end_loc]
+        target_ids = input_ids.clone()
+        target_ids[:, :-trg_len] = -100
+        with torch.no_grad():
+            nlls.append(policy(input_ids, labels=target_ids).loss * trg_len)
+    return torch.exp(torch.stack(nlls).sum() / end_loc).item()
+
+
+def test_perplexity_is_rl4lms_sum_over_n_with_empty_texts_kept():
+    """The default (``eval.perplexity_average: rl4lms``) equals RL4LMs' Perplexity metric (97df0bd
+    rl4lms/envs/text_generation/metric.py:415-481, ``torch.exp(torch.stack(nlls).sum() / end_loc)`` at line 481) on
+    review-like texts with an empty one among them (kept: it adds a blank-line separator), with a 32-position
+    GPT-2 and stride 16 (IMDB's stride 512 over 1024 positions, scaled down); grue's variant differs from it."""
+    from transformers import GPT2LMHeadModel
+
+    config = load_policy("tiny-gpt2").config
+    config.n_positions = 32
+    torch.manual_seed(0)
+    policy, tok = GPT2LMHeadModel(config).eval(), load_tokenizer("tiny-gpt2")
+    refs = [["the acting was wooden but the score carried every scene, even the long ones"], [""],
+            ["i left before the end and would not go back for a second look"],
+            ["a quiet, funny film about two brothers and the farm they never sold"]]
+    b = batch([""] * 4, ["u"] * 4, refs)
+    ids = tok("\n\n".join(r[0] for r in refs))["input_ids"]
+    assert len(ids) > 2 * 32
+    want = rl4lms_perplexity(policy, ids, 16)
+    got = metric_function("perplexity")(b, MetricOptions(policy=policy, tokenizer=tok, perplexity_stride=16))
+    assert got.values["perplexity"] == pytest.approx(want, rel=1e-5)
+    # by hand: the first window scores 15 of its 16 targets, yet counts 16 times its mean; the others score all 16
+    spans = window_spans(len(ids), 32, 16)
+    per_window, scored = [], []
+    with torch.no_grad():
+        for b_, f, e in spans:
+            targets = range(max(f, b_ + 1), e)
+            per_window.append(-sum(float(torch.log_softmax(policy(input_ids=torch.tensor([ids[b_:t]])).logits[0, -1], -1)[ids[t]])
+                                   for t in targets))
+            scored.append(len(targets))
+    assert scored[0] == 15 and all(c == 16 for c in scored[1:-1])
+    by_hand = math.exp(sum(n / c * (e - f) for n, c, (_, f, e) in zip(per_window, scored, spans)) / len(ids))
+    assert want == pytest.approx(by_hand, rel=1e-4)
+    grue = metric_function("perplexity")(b, MetricOptions(policy=policy, tokenizer=tok, perplexity_stride=16,
+                                                          perplexity_average="scored_tokens"))
+    dropped = tok("\n\n".join(r[0] for r in refs if r[0]))["input_ids"]
+    nll, count = token_by_token_nll(policy, dropped, 32, 16)
+    assert grue.values["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-4)
+    assert grue.values["perplexity"] != pytest.approx(want, rel=1e-4)

@@ -60,6 +60,13 @@ class MetricSettings:
     (IMDB: the whole review, as in the paper)."""
     perplexity_stride: int = 512
     """Tokens the perplexity metric's sliding window advances by (the paper: 512 on IMDB, 128 on DailyDialog)."""
+    perplexity_average: str = field(default="rl4lms", metadata={"choices": ("rl4lms", "scored_tokens")})
+    """How perplexity averages the NLL: ``rl4lms`` as the paper's code (each window's mean NLL times its target
+    length, summed, over all N tokens; empty texts kept), or ``scored_tokens`` (grue's variant: the summed NLL over
+    the N - 1 tokens that have context; empty texts left out)."""
+    perplexity_tokenizer: str = ""
+    """Tokenizer of the perplexity text: empty for the evaluated model's own (for every paper model, GPT-2's: the
+    paper's files name ``gpt2``, the same vocabulary, and the text is never truncated), or a Hub id or local path."""
     sacrebleu_tokenize: str = field(default="13a", metadata={"choices": (
         "13a", "intl", "none", "zh", "char", "ja-mecab", "ko-mecab", "spm", "flores101", "flores200")})
     """sacrebleu's tokenizer for the sacrebleu metric (the paper: intl for DailyDialog and translation, else 13a)."""

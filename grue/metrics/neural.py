@@ -267,16 +267,14 @@ def window_spans(n: int, window: int, stride: int) -> list[tuple[int, int, int]]
     return [(max(first + stride - window, 0), first, min(first + stride, n)) for first in range(0, n, stride)]
 
 
-def sliding_window_nll(policy, ids: Sequence[int], window: int, stride: int) -> tuple[float, int]:
-    """Summed NLL (nats) and number of scored tokens of the sequence ``ids`` (N,) under a causal ``policy``.
-
-    Token t of window (begin, first, end) costs ``−log p(ids[t] | ids[begin:t])`` (see ``window_spans``);
-    windows are padded on the right and run a few at a time.
-    """
+def window_nlls(policy, ids: Sequence[int], window: int, stride: int) -> list[tuple[float, int]]:
+    """Per sliding window of ``window_spans`` over the sequence ``ids`` (N,) under a causal ``policy``: the summed
+    NLL (nats) of its scored tokens and their number. Token t of window (begin, first, end) costs
+    ``-log p(ids[t] | ids[begin:t])``; windows are padded on the right and run a few at a time."""
     device = next(policy.parameters()).device
     spans = window_spans(len(ids), window, stride)
     per_forward = max(1, WINDOW_TOKENS_PER_FORWARD // window)
-    total, count = 0.0, 0
+    out: list[tuple[float, int]] = []
     with torch.no_grad():
         for s in range(0, len(spans), per_forward):
             chunk = spans[s : s + per_forward]
@@ -287,21 +285,41 @@ def sliding_window_nll(policy, ids: Sequence[int], window: int, stride: int) -> 
             mask = _pad([[1] * len(r) for r in rows], 0).to(device)
             logits = policy(input_ids=x, attention_mask=mask).logits[:, :-1]
             nll, n = _token_nll(logits, _pad(labels, -100)[:, 1:].to(device))
-            total += sum(nll)
-            count += sum(n)
-    return total, count
+            out.extend(zip(nll, n))
+    return out
 
 
-def perplexity_texts(batch: EvalBatch, which: str) -> list[str]:
+def sliding_window_nll(policy, ids: Sequence[int], window: int, stride: int) -> tuple[float, int]:
+    """Summed NLL (nats) and number of scored tokens of the sequence ``ids`` (see ``window_nlls``)."""
+    per_window = window_nlls(policy, ids, window, stride)
+    return sum(n for n, _ in per_window), sum(c for _, c in per_window)
+
+
+def rl4lms_nll(policy, ids: Sequence[int], window: int, stride: int) -> tuple[float, int]:
+    """RL4LMs' numerator and denominator (97df0bd ``rl4lms/envs/text_generation/metric.py``, class ``Perplexity``,
+    lines 461-481): each window's mean NLL over its scored tokens times its target length ``end - first``, summed,
+    over N, every token of the sequence. The first window scores one token fewer than its target length (its first
+    token has no context), so its mean is counted once more."""
+    total = 0.0
+    for (nll, count), (_, first, end) in zip(window_nlls(policy, ids, window, stride), window_spans(len(ids), window, stride)):
+        if count == 0:  # RL4LMs' mean over no token is NaN
+            raise MetricSkipped("a perplexity window scores no token (a one-token last window with stride = window); "
+                                "set eval.perplexity_average=scored_tokens or another eval.perplexity_stride")
+        total += nll / count * (end - first)
+    return total, len(ids)
+
+
+def perplexity_texts(batch: EvalBatch, which: str, keep_empty: bool = False) -> list[str]:
     """The texts perplexity reads: every reference (``reference``), or each prompt, a space and each of its
-    references (``prompt_and_reference``); empty ones are left out."""
+    references (``prompt_and_reference``); empty ones are left out unless ``keep_empty`` (RL4LMs kept them: each
+    adds one more blank-line separator to the joined text)."""
     if which not in ("reference", "prompt_and_reference"):
         raise GrueError(f"eval.perplexity_text must be reference or prompt_and_reference, got {which!r}")
     if which == "reference":
         texts = [r for refs in batch.references for r in refs]
     else:
         texts = [f"{p} {r}" if p and r else p or r for p, refs in zip(batch.prompts, batch.references) for r in refs]
-    return [t for t in texts if t.strip()]
+    return texts if keep_empty else [t for t in texts if t.strip()]
 
 
 def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
@@ -318,13 +336,14 @@ def _token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[list[float],
 
 
 def perplexity(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
-    """``perplexity`` = ``exp(Σ NLL / scored tokens)`` of the evaluated causal LM on ``perplexity_texts``
-    joined by blank lines (``"\\n\\n"``) into one sequence, scored with windows of the model's context
-    size advancing by ``opts.perplexity_stride`` tokens (``sliding_window_nll``).
+    """``perplexity`` of the evaluated causal LM on ``perplexity_texts`` joined by blank lines (``"\\n\\n"``) into
+    one sequence (tokenised by ``opts.perplexity_tokenizer``, else the model's tokenizer), scored with windows of
+    the model's context size advancing by ``opts.perplexity_stride`` tokens.
 
-    This is the paper's measure (RL4LMs' ``causal_perplexity``), except that it averages over exactly
-    the scored tokens. Corpus level only: the windows cross example boundaries. Skipped without a
-    causal model, or when the texts have under two tokens.
+    ``perplexity_average: rl4lms`` (the paper's, default): ``exp(Σ_w mean NLL_w x target length_w / N)`` over all N
+    tokens, empty texts kept (``rl4lms_nll``). ``scored_tokens`` (grue's variant): ``exp(Σ NLL / scored tokens)``,
+    empty texts left out. Corpus level only: the windows cross example boundaries. Skipped without a causal model,
+    or when the texts have under two tokens.
     """
     check_batch(batch)
     if opts.policy is None or opts.tokenizer is None:
@@ -334,19 +353,25 @@ def perplexity(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     if getattr(policy.config, "is_encoder_decoder", False):
         raise MetricSkipped("perplexity is the paper's causal-LM measure on the reference texts; "
                             "an encoder-decoder model has none")
-    texts = perplexity_texts(batch, opts.perplexity_text)
+    paper = opts.perplexity_average == "rl4lms"
+    texts = perplexity_texts(batch, opts.perplexity_text, keep_empty=paper)
     if not any(r.strip() for refs in batch.references for r in refs):
         raise MetricSkipped("the examples have no reference texts to read (built-in prompts have none); evaluate on "
                             "the task's data with --data-dir DIR (or GRUE_DATA_DIR)")
     text = "\n\n".join(texts)
-    ids = opts.tokenizer(text, verbose=False)["input_ids"] if text else []
+    tokenizer = opts.tokenizer
+    if opts.perplexity_tokenizer:
+        from grue.models import load_tokenizer
+
+        tokenizer = load_tokenizer(opts.perplexity_tokenizer)
+    ids = tokenizer(text, verbose=False)["input_ids"] if text else []
     if len(ids) < 2:
         raise MetricSkipped("the reference texts have fewer than two tokens; perplexity needs a token to predict")
     window = _context_size(policy.config) or 1024
     was_training = policy.training
     policy.eval()
     try:
-        nll, count = sliding_window_nll(policy, ids, window, min(opts.perplexity_stride, window))
+        nll, count = (rl4lms_nll if paper else sliding_window_nll)(policy, ids, window, min(opts.perplexity_stride, window))
     finally:
         policy.train(was_training)
     return MetricResult({"perplexity": math.exp(nll / count)})
