@@ -198,25 +198,35 @@ def test_supervised_then_ppo_runs_in_order_and_validates(small, tmp_path):
 
 
 def test_a_failed_cell_does_not_stop_the_others_and_is_made_on_the_next_run(small, tmp_path):
-    """The fast variant: two tasks, one seed. narrativeqa's data is missing at first: its cell fails, wmt16's is done,
-    the command exits 1 naming the failed cell and status shows why; with the data there, the next run makes only it."""
+    """The fast variant: two tasks, one seed. wmt16's test split is missing at first (its smoke preset trains on
+    validation): its cell trains, then fails to evaluate; narrativeqa's is done; the command exits 1 naming the failed
+    cell and status shows why. With the split there, the next run evaluates wmt16's finished training, nothing more."""
     import shutil
 
     data = tmp_path / "data"
-    shutil.copytree(small / "wmt16", data / "wmt16")
+    shutil.copytree(small, data)
+    held = tmp_path / "wmt16-test.jsonl"
+    (data / "wmt16" / "test.jsonl").rename(held)
     first = bench(tmp_path, "fast", "wmt16,narrativeqa", data, seeds=1)
     assert first.returncode == 1, first.stdout + first.stderr
-    assert "1 cell(s) not done" in first.stdout and "narrativeqa-s0-ppo" in first.stdout.splitlines()[-1]
+    assert "1 cell(s) not done" in first.stdout and "wmt16-s0-ppo" in first.stdout.splitlines()[-1]
     status = run_cli("benchmark", "status", str(tmp_path / "work" / "fast"))
     assert status.returncode == 0 and "1 done, 1 failed" in status.stdout
-    assert "narrativeqa" in status.stdout and "error:" in status.stdout  # the failed cell's last line
-    shutil.copytree(small / "narrativeqa", data / "narrativeqa")
+    assert "wmt16" in status.stdout and "error:" in status.stdout  # the failed cell's last line
+    held.rename(data / "wmt16" / "test.jsonl")
     second = bench(tmp_path, "fast", "wmt16,narrativeqa", data, seeds=1)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "2 cells, 1 already done" in second.stdout and "narrativeqa-s0-ppo: started" in second.stdout
-    assert "wmt16-s0-ppo: started" not in second.stdout
+    assert "2 cells, 1 already done" in second.stdout and "wmt16-s0-ppo: started" in second.stdout
+    assert "narrativeqa-s0-ppo: started" not in second.stdout
+    assert "finished its training before" in (tmp_path / "work" / "fast" / "cells" / "wmt16-s0-ppo" / "log.txt").read_text()
     ok = run_cli("leaderboard", "validate", str(tmp_path / "submissions" / "fast"))
     assert ok.returncode == 0, ok.stderr
+
+
+def test_a_reward_that_cannot_be_imported_is_refused_before_any_cell_runs(small, tmp_path):
+    done = bench(tmp_path, "badreward", "wmt16", small, "--set", "run.reward=nowhere.mod:fn", seeds=1)
+    assert done.returncode == 2 and done.stderr.startswith("error: cell wmt16-s0-ppo: ") and "nowhere.mod" in done.stderr
+    assert not (tmp_path / "work" / "badreward").exists()
 
 
 @pytest.mark.slow

@@ -45,9 +45,10 @@ def test_slurm_launcher_runs_two_stages_as_dependent_jobs(small, tmp_path):  # n
                        "--slurm-cpus-per-job", "1", "--slurm-time", "20", "--out", str(tmp_path / "sub" / "slurm-sup-ppo"),
                        "--work-dir", str(tmp_path / "work" / "slurm-sup-ppo"), "--who", "grue tests", timeout=900)
         seconds = time.time() - t0
-        # a first stage that fails (no data for its task): its second stage's job is cancelled, the command says so
+        # a first stage that fails (its model cannot be loaded): its second stage's job is cancelled, the command says so
         failing = run_cli("benchmark", "run", "--algo", "ppo", "--init-from-algo", "supervised", "--name", "nodata",
-                          "--preset", "smoke", "--tasks", "narrativeqa", "--seeds", "1", "--data-dir", str(tmp_path / "none"),
+                          "--preset", "smoke", "--tasks", "narrativeqa", "--seeds", "1", "--data-dir", str(small),
+                          "--model", str(tmp_path / "no-such-model"),
                           "--launcher", "slurm", "--slurm-partition", cluster.partition, "--slurm-cpus-per-job", "1",
                           "--out", str(tmp_path / "sub" / "nodata"), "--work-dir", str(tmp_path / "work" / "nodata"),
                           timeout=600)
@@ -73,8 +74,8 @@ def test_ray_launcher_runs_two_stages_as_dependent_tasks(small, tmp_path, capsys
         code = run_benchmark(options, Launch(launcher="ray", jobs=2), tmp_path / "sub" / "ray-sup-ppo",
                              tmp_path / "work" / "ray-sup-ppo", submitter="grue tests")
         seconds = time.time() - t0
-        failing = Options(algo="ppo", name="nodata", tasks=["narrativeqa"], seeds=1, preset="smoke",
-                          init_from_algo="supervised", data_dir=str(tmp_path / "none"))
+        failing = Options(algo="ppo", name="nodata", tasks=["narrativeqa"], seeds=1, preset="smoke", data_dir=str(small),
+                          init_from_algo="supervised", model=str(tmp_path / "no-such-model"))
         failed = run_benchmark(failing, Launch(launcher="ray", jobs=2), tmp_path / "sub" / "nodata", tmp_path / "work" / "nodata")
     out = capsys.readouterr().out
     assert failed == 1 and "narrativeqa-s0-supervised: failed" in out and "narrativeqa-s0-ppo: not run" in out, out[-3000:]

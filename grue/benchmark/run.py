@@ -51,6 +51,22 @@ def cost_table(cells: list[Cell], options: Options, work: Path) -> None:
           f"{len(cells)} cells (tokens: every completion at max_new_tokens; supervised passes depend on the data)")
 
 
+def preflight_cells(cells: list[Cell]) -> None:
+    """What ``grue train --dry-run`` checks (grue.preflight: the reward and metrics import, the training data on disk
+    is well-formed, the tracker is installed), once per task and stage, before any cell is launched."""
+    from grue.algorithms import from_dict
+    from grue.preflight import preflight
+
+    seen = set()
+    for c in cells:
+        if (c.task, c.stage) not in seen:
+            seen.add((c.task, c.stage))
+            try:
+                preflight(from_dict(c.config, c.id), resume=c.id)  # its run directory is the benchmark's own
+            except GrueError as e:
+                raise GrueError(f"cell {c.id}: {e}") from None
+
+
 def conflicts(cells: list[Cell], work: Path, out: Path) -> list[str]:
     """One line per cell that an earlier launch made (or began) with other settings, or whose submitted
     results.json this benchmark did not write."""
@@ -137,6 +153,7 @@ def run_benchmark(options: Options, launch: Launch, out: Path, work: Path, *, su
     if launch.jobs < 1:
         raise GrueError(f"--jobs {launch.jobs}: cells at once, at least 1")
     cells = plan(options)
+    preflight_cells(cells)
     if dry_run:
         cost_table(cells, options, work)
         return 0
