@@ -117,10 +117,10 @@ def test_parse_set_ambiguous_bare_key():
 def test_resolve_imdb_ppo_paper_settings(cfg):
     p, g, r = cfg.algo, cfg.generation, cfg.run
     assert (p.lr, p.rollout_size, p.minibatch_size, p.epochs) == (1e-6, 1280, 64, 5)
-    assert (p.kl_coef, p.kl_target, p.gamma, p.lam) == (0.1, 0.1, 0.99, 0.95)
+    assert (p.kl_coef, p.kl_target, p.gamma, p.lam) == (0.01, 0.5, 0.99, 0.95)  # paper Sec. B.3.1, Tables 3 and 5
     assert (p.clip, p.vf_coef, p.max_grad_norm) == (0.2, 0.5, 0.5)
     assert (g.top_k, g.min_new_tokens, g.max_new_tokens, g.do_sample) == (50, 48, 48, True)
-    assert (r.model, r.reward, r.task, r.algo) == ("gpt2", "sentiment", "imdb", "ppo")
+    assert (r.model, r.reward, r.task, r.algo) == ("lvwerra/gpt2-imdb", "sentiment", "imdb", "ppo")
     assert cfg.task_version == "2.0"
     assert set(cfg.sections()) == {"run", "generation", "eval", "ppo"}
 
@@ -133,9 +133,9 @@ def test_resolve_smoke_preset():
 
 
 def test_resolve_precedence(tmp_path):
-    # kl_coef: ppo.yaml 0.1 < preset smoke 0.01 < --set
-    assert resolve("imdb", "ppo").algo.kl_coef == 0.1
-    assert resolve("imdb", "ppo", preset="smoke").algo.kl_coef == 0.01
+    # kl_coef: ppo.yaml 0.01 < preset rl4lms-97df0bd 0.1 < --set
+    assert resolve("imdb", "ppo").algo.kl_coef == 0.01
+    assert resolve("imdb", "ppo", preset="rl4lms-97df0bd").algo.kl_coef == 0.1
     cfg = resolve("imdb", "ppo", preset="smoke", sets=["ppo.kl_coef=0.05", "generation.top_k=7"])
     assert cfg.algo.kl_coef == 0.05 and cfg.generation.top_k == 7
     # --config beats the preset, flags beat --config, --set beats flags
