@@ -40,7 +40,7 @@ def test_plan_orders_stages_and_the_cost_is_counted_as_the_readme_counts_it():
     assert [c.id for c in cells] == ["imdb-s0-supervised", "imdb-s0-ppo", "imdb-s1-supervised", "imdb-s1-ppo",
                                      "wmt16-s0-supervised", "wmt16-s0-ppo", "wmt16-s1-supervised", "wmt16-s1-ppo"]
     assert [c.after for c in cells[:2]] == [None, "imdb-s0-supervised"] and [c.final for c in cells[:2]] == [False, True]
-    assert cells[1].config["run"]["init_algo"] == "supervised" and cells[1].config["run"]["base_model"] == "gpt2"
+    assert cells[1].config["run"]["init_algo"] == "supervised" and cells[1].config["run"]["base_model"] == cells[0].config["run"]["model"]
     assert cells[0].settings != cells[2].settings or cells[0].config["run"]["seed"] != cells[2].config["run"]["seed"]
     # the paper's IMDB PPO: 1280 tokens of 48 per completion -> 27 episodes; 5 epochs x 20 minibatches of 64 tokens,
     # each touching at most 27 episodes; scoring by policy, reference and critic
