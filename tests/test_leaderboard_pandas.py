@@ -79,15 +79,16 @@ def loop_csv(board) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["section", "task", "kind", "entry", "algorithm", "model", "split", "seeds", "metric",
-                "mean", "std", "n", "command", "settings", "device_hours", "benchmark_seeds"])
+                "mean", "std", "n", "command", "settings", "device_hours", "benchmark_seeds", "comparable_to"])
     for o in board.ranking:  # the example has no benchmark block: "not recorded" for a submission, else empty
-        prov = [NOT_RECORDED if o.kind == "submission" else "", "", "", ""]
+        prov = [NOT_RECORDED if o.kind == "submission" else "", "", "", "", ""]
         base = ["overall", "", o.kind, _text(o.group), "", _text(", ".join(o.models)), "test", ""]
         for t, s in o.scores.items():
             w.writerow(base[:1] + [t] + base[2:] + ["task_score", repr(s), "", ""] + prov)
         w.writerow(base + ["overall_score", "" if o.score is None else repr(o.score), "", ""] + prov)
     for r in sorted(board.rows, key=lambda r: (r.task, r.kind, r.split, r.ref)):
-        prov = [NOT_RECORDED if r.kind == "submission" else "", "", "", ""]
+        prov = [NOT_RECORDED if r.kind == "submission" else "", "", "", "",
+                "" if r.kind != "submission" else "; ".join(r.comparable_to) or "none"]
         base = ["task", r.task, r.kind, _text(r.ref), _text(r.algorithm), _text(r.model), r.split,
                 " ".join(map(str, r.seeds))]
         if r.score is not None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from grue.leaderboard.comparable import algorithm_label
 from grue.leaderboard.submissions import Submission
 from grue.results import Results
 from grue.tasks import builtin_tasks
@@ -76,6 +77,16 @@ class Row:
     """Reported rows: the paper's reward function ('' when the row names none)."""
     score: float | None = None
     """The task score (see :func:`row_scores`), set by ``make_board``; None without the headline metric."""
+    version: str = ""
+    """The task version of its results files."""
+    config: dict = field(default_factory=dict)
+    """The recorded config of its (first) results file: a grue run's settings, or a paper row's ``paper`` block."""
+    raw_algorithm: str = ""
+    """results.json's ``algorithm`` (``algorithm`` is the name shown: "NLPO (as published)" for mask_refresh paper)."""
+    comparable_to: list[str] = field(default_factory=list)
+    """Submission rows: the paper rows (reported files) it is comparable with (grue.leaderboard.comparable)."""
+    not_comparable: list[str] = field(default_factory=list)
+    """Submission rows: per paper row of its task and algorithm that it is not comparable with, the settings that differ."""
 
 
 @dataclass
@@ -130,9 +141,11 @@ def submission_rows(sub: Submission) -> list[Row]:
         cells = {name: Cell(*stat) for (t, name), stat in stats.items() if t == task}
         skipped = {m: reason for r in runs for m, reason in sorted(r.skipped.items()) if m not in cells}
         gap = headline_gap(task, runs)
-        rows.append(Row("submission", sub.name, sub.name, task, runs[0].algorithm, runs[0].model.name, runs[0].split,
-                        cells, skipped, sorted(r.seed for r in runs), max(r.samples.total for r in runs),
-                        headline_skipped=gap, in_pool=task in OVERALL_TASKS and gap is None and HEADLINE[task] in cells))
+        rows.append(Row("submission", sub.name, sub.name, task, algorithm_label(runs[0].algorithm, runs[0].config),
+                        runs[0].model.name, runs[0].split, cells, skipped, sorted(r.seed for r in runs),
+                        max(r.samples.total for r in runs), headline_skipped=gap,
+                        in_pool=task in OVERALL_TASKS and gap is None and HEADLINE[task] in cells,
+                        version=runs[0].task_version, config=runs[0].config, raw_algorithm=runs[0].algorithm))
     return rows
 
 
@@ -158,7 +171,8 @@ def reported_row(rel: str, results: Results) -> Row:
     return Row("reported", results.algorithm, rel, results.task, results.algorithm, results.model.name, results.split,
                cells, dict(results.skipped), in_pool=paper.get("overall") is True and results.task in OVERALL_TASKS
                and results.split == "test", note=note, source=results.source, reward=reward,
-               headline_skipped=headline_gap(results.task, [results]))
+               headline_skipped=headline_gap(results.task, [results]), version=results.task_version,
+               config=results.config, raw_algorithm=results.algorithm)
 
 
 def references(rows: list[Row], metric: str, higher: bool) -> tuple[float, float, dict[str, float]] | None:

@@ -16,6 +16,7 @@ from grue.leaderboard.aggregate import (
     row_scores,
     submission_rows,
 )
+from grue.leaderboard.comparable import mark_comparable
 from grue.leaderboard.reported import load_reported
 from grue.leaderboard.scrub import scrub
 from grue.leaderboard.submissions import (
@@ -86,6 +87,7 @@ def make_board(submissions_dir: Path, reported_dir: Path, show_submissions: str,
         for name, m in sorted(res.metrics.items()):
             directions.setdefault(name, m.higher_is_better)
     hib = {k: v is not False for k, v in directions.items()}
+    mark_comparable(rows)
     scores = row_scores(rows, hib)
     for r in rows:
         r.score = scores.get(id(r))

@@ -93,11 +93,13 @@ def _text(value) -> str:
 
 
 CSV_COLUMNS = ["section", "task", "kind", "entry", "algorithm", "model", "split", "seeds", "metric", "mean", "std", "n",
-               "command", "settings", "device_hours", "benchmark_seeds"]
+               "command", "settings", "device_hours", "benchmark_seeds", "comparable_to"]
 """``command``, ``settings``, ``device_hours``, ``benchmark_seeds``: a submission's provenance (its benchmark block:
 the command that reproduces it, the task's settings fingerprint on task rows, the device-hours of the whole
 submission or of the task's cells, the number of seeds); ``command`` is "not recorded (assembled by hand)" for a
-submission without the block, and all four are empty for the paper's rows."""
+submission without the block, and all four are empty for the paper's rows. ``comparable_to``: on a submission's task
+rows, the paper rows (reported files, "; "-separated) it is comparable with (grue.leaderboard.comparable), ``none``
+when there is none; empty elsewhere."""
 
 
 def provenance_line(board: Board, name: str) -> str:
@@ -126,13 +128,14 @@ def long_frame(board: Board) -> "pd.DataFrame":
     records = []
     for o in board.ranking:
         base = dict(section="overall", task="", kind=o.kind, entry=_text(o.group), algorithm="",
-                    model=_text(", ".join(o.models)), split="test", seeds="", std="", n="",
+                    model=_text(", ".join(o.models)), split="test", seeds="", std="", n="", comparable_to="",
                     **provenance_columns(board, o.kind, o.group))
         records += [{**base, "task": t, "metric": "task_score", "mean": repr(s)} for t, s in o.scores.items()]
         records.append({**base, "metric": "overall_score", "mean": "" if o.score is None else repr(o.score)})
     for r in sorted(board.rows, key=lambda r: (r.task, r.kind, r.split, r.ref)):
         base = dict(section="task", task=r.task, kind=r.kind, entry=_text(r.ref), algorithm=_text(r.algorithm),
                     model=_text(r.model), split=r.split, seeds=" ".join(map(str, r.seeds)),
+                    comparable_to="" if r.kind != "submission" else "; ".join(r.comparable_to) or "none",
                     **provenance_columns(board, r.kind, r.ref, r.task))
         if r.score is not None:
             records.append({**base, "metric": "task_score", "mean": repr(r.score), "std": "", "n": ""})

@@ -183,6 +183,9 @@ def task_table(board: Board, task: str, rows: list[Row], kind: str, metrics: lis
                 f'<td class="t">{keep(r.algorithm)}</td>', f'<td class="t">{keep(r.model)}</td>',
                 td_num(len(r.seeds), str(len(r.seeds))), td_num(r.examples, examples_text(r)),
                 settings_td(board.benchmark(r.ref), task)]
+            n = len(r.comparable_to)  # under the algorithm; which rows, or what differs: the submission's page
+            if not brief:
+                cells[1] = cells[1][:-5] + f'<div class="note">comparable with {n or "no"} paper row{"s" * (n != 1)}</div></td>'
         else:
             cells = [f'<td class="t">{keep(r.algorithm)}</td>', f'<td class="t row">{esc(r.note)}</td>',
                      f'<td class="t">{keep(r.model)}</td>'] + ([f'<td class="t">{"yes" if r.in_pool else "no"}</td>']
@@ -197,6 +200,14 @@ def task_table(board: Board, task: str, rows: list[Row], kind: str, metrics: lis
             cells.append(f'<td data-v="{value}"{title}>{text}</td>')
         lines.append(tr(cells, kind))
     return table(heads, lines) if lines else '<p class="note">None yet.</p>'
+
+
+def comparable_html(board: Board, r: Row) -> str:
+    """The paper rows a submission row is comparable with, else why not (grue.leaderboard.comparable)."""
+    names = {p.ref: f"{p.algorithm} · {p.note or p.ref}" for p in board.rows if p.kind == "reported"}
+    lines = [names.get(p, p) for p in r.comparable_to] or r.not_comparable or ["no paper row of this task and algorithm"]
+    head = "Comparable with these paper rows" if r.comparable_to else "Comparable with no paper row"
+    return f"<p>{head} (same task version, algorithm and stated settings):</p><ul>" + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul>"
 
 
 def settings_text(benchmark: Benchmark | None, task: str) -> str:
@@ -364,6 +375,7 @@ def submission_html(board: Board, sub: Submission) -> str:
     for task in sorted({e.results.task for e in sub.entries}):
         entries = [e for e in sub.entries if e.results.task == task]
         body.append(f"<h2>{esc(task)}</h2>")
+        body += [comparable_html(board, r) for r in board.rows if r.kind == "submission" and r.ref == sub.name and r.task == task]
         quality, diversity = split_metrics(sorted({n for e in entries for n in e.results.metrics}))
         body += [seeds_table(entries, quality)] if quality else []
         body += ['<p class="note">Diversity and length of the generations:</p>', seeds_table(entries, diversity)] if diversity else []

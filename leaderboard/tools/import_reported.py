@@ -15,6 +15,8 @@ variant (a row of a paper table), citing its source. What it does to the numbers
   under its own name, cider_official_scale, so that it is never compared with grue's cider.
 * Missing cells stay missing; nothing is estimated.
 * A task without tasks/<task>/task.yaml yet is skipped (its version is read from there).
+* Each file records the settings the paper states for its row (config.paper.settings, from
+  grue.leaderboard.paper_settings), or "unknown" with the reason (config.paper.settings_reason).
 
 Files whose numbers did not change keep their date, so a re-run changes nothing.
 """
@@ -29,6 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from grue import __version__
+from grue.leaderboard.paper_settings import stated
 from grue.leaderboard.submissions import known_tasks
 from grue.metrics import METRICS, reported_names
 from grue.results import (
@@ -139,6 +142,10 @@ def build_results(members: list[dict], task: str, version: str) -> tuple[str, Re
              "overall": overall}
     if printed:
         paper["printed"] = printed
+    settings, reason = stated(task, first["algorithm"], first["table"], first["variant"], first["source"].startswith(PAPER))
+    paper["settings"] = settings
+    if reason:
+        paper["settings_reason"] = reason
     doc = first["source"].split(" ; Table")[0]
     source = doc + (" ; " + "; ".join(t.split(" (")[0] for t in tables) if first["source"].startswith(PAPER) else "")
     notes = [f"Reported in {short}, not re-run here."]
