@@ -36,6 +36,9 @@ def test_rl4lms_97df0bd_preset_keeps_the_files_values():
     assert (nqa.generation.max_new_tokens, nqa.eval.max_new_tokens, nqa.algo.rollout_size) == (19, 19, 2560)
     assert resolve("commongen", "ppo", preset="rl4lms-97df0bd").algo.rollout_size == 2560
     assert resolve("commongen", "nlpo", preset="rl4lms-97df0bd").algo.iterations == 100
+    assert resolve("totto", "supervised", preset="rl4lms-97df0bd").algo.epochs == 5
+    for task in ("cnn_dailymail", "commongen", "dailydialog", "imdb", "narrativeqa", "totto", "wmt16"):
+        assert resolve(task, "nlpo", preset="rl4lms-97df0bd").algo.mask_refresh == "paper"
 
 
 def test_narrativeqa_generation_can_reach_the_papers_output_lengths():
@@ -46,3 +49,9 @@ def test_narrativeqa_generation_can_reach_the_papers_output_lengths():
         assert cfg.generation.max_new_tokens == 50 and cfg.eval.max_new_tokens == 50
         assert cfg.algo.rollout_size == 5120  # Table 27: steps per update
     assert resolve("commongen", "ppo").algo.rollout_size == 1280 and resolve("commongen", "nlpo").algo.iterations == 200
+
+
+def test_other_tables_defaults():
+    """Table 22: ToTTo supervised 4 epochs; Table 32: DailyDialog PPO 128000 steps / 1280 = 100 iterations."""
+    assert resolve("totto", "supervised").algo.epochs == 4
+    assert resolve("dailydialog", "ppo").algo.iterations == 100

@@ -85,10 +85,12 @@ def test_real_sample(data_dir):
 
 
 def test_paper_settings():
-    # RL4LMs 97df0bd dialog/gpt2_ppo.yml n_iters 50, gpt2_nlpo.yml 100, gpt2_supervised.yml num_train_epochs 20
+    # paper Table 32: 128000 steps / 1280 = 100 iterations (RL4LMs 97df0bd gpt2_ppo.yml n_iters 50: the preset
+    # rl4lms-97df0bd), gpt2_nlpo.yml 100, gpt2_supervised.yml num_train_epochs 20
     from grue.algorithms import resolve
 
     ppo, nlpo, sup = resolve("dailydialog", "ppo"), resolve("dailydialog", "nlpo"), resolve("dailydialog", "supervised")
-    assert (ppo.algo.iterations, ppo.algo.kl_coef, ppo.algo.kl_target, nlpo.algo.iterations) == (50, 0.2, 0.5, 100)
+    assert (ppo.algo.iterations, ppo.algo.kl_coef, ppo.algo.kl_target, nlpo.algo.iterations) == (100, 0.2, 0.5, 100)
+    assert resolve("dailydialog", "ppo", preset="rl4lms-97df0bd").algo.iterations == 50
     assert (sup.algo.epochs, sup.algo.batch_size, sup.algo.causal_format, sup.generation.max_prompt_tokens) == (20, 32, "text", 128)
     assert (ppo.generation.top_k, ppo.generation.min_new_tokens, ppo.eval.batch_size, sup.eval.batch_size) == (20, 2, 32, 256)
