@@ -57,3 +57,15 @@ def test_readme_and_leaderboard_point_to_it(tmp_path):
     import inspect
 
     assert 'href="fidelity.md"' in inspect.getsource(index_html)
+
+
+def test_which_settings_made_which_rows_and_the_97df0bd_preset():
+    """Section 6 says which settings made the paper's rows; the defaults follow the paper's tables, and every task
+    offers RL4LMs 97df0bd's file values as --preset rl4lms-97df0bd."""
+    from grue.algorithms import resolve
+
+    text = DOC.read_text(encoding="utf-8")
+    assert "## 6. Which settings made which rows" in text and "`--preset rl4lms-97df0bd`" in text
+    for task in ("cnn_dailymail", "commongen", "dailydialog", "imdb", "narrativeqa", "totto", "wmt16"):
+        assert resolve(task, "nlpo", preset="rl4lms-97df0bd").algo.mask_refresh == "paper", task
+    assert resolve("imdb", "ppo").algo.kl_target == 0.5 and resolve("imdb", "ppo", preset="rl4lms-97df0bd").algo.kl_target == 0.1
