@@ -128,7 +128,7 @@ def test_resolve_imdb_ppo_paper_settings(cfg):
 def test_resolve_smoke_preset():
     cfg = resolve("imdb", "ppo", preset="smoke")
     assert cfg.run.model == "tiny-gpt2" and cfg.run.reward == "lexicon" and cfg.run.builtin_prompts is True
-    assert cfg.generation.max_new_tokens == 16 and cfg.algo.kl_target is None and cfg.algo.lr == 3e-3
+    assert cfg.generation.max_new_tokens == 16 and cfg.algo.kl_target is None and cfg.algo.lr == 7e-4
     assert cfg.algo.gamma == 0.99  # untouched by the preset: from ppo.yaml
 
 
