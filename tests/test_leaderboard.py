@@ -515,6 +515,8 @@ def test_the_example_is_never_on_the_default_board(tmp_path):
     board = make_board(REPO / "leaderboard/submissions", REPORTED, "leaderboard/submissions", "leaderboard/reported")
     files = render(board)
     assert "tiny-ppo-smoke" not in files["index.html"] and not any("tiny-ppo-smoke" in f for f in files)
+    if not board.submissions:  # the paper's files are dated too, but they are no result
+        assert "No submissions yet." in files["index.html"] and "Latest result" not in files["index.html"]
 
 
 def test_the_example_builds_and_is_marked(tmp_path):
@@ -529,6 +531,7 @@ def test_the_example_builds_and_is_marked(tmp_path):
     assert why in files["index.html"] and why.replace("_", "\\_") in files["leaderboard.md"]
     assert "; imdb: sentiment_score skipped: " in files["index.html"]
     assert "missing imdb" not in files["index.html"] and "partial" not in files["index.html"]
+    assert f"Latest result: {max(e.results.date for e in board.submissions[0].entries)}." in files["index.html"]
 
 
 def test_hostile_submission_renders_as_text(tmp_path):

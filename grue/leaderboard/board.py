@@ -53,7 +53,7 @@ class Board:
     directions: dict[str, bool | None]
     """Metric name -> higher_is_better."""
     latest: str | None
-    """The latest ``date`` of the input files (the only time the site shows)."""
+    """The latest ``date`` of the submissions' results files (the only time the site shows); None without one."""
 
     def task_rows(self, task: str, kind: str, split: str | None = None) -> list[Row]:
         """Rows of one table (``split`` default: the task's benchmark split): submissions ordered by task score
@@ -82,7 +82,7 @@ def make_board(submissions_dir: Path, reported_dir: Path, show_submissions: str,
         raise LeaderboardError(problems + more)
     rows = [r for s in subs for r in submission_rows(s)] + [reported_row(rel, res) for rel, res in reported]
     directions = dict(reported_names(METRICS))
-    dates = [e.results.date for s in subs for e in s.entries] + [res.date for _, res in reported]
+    dates = [e.results.date for s in subs for e in s.entries]  # the paper's files' dates are no results
     for _, res in reported:
         for name, m in sorted(res.metrics.items()):
             directions.setdefault(name, m.higher_is_better)

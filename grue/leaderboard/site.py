@@ -288,6 +288,11 @@ def apart_text(board: Board) -> str:
             "normalised against the paper's test-split rows.")
 
 
+def latest_text(board: Board) -> str:
+    """When the newest submission was evaluated, or that there is none yet (the paper's files' dates are not results)."""
+    return f"Latest result: {esc(board.latest)}" if board.latest else "No submissions yet"
+
+
 def index_html(board: Board, svgs: dict[str, str]) -> str:
     """The main page; ``svgs`` are inline plots by name (``overall`` and task names). The overall tables come
     first, so that the first screen shows the ranking; the formula follows them."""
@@ -295,7 +300,7 @@ def index_html(board: Board, svgs: dict[str, str]) -> str:
     n_reported = sum(1 for r in board.rows if r.kind == "reported")
     body = ["<h1>GRUE leaderboard</h1>",
             f'<p class="note">{len(board.submissions)} submission(s) and {n_reported} rows {esc(REPORTED_MARK)}. '
-            f"Latest result: {esc(board.latest or '—')}. Also as <a href=\"leaderboard.md\">Markdown</a> and "
+            f"{latest_text(board)}. Also as <a href=\"leaderboard.md\">Markdown</a> and "
             f'<a href="leaderboard.csv">CSV</a>.</p>',
             f'<nav><a href="#overall">overall</a> · {nav}</nav>',
             '<section id="overall"><h2>Overall GRUE score</h2>',
