@@ -7,20 +7,15 @@ from typing import List, Optional
 
 import typer
 
+from grue_cli.friendly import friendly
 from grue_cli.words import WordsCommand
 
 benchmark_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                             help="The GRUE protocol as one command: train and evaluate every task x seed, write a submission.")
 
 
-def _friendly(fn):
-    from grue_cli.main import friendly
-
-    return friendly(fn)
-
-
 @benchmark_app.command("run", cls=WordsCommand)
-@_friendly
+@friendly
 def run(
     algo: str = typer.Option(..., "--algo", metavar="NAME", help="Algorithm: ppo, nlpo, a2c, supervised, grpo, rloo or trpo."),
     name: str = typer.Option(..., "--name", metavar="NAME", help="The submission's name (its folder's)."),
@@ -69,7 +64,7 @@ def run(
 
 
 @benchmark_app.command("status", cls=WordsCommand)
-@_friendly
+@friendly
 def status(
     work: Path = typer.Argument(..., metavar="DIR", help="The benchmark's work folder (runs/benchmark/NAME)."),
 ):

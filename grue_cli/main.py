@@ -5,14 +5,14 @@ Bad input (a GrueError) prints one line ``error: ...`` on stderr and exits with 
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from grue.errors import GrueError, one_line
+from grue.errors import GrueError
+from grue_cli.friendly import friendly
 from grue_cli.words import WordsCommand, WordsGroup
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=WordsGroup,
@@ -49,28 +49,6 @@ def quiet_libraries() -> None:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-
-
-def friendly(fn):
-    """Turn GrueError into a one-line message and exit code 2; a run stopped by a signal after its checkpoint
-    (grue.interrupt) into its message and 128 + the signal's number; Ctrl-C elsewhere into exit 130."""
-    from grue.interrupt import Interrupted
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GrueError as e:
-            typer.echo(f"error: {one_line(str(e))}", err=True)
-            raise typer.Exit(2) from None
-        except Interrupted as e:
-            typer.echo(str(e), err=True)
-            raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted; the last checkpoint is intact (resume with --resume RUN_DIR)", err=True)
-            raise typer.Exit(130) from None
-
-    return wrapper
 
 
 @app.command(cls=WordsCommand)

@@ -138,7 +138,7 @@ def test_resume_gives_the_same_metrics(tmp_path, model, cli):
 BAD = [
     (["train", "nosuchtask"], "unknown task 'nosuchtask'; accepted: cnn_dailymail, commongen, dailydialog, imdb, narrativeqa, totto, wmt16"),
     (["train", "imdb", "--algo", "dqn"], "unknown algorithm 'dqn'; accepted: ppo"),
-    (["train", "imdb", "--preset", "huge"], "unknown preset 'huge' for task 'imdb'; accepted: smoke"),
+    (["train", "imdb", "--preset", "huge"], "unknown preset 'huge' for task 'imdb'; accepted: rl4lms-97df0bd, smoke"),
     (["train", "imdb", "--set", "ppo.learning_rate=1"], "unknown key 'ppo.learning_rate'"),
     (["train", "imdb", "--set", "ppo.lr=fast"], "ppo.lr: expected float, got 'fast'"),
     (["train", "imdb", "--set", "ppo.critic=both"], "is not one of: separate, shared"),

@@ -102,8 +102,10 @@ def test_paper_settings_resolve():
     assert (ppo.run.model, ppo.run.reward, ppo.algo.lr, ppo.algo.kl_coef, ppo.algo.kl_target) == ("t5-base", "commongen_meteor", 2e-6, 0.001, 2.0)
     assert (ppo.generation.top_k, ppo.generation.max_new_tokens, nlpo.generation.top_k) == (0, 20, 50)
     assert (ppo.eval.num_beams, ppo.eval.do_sample, ppo.eval.max_new_tokens) == (5, False, 20)
-    # RL4LMs 97df0bd common_gen/t5_ppo.yml min_length 5 counts T5's decoder start token: 4 new tokens
-    assert (ppo.generation.min_new_tokens, ppo.eval.min_new_tokens, ppo.algo.rollout_size, ppo.algo.ent_coef) == (4, 4, 2560, 0.01)
+    # RL4LMs 97df0bd common_gen/t5_ppo.yml min_length 5 counts T5's decoder start token: 4 new tokens; the paper's
+    # Table 11: 1280 steps per update (97df0bd's file: 2560, in --preset rl4lms-97df0bd)
+    assert (ppo.generation.min_new_tokens, ppo.eval.min_new_tokens, ppo.algo.rollout_size, ppo.algo.ent_coef) == (4, 4, 1280, 0.01)
+    assert resolve("commongen", "ppo", preset="rl4lms-97df0bd").algo.rollout_size == 2560
     # common_gen/t5_nlpo.yml: max_prompt_length 15 cut on the left (no side set), min_length 10, sampled evaluation
     g, e = nlpo.generation, nlpo.eval
     assert (g.max_prompt_tokens, g.truncation_side, g.min_new_tokens, nlpo.algo.rollout_size) == (15, "left", 9, 1280)

@@ -100,5 +100,8 @@ def test_smoke_preset_trains_and_validates_on_the_only_local_split(data_dir):
     assert len(load_examples(cfg, cfg.run.train_split)) == 40
     ppo = resolve("narrativeqa", "ppo")
     assert ppo.run.model == "t5-base"  # RL4LMs narrative_qa/t5_ppo.yml; unifiedqa-t5-base is the *_on_supervised start
-    # no max_new_tokens in RL4LMs' rollout or evaluation kwargs: transformers 4.18's max_length 20, 19 new tokens for T5
-    assert (ppo.generation.max_new_tokens, ppo.eval.max_new_tokens, ppo.eval.num_beams) == (19, 19, 4)
+    # the paper's Table 27: max new tokens 50 (its Table 28's outputs of 31-32 words need them); RL4LMs 97df0bd's files
+    # set none: transformers 4.18's max_length 20, 19 new tokens for T5 (--preset rl4lms-97df0bd)
+    assert (ppo.generation.max_new_tokens, ppo.eval.max_new_tokens, ppo.eval.num_beams) == (50, 50, 4)
+    old = resolve("narrativeqa", "ppo", preset="rl4lms-97df0bd")
+    assert (old.generation.max_new_tokens, old.eval.max_new_tokens) == (19, 19)
