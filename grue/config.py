@@ -36,7 +36,7 @@ class RunConfig:
 
     task: str = "imdb"
     """GRUE task name (``grue tasks`` lists them), or the absolute path of a task folder (grue.tasks)."""
-    algo: str = "ppo"
+    algo: str = ""
     """Algorithm: a key of grue.algorithms.ALGORITHMS (``zero-shot`` or ``external`` in the config of an
     evaluation without training, see ``resolve_untrained``)."""
     model: str = "gpt2"

@@ -1,8 +1,32 @@
-"""Deterministic, resumable prompt order, sharded across processes."""
+"""What a run reads of a task: its examples of a split, and a deterministic, resumable prompt order, sharded across
+processes."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from grue.config import Config
+from grue.errors import GrueError
+from grue.tasks import task_module
+from grue.tasks.common import Example, data_dir_from
+
+
+def load_examples(cfg: Config, split: str) -> list[Example]:
+    """The task's examples of ``split``: local files, the Hub, or built-in prompts (see RunConfig)."""
+    data_dir = data_dir_from(cfg.run.data_dir)
+    task = task_module(cfg.run.task)
+    builtin = bool(cfg.run.builtin_prompts and not data_dir)
+    if split not in task.SPLITS:
+        raise GrueError(f"task '{cfg.run.task}' has no split '{split}'; accepted: {', '.join(task.SPLITS)}")
+    if builtin and not hasattr(task, "BUILTIN_OPENINGS"):
+        raise GrueError(f"task '{cfg.run.task}' has no built-in prompts; pass --data-dir DIR or set GRUE_DATA_DIR")
+    if cfg.run.prompt_variant:
+        variants = getattr(task, "VARIANTS", ())
+        if cfg.run.prompt_variant not in variants:
+            raise GrueError(f"task '{cfg.run.task}' has no prompt variant '{cfg.run.prompt_variant}'; "
+                            f"accepted: {', '.join(variants) or 'none (leave run.prompt_variant empty)'}")
+        return task.load(split, data_dir, builtin=builtin, variant=cfg.run.prompt_variant)
+    return task.load(split, data_dir, builtin=builtin)
 
 
 class PromptStream:

@@ -1,4 +1,7 @@
-"""The exception types that the CLI turns into messages and exit codes."""
+"""The exception types that the CLI turns into messages and exit codes, and how messages name the caller's options."""
+
+import contextlib
+import contextvars
 
 
 class GrueError(Exception):
@@ -33,3 +36,29 @@ def did_you_mean(word: str, choices, prefix: str = "") -> str:
 
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
     return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+
+
+SPELLING = contextvars.ContextVar("grue_spelling", default="cli")
+"""How messages name the caller's options: ``cli`` (``--resume RUN``), or ``api`` while a function of grue.api runs
+(``resume=RUN``)."""
+
+CLI_FLAGS = {"overrides": "--set", "config_file": "--config"}
+"""API arguments whose command-line option has another name."""
+
+
+def option(name: str, value: str = "") -> str:
+    """The option ``name`` (a grue.api argument name) as the caller wrote it, with ``value``: ``--init-from RUN`` from
+    the command line, ``init_from='RUN'`` from Python (a placeholder in capitals, such as ``N``, stays unquoted)."""
+    if SPELLING.get() == "api":
+        return f"{name}={value if value.isupper() or not value else repr(value)}"
+    return f"{CLI_FLAGS.get(name, '--' + name.replace('_', '-'))} {value}".rstrip()
+
+
+@contextlib.contextmanager
+def api_spelling():
+    """Inside: messages name options as grue.api's arguments (``resume=``), not as command-line flags."""
+    token = SPELLING.set("api")
+    try:
+        yield
+    finally:
+        SPELLING.reset(token)

@@ -39,7 +39,7 @@ from grue.models import load_policy, load_tokenizer
 from grue.predictions import read_predictions  # noqa: F401  (part of this module's interface)
 from grue.eval_progress import set_rng_state
 from grue.rollout import MaskSettings, decode_texts, tokenize_prompts
-from grue.session import load_examples
+from grue.data import load_examples
 from grue.tasks import find_task
 from grue.tasks.common import Example, data_dir_from
 

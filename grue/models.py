@@ -320,3 +320,22 @@ def hidden_size_of(config) -> int:
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+OWN_HANDLERS = ("huggingface_hub", "datasets", "spacy")
+"""Library loggers that print through a handler of their own; they do not also pass their lines to the root logger,
+which absl (through rouge-score) configures on first use: each message is printed once, not twice."""
+
+
+def quiet_libraries() -> None:
+    """Hide transformers' per-file progress bars ("Loading weights", "Writing model shards") and warnings (grue shows
+    its own progress), and print each library log line once. Called where a command or grue.api function starts to
+    load models."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    for name in OWN_HANDLERS:
+        logging.getLogger(name).propagate = False
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from grue.errors import GrueError
+from grue.errors import GrueError, option
 
 
 def check_metrics(groups: list[str], table: dict | None = None) -> None:
@@ -46,13 +46,13 @@ def check_output_dir(output_dir: str | None) -> None:
     path = Path(output_dir) if output_dir else Path("runs") / "new-run"
     if path.is_dir():
         if output_dir and any(path.iterdir()) and not unstarted(path):
-            raise GrueError(f"run directory {path} already exists and is not empty; use --resume {path} or another --output-dir")
+            raise GrueError(f"run directory {path} already exists and is not empty; use {option('resume', str(path))} or another {option('output_dir')}")
         return
     above = next((p for p in (path, *path.parents) if p.exists() or p.is_symlink()), Path("."))
     if not above.is_dir():
-        raise GrueError(f"cannot make the run directory {path}: {above} is a file, not a folder; pass --output-dir DIR")
+        raise GrueError(f"cannot make the run directory {path}: {above} is a file, not a folder; pass {option('output_dir', 'DIR')}")
     if not os.access(above, os.W_OK | os.X_OK):
-        raise GrueError(f"cannot make the run directory {path}: {above} is not writable; pass --output-dir DIR")
+        raise GrueError(f"cannot make the run directory {path}: {above} is not writable; pass {option('output_dir', 'DIR')}")
 
 
 def preflight(cfg, resume: str | None = None) -> None:
@@ -60,7 +60,7 @@ def preflight(cfg, resume: str | None = None) -> None:
     folder is not checked as a new one)."""
     from grue import trackers
     from grue.rewards import resolve_reward
-    from grue.session import load_examples
+    from grue.data import load_examples
     from grue.tasks import find_task
 
     trackers.check_available(cfg.run.report_to)

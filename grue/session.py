@@ -1,10 +1,11 @@
-"""The training session: setting up an RL run and the chores around its loop (shared functions, no trainer class).
+"""The training session: setting up a run and the chores around its loop (shared functions, no trainer class).
 
-``start_session`` builds everything an on-policy algorithm needs (accelerator, run
-directory with config.yaml written before step 0, policy, frozen reference, critic,
-optimizer, data order, reward) and restores a checkpoint when resuming. The
-algorithm's file owns the loop. An algorithm whose config has no ``critic`` field
-(GRPO, RLOO) gets none: no value model is built, saved or restored.
+``open_run_setup`` is every algorithm's first step (precision, accelerator, the algorithm's checks, run directory
+with config.yaml written before step 0, seeds); ``load_trained_model`` loads the model a run trains (full or LoRA).
+``start_session`` adds what an on-policy algorithm needs (policy, frozen reference, critic, optimizer, data order,
+reward, KL controller) and restores a checkpoint when resuming. The algorithm's file owns the loop; each of its
+iterations ends with ``Session.end_iteration`` (KL controller, log, display, checkpoint). An algorithm without a
+critic (``critic: none``, GRPO and RLOO) gets none: no value model is built, saved or restored.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import hashlib
 import json
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from accelerate import Accelerator
@@ -26,8 +28,10 @@ from grue import adapters
 from grue import checkpoint as ckpt
 from grue import interrupt, stability, trackers
 from grue.config import Config
-from grue.data import PromptStream
-from grue.errors import GrueError
+from grue.data import PromptStream, load_examples
+from grue.engine_config import OnPolicyConfig
+from grue.errors import SPELLING, GrueError, option
+from grue.kl import KLController
 from grue.memory import enable_checkpointing
 from grue.models import (
     Critic,
@@ -43,9 +47,10 @@ from grue.optim import groups_by_name, make_optimizer
 from grue.plots import write_curves
 from grue.precision import frozen_dtype, resolve_precision
 from grue.rewards import resolve_reward, score
-from grue.tasks import find_task, task_module
-from grue.tasks.common import Example, data_dir_from
+from grue.tasks import find_task
+from grue.tasks.common import Example
 from grue.tracking import (
+    Display,
     append_jsonl,
     learning_summary,
     new_run_dir,
@@ -54,24 +59,6 @@ from grue.tracking import (
     unstarted,
     write_config,
 )
-
-
-def load_examples(cfg: Config, split: str) -> list[Example]:
-    """The task's examples of ``split``: local files, the Hub, or built-in prompts (see RunConfig)."""
-    data_dir = data_dir_from(cfg.run.data_dir)
-    task = task_module(cfg.run.task)
-    builtin = bool(cfg.run.builtin_prompts and not data_dir)
-    if split not in task.SPLITS:
-        raise GrueError(f"task '{cfg.run.task}' has no split '{split}'; accepted: {', '.join(task.SPLITS)}")
-    if builtin and not hasattr(task, "BUILTIN_OPENINGS"):
-        raise GrueError(f"task '{cfg.run.task}' has no built-in prompts; pass --data-dir DIR or set GRUE_DATA_DIR")
-    if cfg.run.prompt_variant:
-        variants = getattr(task, "VARIANTS", ())
-        if cfg.run.prompt_variant not in variants:
-            raise GrueError(f"task '{cfg.run.task}' has no prompt variant '{cfg.run.prompt_variant}'; "
-                            f"accepted: {', '.join(variants) or 'none (leave run.prompt_variant empty)'}")
-        return task.load(split, data_dir, builtin=builtin, variant=cfg.run.prompt_variant)
-    return task.load(split, data_dir, builtin=builtin)
 
 
 @dataclass
@@ -99,8 +86,19 @@ class Session:
     iteration: int = 0  # the iteration in progress (set by the algorithm's loop), named in a reward's errors
     tracker: Any = None  # the main process's experiment tracker (run.report_to; grue.trackers), None for none
     history: list | None = None  # metrics.jsonl's rows so far (main process; read on the first log), for the stability checks
+    kl: KLController | None = None  # the KL coefficient (algo.kl_coef, adaptive toward algo.kl_target); None: made from them
+    display: Display | None = None  # the live display of the loop in progress (Session.progress)
+    times: dict = field(default_factory=dict)  # this iteration's ``time/<phase>_s`` so far (Session.lap)
+    lap_start: float = 0.0
 
-    algo = property(lambda self: self.cfg.algo)
+    def __post_init__(self):
+        if self.kl is None:
+            self.kl = KLController(self.algo.kl_coef, self.algo.kl_target)
+
+    @property
+    def algo(self) -> OnPolicyConfig:
+        return self.cfg.algo
+
     gen = property(lambda self: self.cfg.generation)
     device = property(lambda self: self.accelerator.device)
     seq2seq = property(lambda self: bool(self.accelerator.unwrap_model(self.policy).config.is_encoder_decoder))
@@ -112,7 +110,7 @@ class Session:
         return score(self.reward_name, self.reward_fn, prompts, completions, [e.references for e in batch], [e.meta for e in batch],
                      f"the rollout of iteration {self.iteration}", self.cfg.run.reward_timeout_s)
 
-    def log(self, metrics: dict, batch: list[Example], idx: list[int], completions: list[str], scores: list[float]) -> None:
+    def log(self, metrics: dict, idx: list[int], batch: list[Example], completions: list[str], scores: list[float]) -> None:
         """Append the iteration's metrics and a few of each process's generations (main process writes), with the
         stability warnings (grue.stability) added to ``metrics`` as ``warnings/<name>``; send both to the tracker."""
         k = self.cfg.run.log_samples
@@ -157,14 +155,46 @@ class Session:
             adapters.load_own(Path(ck) / "trainer" / f"{name}.safetensors", module,
                               adapters.frozen_ids(self.accelerator.unwrap_model(self.policy)))
 
-    def checkpoint(self, iteration: int, extra_state: dict) -> None:
-        """The end of an iteration: save when due (every ``run.checkpoint_every`` iterations and the last) or when a
-        signal asked the run to stop (grue.interrupt); then, if one did and iterations remain, raise ``Interrupted``."""
+    def checkpoint(self, iteration: int) -> None:
+        """Save when due (every ``run.checkpoint_every`` iterations and the last) or when a signal asked the run to
+        stop (grue.interrupt), the KL controller with it; then, if one did and iterations remain, raise ``Interrupted``."""
         stop = stop_asked(self.accelerator)
         if stop or iteration % self.cfg.run.checkpoint_every == 0 or iteration == self.algo.iterations:
-            self.save(iteration, extra_state)
+            self.save(iteration, {"kl": self.kl.state_dict()})
         if stop and iteration < self.algo.iterations:
             raise stopped(self.cfg, self.run_dir, "iteration", iteration)
+
+    def progress(self, show: bool) -> Display:
+        """The loop's live display (a progress bar and the recent iterations' metrics; the main process, if ``show``),
+        as a context manager; ``end_iteration`` updates it."""
+        name = f"{self.cfg.run.task} {self.cfg.run.algo}"
+        self.display = Display(self.algo.iterations, self.start_iteration, name, enabled=show and self.accelerator.is_main_process)
+        return self.display
+
+    def iterations(self) -> Iterator[int]:
+        """The iterations still to run (1-based), each started on the clock (``lap``) and named in errors (``iteration``)."""
+        for it in range(self.start_iteration + 1, self.algo.iterations + 1):
+            self.iteration, self.times, self.lap_start = it, {}, time.perf_counter()
+            yield it
+
+    def lap(self, phase: str) -> None:
+        """Record the seconds since the iteration began or the last lap as ``time/<phase>_s`` (on a GPU, after
+        waiting for it: the time covers the work)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.times[f"time/{phase}_s"], self.lap_start = now - self.lap_start, now
+
+    def end_iteration(self, metrics: dict, samples: tuple[list[int], list[Example], list[str], list[float]]) -> None:
+        """The tail of every RL iteration: the KL controller moves on ``metrics["kl/mean"]`` (``metrics["kl/coef"]`` is
+        the coefficient the rollout used); the metrics and ``samples`` (indices, examples, completions, scores) are
+        logged with the stability warnings; the display shows them; the checkpoint is saved when due (then the run
+        stops if a signal asked it to)."""
+        self.kl.update(metrics["kl/mean"])
+        self.log(metrics, *samples)
+        if self.display is not None:
+            self.display.update(metrics)
+        self.checkpoint(self.iteration)
 
     def finish(self) -> dict:
         """Write summary.json (the learning summary and each process's parameter checksum) and plots/curves.png;
@@ -228,7 +258,7 @@ def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress:
             if resumed["world_size"] != acc.num_processes:
                 raise GrueError(f"{run_dir} ran on {resumed['world_size']} processes; resume it with the same number (now {acc.num_processes})")
             if resumed[progress] >= total:
-                raise GrueError(f"{run_dir} already finished {resumed[progress]} {progress}s; pass --iterations N with N > {resumed[progress]}")
+                raise GrueError(f"{run_dir} already finished {resumed[progress]} {progress}s; pass {option('iterations', 'N')} with N > {resumed[progress]}")
     else:
         run_dir = new_run_dir(cfg.run.output_dir, find_task(cfg.run.task).name, cfg.run.algo, cfg.run.seed) if acc.is_main_process else None
         run_dir = Path(per_rank(acc, str(run_dir))[0])  # the main process's choice, for every rank
@@ -245,13 +275,9 @@ def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress:
     return run_dir, ck, resumed
 
 
-def critic_kind(algo) -> str:
-    """``separate`` (own trunk), ``shared`` (value head on the policy), or ``none``: the algorithm's config has no ``critic``."""
-    return getattr(algo, "critic", "none")
-
-
 def make_critic(kind: str, policy: torch.nn.Module) -> torch.nn.Module | None:
-    """The value model of ``critic_kind``: a trunk copy with a head, a head on the policy's hidden states, or None."""
+    """The value model of kind ``kind`` (an algorithm's ``critic``): a trunk copy with a head (``separate``), a head
+    on the policy's hidden states (``shared``), or None (``none``)."""
     if kind == "none":
         return None
     return Critic(policy) if kind == "separate" else ValueHead(hidden_size_of(policy.config))
@@ -269,8 +295,43 @@ def stop_asked(acc: Accelerator) -> bool:
 def stopped(cfg: Config, run_dir: Path, unit: str, done: int) -> interrupt.Interrupted:
     """The ``Interrupted`` of a run stopped by a signal after the checkpoint of ``unit`` ``done``."""
     signum = interrupt.asked() or signal.SIGTERM
+    how = (f"grue.train({cfg.run.task!r}, resume={str(run_dir)!r})" if SPELLING.get() == "api"
+           else f"grue train {cfg.run.task} --resume {run_dir}")
     return interrupt.Interrupted(signum, f"stopped by {signal.Signals(signum).name} after {unit} {done}, checkpoint saved; "
-                                         f"continue with: grue train {cfg.run.task} --resume {run_dir}")
+                                         f"continue with: {how}")
+
+
+def open_run_setup(cfg: Config, resume_dir: str | None, check: Callable[[Any, int], None], show: bool = False, *,
+                   progress: str = "iteration", total: int | None = None,
+                   logs: tuple[str, ...] = ("metrics.jsonl", "samples.jsonl")) -> tuple[Accelerator, Path, Path | None, dict | None]:
+    """Every algorithm's first step: the tracker's package is there, the precision is resolved (``auto`` -> bf16 or
+    no, as config.yaml records), the accelerator made, the algorithm's ``check`` passed for its number of processes,
+    the run directory opened or resumed (``open_run``: config.yaml before step 0; ``show``: name it) and the seeds
+    set. Returns (accelerator, run directory, checkpoint to resume from or None, its state or None)."""
+    trackers.check_available(cfg.run.report_to)
+    cfg.run.mixed_precision = resolve_precision(cfg.run.mixed_precision)
+    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
+    check(cfg.algo, acc.num_processes)
+    run_dir, ck, resumed = open_run(cfg, acc, resume_dir, progress=progress, total=total, logs=logs, announce=show)
+    set_seed(cfg.run.seed + acc.process_index)
+    return acc, run_dir, ck, resumed
+
+
+def load_trained_model(cfg: Config, ck: Path | None, trains_with_dropout: bool) -> tuple[Any, torch.nn.Module, Any]:
+    """The tokenizer and the model a run trains, from ``run.model`` or the checkpoint ``ck`` it resumes: all its
+    weights, or (``run.lora_rank`` > 0) LoRA adapters on it. Returns (tokenizer, model, the peft wrapper or None)."""
+    source = str(ck) if ck is not None else cfg.run.model
+    tokenizer = load_tokenizer(source, trust_remote_code=cfg.run.trust_remote_code)
+    adapters.check_lora(cfg.run, trains_with_dropout=trains_with_dropout)
+    if cfg.run.lora_rank:
+        model, adapter = lora_policy(cfg.run, ck)
+        return tokenizer, model, adapter
+    return tokenizer, load_policy(source, trust_remote_code=cfg.run.trust_remote_code), None
+
+
+def open_tracker(cfg: Config, acc: Accelerator, run_dir: Path) -> Any:
+    """The main process's experiment tracker (``run.report_to``; grue.trackers), None elsewhere or for none."""
+    return trackers.open_tracker(cfg.run.report_to, run_dir, cfg.to_dict()) if acc.is_main_process else None
 
 
 def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int], None],
@@ -278,37 +339,27 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     """Build the session of an on-policy RL run (see the module docstring). The optimizer holds the
     parameters of the modules named in ``optimize`` (TRPO: the critic only; its policy moves by line search);
     ``show``: name the run directory."""
-    trackers.check_available(cfg.run.report_to)
-    cfg.run.mixed_precision = resolve_precision(cfg.run.mixed_precision)  # auto -> bf16 or no, as config.yaml records
-    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
-    check(cfg.algo, acc.num_processes)
-    run_dir, ck, resumed = open_run(cfg, acc, resume_dir, announce=show)
-    set_seed(cfg.run.seed + acc.process_index)
+    acc, run_dir, ck, resumed = open_run_setup(cfg, resume_dir, check, show)
+    algo: OnPolicyConfig = cfg.algo
 
     # Data before models: a missing data file should fail fast.
     examples = load_examples(cfg, cfg.run.train_split)
     reward_name, reward_fn = resolve_reward(cfg.run.reward, cfg.run.reward_model, cfg.run.reward_args)
 
+    tokenizer, policy, adapter = load_trained_model(cfg, ck if resumed else None, trains_with_dropout=False)
     source = str(ck) if resumed else cfg.run.model
-    trust = cfg.run.trust_remote_code
-    tokenizer = load_tokenizer(source, trust_remote_code=trust)
-    adapter = None
-    adapters.check_lora(cfg.run, trains_with_dropout=False)
-    if cfg.run.lora_rank:
-        policy, adapter = lora_policy(cfg.run, ck if resumed else None)
-    else:
-        policy = load_policy(source, trust_remote_code=trust)
     ref_name = cfg.run.ref_model or cfg.run.model
     if adapter is not None and ref_name == cfg.run.model:  # the base: the policy with its adapters off, no copy
         ref = adapters.AdapterDisabled(adapter)
     elif ref_name == source:  # the model just loaded, untrained: copied, not asked for (and read) a second time
         ref = freeze(copy.deepcopy(policy))
     else:
-        ref = freeze(load_policy(ref_name, trust_remote_code=trust, setting="--set run.ref_model=PATH" if cfg.run.ref_model else "--model PATH"))
+        ref = freeze(load_policy(ref_name, trust_remote_code=cfg.run.trust_remote_code,
+                                 setting="--set run.ref_model=PATH" if cfg.run.ref_model else "--model PATH"))
     for m in (policy, ref):
         disable_dropout(m)
-    critic = make_critic(critic_kind(cfg.algo), policy)
-    if getattr(cfg.algo, "gradient_checkpointing", False):
+    critic = make_critic(algo.critic, policy)
+    if algo.gradient_checkpointing:
         enable_checkpointing(policy, critic)
     policy.eval()  # and it stays so: RL4LMs' policies never left eval mode (no dropout anywhere)
     if critic is not None:
@@ -316,11 +367,11 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
         critic.eval()
     named = [(f"{prefix}.{n}", p) for prefix, m in (("policy", policy), ("critic", critic))
              if m is not None and prefix in optimize for n, p in m.named_parameters()]
-    optimizer = make_optimizer(getattr(cfg.algo, "optimizer", "adamw"), groups_by_name(named, cfg.algo.weight_decay),
-                               cfg.algo.lr, cfg.algo.adam_eps)
+    optimizer = make_optimizer(algo.optimizer, groups_by_name(named, algo.weight_decay), algo.lr, algo.adam_eps)
     stream = PromptStream(len(examples), cfg.run.seed, acc.process_index, acc.num_processes)
     sample_rng = torch.Generator(device=acc.device).manual_seed(cfg.run.seed * 1_000_003 + acc.process_index)
     shuffle_rng = torch.Generator().manual_seed(cfg.run.seed * 7919 + acc.process_index)
+    kl = KLController(algo.kl_coef, algo.kl_target)
     if resumed:
         if critic is not None and adapter is not None:
             adapters.load_own(Path(ck) / "trainer" / "critic.safetensors", critic, adapters.frozen_ids(policy))
@@ -329,12 +380,13 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
         ckpt.load_optimizer(ck, optimizer)
         stream.load_state_dict(resumed["stream"])
         ckpt.set_rng_state(resumed["rng"][acc.process_index], {"sample": sample_rng, "shuffle": shuffle_rng})
+        if "kl" in resumed:  # GRPO and RLOO checkpoints before the session owned the KL controller have none
+            kl.load_state_dict(resumed["kl"])
     ref.to(acc.device, dtype=frozen_dtype(cfg.run))  # bf16 runs keep the reference in bf16 (run.frozen_bf16)
     if critic is None:
         policy, optimizer = acc.prepare(policy, optimizer)
     else:
         policy, critic, optimizer = acc.prepare(policy, critic, optimizer)
-    tracker = trackers.open_tracker(cfg.run.report_to, run_dir, cfg.to_dict()) if acc.is_main_process else None
     return Session(cfg, acc, run_dir, tokenizer, policy, ref, critic, optimizer, examples, stream, reward_name, reward_fn,
                    sample_rng, shuffle_rng, start_iteration=resumed["iteration"] if resumed else 0, resumed_state=resumed,
-                   tracker=tracker, adapter=adapter)
+                   tracker=open_tracker(cfg, acc, run_dir), adapter=adapter, kl=kl)

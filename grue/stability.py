@@ -35,9 +35,11 @@ class Thresholds:
 
 
 def thresholds_of(cfg) -> Thresholds:
-    """A run's thresholds: its ``run.warn_*`` settings, the algorithm's ``kl_target`` (if any), the response length limits."""
+    """An RL run's thresholds (``cfg``: a grue.config.Config whose algorithm's config is a
+    grue.engine_config.OnPolicyConfig): its ``run.warn_*`` settings, the algorithm's ``kl_target`` (None: a fixed
+    coefficient), the response length limits."""
     r, g = cfg.run, cfg.generation
-    return Thresholds(r.warn_negative_kl, getattr(cfg.algo, "kl_target", None), r.warn_kl_factor, r.warn_entropy_fraction,
+    return Thresholds(r.warn_negative_kl, cfg.algo.kl_target, r.warn_kl_factor, r.warn_entropy_fraction,
                       r.warn_clipfrac, max(g.min_new_tokens, 1), g.max_new_tokens, r.warn_length_window, r.warn_value_loss_rises)
 
 

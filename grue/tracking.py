@@ -37,7 +37,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from grue.files import atomic_write_text
-from grue.errors import GrueError
+from grue.errors import GrueError, option
 from grue.stability import raised
 
 SHOWN = ("reward/mean", "kl/mean", "kl/coef", "loss/policy", "loss/value", "policy/entropy")
@@ -54,7 +54,7 @@ def new_run_dir(output_dir: str, task: str, algo: str, seed: int) -> Path:
     that never completed an iteration (``unstarted``): that one is started again."""
     path = Path(output_dir or f"runs/{task}-{algo}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     if path.exists() and any(path.iterdir()) and not unstarted(path):
-        raise GrueError(f"run directory {path} already exists and is not empty; use --resume {path} or another --output-dir")
+        raise GrueError(f"run directory {path} already exists and is not empty; use {option('resume', str(path))} or another {option('output_dir')}")
     made = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     _made.append((path, made))

@@ -33,24 +33,6 @@ def grue_options(version: bool = typer.Option(False, "--version", is_eager=True,
     """Reinforcement learning for language models, and the GRUE benchmark."""
 
 
-OWN_HANDLERS = ("huggingface_hub", "datasets", "spacy")
-"""Library loggers that print through a handler of their own; they do not also pass their lines to the root logger,
-which absl (through rouge-score) configures on first use: each message is printed once, not twice."""
-
-
-def quiet_libraries() -> None:
-    """Hide transformers' per-file progress bars and warnings (grue shows its own progress), and print each library
-    log line once. Called by the commands that load models, not at start-up (transformers imports torch)."""
-    import logging
-
-    for name in OWN_HANDLERS:
-        logging.getLogger(name).propagate = False
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-
-
 @app.command(cls=WordsCommand)
 @friendly
 def train(
@@ -75,49 +57,14 @@ def train(
                                  "stop: no run directory made, no model loaded."),
 ):
     """RL fine-tuning of a language model on a GRUE task (all its weights, or LoRA adapters with --set run.lora_rank=8)."""
-    from grue.algorithms import check_names, from_dict, resolve
-    from grue.config import find_task, load_yaml
+    from grue.training import train_run, training_config
 
-    check_names(task, algo)  # before torch is imported: a typo is answered at once
-    if not dry_run:
-        quiet_libraries()
-    from grue.algorithms import ALGORITHMS
-
-    if resume:
-        cfg_file = Path(resume) / "config.yaml"
-        if not cfg_file.is_file():
-            raise GrueError(f"{resume} is not a run directory (no config.yaml)")
-        saved = load_yaml(cfg_file)
-        check_same_release(str(saved.get("grue_version", "")), resume)
-        cfg = from_dict(saved, str(cfg_file))
-        if cfg.run.task != find_task(task).ref:
-            raise GrueError(f"{resume} is a run of task '{cfg.run.task}', not '{task}'")
-        if init_from is not None:
-            model = checkpoint_of(init_from)
-        check_resume_agrees(cfg, resume, algo, preset, config, set_, output_dir,
-                            {"run.model": model, "run.seed": seed, "run.data_dir": data_dir})
-        if iterations is not None:
-            setattr(cfg.algo, getattr(ALGORITHMS[cfg.run.algo], "ITERATIONS", "iterations"), iterations)
-        if report_to is not None:  # where the metrics also go is no training setting: a resumed run may change it
-            from grue.config import set_field
-
-            set_field(cfg.run, "run", "report_to", report_to)
-    else:
-        algo = algo or "ppo"
-        if init_from is not None:
-            if model is not None:
-                raise GrueError("--init-from and --model both choose the starting model; pass one of them")
-            model = checkpoint_of(init_from)
-        iters = "algo." + getattr(ALGORITHMS.get(algo), "ITERATIONS", "iterations")  # supervised: epochs
-        flags = {k: v for k, v in {"run.model": model, "run.seed": seed, "run.data_dir": data_dir,
-                                   "run.output_dir": output_dir, "run.report_to": report_to, iters: iterations}.items() if v is not None}
-        cfg = resolve(task, algo, preset=preset, config_file=str(config) if config else None, flags=flags, sets=set_)
+    cfg = training_config(task, algo, model=model, init_from=init_from, preset=preset,
+                          config_file=str(config) if config else None, sets=set_, iterations=iterations, seed=seed,
+                          data_dir=data_dir, output_dir=output_dir, report_to=report_to, resume=resume)
     if dry_run:
         return print_config(cfg, resume)
-    from grue.interrupt import graceful
-
-    with graceful():  # SIGINT/SIGTERM: the iteration in progress ends with a checkpoint, then the run stops
-        summary = ALGORITHMS[cfg.run.algo].train(cfg, resume_dir=resume, show=not quiet)
+    summary = train_run(cfg, resume, show=not quiet)
     if summary:
         first, last = summary["reward/first_20pct"], summary["reward/last_20pct"]
         verdict = "reward went up" if last > first else "reward did not go up"
@@ -139,59 +86,6 @@ def print_config(cfg, resume: str | None = None) -> None:
 
     preflight(cfg, resume)
     typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False), nl=False)
-
-
-def check_resume_agrees(saved, run_dir: str, algo: str | None, preset: str | None, config: Path | None, sets: list[str],
-                        output_dir: str | None, flags: dict) -> None:
-    """The options given with ``--resume`` (the original command's, say) must agree with the run's saved config:
-    every key that --algo, --preset, --config, --set, --model, --seed or --data-dir sets is resolved as for a new
-    run and compared with the saved value; --output-dir must name the run. One line lists every conflict."""
-    from grue.algorithms import resolve
-    from grue.config import find_task, load_yaml, parse_set
-
-    flags = {k: v for k, v in flags.items() if v is not None}
-    if algo is not None and algo != saved.run.algo:
-        raise GrueError(f"--resume {run_dir}: --algo {algo} conflicts with the run's saved algorithm '{saved.run.algo}'")
-    if output_dir is not None and Path(output_dir).resolve() != Path(run_dir).resolve():
-        raise GrueError(f"--resume {run_dir}: --output-dir {output_dir} is another directory; a resumed run stays in {run_dir}")
-    if not (preset or config or sets or flags):
-        return
-    task, algo = saved.run.task, saved.run.algo
-    asked = resolve(task, algo, preset=preset, config_file=str(config) if config else None, flags=flags, sets=sets)
-    files = ([find_task(task).folder / "presets" / f"{preset}.yaml"] if preset else []) + ([config] if config else [])
-    keys = [(sec, name) for f in files for sec, values in load_yaml(f).items() if sec in asked.sections()
-            and isinstance(values, dict) for name in values]
-    keys += [tuple(k.split(".", 1)) for k in flags] + [parse_set(item, asked)[:2] for item in sets]
-    conflicts = []
-    for sec, name in dict.fromkeys(keys):
-        mine, theirs = getattr(asked.sections()[sec], name), getattr(saved.sections()[sec], name)
-        if mine != theirs and not (sec == algo and name in ("iterations", "epochs")):  # --iterations' job
-            conflicts.append(f"{sec}.{name}={mine!r} (saved: {theirs!r})")
-    if conflicts:
-        raise GrueError(f"--resume {run_dir}: these options conflict with the run's saved config: {', '.join(conflicts)}; "
-                        "drop them, or start a new run")
-
-
-def check_same_release(saved: str, run_dir: str) -> None:
-    """A run resumes only under the grue release (major.minor) that started it: a release may change what a
-    setting the run's config.yaml does not name means (0.2 made the paper's training recipe the default)."""
-    from grue import __version__
-
-    if saved.split(".")[:2] != __version__.split(".")[:2]:
-        raise GrueError(f"{run_dir} was started with grue {saved or 'before 0.1'}, and this is grue {__version__}, whose "
-                        f"defaults differ; resume it with grue {saved or '0.1'} (pip install 'grue=={saved or '0.1.0'}'), "
-                        "or start a new run")
-
-
-def checkpoint_of(run_dir: str) -> str:
-    """The checkpoint directory of a grue run (what --init-from starts from), or a one-line error."""
-    from grue.checkpoint import latest
-
-    try:
-        return str(latest(Path(run_dir)))
-    except GrueError:
-        raise GrueError(f"--init-from {run_dir}: no checkpoint there; expected {Path(run_dir) / 'checkpoint'} "
-                        "saved by `grue train` (or pass a save_pretrained directory with --model)") from None
 
 
 @app.command("eval", cls=WordsCommand)
@@ -221,6 +115,8 @@ def eval_(
         from grue.algorithms import check_names
 
         check_names(task)
+    from grue.models import quiet_libraries
+
     quiet_libraries()
     from grue.evaluation import evaluate, summary_lines
 
@@ -252,6 +148,8 @@ def export(
                               "run's adapter merged into its base (run.lora_rank), a full fine-tuning run's weights as trained."),
 ):
     """Write a run's trained policy as a plain model that from_pretrained loads (e.g. AutoModelForCausalLM)."""
+    from grue.models import quiet_libraries
+
     quiet_libraries()
     from grue.export import export as export_model
 

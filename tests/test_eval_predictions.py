@@ -14,7 +14,7 @@ from grue.errors import GrueError
 from grue.evaluation import task_metrics
 from grue.metrics import METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
 from grue.results import load_results
-from grue.session import load_examples
+from grue.data import load_examples
 from grue_cli.main import app
 
 

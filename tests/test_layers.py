@@ -3,6 +3,8 @@
 Rules (issue 11): the library never imports the CLI; the math modules import no grue module outside the math
 layer; metrics and rewards import no algorithm, rollout or training session; ``grue.results`` and the leaderboard
 import neither torch, transformers nor grue.models (statically, and in a fresh interpreter); no import circle.
+Issue 25: the engine (session, on-policy and grouped steps, rollouts, the config bases) never imports an algorithm;
+grue.config names none; the algorithms' configs are the engine's config bases.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-MATH = {"grue.advantages", "grue.kl", "grue.losses", "grue.sampling"}
+MATH = {"grue.advantages", "grue.kl", "grue.losses", "grue.sampling", "grue.trust_region"}
 SESSION = {"grue.rollout", "grue.session", "grue.onpolicy", "grue.grouped"}  # rollouts and the training session
+ENGINE = SESSION | {"grue.engine_config", "grue.stability", "grue.data"}  # what an algorithm is written against
 LIGHT_ROOTS = ("grue.results", "grue.leaderboard", "grue.frames")
 HEAVY = ("torch", "transformers", "grue.models")
 
@@ -65,12 +68,13 @@ def graph() -> dict[str, set[str]]:
 GRAPH = graph()
 
 
-def reach(start: str, only_grue: bool = True) -> set[str]:
-    """Modules imported by ``start``, directly or through other grue modules."""
+def reach(start: str, only_grue: bool = True, skip: str = "") -> set[str]:
+    """Modules imported by ``start``, directly or through other grue modules (not through ``skip``: the facade, whose
+    ``__version__`` every module may read)."""
     seen, todo = set(), [start]
     while todo:
         for m in GRAPH.get(todo.pop(), ()):
-            if m not in seen and (m.startswith("grue") or not only_grue):
+            if m not in seen and m != skip and (m.startswith("grue") or not only_grue):
                 seen.add(m)
                 todo.append(m)
     return seen
@@ -166,3 +170,46 @@ def test_results_name_the_algorithms_train_accepts():
     from grue.results import TRAINING_ALGORITHMS
 
     assert sorted(TRAINING_ALGORITHMS) == sorted(NAMES)
+
+
+def test_the_engine_never_imports_an_algorithm():
+    """The contract runs one way: algorithms import the engine, the engine reads their settings only through its
+    config bases (grue.engine_config), never by importing them."""
+    bad = sorted(f"{m} -> {i}" for m in ENGINE for i in reach(m, skip=FACADE) if i == "grue.algorithms" or i.startswith("grue.algorithms."))
+    assert not bad
+
+
+def test_the_config_module_names_no_algorithm():
+    """grue.config sits below the algorithms: it imports none, and no name or string of its code is an algorithm's."""
+    import ast
+
+    from grue.algorithms import NAMES
+
+    assert not [i for i in reach("grue.config", skip=FACADE) if i.startswith("grue.algorithms")]
+    tree = ast.parse((REPO / "grue" / "config.py").read_text(encoding="utf-8"))
+    named = [getattr(n, "value", getattr(n, "id", getattr(n, "attr", None))) for n in ast.walk(tree)
+             if isinstance(n, (ast.Constant, ast.Name, ast.Attribute))]
+    assert not [x for x in named if isinstance(x, str) and x in NAMES]
+
+
+def test_every_rl_algorithm_config_is_an_engine_config():
+    """Each RL algorithm's config subclasses OnPolicyConfig, so the engine reads typed settings (no getattr defaults),
+    and its YAML section is its class name's (OnPolicyConfig.section)."""
+    from grue.algorithms import NAMES, config_class
+    from grue.engine_config import OnPolicyConfig
+
+    for name in NAMES:
+        cls = config_class(name)
+        assert (name == "supervised") != issubclass(cls, OnPolicyConfig), name
+        assert name == "supervised" or cls.section() == name
+
+
+def test_the_engine_reads_no_config_setting_by_getattr_with_a_default():
+    import ast
+
+    found = []
+    for module in sorted(ENGINE):
+        tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8"))
+        found += [f"{module}:{n.lineno}" for n in ast.walk(tree) if isinstance(n, ast.Call)
+                  and getattr(n.func, "id", "") == "getattr" and len(n.args) == 3 and "algo" in ast.unparse(n.args[0])]
+    assert not found

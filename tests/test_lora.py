@@ -90,7 +90,7 @@ def test_one_copy_of_the_base_serves_policy_reference_critic_and_masking_policy(
     """The reference is the policy with its adapter disabled (the base model's logits, whatever the adapter holds);
     the separate critic and NLPO's masking policy share the policy's base weights (same storage) with adapters of
     their own; the optimizer holds adapters and the value head only."""
-    s, mask, _ = nlpo.start(config(tmp_path, "nlpo", model, 1, "nlpo.critic=separate"), None)
+    s, mask = nlpo.start(config(tmp_path, "nlpo", model, 1, "nlpo.critic=separate"), None)
     policy, seq2seq = s.policy, s.seq2seq
     assert s.ref.module is policy
     base = load_policy(model).eval()
@@ -113,7 +113,7 @@ def test_one_copy_of_the_base_serves_policy_reference_critic_and_masking_policy(
 
 def test_masking_policy_is_a_snapshot_of_the_adapter(tmp_path):
     """NLPO's masking policy keeps the adapter it was given while the policy's moves; a refresh copies it over."""
-    s, mask, _ = nlpo.start(config(tmp_path, "nlpo", "tiny-gpt2", 1), None)
+    s, mask = nlpo.start(config(tmp_path, "nlpo", "tiny-gpt2", 1), None)
     ids = torch.randint(3, 4000, (2, 5), generator=torch.Generator().manual_seed(1))
     before = logits(mask.model, False, ids)
     perturb(s.policy)

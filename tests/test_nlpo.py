@@ -104,7 +104,7 @@ def test_top_mask_one_gives_exactly_ppo(tmp_path):
 def test_refresh_reaches_the_sampler(tmp_path):
     """After the policy drifts, the sampler follows the new masking copy after the interval, not before."""
     cfg = config(tmp_path, "nlpo", 3, "nlpo.top_mask=0.3", "nlpo.min_tokens_to_keep=3", "nlpo.mask_update_interval=2")
-    s, mask, _ = nlpo.start(cfg, None)
+    s, mask = nlpo.start(cfg, None)
     initial = copy.deepcopy(mask.model)
     prompts = [e.prompt for e in s.examples[:16]]
     with torch.no_grad():  # the policy drifts far from its starting point

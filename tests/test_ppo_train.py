@@ -9,6 +9,7 @@ import torch
 
 from grue.algorithms import ppo
 from grue.algorithms import resolve
+from grue.onpolicy import collect
 from grue.session import start_session
 
 
@@ -61,7 +62,7 @@ def test_reference_is_frozen_and_outside_the_optimizer(tmp_path):
     assert not any(p.requires_grad for p in s.ref.parameters())
     before = [p.clone() for p in s.ref.parameters()]
     policy_before = [p.detach().clone() for p in s.policy.parameters()]
-    r = ppo.collect(s, [e.prompt for e in s.examples[:32]])
+    r = collect(s, [e.prompt for e in s.examples[:32]])
     adv = torch.randn_like(r.values) * r.response_mask
     ppo.update(s, r, adv, r.values + adv)
     assert all(torch.equal(a, b) for a, b in zip(before, s.ref.parameters()))

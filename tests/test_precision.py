@@ -65,7 +65,7 @@ def dtypes(model) -> set:
 def test_a_bf16_run_stores_its_frozen_models_in_bf16(tmp_path, precision, frozen, expected):
     """The reference and NLPO's masking policy: bf16 under bf16 (run.frozen_bf16, on by default); the policy and the
     critic keep fp32 master weights; fp32 runs, and frozen_bf16=false, keep everything fp32."""
-    s, mask, _ = frozen_session(tmp_path, precision, f"run.frozen_bf16={frozen}")
+    s, mask = frozen_session(tmp_path, precision, f"run.frozen_bf16={frozen}")
     assert dtypes(s.ref) == dtypes(mask.model) == {expected}
     assert dtypes(s.policy) == dtypes(s.critic) == {torch.float32}
     with torch.no_grad():  # a re-sync rounds the current policy's weights into the masking policy's dtype
@@ -80,7 +80,7 @@ def test_a_bf16_reference_gives_the_log_probs_of_an_fp32_one_to_bf16_rounding(tm
     """The same rollout scored by the bf16-stored reference and by an fp32 copy of it under the same autocast:
     per-token log-probs within 0.05 nats (bf16 keeps 8 bits of mantissa), mean difference below 0.01; the
     policy's own fp32-weight log-probs and the bf16 reference's agree as closely before any update (KL ~ 0)."""
-    s, mask, _ = frozen_session(tmp_path, "bf16", "generation.top_k=0")
+    s, mask = frozen_session(tmp_path, "bf16", "generation.top_k=0")
     r = collect_iteration(s, mask=mask).rollout
     fp32_ref = copy.deepcopy(s.ref).float()
     inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, r.response_mask, False, None)

@@ -8,7 +8,7 @@ import pytest
 
 from grue.algorithms import resolve
 from grue.errors import GrueError
-from grue.session import load_examples
+from grue.data import load_examples
 from grue.tasks import totto
 
 

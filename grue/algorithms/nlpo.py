@@ -17,23 +17,21 @@ evaluation reads), for rows comparable with the paper's NLPO rows.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import torch
 
 from grue import checkpoint as ckpt
-from grue.algorithms import ppo
 from grue.advantages import masked_mean
+from grue.algorithms import ppo
 from grue.config import Config
 from grue.errors import GrueError
-from grue.kl import KLController
 from grue.models import copy_sharing_frozen, freeze
-from grue.onpolicy import collect_iteration, iteration_metrics, mean_kl, score_and_advantages, sync_clock
+from grue.onpolicy import collect_iteration, iteration_metrics, score_and_advantages
 from grue.precision import frozen_dtype
 from grue.rollout import MaskSettings
 from grue.session import Session, start_session
-from grue.tracking import Display, cleans_up_unstarted
+from grue.tracking import cleans_up_unstarted
 
 
 @dataclass
@@ -67,16 +65,16 @@ def check(cfg: NLPOConfig, world_size: int) -> None:
         raise GrueError("nlpo.mask_update_interval and nlpo.min_tokens_to_keep must be at least 1")
 
 
-def masking_policy(s: Session) -> MaskSettings:
+def masking_policy(session: Session) -> MaskSettings:
     """A frozen copy of the current policy, and the mask settings. With LoRA the copy shares the frozen base
     weights and holds a snapshot of the policy's adapters: no second copy of the base. Under bf16 (and
     ``run.frozen_bf16``) the copy is stored in bf16, and each re-sync rounds the policy's weights to it."""
-    policy = s.accelerator.unwrap_model(s.policy)
+    policy = session.accelerator.unwrap_model(session.policy)
     model = freeze(copy_sharing_frozen(policy, policy))
-    if (dtype := frozen_dtype(s.cfg.run)) is not None:  # a bf16 run keeps it in bf16 (run.frozen_bf16)
+    if (dtype := frozen_dtype(session.cfg.run)) is not None:  # a bf16 run keeps it in bf16 (run.frozen_bf16)
         model.to(dtype)
-    always = torch.tensor(sorted(set(s.tokenizer.all_special_ids)), dtype=torch.long, device=s.device)
-    return MaskSettings(model, s.algo.top_mask, s.algo.min_tokens_to_keep, always)
+    always = torch.tensor(sorted(set(session.tokenizer.all_special_ids)), dtype=torch.long, device=session.device)
+    return MaskSettings(model, session.algo.top_mask, session.algo.min_tokens_to_keep, always)
 
 
 def refresh_due(iteration: int, interval: int) -> bool:
@@ -86,66 +84,53 @@ def refresh_due(iteration: int, interval: int) -> bool:
     return iteration % interval == 0
 
 
-def refresh(s: Session, mask: MaskSettings) -> None:
+def refresh(session: Session, mask: MaskSettings) -> None:
     """Copy the current policy's weights into the masking policy, in place (the sampler holds this object)."""
-    mask.model.load_state_dict(s.accelerator.unwrap_model(s.policy).state_dict())
+    mask.model.load_state_dict(session.accelerator.unwrap_model(session.policy).state_dict())
 
 
-def start(cfg: Config, resume_dir: str | None, show: bool = False) -> tuple[Session, MaskSettings, KLController]:
+def start(cfg: Config, resume_dir: str | None, show: bool = False) -> tuple[Session, MaskSettings]:
     """The PPO session plus the masking policy, restored from the checkpoint when resuming."""
-    s = start_session(cfg, resume_dir, check=check, show=show)
-    mask = masking_policy(s)
-    s.extra_modules["mask_policy"] = mask.model
-    if s.resumed_state:
-        s.load_module(ckpt.latest(s.run_dir), "mask_policy", mask.model)
-    kl_ctl = KLController(cfg.algo.kl_coef, cfg.algo.kl_target)
-    if s.resumed_state:
-        kl_ctl.load_state_dict(s.resumed_state["kl"])
-    return s, mask, kl_ctl
+    session = start_session(cfg, resume_dir, check=check, show=show)
+    mask = masking_policy(session)
+    session.extra_modules["mask_policy"] = mask.model
+    if session.resumed_state:
+        session.load_module(ckpt.latest(session.run_dir), "mask_policy", mask.model)
+    return session, mask
 
 
 @cleans_up_unstarted
 def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
     """Train with NLPO; returns the run summary (also written to summary.json)."""
-    # 0. Set up: the PPO session (policy, reference, critic, data, reward) and the masking policy.
-    s, mask, kl_ctl = start(cfg, resume_dir, show)
-    algo, acc = s.algo, s.accelerator
+    # 0. Set up: the PPO session (policy, reference, critic, data, reward, KL controller) and the masking policy.
+    session, mask = start(cfg, resume_dir, show)
+    algo: NLPOConfig = session.algo
 
-    with Display(algo.iterations, s.start_iteration, f"{cfg.run.task} nlpo", enabled=show and acc.is_main_process) as display:
-        for it in range(s.start_iteration + 1, algo.iterations + 1):
-            s.iteration = it
+    with session.progress(show):
+        for it in session.iterations():
             # 1-2. Prompts and rollout (rollout_size tokens or completions, as PPO) inside the masking
             #      policy's top-p sets; reference and critic forwards.
-            t0 = time.perf_counter()
-            b = collect_iteration(s, mask=mask)
-            r = b.rollout
+            batch = collect_iteration(session, mask=mask)
+            rollout = batch.rollout
 
             # 3. Masking policy: every mask_update_interval iterations, re-sync it from the current policy
             #    (before this rollout's update), in place, so the next rollout samples inside the new mask.
             #    With mask_refresh: paper it is never re-synced (the original sampler's mask never moved).
             if algo.mask_refresh == "periodic" and refresh_due(it, algo.mask_update_interval):
-                refresh(s, mask)
+                refresh(session, mask)
 
             # 4-6. Scores; per-token rewards -beta * KL_t (unmasked distributions) plus the score
             #      at the last token (not for a cut episode); GAE advantages and returns.
-            sc = score_and_advantages(s, b, kl_ctl.coef)
-            t_rollout = time.perf_counter() - t0
+            scored = score_and_advantages(session, batch, session.kl.coef)
+            session.lap("rollout")
 
             # 7. PPO update on the masked, renormalised distribution (the stored supports).
-            t1 = time.perf_counter()
-            stats = ppo.update(s, r, sc.advantages, sc.returns)
-            sync_clock(s)
-            t_update = time.perf_counter() - t1
+            stats = ppo.update(session, rollout, scored.advantages, scored.returns)
+            session.lap("update")
 
-            # 8. KL controller, on the mean per-token KL over all processes.
-            kl_mean, coef_used = mean_kl(s, sc), kl_ctl.coef
-            kl_ctl.update(kl_mean)
-
-            # 9. Log, show, checkpoint (the masking policy is part of it; at once, then stop, when a signal asked).
-            metrics = iteration_metrics(s, it, sc, stats, kl_mean, coef_used, t_rollout, t_update)
-            sizes = (r.support >= 0).sum(-1).float()
-            metrics["mask/support_size"] = acc.reduce(masked_mean(sizes, r.response_mask), "mean").item()
-            s.log(metrics, b.examples, b.idx, sc.completions, sc.scores.tolist())
-            display.update(metrics)
-            s.checkpoint(it, {"kl": kl_ctl.state_dict()})
-    return s.finish()
+            # 8. KL controller; log (with the mask's mean support size), show, checkpoint (the masking policy is part of it).
+            metrics = iteration_metrics(session, scored, stats)
+            sizes = (rollout.support >= 0).sum(-1).float()
+            metrics["mask/support_size"] = session.accelerator.reduce(masked_mean(sizes, rollout.response_mask), "mean").item()
+            session.end_iteration(metrics, scored.samples())
+    return session.finish()

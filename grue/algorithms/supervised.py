@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import gather_object
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -38,16 +38,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from grue import adapters
 from grue import checkpoint as ckpt
 from grue import trackers
 from grue.config import Config
 from grue.errors import GrueError
 from grue.losses import masked_token_ce
 from grue.memory import enable_checkpointing
-from grue.models import context_size, disable_dropout, load_policy, load_tokenizer, lora_policy
+from grue.models import context_size, disable_dropout
 from grue.optim import groups_like_trainer, make_optimizer
-from grue.precision import resolve_precision
 from grue.rewards import resolve_reward, score
 from grue.rollout import decode_completions, generate, tokenize_prompts
 from grue.sft import (  # noqa: F401  (the batch functions are part of this algorithm's interface)
@@ -59,7 +57,8 @@ from grue.sft import (  # noqa: F401  (the batch functions are part of this algo
     seq2seq_sft_batch,
     target_with_eos,
 )
-from grue.session import load_examples, open_run, parameter_digest, per_rank, stop_asked, stopped
+from grue.data import load_examples
+from grue.session import load_trained_model, open_run_setup, open_tracker, parameter_digest, per_rank, stop_asked, stopped
 from grue.stability import check_finite
 from grue.tasks import task_module
 from grue.tasks.common import Example, data_dir_from
@@ -142,13 +141,8 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
     """Fine-tune on the task's references; returns the run summary (also written to summary.json)."""
     # 0. Set up: accelerator, run directory and config.yaml (before step 0), data, reward, model, optimizer.
     algo = cfg.algo
-    cfg.run.mixed_precision = resolve_precision(cfg.run.mixed_precision)  # auto -> bf16 or no, as config.yaml records
-    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.run.mixed_precision)
-    check(algo, acc.num_processes)
-    trackers.check_available(cfg.run.report_to)
-    run_dir, ck, resumed = open_run(cfg, acc, resume_dir, progress="epoch", total=cfg.algo.epochs,
-                                    logs=("metrics.jsonl", "steps.jsonl", "samples.jsonl"), announce=show)
-    set_seed(cfg.run.seed + acc.process_index)
+    acc, run_dir, ck, resumed = open_run_setup(cfg, resume_dir, check, show, progress="epoch", total=algo.epochs,
+                                               logs=("metrics.jsonl", "steps.jsonl", "samples.jsonl"))
     train_ex, val_ex = supervised_data(cfg)
     if resumed and resumed["examples"] != len(train_ex):
         raise GrueError(f"{run_dir} trained on {resumed['examples']} examples, and its data now has {len(train_ex)}; resume with the same data")
@@ -156,14 +150,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
     e = val_ex[0]  # a broken reward fails now, not after an epoch
     score(reward_name, reward_fn, [e.prompt], [e.references[0]], [e.references], [e.meta],
           "the first validation reference (checked before training)", cfg.run.reward_timeout_s)
-    source = str(ck) if resumed else cfg.run.model
-    tokenizer = load_tokenizer(source, trust_remote_code=cfg.run.trust_remote_code)
-    adapters.check_lora(cfg.run, trains_with_dropout=algo.dropout)
-    adapter = None  # LoRA: the peft wrapper of ``model``, what checkpoints save
-    if cfg.run.lora_rank:
-        model, adapter = lora_policy(cfg.run, ck if resumed else None)
-    else:
-        model = load_policy(source, trust_remote_code=cfg.run.trust_remote_code)
+    tokenizer, model, adapter = load_trained_model(cfg, ck if resumed else None, trains_with_dropout=algo.dropout)
     if not algo.dropout:
         disable_dropout(model)
     if algo.gradient_checkpointing:
@@ -178,7 +165,7 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
         ckpt.load_optimizer(ck, optimizer)  # also restores each group's initial_lr, which the schedule scales
     raw_optimizer = optimizer
     model, optimizer = acc.prepare(model, optimizer)
-    tracker = trackers.open_tracker(cfg.run.report_to, run_dir, cfg.to_dict()) if acc.is_main_process else None
+    tracker = open_tracker(cfg, acc, run_dir)
     rank, world = acc.process_index, acc.num_processes
     per_epoch = len(epoch_batches(len(train_ex), cfg.run.seed, 1, rank, world, algo.batch_size))
     total = per_epoch * algo.epochs

@@ -14,7 +14,6 @@ optimizer: ``n_critic_updates`` passes of minibatches of the value MSE. Works fo
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -24,30 +23,30 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from grue.advantages import masked_mean, normalize
 from grue.config import Config
 from grue.errors import GrueError
-from grue.kl import KLController
 from grue.losses import value_loss
-from grue.onpolicy import collect_iteration, iteration_metrics, mean_kl, optimizer_steps, score_and_advantages, sync_clock, values_of
-from grue.rollout import lm_inputs, policy_forward
+from grue.onpolicy import (
+    ActorCriticConfig,
+    collect_iteration,
+    iteration_metrics,
+    optimizer_steps,
+    rollout_inputs,
+    score_and_advantages,
+    values_of,
+)
+from grue.rollout import Rollout, policy_forward
 from grue.sampling import token_logprobs_in, warped_log_softmax
-from grue.session import Session, critic_kind, start_session
-from grue.tracking import Display, cleans_up_unstarted
+from grue.session import Session, start_session
+from grue.tracking import cleans_up_unstarted
 from grue.trust_region import backtracking_line_search, conjugate_gradient, max_step_size
 
 
 @dataclass
-class TRPOConfig:
-    """TRPO hyper-parameters (grue's settings; the paper has no TRPO). The trust-region and critic defaults
-    are RL4LMs 97df0bd's TRPO (rl4lms/algorithms/trpo/trpo.py ``__init__``); the rollout and reward ones the
-    engine's PPO (the GRUE paper's IMDB settings)."""
+class TRPOConfig(ActorCriticConfig):
+    """TRPO hyper-parameters (grue's settings; the paper has no TRPO): the engine's (grue.engine_config.OnPolicyConfig,
+    grue.onpolicy.ActorCriticConfig; the rollout and reward defaults are the engine's PPO, the GRUE paper's IMDB
+    settings) and the trust region's and the critic's below, whose defaults are RL4LMs 97df0bd's TRPO
+    (rl4lms/algorithms/trpo/trpo.py ``__init__``)."""
 
-    iterations: int = 50
-    """Rollout-and-update iterations."""
-    batch_unit: str = field(default="tokens", metadata={"choices": ("tokens", "completions")})
-    """What ``rollout_size`` and ``minibatch_size`` count: generated tokens (RL4LMs' buffer) or whole completions (see PPOConfig)."""
-    rollout_size: int = 1280
-    """Per iteration, over all processes: tokens or completions (``batch_unit``); the paper's PPO: 10 envs x 128 steps."""
-    rollout_batch_size: int = 64
-    """Prompts per generate call, per process."""
     minibatch_size: int = 128
     """The critic's minibatch, per process: tokens or completions (``batch_unit``); RL4LMs' TRPO batch_size 128."""
     max_kl: float = 0.01
@@ -62,7 +61,7 @@ class TRPOConfig:
     """Backtracking tries before the step is given up for this iteration (RL4LMs 10)."""
     policy_distribution: str = field(default="full", metadata={"choices": ("full", "sampled")})
     """The distribution of the ratio, the KL constraint and the entropy: the ``full`` softmax (RL4LMs' TRPO), or
-    the ``sampled`` warped support, renormalised (see PPOConfig.policy_distribution)."""
+    the ``sampled`` warped support, renormalised (see OnPolicyConfig.policy_distribution)."""
     normalize_advantage: bool = True
     """Normalise the advantages over the rollout (per process) to ``(A - mean) / (std + 1e-8)`` (RL4LMs: true)."""
     n_critic_updates: int = 10
@@ -73,17 +72,7 @@ class TRPOConfig:
     adam_eps: float = 1e-8
     """The critic's AdamW epsilon."""
     weight_decay: float = 1e-6
-    """The critic's AdamW weight decay, with the engine's rule of which parameters it skips (see PPOConfig)."""
-    gamma: float = 0.99
-    """Discount."""
-    lam: float = 0.95
-    """GAE lambda (RL4LMs' TRPO gae_lambda 0.95)."""
-    kl_coef: float = 0.1
-    """Initial coefficient beta of the per-token KL penalty to the reference in the reward."""
-    kl_target: float | None = 0.1
-    """Target mean per-token KL of the adaptive controller; null keeps beta fixed."""
-    kl_estimator: str = field(default="k1", metadata={"choices": ("k1", "k2", "k3")})
-    """Per-token KL estimator in the reward (see grue.kl.kl_estimate)."""
+    """The critic's AdamW weight decay, with the engine's rule of which parameters it skips (see OnPolicyConfig)."""
     critic: str = field(default="separate", metadata={"choices": ("separate", "shared")})
     """separate: own copy of the policy trunk; shared: a value head on the policy's hidden states (only the head is fitted)."""
 
@@ -92,15 +81,11 @@ CONFIG = TRPOConfig
 
 
 def check(cfg: TRPOConfig, world_size: int) -> None:
-    """Reject settings that cannot run, with the rule they break."""
-    for name in ("iterations", "rollout_size", "rollout_batch_size", "cg_max_steps", "line_search_max_iter", "n_critic_updates"):
+    """Reject settings that cannot run, with the rule they break (sizes: grue.engine_config.OnPolicyConfig.check_sizes)."""
+    cfg.check_sizes(world_size)
+    for name in ("cg_max_steps", "line_search_max_iter", "n_critic_updates"):
         if getattr(cfg, name) < 1:
-            raise GrueError(f"trpo.{name} must be at least 1")
-    if cfg.rollout_size % world_size:
-        raise GrueError(f"trpo.rollout_size ({cfg.rollout_size}) must be divisible by the number of processes ({world_size})")
-    per_proc = cfg.rollout_size // world_size
-    if cfg.minibatch_size < 1 or cfg.minibatch_size > per_proc or per_proc % cfg.minibatch_size:
-        raise GrueError(f"trpo.minibatch_size ({cfg.minibatch_size}) must divide the per-process rollout ({per_proc})")
+            raise GrueError(f"trpo.{name} must be at least 1, got {getattr(cfg, name)}")
     if cfg.max_kl <= 0 or not 0 < cfg.line_search_shrinking_factor < 1:
         raise GrueError("trpo.max_kl must be positive and trpo.line_search_shrinking_factor in (0, 1)")
 
@@ -108,46 +93,32 @@ def check(cfg: TRPOConfig, world_size: int) -> None:
 @cleans_up_unstarted
 def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
     """Train with TRPO; returns the run summary (also written to summary.json)."""
-    # 0. Set up: accelerator, run directory and config.yaml (before step 0), models, data, reward; the
-    #    optimizer holds the critic alone (the policy moves by the trust-region step).
-    s = start_session(cfg, resume_dir, check=check, optimize=("critic",), show=show)
-    algo, acc = s.algo, s.accelerator
-    kl_ctl = KLController(algo.kl_coef, algo.kl_target)
-    if s.resumed_state:
-        kl_ctl.load_state_dict(s.resumed_state["kl"])
+    # 0. Set up: accelerator, run directory and config.yaml (before step 0), models, data, reward, KL controller;
+    #    the optimizer holds the critic alone (the policy moves by the trust-region step).
+    session = start_session(cfg, resume_dir, check=check, optimize=("critic",), show=show)
+    algo: TRPOConfig = session.algo
 
-    with Display(algo.iterations, s.start_iteration, f"{cfg.run.task} trpo", enabled=show and acc.is_main_process) as display:
-        for it in range(s.start_iteration + 1, algo.iterations + 1):
-            s.iteration = it
+    with session.progress(show):
+        for _ in session.iterations():
             # 1-2. Prompts and rollout (rollout_size tokens or completions, as PPO); reference and critic forwards.
-            t0 = time.perf_counter()
-            b = collect_iteration(s)
+            batch = collect_iteration(session)
 
             # 3-5. Scores; per-token rewards -beta * KL_t plus the score at the last token; GAE advantages and returns.
-            sc = score_and_advantages(s, b, kl_ctl.coef)
-            r = sc.rollout
-            t_rollout = time.perf_counter() - t0
+            scored = score_and_advantages(session, batch, session.kl.coef)
+            rollout = scored.rollout
+            session.lap("rollout")
 
             # 6. Policy: one trust-region step on the whole rollout (conjugate gradient, backtracking line search).
-            t1 = time.perf_counter()
-            adv = normalize(sc.advantages, r.response_mask) if algo.normalize_advantage else sc.advantages
-            stats = policy_step(s, r, adv)
+            adv = normalize(scored.advantages, rollout.response_mask) if algo.normalize_advantage else scored.advantages
+            stats = policy_step(session, rollout, adv)
 
             # 7. Critic: n_critic_updates passes of minibatches of the value loss, with its own optimizer.
-            stats.update(fit_critic(s, r, sc.advantages, sc.returns))
-            sync_clock(s)
-            t_update = time.perf_counter() - t1
+            stats.update(fit_critic(session, rollout, scored.advantages, scored.returns))
+            session.lap("update")
 
-            # 8. KL controller, on the mean per-token KL to the reference over all processes.
-            kl_mean, coef_used = mean_kl(s, sc), kl_ctl.coef
-            kl_ctl.update(kl_mean)
-
-            # 9. Log, show, checkpoint (at once, then stop, when a signal asked).
-            metrics = iteration_metrics(s, it, sc, stats, kl_mean, coef_used, t_rollout, t_update)
-            s.log(metrics, b.examples, b.idx, sc.completions, sc.scores.tolist())
-            display.update(metrics)
-            s.checkpoint(it, {"kl": kl_ctl.state_dict()})
-    return s.finish()
+            # 8. KL controller on the mean per-token KL to the reference over all processes; log, show, checkpoint.
+            session.end_iteration(iteration_metrics(session, scored, stats), scored.samples())
+    return session.finish()
 
 
 def flat_grad(y: torch.Tensor, params: list[torch.Tensor], **kwargs) -> torch.Tensor:
@@ -163,18 +134,19 @@ def kl_to_old(old_logp: torch.Tensor, logp: torch.Tensor, mask: torch.Tensor) ->
     return masked_mean((old_logp.exp() * diff).sum(-1), mask)
 
 
-def policy_step(s: Session, r, adv: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The trust-region step on the rollout ``r`` with advantages ``adv`` (B,T); returns its statistics.
+def policy_step(session: Session, rollout: Rollout, adv: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The trust-region step on the rollout with advantages ``adv`` (B,T); returns its statistics.
 
     Gradients, Fisher-vector products and line-search values are averaged over processes, so every
     process takes the same step. autograd.grad on the unwrapped policy: DDP syncs only in backward()."""
-    algo, acc = s.algo, s.accelerator
+    s, acc = session, session.accelerator
+    algo: TRPOConfig = s.algo
     policy = acc.unwrap_model(s.policy)
     params = [p for p in policy.parameters() if p.requires_grad]
-    mask, ids, T = r.response_mask, r.response_ids, r.response_ids.shape[1]
-    inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, r.response_mask, s.seq2seq, s.decoder_start)
+    mask, ids, T = rollout.response_mask, rollout.response_ids, rollout.response_ids.shape[1]
+    inputs = rollout_inputs(s, rollout)
 
-    support = None if algo.policy_distribution == "full" else r.support
+    support = None if algo.policy_distribution == "full" else rollout.support
 
     def log_softmax() -> torch.Tensor:
         """The policy's distribution at each response position (B,T,V), or over the stored support (B,T,K)."""
@@ -225,24 +197,27 @@ def policy_step(s: Session, r, adv: torch.Tensor) -> dict[str, torch.Tensor]:
             "trpo/kl": as_t(result.kl), "trpo/accepted": as_t(result.accepted), "trpo/step_fraction": as_t(result.fraction)}
 
 
-def fit_critic(s: Session, r, advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
+def fit_critic(session: Session, rollout: Rollout, advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
     """``n_critic_updates`` passes of shuffled minibatches (tokens or completions) of the value MSE, each one
     step of the critic's optimizer; returns the mean ``loss/value``."""
-    algo = s.algo
-    return optimizer_steps(s, r, r.response_mask, algo.batch_unit, algo.n_critic_updates, advantages, returns, critic_loss)
+    algo: TRPOConfig = session.algo
+    return optimizer_steps(session, rollout, rollout.response_mask, algo.batch_unit, algo.minibatch_size, algo.n_critic_updates,
+                           advantages, returns, critic_loss)
 
 
-def critic_loss(s: Session, r, sel: torch.Tensor, _adv, returns: torch.Tensor, denom) -> tuple[torch.Tensor, dict]:
-    """Value MSE of one micro-batch's tokens ``sel`` over the step's ``denom``. A shared critic's head reads
-    the policy's hidden states without gradient: the critic's fit never moves the policy."""
-    T = r.response_ids.shape[1]
-    inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, r.response_mask, s.seq2seq, s.decoder_start)
+def critic_loss(session: Session, rollout: Rollout, sel: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
+                denom) -> tuple[torch.Tensor, dict]:
+    """Value MSE of one micro-batch's tokens ``sel`` over the step's ``denom`` (grue.onpolicy.LossFn; the advantages
+    are not used). A shared critic's head reads the policy's hidden states without gradient: the critic's fit
+    never moves the policy."""
+    s, T = session, rollout.response_ids.shape[1]
+    inputs = rollout_inputs(s, rollout)
     policy = s.accelerator.unwrap_model(s.policy)
     with s.accelerator.autocast():
         hidden = None
-        if critic_kind(s.algo) == "shared":
+        if s.algo.critic == "shared":
             with torch.no_grad():
                 _, hidden = policy_forward(policy, inputs, T, s.seq2seq, want_hidden=True)
         values = values_of(s, policy, inputs, T, hidden).float()
-    loss, _ = value_loss(values, r.values, returns, sel, None, denom)
+    loss, _ = value_loss(values, rollout.values, returns, sel, None, denom)
     return loss, {"loss/value": loss}
