@@ -31,7 +31,7 @@ import torch
 from safetensors.torch import load_model, save_file, save_model
 
 from grue.errors import GrueError
-from grue.files import atomic_write_text, settle_tree  # noqa: F401  (atomic_write_text re-exported for callers)
+from grue.files import settle_tree
 
 COMPLETE = "trainer/state.json"
 MANIFEST = "trainer/manifest.json"

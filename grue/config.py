@@ -26,8 +26,8 @@ import yaml
 
 from grue.errors import GrueError, did_you_mean
 from grue.metrics import MetricSettings
-from grue.tasks import Task, find_task, task_names, tasks_root  # noqa: F401  (part of this module's interface)
-from grue.yamlfile import load_yaml, parse_yaml  # noqa: F401  (part of this module's interface)
+from grue.tasks import Task, find_task
+from grue.yamlfile import load_yaml, parse_yaml
 
 
 @dataclass

@@ -30,13 +30,15 @@ import torch
 
 from grue import __version__, eval_progress
 from grue.algorithms import from_dict
-from grue.checkpoint import atomic_write_text, latest
-from grue.config import Config, check_decoding, load_yaml, resolve_untrained
+from grue.checkpoint import latest
+from grue.files import atomic_write_text
+from grue.config import Config, check_decoding, resolve_untrained
 from grue.errors import GrueError
 from grue.metrics import FALLBACKS, METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
 from grue.metrics.diversity import MSTTR_SEGMENT
 from grue.models import load_policy, load_tokenizer
-from grue.predictions import read_predictions  # noqa: F401  (part of this module's interface)
+from grue.predictions import read_predictions
+from grue.yamlfile import load_yaml
 from grue.eval_progress import set_rng_state
 from grue.rollout import MaskSettings, decode_texts, tokenize_prompts
 from grue.data import load_examples

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from grue.checkpoint import latest
-from grue.config import load_yaml
+from grue.yamlfile import load_yaml
 from grue.errors import GrueError
 from grue.models import load_policy, load_tokenizer
 

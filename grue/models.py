@@ -318,10 +318,6 @@ def hidden_size_of(config) -> int:
     raise GrueError(f"cannot tell the hidden size of {type(config).__name__}")
 
 
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 OWN_HANDLERS = ("huggingface_hub", "datasets", "spacy")
 """Library loggers that print through a handler of their own; they do not also pass their lines to the root logger,
 which absl (through rouge-score) configures on first use: each message is printed once, not twice."""

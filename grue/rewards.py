@@ -61,9 +61,6 @@ def meteor(prompts, completions, references, meta) -> list[float]:
     return _needs(meteor_per_sample, completions, references)
 
 
-COMMONGEN_PREFIX = "generate a sentence with:"
-
-
 def commongen_meteor(prompts, completions, references, meta) -> list[float]:
     """METEOR, minus 1 when the completion copies the concept list or the instruction.
 

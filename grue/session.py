@@ -26,6 +26,7 @@ from accelerate.utils import gather_object, set_seed
 
 from grue import adapters
 from grue import checkpoint as ckpt
+from grue.files import atomic_write_text
 from grue import interrupt, stability, trackers
 from grue.config import Config
 from grue.data import PromptStream, load_examples
@@ -207,7 +208,7 @@ class Session:
             rewards = [m["reward/mean"] for m in read_jsonl(self.run_dir / "metrics.jsonl")]
             summary = {"iterations": len(rewards), "world_size": acc.num_processes, **learning_summary(rewards),
                        "policy_sha256_per_rank": digests, "run_dir": str(self.run_dir)}
-            ckpt.atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1))
+            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1))
             curves(self.run_dir)
             trackers.close(self.tracker)
         acc.wait_for_everyone()

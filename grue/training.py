@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from grue.algorithms import check_names, from_dict, resolve
-from grue.config import Config, find_task, load_yaml, parse_set, set_field
+from grue.config import Config, parse_set, set_field
+from grue.tasks import find_task
+from grue.yamlfile import load_yaml
 from grue.errors import GrueError, option
 
 

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import typer
 
+from grue.algorithms import NAMES
 from grue.errors import GrueError
 from grue_cli.friendly import friendly
 from grue_cli.words import WordsCommand, WordsGroup
@@ -37,7 +38,7 @@ def grue_options(version: bool = typer.Option(False, "--version", is_eager=True,
 @friendly
 def train(
     task: str = typer.Argument(..., metavar="TASK", help="GRUE task, e.g. imdb (see `grue tasks`)."),
-    algo: Optional[str] = typer.Option(None, "--algo", metavar="NAME", help="Algorithm: ppo (default), nlpo, a2c, supervised, grpo, rloo or trpo."),
+    algo: Optional[str] = typer.Option(None, "--algo", metavar="NAME", help=f"Algorithm: {', '.join(NAMES)} (default ppo)."),
     model: Optional[str] = typer.Option(None, metavar="NAME", help="Policy: Hub id, local directory, tiny-gpt2 or tiny-t5."),
     init_from: Optional[str] = typer.Option(None, "--init-from", metavar="RUN", help="Start from this run directory's "
                                             "checkpoint (same as --model RUN/checkpoint), e.g. a supervised run."),
@@ -168,7 +169,6 @@ def tasks(
     from rich.console import Console
     from rich.table import Table
 
-    from grue.algorithms import NAMES
     from grue.tasks import all_tasks
 
     table = Table(title="GRUE tasks" + (" and yours" if path or os.environ.get("GRUE_TASKS_PATH") else ""))

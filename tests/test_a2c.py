@@ -51,9 +51,9 @@ def test_a2c_policy_loss_ignores_padding():
     ({"rollout_size": 10}, 4, "a2c.rollout_size (10) must be divisible by the number of processes (4)"),
     ({"rollout_size": 16, "grad_accum": 3}, 1, "a2c.grad_accum (3) must divide the per-process rollout (16)"),
     ({"rollout_size": 16, "grad_accum": 16}, 2, "a2c.grad_accum (16) must divide the per-process rollout (8)"),
-    ({"grad_accum": 0}, 1, "a2c.grad_accum must be at least 1"),
-    ({"iterations": 0}, 1, "a2c.iterations must be at least 1"),
-    ({"rollout_batch_size": 0}, 1, "a2c.rollout_batch_size must be at least 1"),
+    ({"grad_accum": 0}, 1, "a2c.grad_accum must be at least 1, got 0"),
+    ({"iterations": 0}, 1, "a2c.iterations must be at least 1, got 0"),
+    ({"rollout_batch_size": 0}, 1, "a2c.rollout_batch_size must be at least 1, got 0"),
 ])
 def test_check_rejects_settings_that_cannot_run(changes, world, message):
     with pytest.raises(GrueError) as e:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from grue import checkpoint as ckpt
+from grue.files import atomic_write_text
 from grue.errors import GrueError
 from grue.models import load_policy, load_tokenizer
 
@@ -70,8 +71,8 @@ def test_rng_state_round_trip():
 
 def test_atomic_write_text_replaces_whole_file(tmp_path):
     f = tmp_path / "results.json"
-    ckpt.atomic_write_text(f, "old")
-    ckpt.atomic_write_text(f, "new")
+    atomic_write_text(f, "old")
+    atomic_write_text(f, "new")
     assert f.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["results.json"]
 
 
@@ -96,7 +97,7 @@ def test_written_files_get_the_permissions_of_a_plain_open(tmp_path, umask, file
     head = torch.nn.Linear(4, 1)
     old = os.umask(umask)
     try:
-        ckpt.atomic_write_text(tmp_path / "results.json", "{}")
+        atomic_write_text(tmp_path / "results.json", "{}")
         final = ckpt.save(tmp_path, policy, tok, {"critic": head}, torch.optim.AdamW(head.parameters()), {"iteration": 1})
     finally:
         os.umask(old)

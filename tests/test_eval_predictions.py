@@ -160,7 +160,7 @@ def test_the_console_command_reports_a_bad_line_without_a_traceback(tmp_path, da
 
 
 def test_read_predictions_takes_the_first_n_of_a_whole_split_and_keeps_odd_characters(tmp_path):
-    from grue.evaluation import read_predictions
+    from grue.predictions import read_predictions
 
     odd = "line\u2028separator, next\x85line, para\u2029graph"  # json.dumps(ensure_ascii=False) writes these raw
     f = write_jsonl(tmp_path / "p.jsonl", [{"generation": odd}, {"generation": "b", "index": 1}, {"generation": ""}])

@@ -32,7 +32,7 @@ def metrics(run) -> list[dict]:
     ({"group_size": 1}, 1, "grpo.group_size must be at least 2"),
     ({"rollout_size": 32, "group_size": 8}, 8, "grpo.rollout_size (32) must be a multiple of grpo.group_size (8) times the number of processes (8)"),
     ({"rollout_size": 30, "group_size": 4}, 1, "must be a multiple of grpo.group_size (4)"),
-    ({"rollout_size": 32, "group_size": 4, "minibatch_size": 12}, 1, "grpo.minibatch_size (12) must divide the per-process rollout (32 completions)"),
+    ({"rollout_size": 32, "group_size": 4, "minibatch_size": 12}, 1, "grpo.minibatch_size (12) must divide the per-process rollout (32)"),
     ({"rollout_size": 32, "group_size": 4, "minibatch_size": 8, "grad_accum": 3}, 1, "grpo.grad_accum (3) must divide grpo.minibatch_size (8)"),
 ])
 def test_check_rejects_settings_that_cannot_run(changes, world, message):

@@ -37,7 +37,7 @@ def test_one_step_is_the_reinforce_gradient(tmp_path):
     assert torch.allclose(rewards, sc.scores - 0.2 * ((r.raw_logprobs - r.ref_logprobs) * mask).sum(-1))
     adv = leave_one_out_advantages(rewards, 4)
     w = completion_weights(mask, "sequence")
-    loss, stats = rloo.minibatch_loss(s, r, w, adv[:, None] * mask, None, w.sum())
+    loss, stats = rloo.minibatch_loss(s, r, w, adv, None, w.sum())  # one advantage per completion (grue.onpolicy.LossFn)
     assert stats["policy/clipfrac"].item() == 0.0 and abs(stats["policy/approx_kl"].item()) < 1e-5
     got = torch.autograd.grad(loss, list(s.policy.parameters()))
     logp, _, _ = policy_logprobs(s, r)

@@ -13,7 +13,7 @@ import yaml
 from conftest import FAST, cli_in_process, run_cli
 from grue.algorithms import supervised as sft
 from grue.algorithms import from_dict, resolve
-from grue.config import load_yaml
+from grue.yamlfile import load_yaml
 from grue.errors import GrueError
 from grue.losses import masked_token_ce
 from grue.models import load_policy, load_tokenizer

@@ -9,7 +9,8 @@ import pytest
 
 from grue.algorithms import ALGORITHMS
 from grue.algorithms import resolve
-from grue.config import load_yaml, task_names, tasks_root
+from grue.tasks import task_names, tasks_root
+from grue.yamlfile import load_yaml
 from grue.errors import GrueError
 from grue.evaluation import task_metrics
 from grue.metrics import reported_names

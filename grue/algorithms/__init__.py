@@ -13,6 +13,7 @@ from typing import Any
 
 from grue import config
 from grue.errors import GrueError, did_you_mean
+from grue.tasks import find_task
 
 NAMES = ("ppo", "nlpo", "a2c", "supervised", "grpo", "rloo", "trpo")
 
@@ -27,7 +28,7 @@ def __getattr__(name: str):
 
 def check_names(task: str, algo: str | None = None) -> None:
     """A one-line error (with a "did you mean") for an unknown task or algorithm; imports no algorithm (no torch)."""
-    config.find_task(task)
+    find_task(task)
     if algo is not None and algo not in NAMES:
         raise GrueError(f"unknown algorithm '{algo}'{did_you_mean(algo, NAMES)}; accepted: {', '.join(NAMES)}")
 

@@ -39,6 +39,7 @@ from rich.progress import (
 )
 
 from grue import checkpoint as ckpt
+from grue.files import atomic_write_text
 from grue import trackers
 from grue.config import Config
 from grue.errors import GrueError
@@ -387,6 +388,6 @@ def finish(acc: Accelerator, model, run_dir: Path) -> dict:
                    "loss/first_epoch": rows[0]["loss/sft"], "loss/last_epoch": rows[-1]["loss/sft"],
                    "eval/loss_first_epoch": rows[0]["eval/loss_sft"], "eval/loss_last_epoch": rows[-1]["eval/loss_sft"],
                    "policy_sha256_per_rank": digests, "run_dir": str(run_dir)}
-        ckpt.atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1))
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1))
     acc.wait_for_everyone()
     return summary

@@ -79,7 +79,7 @@ def train(cell: dict, options: Options, work: Path, plan: dict) -> Path:
     """Train the cell's run to its end (resuming it when it has a checkpoint); returns its run directory."""
     from grue.algorithms import ALGORITHMS, from_dict
     from grue.checkpoint import latest
-    from grue.config import load_yaml
+    from grue.yamlfile import load_yaml
     from grue.interrupt import graceful
 
     run_dir = cell_dir(work, cell["id"]) / "run"

@@ -33,19 +33,6 @@ def mean(xs: Sequence[float]) -> float:
 
 # ---------------------------------------------------------------- word tokens and n-grams
 
-_WORD_TOKEN = re.compile(r"\w+|[^\w\s]")
-
-
-def word_tokens(text: str) -> list[str]:
-    """Lower-cased word and punctuation tokens: ``re.findall(r"\\w+|[^\\w\\s]", text.lower())``.
-
-    Runs of word characters are tokens, and so is every other non-space character on its
-    own (``"Don't!"`` -> ``don ' t !``). The one tokenisation rule of CIDEr, PARENT and the
-    diversity metrics.
-    """
-    return _WORD_TOKEN.findall(text.lower())
-
-
 def ngrams(tokens: Sequence[str], n: int) -> Counter:
     """Counts of the n-grams (tuples of exactly ``n`` tokens) of ``tokens``, in order of first occurrence."""
     return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
