@@ -41,7 +41,7 @@ def train(task: str, algo: str | None = None, model: str | None = None, preset: 
         if resume is True:
             if not output_dir:
                 raise GrueError("resume=True continues the run in output_dir=; pass output_dir='DIR' (or resume='RUN_DIR')")
-            finished = finished_summary(output_dir)
+            finished = finished_summary(output_dir, iterations)
             if finished is not None:
                 return finished
             resume = output_dir if (Path(output_dir) / "config.yaml").is_file() else None
@@ -63,11 +63,13 @@ def train(task: str, algo: str | None = None, model: str | None = None, preset: 
                 rewards.REWARDS.pop(name, None)
 
 
-def finished_summary(run_dir: str) -> dict | None:
-    """The summary of the run in ``run_dir`` if it has trained all its iterations (summary.json written, and its
-    last checkpoint at the config's last iteration), else None."""
+def finished_summary(run_dir: str, iterations: int | None = None) -> dict | None:
+    """The summary of the run in ``run_dir`` if it has trained all its iterations (``iterations``, else its
+    config's): summary.json written and the last checkpoint at that iteration; else None."""
+    from grue.algorithms import NAMES
     from grue.checkpoint import latest, load_state
     from grue.errors import GrueError
+    from grue.training import iteration_field
     from grue.yamlfile import load_yaml
 
     folder = Path(run_dir)
@@ -75,12 +77,15 @@ def finished_summary(run_dir: str) -> dict | None:
         return None
     config = load_yaml(folder / "config.yaml")
     algo = (config.get("run") or {}).get("algo")
-    total = (config.get(algo) or {}).get("epochs" if algo == "supervised" else "iterations")
+    if algo not in NAMES:
+        return None
+    unit = iteration_field(algo)  # supervised counts epochs
+    total = iterations if iterations is not None else (config.get(algo) or {}).get(unit)
     try:
         state = load_state(latest(folder))
     except (GrueError, OSError, ValueError):  # no readable checkpoint: not finished
         return None
-    if state.get("epoch" if algo == "supervised" else "iteration") != total:
+    if state.get("epoch" if unit == "epochs" else "iteration") != total:
         return None
     return json.loads((folder / "summary.json").read_text(encoding="utf-8"))
 

@@ -46,12 +46,16 @@ CLI_FLAGS = {"overrides": "--set", "config_file": "--config"}
 """API arguments whose command-line option has another name."""
 
 
-def option(name: str, value: str = "") -> str:
+def option(name: str, value: str | bool = "") -> str:
     """The option ``name`` (a grue.api argument name) as the caller wrote it, with ``value``: ``--init-from RUN`` from
-    the command line, ``init_from='RUN'`` from Python (a placeholder in capitals, such as ``N``, stays unquoted)."""
+    the command line, ``init_from='RUN'`` from Python (a placeholder in capitals, such as ``N``, stays unquoted;
+    without a value, the argument's name alone); ``value`` True is a switch: ``--overwrite``, ``overwrite=True``."""
     if SPELLING.get() == "api":
-        return f"{name}={value if value.isupper() or not value else repr(value)}"
-    return f"{CLI_FLAGS.get(name, '--' + name.replace('_', '-'))} {value}".rstrip()
+        if value == "":
+            return name
+        return f"{name}={value if value is True or value.isupper() or value.isdigit() else repr(value)}"
+    flag = CLI_FLAGS.get(name, "--" + name.replace("_", "-"))
+    return flag if value is True else f"{flag} {value}".rstrip()
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ from grue.algorithms import from_dict
 from grue.checkpoint import latest
 from grue.files import atomic_write_text
 from grue.config import Config, check_decoding, resolve_untrained
-from grue.errors import GrueError
+from grue.errors import GrueError, option
 from grue.metrics import FALLBACKS, METRICS, EvalBatch, MetricOptions, MetricSkipped, metric_function
 from grue.metrics.diversity import MSTTR_SEGMENT
 from grue.models import load_policy, load_tokenizer
@@ -65,14 +65,15 @@ def check_sources(checkpoint: str | None, task: str | None, model: str | None, p
     if predictions is not None:
         given = [flag for flag, v in (("--checkpoint", checkpoint), ("--model", model)) if v is not None]
         if given:
-            raise GrueError(f"--predictions scores generations made elsewhere; it cannot be combined with {' and '.join(given)} "
+            raise GrueError(f"{option('predictions')} scores generations made elsewhere; it cannot be combined with {' and '.join(given)} "
                             "(which generate them): pass --task TASK --predictions FILE --model-name NAME")
         if not task:
-            raise GrueError("--predictions needs --task TASK: the task whose split the generations answer")
+            raise GrueError(f"{option('predictions')} needs {option('task', 'TASK')}: the task whose split the generations answer")
         if not (model_name or "").strip():
-            raise GrueError("--predictions needs --model-name NAME: the model that made the generations, as the results name it")
+            raise GrueError(f"{option('predictions')} needs {option('model_name', 'NAME')}: the model that made the generations, as the results name it")
     elif model_name is not None:
-        raise GrueError("--model-name names the model of --predictions; a --checkpoint or --model evaluation takes the model's own name")
+        raise GrueError(f"{option('model_name')} names the model of {option('predictions')}; a {option('checkpoint')} or {option('model')} "
+                       "evaluation takes the model's own name")
 
 
 def eval_config(checkpoint: str | None, task: str | None, model: str | None, sets: list[str],
@@ -95,30 +96,31 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
         run_dir = Path(checkpoint)
         cfg_file = run_dir / "config.yaml"
         if not cfg_file.is_file():
-            raise GrueError(f"--checkpoint {checkpoint}: not a grue run directory (no config.yaml); "
+            raise GrueError(f"{option('checkpoint', checkpoint)}: not a grue run directory (no config.yaml); "
                             "pass a directory made by `grue train`, or use --task TASK --model NAME_OR_PATH")
         cfg = from_dict(load_yaml(cfg_file), str(cfg_file))
         if task and find_task(task).ref != cfg.run.task:
-            raise GrueError(f"--checkpoint {checkpoint} is a run of task '{cfg.run.task}', not '{task}'")
+            raise GrueError(f"{option('checkpoint', checkpoint)} is a run of task '{cfg.run.task}', not '{task}'")
         weights = str(latest(run_dir))
         algo, name = lineage_name(cfg.run), cfg.run.base_model or cfg.run.model
     else:
         if not task or not model:
-            raise GrueError("grue eval needs --checkpoint RUN_DIR, or --task TASK with --model NAME_OR_PATH (zero-shot)")
+            raise GrueError(f"an evaluation needs {option('checkpoint', 'RUN_DIR')}, or {option('task', 'TASK')} with "
+                       f"{option('model', 'NAME_OR_PATH')} (zero-shot)")
         cfg = resolve_untrained(task, "zero-shot", model)
         algo, name, weights = "zero-shot", model, model
     masked = checkpoint is not None and model_name is None and cfg.run.algo == "nlpo"
     for item in sets:
         named = item.split("=", 1)[0].split(".", 1)[0] if "." in item.split("=", 1)[0] else None
         if named is not None and named not in ("run", "generation", "eval"):  # e.g. ppo.lr: no algorithm section here
-            raise GrueError(f"--set {item}: grue eval accepts keys of run, generation and eval, not '{named}'")
+            raise GrueError(f"{option('overrides', item)}: grue eval accepts keys of run, generation and eval, not '{named}'")
         sec, key, value = parse_set(item, cfg)
         if sec not in ("run", "generation", "eval"):
-            raise GrueError(f"--set {item}: grue eval accepts keys of run, generation and eval, not '{sec}'")
+            raise GrueError(f"{option('overrides', item)}: grue eval accepts keys of run, generation and eval, not '{sec}'")
         set_field(cfg.sections()[sec], sec, key, value)
         if (sec, key) == ("eval", "action_mask") and cfg.eval.action_mask and not masked:
-            what = {"zero-shot": "a zero-shot model", "external": "generations from --predictions"}.get(algo, f"this {cfg.run.algo} run")
-            raise GrueError(f"--set {item}: eval.action_mask applies an NLPO checkpoint's masking policy; {what} has none "
+            what = {"zero-shot": "a zero-shot model", "external": f"generations from {option('predictions')}"}.get(algo, f"this {cfg.run.algo} run")
+            raise GrueError(f"{option('overrides', item)}: eval.action_mask applies an NLPO checkpoint's masking policy; {what} has none "
                             "(leave the key out)")
     if not masked:
         cfg.eval.action_mask = False  # record what was applied: no mask
@@ -321,7 +323,7 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
     t0 = time.time()
     # 1. What to evaluate, and where the results go (never over an earlier evaluation unless asked).
     if limit is not None and limit < 1:
-        raise GrueError(f"--limit must be >= 1, got {limit}")
+        raise GrueError(f"{option('limit')} must be >= 1, got {limit}")
     check_sources(checkpoint, task, model, predictions, model_name)
     cfg, algo, name, weights = eval_config(checkpoint, task, model, list(sets or []), model_name)
     if data_dir is not None:
@@ -330,7 +332,7 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         cfg.run.seed = seed
     if batch_size is not None:
         if batch_size < 1:
-            raise GrueError(f"--batch-size must be >= 1, got {batch_size}")
+            raise GrueError(f"{option('batch_size')} must be >= 1, got {batch_size}")
         cfg.eval.batch_size = batch_size
     for key in ("batch_size", "perplexity_stride"):
         if getattr(cfg.eval, key) < 1:
@@ -350,9 +352,9 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         out = Path("runs") / f"{task_name}-zero-shot-{Path(str(model)).name or 'model'}" / "eval" / scored
     blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
-        raise GrueError(f"{out} cannot be the results folder: {blocker} is a file; pass --output-dir DIR (a folder)")
+        raise GrueError(f"{out} cannot be the results folder: {blocker} is a file; pass {option('output_dir', 'DIR')} (a folder)")
     if (out / "results.json").exists() and not overwrite:
-        raise GrueError(f"{out / 'results.json'} already exists; pass --overwrite to replace it or --output-dir DIR")
+        raise GrueError(f"{out / 'results.json'} already exists; pass {option('overwrite', True)} to replace it or {option('output_dir', 'DIR')}")
     groups = task_metrics(cfg.run.task)
     examples = load_examples(cfg, split)
     total = len(examples)

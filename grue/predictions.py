@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from grue.errors import GrueError
+from grue.errors import GrueError, option
 
 
 def read_predictions(path: str, n: int, total: int, limit: int | None) -> list[str]:
@@ -16,9 +16,9 @@ def read_predictions(path: str, n: int, total: int, limit: int | None) -> list[s
     try:
         lines = Path(path).read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 may stand inside a string
     except OSError as e:
-        raise GrueError(f"--predictions {path}: cannot read it: {e.strerror or e}") from None
+        raise GrueError(f"{option('predictions', str(path))}: cannot read it: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
-        raise GrueError(f"--predictions {path}: not UTF-8 text (invalid byte at offset {e.start})") from None
+        raise GrueError(f"{option('predictions', str(path))}: not UTF-8 text (invalid byte at offset {e.start})") from None
     out: list[str] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -40,6 +40,6 @@ def read_predictions(path: str, n: int, total: int, limit: int | None) -> list[s
         out.append(row["generation"])
     if len(out) == n or (limit and len(out) == total):
         return out[:n]
-    expected = f"{n} (the first {n} examples, --limit {limit}) or {total} (the whole split)" if limit else f"{total}, one per example of the split"
-    hint = f"; to score only the first {len(out)}, pass --limit {len(out)}" if not limit and 0 < len(out) < total else ""
-    raise GrueError(f"--predictions {path}: {len(out)} rows, expected {expected}{hint}")
+    expected = f"{n} (the first {n} examples, {option('limit', str(limit))}) or {total} (the whole split)" if limit else f"{total}, one per example of the split"
+    hint = f"; to score only the first {len(out)}, pass {option('limit', str(len(out)))}" if not limit and 0 < len(out) < total else ""
+    raise GrueError(f"{option('predictions', str(path))}: {len(out)} rows, expected {expected}{hint}")

@@ -29,6 +29,10 @@ def test_readme_examples_run(tmp_path, monkeypatch, capsys):
     for block in blocks:
         exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - the README's own examples
     assert scope["summary"]["iterations"] == 1 and (tmp_path / "runs" / "api-demo" / "config.yaml").is_file()
+    first = scope["summary"]
+    for block in blocks:  # run again (issue 25): the finished run's summary, a fresh evaluation, no error
+        exec(compile(block, "README.md", "exec"), scope)  # noqa: S102
+    assert scope["summary"] == first and scope["results"].samples.evaluated == 4
     assert scope["results"].algorithm == "ppo" and scope["results"].samples.evaluated == 4
     frame = scope["frame"]
     assert list(frame["algorithm"]) == ["ppo"] and frame["distinct_1"][0] == scope["results"].metrics["distinct_1"].value
@@ -81,3 +85,60 @@ def test_help_and_tasks_import_no_torch():
             "print(codes, sorted(m for m in ('torch', 'transformers', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[0, 0] []", out.stdout + out.stderr
+
+
+def short_words(prompts, completions, references, meta):
+    return [1.0 / (1 + max((len(w) for w in c.split()), default=0)) for c in completions]
+
+
+def api_run(out, **options):
+    return grue.train("imdb", algo="ppo", preset="smoke", reward=short_words, output_dir=str(out), **options)
+
+
+def lines(path) -> list[dict]:
+    import json
+
+    return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/") and k != "tokens_per_s"}
+            for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.slow
+def test_the_api_resumes_as_the_cli_does_and_speaks_python(tmp_path):
+    """grue.train(resume=...) (issue 25): a second call on a used output_dir is refused with Python's words; resume=True
+    continues a stopped run to the same metrics as a straight run and, once finished, returns its summary untrained."""
+    straight = api_run(tmp_path / "straight", iterations=3)
+    api_run(tmp_path / "run", iterations=2)
+    with pytest.raises(grue_errors().GrueError) as e:
+        api_run(tmp_path / "run", iterations=2)
+    assert f"use resume='{tmp_path / 'run'}' or another output_dir" in str(e.value) and "--" not in str(e.value)
+    resumed = api_run(tmp_path / "run", iterations=3, resume=True)
+    assert resumed["iterations"] == 3 and lines(tmp_path / "run" / "metrics.jsonl") == lines(tmp_path / "straight" / "metrics.jsonl")
+    assert resumed["policy_sha256_per_rank"] == straight["policy_sha256_per_rank"]
+    before = (tmp_path / "run" / "metrics.jsonl").stat().st_mtime_ns
+    assert api_run(tmp_path / "run", iterations=3, resume=True) == resumed  # finished: nothing trains again
+    assert (tmp_path / "run" / "metrics.jsonl").stat().st_mtime_ns == before
+    with pytest.raises(grue_errors().GrueError, match=r"pass iterations=N with N > 3$"):
+        api_run(tmp_path / "run", iterations=3, resume=str(tmp_path / "run"))
+    with pytest.raises(grue_errors().GrueError, match=r"^init_from='.*nowhere': no checkpoint there.*as model\)$"):
+        api_run(tmp_path / "other", init_from=str(tmp_path / "nowhere"))
+    with pytest.raises(grue_errors().GrueError, match=r"^resume=True continues the run in output_dir="):
+        grue.train("imdb", preset="smoke", resume=True)
+
+
+def grue_errors():
+    import grue.errors
+
+    return grue.errors
+
+
+def test_evaluate_speaks_python_and_the_cli_speaks_flags(tmp_path):
+    """The same library error, raised through grue.evaluate and through `grue eval`."""
+    from conftest import cli_in_process
+
+    with pytest.raises(grue_errors().GrueError) as e:
+        grue.evaluate(task="imdb", model="tiny-gpt2", limit=0)
+    assert str(e.value) == "limit must be >= 1, got 0"
+    r = cli_in_process("eval", "--task", "imdb", "--model", "tiny-gpt2", "--limit", "0")
+    assert (r.returncode, r.stderr.strip()) == (2, "error: --limit must be >= 1, got 0")
+    with pytest.raises(grue_errors().GrueError, match=r"^an evaluation needs checkpoint=RUN_DIR, or task=TASK with model=NAME_OR_PATH"):
+        grue.evaluate()
