@@ -13,7 +13,7 @@ export GRUE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data
 
 DEBIAN_PACKAGES := wordnet-base wordnet-sense-index chromium chromium-driver slurmctld slurmd slurm-client
 
-.PHONY: install install-torch system-deps test test-fast test-deps-range bench bench-trl bench-launchers compare compare-precision smoke clean
+.PHONY: install install-torch system-deps format test test-fast test-deps-range bench bench-trl bench-launchers compare compare-precision smoke clean
 
 # WordNet 3.0 from Debian, for METEOR without internet (grue copies it into an NLTK data
 # folder on first use), Chromium + ChromeDriver for the leaderboard's browser tests, and SLURM
@@ -38,6 +38,11 @@ install-torch:
 	  echo "$(PIP) install torch==2.13.0$(if $(TORCH_INDEX),   # $(TORCH_INDEX) cannot be reached: pip's indexes)"; \
 	  $(PIP) install torch==2.13.0; \
 	fi
+
+# ruff (pinned in the dev extra): the formatter, then the checks tests/test_formatting.py runs.
+format:
+	$(PYTHON) -m ruff format .
+	$(PYTHON) -m ruff check .
 
 test:
 	$(PYTHON) -m pytest -q

@@ -60,12 +60,12 @@ class GroupConfig(OnPolicyConfig):
 def collect_groups(session: Session) -> Batch:
     """Steps 1-2 of an iteration: this process's share of ``rollout_size / group_size`` prompts, each sampled
     ``group_size`` times (consecutive rows), with the reference's log-probs. No critic, no value."""
-    s, g = session, session.algo.group_size
-    ids = s.stream.next(s.algo.rollout_size // g)
+    g = session.algo.group_size
+    ids = session.stream.next(session.algo.rollout_size // g)
     idx = [i for i in ids for _ in range(g)]
-    examples = [s.examples[i] for i in idx]
-    rollout = collect(s, [e.prompt for e in examples])
-    return Batch(idx, examples, rollout, torch.zeros(len(idx), device=s.device), rollout.response_mask)
+    examples = [session.examples[i] for i in idx]
+    rollout = collect(session, [e.prompt for e in examples])
+    return Batch(idx, examples, rollout, torch.zeros(len(idx), device=session.device), rollout.response_mask)
 
 
 def score_groups(session: Session, batch: Batch, reward_kl_coef: float) -> tuple[Scored, torch.Tensor]:
@@ -74,11 +74,11 @@ def score_groups(session: Session, batch: Batch, reward_kl_coef: float) -> tuple
 
     Returns the Scored (its per-token ``rewards`` are the score at the last token minus the KL terms, as the
     other algorithms log them; no advantages yet, no returns) and R."""
-    s, rollout = session, batch.rollout
+    rollout = batch.rollout
     mask = rollout.response_mask
-    completions = decode_completions(s.tokenizer, rollout.response_ids, mask, s.cfg.run.clean_up_tokenization_spaces)
-    scores = torch.tensor(s.score([e.prompt for e in batch.examples], completions, batch.examples), device=s.device)
-    kl = kl_estimate(rollout.raw_logprobs, rollout.ref_logprobs, s.algo.kl_estimator) * mask
+    completions = decode_completions(session.tokenizer, rollout.response_ids, mask, session.cfg.run.clean_up_tokenization_spaces)
+    scores = torch.tensor(session.score([e.prompt for e in batch.examples], completions, batch.examples), device=session.device)
+    kl = kl_estimate(rollout.raw_logprobs, rollout.ref_logprobs, session.algo.kl_estimator) * mask
     rewards = kl_penalized_rewards(scores, kl, mask, reward_kl_coef)
     return Scored(batch, completions, scores, kl, rewards, torch.zeros_like(mask), None), rewards.sum(-1)
 
@@ -87,13 +87,12 @@ def policy_logprobs(session: Session, rollout: Rollout) -> tuple[torch.Tensor, t
     """With gradients, one policy forward: the log-probs (B,T) of the rollout's tokens under the ratio's
     distribution (``policy_distribution``: full softmax or the sampled support), its entropy (B,T), and the
     unwarped log-probs (B,T) that the KL to the reference compares."""
-    s = session
-    with s.accelerator.autocast():
-        logits, _ = policy_forward(s.policy, rollout_inputs(s, rollout), rollout.response_ids.shape[1], s.seq2seq)
-    if s.algo.policy_distribution == "full":
+    with session.accelerator.autocast():
+        logits, _ = policy_forward(session.policy, rollout_inputs(session, rollout), rollout.response_ids.shape[1], session.seq2seq)
+    if session.algo.policy_distribution == "full":
         logp, entropy = full_logprobs(logits, rollout.response_ids)
         return logp, entropy, logp
-    logp, entropy = warped(s, logits, rollout)
+    logp, entropy = warped(session, logits, rollout)
     return logp, entropy, token_logprobs(logits, rollout.response_ids)
 
 

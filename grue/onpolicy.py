@@ -72,28 +72,28 @@ def collect(session: Session, prompts: list[str], mask: MaskSettings | None = No
     the behaviour log-probs are recomputed by one teacher-forced policy forward in that precision,
     the same computation as the update's, so that the first PPO ratio is 1.
     """
-    s, policy = session, session.accelerator.unwrap_model(session.policy)
-    recompute = s.cfg.run.mixed_precision != "no"
+    policy = session.accelerator.unwrap_model(session.policy)
+    recompute = session.cfg.run.mixed_precision != "no"
     parts = []
-    for i in range(0, len(prompts), s.algo.rollout_batch_size):
-        q, qm = tokenize_prompts(s.tokenizer, prompts[i : i + s.algo.rollout_batch_size], s.gen.max_prompt_tokens, s.seq2seq, s.device,
-                                  s.gen.truncation_side)
-        with s.accelerator.autocast():
-            rollout = generate(policy, q, qm, s.gen, eos_id=s.tokenizer.eos_token_id, pad_id=s.tokenizer.pad_token_id,
-                               generator=s.sample_rng, mask=mask)
-            inputs = rollout_inputs(s, rollout)
+    for i in range(0, len(prompts), session.algo.rollout_batch_size):
+        q, qm = tokenize_prompts(session.tokenizer, prompts[i : i + session.algo.rollout_batch_size], session.gen.max_prompt_tokens, session.seq2seq, session.device,
+                                  session.gen.truncation_side)
+        with session.accelerator.autocast():
+            rollout = generate(policy, q, qm, session.gen, eos_id=session.tokenizer.eos_token_id, pad_id=session.tokenizer.pad_token_id,
+                               generator=session.sample_rng, mask=mask)
+            inputs = rollout_inputs(session, rollout)
             T = rollout.response_ids.shape[1]
-            ref_logits, _ = policy_forward(s.ref, inputs, T, s.seq2seq)
+            ref_logits, _ = policy_forward(session.ref, inputs, T, session.seq2seq)
             rollout.ref_logprobs = token_logprobs(ref_logits, rollout.response_ids) * rollout.response_mask
             hidden = None
             if recompute:
-                logits, hidden = policy_forward(policy, inputs, T, s.seq2seq, want_hidden=s.algo.critic == "shared")
-                rollout.logprobs = warped(s, logits, rollout)[0] * rollout.response_mask
+                logits, hidden = policy_forward(policy, inputs, T, session.seq2seq, want_hidden=session.algo.critic == "shared")
+                rollout.logprobs = warped(session, logits, rollout)[0] * rollout.response_mask
                 rollout.raw_logprobs = token_logprobs(logits, rollout.response_ids) * rollout.response_mask
-            if s.critic is not None:
-                rollout.values = values_of(s, policy, inputs, T, hidden).float() * rollout.response_mask
+            if session.critic is not None:
+                rollout.values = values_of(session, policy, inputs, T, hidden).float() * rollout.response_mask
         parts.append(rollout)
-    return concat_rollouts(parts, s.tokenizer.pad_token_id, left_pad_queries=not s.seq2seq)
+    return concat_rollouts(parts, session.tokenizer.pad_token_id, left_pad_queries=not session.seq2seq)
 
 
 def rollout_inputs(session: Session, rollout: Rollout) -> dict:
@@ -134,17 +134,17 @@ def evaluate_actions(session: Session, rollout: Rollout, with_values: bool = Tru
     full softmax or the stored supports (``policy_distribution``), and the critic's values (B,T) (None without
     ``with_values``). The entropy carries gradients only when the algorithm's ``ent_coef`` is non-zero.
     One forward of the policy (and of a separate critic)."""
-    s, algo = session, session.algo
+    algo = session.algo
     T = rollout.response_ids.shape[1]
-    inputs = rollout_inputs(s, rollout)
-    with s.accelerator.autocast(), training_forward([s.policy, s.critic], algo.gradient_checkpointing):
-        logits, hidden = policy_forward(s.policy, inputs, T, s.seq2seq, want_hidden=algo.critic == "shared")
-        values = values_of(s, s.policy, inputs, T, hidden).float() if with_values else None
+    inputs = rollout_inputs(session, rollout)
+    with session.accelerator.autocast(), training_forward([session.policy, session.critic], algo.gradient_checkpointing):
+        logits, hidden = policy_forward(session.policy, inputs, T, session.seq2seq, want_hidden=algo.critic == "shared")
+        values = values_of(session, session.policy, inputs, T, hidden).float() if with_values else None
     grad = bool(algo.ent_coef)  # without an entropy bonus the entropy is only logged
-    if uses_full_softmax(s):
+    if uses_full_softmax(session):
         logp, entropy = full_logprobs(logits, rollout.response_ids, grad)
     else:
-        logp, entropy = warped(s, logits, rollout, grad)
+        logp, entropy = warped(session, logits, rollout, grad)
     return logp, entropy, values
 
 
@@ -168,40 +168,40 @@ class Batch:
 
 def collect_iteration(session: Session, mask: MaskSettings | None = None) -> Batch:
     """Steps 1-2 of an iteration: this process's prompts and their rollout, in the algorithm's ``batch_unit``."""
-    s, acc = session, session.accelerator
-    algo: ActorCriticConfig = s.algo
+    acc = session.accelerator
+    algo: ActorCriticConfig = session.algo
     if algo.batch_unit == "completions":
-        idx = s.stream.next(algo.rollout_size)
-        examples = [s.examples[i] for i in idx]
-        rollout = collect(s, [e.prompt for e in examples], mask)
-        return Batch(idx, examples, rollout, torch.zeros(len(idx), device=s.device), rollout.response_mask)
+        idx = session.stream.next(algo.rollout_size)
+        examples = [session.examples[i] for i in idx]
+        rollout = collect(session, [e.prompt for e in examples], mask)
+        return Batch(idx, examples, rollout, torch.zeros(len(idx), device=session.device), rollout.response_mask)
     need = algo.rollout_size // acc.num_processes
     idx, parts, have = [], [], 0
     while True:
         # Prompts for what is still missing, if every episode ran to max_new_tokens; every process
         # draws the same number, so the shared prompt order stays in step.
-        want = min(algo.rollout_batch_size, math.ceil(max(need - have, 0) / s.gen.max_new_tokens))
-        want = int(acc.gather(torch.tensor([want], device=s.device)).max()) if acc.num_processes > 1 else want
+        want = min(algo.rollout_batch_size, math.ceil(max(need - have, 0) / session.gen.max_new_tokens))
+        want = int(acc.gather(torch.tensor([want], device=session.device)).max()) if acc.num_processes > 1 else want
         if want == 0:
             break
-        ids = s.stream.next(want * acc.num_processes)
-        parts.append(collect(s, [s.examples[i].prompt for i in ids], mask))
+        ids = session.stream.next(want * acc.num_processes)
+        parts.append(collect(session, [session.examples[i].prompt for i in ids], mask))
         idx += ids
         have += int(parts[-1].response_mask.sum())
-    rollout = concat_rollouts(parts, s.tokenizer.pad_token_id, left_pad_queries=not s.seq2seq)
+    rollout = concat_rollouts(parts, session.tokenizer.pad_token_id, left_pad_queries=not session.seq2seq)
     generated = rollout.response_mask
     kept = first_tokens(generated, need)
     rows = kept.sum(-1) > 0
     n_kept = kept.sum(-1).long()
     cut = rows & (n_kept < generated.sum(-1).long())
-    bootstrap = torch.zeros(len(idx), device=s.device)
+    bootstrap = torch.zeros(len(idx), device=session.device)
     if bool(cut.any()):
         bootstrap[cut] = rollout.values[cut, n_kept[cut]]
     rollout.response_mask = kept
     keep = rows.nonzero().flatten()
     rollout = rollout.index(keep)
     idx = [idx[i] for i in keep.tolist()]
-    return Batch(idx, [s.examples[i] for i in idx], rollout, bootstrap[keep], generated[keep])
+    return Batch(idx, [session.examples[i] for i in idx], rollout, bootstrap[keep], generated[keep])
 
 
 @dataclass
@@ -229,11 +229,11 @@ def score_and_advantages(session: Session, batch: Batch, kl_coef: float) -> Scor
     An episode cut at the token budget is scored (its whole completion, for the logs) but its score
     is not a reward: the episode goes on past the rollout, and GAE bootstraps from the critic instead.
     """
-    s, rollout = session, batch.rollout
-    algo: ActorCriticConfig = s.algo
+    rollout = batch.rollout
+    algo: ActorCriticConfig = session.algo
     mask = rollout.response_mask
-    completions = decode_completions(s.tokenizer, rollout.response_ids, batch.generated_mask, s.cfg.run.clean_up_tokenization_spaces)
-    scores = torch.tensor(s.score([e.prompt for e in batch.examples], completions, batch.examples), device=s.device)
+    completions = decode_completions(session.tokenizer, rollout.response_ids, batch.generated_mask, session.cfg.run.clean_up_tokenization_spaces)
+    scores = torch.tensor(session.score([e.prompt for e in batch.examples], completions, batch.examples), device=session.device)
     finished = (batch.generated_mask.sum(-1) == mask.sum(-1)).to(scores.dtype)
     kl = kl_estimate(rollout.raw_logprobs, rollout.ref_logprobs, algo.kl_estimator) * mask
     rewards = kl_penalized_rewards(scores * finished, kl, mask, kl_coef)
@@ -287,21 +287,20 @@ def backward_step(session: Session, rollout: Rollout, rows: torch.Tensor, sel: t
     ``sel`` may hold weights rather than 0/1 (GRPO, RLOO: 1/length per token, a mean per completion); advantages of
     shape (B,) are per completion. Returns the statistics summed over micro-batches.
     """
-    s = session
-    rows = rows.to(s.device)
+    rows = rows.to(session.device)
     adv, ret = advantages[rows], None if returns is None else returns[rows]
-    if s.algo.normalize_advantage:  # over the step's tokens, or its completions for per-completion advantages
+    if session.algo.normalize_advantage:  # over the step's tokens, or its completions for per-completion advantages
         adv = normalize(adv, sel if adv.dim() == 2 else torch.ones_like(adv))
     denom = sel.sum().clamp(min=1.0)
-    pieces = torch.arange(len(rows), device=s.device).tensor_split(min(grad_accum, len(rows)))
+    pieces = torch.arange(len(rows), device=session.device).tensor_split(min(grad_accum, len(rows)))
     sums: dict[str, torch.Tensor] = {}
     for k, j in enumerate(pieces):
         with contextlib.ExitStack() as stack:
             if k < len(pieces) - 1:
-                for m in s.trainable:
-                    stack.enter_context(s.accelerator.no_sync(m))
-            loss, stats = loss_fn(s, rollout.index(rows[j]), sel[j], adv[j], None if ret is None else ret[j], denom)
-            s.accelerator.backward(loss)
+                for m in session.trainable:
+                    stack.enter_context(session.accelerator.no_sync(m))
+            loss, stats = loss_fn(session, rollout.index(rows[j]), sel[j], adv[j], None if ret is None else ret[j], denom)
+            session.accelerator.backward(loss)
         for name, v in stats.items():
             sums[name] = sums.get(name, 0.0) + v.detach()
     return sums
@@ -314,29 +313,27 @@ def optimizer_steps(session: Session, rollout: Rollout, weights: torch.Tensor, u
     ``weights`` (B,T)), one ``backward_step`` and one optimizer step each, the gradient norm clipped to
     ``max_grad_norm`` (None: not clipped, nor logged); a non-finite loss or gradient stops the run before its step
     (``stop_if_not_finite``). Returns each statistic's mean over the steps (tensors)."""
-    s = session
     sums: dict[str, torch.Tensor] = {}
     steps = 0
     for _ in range(passes):
-        for rows, sel in minibatches(weights, unit, minibatch_size, s.shuffle_rng):
-            stats = backward_step(s, rollout, rows, sel, advantages, returns, loss_fn, grad_accum)
+        for rows, sel in minibatches(weights, unit, minibatch_size, session.shuffle_rng):
+            stats = backward_step(session, rollout, rows, sel, advantages, returns, loss_fn, grad_accum)
             if max_grad_norm is not None:
-                stats["policy/grad_norm"] = s.accelerator.clip_grad_norm_(s.params, max_grad_norm)
-            stop_if_not_finite(s, stats)
+                stats["policy/grad_norm"] = session.accelerator.clip_grad_norm_(session.params, max_grad_norm)
+            stop_if_not_finite(session, stats)
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
-            s.optimizer.step()
-            s.optimizer.zero_grad(set_to_none=True)
+            session.optimizer.step()
+            session.optimizer.zero_grad(set_to_none=True)
             steps += 1
-    return {k: torch.as_tensor(v, device=s.device, dtype=torch.float32) / steps for k, v in sums.items()}
+    return {k: torch.as_tensor(v, device=session.device, dtype=torch.float32) / steps for k, v in sums.items()}
 
 
 def stop_if_not_finite(session: Session, stats: dict) -> None:
     """Before an optimizer step: a GrueError naming the iteration if a loss (``loss/*`` of ``stats``), the gradient
     norm or any gradient is nan or inf (grue.stability.check_finite); the model is then left as it was."""
-    s = session
     values = {k: v for k, v in stats.items() if k.startswith("loss/") or k == "policy/grad_norm"}
-    check_finite(s.accelerator, values, s.params, f"iteration {s.iteration}", s.run_dir, s.cfg.run.task,
+    check_finite(session.accelerator, values, session.params, f"iteration {session.iteration}", session.run_dir, session.cfg.run.task,
                  norm="policy/grad_norm" if values.get("policy/grad_norm") is not None else None)
 
 
@@ -349,20 +346,20 @@ def iteration_metrics(session: Session, scored: Scored, stats: dict) -> dict:
     """One metrics.jsonl line (names documented in grue.tracking), reduced over processes: the rollout's rewards,
     the KL (``kl/coef``: the coefficient this rollout's rewards used), the update's ``stats``, lengths and the
     iteration's timings so far (Session.lap)."""
-    s, acc = session, session.accelerator
+    acc = session.accelerator
     mask, rollout = scored.rollout.response_mask, scored.rollout
     # Processes may hold different numbers of episodes (a rollout counted in tokens): gather as objects.
     all_scores = torch.tensor(sum(gather_object([scored.scores.tolist()]), []) if acc.num_processes > 1 else scored.scores.tolist())
     n_tokens = acc.reduce(mask.sum(), "sum").item()
-    seconds = sum(s.times.values())
+    seconds = sum(session.times.values())
     return {
-        "iteration": s.iteration, "world_size": acc.num_processes, "samples": s.iteration * s.algo.rollout_size,
+        "iteration": session.iteration, "world_size": acc.num_processes, "samples": session.iteration * session.algo.rollout_size,
         "reward/mean": all_scores.mean().item(), "reward/std": all_scores.std().item() if all_scores.numel() > 1 else 0.0,
         "reward/total": acc.reduce(scored.rewards.sum(-1).mean(), "mean").item(),
-        "kl/mean": mean_kl(s, scored), "kl/coef": s.kl.coef,
+        "kl/mean": mean_kl(session, scored), "kl/coef": session.kl.coef,
         "kl/support_logmass": acc.reduce(masked_mean(rollout.raw_logprobs - rollout.logprobs, mask), "mean").item(),
         **{k: acc.reduce(v, "mean").item() for k, v in stats.items()},
         **({} if rollout.values is None else {"value/mean": acc.reduce(masked_mean(rollout.values, mask), "mean").item()}),
         "response/length": acc.reduce(scored.batch.generated_mask.sum(-1).mean(), "mean").item(),
-        **s.times, "tokens_per_s": n_tokens / max(seconds, 1e-9),
+        **session.times, "tokens_per_s": n_tokens / max(seconds, 1e-9),
     }

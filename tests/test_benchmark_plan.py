@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from grue.benchmark.plan import Options, cost, parse_tasks, plan, stage_sets
+from grue.benchmark.plan import Options, parse_tasks, plan, stage_sets
 from grue.errors import GrueError
 from grue.fingerprint import differences, fingerprint, scoring_settings
 from grue.tasks import task_names

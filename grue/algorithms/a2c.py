@@ -98,14 +98,14 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 
 def update(session: Session, rollout: Rollout, adv: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
     """One optimizer step on this process's whole rollout, in ``grad_accum`` micro-batches; returns the statistics as tensors."""
-    s, algo = session, session.algo
+    algo = session.algo
     rows = torch.arange(rollout.response_ids.shape[0])
-    sums = backward_step(s, rollout, rows, rollout.response_mask, adv, returns, microbatch_loss, algo.grad_accum)
-    sums["policy/grad_norm"] = s.accelerator.clip_grad_norm_(s.params, algo.max_grad_norm)
-    stop_if_not_finite(s, sums)
-    s.optimizer.step()
-    s.optimizer.zero_grad(set_to_none=True)
-    return {k: torch.as_tensor(v, device=s.device, dtype=torch.float32) for k, v in sums.items()}
+    sums = backward_step(session, rollout, rows, rollout.response_mask, adv, returns, microbatch_loss, algo.grad_accum)
+    sums["policy/grad_norm"] = session.accelerator.clip_grad_norm_(session.params, algo.max_grad_norm)
+    stop_if_not_finite(session, sums)
+    session.optimizer.step()
+    session.optimizer.zero_grad(set_to_none=True)
+    return {k: torch.as_tensor(v, device=session.device, dtype=torch.float32) for k, v in sums.items()}
 
 
 def microbatch_loss(session: Session, rollout: Rollout, sel: torch.Tensor, adv: torch.Tensor, returns: torch.Tensor,

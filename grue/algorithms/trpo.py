@@ -139,12 +139,12 @@ def policy_step(session: Session, rollout: Rollout, adv: torch.Tensor) -> dict[s
 
     Gradients, Fisher-vector products and line-search values are averaged over processes, so every
     process takes the same step. autograd.grad on the unwrapped policy: DDP syncs only in backward()."""
-    s, acc = session, session.accelerator
-    algo: TRPOConfig = s.algo
-    policy = acc.unwrap_model(s.policy)
+    acc = session.accelerator
+    algo: TRPOConfig = session.algo
+    policy = acc.unwrap_model(session.policy)
     params = [p for p in policy.parameters() if p.requires_grad]
     mask, ids, T = rollout.response_mask, rollout.response_ids, rollout.response_ids.shape[1]
-    inputs = rollout_inputs(s, rollout)
+    inputs = rollout_inputs(session, rollout)
 
     support = None if algo.policy_distribution == "full" else rollout.support
 
@@ -152,11 +152,11 @@ def policy_step(session: Session, rollout: Rollout, adv: torch.Tensor) -> dict[s
         """The policy's distribution at each response position (B,T,V), or over the stored support (B,T,K)."""
         # the math attention kernel: fused (flash) kernels have no double backward
         with acc.autocast(), sdpa_kernel(SDPBackend.MATH):
-            logits, _ = policy_forward(policy, inputs, T, s.seq2seq)
+            logits, _ = policy_forward(policy, inputs, T, session.seq2seq)
         if algo.policy_distribution == "full":
             return torch.log_softmax(logits.float(), -1)
-        return warped_log_softmax(logits, support, temperature=s.gen.temperature, eos_id=s.tokenizer.eos_token_id,
-                                  min_new_tokens=s.gen.min_new_tokens)
+        return warped_log_softmax(logits, support, temperature=session.gen.temperature, eos_id=session.tokenizer.eos_token_id,
+                                  min_new_tokens=session.gen.min_new_tokens)
 
     def surrogate(logp_all: torch.Tensor) -> torch.Tensor:
         return masked_mean(adv * torch.exp(token_logprobs_in(logp_all, ids, support) - old), mask)
@@ -170,7 +170,7 @@ def policy_step(session: Session, rollout: Rollout, adv: torch.Tensor) -> dict[s
     kl_grad = flat_grad(kl_to_old(old_all, logp_all, mask), params, create_graph=True)
 
     def fvp(v: torch.Tensor) -> torch.Tensor:  # (F + damping I) v, F the Hessian of the mean KL at the old parameters
-        return acc.reduce(flat_grad(kl_grad.dot(v), params, retain_graph=True), "mean") + algo.cg_damping * v
+        return acc.reduce(flat_grad(kl_grad.dot(v), params, retain_graph=True), "mean") + algo.cg_damping * v  # noqa: F821 (del below; fvp is done by then)
 
     # (b) Direction F^-1 g by conjugate gradient, scaled to the boundary 0.5 x^T F x = max_kl.
     direction = conjugate_gradient(fvp, g, algo.cg_max_steps)
@@ -192,7 +192,7 @@ def policy_step(session: Session, rollout: Rollout, adv: torch.Tensor) -> dict[s
     if not result.accepted:
         with torch.no_grad():
             vector_to_parameters(start, params)
-    as_t = lambda x: torch.tensor(float(x), device=s.device)  # noqa: E731
+    as_t = lambda x: torch.tensor(float(x), device=session.device)  # noqa: E731
     return {"loss/policy": as_t(-(float(base) + result.improvement)), "policy/entropy": entropy.detach(),
             "trpo/kl": as_t(result.kl), "trpo/accepted": as_t(result.accepted), "trpo/step_fraction": as_t(result.fraction)}
 
@@ -210,14 +210,14 @@ def critic_loss(session: Session, rollout: Rollout, sel: torch.Tensor, advantage
     """Value MSE of one micro-batch's tokens ``sel`` over the step's ``denom`` (grue.onpolicy.LossFn; the advantages
     are not used). A shared critic's head reads the policy's hidden states without gradient: the critic's fit
     never moves the policy."""
-    s, T = session, rollout.response_ids.shape[1]
-    inputs = rollout_inputs(s, rollout)
-    policy = s.accelerator.unwrap_model(s.policy)
-    with s.accelerator.autocast():
+    T = rollout.response_ids.shape[1]
+    inputs = rollout_inputs(session, rollout)
+    policy = session.accelerator.unwrap_model(session.policy)
+    with session.accelerator.autocast():
         hidden = None
-        if s.algo.critic == "shared":
+        if session.algo.critic == "shared":
             with torch.no_grad():
-                _, hidden = policy_forward(policy, inputs, T, s.seq2seq, want_hidden=True)
-        values = values_of(s, policy, inputs, T, hidden).float()
+                _, hidden = policy_forward(policy, inputs, T, session.seq2seq, want_hidden=True)
+        values = values_of(session, policy, inputs, T, hidden).float()
     loss, _ = value_loss(values, rollout.values, returns, sel, None, denom)
     return loss, {"loss/value": loss}
