@@ -87,7 +87,7 @@ class Session:
     iteration: int = 0  # the iteration in progress (set by the algorithm's loop), named in a reward's errors
     tracker: Any = None  # the main process's experiment tracker (run.report_to; grue.trackers), None for none
     history: list | None = None  # metrics.jsonl's rows so far (main process; read on the first log), for the stability checks
-    kl: KLController | None = None  # the KL coefficient (algo.kl_coef, adaptive toward algo.kl_target); None: made from them
+    kl: KLController | None = None  # the KL coefficient (algo.kl_coef, adaptive toward algo.kl_target); made from them
     display: Display | None = None  # the live display of the loop in progress (Session.progress)
     times: dict = field(default_factory=dict)  # this iteration's ``time/<phase>_s`` so far (Session.lap)
     lap_start: float = 0.0
@@ -372,7 +372,6 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     stream = PromptStream(len(examples), cfg.run.seed, acc.process_index, acc.num_processes)
     sample_rng = torch.Generator(device=acc.device).manual_seed(cfg.run.seed * 1_000_003 + acc.process_index)
     shuffle_rng = torch.Generator().manual_seed(cfg.run.seed * 7919 + acc.process_index)
-    kl = KLController(algo.kl_coef, algo.kl_target)
     if resumed:
         if critic is not None and adapter is not None:
             adapters.load_own(Path(ck) / "trainer" / "critic.safetensors", critic, adapters.frozen_ids(policy))
@@ -381,13 +380,14 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
         ckpt.load_optimizer(ck, optimizer)
         stream.load_state_dict(resumed["stream"])
         ckpt.set_rng_state(resumed["rng"][acc.process_index], {"sample": sample_rng, "shuffle": shuffle_rng})
-        if "kl" in resumed:  # GRPO and RLOO checkpoints before the session owned the KL controller have none
-            kl.load_state_dict(resumed["kl"])
     ref.to(acc.device, dtype=frozen_dtype(cfg.run))  # bf16 runs keep the reference in bf16 (run.frozen_bf16)
     if critic is None:
         policy, optimizer = acc.prepare(policy, optimizer)
     else:
         policy, critic, optimizer = acc.prepare(policy, critic, optimizer)
-    return Session(cfg, acc, run_dir, tokenizer, policy, ref, critic, optimizer, examples, stream, reward_name, reward_fn,
-                   sample_rng, shuffle_rng, start_iteration=resumed["iteration"] if resumed else 0, resumed_state=resumed,
-                   tracker=open_tracker(cfg, acc, run_dir), adapter=adapter, kl=kl)
+    session = Session(cfg, acc, run_dir, tokenizer, policy, ref, critic, optimizer, examples, stream, reward_name, reward_fn,
+                      sample_rng, shuffle_rng, start_iteration=resumed["iteration"] if resumed else 0, resumed_state=resumed,
+                      tracker=open_tracker(cfg, acc, run_dir), adapter=adapter)
+    if resumed and "kl" in resumed:  # GRPO and RLOO checkpoints before the session owned the KL controller have none
+        session.kl.load_state_dict(resumed["kl"])
+    return session
