@@ -343,7 +343,7 @@ def mean_kl(session: Session, scored: Scored) -> float:
 
 
 def iteration_metrics(session: Session, scored: Scored, stats: dict) -> dict:
-    """One metrics.jsonl line (names documented in grue.tracking), reduced over processes: the rollout's rewards,
+    """One metrics.jsonl line (names documented in grue.run_log), reduced over processes: the rollout's rewards,
     the KL (``kl/coef``: the coefficient this rollout's rewards used), the update's ``stats``, lengths and the
     iteration's timings so far (Session.lap)."""
     acc = session.accelerator

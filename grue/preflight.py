@@ -41,7 +41,7 @@ def data_is_local(cfg) -> bool:
 
 def check_output_dir(output_dir: str | None) -> None:
     """The run directory ``output_dir`` (default: a new folder under ``runs/``) can be made and is no earlier run's."""
-    from grue.tracking import unstarted
+    from grue.run_log import unstarted
 
     path = Path(output_dir) if output_dir else Path("runs") / "new-run"
     if path.is_dir():

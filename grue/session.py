@@ -50,7 +50,7 @@ from grue.precision import frozen_dtype, resolve_precision
 from grue.rewards import resolve_reward, score
 from grue.tasks import find_task
 from grue.tasks.common import Example
-from grue.tracking import (
+from grue.run_log import (
     Display,
     append_jsonl,
     learning_summary,

@@ -152,7 +152,7 @@ def export(
     from grue.models import quiet_libraries
 
     quiet_libraries()
-    from grue.export import export as export_model
+    from grue.model_export import export as export_model
 
     typer.echo(f"wrote {export_model(run, merge)}")
 

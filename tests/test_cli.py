@@ -243,7 +243,7 @@ def test_help_is_in_words_and_tasks_starts_without_torch():
 
 
 def test_live_table_keeps_the_first_iteration_and_labels_its_times():
-    from grue.tracking import Display, table_rows
+    from grue.run_log import Display, table_rows
 
     history = [{"iteration": i} for i in range(1, 31)]
     assert table_rows(history[:10], 10) == history[:10]

@@ -23,7 +23,7 @@ from grue.losses import ppo_policy_loss, token_mean
 from grue.onpolicy import iteration_metrics, old_logprobs
 from grue.rollout import Rollout
 from grue.session import Session, start_session
-from grue.tracking import cleans_up_unstarted
+from grue.run_log import cleans_up_unstarted
 
 
 @dataclass

@@ -31,7 +31,7 @@ from grue.onpolicy import collect_iteration, iteration_metrics, score_and_advant
 from grue.precision import frozen_dtype
 from grue.rollout import MaskSettings
 from grue.session import Session, start_session
-from grue.tracking import cleans_up_unstarted
+from grue.run_log import cleans_up_unstarted
 
 
 @dataclass

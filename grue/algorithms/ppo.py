@@ -29,7 +29,7 @@ from grue.onpolicy import (
 )
 from grue.rollout import Rollout
 from grue.session import Session, start_session
-from grue.tracking import cleans_up_unstarted
+from grue.run_log import cleans_up_unstarted
 
 
 @dataclass

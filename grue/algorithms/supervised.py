@@ -63,7 +63,7 @@ from grue.session import load_trained_model, open_run_setup, open_tracker, param
 from grue.stability import check_finite
 from grue.tasks import task_module
 from grue.tasks.common import Example, data_dir_from
-from grue.tracking import append_jsonl, cleans_up_unstarted, learning_summary, read_jsonl
+from grue.run_log import append_jsonl, cleans_up_unstarted, learning_summary, read_jsonl
 
 
 @dataclass

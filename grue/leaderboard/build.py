@@ -16,7 +16,7 @@ from grue.files import atomic_write_text
 from grue.leaderboard.board import Board, make_board
 from grue.leaderboard.charts import svgs
 from grue.leaderboard.export import csv_text, markdown
-from grue.leaderboard.files import inside
+from grue.leaderboard.safe_files import inside
 from grue.leaderboard.site import index_html, submission_html
 
 DEFAULT_SUBMISSIONS = Path("leaderboard/submissions")

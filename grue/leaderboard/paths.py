@@ -3,7 +3,7 @@
 sub-folders), and the submissions folder of a submission given on its own (its parent).
 
 Paths are normalised as text (``os.path.abspath``: ``..`` removed, links not followed), like
-:func:`grue.leaderboard.files.inside`; the loader then refuses links wherever they are.
+:func:`grue.leaderboard.safe_files.inside`; the loader then refuses links wherever they are.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from grue.errors import GrueError
-from grue.leaderboard.files import inside
+from grue.leaderboard.safe_files import inside
 from grue.leaderboard.submissions import META_FILE
 
 DEFAULTS = {"submissions": "leaderboard/submissions", "reported": "leaderboard/reported", "out": "leaderboard/site"}

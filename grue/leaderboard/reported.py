@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from grue.leaderboard.files import link_below, read_limited, walk
+from grue.leaderboard.safe_files import link_below, read_limited, walk
 from grue.leaderboard.submissions import TaskInfo, check_task
 from grue.results import MAX_BYTES, Results, ResultsError, from_bytes
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from grue.errors import ProblemsError
-from grue.leaderboard.files import inside, link_below, read_limited, walk
+from grue.leaderboard.safe_files import inside, link_below, read_limited, walk
 from grue.leaderboard.provenance import Benchmark, check_benchmark, check_results
 from grue.metrics import reported_names
 from grue.results import (
