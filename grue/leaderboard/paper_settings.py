@@ -138,7 +138,8 @@ REWARDS = {
     ("totto", "parent", False): "parent", ("totto", "parent", True): "parent",
     ("narrativeqa", "Rouge-L Max", False): "rouge_lmax", ("narrativeqa", "Rouge-L Max", True): "rouge_lmax",
     ("wmt16", "TER", False): "one_minus_ter", ("wmt16", "TER", True): "one_minus_ter",
-    ("dailydialog", "Meteor + Intent", False): "intent_meteor", ("dailydialog", "Meteor + Intent", True): "intent_meteor",
+    ("dailydialog", "Meteor + Intent", False): "intent_meteor",
+    ("dailydialog", "Meteor + Intent", True): "intent_meteor",
 }
 """A reward no grue reward computes is stated as printed (``paper reward: NAME``): no grue run has it."""
 NO_GRUE_REWARD = "paper reward: "
