@@ -17,9 +17,9 @@ import html
 import json
 import shlex
 
-from grue.config import find_task
 from grue.leaderboard.comparable import UNKNOWN, stated_settings
 from grue.leaderboard.paper_settings import NO_GRUE_REWARD
+from grue.tasks import find_task
 from grue.yamlfile import load_yaml
 
 STAGES = {"PPO": ("ppo", False), "NLPO": ("nlpo", False), "Supervised": ("supervised", False),
@@ -90,7 +90,7 @@ def paper_command(task: str, algorithm: str, settings: dict | str) -> tuple[list
     lines = []
     start = []
     if warm:
-        first = f"runs/{task}-supervised"
+        first = f"sft/{task}"  # a folder of the user's choice (not runs/: the site prints no local run path)
         lines.append(shlex.join(["grue", "train", task, "--algo", "supervised", "--output-dir", first]))
         start = ["--init-from", first]
     lines.append(shlex.join(["grue", "train", task, "--algo", algo, *start, *sets(task, algo, settings), "--dry-run"]))
