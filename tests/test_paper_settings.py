@@ -176,7 +176,8 @@ def test_the_printed_command_runs(name):
     words = shlex.split(printed(data)[-1])
     env = {**os.environ, "PYTHONPATH": str(REPO), "GRUE_DATA_DIR": os.environ.get("GRUE_DATA_DIR", "")}
     if shutil.which("grue") is None:  # not installed as a command: the same entry point through Python
-        words = [sys.executable, "-c", "import sys; from grue_cli.main import app; sys.argv[0] = 'grue'; app()", *words[1:]]
+        code = "import sys; from grue_cli.main import app; sys.argv[0] = 'grue'; app()"
+        words = [sys.executable, "-c", code, *words[1:]]
     out = subprocess.run(words, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     config = flat(yaml.safe_load(out.stdout))

@@ -156,7 +156,8 @@ def imdb_settings(algorithm: str, table: str, variant: str | None) -> dict:
     if algorithm in ("PPO", "NLPO"):  # Table 4 gives no separate values for the Supervised+ rows
         out.update({f"{section}.{k}": v for k, v in IMDB_RL.items()})
     if section == "nlpo":
-        out.update({f"nlpo.{k}": v for k, v in IMDB_NLPO.items()} if algorithm == "NLPO" else {"nlpo.mask_refresh": "paper"})
+        nlpo = IMDB_NLPO if algorithm == "NLPO" else {"mask_refresh": "paper"}
+        out.update({f"nlpo.{k}": v for k, v in nlpo.items()})
     if table.startswith("Table 3"):
         kl = HEADLINE_KL[algorithm]
     else:
