@@ -146,8 +146,8 @@ def check_resume_agrees(saved, run_dir: str, algo: str | None, preset: str | Non
     """The options given with ``--resume`` (the original command's, say) must agree with the run's saved config:
     every key that --algo, --preset, --config, --set, --model, --seed or --data-dir sets is resolved as for a new
     run and compared with the saved value; --output-dir must name the run. One line lists every conflict."""
-    from grue.algorithms import resolve
-    from grue.config import find_task, load_yaml, parse_set
+    from grue.algorithms import NAMES, resolve
+    from grue.config import find_task, load_yaml, mapping_sections, parse_set
 
     flags = {k: v for k, v in flags.items() if v is not None}
     if algo is not None and algo != saved.run.algo:
@@ -159,8 +159,9 @@ def check_resume_agrees(saved, run_dir: str, algo: str | None, preset: str | Non
     task, algo = saved.run.task, saved.run.algo
     asked = resolve(task, algo, preset=preset, config_file=str(config) if config else None, flags=flags, sets=sets)
     files = ([find_task(task).folder / "presets" / f"{preset}.yaml"] if preset else []) + ([config] if config else [])
-    keys = [(sec, name) for f in files for sec, values in load_yaml(f).items() if sec in asked.sections()
-            and isinstance(values, dict) for name in values]
+    others = tuple(a for a in NAMES if a != algo)
+    keys = [(sec, name) for f in files for sec, values in mapping_sections(asked, load_yaml(f), str(f), others)
+            if isinstance(values, dict) for name in values]
     keys += [tuple(k.split(".", 1)) for k in flags] + [parse_set(item, asked)[:2] for item in sets]
     conflicts = []
     for sec, name in dict.fromkeys(keys):

@@ -160,12 +160,21 @@ def config_tree(config: dict) -> dict:
 
 
 def test_the_check_can_fail():
-    """Without its --set flags the CommonGen NLPO row's command gives grue's defaults, which Table 11 contradicts."""
-    data = load(REPO / "leaderboard" / "reported" / "commongen" / "arxiv-v2-table-12--4-nlpo--meteor.json")
+    """Without its --set flags the CommonGen Supervised+NLPO row's command gives grue's defaults (Table 11's
+    "ppo/ nlpo" block), which Table 11's "supervised+ ppo (or nlpo)" block contradicts."""
+    data = load(REPO / "leaderboard" / "reported" / "commongen" / "arxiv-v2-table-12--6-supervised-nlpo--meteor.json")
     line = printed(data)[-1]
-    assert "--set nlpo.ent_coef=0.01" in line
+    assert "--set nlpo.kl_target=1.0" in line
     bare = resolved(re.sub(r" --set \S+", "", line))
-    assert bare["nlpo.ent_coef"] != data["config"]["paper"]["settings"]["nlpo.ent_coef"]
+    assert bare["nlpo.kl_target"] != data["config"]["paper"]["settings"]["nlpo.kl_target"]
+
+
+def test_commongen_nlpo_and_totto_supervised_rows_need_no_set_for_the_tables_values():
+    """Table 11's entropy coefficient and beam search, Table 22's beam search: grue's defaults now."""
+    nlpo = printed(load(REPO / "leaderboard" / "reported" / "commongen" / "arxiv-v2-table-12--4-nlpo--meteor.json"))
+    assert nlpo == ["grue train commongen --algo nlpo --set nlpo.mask_refresh=paper --dry-run"]
+    sup = printed(load(REPO / "leaderboard" / "reported" / "totto" / "arxiv-v2-table-23--2-supervised.json"))
+    assert sup == ["grue train totto --algo supervised --dry-run"]
 
 
 @pytest.mark.parametrize("name", ["commongen/arxiv-v2-table-12--4-nlpo--meteor.json",
