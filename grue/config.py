@@ -242,14 +242,35 @@ def set_field(section_obj: Any, section: str, name: str, value: Any) -> None:
     setattr(section_obj, name, coerce(value, hints[name], f"{section}.{name}", fields[name].metadata.get("choices")))
 
 
-def apply_mapping(cfg: Config, data: dict, source: str, other_algos: tuple[str, ...] = ()) -> None:
-    """Apply a {section: {field: value}} mapping; sections of other algorithms are skipped."""
+def mapping_sections(cfg: Config, data: dict, source: str, other_algos: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    """The (section, values) pairs of a {section: {field: value}} mapping that apply to ``cfg``'s run: sections of
+    other algorithms are skipped, and a section written ``ALGO.SECTION`` (e.g. ``nlpo.eval``, in a preset whose
+    evaluation differs for one algorithm) is ``SECTION`` for runs of ALGO only."""
     sections = cfg.sections()
+    out = []
     for sec, values in data.items():
-        if sec in other_algos:
+        sec = str(sec)
+        algo, dot, sub = sec.partition(".")
+        if dot:
+            if algo in other_algos:
+                continue
+            if algo != cfg.run.algo or sub not in sections or sub == algo:
+                raise GrueError(f"{source}: unknown section '{sec}'; ALGO.SECTION names an algorithm and one of "
+                                f"the sections run, generation, eval")
+            sec = sub
+        elif sec in other_algos:
             continue
         if sec not in sections:
             raise GrueError(f"{source}: unknown section '{sec}'; accepted: {', '.join(sections)}")
+        out.append((sec, values))
+    return out
+
+
+def apply_mapping(cfg: Config, data: dict, source: str, other_algos: tuple[str, ...] = ()) -> None:
+    """Apply a {section: {field: value}} mapping; sections of other algorithms are skipped, and ``ALGO.SECTION``
+    applies to ALGO's runs only (``mapping_sections``)."""
+    sections = cfg.sections()
+    for sec, values in mapping_sections(cfg, data, source, other_algos):
         if not isinstance(values, dict):
             raise GrueError(f"{source}: section '{sec}' must be a mapping of keys to values")
         for name, value in values.items():

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from grue.algorithms import check_names, from_dict, resolve
-from grue.config import Config, parse_set, set_field
+from grue.algorithms import NAMES, check_names, from_dict, resolve
+from grue.config import Config, mapping_sections, parse_set, set_field
 from grue.tasks import find_task
 from grue.yamlfile import load_yaml
 from grue.errors import GrueError, option
@@ -91,8 +91,9 @@ def check_resume_agrees(saved: Config, run_dir: str, algo: str | None, preset: s
     task, algo = saved.run.task, saved.run.algo
     asked = resolve(task, algo, preset=preset, config_file=config_file, flags=flags, sets=sets)
     files = ([find_task(task).folder / "presets" / f"{preset}.yaml"] if preset else []) + ([Path(config_file)] if config_file else [])
-    keys = [(sec, name) for f in files for sec, values in load_yaml(f).items() if sec in asked.sections()
-            and isinstance(values, dict) for name in values]
+    others = tuple(a for a in NAMES if a != algo)
+    keys = [(sec, name) for f in files for sec, values in mapping_sections(asked, load_yaml(f), str(f), others)
+            if isinstance(values, dict) for name in values]
     keys += [tuple(k.split(".", 1)) for k in flags] + [parse_set(item, asked)[:2] for item in sets]
     conflicts = []
     for sec, name in dict.fromkeys(keys):

@@ -132,6 +132,18 @@ def test_resolve_smoke_preset():
     assert cfg.algo.gamma == 0.99  # untouched by the preset: from ppo.yaml
 
 
+def test_algo_dot_section_applies_to_that_algorithms_runs_only(tmp_path):
+    """A preset (or --config file) section ``ALGO.SECTION``: SECTION for ALGO's runs, skipped for the others."""
+    f = tmp_path / "c.yaml"
+    f.write_text("nlpo.eval:\n  num_beams: 3\neval:\n  max_new_tokens: 70\n")
+    ppo, nlpo = (resolve("imdb", algo, config_file=str(f)).eval for algo in ("ppo", "nlpo"))
+    assert (ppo.num_beams, ppo.max_new_tokens, nlpo.num_beams, nlpo.max_new_tokens) == (1, 70, 3, 70)
+    for bad in ("ppo.ppo", "ppo.nlpo", "foo.eval", "ppo.evals"):
+        f.write_text(f"{bad}:\n  num_beams: 3\n")
+        with pytest.raises(GrueError, match=rf"unknown section '{bad}'"):
+            resolve("imdb", "ppo", config_file=str(f))
+
+
 def test_resolve_precedence(tmp_path):
     # kl_coef: ppo.yaml 0.01 < preset rl4lms-97df0bd 0.1 < --set
     assert resolve("imdb", "ppo").algo.kl_coef == 0.01

@@ -37,6 +37,10 @@ def test_rl4lms_97df0bd_preset_keeps_the_files_values():
     assert resolve("commongen", "ppo", preset="rl4lms-97df0bd").algo.rollout_size == 2560
     assert resolve("commongen", "nlpo", preset="rl4lms-97df0bd").algo.iterations == 100
     assert resolve("totto", "supervised", preset="rl4lms-97df0bd").algo.epochs == 5
+    cg = resolve("commongen", "nlpo", preset="rl4lms-97df0bd")
+    assert (cg.algo.ent_coef, cg.eval.do_sample, cg.eval.num_beams, cg.eval.top_k) == (0.0, True, 1, 50)
+    sup = resolve("totto", "supervised", preset="rl4lms-97df0bd").eval
+    assert (sup.do_sample, sup.num_beams, sup.top_k) == (True, 10, 50)
     for task in ("cnn_dailymail", "commongen", "dailydialog", "imdb", "narrativeqa", "totto", "wmt16"):
         assert resolve(task, "nlpo", preset="rl4lms-97df0bd").algo.mask_refresh == "paper"
 
@@ -52,6 +56,13 @@ def test_narrativeqa_generation_can_reach_the_papers_output_lengths():
 
 
 def test_other_tables_defaults():
-    """Table 22: ToTTo supervised 4 epochs; Table 32: DailyDialog PPO 128000 steps / 1280 = 100 iterations."""
-    assert resolve("totto", "supervised").algo.epochs == 4
+    """Table 22: ToTTo supervised 4 epochs, evaluation by beam search 5; Table 32: DailyDialog PPO 128000 steps / 1280
+    = 100 iterations; Table 11: CommonGen NLPO entropy coefficient 0.01, evaluation by beam search 5 (as PPO)."""
+    sup = resolve("totto", "supervised")
+    e = sup.eval
+    assert (sup.algo.epochs, e.do_sample, e.num_beams, e.min_new_tokens, e.max_new_tokens) == (4, False, 5, 9, 50)
+    nlpo = dry_run("commongen", "--algo", "nlpo")
+    assert nlpo["nlpo"]["ent_coef"] == 0.01
+    assert {k: nlpo["eval"][k] for k in ("do_sample", "num_beams", "min_new_tokens", "max_new_tokens")} == {
+        "do_sample": False, "num_beams": 5, "min_new_tokens": 4, "max_new_tokens": 20}
     assert resolve("dailydialog", "ppo").algo.iterations == 100

@@ -106,10 +106,17 @@ def test_paper_settings_resolve():
     # Table 11: 1280 steps per update (97df0bd's file: 2560, in --preset rl4lms-97df0bd)
     assert (ppo.generation.min_new_tokens, ppo.eval.min_new_tokens, ppo.algo.rollout_size, ppo.algo.ent_coef) == (4, 4, 1280, 0.01)
     assert resolve("commongen", "ppo", preset="rl4lms-97df0bd").algo.rollout_size == 2560
-    # common_gen/t5_nlpo.yml: max_prompt_length 15 cut on the left (no side set), min_length 10, sampled evaluation
+    # common_gen/t5_nlpo.yml: max_prompt_length 15 cut on the left (no side set), min_length 10; the paper's Table 11
+    # (Sec. B.4.1): entropy coefficient 0.01 and beam search 5 in evaluation, where the file has 0.0 and sampling
     g, e = nlpo.generation, nlpo.eval
     assert (g.max_prompt_tokens, g.truncation_side, g.min_new_tokens, nlpo.algo.rollout_size) == (15, "left", 9, 1280)
+    assert (e.do_sample, e.num_beams, e.min_new_tokens, e.max_new_tokens, e.batch_size) == (False, 5, 4, 20, 100)
+    assert nlpo.algo.ent_coef == 0.01
+    old = resolve("commongen", "nlpo", preset="rl4lms-97df0bd")
+    e = old.eval
     assert (e.do_sample, e.num_beams, e.top_k, e.min_new_tokens, e.batch_size) == (True, 1, 50, 9, 100)
+    assert old.algo.ent_coef == 0.0
+    assert resolve("commongen", "ppo", preset="rl4lms-97df0bd").eval == ppo.eval  # nlpo.eval: NLPO runs only
 
 
 def test_real_sample(data_dir):

@@ -143,10 +143,15 @@ def test_real_sample(data_dir):
 
 def test_paper_settings_cut_rl_prompts_left_and_supervised_prompts_right():
     # RL4LMs 97df0bd totto/t5_ppo.yml sets no prompt_truncation_side (env and policy default "left");
-    # t5_supervised.yml's tokenizer truncation_side "right" and generation_kwargs do_sample + num_beams 10
+    # t5_supervised.yml's tokenizer truncation_side "right"; its evaluation's do_sample + num_beams 10 is the preset
+    # rl4lms-97df0bd's, the default the paper's Table 22 beam search 5 (Sec. B.6.1)
     ppo, sup = resolve("totto", "ppo"), resolve("totto", "supervised")
     assert (ppo.generation.truncation_side, ppo.generation.min_new_tokens, ppo.eval.num_beams, ppo.eval.do_sample) == ("left", 9, 5, False)
-    assert (sup.generation.truncation_side, sup.eval.num_beams, sup.eval.do_sample, sup.eval.min_new_tokens) == ("right", 10, True, 9)
+    e = sup.eval
+    assert (sup.generation.truncation_side, e.num_beams, e.do_sample, e.min_new_tokens) == ("right", 5, False, 9)
+    old = resolve("totto", "supervised", preset="rl4lms-97df0bd").eval
+    assert (old.num_beams, old.do_sample, old.top_k, old.min_new_tokens, old.max_new_tokens) == (10, True, 50, 9, 50)
+    assert resolve("totto", "ppo", preset="rl4lms-97df0bd").eval == ppo.eval  # supervised.eval: supervised runs only
 
 
 def test_run_config_chooses_the_variant(data_dir):

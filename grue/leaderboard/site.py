@@ -26,6 +26,7 @@ from grue.leaderboard.board import (
     out_of_range,
     status,
 )
+from grue.leaderboard.paper_command import command_html
 from grue.leaderboard.provenance import NOT_RECORDED, Benchmark, summary
 from grue.leaderboard.submissions import Entry, Submission, is_http_url
 
@@ -187,7 +188,8 @@ def task_table(board: Board, task: str, rows: list[Row], kind: str, metrics: lis
             if not brief:
                 cells[1] = cells[1][:-5] + f'<div class="note">comparable with {n or "no"} paper row{"s" * (n != 1)}</div></td>'
         else:
-            cells = [f'<td class="t">{keep(r.algorithm)}</td>', f'<td class="t row">{esc(r.note)}</td>',
+            command = "" if brief else command_html(r.task, r.algorithm, r.config)  # what reaches its settings
+            cells = [f'<td class="t">{keep(r.algorithm)}</td>', f'<td class="t row">{esc(r.note)}{command}</td>',
                      f'<td class="t">{keep(r.model)}</td>'] + ([f'<td class="t">{"yes" if r.in_pool else "no"}</td>']
                                                                 if scored else [])
         if scored:

@@ -142,7 +142,8 @@ def build_results(members: list[dict], task: str, version: str) -> tuple[str, Re
              "overall": overall}
     if printed:
         paper["printed"] = printed
-    settings, reason = stated(task, first["algorithm"], first["table"], first["variant"], first["source"].startswith(PAPER))
+    settings, reason = stated(task, first["algorithm"], first["table"], first["variant"], first["source"].startswith(PAPER),
+                              first["reward_function"])
     paper["settings"] = settings
     if reason:
         paper["settings_reason"] = reason
