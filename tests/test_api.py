@@ -142,3 +142,15 @@ def test_evaluate_speaks_python_and_the_cli_speaks_flags(tmp_path):
     assert (r.returncode, r.stderr.strip()) == (2, "error: --limit must be >= 1, got 0")
     with pytest.raises(grue_errors().GrueError, match=r"^an evaluation needs checkpoint=RUN_DIR, or task=TASK with model=NAME_OR_PATH"):
         grue.evaluate()
+
+
+def test_transformers_progress_bars_stay_out_of_an_api_run(tmp_path):
+    """grue.train prints no "Loading weights" / "Writing model shards" bars of transformers (issue 25), in a fresh
+    interpreter where nothing else has quietened transformers' logging."""
+    code = ("import grue; grue.train('imdb', preset='smoke', iterations=1, output_dir=%r, show=True, "
+            "overrides={'ppo.rollout_size': 8, 'ppo.minibatch_size': 8, 'generation.max_new_tokens': 4, "
+            "'generation.min_new_tokens': 4})" % str(tmp_path / "run"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "run" / "summary.json").is_file()
+    assert not [w for w in ("Loading weights", "Writing model shards", "it/s]") if w in out.stdout + out.stderr], out.stderr[-2000:]
