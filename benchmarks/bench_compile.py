@@ -56,8 +56,19 @@ def timed(fn) -> float:
 def bench(shape: str, repeats: int) -> dict:
     vocab, width, layers, heads = SHAPES[shape]
     torch.manual_seed(SEED)
-    model = speed_up(transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        vocab_size=vocab, n_embd=width, n_layer=layers, n_head=heads, bos_token_id=1, eos_token_id=1, pad_token_id=0)))
+    model = speed_up(
+        transformers.GPT2LMHeadModel(
+            transformers.GPT2Config(
+                vocab_size=vocab,
+                n_embd=width,
+                n_layer=layers,
+                n_head=heads,
+                bos_token_id=1,
+                eos_token_id=1,
+                pad_token_id=0,
+            )
+        )
+    )
     disable_dropout(model)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.eval().to(device)
@@ -71,9 +82,16 @@ def bench(shape: str, repeats: int) -> dict:
         times["eager"].append(timed(lambda: step(model, ids)))
         times["compiled"].append(timed(lambda: step(compiled, ids)))
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"shape": shape, "eager_warmup_s": eager_warm, "compile_s": compile_s, "loss_difference": same,
-            "eager_s": med["eager"], "compiled_s": med["compiled"], "compiled_over_eager": med["compiled"] / med["eager"],
-            "runs_s": times}
+    return {
+        "shape": shape,
+        "eager_warmup_s": eager_warm,
+        "compile_s": compile_s,
+        "loss_difference": same,
+        "eager_s": med["eager"],
+        "compiled_s": med["compiled"],
+        "compiled_over_eager": med["compiled"] / med["eager"],
+        "runs_s": times,
+    }
 
 
 def main() -> int:
@@ -85,13 +103,28 @@ def main() -> int:
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
     r = bench(args.shape, args.repeats)
-    print(f"{args.shape}: eager {r['eager_s']:.3f} s, compiled {r['compiled_s']:.3f} s per forward+backward "
-          f"({r['compiled_over_eager']:.2f}x), compilation {r['compile_s']:.1f} s, loss difference {r['loss_difference']:.1e}")
-    write_json(Path(args.out), {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "grue": grue.__version__,
-        "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-        "batch": BATCH, "prompt_tokens": PROMPT_TOKENS, "response_tokens": NEW_TOKENS, **r}, announce=True)
+    print(
+        f"{args.shape}: eager {r['eager_s']:.3f} s, compiled {r['compiled_s']:.3f} s per forward+backward "
+        f"({r['compiled_over_eager']:.2f}x), compilation {r['compile_s']:.1f} s, loss difference {r['loss_difference']:.1e}"
+    )
+    write_json(
+        Path(args.out),
+        {
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "grue": grue.__version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available(),
+            "batch": BATCH,
+            "prompt_tokens": PROMPT_TOKENS,
+            "response_tokens": NEW_TOKENS,
+            **r,
+        },
+        announce=True,
+    )
     return 0
 
 

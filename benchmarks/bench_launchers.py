@@ -44,8 +44,15 @@ def run_one(name: str, data: Path, folder: Path) -> dict:
     from grue.benchmark.run import run_benchmark
 
     launcher, at_once = LAUNCHERS[name]
-    options = Options(algo="ppo", name=f"bench-{name}", tasks=parse_tasks("all"), seeds=2, preset="smoke",
-                      sets=["ppo.iterations=3"], data_dir=str(data))
+    options = Options(
+        algo="ppo",
+        name=f"bench-{name}",
+        tasks=parse_tasks("all"),
+        seeds=2,
+        preset="smoke",
+        sets=["ppo.iterations=3"],
+        data_dir=str(data),
+    )
     launch = Launch(launcher=launcher, jobs=at_once)
     with contextlib.ExitStack() as stack:
         if launcher == "slurm":
@@ -65,10 +72,17 @@ def run_one(name: str, data: Path, folder: Path) -> dict:
     records = [state.done_record(work, Path(plan["out"]), c) for c in plan["cells"]]
     cell_seconds = sum(r["wall_seconds"] for r in records if r)
     cells = len(plan["cells"])
-    return {"launcher": name, "exit_code": code, "cells": cells, "cells_done": sum(r is not None for r in records),
-            "cells_at_once": at_once, "wall_seconds": round(wall, 1), "cell_seconds": round(cell_seconds, 1),
-            "overhead_per_cell_seconds": round((wall * at_once - cell_seconds) / cells, 2),
-            "load_average_after": os.getloadavg()}
+    return {
+        "launcher": name,
+        "exit_code": code,
+        "cells": cells,
+        "cells_done": sum(r is not None for r in records),
+        "cells_at_once": at_once,
+        "wall_seconds": round(wall, 1),
+        "cell_seconds": round(cell_seconds, 1),
+        "overhead_per_cell_seconds": round((wall * at_once - cell_seconds) / cells, 2),
+        "load_average_after": os.getloadavg(),
+    }
 
 
 def main() -> int:
@@ -95,8 +109,11 @@ def main() -> int:
                 row = {"launcher": name, "skipped": str(e)}
             results.append(row)
             print(row, flush=True)
-    write_json(Path(args.out), {"workload": "7 tasks x 2 seeds, PPO smoke presets at 3 iterations, 16 rows per split",
-                                "results": results}, announce=True)
+    write_json(
+        Path(args.out),
+        {"workload": "7 tasks x 2 seeds, PPO smoke presets at 3 iterations, 16 rows per split", "results": results},
+        announce=True,
+    )
     return 0
 
 

@@ -72,8 +72,12 @@ def show(rows: dict, ratios: dict, model: str) -> None:
         table.add_column(c, justify="left" if i == 0 else "right")
     for algo, r in rows.items():
         refresh = r.get("mask_refresh_seconds")
-        table.add_row(algo, *(f"{r[f]:.2f}" for f in FIELDS[:4]), f"{r['peak_memory_mb']:.0f}",
-                      "-" if refresh is None else f"{refresh:.2f}")
+        table.add_row(
+            algo,
+            *(f"{r[f]:.2f}" for f in FIELDS[:4]),
+            f"{r['peak_memory_mb']:.0f}",
+            "-" if refresh is None else f"{refresh:.2f}",
+        )
     if ratios:
         table.add_row("nlpo / ppo", *(f"{ratios[f]:.2f}x" if f in ratios else "-" for f in FIELDS), "")
     Console(width=max(Console().width, 100)).print(table)
@@ -81,7 +85,9 @@ def show(rows: dict, ratios: dict, model: str) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="gpt2-small", choices=MODELS, help="bench_ppo.py's model (default: GPT-2 small's shape)")
+    p.add_argument(
+        "--model", default="gpt2-small", choices=MODELS, help="bench_ppo.py's model (default: GPT-2 small's shape)"
+    )
     p.add_argument("--iterations", type=int, default=3, help="timed iterations per run, after 1 warm-up")
     p.add_argument("--repeats", type=int, default=2, help="rounds of PPO then NLPO, each run its own subprocess")
     p.add_argument("--out", default="benchmarks/results/bench_nlpo.json", help="JSON results file")
@@ -102,10 +108,17 @@ def main() -> int:
     rows, ratios = summarize(runs)
     data = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "grue": grue.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
-        "python": platform.python_version(), "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available(),
+        "grue": grue.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cuda": torch.cuda.is_available(),
         "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
-        "model": args.model, "rows": rows, "ratios": ratios, "runs": runs,
+        "model": args.model,
+        "rows": rows,
+        "ratios": ratios,
+        "runs": runs,
     }
     show(rows, ratios, args.model)
     if "seconds_per_iteration" in ratios:

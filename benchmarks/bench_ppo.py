@@ -59,8 +59,16 @@ def build_policy(name: str) -> torch.nn.Module:
 def random_gpt2_small() -> torch.nn.Module:
     """GPT-2 small's shape with seeded random weights, as transformers builds it (before ``speed_up``)."""
     torch.manual_seed(SEED)
-    cfg = transformers.GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
-                                  bos_token_id=1, eos_token_id=1, pad_token_id=0)
+    cfg = transformers.GPT2Config(
+        vocab_size=50257,
+        n_positions=1024,
+        n_embd=768,
+        n_layer=12,
+        n_head=12,
+        bos_token_id=1,
+        eos_token_id=1,
+        pad_token_id=0,
+    )
     return transformers.GPT2LMHeadModel(cfg)
 
 
@@ -80,12 +88,27 @@ def make_session(model: str, iterations: int, lora_rank: int = 0, algo_name: str
     ``nlpo`` gives NLPO's config (PPO's settings below plus its mask defaults: top-p 0.9, re-sync every 5). With
     ``lora_rank``: LoRA adapters (peft's defaults for GPT-2: ``c_attn``, alpha 16), the reference being the policy
     with its adapters disabled and the critic's trunk sharing the policy's base weights, as in start_session."""
-    run = RunConfig(task="imdb", algo=algo_name, model=model, reward="lexicon", seed=SEED, mixed_precision="no",
-                    lora_rank=lora_rank)
-    gen = GenerationConfig(max_prompt_tokens=PROMPT_TOKENS, min_new_tokens=NEW_TOKENS, max_new_tokens=NEW_TOKENS,
-                           do_sample=True, top_k=TOP_K, top_p=1.0, temperature=1.0)
-    algo = (nlpo.NLPOConfig if algo_name == "nlpo" else ppo.PPOConfig)(iterations=iterations + 1, batch_unit="completions", rollout_size=BATCH, rollout_batch_size=BATCH,
-                         minibatch_size=BATCH, epochs=1, critic="separate")
+    run = RunConfig(
+        task="imdb", algo=algo_name, model=model, reward="lexicon", seed=SEED, mixed_precision="no", lora_rank=lora_rank
+    )
+    gen = GenerationConfig(
+        max_prompt_tokens=PROMPT_TOKENS,
+        min_new_tokens=NEW_TOKENS,
+        max_new_tokens=NEW_TOKENS,
+        do_sample=True,
+        top_k=TOP_K,
+        top_p=1.0,
+        temperature=1.0,
+    )
+    algo = (nlpo.NLPOConfig if algo_name == "nlpo" else ppo.PPOConfig)(
+        iterations=iterations + 1,
+        batch_unit="completions",
+        rollout_size=BATCH,
+        rollout_batch_size=BATCH,
+        minibatch_size=BATCH,
+        epochs=1,
+        critic="separate",
+    )
     cfg = Config(run, gen, algo)
     acc = accelerate.Accelerator(cpu=not torch.cuda.is_available())
     tokenizer = load_tokenizer("tiny-gpt2")
@@ -98,7 +121,9 @@ def make_session(model: str, iterations: int, lora_rank: int = 0, algo_name: str
     critic = Critic(policy)
     disable_dropout(critic)
     named = [(f"{k}.{n}", p) for k, m in (("policy", policy), ("critic", critic)) for n, p in m.named_parameters()]
-    optimizer = make_optimizer("adamw", groups_by_name(named, algo.weight_decay), algo.lr, algo.adam_eps)  # as start_session
+    optimizer = make_optimizer(
+        "adamw", groups_by_name(named, algo.weight_decay), algo.lr, algo.adam_eps
+    )  # as start_session
     examples = [Example(prompt=p, references=[]) for p in lexicon_prompts()]
     stream = PromptStream(len(examples), SEED, acc.process_index, acc.num_processes)
     sample_rng = torch.Generator(device=acc.device).manual_seed(SEED * 1_000_003 + acc.process_index)
@@ -108,8 +133,23 @@ def make_session(model: str, iterations: int, lora_rank: int = 0, algo_name: str
     n_critic = sum(p.numel() for p in critic.parameters() if p.requires_grad or adapter is None)  # LoRA: its own only
     n_trained = sum(p.numel() for m in (policy, critic) for p in m.parameters() if p.requires_grad)
     policy, critic, optimizer = acc.prepare(policy, critic, optimizer)
-    s = Session(cfg, acc, Path(tempfile.gettempdir()), tokenizer, policy, ref, critic, optimizer, examples, stream,
-                reward_name, reward_fn, sample_rng, shuffle_rng, adapter=adapter)
+    s = Session(
+        cfg,
+        acc,
+        Path(tempfile.gettempdir()),
+        tokenizer,
+        policy,
+        ref,
+        critic,
+        optimizer,
+        examples,
+        stream,
+        reward_name,
+        reward_fn,
+        sample_rng,
+        shuffle_rng,
+        adapter=adapter,
+    )
     return s, n_policy, n_critic, n_trained
 
 
@@ -159,9 +199,16 @@ def iteration(s, kl_ctl, timer: TimedGenerate, sync, mask=None) -> dict:
     update_mb = phase_peak_mb()
     kl_ctl.update(onpolicy.mean_kl(s, sc))
     n = int(r.response_mask.sum().item())
-    return {"iteration_s": time.perf_counter() - t0, "rollout_s": rollout_s, "generate_s": timer.seconds,
-            "update_s": update_s, "rollout_tokens": timer.tokens, "update_tokens": algo.epochs * n,
-            "rollout_peak_mb": rollout_mb, "update_peak_mb": update_mb}
+    return {
+        "iteration_s": time.perf_counter() - t0,
+        "rollout_s": rollout_s,
+        "generate_s": timer.seconds,
+        "update_s": update_s,
+        "rollout_tokens": timer.tokens,
+        "update_tokens": algo.epochs * n,
+        "rollout_peak_mb": rollout_mb,
+        "update_peak_mb": update_mb,
+    }
 
 
 PHASE_PEAKS: list[float] = []  # every phase peak measured so far: resetting the high-water mark also resets ru_maxrss
@@ -234,40 +281,81 @@ def run_one(model: str, iterations: int, lora_rank: int = 0, algo_name: str = "p
         sync()
         refresh_s = time.perf_counter() - t
     return {
-        "model": model, "algo": algo_name, "lora_rank": lora_rank, "mask_refresh_seconds": refresh_s, "parameters": n_policy, "critic_parameters": n_critic,
-        "trained_parameters": n_trained, "device": str(s.device),
+        "model": model,
+        "algo": algo_name,
+        "lora_rank": lora_rank,
+        "mask_refresh_seconds": refresh_s,
+        "parameters": n_policy,
+        "critic_parameters": n_critic,
+        "trained_parameters": n_trained,
+        "device": str(s.device),
         "device_name": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
-        "settings": {"batch": BATCH, "prompt_tokens": PROMPT_TOKENS, "min_new_tokens": NEW_TOKENS,
-                     "max_new_tokens": NEW_TOKENS, "top_k": TOP_K, "dtype": "float32",
-                     "rollout_size": algo.rollout_size, "rollout_batch_size": algo.rollout_batch_size,
-                     "minibatch_size": algo.minibatch_size, "grad_accum": algo.grad_accum, "epochs": algo.epochs,
-                     "critic": algo.critic, "warmup_iterations": 1, "timed_iterations": iterations},
+        "settings": {
+            "batch": BATCH,
+            "prompt_tokens": PROMPT_TOKENS,
+            "min_new_tokens": NEW_TOKENS,
+            "max_new_tokens": NEW_TOKENS,
+            "top_k": TOP_K,
+            "dtype": "float32",
+            "rollout_size": algo.rollout_size,
+            "rollout_batch_size": algo.rollout_batch_size,
+            "minibatch_size": algo.minibatch_size,
+            "grad_accum": algo.grad_accum,
+            "epochs": algo.epochs,
+            "critic": algo.critic,
+            "warmup_iterations": 1,
+            "timed_iterations": iterations,
+        },
         "rollout_tokens_per_s": med(lambda x: x["rollout_tokens"] / x["rollout_s"]),
         "generate_tokens_per_s": med(lambda x: x["rollout_tokens"] / x["generate_s"]),
         "update_tokens_per_s": med(lambda x: x["update_tokens"] / x["update_s"]),
         "seconds_per_iteration": med(lambda x: x["iteration_s"]),
-        "rollout_seconds": med(lambda x: x["rollout_s"]), "generate_seconds": med(lambda x: x["generate_s"]),
+        "rollout_seconds": med(lambda x: x["rollout_s"]),
+        "generate_seconds": med(lambda x: x["generate_s"]),
         "update_seconds": med(lambda x: x["update_s"]),
-        "peak_memory_mb": peak_mb, "peak_memory_source": peak_src, "setup_peak_memory_mb": setup_mb,
-        "phase_peak_memory_mb": {p: max((x[f"{p}_peak_mb"] or 0 for x in runs), default=None) or None
-                                 for p in ("rollout", "update")},
-        "torch_threads": torch.get_num_threads(), "per_iteration": runs,
+        "peak_memory_mb": peak_mb,
+        "peak_memory_source": peak_src,
+        "setup_peak_memory_mb": setup_mb,
+        "phase_peak_memory_mb": {
+            p: max((x[f"{p}_peak_mb"] or 0 for x in runs), default=None) or None for p in ("rollout", "update")
+        },
+        "torch_threads": torch.get_num_threads(),
+        "per_iteration": runs,
     }
 
 
 def show(results: dict) -> None:
     table = Table(title="grue PPO benchmark (median per iteration)")
-    for i, c in enumerate(["model", "params", "trained", "device", "rollout tok/s", "generate tok/s", "update tok/s", "s/iter",
-                           "peak MB", "rollout peak", "update peak"]):
+    for i, c in enumerate(
+        [
+            "model",
+            "params",
+            "trained",
+            "device",
+            "rollout tok/s",
+            "generate tok/s",
+            "update tok/s",
+            "s/iter",
+            "peak MB",
+            "rollout peak",
+            "update peak",
+        ]
+    ):
         table.add_column(c, justify="left" if i < 4 else "right")
     for m, r in results.items():
         if "error" in r:
             table.add_row(m, "-", "-", "-", "-", "-", "-", "-", r["error"], "-", "-")
             continue
-        table.add_row(m, f"{r['parameters'] / 1e6:.1f}M", f"{r['trained_parameters'] / 1e6:.2f}M", r["device"], *(f"{r[k]:.1f}" for k in
-                      ("rollout_tokens_per_s", "generate_tokens_per_s", "update_tokens_per_s")),
-                      f"{r['seconds_per_iteration']:.2f}", f"{r['peak_memory_mb']:.0f}",
-                      *(f"{v:.0f}" if v else "-" for v in r["phase_peak_memory_mb"].values()))
+        table.add_row(
+            m,
+            f"{r['parameters'] / 1e6:.1f}M",
+            f"{r['trained_parameters'] / 1e6:.2f}M",
+            r["device"],
+            *(f"{r[k]:.1f}" for k in ("rollout_tokens_per_s", "generate_tokens_per_s", "update_tokens_per_s")),
+            f"{r['seconds_per_iteration']:.2f}",
+            f"{r['peak_memory_mb']:.0f}",
+            *(f"{v:.0f}" if v else "-" for v in r["phase_peak_memory_mb"].values()),
+        )
     Console(width=max(Console().width, 110)).print(table)
 
 
@@ -286,8 +374,12 @@ def main() -> int:
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of: {', '.join(MODELS)}")
     p.add_argument("--iterations", type=int, default=3, help="timed iterations per model, after 1 warm-up")
     p.add_argument("--out", default="benchmarks/results/bench_ppo.json", help="JSON results file")
-    p.add_argument("--lora-rank", type=int, default=8, help="also run each model with LoRA adapters of this rank "
-                   "(entry MODEL+lora); 0: full fine-tuning only")
+    p.add_argument(
+        "--lora-rank",
+        type=int,
+        default=8,
+        help="also run each model with LoRA adapters of this rank (entry MODEL+lora); 0: full fine-tuning only",
+    )
     p.add_argument("--one", help=argparse.SUPPRESS)  # child mode: benchmark one model, JSON on stdout
     p.add_argument("--one-lora", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -307,7 +399,16 @@ def main() -> int:
     runs = [(m, rank) for m in models for rank in ((0, args.lora_rank) if args.lora_rank > 0 else (0,))]
     for m, rank in runs:
         name = f"{m}+lora" if rank else m
-        cmd = [sys.executable, os.path.abspath(__file__), "--one", m, "--one-lora", str(rank), "--iterations", str(args.iterations)]
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--one",
+            m,
+            "--one-lora",
+            str(rank),
+            "--iterations",
+            str(args.iterations),
+        ]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)  # stderr (progress) passes through
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode != 0 or not lines:
@@ -317,9 +418,14 @@ def main() -> int:
 
     data = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "grue": grue.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
-        "accelerate": accelerate.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
-        "cuda": torch.cuda.is_available(), "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
+        "grue": grue.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cuda": torch.cuda.is_available(),
+        "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
         "models": results,
     }
     show(results)

@@ -35,7 +35,10 @@ from grue.models import disable_dropout, freeze, load_tokenizer, speed_up, tiny_
 from grue.rollout import generate, tokenize_prompts  # noqa: E402
 
 MODELS = ("t5-base", "gpt2-small")
-TINY = ("tiny-t5", "tiny-gpt2")  # grue's built-in tiny models: a quick check of the script (and its test), not a benchmark
+TINY = (
+    "tiny-t5",
+    "tiny-gpt2",
+)  # grue's built-in tiny models: a quick check of the script (and its test), not a benchmark
 
 
 def build(name: str):
@@ -44,9 +47,20 @@ def build(name: str):
     ``tiny-t5`` and ``tiny-gpt2`` are grue's built-in tiny models."""
     if name == "t5-base":
         torch.manual_seed(SEED)
-        cfg = transformers.T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_decoder_layers=12,
-                                    num_heads=12, feed_forward_proj="relu", tie_word_embeddings=True,
-                                    pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+        cfg = transformers.T5Config(
+            vocab_size=32128,
+            d_model=768,
+            d_kv=64,
+            d_ff=3072,
+            num_layers=12,
+            num_decoder_layers=12,
+            num_heads=12,
+            feed_forward_proj="relu",
+            tie_word_embeddings=True,
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+        )
         model, tokenizer = transformers.T5ForConditionalGeneration(cfg), load_tokenizer("tiny-t5")
     elif name == "gpt2-small":
         model, tokenizer = random_gpt2_small(), load_tokenizer("tiny-gpt2")
@@ -59,16 +73,33 @@ def build(name: str):
 
 
 def grue_side(model, tokenizer, q, qm, rng):
-    gen = GenerationConfig(max_prompt_tokens=PROMPT_TOKENS, min_new_tokens=NEW_TOKENS, max_new_tokens=NEW_TOKENS,
-                           do_sample=True, top_k=TOP_K, top_p=1.0, temperature=1.0)
+    gen = GenerationConfig(
+        max_prompt_tokens=PROMPT_TOKENS,
+        min_new_tokens=NEW_TOKENS,
+        max_new_tokens=NEW_TOKENS,
+        do_sample=True,
+        top_k=TOP_K,
+        top_p=1.0,
+        temperature=1.0,
+    )
     r = generate(model, q, qm, gen, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id, generator=rng)
     return int(r.response_mask.sum().item())
 
 
 def transformers_side(model, tokenizer, q, qm, rng):
-    out = model.generate(input_ids=q, attention_mask=qm, do_sample=True, top_k=TOP_K, top_p=1.0, temperature=1.0,
-                         min_new_tokens=NEW_TOKENS, max_new_tokens=NEW_TOKENS, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id, use_cache=True)
+    out = model.generate(
+        input_ids=q,
+        attention_mask=qm,
+        do_sample=True,
+        top_k=TOP_K,
+        top_p=1.0,
+        temperature=1.0,
+        min_new_tokens=NEW_TOKENS,
+        max_new_tokens=NEW_TOKENS,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        use_cache=True,
+    )
     new = out.shape[1] - (1 if model.config.is_encoder_decoder else q.shape[1])  # seq2seq: the decoder start token
     return new * q.shape[0]
 
@@ -86,16 +117,26 @@ def bench(name: str, repeats: int) -> dict:
     torch.manual_seed(SEED)  # transformers samples from the global generator
     times: dict[str, list[float]] = {s: [] for s in SIDES}
     for side, fn in SIDES.items():  # warm-up
-        assert fn(models[side], tokenizer, q, qm, rng) == BATCH * NEW_TOKENS, f"{side}: not {NEW_TOKENS} new tokens per prompt"
+        assert fn(models[side], tokenizer, q, qm, rng) == BATCH * NEW_TOKENS, (
+            f"{side}: not {NEW_TOKENS} new tokens per prompt"
+        )
     for rep in range(repeats):
         for side, fn in SIDES.items():
             t = time.perf_counter()
             n = fn(models[side], tokenizer, q, qm, rng)
             times[side].append(time.perf_counter() - t)
             assert n == BATCH * NEW_TOKENS
-            print(f"[{name}] {side} {rep + 1}/{repeats}: {n / times[side][-1]:.1f} tokens/s", file=sys.stderr, flush=True)
-    row = {side: {"seconds": statistics.median(ts), "tokens_per_s": BATCH * NEW_TOKENS / statistics.median(ts), "runs_s": ts}
-           for side, ts in times.items()}
+            print(
+                f"[{name}] {side} {rep + 1}/{repeats}: {n / times[side][-1]:.1f} tokens/s", file=sys.stderr, flush=True
+            )
+    row = {
+        side: {
+            "seconds": statistics.median(ts),
+            "tokens_per_s": BATCH * NEW_TOKENS / statistics.median(ts),
+            "runs_s": ts,
+        }
+        for side, ts in times.items()
+    }
     row["grue_over_transformers_tokens_per_s"] = row["grue"]["tokens_per_s"] / row["transformers"]["tokens_per_s"]
     row["parameters"] = sum(p.numel() for p in model.parameters())
     return row
@@ -120,16 +161,31 @@ def main() -> int:
     for i, c in enumerate(["model", "params", "grue tok/s", "transformers tok/s", "grue / transformers"]):
         table.add_column(c, justify="left" if i == 0 else "right")
     for m, r in rows.items():
-        table.add_row(m, f"{r['parameters'] / 1e6:.0f}M", f"{r['grue']['tokens_per_s']:.1f}",
-                      f"{r['transformers']['tokens_per_s']:.1f}", f"{r['grue_over_transformers_tokens_per_s']:.2f}x")
+        table.add_row(
+            m,
+            f"{r['parameters'] / 1e6:.0f}M",
+            f"{r['grue']['tokens_per_s']:.1f}",
+            f"{r['transformers']['tokens_per_s']:.1f}",
+            f"{r['grue_over_transformers_tokens_per_s']:.2f}x",
+        )
     Console(width=max(Console().width, 90)).print(table)
     data = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "grue": grue.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
-        "python": platform.python_version(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "grue": grue.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
-        "settings": {"batch": BATCH, "prompt_tokens": PROMPT_TOKENS, "new_tokens": NEW_TOKENS, "top_k": TOP_K,
-                     "temperature": 1.0, "repeats": args.repeats},
+        "settings": {
+            "batch": BATCH,
+            "prompt_tokens": PROMPT_TOKENS,
+            "new_tokens": NEW_TOKENS,
+            "top_k": TOP_K,
+            "temperature": 1.0,
+            "repeats": args.repeats,
+        },
         "models": rows,
     }
     write_json(Path(args.out), data, announce=True)

@@ -41,8 +41,17 @@ PRECISIONS = ("fp32", "bf16")
 
 def gpt2_config(shape: str, **extra) -> transformers.GPT2Config:
     vocab, width, layers, heads = SHAPES[shape]
-    return transformers.GPT2Config(vocab_size=vocab, n_positions=1024, n_embd=width, n_layer=layers, n_head=heads,
-                                   bos_token_id=1, eos_token_id=1, pad_token_id=0, **extra)
+    return transformers.GPT2Config(
+        vocab_size=vocab,
+        n_positions=1024,
+        n_embd=width,
+        n_layer=layers,
+        n_head=heads,
+        bos_token_id=1,
+        eos_token_id=1,
+        pad_token_id=0,
+        **extra,
+    )
 
 
 def random_policy(shape: str) -> torch.nn.Module:
@@ -60,6 +69,7 @@ def prompt_ids(tokenizer) -> list[list[int]]:
 
 
 # --- installing TRL into its own folder ---------------------------------------------------------------------------
+
 
 def missing_requirements(dist_dir: Path) -> list[str]:
     """TRL's unconditional requirements (its METADATA) that this environment lacks or has at a rejected version."""
@@ -98,6 +108,7 @@ def ensure_trl(install: bool) -> None:
 
 # --- grue's side ---------------------------------------------------------------------------------------------------
 
+
 def grue_session(shape: str, precision: str, iterations: int):
     """A PPO Session as start_session builds one, from an in-memory config and the random policy (no run directory)."""
     import accelerate
@@ -114,10 +125,25 @@ def grue_session(shape: str, precision: str, iterations: int):
     mp = {"fp32": "no", "bf16": "bf16"}[precision]
     run = RunConfig(task="imdb", algo="ppo", model="tiny-gpt2", reward="lexicon", seed=SEED, mixed_precision=mp)
     # TRL samples from the whole vocabulary (top_k 0, top_p 1) and never stops early here: no stop token.
-    gen = GenerationConfig(max_prompt_tokens=PROMPT_TOKENS, min_new_tokens=NEW_TOKENS, max_new_tokens=NEW_TOKENS,
-                           do_sample=True, top_k=0, top_p=1.0, temperature=1.0)
-    algo = ppo.PPOConfig(iterations=iterations + 1, batch_unit="completions", rollout_size=BATCH,
-                         rollout_batch_size=BATCH, minibatch_size=BATCH, epochs=1, critic="separate", lr=LR)
+    gen = GenerationConfig(
+        max_prompt_tokens=PROMPT_TOKENS,
+        min_new_tokens=NEW_TOKENS,
+        max_new_tokens=NEW_TOKENS,
+        do_sample=True,
+        top_k=0,
+        top_p=1.0,
+        temperature=1.0,
+    )
+    algo = ppo.PPOConfig(
+        iterations=iterations + 1,
+        batch_unit="completions",
+        rollout_size=BATCH,
+        rollout_batch_size=BATCH,
+        minibatch_size=BATCH,
+        epochs=1,
+        critic="separate",
+        lr=LR,
+    )
     acc = accelerate.Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mp)
     tokenizer = load_tokenizer("tiny-gpt2")
     policy = speed_up(random_policy(shape))  # what load_policy does to every model grue loads
@@ -133,8 +159,22 @@ def grue_session(shape: str, precision: str, iterations: int):
     shuffle_rng = torch.Generator().manual_seed(SEED)
     reward_name, reward_fn = resolve_reward(run.reward)
     policy, critic, optimizer = acc.prepare(policy, critic, optimizer)
-    return Session(Config(run, gen, algo), acc, Path(tempfile.gettempdir()), tokenizer, policy, ref, critic, optimizer,
-                   examples, stream, reward_name, reward_fn, sample_rng, shuffle_rng)
+    return Session(
+        Config(run, gen, algo),
+        acc,
+        Path(tempfile.gettempdir()),
+        tokenizer,
+        policy,
+        ref,
+        critic,
+        optimizer,
+        examples,
+        stream,
+        reward_name,
+        reward_fn,
+        sample_rng,
+        shuffle_rng,
+    )
 
 
 def run_grue(shape: str, precision: str, iterations: int) -> list[dict]:
@@ -174,12 +214,22 @@ def grue_iterations(s, iterations: int, timer: TimedGenerate, sync) -> list[dict
         sync()
         t2 = time.perf_counter()
         assert b.rollout.response_ids.shape == (BATCH, NEW_TOKENS), tuple(b.rollout.response_ids.shape)
-        runs.append({"iteration_s": t2 - t0, "rollout_s": t1 - t0, "generate_s": timer.seconds, "update_s": t2 - t1,
-                     "generated_tokens": timer.tokens, "rollout_peak_mb": rollout_mb, "update_peak_mb": phase_peak_mb()})
+        runs.append(
+            {
+                "iteration_s": t2 - t0,
+                "rollout_s": t1 - t0,
+                "generate_s": timer.seconds,
+                "update_s": t2 - t1,
+                "generated_tokens": timer.tokens,
+                "rollout_peak_mb": rollout_mb,
+                "update_peak_mb": phase_peak_mb(),
+            }
+        )
     return runs
 
 
 # --- TRL's side ----------------------------------------------------------------------------------------------------
+
 
 def run_trl(shape: str, precision: str, iterations: int) -> list[dict]:
     """TRL's own PPOTrainer.train() for 1 + ``iterations`` iterations; phases timed by wrapping the module functions it
@@ -198,18 +248,46 @@ def run_trl(shape: str, precision: str, iterations: int) -> list[dict]:
     torch.manual_seed(SEED + 1)
     value_model = transformers.GPT2ForSequenceClassification(gpt2_config(shape, num_labels=1))
     width, layers, heads = REWARD_SHAPE
-    reward_model = transformers.GPT2ForSequenceClassification(transformers.GPT2Config(
-        vocab_size=SHAPES[shape][0], n_positions=1024, n_embd=width, n_layer=layers, n_head=heads,
-        bos_token_id=1, eos_token_id=1, pad_token_id=0, num_labels=1))
+    reward_model = transformers.GPT2ForSequenceClassification(
+        transformers.GPT2Config(
+            vocab_size=SHAPES[shape][0],
+            n_positions=1024,
+            n_embd=width,
+            n_layer=layers,
+            n_head=heads,
+            bos_token_id=1,
+            eos_token_id=1,
+            pad_token_id=0,
+            num_labels=1,
+        )
+    )
     data = datasets.Dataset.from_dict({"input_ids": prompt_ids(tokenizer)})
     out = tempfile.mkdtemp(prefix="bench-trl-")
     args = PPOConfig(
-        output_dir=out, per_device_train_batch_size=BATCH, gradient_accumulation_steps=1, num_mini_batches=1,
-        num_ppo_epochs=1, local_rollout_forward_batch_size=BATCH, response_length=NEW_TOKENS, temperature=1.0,
-        total_episodes=BATCH * (iterations + 1), learning_rate=LR, kl_coef=0.1, vf_coef=0.5, seed=SEED,
-        bf16=precision == "bf16", fp16=False, gradient_checkpointing=False, report_to="none", save_strategy="no",
-        num_sample_generations=0, logging_steps=1, disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
-        stop_token=None, dataloader_num_workers=0,
+        output_dir=out,
+        per_device_train_batch_size=BATCH,
+        gradient_accumulation_steps=1,
+        num_mini_batches=1,
+        num_ppo_epochs=1,
+        local_rollout_forward_batch_size=BATCH,
+        response_length=NEW_TOKENS,
+        temperature=1.0,
+        total_episodes=BATCH * (iterations + 1),
+        learning_rate=LR,
+        kl_coef=0.1,
+        vf_coef=0.5,
+        seed=SEED,
+        bf16=precision == "bf16",
+        fp16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        save_strategy="no",
+        num_sample_generations=0,
+        logging_steps=1,
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        stop_token=None,
+        dataloader_num_workers=0,
     )
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     marks: dict = {"update_start": None, "generate_s": 0.0, "tokens": 0, "ends": [], "rollout_mb": None}
@@ -239,26 +317,53 @@ def run_trl(shape: str, precision: str, iterations: int) -> list[dict]:
 
         def on_step_end(self, *a, **k):
             sync()
-            marks["ends"].append((time.perf_counter(), marks["update_start"], marks["generate_s"], marks["tokens"],
-                                  marks["rollout_mb"], phase_peak_mb()))
+            marks["ends"].append(
+                (
+                    time.perf_counter(),
+                    marks["update_start"],
+                    marks["generate_s"],
+                    marks["tokens"],
+                    marks["rollout_mb"],
+                    phase_peak_mb(),
+                )
+            )
             marks.update(update_start=None, generate_s=0.0, tokens=0)
             start_phase()
 
     orig_generation, orig_forward = mod.batch_generation, mod.forward
     mod.batch_generation, mod.forward = timed_generation, timed_forward
-    trainer = PPOTrainer(args=args, processing_class=tokenizer, model=policy, ref_model=ref, reward_model=reward_model,
-                         value_model=value_model, train_dataset=data, eval_dataset=data, callbacks=[Clock()])
+    trainer = PPOTrainer(
+        args=args,
+        processing_class=tokenizer,
+        model=policy,
+        ref_model=ref,
+        reward_model=reward_model,
+        value_model=value_model,
+        train_dataset=data,
+        eval_dataset=data,
+        callbacks=[Clock()],
+    )
     try:
         trainer.train()
     finally:
         mod.batch_generation, mod.forward = orig_generation, orig_forward
     e = marks["ends"]
-    return [{"iteration_s": e[i][0] - e[i - 1][0], "rollout_s": e[i][1] - e[i - 1][0], "generate_s": e[i][2],
-             "update_s": e[i][0] - e[i][1], "generated_tokens": e[i][3], "rollout_peak_mb": e[i][4],
-             "update_peak_mb": e[i][5]} for i in range(1, len(e))]
+    return [
+        {
+            "iteration_s": e[i][0] - e[i - 1][0],
+            "rollout_s": e[i][1] - e[i - 1][0],
+            "generate_s": e[i][2],
+            "update_s": e[i][0] - e[i][1],
+            "generated_tokens": e[i][3],
+            "rollout_peak_mb": e[i][4],
+            "update_peak_mb": e[i][5],
+        }
+        for i in range(1, len(e))
+    ]
 
 
 # --- one subprocess, then the whole comparison ---------------------------------------------------------------------
+
 
 def run_one(side: str, shape: str, precision: str, iterations: int) -> dict:
     torch.manual_seed(SEED)
@@ -267,29 +372,56 @@ def run_one(side: str, shape: str, precision: str, iterations: int) -> dict:
     timed = runs[1:]  # the first is the warm-up
     med = lambda k: statistics.median(x[k] for x in timed)
     peak, src = peak_memory_mb()
-    return {"side": side, "precision": precision, "shape": shape, "seconds_per_iteration": med("iteration_s"),
-            "rollout_seconds": med("rollout_s"), "generate_seconds": med("generate_s"), "update_seconds": med("update_s"),
-            "generated_tokens": med("generated_tokens"), "peak_memory_mb": peak, "peak_memory_source": src,
-            "rollout_peak_mb": max((x["rollout_peak_mb"] or 0) for x in timed) or None,
-            "update_peak_mb": max((x["update_peak_mb"] or 0) for x in timed) or None,
-            "load_average_1m": {"before": load, "after": os.getloadavg()[0]}, "torch_threads": torch.get_num_threads(),
-            "per_iteration": runs}
+    return {
+        "side": side,
+        "precision": precision,
+        "shape": shape,
+        "seconds_per_iteration": med("iteration_s"),
+        "rollout_seconds": med("rollout_s"),
+        "generate_seconds": med("generate_s"),
+        "update_seconds": med("update_s"),
+        "generated_tokens": med("generated_tokens"),
+        "peak_memory_mb": peak,
+        "peak_memory_source": src,
+        "rollout_peak_mb": max((x["rollout_peak_mb"] or 0) for x in timed) or None,
+        "update_peak_mb": max((x["update_peak_mb"] or 0) for x in timed) or None,
+        "load_average_1m": {"before": load, "after": os.getloadavg()[0]},
+        "torch_threads": torch.get_num_threads(),
+        "per_iteration": runs,
+    }
 
 
 def child(side: str, shape: str, precision: str, iterations: int) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--one", f"{side}:{precision}", "--shape", shape,
-           "--iterations", str(iterations)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--one",
+        f"{side}:{precision}",
+        "--shape",
+        shape,
+        "--iterations",
+        str(iterations),
+    ]
     print(f"[{side} {precision} {shape}] ...", file=sys.stderr, flush=True)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TRL_EXPERIMENTAL_SILENCE="1",
-               PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TRL_EXPERIMENTAL_SILENCE="1",
+        PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
+    )
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = proc.stderr.strip().splitlines()[-1:] or [""]
         return {"side": side, "precision": precision, "error": f"exit {proc.returncode}: {tail[0][:300]}"}
     r = json.loads(lines[-1])
-    print(f"[{side} {precision} {shape}] {r['seconds_per_iteration']:.2f} s/iteration, "
-          f"peak {r['peak_memory_mb']:.0f} MiB", file=sys.stderr, flush=True)
+    print(
+        f"[{side} {precision} {shape}] {r['seconds_per_iteration']:.2f} s/iteration, "
+        f"peak {r['peak_memory_mb']:.0f} MiB",
+        file=sys.stderr,
+        flush=True,
+    )
     return r
 
 
@@ -300,9 +432,18 @@ def summarise(runs: list[dict], precisions: list[str]) -> dict:
         for side in ("grue", "trl"):
             ok = [r for r in runs if r["side"] == side and r["precision"] == prec and "error" not in r]
             if ok:
-                rows[f"{side}-{prec}"] = {k: statistics.median(r[k] or 0 for r in ok) for k in (
-                    "seconds_per_iteration", "rollout_seconds", "generate_seconds", "update_seconds", "peak_memory_mb",
-                    "rollout_peak_mb", "update_peak_mb")}
+                rows[f"{side}-{prec}"] = {
+                    k: statistics.median(r[k] or 0 for r in ok)
+                    for k in (
+                        "seconds_per_iteration",
+                        "rollout_seconds",
+                        "generate_seconds",
+                        "update_seconds",
+                        "peak_memory_mb",
+                        "rollout_peak_mb",
+                        "update_peak_mb",
+                    )
+                }
     ratios = {}
     for prec in precisions:
         g, t = rows.get(f"grue-{prec}"), rows.get(f"trl-{prec}")
@@ -311,7 +452,8 @@ def summarise(runs: list[dict], precisions: list[str]) -> dict:
             ratios[f"{prec}_peak_memory"] = g["peak_memory_mb"] / t["peak_memory_mb"]
     if "grue-bf16" in rows and "trl-fp32" in rows:
         ratios["grue_bf16_over_trl_fp32_seconds_per_iteration"] = (
-            rows["grue-bf16"]["seconds_per_iteration"] / rows["trl-fp32"]["seconds_per_iteration"])
+            rows["grue-bf16"]["seconds_per_iteration"] / rows["trl-fp32"]["seconds_per_iteration"]
+        )
     return {"rows": rows, "ratios": ratios}
 
 
@@ -320,12 +462,19 @@ def show(summary: dict) -> None:
     from rich.table import Table
 
     table = Table(title="grue vs TRL 1.12 PPO (median per iteration, median over repeats)")
-    for i, c in enumerate(["run", "s/iter", "rollout s", "generate s", "update s", "peak MiB", "rollout peak", "update peak"]):
+    for i, c in enumerate(
+        ["run", "s/iter", "rollout s", "generate s", "update s", "peak MiB", "rollout peak", "update peak"]
+    ):
         table.add_column(c, justify="left" if i == 0 else "right")
     for name, r in summary["rows"].items():
-        table.add_row(name, *(f"{r[k]:.2f}" for k in ("seconds_per_iteration", "rollout_seconds", "generate_seconds",
-                                                     "update_seconds")),
-                      *(f"{r[k]:.0f}" for k in ("peak_memory_mb", "rollout_peak_mb", "update_peak_mb")))
+        table.add_row(
+            name,
+            *(
+                f"{r[k]:.2f}"
+                for k in ("seconds_per_iteration", "rollout_seconds", "generate_seconds", "update_seconds")
+            ),
+            *(f"{r[k]:.0f}" for k in ("peak_memory_mb", "rollout_peak_mb", "update_peak_mb")),
+        )
     Console(width=max(Console().width, 100)).print(table)
     for k, v in summary["ratios"].items():
         print(f"grue/TRL {k}: {v:.2f}")
@@ -357,22 +506,44 @@ def main() -> int:
     load_before = os.getloadavg()
     if load_before[0] > 0.5:
         print(f"warning: load average {load_before[0]:.1f}: other processes will skew the timings", file=sys.stderr)
-    runs = [child(side, args.shape, prec, args.iterations)
-            for prec in precisions for _ in range(args.repeats) for side in sides]
+    runs = [
+        child(side, args.shape, prec, args.iterations)
+        for prec in precisions
+        for _ in range(args.repeats)
+        for side in sides
+    ]
     summary = summarise(runs, precisions)
     import grue
 
     data = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "grue": grue.__version__,
-        "trl": TRL_VERSION if "trl" in sides else None, "torch": torch.__version__,
-        "transformers": transformers.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
-        "cuda": torch.cuda.is_available(), "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
-        "workload": {"shape": args.shape, "vocab_width_layers_heads": SHAPES[args.shape], "batch": BATCH,
-                     "prompt_tokens": PROMPT_TOKENS, "new_tokens": NEW_TOKENS, "epochs": 1, "minibatches": 1,
-                     "critic": "separate", "sampling": "whole vocabulary, temperature 1", "lr": LR,
-                     "trl_reward_model": f"random GPT-2 classifier {REWARD_SHAPE}", "grue_reward": "lexicon",
-                     "warmup_iterations": 1, "timed_iterations": args.iterations, "repeats": args.repeats},
-        **summary, "runs": runs,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "grue": grue.__version__,
+        "trl": TRL_VERSION if "trl" in sides else None,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cuda": torch.cuda.is_available(),
+        "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
+        "workload": {
+            "shape": args.shape,
+            "vocab_width_layers_heads": SHAPES[args.shape],
+            "batch": BATCH,
+            "prompt_tokens": PROMPT_TOKENS,
+            "new_tokens": NEW_TOKENS,
+            "epochs": 1,
+            "minibatches": 1,
+            "critic": "separate",
+            "sampling": "whole vocabulary, temperature 1",
+            "lr": LR,
+            "trl_reward_model": f"random GPT-2 classifier {REWARD_SHAPE}",
+            "grue_reward": "lexicon",
+            "warmup_iterations": 1,
+            "timed_iterations": args.iterations,
+            "repeats": args.repeats,
+        },
+        **summary,
+        "runs": runs,
     }
     show(summary)
     write_json(Path(args.out), data, announce=True)

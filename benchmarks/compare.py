@@ -40,10 +40,30 @@ def label(algo: str, precision: str) -> str:
     return algo if precision == "no" else f"{algo} ({precision})"
 
 
-def run(algo: str, extra: list[str], seed: int, iterations: int, out: Path, threads: int, precision: str = "no") -> list[dict]:
-    cmd = [sys.executable, "-m", "grue_cli.main", "train", "imdb", "--algo", algo, "--preset", "smoke", "--quiet",
-           "--seed", str(seed), "--iterations", str(iterations), "--output-dir", str(out),
-           "--set", f"run.mixed_precision={precision}", *extra]
+def run(
+    algo: str, extra: list[str], seed: int, iterations: int, out: Path, threads: int, precision: str = "no"
+) -> list[dict]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "grue_cli.main",
+        "train",
+        "imdb",
+        "--algo",
+        algo,
+        "--preset",
+        "smoke",
+        "--quiet",
+        "--seed",
+        str(seed),
+        "--iterations",
+        str(iterations),
+        "--output-dir",
+        str(out),
+        "--set",
+        f"run.mixed_precision={precision}",
+        *extra,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}  # torch's intra-op threads: the cores / --jobs
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode:
@@ -60,24 +80,48 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    ap.add_argument("--precisions", nargs="+", default=["no"], choices=PRECISIONS,
-                    help="run.mixed_precision of every run; several: each algorithm in each, compared with fp32's curve")
+    ap.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["no"],
+        choices=PRECISIONS,
+        help="run.mixed_precision of every run; several: each algorithm in each, compared with fp32's curve",
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--iterations", type=int, default=20)
-    ap.add_argument("--jobs", type=int, default=1, help="runs at once, each with cores/jobs threads (tiny models "
-                    "use one thread better than two: 2 jobs of 1 thread finish sooner on 2 cores)")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs at once, each with cores/jobs threads (tiny models "
+        "use one thread better than two: 2 jobs of 1 thread finish sooner on 2 cores)",
+    )
     ap.add_argument("--out", default="benchmarks/results/compare")
     args = ap.parse_args()
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     curves: dict = {}
-    summary: dict = {"algos": args.algos, "seeds": args.seeds, "iterations": args.iterations, "jobs": args.jobs, "threads_per_run": threads, "data": os.environ.get("GRUE_DATA_DIR") or "built-in", "results": {}}
+    summary: dict = {
+        "algos": args.algos,
+        "seeds": args.seeds,
+        "iterations": args.iterations,
+        "jobs": args.jobs,
+        "threads_per_run": threads,
+        "data": os.environ.get("GRUE_DATA_DIR") or "built-in",
+        "results": {},
+    }
     summary["precisions"] = args.precisions
     variants = [label(a, p) for a in args.algos for p in args.precisions]
-    jobs = [(setting, algo, prec, seed) for setting in args.settings for algo in args.algos for prec in args.precisions
-            for seed in args.seeds]
+    jobs = [
+        (setting, algo, prec, seed)
+        for setting in args.settings
+        for algo in args.algos
+        for prec in args.precisions
+        for seed in args.seeds
+    ]
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
+
         def one(job: tuple[str, str, str, int]) -> list[dict]:
             setting, algo, prec, seed = job
             print(f"{setting} {label(algo, prec)} seed {seed} ...", flush=True)
@@ -91,28 +135,42 @@ def main() -> None:
                 finals = [statistics.fmean(r["reward/mean"] for r in rs[-n:]) for rs in rows]
                 firsts = [statistics.fmean(r["reward/mean"] for r in rs[:n]) for rs in rows]
                 summary["results"].setdefault(setting, {})[label(algo, prec)] = {
-                    "final_reward_mean": statistics.fmean(finals), "final_reward_std": statistics.pstdev(finals),
-                    "first_reward_mean": statistics.fmean(firsts), "per_seed_final": finals,
+                    "final_reward_mean": statistics.fmean(finals),
+                    "final_reward_std": statistics.pstdev(finals),
+                    "first_reward_mean": statistics.fmean(firsts),
+                    "per_seed_final": finals,
                     "final_kl_mean": statistics.fmean(rs[-1]["kl/mean"] for rs in rows),
                     "seconds_per_iteration": statistics.fmean(
-                        statistics.fmean(r["time/rollout_s"] + r["time/update_s"] for r in rs) for rs in rows),
+                        statistics.fmean(r["time/rollout_s"] + r["time/update_s"] for r in rs) for rs in rows
+                    ),
                 }
                 curves[(setting, label(algo, prec))] = rows
     if len(args.precisions) > 1 and "no" in args.precisions:
-        summary["precision_check"] = {s: {label(a, p): precision_check(curves[(s, a)], curves[(s, label(a, p))])
-                                          for a in args.algos for p in args.precisions if p != "no"} for s in args.settings}
+        summary["precision_check"] = {
+            s: {
+                label(a, p): precision_check(curves[(s, a)], curves[(s, label(a, p))])
+                for a in args.algos
+                for p in args.precisions
+                if p != "no"
+            }
+            for s in args.settings
+        }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     plot(curves, args.settings, variants, out / "reward_kl.png")
     for setting, res in summary["results"].items():
         for algo, r in res.items():
-            print(f"{setting:20s} {algo:5s} final reward {r['final_reward_mean']:.3f} ± {r['final_reward_std']:.3f} "
-                  f"(first {r['first_reward_mean']:.3f}), final KL {r['final_kl_mean']:.3f}, "
-                  f"{r['seconds_per_iteration']:.2f} s/iteration")
+            print(
+                f"{setting:20s} {algo:5s} final reward {r['final_reward_mean']:.3f} ± {r['final_reward_std']:.3f} "
+                f"(first {r['first_reward_mean']:.3f}), final KL {r['final_kl_mean']:.3f}, "
+                f"{r['seconds_per_iteration']:.2f} s/iteration"
+            )
     for setting, checks in summary.get("precision_check", {}).items():
         for name, c in checks.items():
-            print(f"{setting:20s} {name}: reward curve differs from fp32's by {c['mean_abs_curve_difference']:.4f} per "
-                  f"iteration on average; the seeds' spread is {c['mean_seed_std']:.4f}: "
-                  f"{'within' if c['within_seed_noise'] else 'OUTSIDE'} seed noise")
+            print(
+                f"{setting:20s} {name}: reward curve differs from fp32's by {c['mean_abs_curve_difference']:.4f} per "
+                f"iteration on average; the seeds' spread is {c['mean_seed_std']:.4f}: "
+                f"{'within' if c['within_seed_noise'] else 'OUTSIDE'} seed noise"
+            )
     print(f"wrote {out / 'summary.json'} and {out / 'reward_kl.png'}")
 
 
@@ -124,9 +182,13 @@ def precision_check(base: list[list[dict]], other: list[list[dict]], key: str = 
     diff = statistics.fmean(abs(a - b) for a, b in zip(m0, m1))
     spread = statistics.fmean(max(a, b) for a, b in zip(s0, s1))
     n = max(1, len(m0) // 5)
-    return {"mean_abs_curve_difference": diff, "mean_seed_std": spread, "within_seed_noise": diff <= spread,
-            "final_reward_difference": statistics.fmean(m1[-n:]) - statistics.fmean(m0[-n:]),
-            "max_abs_kl_difference": max(abs(a - b) for a, b in zip(band(base, "kl/mean")[0], band(other, "kl/mean")[0]))}
+    return {
+        "mean_abs_curve_difference": diff,
+        "mean_seed_std": spread,
+        "within_seed_noise": diff <= spread,
+        "final_reward_difference": statistics.fmean(m1[-n:]) - statistics.fmean(m0[-n:]),
+        "max_abs_kl_difference": max(abs(a - b) for a, b in zip(band(base, "kl/mean")[0], band(other, "kl/mean")[0])),
+    }
 
 
 def plot(curves: dict, settings: list[str], algos: list[str], path: Path) -> None:
@@ -137,7 +199,9 @@ def plot(curves: dict, settings: list[str], algos: list[str], path: Path) -> Non
 
     fig, axes = plt.subplots(2, len(settings), figsize=(6 * len(settings), 7), squeeze=False)
     for col, setting in enumerate(settings):
-        for row, (key, title) in enumerate((("reward/mean", "reward (mean over samples)"), ("kl/mean", "KL per token"))):
+        for row, (key, title) in enumerate(
+            (("reward/mean", "reward (mean over samples)"), ("kl/mean", "KL per token"))
+        ):
             ax = axes[row][col]
             for algo in algos:
                 mean, std = band(curves[(setting, algo)], key)

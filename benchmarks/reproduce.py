@@ -31,8 +31,12 @@ ROWS = {  # paper row -> (algorithm, first stage, extra --set items, the paper's
     "PPO": ("ppo", None, [], "arxiv-v2-table-05--3-ppo--target-kl-0-5.json"),
     "NLPO": ("nlpo", None, ["nlpo.mask_refresh=paper"], "arxiv-v2-table-05--4-nlpo--target-kl-1-0.json"),
     "Supervised+PPO": ("ppo", "supervised", [], "arxiv-v2-table-05--5-supervised-ppo--target-kl-0-5.json"),
-    "Supervised+NLPO": ("nlpo", "supervised", ["nlpo.mask_refresh=paper"],
-                        "arxiv-v2-table-05--6-supervised-nlpo--target-kl-1-0.json"),
+    "Supervised+NLPO": (
+        "nlpo",
+        "supervised",
+        ["nlpo.mask_refresh=paper"],
+        "arxiv-v2-table-05--6-supervised-nlpo--target-kl-1-0.json",
+    ),
 }
 
 
@@ -45,8 +49,16 @@ def compare(ours: dict[str, list[float]], paper: dict[str, dict]) -> list[dict]:
         mean = math.fsum(values) / len(values) if values else None
         std = reported.get("std")
         flag = None if mean is None or std is None else abs(mean - reported["value"]) > 2 * std
-        out.append({"metric": name, "ours": mean, "seeds": len(values), "paper": reported["value"], "paper_std": std,
-                    "flag": flag})
+        out.append(
+            {
+                "metric": name,
+                "ours": mean,
+                "seeds": len(values),
+                "paper": reported["value"],
+                "paper_std": std,
+                "flag": flag,
+            }
+        )
     return out
 
 
@@ -69,7 +81,9 @@ def run_row(row: str, seeds: int, out: Path, launcher: str, jobs: int) -> list[P
     from grue.benchmark.plan import Options
     from grue.benchmark.run import run_benchmark
 
-    options = Options(algo=algo, name=f"reproduce-imdb-{slug}", tasks=["imdb"], seeds=seeds, sets=sets, init_from_algo=first)
+    options = Options(
+        algo=algo, name=f"reproduce-imdb-{slug}", tasks=["imdb"], seeds=seeds, sets=sets, init_from_algo=first
+    )
     if run_benchmark(options, Launch(launcher=launcher, jobs=jobs), out / slug, out / "work" / slug):
         raise SystemExit(f"reproduce: row {row} has failed cells; see `grue benchmark status {out / 'work' / slug}`")
     return [out / slug / "imdb" / f"seed{s}" / "results.json" for s in range(seeds)]
@@ -87,15 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in rows if r not in ROWS]
     if unknown or args.seeds < 1:
-        print(f"reproduce: --rows accepts {', '.join(ROWS)} and --seeds at least 1; got {args.rows!r}, {args.seeds}",
-              file=sys.stderr)
+        print(
+            f"reproduce: --rows accepts {', '.join(ROWS)} and --seeds at least 1; got {args.rows!r}, {args.seeds}",
+            file=sys.stderr,
+        )
         return 2
     from grue.hub import offline_reason
 
     reason = offline_reason()
     if reason is not None:
-        print(f"reproduce: the paper's IMDB rows need the Hugging Face Hub (the start model, the imdb dataset, the "
-              f"sentiment classifier), and {reason}; run it where the Hub can be reached", file=sys.stderr)
+        print(
+            f"reproduce: the paper's IMDB rows need the Hugging Face Hub (the start model, the imdb dataset, the "
+            f"sentiment classifier), and {reason}; run it where the Hub can be reached",
+            file=sys.stderr,
+        )
         return 2
     from grue.results import load_results
 

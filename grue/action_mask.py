@@ -45,8 +45,10 @@ def load_mask(cfg: Config, checkpoint: str, tokenizer, device) -> MaskSettings |
         return None
     file = Path(checkpoint) / "trainer" / f"{MASK_MODULE}.safetensors"
     if not file.is_file():
-        raise GrueError(f"{checkpoint}: an NLPO checkpoint without its masking policy ({file} is missing); "
-                        "evaluate without the action mask with --set eval.action_mask=false")
+        raise GrueError(
+            f"{checkpoint}: an NLPO checkpoint without its masking policy ({file} is missing); "
+            "evaluate without the action mask with --set eval.action_mask=false"
+        )
     if is_adapter_dir(checkpoint):  # a LoRA run: the base with the masking policy's adapter snapshot merged in
         model = load_adapted(checkpoint, trust_remote_code=cfg.run.trust_remote_code, own=MASK_MODULE)
     else:

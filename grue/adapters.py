@@ -34,7 +34,9 @@ def require_peft():
     try:
         import peft
     except ImportError:
-        raise GrueError("run.lora_rank > 0 needs the peft package: pip install 'grue[lora]' (or pip install peft)") from None
+        raise GrueError(
+            "run.lora_rank > 0 needs the peft package: pip install 'grue[lora]' (or pip install peft)"
+        ) from None
     return peft
 
 
@@ -50,8 +52,10 @@ def check_lora(run, trains_with_dropout: bool) -> None:
     if not 0.0 <= run.lora_dropout < 1.0:
         raise GrueError(f"run.lora_dropout must be in [0, 1), got {run.lora_dropout}")
     if run.lora_dropout > 0 and not trains_with_dropout:
-        raise GrueError("run.lora_dropout applies only where the model trains with dropout (supervised.dropout=true); "
-                        "RL policies run without dropout, so leave it at 0")
+        raise GrueError(
+            "run.lora_dropout applies only where the model trains with dropout (supervised.dropout=true); "
+            "RL policies run without dropout, so leave it at 0"
+        )
 
 
 def target_modules(text: str) -> list[str] | str | None:
@@ -82,13 +86,19 @@ def add_lora(base: torch.nn.Module, run, checkpoint: Path | None = None):
             wrapped = peft.PeftModel.from_pretrained(base, str(checkpoint), is_trainable=True)
         else:
             seq2seq = bool(getattr(base.config, "is_encoder_decoder", False))
-            config = peft.LoraConfig(r=run.lora_rank, lora_alpha=run.lora_alpha, lora_dropout=run.lora_dropout,
-                                     target_modules=target_modules(run.lora_target_modules),
-                                     task_type="SEQ_2_SEQ_LM" if seq2seq else "CAUSAL_LM")
+            config = peft.LoraConfig(
+                r=run.lora_rank,
+                lora_alpha=run.lora_alpha,
+                lora_dropout=run.lora_dropout,
+                target_modules=target_modules(run.lora_target_modules),
+                task_type="SEQ_2_SEQ_LM" if seq2seq else "CAUSAL_LM",
+            )
             try:
                 wrapped = peft.get_peft_model(base, config)
             except ValueError as e:
-                raise GrueError(f"run.lora_target_modules={run.lora_target_modules!r}: {str(e).splitlines()[0]}") from None
+                raise GrueError(
+                    f"run.lora_target_modules={run.lora_target_modules!r}: {str(e).splitlines()[0]}"
+                ) from None
     wrapped.peft_config["default"].base_model_name_or_path = base_name(run.model)
     return wrapped.get_base_model(), wrapped
 
@@ -138,7 +148,9 @@ def load_own(path: Path, module: torch.nn.Module, shared: set[int]) -> None:
 
 
 def is_adapter_dir(path: str | Path) -> bool:
-    return os.path.isfile(os.path.join(str(path), ADAPTER_CONFIG)) and not os.path.isfile(os.path.join(str(path), "config.json"))
+    return os.path.isfile(os.path.join(str(path), ADAPTER_CONFIG)) and not os.path.isfile(
+        os.path.join(str(path), "config.json")
+    )
 
 
 def base_model_of(path: str | Path) -> str:
@@ -156,7 +168,13 @@ def merge_into(base: torch.nn.Module, path: str | Path, own: str | None = None) 
     base.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        wrapped = peft.PeftModel.from_pretrained(base, str(path), is_trainable=own is not None)  # trainable: own tensors
+        wrapped = peft.PeftModel.from_pretrained(
+            base, str(path), is_trainable=own is not None
+        )  # trainable: own tensors
     if own is not None:
-        load_own(Path(path) / "trainer" / f"{own}.safetensors", wrapped.get_base_model(), frozen_ids(wrapped.get_base_model()))
+        load_own(
+            Path(path) / "trainer" / f"{own}.safetensors",
+            wrapped.get_base_model(),
+            frozen_ids(wrapped.get_base_model()),
+        )
     return wrapped.merge_and_unload()

@@ -54,9 +54,7 @@ def last_token_index(mask: torch.Tensor) -> torch.Tensor:
     return (mask.sum(-1).long() - 1).clamp(min=0)
 
 
-def kl_penalized_rewards(
-    scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float
-) -> torch.Tensor:
+def kl_penalized_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float) -> torch.Tensor:
     """Per-token rewards ``r_t = -kl_coef * KL_t``, plus the sequence score at its last token.
 
     scores (B,), kl (B,T) per-token KL estimates, mask (B,T) -> rewards (B,T), 0 on padding.
@@ -68,7 +66,11 @@ def kl_penalized_rewards(
 
 
 def gae(
-    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float,
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    gamma: float,
+    lam: float,
     bootstrap: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation over one response per row.

@@ -16,11 +16,24 @@ def _sets(overrides: dict[str, Any] | None) -> list[str]:
     return [f"{key}={json.dumps(value)}" for key, value in (overrides or {}).items()]
 
 
-def train(task: str, algo: str | None = None, model: str | None = None, preset: str | None = None,
-          reward: str | Callable | None = None, overrides: dict[str, Any] | None = None,
-          output_dir: str | None = None, show: bool = False, *, resume: str | bool | None = None,
-          init_from: str | None = None, iterations: int | None = None, seed: int | None = None,
-          data_dir: str | None = None, config_file: str | None = None, report_to: str | None = None) -> dict:
+def train(
+    task: str,
+    algo: str | None = None,
+    model: str | None = None,
+    preset: str | None = None,
+    reward: str | Callable | None = None,
+    overrides: dict[str, Any] | None = None,
+    output_dir: str | None = None,
+    show: bool = False,
+    *,
+    resume: str | bool | None = None,
+    init_from: str | None = None,
+    iterations: int | None = None,
+    seed: int | None = None,
+    data_dir: str | None = None,
+    config_file: str | None = None,
+    report_to: str | None = None,
+) -> dict:
     """Train ``algo`` (default ppo) on ``task`` (a built-in task's name or a task folder's path) and return the run's
     summary (``run_dir``, ``iterations``, ``reward/first_20pct``, ``reward/last_20pct``, ...), as ``grue train`` does.
 
@@ -40,7 +53,9 @@ def train(task: str, algo: str | None = None, model: str | None = None, preset: 
     with api_spelling():
         if resume is True:
             if not output_dir:
-                raise GrueError("resume=True continues the run in output_dir=; pass output_dir='DIR' (or resume='RUN_DIR')")
+                raise GrueError(
+                    "resume=True continues the run in output_dir=; pass output_dir='DIR' (or resume='RUN_DIR')"
+                )
             finished = finished_summary(output_dir, iterations)
             if finished is not None:
                 return finished
@@ -50,9 +65,21 @@ def train(task: str, algo: str | None = None, model: str | None = None, preset: 
         if callable(reward):
             name = f"{getattr(reward, '__module__', 'python')}:{getattr(reward, '__qualname__', 'reward')}"
         sets = _sets(overrides) + ([f"run.reward={json.dumps(name)}"] if name is not None else [])
-        cfg = training_config(task, algo, model=model, init_from=init_from, preset=preset, config_file=config_file,
-                              sets=sets, iterations=iterations, seed=seed,
-                              data_dir=data_dir, output_dir=output_dir, report_to=report_to, resume=resume)
+        cfg = training_config(
+            task,
+            algo,
+            model=model,
+            init_from=init_from,
+            preset=preset,
+            config_file=config_file,
+            sets=sets,
+            iterations=iterations,
+            seed=seed,
+            data_dir=data_dir,
+            output_dir=output_dir,
+            report_to=report_to,
+            resume=resume,
+        )
         registered = callable(reward) and name not in rewards.REWARDS
         if registered:  # a local function or lambda cannot be imported by name: lend it the name for this run
             rewards.REWARDS[name] = reward
@@ -90,10 +117,23 @@ def finished_summary(run_dir: str, iterations: int | None = None) -> dict | None
     return json.loads((folder / "summary.json").read_text(encoding="utf-8"))
 
 
-def evaluate(checkpoint: str | None = None, task: str | None = None, model: str | None = None, split: str = "test",
-             limit: int | None = None, output_dir: str | None = None, overrides: dict[str, Any] | None = None,
-             data_dir: str | None = None, overwrite: bool = False, show: bool = False, *, batch_size: int | None = None,
-             seed: int | None = None, predictions: str | None = None, model_name: str | None = None):
+def evaluate(
+    checkpoint: str | None = None,
+    task: str | None = None,
+    model: str | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    output_dir: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    data_dir: str | None = None,
+    overwrite: bool = False,
+    show: bool = False,
+    *,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    predictions: str | None = None,
+    model_name: str | None = None,
+):
     """Evaluate a run (``checkpoint``: its directory), a model as it is (``task`` and ``model``), or generations made
     elsewhere (``task``, ``predictions``: a JSONL file with a "generation" per example, and ``model_name``) on
     ``split``, write results.json and samples.jsonl (default: ``RUN/eval/<split>/``) and return the
@@ -105,9 +145,22 @@ def evaluate(checkpoint: str | None = None, task: str | None = None, model: str 
 
     with api_spelling():
         quiet_libraries()
-        _, results = run(checkpoint=checkpoint, task=task, model=model, split=split, limit=limit, output_dir=output_dir,
-                         sets=_sets(overrides), data_dir=data_dir, overwrite=overwrite, show=show, batch_size=batch_size,
-                         seed=seed, predictions=predictions, model_name=model_name)
+        _, results = run(
+            checkpoint=checkpoint,
+            task=task,
+            model=model,
+            split=split,
+            limit=limit,
+            output_dir=output_dir,
+            sets=_sets(overrides),
+            data_dir=data_dir,
+            overwrite=overwrite,
+            show=show,
+            batch_size=batch_size,
+            seed=seed,
+            predictions=predictions,
+            model_name=model_name,
+        )
     return results
 
 

@@ -72,8 +72,10 @@ def save(run_dir: Path, policy, tokenizer, modules: dict[str, torch.nn.Module], 
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         step = f" of iteration {state['iteration']}" if "iteration" in state else ""
-        raise GrueError(f"could not write the checkpoint{step} in {run_dir}: {e}; the previous checkpoint is intact "
-                        f"(free some space, then --resume {run_dir})") from e
+        raise GrueError(
+            f"could not write the checkpoint{step} in {run_dir}: {e}; the previous checkpoint is intact "
+            f"(free some space, then --resume {run_dir})"
+        ) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -137,8 +139,11 @@ def latest(run_dir: Path) -> Path:
         bad = damage(path)
         if not bad:
             if damaged:
-                print(f"warning: {'; '.join(damaged)}: using {path} (iteration {load_state(path).get('iteration')})",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"warning: {'; '.join(damaged)}: using {path} (iteration {load_state(path).get('iteration')})",
+                    file=sys.stderr,
+                    flush=True,
+                )
             return path
         damaged.append(f"{path} does not match its manifest: {', '.join(bad)}")
     if damaged:
@@ -153,11 +158,15 @@ def load_state(ckpt: Path) -> dict:
 def load_module(ckpt: Path, name: str, module: torch.nn.Module) -> None:
     missing, unexpected = load_model(module, str(Path(ckpt) / "trainer" / f"{name}.safetensors"), strict=False)
     if missing or unexpected:
-        raise GrueError(f"checkpoint {ckpt}: {name} does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise GrueError(
+            f"checkpoint {ckpt}: {name} does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
 
 
 def load_optimizer(ckpt: Path, optimizer) -> None:
-    optimizer.load_state_dict(torch.load(Path(ckpt) / "trainer" / "optimizer.pt", weights_only=True, map_location="cpu"))
+    optimizer.load_state_dict(
+        torch.load(Path(ckpt) / "trainer" / "optimizer.pt", weights_only=True, map_location="cpu")
+    )
 
 
 def rng_state(generators: dict[str, torch.Generator]) -> dict:

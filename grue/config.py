@@ -236,8 +236,10 @@ def coerce(value: Any, tp: Any, key: str, choices: tuple | None = None) -> Any:
 def set_field(section_obj: Any, section: str, name: str, value: Any) -> None:
     fields = {f.name: f for f in dataclasses.fields(section_obj)}
     if name not in fields:
-        raise GrueError(f"unknown key '{section}.{name}'{did_you_mean(name, fields, section + '.')}; "
-                        f"accepted in {section}: {', '.join(fields)}")
+        raise GrueError(
+            f"unknown key '{section}.{name}'{did_you_mean(name, fields, section + '.')}; "
+            f"accepted in {section}: {', '.join(fields)}"
+        )
     hints = typing.get_type_hints(type(section_obj))
     setattr(section_obj, name, coerce(value, hints[name], f"{section}.{name}", fields[name].metadata.get("choices")))
 
@@ -255,8 +257,10 @@ def mapping_sections(cfg: Config, data: dict, source: str, other_algos: tuple[st
             if algo in other_algos:
                 continue
             if algo != cfg.run.algo or sub not in sections or sub == algo:
-                raise GrueError(f"{source}: unknown section '{sec}'; ALGO.SECTION names an algorithm and one of "
-                                f"the sections run, generation, eval")
+                raise GrueError(
+                    f"{source}: unknown section '{sec}'; ALGO.SECTION names an algorithm and one of "
+                    f"the sections run, generation, eval"
+                )
             sec = sub
         elif sec in other_algos:
             continue
@@ -311,8 +315,17 @@ def literal_for_str(section_obj: Any, name: str, raw: str, value: Any) -> Any:
     return raw.strip() if hint is str and not isinstance(value, str) else value
 
 
-def resolve(task: str, algo: str, algo_config: type, *, others: tuple[str, ...] = (), preset: str | None = None,
-            config_file: str | None = None, flags: dict[str, Any] | None = None, sets: list[str] | None = None) -> Config:
+def resolve(
+    task: str,
+    algo: str,
+    algo_config: type,
+    *,
+    others: tuple[str, ...] = (),
+    preset: str | None = None,
+    config_file: str | None = None,
+    flags: dict[str, Any] | None = None,
+    sets: list[str] | None = None,
+) -> Config:
     """Build the config of a run from its task, algorithm, preset, file, flags and overrides.
 
     ``algo_config`` is the algorithm's config dataclass and ``others`` the names of the other algorithms (their
@@ -330,8 +343,10 @@ def resolve(task: str, algo: str, algo_config: type, *, others: tuple[str, ...] 
         preset_file = spec.folder / "presets" / f"{preset}.yaml"
         if not preset_file.is_file():
             have = spec.presets()
-            raise GrueError(f"unknown preset '{preset}' for task '{task}'{did_you_mean(preset, have)}; "
-                            f"accepted: {', '.join(have) or 'none'}")
+            raise GrueError(
+                f"unknown preset '{preset}' for task '{task}'{did_you_mean(preset, have)}; "
+                f"accepted: {', '.join(have) or 'none'}"
+            )
         apply_mapping(cfg, load_yaml(preset_file), f"preset {preset}", others)
     if config_file:
         apply_mapping(cfg, load_yaml(Path(config_file)), str(config_file), others)
@@ -362,8 +377,10 @@ def apply_card(cfg: Config, spec: Task) -> None:
     apply_mapping(cfg, sections, source_name(spec, spec.card_file))
     reward = (spec.card.get("run") or {}).get("reward")
     if reward is not None and reward not in REWARDS and ":" not in reward:
-        raise GrueError(f"{spec.card_file}: run.reward: unknown reward {reward!r}{did_you_mean(reward, REWARDS)}; "
-                        f"accepted: {', '.join(sorted(REWARDS))}, or package.module:function")
+        raise GrueError(
+            f"{spec.card_file}: run.reward: unknown reward {reward!r}{did_you_mean(reward, REWARDS)}; "
+            f"accepted: {', '.join(sorted(REWARDS))}, or package.module:function"
+        )
 
 
 UNTRAINED = ("zero-shot", "external")
@@ -411,12 +428,17 @@ def check_decoding(cfg: Config) -> None:
     """Reject decoding settings that cannot work, in the ``generation`` (rollouts) and ``eval`` sections: one line
     naming the key, the value and what is accepted."""
     for sec, obj in (("generation", cfg.generation), ("eval", cfg.eval)):
-        rules = [("top_k", obj.top_k >= 0, ">= 0 (0: no limit)"),
-                 ("top_p", 0.0 < obj.top_p <= 1.0, "in (0, 1] (1: no limit)"),
-                 ("temperature", obj.temperature > 0.0, "> 0 (for greedy decoding set do_sample=false)"),
-                 ("max_new_tokens", obj.max_new_tokens >= 1, ">= 1"),
-                 ("min_new_tokens", 0 <= obj.min_new_tokens <= obj.max_new_tokens,
-                  f">= 0 and <= {sec}.max_new_tokens ({obj.max_new_tokens})")]
+        rules = [
+            ("top_k", obj.top_k >= 0, ">= 0 (0: no limit)"),
+            ("top_p", 0.0 < obj.top_p <= 1.0, "in (0, 1] (1: no limit)"),
+            ("temperature", obj.temperature > 0.0, "> 0 (for greedy decoding set do_sample=false)"),
+            ("max_new_tokens", obj.max_new_tokens >= 1, ">= 1"),
+            (
+                "min_new_tokens",
+                0 <= obj.min_new_tokens <= obj.max_new_tokens,
+                f">= 0 and <= {sec}.max_new_tokens ({obj.max_new_tokens})",
+            ),
+        ]
         if sec == "eval":
             rules.append(("num_beams", obj.num_beams >= 1, ">= 1 (1: no beam search)"))
         else:
@@ -434,5 +456,7 @@ def from_dict(data: dict, source: str, algo_configs: dict[str, type]) -> Config:
         raise GrueError(f"{source}: unknown algorithm {algo!r}; accepted: {', '.join(algo_configs)}")
     cfg = Config(RunConfig(), GenerationConfig(), algo_configs[algo](), str(data.get("task_version", "")))
     cfg.run.algo = algo
-    apply_mapping(cfg, {k: v for k, v in data.items() if k not in ("grue_version", "task_version", "world_size")}, source)
+    apply_mapping(
+        cfg, {k: v for k, v in data.items() if k not in ("grue_version", "task_version", "world_size")}, source
+    )
     return cfg

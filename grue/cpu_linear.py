@@ -36,10 +36,18 @@ product rounds differently when the weight or bias starts off a 16-byte boundary
 safetensors file can: a run resumed from a checkpoint would then not repeat the run it continues."""
 
 
-def _applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rows: int, limits: tuple[int, int]) -> bool:
-    return (limits[0] <= rows <= limits[1] and x.device.type == "cpu" and x.dtype == torch.float32
-            and weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-            and weight.data_ptr() % 16 == 0 and (bias is None or bias.data_ptr() % 16 == 0))
+def _applies(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rows: int, limits: tuple[int, int]
+) -> bool:
+    return (
+        limits[0] <= rows <= limits[1]
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and weight.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+        and weight.data_ptr() % 16 == 0
+        and (bias is None or bias.data_ptr() % 16 == 0)
+    )
 
 
 def weight_first(x2d: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -52,7 +60,9 @@ def weight_first(x2d: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Ten
     return y.t().contiguous()
 
 
-def _few_rows(x: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Tensor | None, limits: tuple[int, int]) -> torch.Tensor | None:
+def _few_rows(
+    x: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Tensor | None, limits: tuple[int, int]
+) -> torch.Tensor | None:
     """``x`` (...,K) through the weight-first product -> (...,N), or None where it does not apply (the caller then
     runs its own product)."""
     rows = x.numel() // max(x.shape[-1], 1)

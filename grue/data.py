@@ -23,8 +23,10 @@ def load_examples(cfg: Config, split: str) -> list[Example]:
     if cfg.run.prompt_variant:
         variants = getattr(task, "VARIANTS", ())
         if cfg.run.prompt_variant not in variants:
-            raise GrueError(f"task '{cfg.run.task}' has no prompt variant '{cfg.run.prompt_variant}'; "
-                            f"accepted: {', '.join(variants) or 'none (leave run.prompt_variant empty)'}")
+            raise GrueError(
+                f"task '{cfg.run.task}' has no prompt variant '{cfg.run.prompt_variant}'; "
+                f"accepted: {', '.join(variants) or 'none (leave run.prompt_variant empty)'}"
+            )
         return task.load(split, data_dir, builtin=builtin, variant=cfg.run.prompt_variant)
     return task.load(split, data_dir, builtin=builtin)
 

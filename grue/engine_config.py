@@ -78,7 +78,9 @@ class OnPolicyConfig:
             if name in have and getattr(self, name) < 1:
                 raise GrueError(f"{sec}.{name} must be at least 1, got {getattr(self, name)}")
         if self.rollout_size % world_size:
-            raise GrueError(f"{sec}.rollout_size ({self.rollout_size}) must be divisible by the number of processes ({world_size})")
+            raise GrueError(
+                f"{sec}.rollout_size ({self.rollout_size}) must be divisible by the number of processes ({world_size})"
+            )
         per_process = self.rollout_size // world_size
         whole = f"the per-process rollout ({per_process})"
         if "minibatch_size" in have:

@@ -34,7 +34,9 @@ def fingerprint(prompts: list[str], weights: str | None, decoding: dict) -> str:
     manifest = Path(str(weights)) / MANIFEST if weights else None
     if manifest is not None and manifest.is_file():
         files = json.loads(manifest.read_text(encoding="utf-8"))
-        ident = {k: v for k, v in files.items() if not k.startswith("trainer/") or k == "trainer/mask_policy.safetensors"}
+        ident = {
+            k: v for k, v in files.items() if not k.startswith("trainer/") or k == "trainer/mask_policy.safetensors"
+        }
     blob = json.dumps({"prompts": prompts, "weights": ident, "decoding": decoding}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

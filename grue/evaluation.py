@@ -48,8 +48,10 @@ from grue.tasks.common import Example, data_dir_from
 BUILTIN_SPLIT = "builtin"
 """The ``split`` of results made on a task's built-in prompts (a smoke run's, no data directory): never a benchmark
 result; ``grue eval`` writes them under ``RUN/eval/builtin/``."""
-NON_FINITE = {"msttr": f": MSTTR needs at least {MSTTR_SEGMENT} tokens of generations (evaluate more examples: a larger "
-                       "--limit, or none)"}
+NON_FINITE = {
+    "msttr": f": MSTTR needs at least {MSTTR_SEGMENT} tokens of generations (evaluate more examples: a larger "
+    "--limit, or none)"
+}
 """Metric name -> why it can come out non-finite, appended to its skip reason."""
 
 
@@ -59,25 +61,35 @@ def task_metrics(task: str) -> list[str]:
     return find_task(task).metrics
 
 
-def check_sources(checkpoint: str | None, task: str | None, model: str | None, predictions: str | None,
-                  model_name: str | None) -> None:
+def check_sources(
+    checkpoint: str | None, task: str | None, model: str | None, predictions: str | None, model_name: str | None
+) -> None:
     """One line for a wrong combination of what to evaluate: a run, a zero-shot model, or generations."""
     if predictions is not None:
         given = [flag for flag, v in (("--checkpoint", checkpoint), ("--model", model)) if v is not None]
         if given:
-            raise GrueError(f"{option('predictions')} scores generations made elsewhere; it cannot be combined with {' and '.join(given)} "
-                            "(which generate them): pass --task TASK --predictions FILE --model-name NAME")
+            raise GrueError(
+                f"{option('predictions')} scores generations made elsewhere; it cannot be combined with {' and '.join(given)} "
+                "(which generate them): pass --task TASK --predictions FILE --model-name NAME"
+            )
         if not task:
-            raise GrueError(f"{option('predictions')} needs {option('task', 'TASK')}: the task whose split the generations answer")
+            raise GrueError(
+                f"{option('predictions')} needs {option('task', 'TASK')}: the task whose split the generations answer"
+            )
         if not (model_name or "").strip():
-            raise GrueError(f"{option('predictions')} needs {option('model_name', 'NAME')}: the model that made the generations, as the results name it")
+            raise GrueError(
+                f"{option('predictions')} needs {option('model_name', 'NAME')}: the model that made the generations, as the results name it"
+            )
     elif model_name is not None:
-        raise GrueError(f"{option('model_name')} names the model of {option('predictions')}; a {option('checkpoint')} or {option('model')} "
-                       "evaluation takes the model's own name")
+        raise GrueError(
+            f"{option('model_name')} names the model of {option('predictions')}; a {option('checkpoint')} or {option('model')} "
+            "evaluation takes the model's own name"
+        )
 
 
-def eval_config(checkpoint: str | None, task: str | None, model: str | None, sets: list[str],
-                model_name: str | None = None) -> tuple[Config, str, str, str | None]:
+def eval_config(
+    checkpoint: str | None, task: str | None, model: str | None, sets: list[str], model_name: str | None = None
+) -> tuple[Config, str, str, str | None]:
     """(config, algorithm name, model name for the results, weights to load) of a run directory, a zero-shot
     model, or (``model_name`` given) generations made elsewhere: algorithm ``external``, no weights.
 
@@ -96,8 +108,10 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
         run_dir = Path(checkpoint)
         cfg_file = run_dir / "config.yaml"
         if not cfg_file.is_file():
-            raise GrueError(f"{option('checkpoint', checkpoint)}: not a grue run directory (no config.yaml); "
-                            "pass a directory made by `grue train`, or use --task TASK --model NAME_OR_PATH")
+            raise GrueError(
+                f"{option('checkpoint', checkpoint)}: not a grue run directory (no config.yaml); "
+                "pass a directory made by `grue train`, or use --task TASK --model NAME_OR_PATH"
+            )
         cfg = from_dict(load_yaml(cfg_file), str(cfg_file))
         if task and find_task(task).ref != cfg.run.task:
             raise GrueError(f"{option('checkpoint', checkpoint)} is a run of task '{cfg.run.task}', not '{task}'")
@@ -105,23 +119,33 @@ def eval_config(checkpoint: str | None, task: str | None, model: str | None, set
         algo, name = lineage_name(cfg.run), cfg.run.base_model or cfg.run.model
     else:
         if not task or not model:
-            raise GrueError(f"an evaluation needs {option('checkpoint', 'RUN_DIR')}, or {option('task', 'TASK')} with "
-                       f"{option('model', 'NAME_OR_PATH')} (zero-shot)")
+            raise GrueError(
+                f"an evaluation needs {option('checkpoint', 'RUN_DIR')}, or {option('task', 'TASK')} with "
+                f"{option('model', 'NAME_OR_PATH')} (zero-shot)"
+            )
         cfg = resolve_untrained(task, "zero-shot", model)
         algo, name, weights = "zero-shot", model, model
     masked = checkpoint is not None and model_name is None and cfg.run.algo == "nlpo"
     for item in sets:
         named = item.split("=", 1)[0].split(".", 1)[0] if "." in item.split("=", 1)[0] else None
         if named is not None and named not in ("run", "generation", "eval"):  # e.g. ppo.lr: no algorithm section here
-            raise GrueError(f"{option('overrides', item)}: grue eval accepts keys of run, generation and eval, not '{named}'")
+            raise GrueError(
+                f"{option('overrides', item)}: grue eval accepts keys of run, generation and eval, not '{named}'"
+            )
         sec, key, value = parse_set(item, cfg)
         if sec not in ("run", "generation", "eval"):
-            raise GrueError(f"{option('overrides', item)}: grue eval accepts keys of run, generation and eval, not '{sec}'")
+            raise GrueError(
+                f"{option('overrides', item)}: grue eval accepts keys of run, generation and eval, not '{sec}'"
+            )
         set_field(cfg.sections()[sec], sec, key, value)
         if (sec, key) == ("eval", "action_mask") and cfg.eval.action_mask and not masked:
-            what = {"zero-shot": "a zero-shot model", "external": f"generations from {option('predictions')}"}.get(algo, f"this {cfg.run.algo} run")
-            raise GrueError(f"{option('overrides', item)}: eval.action_mask applies an NLPO checkpoint's masking policy; {what} has none "
-                            "(leave the key out)")
+            what = {"zero-shot": "a zero-shot model", "external": f"generations from {option('predictions')}"}.get(
+                algo, f"this {cfg.run.algo} run"
+            )
+            raise GrueError(
+                f"{option('overrides', item)}: eval.action_mask applies an NLPO checkpoint's masking policy; {what} has none "
+                "(leave the key out)"
+            )
     if not masked:
         cfg.eval.action_mask = False  # record what was applied: no mask
     check_decoding(cfg)
@@ -138,8 +162,14 @@ def lineage_name(run) -> str:
 def generation_kwargs(cfg: Config, tokenizer) -> dict:
     """Arguments of transformers' ``generate`` from the eval section."""
     e = cfg.eval
-    kw = dict(max_new_tokens=e.max_new_tokens, min_new_tokens=e.min_new_tokens, num_beams=e.num_beams,
-              do_sample=e.do_sample, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    kw = dict(
+        max_new_tokens=e.max_new_tokens,
+        min_new_tokens=e.min_new_tokens,
+        num_beams=e.num_beams,
+        do_sample=e.do_sample,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     if e.num_beams > 1:
         kw["length_penalty"] = e.length_penalty
     if e.do_sample:
@@ -150,9 +180,17 @@ def generation_kwargs(cfg: Config, tokenizer) -> dict:
 
 
 @torch.no_grad()
-def decode(policy, tokenizer, prompts: list[str], cfg: Config, device, progress=None,
-           action_mask: MaskSettings | None = None, done: tuple[list[str], dict | None] = ([], None),
-           on_batch=None) -> list[str]:
+def decode(
+    policy,
+    tokenizer,
+    prompts: list[str],
+    cfg: Config,
+    device,
+    progress=None,
+    action_mask: MaskSettings | None = None,
+    done: tuple[list[str], dict | None] = ([], None),
+    on_batch=None,
+) -> list[str]:
     """Generations for ``prompts`` (in order), decoded with the eval settings, batch by batch; with ``action_mask``
     (an NLPO checkpoint's), every step keeps only the masking policy's top-p set (grue.action_mask).
 
@@ -175,9 +213,11 @@ def decode(policy, tokenizer, prompts: list[str], cfg: Config, device, progress=
     for i in range(len(out), len(prompts), cfg.eval.batch_size):
         batch = prompts[i : i + cfg.eval.batch_size]
         ids, mask = tokenize_prompts(tokenizer, batch, g.max_prompt_tokens, seq2seq, device, g.truncation_side)
-        processors = LogitsProcessorList([ActionMask(action_mask, ids, mask, cfg.eval.num_beams)] if action_mask else [])
+        processors = LogitsProcessorList(
+            [ActionMask(action_mask, ids, mask, cfg.eval.num_beams)] if action_mask else []
+        )
         seqs = policy.generate(input_ids=ids, attention_mask=mask, logits_processor=processors, **kw)
-        new = seqs if seq2seq else seqs[:, ids.shape[1]:]
+        new = seqs if seq2seq else seqs[:, ids.shape[1] :]
         texts = decode_texts(tokenizer, new.tolist(), cfg.run.clean_up_tokenization_spaces)
         out += texts
         if on_batch:
@@ -212,8 +252,9 @@ def score(groups: list[str], batch: EvalBatch, opts: MetricOptions, progress=Non
     return metrics, skipped, per_sample
 
 
-def run_group(group: str, table: dict, batch: EvalBatch, opts: MetricOptions, metrics: dict, skipped: dict,
-              per_sample: dict) -> str | None:
+def run_group(
+    group: str, table: dict, batch: EvalBatch, opts: MetricOptions, metrics: dict, skipped: dict, per_sample: dict
+) -> str | None:
     """Run metric group ``group`` of ``table`` and add its values (or reasons) to ``metrics`` (or ``skipped``)
     and ``per_sample``; returns the reason when the whole group was skipped, else None."""
     names = table[group].names
@@ -260,7 +301,9 @@ def git_commit() -> str | None:
     """
     source = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     lines = out.stdout.split()
@@ -278,11 +321,19 @@ def _jsonable(value):
         return str(value)
 
 
-def write_samples(path: Path, examples: list[Example], generations: list[str], per_sample: dict[str, list[float]]) -> None:
+def write_samples(
+    path: Path, examples: list[Example], generations: list[str], per_sample: dict[str, list[float]]
+) -> None:
     lines = []
     for i, (ex, gen) in enumerate(zip(examples, generations)):
-        row = {"index": i, "prompt": ex.prompt, "generation": gen, "references": ex.references,
-               "scores": {k: v[i] for k, v in sorted(per_sample.items())}, "meta": {k: _jsonable(v) for k, v in ex.meta.items()}}
+        row = {
+            "index": i,
+            "prompt": ex.prompt,
+            "generation": gen,
+            "references": ex.references,
+            "scores": {k: v[i] for k, v in sorted(per_sample.items())},
+            "meta": {k: _jsonable(v) for k, v in ex.meta.items()},
+        }
         lines.append(json.dumps(row, ensure_ascii=False))
     atomic_write_text(path, "\n".join(lines) + "\n")
 
@@ -303,14 +354,30 @@ def model_info(name: str, policy):
 
     if policy is None:
         return ModelInfo(name=name, revision=None, parameters=None)
-    return ModelInfo(name=name, revision=getattr(policy.config, "_commit_hash", None) or None,
-                     parameters=sum(p.numel() for p in policy.parameters()))
+    return ModelInfo(
+        name=name,
+        revision=getattr(policy.config, "_commit_hash", None) or None,
+        parameters=sum(p.numel() for p in policy.parameters()),
+    )
 
 
-def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: str | None = None, split: str = "test",
-             limit: int | None = None, batch_size: int | None = None, data_dir: str | None = None,
-             output_dir: str | None = None, seed: int | None = None, sets: list[str] | None = None,
-             overwrite: bool = False, show: bool = True, predictions: str | None = None, model_name: str | None = None):
+def evaluate(
+    *,
+    checkpoint: str | None = None,
+    task: str | None = None,
+    model: str | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    batch_size: int | None = None,
+    data_dir: str | None = None,
+    output_dir: str | None = None,
+    seed: int | None = None,
+    sets: list[str] | None = None,
+    overwrite: bool = False,
+    show: bool = True,
+    predictions: str | None = None,
+    model_name: str | None = None,
+):
     """Evaluate and write results.json + samples.jsonl; returns (the results.json path, the Results written).
 
     With ``predictions`` (a JSONL file, see ``read_predictions``) and ``model_name``, the generations are
@@ -352,9 +419,13 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
         out = Path("runs") / f"{task_name}-zero-shot-{Path(str(model)).name or 'model'}" / "eval" / scored
     blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
-        raise GrueError(f"{out} cannot be the results folder: {blocker} is a file; pass {option('output_dir', 'DIR')} (a folder)")
+        raise GrueError(
+            f"{out} cannot be the results folder: {blocker} is a file; pass {option('output_dir', 'DIR')} (a folder)"
+        )
     if (out / "results.json").exists() and not overwrite:
-        raise GrueError(f"{out / 'results.json'} already exists; pass {option('overwrite', True)} to replace it or {option('output_dir', 'DIR')}")
+        raise GrueError(
+            f"{out / 'results.json'} already exists; pass {option('overwrite', True)} to replace it or {option('output_dir', 'DIR')}"
+        )
     groups = task_metrics(cfg.run.task)
     examples = load_examples(cfg, split)
     total = len(examples)
@@ -382,18 +453,28 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
             fp = eval_progress.fingerprint(prompts, weights, cfg.to_dict())
             made, rng, batches = eval_progress.read(out, fp)
             if made:
-                print(f"continuing the stopped evaluation in {out}: {len(made)} of {len(prompts)} generations were made",
-                      flush=True)
+                print(
+                    f"continuing the stopped evaluation in {out}: {len(made)} of {len(prompts)} generations were made",
+                    flush=True,
+                )
             partial = eval_progress.Writer(out, fp, batches)
             generations = decode(policy, tokenizer, prompts, cfg, device, progress, action_mask, (made, rng), partial)
         else:
             generations = given
         # 3. Score.
-        batch = EvalBatch([e.prompt for e in examples], generations, [e.references for e in examples], [e.meta for e in examples])
+        batch = EvalBatch(
+            [e.prompt for e in examples], generations, [e.references for e in examples], [e.meta for e in examples]
+        )
         e = cfg.eval
         bert_model, bert_layers = resolved_bertscore(e, groups)
-        opts = MetricOptions.of(e, bertscore_model=bert_model, bertscore_layers=bert_layers, policy=policy,
-                                tokenizer=tokenizer, device=str(device))
+        opts = MetricOptions.of(
+            e,
+            bertscore_model=bert_model,
+            bertscore_layers=bert_layers,
+            policy=policy,
+            tokenizer=tokenizer,
+            device=str(device),
+        )
         metrics, skipped, per_sample = score(groups, batch, opts, progress)
 
     # 4. Write samples.jsonl, then results.json (the contract the leaderboard reads).
@@ -401,14 +482,25 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
     write_samples(out / "samples.jsonl", examples, generations, per_sample)
     cfg.eval.bertscore_model, cfg.eval.bertscore_layers = bert_model, bert_layers  # record what was used
     results = Results(
-        schema_version=SCHEMA_VERSION, kind="evaluated", grue_version=__version__, git_commit=git_commit(),
-        date=utc_now(), task=task_name, task_version=cfg.task_version,
+        schema_version=SCHEMA_VERSION,
+        kind="evaluated",
+        grue_version=__version__,
+        git_commit=git_commit(),
+        date=utc_now(),
+        task=task_name,
+        task_version=cfg.task_version,
         algorithm=algo,
-        model=model_info(name, policy), seed=cfg.run.seed, config=recorded_config(cfg, algo, weights, predictions), split=scored,
+        model=model_info(name, policy),
+        seed=cfg.run.seed,
+        config=recorded_config(cfg, algo, weights, predictions),
+        split=scored,
         samples=SampleCounts(total=total, evaluated=len(examples)),
         metrics={k: MetricValue(value=v, higher_is_better=h) for k, (v, h) in metrics.items()},
-        skipped=skipped, runtime_seconds=round(time.time() - t0, 3), source=None,
-        notes=builtin_note(len(examples)) if builtin else None)
+        skipped=skipped,
+        runtime_seconds=round(time.time() - t0, 3),
+        source=None,
+        notes=builtin_note(len(examples)) if builtin else None,
+    )
     path = out / "results.json"
     write_results(results, path)
     if partial is not None:
@@ -419,9 +511,11 @@ def evaluate(*, checkpoint: str | None = None, task: str | None = None, model: s
 def builtin_note(n: int) -> str:
     """The results' ``notes`` of an evaluation on the task's built-in prompts (``run.builtin_prompts``, split
     ``builtin``)."""
-    return (f"prompts: the task's {n} built-in prompts, as the run trained on them (no data directory given), not a "
-            "split of the task's data; they have no references. A check that the run works, not a benchmark result "
-            "(the leaderboard refuses it): evaluate with --data-dir DIR (or GRUE_DATA_DIR) for one")
+    return (
+        f"prompts: the task's {n} built-in prompts, as the run trained on them (no data directory given), not a "
+        "split of the task's data; they have no references. A check that the run works, not a benchmark result "
+        "(the leaderboard refuses it): evaluate with --data-dir DIR (or GRUE_DATA_DIR) for one"
+    )
 
 
 def summary_lines(results) -> list[str]:
@@ -436,4 +530,3 @@ def summary_lines(results) -> list[str]:
     if results.notes:
         lines.append(f"note: {results.notes}")
     return lines
-

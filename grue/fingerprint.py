@@ -53,8 +53,11 @@ def differences(old: dict, new: dict, limit: int = 5) -> list[str]:
     """The scoring settings that differ between two configs, as ``section.key: OLD -> NEW`` (at most ``limit``),
     for a message that names what changed."""
     a, b = _flat(scoring_settings(old)), _flat(scoring_settings(new))
-    out = [f"{k}: {json.dumps(a.get(k), default=str)} -> {json.dumps(b.get(k), default=str)}"
-           for k in sorted(set(a) | set(b)) if a.get(k, _MISSING) != b.get(k, _MISSING)]
+    out = [
+        f"{k}: {json.dumps(a.get(k), default=str)} -> {json.dumps(b.get(k), default=str)}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k, _MISSING) != b.get(k, _MISSING)
+    ]
     return out[:limit] + ([f"and {len(out) - limit} more"] if len(out) > limit else [])
 
 

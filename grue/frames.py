@@ -35,9 +35,20 @@ def results_frame(paths: str | Path | Iterable[str | Path]):
     rows = []
     for path in results_files(paths):
         r = load_results(path)
-        rows.append({"path": str(path), "task": r.task, "task_version": r.task_version, "split": r.split,
-                     "algorithm": r.algorithm, "model": r.model.name, "seed": r.seed, "kind": r.kind,
-                     "evaluated": r.samples.evaluated if r.samples else None, **{k: m.value for k, m in r.metrics.items()}})
+        rows.append(
+            {
+                "path": str(path),
+                "task": r.task,
+                "task_version": r.task_version,
+                "split": r.split,
+                "algorithm": r.algorithm,
+                "model": r.model.name,
+                "seed": r.seed,
+                "kind": r.kind,
+                "evaluated": r.samples.evaluated if r.samples else None,
+                **{k: m.value for k, m in r.metrics.items()},
+            }
+        )
     frame = pd.DataFrame(rows)
     metrics = sorted(c for c in frame.columns if c not in COLUMNS)
     return frame.reindex(columns=COLUMNS + metrics)
@@ -45,6 +56,7 @@ def results_frame(paths: str | Path | Iterable[str | Path]):
 
 def markdown_table(frame) -> str:
     """``frame`` as a Markdown table (pipes in text escaped; floats with 4 decimals; missing values empty)."""
+
     def cell(v) -> str:
         if isinstance(v, float):
             return "" if v != v else f"{v:.4f}"

@@ -52,8 +52,10 @@ class GroupConfig(OnPolicyConfig):
         if self.group_size < 2:
             raise GrueError(f"{sec}.group_size must be at least 2 (a baseline needs another sample of the prompt)")
         if self.rollout_size >= 1 and self.rollout_size % (self.group_size * world_size):
-            raise GrueError(f"{sec}.rollout_size ({self.rollout_size}) must be a multiple of {sec}.group_size ({self.group_size}) "
-                            f"times the number of processes ({world_size}): each process samples whole groups")
+            raise GrueError(
+                f"{sec}.rollout_size ({self.rollout_size}) must be a multiple of {sec}.group_size ({self.group_size}) "
+                f"times the number of processes ({world_size}): each process samples whole groups"
+            )
         super().check_sizes(world_size)
 
 
@@ -76,8 +78,12 @@ def score_groups(session: Session, batch: Batch, reward_kl_coef: float) -> tuple
     other algorithms log them; no advantages yet, no returns) and R."""
     rollout = batch.rollout
     mask = rollout.response_mask
-    completions = decode_completions(session.tokenizer, rollout.response_ids, mask, session.cfg.run.clean_up_tokenization_spaces)
-    scores = torch.tensor(session.score([e.prompt for e in batch.examples], completions, batch.examples), device=session.device)
+    completions = decode_completions(
+        session.tokenizer, rollout.response_ids, mask, session.cfg.run.clean_up_tokenization_spaces
+    )
+    scores = torch.tensor(
+        session.score([e.prompt for e in batch.examples], completions, batch.examples), device=session.device
+    )
     kl = kl_estimate(rollout.raw_logprobs, rollout.ref_logprobs, session.algo.kl_estimator) * mask
     rewards = kl_penalized_rewards(scores, kl, mask, reward_kl_coef)
     return Scored(batch, completions, scores, kl, rewards, torch.zeros_like(mask), None), rewards.sum(-1)
@@ -88,7 +94,9 @@ def policy_logprobs(session: Session, rollout: Rollout) -> tuple[torch.Tensor, t
     distribution (``policy_distribution``: full softmax or the sampled support), its entropy (B,T), and the
     unwarped log-probs (B,T) that the KL to the reference compares."""
     with session.accelerator.autocast():
-        logits, _ = policy_forward(session.policy, rollout_inputs(session, rollout), rollout.response_ids.shape[1], session.seq2seq)
+        logits, _ = policy_forward(
+            session.policy, rollout_inputs(session, rollout), rollout.response_ids.shape[1], session.seq2seq
+        )
     if session.algo.policy_distribution == "full":
         logp, entropy = full_logprobs(logits, rollout.response_ids)
         return logp, entropy, logp
@@ -96,13 +104,25 @@ def policy_logprobs(session: Session, rollout: Rollout) -> tuple[torch.Tensor, t
     return logp, entropy, token_logprobs(logits, rollout.response_ids)
 
 
-def sequence_update(session: Session, rollout: Rollout, weights: torch.Tensor, advantages: torch.Tensor,
-                    loss_fn: LossFn) -> dict[str, torch.Tensor]:
+def sequence_update(
+    session: Session, rollout: Rollout, weights: torch.Tensor, advantages: torch.Tensor, loss_fn: LossFn
+) -> dict[str, torch.Tensor]:
     """``epochs`` passes of shuffled minibatches of ``minibatch_size`` completions, one optimizer step each.
 
     ``weights`` (B,T): token weights (grue.advantages.completion_weights); a step's loss is its weighted token
     sum over the sum of its weights. ``advantages`` (B,): one per completion, as ``loss_fn`` receives them
     (grue.onpolicy.LossFn; no returns). Returns the mean statistics."""
     algo: GroupConfig = session.algo
-    return optimizer_steps(session, rollout, weights, "completions", algo.minibatch_size, algo.epochs, advantages, None,
-                           loss_fn, algo.grad_accum, algo.max_grad_norm)
+    return optimizer_steps(
+        session,
+        rollout,
+        weights,
+        "completions",
+        algo.minibatch_size,
+        algo.epochs,
+        advantages,
+        None,
+        loss_fn,
+        algo.grad_accum,
+        algo.max_grad_norm,
+    )

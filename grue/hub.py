@@ -97,8 +97,10 @@ def prepare(name: str) -> None:
 def missing(what: str, name: str, setting: str) -> str:
     """The one-line reason a Hub id could not be loaded offline: ``what`` (e.g. "the sentiment classifier")
     ``name`` is not in the local cache, the Hub is off or unreachable, and ``setting`` takes a local copy."""
-    return (f"could not load {what} '{name}': it is not in the local Hugging Face cache, and {offline_reason()}; "
-            f"pass a local copy with {setting}")
+    return (
+        f"could not load {what} '{name}': it is not in the local Hugging Face cache, and {offline_reason()}; "
+        f"pass a local copy with {setting}"
+    )
 
 
 def not_on_hub_offline(e: BaseException) -> bool:

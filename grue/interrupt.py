@@ -43,8 +43,12 @@ def graceful():
     def ask(signum, _frame) -> None:
         _asked.append(signum)
         signal.signal(signum, previous[signum])  # the next one acts at once
-        print(f"\n{signal.Signals(signum).name}: finishing this iteration and saving a checkpoint "
-              "(send it again to stop at once)", file=sys.stderr, flush=True)
+        print(
+            f"\n{signal.Signals(signum).name}: finishing this iteration and saving a checkpoint "
+            "(send it again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     for s in SIGNALS:
         signal.signal(s, ask)

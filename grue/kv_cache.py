@@ -65,17 +65,22 @@ def _reserved_layer_class():
 
         def _linked(self) -> bool:
             buf = getattr(self, "_key_buf", None)
-            return (buf is not None and self.keys.data_ptr() == buf.data_ptr() and self.values.data_ptr() == self._value_buf.data_ptr()
-                    and self.keys.shape[:2] == buf.shape[:2] and self.keys.stride() == buf.stride())
+            return (
+                buf is not None
+                and self.keys.data_ptr() == buf.data_ptr()
+                and self.values.data_ptr() == self._value_buf.data_ptr()
+                and self.keys.shape[:2] == buf.shape[:2]
+                and self.keys.stride() == buf.stride()
+            )
 
         def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
             T, n = self.keys.shape[-2], key_states.shape[-2]
             if not self._linked() or T + n > self._key_buf.shape[-2]:
                 self._key_buf = self._value_buf = None
                 return super().update(key_states, value_states, *args, **kwargs)
-            self._key_buf[:, :, T:T + n] = key_states
-            self._value_buf[:, :, T:T + n] = value_states
-            self.keys, self.values = self._key_buf[:, :, :T + n], self._value_buf[:, :, :T + n]
+            self._key_buf[:, :, T : T + n] = key_states
+            self._value_buf[:, :, T : T + n] = value_states
+            self.keys, self.values = self._key_buf[:, :, : T + n], self._value_buf[:, :, : T + n]
             return self.keys, self.values
 
     return ReservedLayer

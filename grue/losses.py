@@ -74,8 +74,9 @@ def value_loss(
     return loss, clipfrac
 
 
-def a2c_policy_loss(logprobs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
-                    denom: float | torch.Tensor | None = None) -> torch.Tensor:
+def a2c_policy_loss(
+    logprobs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, denom: float | torch.Tensor | None = None
+) -> torch.Tensor:
     """Policy-gradient loss of A2C (Mnih et al. 2016): no ratio, no clipping.
 
     logprobs (B,T) of the sampled tokens under the current policy, advantages (B,T)
@@ -85,20 +86,28 @@ def a2c_policy_loss(logprobs: torch.Tensor, advantages: torch.Tensor, mask: torc
     return -token_mean(advantages * logprobs, mask, denom)
 
 
-def masked_token_ce(logits: torch.Tensor, labels: torch.Tensor, normalizer: float | torch.Tensor | None = None) -> torch.Tensor:
+def masked_token_ce(
+    logits: torch.Tensor, labels: torch.Tensor, normalizer: float | torch.Tensor | None = None
+) -> torch.Tensor:
     """Cross-entropy of the labelled tokens: logits (B,T,V), labels (B,T) with -100 = no loss -> scalar
 
     ``sum over labels != -100 of -log softmax(logits)[label]``, divided by ``normalizer``
     (default: the number of labelled tokens, i.e. the token mean).
     """
-    nll = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum")
+    nll = torch.nn.functional.cross_entropy(
+        logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum"
+    )
     n = (labels != -100).sum().clamp(min=1) if normalizer is None else normalizer
     return nll / n
 
 
-def sequence_policy_loss(log_ratio: torch.Tensor, advantages: torch.Tensor, clip: float | None,
-                         weights: torch.Tensor | None = None, denom: float | torch.Tensor | None = None,
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def sequence_policy_loss(
+    log_ratio: torch.Tensor,
+    advantages: torch.Tensor,
+    clip: float | None,
+    weights: torch.Tensor | None = None,
+    denom: float | torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sequence-level REINFORCE with an optional PPO clip (RLOO): one ratio per completion.
 
     log_ratio (M,) = ``sum_t (log pi(a_t) - log pi_old(a_t))`` over each completion's tokens, advantages (M,)

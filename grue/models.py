@@ -81,13 +81,27 @@ def tiny_model(name: str) -> nn.Module:
         torch.manual_seed(_TINY_WEIGHT_SEED)
         if name == "tiny-gpt2":
             cfg = GPT2Config(
-                vocab_size=_TINY_VOCAB, n_positions=512, n_embd=64, n_layer=2, n_head=4,
-                bos_token_id=1, eos_token_id=1, pad_token_id=0,
+                vocab_size=_TINY_VOCAB,
+                n_positions=512,
+                n_embd=64,
+                n_layer=2,
+                n_head=4,
+                bos_token_id=1,
+                eos_token_id=1,
+                pad_token_id=0,
             )
             return GPT2LMHeadModel(cfg)
         cfg = T5Config(
-            vocab_size=_TINY_VOCAB, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2,
-            num_heads=4, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+            vocab_size=_TINY_VOCAB,
+            d_model=64,
+            d_kv=16,
+            d_ff=128,
+            num_layers=2,
+            num_decoder_layers=2,
+            num_heads=4,
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
         )
         return T5ForConditionalGeneration(cfg)
 
@@ -106,7 +120,12 @@ def load_tokenizer(name: str, *, trust_remote_code: bool = False, setting: str =
     else:
         from transformers import AutoTokenizer
 
-        tok = _load("the tokenizer of", name, setting, lambda: AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code))
+        tok = _load(
+            "the tokenizer of",
+            name,
+            setting,
+            lambda: AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code),
+        )
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -124,16 +143,25 @@ def load_policy(name: str, *, trust_remote_code: bool = False, setting: str = "-
     if is_adapter_dir(name):  # a LoRA run's checkpoint: its base with the adapter merged in
         return load_adapted(name, trust_remote_code=trust_remote_code)
     if os.path.isdir(name) and not os.path.isfile(os.path.join(name, "config.json")):
-        raise GrueError(f"model directory '{name}' has no config.json; accepted: a Hub id, a directory "
-                        f"saved with save_pretrained (e.g. runs/NAME/checkpoint), {', '.join(TINY_MODELS)}")
+        raise GrueError(
+            f"model directory '{name}' has no config.json; accepted: a Hub id, a directory "
+            f"saved with save_pretrained (e.g. runs/NAME/checkpoint), {', '.join(TINY_MODELS)}"
+        )
 
     def load():
         config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
         cls = AutoModelForSeq2SeqLM if _is_seq2seq(config) else AutoModelForCausalLM
         return cls.from_pretrained(name, config=config, trust_remote_code=trust_remote_code)
 
-    return speed_up(_load("model", name, setting, load, f"; accepted: a Hub id, a local directory saved with "
-                                                         f"save_pretrained, {', '.join(TINY_MODELS)}"))
+    return speed_up(
+        _load(
+            "model",
+            name,
+            setting,
+            load,
+            f"; accepted: a Hub id, a local directory saved with save_pretrained, {', '.join(TINY_MODELS)}",
+        )
+    )
 
 
 def speed_up(model: nn.Module) -> nn.Module:
@@ -154,12 +182,15 @@ def fuse_activations(model: nn.Module) -> nn.Module:
 
     if "gelu_pytorch_tanh" not in ACT2FN:
         return model
-    swaps = [(parent, name) for parent in model.modules() for name, child in parent.named_children()
-             if type(child) is NewGELUActivation]
+    swaps = [
+        (parent, name)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if type(child) is NewGELUActivation
+    ]
     for parent, name in swaps:
         setattr(parent, name, ACT2FN["gelu_pytorch_tanh"])
     return model
-
 
 
 def load_adapted(path: str | Path, *, trust_remote_code: bool = False, own: str | None = None) -> nn.Module:
@@ -169,8 +200,11 @@ def load_adapted(path: str | Path, *, trust_remote_code: bool = False, own: str 
 
     adapters.require_peft()  # before a long load
     name = adapters.base_model_of(path)
-    base = load_policy(name, trust_remote_code=trust_remote_code,
-                       setting=f"base_model_name_or_path in {Path(path) / adapters.ADAPTER_CONFIG}")
+    base = load_policy(
+        name,
+        trust_remote_code=trust_remote_code,
+        setting=f"base_model_name_or_path in {Path(path) / adapters.ADAPTER_CONFIG}",
+    )
     return adapters.merge_into(base, path, own)
 
 

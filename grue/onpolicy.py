@@ -76,18 +76,34 @@ def collect(session: Session, prompts: list[str], mask: MaskSettings | None = No
     recompute = session.cfg.run.mixed_precision != "no"
     parts = []
     for i in range(0, len(prompts), session.algo.rollout_batch_size):
-        q, qm = tokenize_prompts(session.tokenizer, prompts[i : i + session.algo.rollout_batch_size], session.gen.max_prompt_tokens, session.seq2seq, session.device,
-                                  session.gen.truncation_side)
+        q, qm = tokenize_prompts(
+            session.tokenizer,
+            prompts[i : i + session.algo.rollout_batch_size],
+            session.gen.max_prompt_tokens,
+            session.seq2seq,
+            session.device,
+            session.gen.truncation_side,
+        )
         with session.accelerator.autocast():
-            rollout = generate(policy, q, qm, session.gen, eos_id=session.tokenizer.eos_token_id, pad_id=session.tokenizer.pad_token_id,
-                               generator=session.sample_rng, mask=mask)
+            rollout = generate(
+                policy,
+                q,
+                qm,
+                session.gen,
+                eos_id=session.tokenizer.eos_token_id,
+                pad_id=session.tokenizer.pad_token_id,
+                generator=session.sample_rng,
+                mask=mask,
+            )
             inputs = rollout_inputs(session, rollout)
             T = rollout.response_ids.shape[1]
             ref_logits, _ = policy_forward(session.ref, inputs, T, session.seq2seq)
             rollout.ref_logprobs = token_logprobs(ref_logits, rollout.response_ids) * rollout.response_mask
             hidden = None
             if recompute:
-                logits, hidden = policy_forward(policy, inputs, T, session.seq2seq, want_hidden=session.algo.critic == "shared")
+                logits, hidden = policy_forward(
+                    policy, inputs, T, session.seq2seq, want_hidden=session.algo.critic == "shared"
+                )
                 rollout.logprobs = warped(session, logits, rollout)[0] * rollout.response_mask
                 rollout.raw_logprobs = token_logprobs(logits, rollout.response_ids) * rollout.response_mask
             if session.critic is not None:
@@ -98,8 +114,14 @@ def collect(session: Session, prompts: list[str], mask: MaskSettings | None = No
 
 def rollout_inputs(session: Session, rollout: Rollout) -> dict:
     """The model inputs of a teacher-forced forward over the rollout's prompts and responses (grue.rollout.lm_inputs)."""
-    return lm_inputs(rollout.query_ids, rollout.query_mask, rollout.response_ids, rollout.response_mask, session.seq2seq,
-                     session.decoder_start)
+    return lm_inputs(
+        rollout.query_ids,
+        rollout.query_mask,
+        rollout.response_ids,
+        rollout.response_mask,
+        session.seq2seq,
+        session.decoder_start,
+    )
 
 
 def values_of(session: Session, policy, inputs: dict, T: int, hidden: torch.Tensor | None = None) -> torch.Tensor:
@@ -112,11 +134,20 @@ def values_of(session: Session, policy, inputs: dict, T: int, hidden: torch.Tens
     return session.critic(hidden)
 
 
-def warped(session: Session, logits: torch.Tensor, rollout: Rollout, entropy_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def warped(
+    session: Session, logits: torch.Tensor, rollout: Rollout, entropy_grad: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs and entropy (B,T) of the rollout's tokens under the distribution sampled from."""
     gen = session.gen
-    return warped_logprobs(logits, rollout.response_ids, rollout.support, temperature=gen.temperature,
-                           eos_id=session.tokenizer.eos_token_id, min_new_tokens=gen.min_new_tokens, entropy_grad=entropy_grad)
+    return warped_logprobs(
+        logits,
+        rollout.response_ids,
+        rollout.support,
+        temperature=gen.temperature,
+        eos_id=session.tokenizer.eos_token_id,
+        min_new_tokens=gen.min_new_tokens,
+        entropy_grad=entropy_grad,
+    )
 
 
 def uses_full_softmax(session: Session) -> bool:
@@ -129,7 +160,9 @@ def old_logprobs(rollout: Rollout, full: bool) -> torch.Tensor:
     return rollout.raw_logprobs if full else rollout.logprobs
 
 
-def evaluate_actions(session: Session, rollout: Rollout, with_values: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def evaluate_actions(
+    session: Session, rollout: Rollout, with_values: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """With gradients: the current policy's log-probs and entropy (B,T) of the rollout's tokens, over the
     full softmax or the stored supports (``policy_distribution``), and the critic's values (B,T) (None without
     ``with_values``). The entropy carries gradients only when the algorithm's ``ent_coef`` is non-zero.
@@ -137,7 +170,10 @@ def evaluate_actions(session: Session, rollout: Rollout, with_values: bool = Tru
     algo = session.algo
     T = rollout.response_ids.shape[1]
     inputs = rollout_inputs(session, rollout)
-    with session.accelerator.autocast(), training_forward([session.policy, session.critic], algo.gradient_checkpointing):
+    with (
+        session.accelerator.autocast(),
+        training_forward([session.policy, session.critic], algo.gradient_checkpointing),
+    ):
         logits, hidden = policy_forward(session.policy, inputs, T, session.seq2seq, want_hidden=algo.critic == "shared")
         values = values_of(session, session.policy, inputs, T, hidden).float() if with_values else None
     grad = bool(algo.ent_coef)  # without an entropy bonus the entropy is only logged
@@ -232,8 +268,12 @@ def score_and_advantages(session: Session, batch: Batch, kl_coef: float) -> Scor
     rollout = batch.rollout
     algo: ActorCriticConfig = session.algo
     mask = rollout.response_mask
-    completions = decode_completions(session.tokenizer, rollout.response_ids, batch.generated_mask, session.cfg.run.clean_up_tokenization_spaces)
-    scores = torch.tensor(session.score([e.prompt for e in batch.examples], completions, batch.examples), device=session.device)
+    completions = decode_completions(
+        session.tokenizer, rollout.response_ids, batch.generated_mask, session.cfg.run.clean_up_tokenization_spaces
+    )
+    scores = torch.tensor(
+        session.score([e.prompt for e in batch.examples], completions, batch.examples), device=session.device
+    )
     finished = (batch.generated_mask.sum(-1) == mask.sum(-1)).to(scores.dtype)
     kl = kl_estimate(rollout.raw_logprobs, rollout.ref_logprobs, algo.kl_estimator) * mask
     rewards = kl_penalized_rewards(scores * finished, kl, mask, kl_coef)
@@ -243,7 +283,9 @@ def score_and_advantages(session: Session, batch: Batch, kl_coef: float) -> Scor
     return Scored(batch, completions, scores, kl, rewards, adv, returns)
 
 
-def minibatches(mask: torch.Tensor, unit: str, size: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def minibatches(
+    mask: torch.Tensor, unit: str, size: int, generator: torch.Generator
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch's minibatches over a rollout's ``mask`` (B,T), as ``(rows (M,), selected tokens (M,T))``.
 
     ``completions``: a random permutation of the rows in chunks of ``size`` rows, each with all its
@@ -273,12 +315,27 @@ class LossFn(Protocol):
     ``returns`` (M,T): the critic's targets (None without a critic); ``denom``: the optimizer step's total weight,
     so that the micro-batches' losses add up to the step's mean."""
 
-    def __call__(self, session: Session, rollout: Rollout, weights: torch.Tensor, advantages: torch.Tensor,
-                 returns: torch.Tensor | None, denom: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+    def __call__(
+        self,
+        session: Session,
+        rollout: Rollout,
+        weights: torch.Tensor,
+        advantages: torch.Tensor,
+        returns: torch.Tensor | None,
+        denom: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
 
 
-def backward_step(session: Session, rollout: Rollout, rows: torch.Tensor, sel: torch.Tensor, advantages: torch.Tensor,
-                  returns: torch.Tensor | None, loss_fn: LossFn, grad_accum: int) -> dict[str, torch.Tensor]:
+def backward_step(
+    session: Session,
+    rollout: Rollout,
+    rows: torch.Tensor,
+    sel: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor | None,
+    loss_fn: LossFn,
+    grad_accum: int,
+) -> dict[str, torch.Tensor]:
     """Gradients for one optimizer step over the tokens ``sel`` (M,T) of the rollout's ``rows`` (M,).
 
     The advantages (per token, (B,T)) are normalised over those tokens first when ``normalize_advantage`` is on.
@@ -299,16 +356,28 @@ def backward_step(session: Session, rollout: Rollout, rows: torch.Tensor, sel: t
             if k < len(pieces) - 1:
                 for m in session.trainable:
                     stack.enter_context(session.accelerator.no_sync(m))
-            loss, stats = loss_fn(session, rollout.index(rows[j]), sel[j], adv[j], None if ret is None else ret[j], denom)
+            loss, stats = loss_fn(
+                session, rollout.index(rows[j]), sel[j], adv[j], None if ret is None else ret[j], denom
+            )
             session.accelerator.backward(loss)
         for name, v in stats.items():
             sums[name] = sums.get(name, 0.0) + v.detach()
     return sums
 
 
-def optimizer_steps(session: Session, rollout: Rollout, weights: torch.Tensor, unit: str, minibatch_size: int, passes: int,
-                    advantages: torch.Tensor, returns: torch.Tensor | None, loss_fn: LossFn, grad_accum: int = 1,
-                    max_grad_norm: float | None = None) -> dict[str, torch.Tensor]:
+def optimizer_steps(
+    session: Session,
+    rollout: Rollout,
+    weights: torch.Tensor,
+    unit: str,
+    minibatch_size: int,
+    passes: int,
+    advantages: torch.Tensor,
+    returns: torch.Tensor | None,
+    loss_fn: LossFn,
+    grad_accum: int = 1,
+    max_grad_norm: float | None = None,
+) -> dict[str, torch.Tensor]:
     """``passes`` epochs of shuffled minibatches of ``minibatch_size`` (``unit``: completions or tokens of
     ``weights`` (B,T)), one ``backward_step`` and one optimizer step each, the gradient norm clipped to
     ``max_grad_norm`` (None: not clipped, nor logged); a non-finite loss or gradient stops the run before its step
@@ -333,8 +402,15 @@ def stop_if_not_finite(session: Session, stats: dict) -> None:
     """Before an optimizer step: a GrueError naming the iteration if a loss (``loss/*`` of ``stats``), the gradient
     norm or any gradient is nan or inf (grue.stability.check_finite); the model is then left as it was."""
     values = {k: v for k, v in stats.items() if k.startswith("loss/") or k == "policy/grad_norm"}
-    check_finite(session.accelerator, values, session.params, f"iteration {session.iteration}", session.run_dir, session.cfg.run.task,
-                 norm="policy/grad_norm" if values.get("policy/grad_norm") is not None else None)
+    check_finite(
+        session.accelerator,
+        values,
+        session.params,
+        f"iteration {session.iteration}",
+        session.run_dir,
+        session.cfg.run.task,
+        norm="policy/grad_norm" if values.get("policy/grad_norm") is not None else None,
+    )
 
 
 def mean_kl(session: Session, scored: Scored) -> float:
@@ -349,17 +425,28 @@ def iteration_metrics(session: Session, scored: Scored, stats: dict) -> dict:
     acc = session.accelerator
     mask, rollout = scored.rollout.response_mask, scored.rollout
     # Processes may hold different numbers of episodes (a rollout counted in tokens): gather as objects.
-    all_scores = torch.tensor(sum(gather_object([scored.scores.tolist()]), []) if acc.num_processes > 1 else scored.scores.tolist())
+    all_scores = torch.tensor(
+        sum(gather_object([scored.scores.tolist()]), []) if acc.num_processes > 1 else scored.scores.tolist()
+    )
     n_tokens = acc.reduce(mask.sum(), "sum").item()
     seconds = sum(session.times.values())
     return {
-        "iteration": session.iteration, "world_size": acc.num_processes, "samples": session.iteration * session.algo.rollout_size,
-        "reward/mean": all_scores.mean().item(), "reward/std": all_scores.std().item() if all_scores.numel() > 1 else 0.0,
+        "iteration": session.iteration,
+        "world_size": acc.num_processes,
+        "samples": session.iteration * session.algo.rollout_size,
+        "reward/mean": all_scores.mean().item(),
+        "reward/std": all_scores.std().item() if all_scores.numel() > 1 else 0.0,
         "reward/total": acc.reduce(scored.rewards.sum(-1).mean(), "mean").item(),
-        "kl/mean": mean_kl(session, scored), "kl/coef": session.kl.coef,
+        "kl/mean": mean_kl(session, scored),
+        "kl/coef": session.kl.coef,
         "kl/support_logmass": acc.reduce(masked_mean(rollout.raw_logprobs - rollout.logprobs, mask), "mean").item(),
         **{k: acc.reduce(v, "mean").item() for k, v in stats.items()},
-        **({} if rollout.values is None else {"value/mean": acc.reduce(masked_mean(rollout.values, mask), "mean").item()}),
+        **(
+            {}
+            if rollout.values is None
+            else {"value/mean": acc.reduce(masked_mean(rollout.values, mask), "mean").item()}
+        ),
         "response/length": acc.reduce(scored.batch.generated_mask.sum(-1).mean(), "mean").item(),
-        **session.times, "tokens_per_s": n_tokens / max(seconds, 1e-9),
+        **session.times,
+        "tokens_per_s": n_tokens / max(seconds, 1e-9),
     }

@@ -20,7 +20,11 @@ def groups_by_name(named: Iterable[tuple[str, nn.Parameter]], weight_decay: floa
     for name, p in named:
         if p.requires_grad:
             (no_decay if any(key in name for key in RL4LMS_NO_DECAY) else decay).append(p)
-    return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+    return [
+        g
+        for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0})
+        if g["params"]
+    ]
 
 
 def groups_like_trainer(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -31,7 +35,11 @@ def groups_like_trainer(model: nn.Module, weight_decay: float) -> list[dict]:
     for name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if "bias" in name or id(p) in norm_params else decay).append(p)
-    return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+    return [
+        g
+        for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0})
+        if g["params"]
+    ]
 
 
 def fusable(groups: list[dict]) -> bool:

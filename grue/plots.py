@@ -17,8 +17,14 @@ from pathlib import Path
 from grue.errors import GrueError
 from grue.files import plain_mode
 
-PANELS = (("reward/mean", "reward"), ("kl/mean", "KL"), ("kl/coef", "KL coefficient"), ("policy/entropy", "entropy"),
-          ("policy/clipfrac", "clip fraction"), ("response/length", "response length"))
+PANELS = (
+    ("reward/mean", "reward"),
+    ("kl/mean", "KL"),
+    ("kl/coef", "KL coefficient"),
+    ("policy/entropy", "entropy"),
+    ("policy/clipfrac", "clip fraction"),
+    ("response/length", "response length"),
+)
 """The metrics drawn (metrics.jsonl names) and their panel titles, in reading order (2 rows of 3)."""
 
 
@@ -34,7 +40,9 @@ def read_run(run_dir: Path) -> list[dict]:
     if not Path(run_dir).is_dir():
         raise GrueError(f"{run_dir} is not a directory; pass run directories made by `grue train`")
     if not path.is_file():
-        raise GrueError(f"{run_dir} is not a run directory (no metrics.jsonl); pass run directories made by `grue train`")
+        raise GrueError(
+            f"{run_dir} is not a run directory (no metrics.jsonl); pass run directories made by `grue train`"
+        )
     rows = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
@@ -70,7 +78,9 @@ def figure(runs: dict[str, list[dict]]):
     from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(13, 7))
-    fig.subplots_adjust(left=0.06, right=0.98, top=0.95, bottom=0.14, hspace=0.35, wspace=0.25)  # fixed: a layout engine doubles the cost
+    fig.subplots_adjust(
+        left=0.06, right=0.98, top=0.95, bottom=0.14, hspace=0.35, wspace=0.25
+    )  # fixed: a layout engine doubles the cost
     axes = fig.subplots(2, 3).flatten()
     for ax, (key, title) in zip(axes, PANELS):
         drawn: list[float] = []
@@ -88,7 +98,9 @@ def figure(runs: dict[str, list[dict]]):
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     if not handles:
-        handles, labels = next((a.get_legend_handles_labels() for a in axes if a.get_legend_handles_labels()[0]), ([], []))
+        handles, labels = next(
+            (a.get_legend_handles_labels() for a in axes if a.get_legend_handles_labels()[0]), ([], [])
+        )
     if handles:
         fig.legend(handles, labels, loc="lower center", ncols=min(len(labels), 4), frameon=False)
     return fig

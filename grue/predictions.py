@@ -18,7 +18,9 @@ def read_predictions(path: str, n: int, total: int, limit: int | None) -> list[s
     except OSError as e:
         raise GrueError(f"{option('predictions', str(path))}: cannot read it: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
-        raise GrueError(f"{option('predictions', str(path))}: not UTF-8 text (invalid byte at offset {e.start})") from None
+        raise GrueError(
+            f"{option('predictions', str(path))}: not UTF-8 text (invalid byte at offset {e.start})"
+        ) from None
     out: list[str] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -27,19 +29,30 @@ def read_predictions(path: str, n: int, total: int, limit: int | None) -> list[s
         try:
             row = json.loads(line)
         except (ValueError, RecursionError) as e:
-            raise GrueError(f"{where}: invalid JSON: {getattr(e, 'msg', e)}; each line is one JSON object "
-                            '{"generation": "..."}') from None
+            raise GrueError(
+                f'{where}: invalid JSON: {getattr(e, "msg", e)}; each line is one JSON object {{"generation": "..."}}'
+            ) from None
         if not isinstance(row, dict):
             raise GrueError(f'{where}: must be a JSON object with a string "generation", got {type(row).__name__}')
         if not isinstance(row.get("generation"), str):
             got = "nothing" if "generation" not in row else json.dumps(row["generation"])[:60]
             raise GrueError(f'{where}: "generation" must be a string, got {got}')
         if "index" in row and (row["index"] != len(out) or isinstance(row["index"], bool)):
-            raise GrueError(f'{where}: "index" is {json.dumps(row["index"])[:60]}, but this is row {len(out)} '
-                            "(rows follow the split's order, from 0)")
+            raise GrueError(
+                f'{where}: "index" is {json.dumps(row["index"])[:60]}, but this is row {len(out)} '
+                "(rows follow the split's order, from 0)"
+            )
         out.append(row["generation"])
     if len(out) == n or (limit and len(out) == total):
         return out[:n]
-    expected = f"{n} (the first {n} examples, {option('limit', str(limit))}) or {total} (the whole split)" if limit else f"{total}, one per example of the split"
-    hint = f"; to score only the first {len(out)}, pass {option('limit', str(len(out)))}" if not limit and 0 < len(out) < total else ""
+    expected = (
+        f"{n} (the first {n} examples, {option('limit', str(limit))}) or {total} (the whole split)"
+        if limit
+        else f"{total}, one per example of the split"
+    )
+    hint = (
+        f"; to score only the first {len(out)}, pass {option('limit', str(len(out)))}"
+        if not limit and 0 < len(out) < total
+        else ""
+    )
     raise GrueError(f"{option('predictions', str(path))}: {len(out)} rows, expected {expected}{hint}")

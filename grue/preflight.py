@@ -46,13 +46,19 @@ def check_output_dir(output_dir: str | None) -> None:
     path = Path(output_dir) if output_dir else Path("runs") / "new-run"
     if path.is_dir():
         if output_dir and any(path.iterdir()) and not unstarted(path):
-            raise GrueError(f"run directory {path} already exists and is not empty; use {option('resume', str(path))} or another {option('output_dir')}")
+            raise GrueError(
+                f"run directory {path} already exists and is not empty; use {option('resume', str(path))} or another {option('output_dir')}"
+            )
         return
     above = next((p for p in (path, *path.parents) if p.exists() or p.is_symlink()), Path("."))
     if not above.is_dir():
-        raise GrueError(f"cannot make the run directory {path}: {above} is a file, not a folder; pass {option('output_dir', 'DIR')}")
+        raise GrueError(
+            f"cannot make the run directory {path}: {above} is a file, not a folder; pass {option('output_dir', 'DIR')}"
+        )
     if not os.access(above, os.W_OK | os.X_OK):
-        raise GrueError(f"cannot make the run directory {path}: {above} is not writable; pass {option('output_dir', 'DIR')}")
+        raise GrueError(
+            f"cannot make the run directory {path}: {above} is not writable; pass {option('output_dir', 'DIR')}"
+        )
 
 
 def preflight(cfg, resume: str | None = None) -> None:

@@ -114,6 +114,7 @@ def utc_now() -> str:
 
 # ---- checks: each accepts a parsed JSON value and says whether it is allowed
 
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -236,7 +237,9 @@ def _check_json(value: Any, path: str, out: list[str]) -> None:
         for i, item in enumerate(value):
             _check_json(item, f"{path}[{i}]", out)
     elif not (value is None or isinstance(value, (str, bool)) or _is_int(value) or _is_number(value)):
-        out.append(f"{path}: must be JSON data (object, array, string, finite number, boolean, null), got {show_value(value)}")
+        out.append(
+            f"{path}: must be JSON data (object, array, string, finite number, boolean, null), got {show_value(value)}"
+        )
 
 
 def _check_names(names, path: str, out: list[str]) -> None:
@@ -249,24 +252,32 @@ def _check_kind(data: dict, out: list[str]) -> None:
     """The rules that differ between evaluated and reported files."""
     if data.get("kind") == "reported":
         if data.get("source") is None:  # an empty string is reported by the field check
-            out.append("source: required when kind is \"reported\": where the numbers come from (paper, table)")
+            out.append('source: required when kind is "reported": where the numbers come from (paper, table)')
     elif data.get("kind") == "evaluated":
         algo = data.get("algorithm")
-        if _is_text(algo) and algo not in OTHER_ALGORITHMS and not all(a in TRAINING_ALGORITHMS for a in algo.split("+")):
-            out.append(f"algorithm: must be \"zero-shot\", \"external\" or {_choices(TRAINING_ALGORITHMS)}, or several of "
-                       f"these joined by \"+\" (e.g. \"supervised+ppo\") when kind is \"evaluated\", got {show_value(algo)}")
+        if (
+            _is_text(algo)
+            and algo not in OTHER_ALGORITHMS
+            and not all(a in TRAINING_ALGORITHMS for a in algo.split("+"))
+        ):
+            out.append(
+                f'algorithm: must be "zero-shot", "external" or {_choices(TRAINING_ALGORITHMS)}, or several of '
+                f'these joined by "+" (e.g. "supervised+ppo") when kind is "evaluated", got {show_value(algo)}'
+            )
         for key in ("samples", "runtime_seconds"):
             if key in data and data[key] is None:
-                out.append(f"{key}: must not be null when kind is \"evaluated\"")
+                out.append(f'{key}: must not be null when kind is "evaluated"')
         if data.get("source") is not None:
-            out.append("source: must be null when kind is \"evaluated\" (source cites reported numbers)")
+            out.append('source: must be null when kind is "evaluated" (source cites reported numbers)')
         if data.get("config", {}) == {}:
-            out.append("config: must hold the resolved run configuration when kind is \"evaluated\"")
+            out.append('config: must hold the resolved run configuration when kind is "evaluated"')
         metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
         for name, metric in metrics.items():
             if isinstance(metric, dict) and metric.get("std") is not None:
-                out.append(f"metrics.{name}.std: must be null or left out when kind is \"evaluated\" (one file is "
-                           "one seed; the leaderboard computes the spread over seeds)")
+                out.append(
+                    f'metrics.{name}.std: must be null or left out when kind is "evaluated" (one file is '
+                    "one seed; the leaderboard computes the spread over seeds)"
+                )
 
 
 def validate(data: Any, source: str = FILENAME) -> list[str]:
@@ -275,15 +286,23 @@ def validate(data: Any, source: str = FILENAME) -> list[str]:
         return [f"{source}: (top level): must be a JSON object, got {show_value(data)}"]
     version = data.get("schema_version", SCHEMA_VERSION)
     if not (_is_int(version) and version == SCHEMA_VERSION):
-        return [f"{source}: schema_version: must be {SCHEMA_VERSION}, the only version this grue reads, "
-                f"got {show_value(version)}"]
+        return [
+            f"{source}: schema_version: must be {SCHEMA_VERSION}, the only version this grue reads, "
+            f"got {show_value(version)}"
+        ]
     out: list[str] = []
     _check_object(data, "", _TOP, out, _OPTIONAL)
     if isinstance(data.get("model"), dict):
         _check_object(data["model"], "model", _MODEL, out)
-        if "parameters" in data["model"] and data["model"]["parameters"] is None and data.get("algorithm") != "external":
-            out.append('model.parameters: null (unknown) is allowed only for algorithm "external" (generations scored '
-                       "without their model); got null for algorithm " + show_value(data.get("algorithm")))
+        if (
+            "parameters" in data["model"]
+            and data["model"]["parameters"] is None
+            and data.get("algorithm") != "external"
+        ):
+            out.append(
+                'model.parameters: null (unknown) is allowed only for algorithm "external" (generations scored '
+                "without their model); got null for algorithm " + show_value(data.get("algorithm"))
+            )
     samples = data.get("samples")
     if isinstance(samples, dict):
         _check_object(samples, "samples", _SAMPLES, out)
@@ -303,7 +322,9 @@ def validate(data: Any, source: str = FILENAME) -> list[str]:
     _check_names(skipped, "skipped", out)
     for name, reason in skipped.items():
         if not _is_text(reason):
-            out.append(f"skipped.{name}: must be a non-empty string (why it was not computed), got {show_value(reason)}")
+            out.append(
+                f"skipped.{name}: must be a non-empty string (why it was not computed), got {show_value(reason)}"
+            )
         if name in metrics:
             out.append(f"skipped.{name}: also in metrics; a metric is either computed or skipped")
     if isinstance(data.get("config"), dict):
@@ -333,8 +354,10 @@ def from_dict(data: Any, source: str = FILENAME) -> Results:
     values = copy.deepcopy(data)
     values["model"] = ModelInfo(**values["model"])
     values["samples"] = None if values["samples"] is None else SampleCounts(**values["samples"])
-    values["metrics"] = {k: MetricValue(float(m["value"]), m["higher_is_better"], None if m.get("std") is None else float(m["std"]))
-                         for k, m in sorted(values["metrics"].items())}
+    values["metrics"] = {
+        k: MetricValue(float(m["value"]), m["higher_is_better"], None if m.get("std") is None else float(m["std"]))
+        for k, m in sorted(values["metrics"].items())
+    }
     values["skipped"] = dict(sorted(values.get("skipped", {}).items()))
     if values["runtime_seconds"] is not None:
         values["runtime_seconds"] = float(values["runtime_seconds"])
@@ -398,5 +421,7 @@ def from_bytes(raw: bytes, source: str = FILENAME) -> Results:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise ResultsError([f"{source}: not UTF-8 text (invalid byte at offset {e.start}); results files are UTF-8 JSON"]) from None
+        raise ResultsError(
+            [f"{source}: not UTF-8 text (invalid byte at offset {e.start}); results files are UTF-8 JSON"]
+        ) from None
     return from_dict(parse(text, source), source)

@@ -23,8 +23,15 @@ REWARD_MODEL_SETTING = "--set run.reward_model=PATH"
 """What takes a local copy of a model-based reward's model, named when it cannot be loaded."""
 
 
-def classifier_sentiment(prompts, completions, references, meta, model: str = "lvwerra/distilbert-imdb",
-                         batch_size: int = 32, device: str | None = None) -> list[float]:
+def classifier_sentiment(
+    prompts,
+    completions,
+    references,
+    meta,
+    model: str = "lvwerra/distilbert-imdb",
+    batch_size: int = 32,
+    device: str | None = None,
+) -> list[float]:
     """P(positive) from a sequence classifier on prompt + completion (the GRUE paper's IMDB reward).
 
     ``device`` None is the current CUDA device when there is one, else the CPU.
@@ -115,9 +122,15 @@ def parent(prompts, completions, references, meta) -> list[float]:
     return _needs(parent_per_sample, completions, references, [m["table"] for m in meta], precision_tables=full)
 
 
-def intent_meteor(prompts, completions, references, meta,
-                  model: str = "rajkumarrrk/roberta-daily-dialog-intent-classifier",
-                  intent_weight: float = 0.75, meteor_weight: float = 0.25) -> list[float]:
+def intent_meteor(
+    prompts,
+    completions,
+    references,
+    meta,
+    model: str = "rajkumarrrk/roberta-daily-dialog-intent-classifier",
+    intent_weight: float = 0.75,
+    meteor_weight: float = 0.25,
+) -> list[float]:
     """``intent_weight`` * (predicted intent == the reference utterance's intent) + ``meteor_weight`` * METEOR, per sample.
 
     RL4LMs' dialog configs weight them 0.75 / 0.25 (gpt2_ppo.yml, gpt2_nlpo.yml; the ``*_on_supervised`` files
@@ -126,8 +139,14 @@ def intent_meteor(prompts, completions, references, meta,
     """
     from grue.metrics.neural import intent_match_per_sample
 
-    match = _needs(intent_match_per_sample, prompts, completions, [m["intent"] for m in meta], model=model,
-                   setting=REWARD_MODEL_SETTING)
+    match = _needs(
+        intent_match_per_sample,
+        prompts,
+        completions,
+        [m["intent"] for m in meta],
+        model=model,
+        setting=REWARD_MODEL_SETTING,
+    )
     met = meteor(prompts, completions, references, meta)
     return [intent_weight * a + meteor_weight * b for a, b in zip(match, met)]
 
@@ -160,7 +179,9 @@ def resolve_reward(name: str, model: str = "", args: dict | None = None) -> tupl
         if not callable(fn):
             raise GrueError(f"reward '{name}' is not callable")
     else:
-        raise GrueError(f"unknown reward '{name}'; accepted: {', '.join(sorted(REWARDS))}, or a dotted path package.module:function")
+        raise GrueError(
+            f"unknown reward '{name}'; accepted: {', '.join(sorted(REWARDS))}, or a dotted path package.module:function"
+        )
     bound = {**({"model": model} if model else {}), **(args or {})}
     if bound:
         try:
@@ -171,8 +192,10 @@ def resolve_reward(name: str, model: str = "", args: dict | None = None) -> tupl
         named = [p for p in list(params)[4:] if params[p].kind is not inspect.Parameter.VAR_POSITIONAL]
         unknown = [k for k in bound if k not in named and not takes_any]
         if unknown:
-            raise GrueError(f"reward '{name}' takes no argument {', '.join(map(repr, unknown))} (from run.reward_model / "
-                            f"run.reward_args); it takes: {', '.join(named) or 'none'}")
+            raise GrueError(
+                f"reward '{name}' takes no argument {', '.join(map(repr, unknown))} (from run.reward_model / "
+                f"run.reward_args); it takes: {', '.join(named) or 'none'}"
+            )
         fn = functools.partial(fn, **bound)
     return name, fn
 
@@ -206,8 +229,9 @@ def call_with_limit(name: str, fn: RewardFn, args: tuple, limit_s: float | None)
     return out["value"]
 
 
-def score(name: str, fn: RewardFn, prompts, completions, references, meta, batch: str = "",
-          limit_s: float | None = None) -> list[float]:
+def score(
+    name: str, fn: RewardFn, prompts, completions, references, meta, batch: str = "", limit_s: float | None = None
+) -> list[float]:
     """Call the reward and check its answer: one finite float per completion, else a one-line error naming the
     reward and ``batch`` (e.g. "the rollout of iteration 3"). ``limit_s``: see ``call_with_limit``."""
     on = f" on {batch}" if batch else ""
@@ -220,10 +244,16 @@ def score(name: str, fn: RewardFn, prompts, completions, references, meta, batch
     try:
         scores = [float(s) for s in scores]
     except (TypeError, ValueError) as e:
-        raise GrueError(f"reward function '{name}' must return a list of floats, got {type(scores).__name__}{on}") from e
+        raise GrueError(
+            f"reward function '{name}' must return a list of floats, got {type(scores).__name__}{on}"
+        ) from e
     if len(scores) != len(completions):
-        raise GrueError(f"reward function '{name}' returned {len(scores)} scores for {len(completions)} completions{on}")
+        raise GrueError(
+            f"reward function '{name}' returned {len(scores)} scores for {len(completions)} completions{on}"
+        )
     bad = [i for i, s in enumerate(scores) if not math.isfinite(s)]
     if bad:
-        raise GrueError(f"reward function '{name}' returned a non-finite score (e.g. {scores[bad[0]]}) for completion {bad[0]}{on}")
+        raise GrueError(
+            f"reward function '{name}' returned a non-finite score (e.g. {scores[bad[0]]}) for completion {bad[0]}{on}"
+        )
     return scores

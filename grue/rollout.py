@@ -38,11 +38,14 @@ class Rollout:
 
     def index(self, idx: torch.Tensor) -> "Rollout":
         """The rows ``idx`` of every tensor field."""
-        return Rollout(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[idx] for f in fields(self)})
+        return Rollout(
+            **{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[idx] for f in fields(self)}
+        )
 
 
-def tokenize_prompts(tokenizer, prompts: list[str], max_tokens: int, is_encoder_decoder: bool, device,
-                     truncation_side: str = "left") -> tuple[torch.Tensor, torch.Tensor]:
+def tokenize_prompts(
+    tokenizer, prompts: list[str], max_tokens: int, is_encoder_decoder: bool, device, truncation_side: str = "left"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids and mask (B,P): truncated on ``truncation_side`` to ``max_tokens``; causal left-padded."""
     tokenizer.truncation_side = truncation_side
     tokenizer.padding_side = "right" if is_encoder_decoder else "left"
@@ -84,12 +87,18 @@ class Decoder:
         self.cache_kw = cache_keyword(model)
         if self.seq2seq:
             self.encoder_outputs = model.get_encoder()(input_ids=query_ids, attention_mask=query_mask)
-            start = torch.full((query_ids.shape[0], 1), model.config.decoder_start_token_id, dtype=torch.long, device=query_ids.device)
-            out = model(encoder_outputs=self.encoder_outputs, attention_mask=query_mask, decoder_input_ids=start, use_cache=True)
+            start = torch.full(
+                (query_ids.shape[0], 1), model.config.decoder_start_token_id, dtype=torch.long, device=query_ids.device
+            )
+            out = model(
+                encoder_outputs=self.encoder_outputs, attention_mask=query_mask, decoder_input_ids=start, use_cache=True
+            )
         else:
             self.attn = query_mask.clone()
             pos = positions(self.attn)
-            last = {k: torch.tensor([query_ids.shape[1] - 1], device=query_ids.device) for k in self.keep}  # see policy_forward
+            last = {
+                k: torch.tensor([query_ids.shape[1] - 1], device=query_ids.device) for k in self.keep
+            }  # see policy_forward
             out = model(input_ids=query_ids, attention_mask=self.attn, position_ids=pos, use_cache=True, **last)
             self.next_pos = pos[:, -1:] + 1
         prefix = 1 if self.seq2seq else query_ids.shape[1]
@@ -99,12 +108,23 @@ class Decoder:
         """Feed one token per row (B,) and compute the next logits."""
         cache = {self.cache_kw: self.past}
         if self.seq2seq:
-            out = self.model(encoder_outputs=self.encoder_outputs, attention_mask=self.query_mask, decoder_input_ids=tokens[:, None],
-                             use_cache=True, **cache)
+            out = self.model(
+                encoder_outputs=self.encoder_outputs,
+                attention_mask=self.query_mask,
+                decoder_input_ids=tokens[:, None],
+                use_cache=True,
+                **cache,
+            )
         else:
             self.attn = torch.cat([self.attn, torch.ones_like(self.attn[:, :1])], dim=1)
-            out = self.model(input_ids=tokens[:, None], attention_mask=self.attn, position_ids=self.next_pos,
-                             use_cache=True, **cache, **self.keep)
+            out = self.model(
+                input_ids=tokens[:, None],
+                attention_mask=self.attn,
+                position_ids=self.next_pos,
+                use_cache=True,
+                **cache,
+                **self.keep,
+            )
             self.next_pos = self.next_pos + 1
         self.logits, self.past = out.logits[:, -1], returned_cache(out)
 
@@ -120,8 +140,17 @@ class MaskSettings:
 
 
 @torch.no_grad()
-def generate(model, query_ids, query_mask, gen: GenerationConfig, *, eos_id: int, pad_id: int,
-             generator: torch.Generator | None = None, mask: MaskSettings | None = None) -> Rollout:
+def generate(
+    model,
+    query_ids,
+    query_mask,
+    gen: GenerationConfig,
+    *,
+    eos_id: int,
+    pad_id: int,
+    generator: torch.Generator | None = None,
+    mask: MaskSettings | None = None,
+) -> Rollout:
     """Sample responses for a batch of prompts with a KV cache: one forward per new token.
 
     With ``mask`` (NLPO), the masking model decodes the same tokens with its own cache
@@ -135,8 +164,16 @@ def generate(model, query_ids, query_mask, gen: GenerationConfig, *, eos_id: int
     for t in range(gen.max_new_tokens):
         allowed = top_p_mask(masker.logits, mask.top_p, mask.min_keep, mask.always) if masker else None
         step = sample_step(
-            policy.logits, step=t, eos_id=eos_id, min_new_tokens=gen.min_new_tokens, temperature=gen.temperature,
-            top_k=gen.top_k, top_p=gen.top_p, do_sample=gen.do_sample, generator=generator, allowed=allowed,
+            policy.logits,
+            step=t,
+            eos_id=eos_id,
+            min_new_tokens=gen.min_new_tokens,
+            temperature=gen.temperature,
+            top_k=gen.top_k,
+            top_p=gen.top_p,
+            do_sample=gen.do_sample,
+            generator=generator,
+            allowed=allowed,
         )
         tok = step.tokens.masked_fill(done, pad_id)
         masks.append((~done).float())
@@ -149,12 +186,19 @@ def generate(model, query_ids, query_mask, gen: GenerationConfig, *, eos_id: int
             masker.advance(tok)
     mask_ = torch.stack(masks, 1)
     return Rollout(
-        query_ids=query_ids, query_mask=query_mask, response_ids=torch.stack(tokens, 1), response_mask=mask_,
-        logprobs=torch.stack(lps, 1) * mask_, raw_logprobs=torch.stack(raws, 1) * mask_, support=pad_supports(supports),
+        query_ids=query_ids,
+        query_mask=query_mask,
+        response_ids=torch.stack(tokens, 1),
+        response_mask=mask_,
+        logprobs=torch.stack(lps, 1) * mask_,
+        raw_logprobs=torch.stack(raws, 1) * mask_,
+        support=pad_supports(supports),
     )
 
 
-def lm_inputs(query_ids, query_mask, response_ids, response_mask, is_encoder_decoder: bool, decoder_start_id: int | None) -> dict:
+def lm_inputs(
+    query_ids, query_mask, response_ids, response_mask, is_encoder_decoder: bool, decoder_start_id: int | None
+) -> dict:
     """Teacher-forcing inputs for one forward over prompt + response.
 
     Causal: ``input_ids = [query, response]`` with position ids that skip left padding;
@@ -164,12 +208,19 @@ def lm_inputs(query_ids, query_mask, response_ids, response_mask, is_encoder_dec
     if is_encoder_decoder:
         start = torch.full_like(response_ids[:, :1], decoder_start_id)
         return {
-            "input_ids": query_ids, "attention_mask": query_mask,
+            "input_ids": query_ids,
+            "attention_mask": query_mask,
             "decoder_input_ids": torch.cat([start, response_ids[:, :-1]], 1),
-            "decoder_attention_mask": torch.cat([torch.ones_like(response_mask[:, :1]), response_mask[:, :-1]], 1).long(),
+            "decoder_attention_mask": torch.cat(
+                [torch.ones_like(response_mask[:, :1]), response_mask[:, :-1]], 1
+            ).long(),
         }
     mask = torch.cat([query_mask, response_mask.long()], 1)
-    return {"input_ids": torch.cat([query_ids, response_ids], 1), "attention_mask": mask, "position_ids": positions(mask)}
+    return {
+        "input_ids": torch.cat([query_ids, response_ids], 1),
+        "attention_mask": mask,
+        "position_ids": positions(mask),
+    }
 
 
 def policy_forward(model, inputs: dict, response_len: int, is_encoder_decoder: bool, want_hidden: bool = False):
@@ -221,7 +272,9 @@ def decode_texts(tokenizer, rows: list[list[int]], clean_up: bool = True) -> lis
     return [tokenizer.clean_up_tokenization(t) for t in texts] if clean_up else texts
 
 
-def decode_completions(tokenizer, response_ids: torch.Tensor, response_mask: torch.Tensor, clean_up: bool = True) -> list[str]:
+def decode_completions(
+    tokenizer, response_ids: torch.Tensor, response_mask: torch.Tensor, clean_up: bool = True
+) -> list[str]:
     """Each row's text: its first ``sum(mask)`` tokens, through ``decode_texts``. (B,T), (B,T) -> B strings.
 
     Padding positions are cut off, never decoded: GPT-2's padding is EOS, and a padding id of 0
@@ -262,7 +315,9 @@ def concat_rollouts(parts: list[Rollout], pad_id: int, left_pad_queries: bool) -
         if vals[0] is None:
             out[f.name] = None
         elif f.name in ("query_ids", "query_mask"):
-            out[f.name] = torch.cat([pad(v, P, pad_id if f.name == "query_ids" else 0, left=left_pad_queries) for v in vals])
+            out[f.name] = torch.cat(
+                [pad(v, P, pad_id if f.name == "query_ids" else 0, left=left_pad_queries) for v in vals]
+            )
         elif f.name == "support":
             out[f.name] = torch.cat([pad(pad(v, T, -1), K, -1, dim=2) for v in vals])
         else:

@@ -54,7 +54,9 @@ def new_run_dir(output_dir: str, task: str, algo: str, seed: int) -> Path:
     that never completed an iteration (``unstarted``): that one is started again."""
     path = Path(output_dir or f"runs/{task}-{algo}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     if path.exists() and any(path.iterdir()) and not unstarted(path):
-        raise GrueError(f"run directory {path} already exists and is not empty; use {option('resume', str(path))} or another {option('output_dir')}")
+        raise GrueError(
+            f"run directory {path} already exists and is not empty; use {option('resume', str(path))} or another {option('output_dir')}"
+        )
     made = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     _made.append((path, made))
@@ -69,7 +71,11 @@ def unstarted(path: Path, logs_ok: bool = False) -> bool:
     for p in path.iterdir():
         if p.name.startswith(".checkpoint-") and p.is_dir():
             continue
-        if p.name not in STARTED_FILES or not p.is_file() or (p.name != "config.yaml" and p.stat().st_size and not logs_ok):
+        if (
+            p.name not in STARTED_FILES
+            or not p.is_file()
+            or (p.name != "config.yaml" and p.stat().st_size and not logs_ok)
+        ):
             return False
     try:
         saved = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
@@ -152,7 +158,7 @@ def table_rows(history: list[dict], rows: int) -> list[dict | None]:
     with), a gap (None) and the latest ``rows - 2``."""
     if len(history) <= rows:
         return list(history)
-    return [history[0], None, *history[len(history) - (rows - 2):]]
+    return [history[0], None, *history[len(history) - (rows - 2) :]]
 
 
 class Display:
@@ -162,13 +168,27 @@ class Display:
         self.enabled, self.rows, self.history = enabled, rows, []
         self.console = Console(stderr=False)
         self.live_mode = enabled and self.console.is_terminal
-        self.progress = Progress(TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
-                                 TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=self.console)
+        self.progress = Progress(
+            TextColumn(f"[bold]{title}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("elapsed"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
         self.task = self.progress.add_task("train", total=total, completed=start)
         self.live = Live(self._render(), console=self.console, refresh_per_second=4) if self.live_mode else None
 
     def _render(self):
-        table = Table(box=None, header_style="bold cyan", caption=self._warned(), caption_style="bold yellow", caption_justify="left")
+        table = Table(
+            box=None,
+            header_style="bold cyan",
+            caption=self._warned(),
+            caption_style="bold yellow",
+            caption_justify="left",
+        )
         for col in ("iter",) + SHOWN:
             table.add_column(col, justify="right")
         for m in table_rows(self.history, self.rows):
@@ -198,7 +218,10 @@ class Display:
         else:
             parts = " ".join(f"{k}={metrics[k]:.4g}" for k in SHOWN if k in metrics)
             warned = f" warnings: {', '.join(raised(metrics))}" if raised(metrics) else ""
-            print(f"iter {metrics['iteration']}: {parts} ({metrics['time/rollout_s'] + metrics['time/update_s']:.1f}s){warned}", flush=True)
+            print(
+                f"iter {metrics['iteration']}: {parts} ({metrics['time/rollout_s'] + metrics['time/update_s']:.1f}s){warned}",
+                flush=True,
+            )
 
     def __exit__(self, *exc):
         if self.live:

@@ -38,7 +38,9 @@ class StepSample:
     support: torch.Tensor | None
 
 
-def top_p_mask(logits: torch.Tensor, top_p: float, min_keep: int = 1, always: torch.Tensor | None = None) -> torch.Tensor:
+def top_p_mask(
+    logits: torch.Tensor, top_p: float, min_keep: int = 1, always: torch.Tensor | None = None
+) -> torch.Tensor:
     """The tokens NLPO allows: the smallest set whose probability under ``softmax(logits)`` exceeds ``top_p``.
 
     logits (B,V) -> bool (B,V). Sorted by probability, a token is kept while the mass of
@@ -137,8 +139,14 @@ def categorical(logp: torch.Tensor, generator: torch.Generator | None = None) ->
     return idx[:, 0]
 
 
-def warped_log_softmax(logits: torch.Tensor, support: torch.Tensor | None, *, temperature: float = 1.0,
-                       eos_id: int | None = None, min_new_tokens: int = 0) -> torch.Tensor:
+def warped_log_softmax(
+    logits: torch.Tensor,
+    support: torch.Tensor | None,
+    *,
+    temperature: float = 1.0,
+    eos_id: int | None = None,
+    min_new_tokens: int = 0,
+) -> torch.Tensor:
     """The whole warped distribution, teacher-forced: logits (B,T,V) -> log-probs (B,T,K) over each step's stored
     support ids (B,T,K), -inf where the support is padded; without a support (B,T,V) over the vocabulary, EOS
     banned at positions ``t < min_new_tokens``. ``logits / temperature`` throughout."""
@@ -183,7 +191,9 @@ def warped_logprobs(
     vocabulary, EOS banned at positions ``t < min_new_tokens``. ``entropy_grad=False``:
     the entropy is a statistic only, computed outside autograd (no (B,T,K) tensors kept for a backward).
     """
-    logp_all = warped_log_softmax(logits, support, temperature=temperature, eos_id=eos_id, min_new_tokens=min_new_tokens)
+    logp_all = warped_log_softmax(
+        logits, support, temperature=temperature, eos_id=eos_id, min_new_tokens=min_new_tokens
+    )
     logp = token_logprobs_in(logp_all, tokens, support)
     # Excluded entries have p = 0 and log p = -inf: zero their log p before the product,
     # or the backward pass computes 0 * -inf = NaN.
@@ -199,7 +209,9 @@ def _entropy(logp_all: torch.Tensor, grad: bool, formula, chunk: int = 8) -> tor
         return torch.cat([formula(part) for part in logp_all.detach().split(chunk, 1)], 1)
 
 
-def full_logprobs(logits: torch.Tensor, tokens: torch.Tensor, entropy_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def full_logprobs(
+    logits: torch.Tensor, tokens: torch.Tensor, entropy_grad: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs and entropy of the unwarped policy (RL4LMs' PPO and A2C), teacher-forced.
 
     logits (B,T,V), tokens (B,T) -> (``log_softmax(logits)[token]`` (B,T), ``-sum p log p`` (B,T)) over

@@ -87,7 +87,9 @@ class Session:
     iteration: int = 0  # the iteration in progress (set by the algorithm's loop), named in a reward's errors
     tracker: Any = None  # the main process's experiment tracker (run.report_to; grue.trackers), None for none
     drawn: tuple | None = None  # metrics.jsonl's (size, mtime) when plots/curves.png was last drawn (main process)
-    history: list | None = None  # metrics.jsonl's rows so far (main process; read on the first log), for the stability checks
+    history: list | None = (
+        None  # metrics.jsonl's rows so far (main process; read on the first log), for the stability checks
+    )
     kl: KLController | None = None  # the KL coefficient (algo.kl_coef, adaptive toward algo.kl_target); made from them
     display: Display | None = None  # the live display of the loop in progress (Session.progress)
     times: dict = field(default_factory=dict)  # this iteration's ``time/<phase>_s`` so far (Session.lap)
@@ -104,21 +106,42 @@ class Session:
     gen = property(lambda self: self.cfg.generation)
     device = property(lambda self: self.accelerator.device)
     seq2seq = property(lambda self: bool(self.accelerator.unwrap_model(self.policy).config.is_encoder_decoder))
-    decoder_start = property(lambda self: getattr(self.accelerator.unwrap_model(self.policy).config, "decoder_start_token_id", None))
+    decoder_start = property(
+        lambda self: getattr(self.accelerator.unwrap_model(self.policy).config, "decoder_start_token_id", None)
+    )
     trainable = property(lambda self: [m for m in (self.policy, self.critic) if m is not None])
     params = property(lambda self: [p for m in self.trainable for p in m.parameters() if p.requires_grad])
 
     def score(self, prompts: list[str], completions: list[str], batch: list[Example]) -> list[float]:
-        return score(self.reward_name, self.reward_fn, prompts, completions, [e.references for e in batch], [e.meta for e in batch],
-                     f"the rollout of iteration {self.iteration}", self.cfg.run.reward_timeout_s)
+        return score(
+            self.reward_name,
+            self.reward_fn,
+            prompts,
+            completions,
+            [e.references for e in batch],
+            [e.meta for e in batch],
+            f"the rollout of iteration {self.iteration}",
+            self.cfg.run.reward_timeout_s,
+        )
 
-    def log(self, metrics: dict, idx: list[int], batch: list[Example], completions: list[str], scores: list[float]) -> None:
+    def log(
+        self, metrics: dict, idx: list[int], batch: list[Example], completions: list[str], scores: list[float]
+    ) -> None:
         """Append the iteration's metrics and a few of each process's generations (main process writes), with the
         stability warnings (grue.stability) added to ``metrics`` as ``warnings/<name>``; send both to the tracker."""
         k = self.cfg.run.log_samples
         rank = self.accelerator.process_index
-        mine = [{"iteration": metrics["iteration"], "rank": rank, "index": i, "prompt": e.prompt, "completion": c, "score": sc}
-                for i, e, c, sc in list(zip(idx, batch, completions, scores))[:k]]
+        mine = [
+            {
+                "iteration": metrics["iteration"],
+                "rank": rank,
+                "index": i,
+                "prompt": e.prompt,
+                "completion": c,
+                "score": sc,
+            }
+            for i, e, c, sc in list(zip(idx, batch, completions, scores))[:k]
+        ]
         rows = gather_object(mine) if self.accelerator.num_processes > 1 else mine
         if self.accelerator.is_main_process:
             if self.history is None:
@@ -136,16 +159,30 @@ class Session:
         rng = ckpt.rng_state({"sample": self.sample_rng, "shuffle": self.shuffle_rng})
         rngs = per_rank(acc, rng)
         if acc.is_main_process:
-            state = {"iteration": iteration, "world_size": acc.num_processes, "stream": self.stream.state_dict(), "rng": rngs, **extra_state}
-            modules = {"critic": self.critic, **self.extra_modules} if self.critic is not None else dict(self.extra_modules)
+            state = {
+                "iteration": iteration,
+                "world_size": acc.num_processes,
+                "stream": self.stream.state_dict(),
+                "rng": rngs,
+                **extra_state,
+            }
+            modules = (
+                {"critic": self.critic, **self.extra_modules} if self.critic is not None else dict(self.extra_modules)
+            )
             modules = {k: acc.unwrap_model(m) for k, m in modules.items()}
             policy = acc.unwrap_model(self.policy)
             if self.adapter is not None:  # LoRA: the adapter as peft saves it; of the other modules, their own tensors
                 shared = adapters.frozen_ids(policy)
                 modules = {k: adapters.own_state(m, shared) for k, m in modules.items()}
                 policy = self.adapter
-            ckpt.save(self.run_dir, policy, self.tokenizer, modules, self.optimizer.optimizer
-                      if hasattr(self.optimizer, "optimizer") else self.optimizer, state)
+            ckpt.save(
+                self.run_dir,
+                policy,
+                self.tokenizer,
+                modules,
+                self.optimizer.optimizer if hasattr(self.optimizer, "optimizer") else self.optimizer,
+                state,
+            )
             self.drawn = curves(self.run_dir)  # the picture keeps up with the checkpoint (about 0.4 s of CPU)
         acc.wait_for_everyone()
 
@@ -154,8 +191,11 @@ class Session:
         if self.adapter is None:
             ckpt.load_module(ck, name, module)
         else:
-            adapters.load_own(Path(ck) / "trainer" / f"{name}.safetensors", module,
-                              adapters.frozen_ids(self.accelerator.unwrap_model(self.policy)))
+            adapters.load_own(
+                Path(ck) / "trainer" / f"{name}.safetensors",
+                module,
+                adapters.frozen_ids(self.accelerator.unwrap_model(self.policy)),
+            )
 
     def checkpoint(self, iteration: int) -> None:
         """Save when due (every ``run.checkpoint_every`` iterations and the last) or when a signal asked the run to
@@ -170,7 +210,9 @@ class Session:
         """The loop's live display (a progress bar and the recent iterations' metrics; the main process, if ``show``),
         as a context manager; ``end_iteration`` updates it."""
         name = f"{self.cfg.run.task} {self.cfg.run.algo}"
-        self.display = Display(self.algo.iterations, self.start_iteration, name, enabled=show and self.accelerator.is_main_process)
+        self.display = Display(
+            self.algo.iterations, self.start_iteration, name, enabled=show and self.accelerator.is_main_process
+        )
         return self.display
 
     def iterations(self) -> Iterator[int]:
@@ -207,8 +249,13 @@ class Session:
         summary: dict = {}
         if acc.is_main_process:
             rewards = [m["reward/mean"] for m in read_jsonl(self.run_dir / "metrics.jsonl")]
-            summary = {"iterations": len(rewards), "world_size": acc.num_processes, **learning_summary(rewards),
-                       "policy_sha256_per_rank": digests, "run_dir": str(self.run_dir)}
+            summary = {
+                "iterations": len(rewards),
+                "world_size": acc.num_processes,
+                **learning_summary(rewards),
+                "policy_sha256_per_rank": digests,
+                "run_dir": str(self.run_dir),
+            }
             atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1))
             if self.drawn != metrics_stamp(self.run_dir):  # the last checkpoint drew these rows
                 curves(self.run_dir)
@@ -251,8 +298,16 @@ def parameter_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress: str = "iteration", total: int | None = None,
-             logs: tuple[str, ...] = ("metrics.jsonl", "samples.jsonl"), announce: bool = False) -> tuple[Path, Path | None, dict | None]:
+def open_run(
+    cfg: Config,
+    acc: Accelerator,
+    resume_dir: str | None,
+    *,
+    progress: str = "iteration",
+    total: int | None = None,
+    logs: tuple[str, ...] = ("metrics.jsonl", "samples.jsonl"),
+    announce: bool = False,
+) -> tuple[Path, Path | None, dict | None]:
     """The run directory, new or resumed (with its latest checkpoint and state), and config.yaml in it.
 
     ``progress`` names the unit of ``total`` in the checkpoint state ("iteration", or
@@ -271,18 +326,31 @@ def open_run(cfg: Config, acc: Accelerator, resume_dir: str | None, *, progress:
             ck = ckpt.latest(run_dir)
             resumed = ckpt.load_state(ck)
             if resumed["world_size"] != acc.num_processes:
-                raise GrueError(f"{run_dir} ran on {resumed['world_size']} processes; resume it with the same number (now {acc.num_processes})")
+                raise GrueError(
+                    f"{run_dir} ran on {resumed['world_size']} processes; resume it with the same number (now {acc.num_processes})"
+                )
             if resumed[progress] >= total:
-                raise GrueError(f"{run_dir} already finished {resumed[progress]} {progress}s; pass {option('iterations', 'N')} with N > {resumed[progress]}")
+                raise GrueError(
+                    f"{run_dir} already finished {resumed[progress]} {progress}s; pass {option('iterations', 'N')} with N > {resumed[progress]}"
+                )
     else:
-        run_dir = new_run_dir(cfg.run.output_dir, find_task(cfg.run.task).name, cfg.run.algo, cfg.run.seed) if acc.is_main_process else None
+        run_dir = (
+            new_run_dir(cfg.run.output_dir, find_task(cfg.run.task).name, cfg.run.algo, cfg.run.seed)
+            if acc.is_main_process
+            else None
+        )
         run_dir = Path(per_rank(acc, str(run_dir))[0])  # the main process's choice, for every rank
     if acc.is_main_process:
         write_config(run_dir, {**cfg.to_dict(), "world_size": acc.num_processes})
         if announce:
-            print(f"resuming {run_dir} after {progress} {resumed[progress]}" if resumed else
-                  f"restarting {run_dir} from {progress} 0 (it has no checkpoint yet)" if restart else f"run directory {run_dir}",
-                  flush=True)
+            print(
+                f"resuming {run_dir} after {progress} {resumed[progress]}"
+                if resumed
+                else f"restarting {run_dir} from {progress} 0 (it has no checkpoint yet)"
+                if restart
+                else f"run directory {run_dir}",
+                flush=True,
+            )
         if resumed or restart:
             ckpt.discard_partial(run_dir)
             for name in logs:
@@ -310,15 +378,26 @@ def stop_asked(acc: Accelerator) -> bool:
 def stopped(cfg: Config, run_dir: Path, unit: str, done: int) -> interrupt.Interrupted:
     """The ``Interrupted`` of a run stopped by a signal after the checkpoint of ``unit`` ``done``."""
     signum = interrupt.asked() or signal.SIGTERM
-    how = (f"grue.train({cfg.run.task!r}, resume={str(run_dir)!r})" if SPELLING.get() == "api"
-           else f"grue train {cfg.run.task} --resume {run_dir}")
-    return interrupt.Interrupted(signum, f"stopped by {signal.Signals(signum).name} after {unit} {done}, checkpoint saved; "
-                                         f"continue with: {how}")
+    how = (
+        f"grue.train({cfg.run.task!r}, resume={str(run_dir)!r})"
+        if SPELLING.get() == "api"
+        else f"grue train {cfg.run.task} --resume {run_dir}"
+    )
+    return interrupt.Interrupted(
+        signum, f"stopped by {signal.Signals(signum).name} after {unit} {done}, checkpoint saved; continue with: {how}"
+    )
 
 
-def open_run_setup(cfg: Config, resume_dir: str | None, check: Callable[[Any, int], None], show: bool = False, *,
-                   progress: str = "iteration", total: int | None = None,
-                   logs: tuple[str, ...] = ("metrics.jsonl", "samples.jsonl")) -> tuple[Accelerator, Path, Path | None, dict | None]:
+def open_run_setup(
+    cfg: Config,
+    resume_dir: str | None,
+    check: Callable[[Any, int], None],
+    show: bool = False,
+    *,
+    progress: str = "iteration",
+    total: int | None = None,
+    logs: tuple[str, ...] = ("metrics.jsonl", "samples.jsonl"),
+) -> tuple[Accelerator, Path, Path | None, dict | None]:
     """Every algorithm's first step: the tracker's package is there, the precision is resolved (``auto`` -> bf16 or
     no, as config.yaml records), the accelerator made, the algorithm's ``check`` passed for its number of processes,
     the run directory opened or resumed (``open_run``: config.yaml before step 0; ``show``: name it) and the seeds
@@ -349,8 +428,13 @@ def open_tracker(cfg: Config, acc: Accelerator, run_dir: Path) -> Any:
     return trackers.open_tracker(cfg.run.report_to, run_dir, cfg.to_dict()) if acc.is_main_process else None
 
 
-def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int], None],
-                  optimize: tuple[str, ...] = ("policy", "critic"), show: bool = False) -> Session:
+def start_session(
+    cfg: Config,
+    resume_dir: str | None,
+    check: Callable[[Any, int], None],
+    optimize: tuple[str, ...] = ("policy", "critic"),
+    show: bool = False,
+) -> Session:
     """Build the session of an on-policy RL run (see the module docstring). The optimizer holds the
     parameters of the modules named in ``optimize`` (TRPO: the critic only; its policy moves by line search);
     ``show``: name the run directory."""
@@ -369,8 +453,13 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     elif ref_name == source:  # the model just loaded, untrained: copied, not asked for (and read) a second time
         ref = freeze(copy.deepcopy(policy))
     else:
-        ref = freeze(load_policy(ref_name, trust_remote_code=cfg.run.trust_remote_code,
-                                 setting="--set run.ref_model=PATH" if cfg.run.ref_model else "--model PATH"))
+        ref = freeze(
+            load_policy(
+                ref_name,
+                trust_remote_code=cfg.run.trust_remote_code,
+                setting="--set run.ref_model=PATH" if cfg.run.ref_model else "--model PATH",
+            )
+        )
     for m in (policy, ref):
         disable_dropout(m)
     critic = make_critic(algo.critic, policy)
@@ -380,8 +469,12 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
     if critic is not None:
         disable_dropout(critic)
         critic.eval()
-    named = [(f"{prefix}.{n}", p) for prefix, m in (("policy", policy), ("critic", critic))
-             if m is not None and prefix in optimize for n, p in m.named_parameters()]
+    named = [
+        (f"{prefix}.{n}", p)
+        for prefix, m in (("policy", policy), ("critic", critic))
+        if m is not None and prefix in optimize
+        for n, p in m.named_parameters()
+    ]
     optimizer = make_optimizer(algo.optimizer, groups_by_name(named, algo.weight_decay), algo.lr, algo.adam_eps)
     stream = PromptStream(len(examples), cfg.run.seed, acc.process_index, acc.num_processes)
     sample_rng = torch.Generator(device=acc.device).manual_seed(cfg.run.seed * 1_000_003 + acc.process_index)
@@ -399,9 +492,26 @@ def start_session(cfg: Config, resume_dir: str | None, check: Callable[[Any, int
         policy, optimizer = acc.prepare(policy, optimizer)
     else:
         policy, critic, optimizer = acc.prepare(policy, critic, optimizer)
-    session = Session(cfg, acc, run_dir, tokenizer, policy, ref, critic, optimizer, examples, stream, reward_name, reward_fn,
-                      sample_rng, shuffle_rng, start_iteration=resumed["iteration"] if resumed else 0, resumed_state=resumed,
-                      tracker=open_tracker(cfg, acc, run_dir), adapter=adapter)
+    session = Session(
+        cfg,
+        acc,
+        run_dir,
+        tokenizer,
+        policy,
+        ref,
+        critic,
+        optimizer,
+        examples,
+        stream,
+        reward_name,
+        reward_fn,
+        sample_rng,
+        shuffle_rng,
+        start_iteration=resumed["iteration"] if resumed else 0,
+        resumed_state=resumed,
+        tracker=open_tracker(cfg, acc, run_dir),
+        adapter=adapter,
+    )
     if resumed and "kl" in resumed:  # GRPO and RLOO checkpoints before the session owned the KL controller have none
         session.kl.load_state_dict(resumed["kl"])
     return session

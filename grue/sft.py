@@ -52,10 +52,17 @@ def causal_text_batch(text_ids, pad_id: int) -> dict:
     ``input_ids``, ``attention_mask``, ``position_ids`` and ``labels``, all (B,L). Logits at j predict labels[j+1].
     """
     ids, mask = pad_ids(text_ids, pad_id, left=False)
-    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions(mask), "labels": ids.masked_fill(mask == 0, -100)}
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "position_ids": positions(mask),
+        "labels": ids.masked_fill(mask == 0, -100),
+    }
 
 
-def seq2seq_sft_batch(source_ids, target_ids, eos_id: int, pad_id: int, decoder_start_id: int, max_target_tokens: int) -> dict:
+def seq2seq_sft_batch(
+    source_ids, target_ids, eos_id: int, pad_id: int, decoder_start_id: int, max_target_tokens: int
+) -> dict:
     """A seq2seq LM's teacher-forcing batch: encoder ``input_ids``/``attention_mask`` (B,S), right-padded;
     ``decoder_input_ids``/``decoder_attention_mask`` (B,T): the target shifted right behind
     ``decoder_start_id``; ``labels`` (B,T): target ids + EOS, -100 on padding. Logits at t predict labels[t].

@@ -39,8 +39,17 @@ def thresholds_of(cfg) -> Thresholds:
     grue.engine_config.OnPolicyConfig): its ``run.warn_*`` settings, the algorithm's ``kl_target`` (None: a fixed
     coefficient), the response length limits."""
     r, g = cfg.run, cfg.generation
-    return Thresholds(r.warn_negative_kl, cfg.algo.kl_target, r.warn_kl_factor, r.warn_entropy_fraction,
-                      r.warn_clipfrac, max(g.min_new_tokens, 1), g.max_new_tokens, r.warn_length_window, r.warn_value_loss_rises)
+    return Thresholds(
+        r.warn_negative_kl,
+        cfg.algo.kl_target,
+        r.warn_kl_factor,
+        r.warn_entropy_fraction,
+        r.warn_clipfrac,
+        max(g.min_new_tokens, 1),
+        g.max_new_tokens,
+        r.warn_length_window,
+        r.warn_value_loss_rises,
+    )
 
 
 def _series(history: list[dict], key: str) -> list[float]:
@@ -62,8 +71,10 @@ def negative_kl(history: list[dict], limit: float = -0.01) -> str | None:
         return None
     logmass = _series(history[-1:], "kl/support_logmass")
     if logmass and kl[0] - logmass[0] >= 0:
-        return (f"mean KL {kl[0]:.4g} < {limit:g}: the raw policy puts only {math.exp(logmass[0]):.1%} (geometric mean) of "
-                f"its probability on the tokens it samples from, so the KL estimate on them is biased low")
+        return (
+            f"mean KL {kl[0]:.4g} < {limit:g}: the raw policy puts only {math.exp(logmass[0]):.1%} (geometric mean) of "
+            f"its probability on the tokens it samples from, so the KL estimate on them is biased low"
+        )
     return f"mean KL {kl[0]:.4g} < {limit:g}: sampling and scoring log-probs disagree"
 
 
@@ -103,14 +114,16 @@ def length_hacking(history: list[dict], min_length: float, max_length: float, wi
     l0, l1 = rows[0]["response/length"], rows[-1]["response/length"]
     for bound, name in ((min_length, "minimum"), (max_length, "maximum")):
         if r1 > r0 and abs(l1 - bound) <= 0.5 < abs(l0 - bound):
-            return (f"reward rose {r0:.4g} -> {r1:.4g} while response length went {l0:.3g} -> {l1:.3g}, the {name}: "
-                    "likely reward hacking")
+            return (
+                f"reward rose {r0:.4g} -> {r1:.4g} while response length went {l0:.3g} -> {l1:.3g}, the {name}: "
+                "likely reward hacking"
+            )
     return None
 
 
 def value_loss_growing(history: list[dict], rises: int = 10) -> str | None:
     """``loss/value`` grew ``rises`` iterations in a row (``rises + 1`` rows, each above the one before): the critic diverges."""
-    vl = _series(history, "loss/value")[-(rises + 1):]
+    vl = _series(history, "loss/value")[-(rises + 1) :]
     if len(vl) == rises + 1 and all(b > a for a, b in zip(vl, vl[1:])):
         return f"value loss grew {rises} iterations in a row ({vl[0]:.4g} -> {vl[-1]:.4g})"
     return None
@@ -144,10 +157,14 @@ def not_finite(where: str, names: list[str], run_dir: Path, task: str, last_chec
     if last_checkpoint is None:
         after = "no checkpoint was saved before it"
     else:
-        after = (f"the last checkpoint ({last_checkpoint}) is intact: resume with `grue train {task} --resume "
-                 f"{run_dir}`, or start a new run from it with --init-from {run_dir} and other settings")
-    return GrueError(f"{where}: {', '.join(names)} not finite (nan or inf) before the optimizer step; the run stopped "
-                     f"and the model was not updated (a learning rate or reward scale too large?); {after}")
+        after = (
+            f"the last checkpoint ({last_checkpoint}) is intact: resume with `grue train {task} --resume "
+            f"{run_dir}`, or start a new run from it with --init-from {run_dir} and other settings"
+        )
+    return GrueError(
+        f"{where}: {', '.join(names)} not finite (nan or inf) before the optimizer step; the run stopped "
+        f"and the model was not updated (a learning rate or reward scale too large?); {after}"
+    )
 
 
 def nonfinite_names(values: dict) -> list[str]:

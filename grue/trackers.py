@@ -26,8 +26,10 @@ def check_available(name: str) -> None:
     try:
         importlib.import_module(PACKAGES[name])
     except ImportError:
-        raise GrueError(f"--report-to {name} needs the {PACKAGES[name]} package, which is not installed: "
-                        f"pip install {PACKAGES[name]} (or pip install 'grue[trackers]')") from None
+        raise GrueError(
+            f"--report-to {name} needs the {PACKAGES[name]} package, which is not installed: "
+            f"pip install {PACKAGES[name]} (or pip install 'grue[trackers]')"
+        ) from None
 
 
 def flat_config(config: dict, prefix: str = "") -> dict:
@@ -66,6 +68,7 @@ def open_tracker(name: str, run_dir: Path, config: dict):
 
 def markdown_table(rows: list[dict], columns: tuple[str, ...]) -> str:
     """``rows`` as a markdown table (TensorBoard's text tab renders it); ``|`` and newlines escaped."""
+
     def cell(v) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ")
 
@@ -85,7 +88,12 @@ def log(tracker, metrics: dict, samples: list[dict]) -> None:
     if not samples:
         return
     if tracker.name == "wandb":
-        tracker.log_table("samples", columns=list(SAMPLE_COLUMNS), data=[[r.get(c) for c in SAMPLE_COLUMNS] for r in samples], step=step)
+        tracker.log_table(
+            "samples",
+            columns=list(SAMPLE_COLUMNS),
+            data=[[r.get(c) for c in SAMPLE_COLUMNS] for r in samples],
+            step=step,
+        )
     else:
         tracker.writer.add_text("samples", markdown_table(samples, SAMPLE_COLUMNS), global_step=step)
         tracker.writer.flush()

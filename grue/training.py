@@ -19,10 +19,22 @@ from grue.yamlfile import load_yaml
 from grue.errors import GrueError, option
 
 
-def training_config(task: str, algo: str | None = None, *, model: str | None = None, init_from: str | None = None,
-                    preset: str | None = None, config_file: str | None = None, sets: list[str] | None = None,
-                    iterations: int | None = None, seed: int | None = None, data_dir: str | None = None,
-                    output_dir: str | None = None, report_to: str | None = None, resume: str | None = None) -> Config:
+def training_config(
+    task: str,
+    algo: str | None = None,
+    *,
+    model: str | None = None,
+    init_from: str | None = None,
+    preset: str | None = None,
+    config_file: str | None = None,
+    sets: list[str] | None = None,
+    iterations: int | None = None,
+    seed: int | None = None,
+    data_dir: str | None = None,
+    output_dir: str | None = None,
+    report_to: str | None = None,
+    resume: str | None = None,
+) -> Config:
     """The resolved config of the run asked for: a new run of ``algo`` (default ppo) on ``task``, or (``resume``: a
     run directory) that run's saved config, where ``iterations`` may raise the iteration count and ``report_to``
     change the tracker, and every other option given must agree with what the run saved."""
@@ -30,7 +42,9 @@ def training_config(task: str, algo: str | None = None, *, model: str | None = N
     sets = list(sets or [])
     if init_from is not None:
         if model is not None:
-            raise GrueError(f"{option('init_from')} and {option('model')} both choose the starting model; pass one of them")
+            raise GrueError(
+                f"{option('init_from')} and {option('model')} both choose the starting model; pass one of them"
+            )
         model = checkpoint_of(init_from)
     if resume:
         cfg_file = Path(resume) / "config.yaml"
@@ -41,8 +55,16 @@ def training_config(task: str, algo: str | None = None, *, model: str | None = N
         cfg = from_dict(saved, str(cfg_file))
         if cfg.run.task != find_task(task).ref:
             raise GrueError(f"{resume} is a run of task '{cfg.run.task}', not '{task}'")
-        check_resume_agrees(cfg, resume, algo, preset, config_file, sets, output_dir,
-                            {"run.model": model, "run.seed": seed, "run.data_dir": data_dir})
+        check_resume_agrees(
+            cfg,
+            resume,
+            algo,
+            preset,
+            config_file,
+            sets,
+            output_dir,
+            {"run.model": model, "run.seed": seed, "run.data_dir": data_dir},
+        )
         if iterations is not None:
             setattr(cfg.algo, iteration_field(cfg.run.algo), iterations)
         if report_to is not None:  # where the metrics also go is no training setting: a resumed run may change it
@@ -50,8 +72,18 @@ def training_config(task: str, algo: str | None = None, *, model: str | None = N
         return cfg
     algo = algo or "ppo"
     iters = "algo." + iteration_field(algo)
-    flags = {k: v for k, v in {"run.model": model, "run.seed": seed, "run.data_dir": data_dir, "run.output_dir": output_dir,
-                               "run.report_to": report_to, iters: iterations}.items() if v is not None}
+    flags = {
+        k: v
+        for k, v in {
+            "run.model": model,
+            "run.seed": seed,
+            "run.data_dir": data_dir,
+            "run.output_dir": output_dir,
+            "run.report_to": report_to,
+            iters: iterations,
+        }.items()
+        if v is not None
+    }
     return resolve(task, algo, preset=preset, config_file=config_file, flags=flags, sets=sets)
 
 
@@ -75,8 +107,16 @@ def train_run(cfg: Config, resume: str | None = None, show: bool = True) -> dict
         return ALGORITHMS[cfg.run.algo].train(cfg, resume_dir=resume, show=show)
 
 
-def check_resume_agrees(saved: Config, run_dir: str, algo: str | None, preset: str | None, config_file: str | None,
-                        sets: list[str], output_dir: str | None, flags: dict[str, Any]) -> None:
+def check_resume_agrees(
+    saved: Config,
+    run_dir: str,
+    algo: str | None,
+    preset: str | None,
+    config_file: str | None,
+    sets: list[str],
+    output_dir: str | None,
+    flags: dict[str, Any],
+) -> None:
     """The options given with ``resume`` (the original command's, say) must agree with the run's saved config:
     every key that the algorithm, preset, config file, overrides, model, seed or data directory sets is resolved as
     for a new run and compared with the saved value; ``output_dir`` must name the run. One line lists every conflict."""
@@ -85,15 +125,24 @@ def check_resume_agrees(saved: Config, run_dir: str, algo: str | None, preset: s
     if algo is not None and algo != saved.run.algo:
         raise GrueError(f"{where}: {option('algo', algo)} conflicts with the run's saved algorithm '{saved.run.algo}'")
     if output_dir is not None and Path(output_dir).resolve() != Path(run_dir).resolve():
-        raise GrueError(f"{where}: {option('output_dir', output_dir)} is another directory; a resumed run stays in {run_dir}")
+        raise GrueError(
+            f"{where}: {option('output_dir', output_dir)} is another directory; a resumed run stays in {run_dir}"
+        )
     if not (preset or config_file or sets or flags):
         return
     task, algo = saved.run.task, saved.run.algo
     asked = resolve(task, algo, preset=preset, config_file=config_file, flags=flags, sets=sets)
-    files = ([find_task(task).folder / "presets" / f"{preset}.yaml"] if preset else []) + ([Path(config_file)] if config_file else [])
+    files = ([find_task(task).folder / "presets" / f"{preset}.yaml"] if preset else []) + (
+        [Path(config_file)] if config_file else []
+    )
     others = tuple(a for a in NAMES if a != algo)
-    keys = [(sec, name) for f in files for sec, values in mapping_sections(asked, load_yaml(f), str(f), others)
-            if isinstance(values, dict) for name in values]
+    keys = [
+        (sec, name)
+        for f in files
+        for sec, values in mapping_sections(asked, load_yaml(f), str(f), others)
+        if isinstance(values, dict)
+        for name in values
+    ]
     keys += [tuple(k.split(".", 1)) for k in flags] + [parse_set(item, asked)[:2] for item in sets]
     conflicts = []
     for sec, name in dict.fromkeys(keys):
@@ -101,8 +150,10 @@ def check_resume_agrees(saved: Config, run_dir: str, algo: str | None, preset: s
         if mine != theirs and not (sec == algo and name in ("iterations", "epochs")):  # the iterations option's job
             conflicts.append(f"{sec}.{name}={mine!r} (saved: {theirs!r})")
     if conflicts:
-        raise GrueError(f"{where}: these options conflict with the run's saved config: {', '.join(conflicts)}; "
-                        "drop them, or start a new run")
+        raise GrueError(
+            f"{where}: these options conflict with the run's saved config: {', '.join(conflicts)}; "
+            "drop them, or start a new run"
+        )
 
 
 def check_same_release(saved: str, run_dir: str) -> None:
@@ -111,9 +162,11 @@ def check_same_release(saved: str, run_dir: str) -> None:
     from grue import __version__
 
     if saved.split(".")[:2] != __version__.split(".")[:2]:
-        raise GrueError(f"{run_dir} was started with grue {saved or 'before 0.1'}, and this is grue {__version__}, whose "
-                        f"defaults differ; resume it with grue {saved or '0.1'} (pip install 'grue=={saved or '0.1.0'}'), "
-                        "or start a new run")
+        raise GrueError(
+            f"{run_dir} was started with grue {saved or 'before 0.1'}, and this is grue {__version__}, whose "
+            f"defaults differ; resume it with grue {saved or '0.1'} (pip install 'grue=={saved or '0.1.0'}'), "
+            "or start a new run"
+        )
 
 
 def checkpoint_of(run_dir: str) -> str:
@@ -123,5 +176,7 @@ def checkpoint_of(run_dir: str) -> str:
     try:
         return str(latest(Path(run_dir)))
     except GrueError:
-        raise GrueError(f"{option('init_from', run_dir)}: no checkpoint there; expected {Path(run_dir) / 'checkpoint'} "
-                        f"saved by a grue training run (or pass a save_pretrained directory as {option('model')})") from None
+        raise GrueError(
+            f"{option('init_from', run_dir)}: no checkpoint there; expected {Path(run_dir) / 'checkpoint'} "
+            f"saved by a grue training run (or pass a save_pretrained directory as {option('model')})"
+        ) from None

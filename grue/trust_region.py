@@ -17,8 +17,9 @@ from typing import Callable
 import torch
 
 
-def conjugate_gradient(mvp: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, max_steps: int,
-                       residual_tol: float = 1e-10) -> torch.Tensor:
+def conjugate_gradient(
+    mvp: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, max_steps: int, residual_tol: float = 1e-10
+) -> torch.Tensor:
     """Approximate solution ``x`` (P,) of ``A x = b`` for a symmetric positive-definite ``A`` given as ``mvp(v) = A v``.
 
     Starts from ``x = 0`` (residual ``r = b``) and runs at most ``max_steps`` steps of
@@ -70,8 +71,9 @@ class LineSearch:
     tries: int
 
 
-def backtracking_line_search(try_step: Callable[[float], tuple[float, float]], max_kl: float, shrink: float,
-                             max_iter: int) -> LineSearch:
+def backtracking_line_search(
+    try_step: Callable[[float], tuple[float, float]], max_kl: float, shrink: float, max_iter: int
+) -> LineSearch:
     """Try the fractions ``1, shrink, shrink^2, ...`` (at most ``max_iter``) of the full step, in order, and stop
     at the first that ``accepts``. ``try_step(fraction)`` puts ``old + fraction * step`` into the model and returns
     ``(improvement, kl)`` there. On failure the caller puts the old parameters back."""

@@ -19,7 +19,9 @@ _Yaml12Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def parse_yaml(text: str):
@@ -34,7 +36,9 @@ def load_yaml(path: Path) -> dict:
     except OSError as e:
         raise GrueError(f"cannot read config file {path}: {e.strerror}") from e
     except UnicodeDecodeError as e:
-        raise GrueError(f"{path} is not UTF-8 text (invalid byte at offset {e.start}); config files are UTF-8 YAML") from None
+        raise GrueError(
+            f"{path} is not UTF-8 text (invalid byte at offset {e.start}); config files are UTF-8 YAML"
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -15,8 +15,12 @@ import typer
 from grue.errors import GrueError, ProblemsError, one_line
 from grue_cli.words import WordsCommand
 
-leaderboard_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                              help="The GRUE leaderboard: validate submissions, build the static site.")
+leaderboard_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="The GRUE leaderboard: validate submissions, build the static site.",
+)
 
 
 def problems_exit(fn):
@@ -42,10 +46,18 @@ def problems_exit(fn):
 @leaderboard_app.command(cls=WordsCommand)
 @problems_exit
 def validate(
-    paths: List[str] = typer.Argument(..., metavar="PATH...", help="Submission folders, or files in them (e.g. the files a pull "
-                                      "request changes); each whole submission is checked."),
-    submissions: Optional[Path] = typer.Option(None, metavar="DIR", help="The submissions folder; every PATH must be inside it. "
-                                               "Default: the folder that holds each PATH's submission."),
+    paths: List[str] = typer.Argument(
+        ...,
+        metavar="PATH...",
+        help="Submission folders, or files in them (e.g. the files a pull "
+        "request changes); each whole submission is checked.",
+    ),
+    submissions: Optional[Path] = typer.Option(
+        None,
+        metavar="DIR",
+        help="The submissions folder; every PATH must be inside it. "
+        "Default: the folder that holds each PATH's submission.",
+    ),
 ):
     """Check submissions against the results schema and the leaderboard's rules."""
     from grue.leaderboard.paths import group_paths
@@ -75,12 +87,20 @@ def validate(
 @leaderboard_app.command(cls=WordsCommand)
 @problems_exit
 def build(
-    submissions: Optional[Path] = typer.Option(None, metavar="DIR", help="The submissions folder. Default: the grue checkout's "
-                                               "leaderboard/submissions."),
-    reported: Optional[Path] = typer.Option(None, metavar="DIR", help="The paper's numbers (results files of kind reported). "
-                                            "Default: the grue checkout's leaderboard/reported."),
-    out: Optional[Path] = typer.Option(None, metavar="DIR", help="Where the site goes (index.html, leaderboard.md, leaderboard.csv, "
-                                       "plots/, submissions/). Default: the grue checkout's leaderboard/site."),
+    submissions: Optional[Path] = typer.Option(
+        None, metavar="DIR", help="The submissions folder. Default: the grue checkout's leaderboard/submissions."
+    ),
+    reported: Optional[Path] = typer.Option(
+        None,
+        metavar="DIR",
+        help="The paper's numbers (results files of kind reported). Default: the grue checkout's leaderboard/reported.",
+    ),
+    out: Optional[Path] = typer.Option(
+        None,
+        metavar="DIR",
+        help="Where the site goes (index.html, leaderboard.md, leaderboard.csv, "
+        "plots/, submissions/). Default: the grue checkout's leaderboard/site.",
+    ),
 ):
     """Validate everything, then write the static site (the same input gives the same bytes)."""
     from grue.leaderboard.build import build as build_site
@@ -91,6 +111,8 @@ def build(
     out = out or default_folder("out")
     board = build_site(submissions, reported, out)
     ranked = sum(1 for o in board.ranking if o.kind == "submission" and o.complete)
-    typer.echo(f"wrote {out / 'index.html'}: {len(board.submissions)} submission(s) ({ranked} complete), "
-               f"{sum(1 for r in board.rows if r.kind == 'reported')} reported rows; also leaderboard.md, "
-               "leaderboard.csv, plots/")
+    typer.echo(
+        f"wrote {out / 'index.html'}: {len(board.submissions)} submission(s) ({ranked} complete), "
+        f"{sum(1 for r in board.rows if r.kind == 'reported')} reported rows; also leaderboard.md, "
+        "leaderboard.csv, plots/"
+    )

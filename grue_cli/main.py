@@ -25,8 +25,13 @@ from grue_cli.words import WordsCommand, WordsGroup
 # pools, temporary folders) have run, and objects still die as their last reference goes. 1.2 s -> 0.2 s.
 atexit.register(gc.freeze)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=WordsGroup,
-                  help="Reinforcement learning for language models, and the GRUE benchmark.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    cls=WordsGroup,
+    help="Reinforcement learning for language models, and the GRUE benchmark.",
+)
 
 
 def show_version(value: bool) -> None:
@@ -38,8 +43,11 @@ def show_version(value: bool) -> None:
 
 
 @app.callback()
-def grue_options(version: bool = typer.Option(False, "--version", is_eager=True, callback=show_version,
-                                              help="Print grue's version and exit.")) -> None:
+def grue_options(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=show_version, help="Print grue's version and exit."
+    ),
+) -> None:
     """Reinforcement learning for language models, and the GRUE benchmark."""
 
 
@@ -47,39 +55,80 @@ def grue_options(version: bool = typer.Option(False, "--version", is_eager=True,
 @friendly
 def train(
     task: str = typer.Argument(..., metavar="TASK", help="GRUE task, e.g. imdb (see `grue tasks`)."),
-    algo: Optional[str] = typer.Option(None, "--algo", metavar="NAME", help=f"Algorithm: {', '.join(NAMES)} (default ppo)."),
-    model: Optional[str] = typer.Option(None, metavar="NAME", help="Policy: Hub id, local directory, tiny-gpt2 or tiny-t5."),
-    init_from: Optional[str] = typer.Option(None, "--init-from", metavar="RUN", help="Start from this run directory's "
-                                            "checkpoint (same as --model RUN/checkpoint), e.g. a supervised run."),
+    algo: Optional[str] = typer.Option(
+        None, "--algo", metavar="NAME", help=f"Algorithm: {', '.join(NAMES)} (default ppo)."
+    ),
+    model: Optional[str] = typer.Option(
+        None, metavar="NAME", help="Policy: Hub id, local directory, tiny-gpt2 or tiny-t5."
+    ),
+    init_from: Optional[str] = typer.Option(
+        None,
+        "--init-from",
+        metavar="RUN",
+        help="Start from this run directory's checkpoint (same as --model RUN/checkpoint), e.g. a supervised run.",
+    ),
     preset: Optional[str] = typer.Option(None, metavar="NAME", help="A preset of the task, e.g. smoke."),
     config: Optional[Path] = typer.Option(None, metavar="FILE", help="YAML file with run/generation/<algo> sections."),
-    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override: section.key=value or key=value (repeatable)."),
-    iterations: Optional[int] = typer.Option(None, metavar="N", help="Number of iterations (epochs for --algo supervised)."),
+    set_: List[str] = typer.Option(
+        [], "--set", metavar="KEY=VALUE", help="Override: section.key=value or key=value (repeatable)."
+    ),
+    iterations: Optional[int] = typer.Option(
+        None, metavar="N", help="Number of iterations (epochs for --algo supervised)."
+    ),
     seed: Optional[int] = typer.Option(None, metavar="N", help="Random seed."),
-    data_dir: Optional[str] = typer.Option(None, metavar="DIR", help="Directory with <task>/<split>.jsonl (default: $GRUE_DATA_DIR, else the Hub)."),
-    output_dir: Optional[str] = typer.Option(None, metavar="DIR", help="Run directory (default: runs/<task>-<algo>-s<seed>-<time>)."),
-    resume: Optional[str] = typer.Option(None, metavar="RUN", help="Continue the run in this directory from its last checkpoint."),
-    report_to: Optional[str] = typer.Option(None, "--report-to", metavar="NAME", help="Also send metrics and sample generations to "
-                                            "an experiment tracker: tensorboard, wandb or none (default none; pip install 'grue[trackers]')."),
+    data_dir: Optional[str] = typer.Option(
+        None, metavar="DIR", help="Directory with <task>/<split>.jsonl (default: $GRUE_DATA_DIR, else the Hub)."
+    ),
+    output_dir: Optional[str] = typer.Option(
+        None, metavar="DIR", help="Run directory (default: runs/<task>-<algo>-s<seed>-<time>)."
+    ),
+    resume: Optional[str] = typer.Option(
+        None, metavar="RUN", help="Continue the run in this directory from its last checkpoint."
+    ),
+    report_to: Optional[str] = typer.Option(
+        None,
+        "--report-to",
+        metavar="NAME",
+        help="Also send metrics and sample generations to "
+        "an experiment tracker: tensorboard, wandb or none (default none; pip install 'grue[trackers]').",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Check what the run checks before it loads a model (configuration, "
-                                 "reward, metrics, data files, tracker, run directory), print the configuration as YAML and "
-                                 "stop: no run directory made, no model loaded."),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Check what the run checks before it loads a model (configuration, "
+        "reward, metrics, data files, tracker, run directory), print the configuration as YAML and "
+        "stop: no run directory made, no model loaded.",
+    ),
 ):
     """RL fine-tuning of a language model on a GRUE task (all its weights, or LoRA adapters with --set run.lora_rank=8)."""
     from grue.training import train_run, training_config
 
-    cfg = training_config(task, algo, model=model, init_from=init_from, preset=preset,
-                          config_file=str(config) if config else None, sets=set_, iterations=iterations, seed=seed,
-                          data_dir=data_dir, output_dir=output_dir, report_to=report_to, resume=resume)
+    cfg = training_config(
+        task,
+        algo,
+        model=model,
+        init_from=init_from,
+        preset=preset,
+        config_file=str(config) if config else None,
+        sets=set_,
+        iterations=iterations,
+        seed=seed,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        report_to=report_to,
+        resume=resume,
+    )
     if dry_run:
         return print_config(cfg, resume)
     summary = train_run(cfg, resume, show=not quiet)
     if summary:
         first, last = summary["reward/first_20pct"], summary["reward/last_20pct"]
         verdict = "reward went up" if last > first else "reward did not go up"
-        typer.echo(f"done: {summary['iterations']} iterations in {summary['run_dir']}; mean reward first 20% "
-                   f"{first:.4f} -> last 20% {last:.4f} ({last - first:+.4f}): {verdict}")
+        typer.echo(
+            f"done: {summary['iterations']} iterations in {summary['run_dir']}; mean reward first 20% "
+            f"{first:.4f} -> last 20% {last:.4f} ({last - first:+.4f}): {verdict}"
+        )
 
 
 def print_config(cfg, resume: str | None = None) -> None:
@@ -101,23 +150,60 @@ def print_config(cfg, resume: str | None = None) -> None:
 @app.command("eval", cls=WordsCommand)
 @friendly
 def eval_(
-    checkpoint: Optional[str] = typer.Option(None, metavar="RUN", help="Run directory made by `grue train` (uses its config and checkpoint)."),
-    task: Optional[str] = typer.Option(None, metavar="TASK", help="Task, for a zero-shot evaluation of --model or for --predictions."),
-    model: Optional[str] = typer.Option(None, metavar="NAME", help="Zero-shot model: Hub id, local directory, tiny-gpt2 or tiny-t5."),
-    predictions: Optional[str] = typer.Option(None, metavar="FILE", help="Score generations made elsewhere: a JSONL file, one object "
-                                              "with a \"generation\" string per example of the split, in order (with --task and --model-name)."),
-    model_name: Optional[str] = typer.Option(None, "--model-name", metavar="NAME", help="With --predictions: the model that made them, as the results name it."),
-    split: str = typer.Option("test", metavar="SPLIT", help="Split to evaluate: train, validation or test (a run "
-                                     "trained on built-in prompts is evaluated on them, as split builtin)."),
+    checkpoint: Optional[str] = typer.Option(
+        None, metavar="RUN", help="Run directory made by `grue train` (uses its config and checkpoint)."
+    ),
+    task: Optional[str] = typer.Option(
+        None, metavar="TASK", help="Task, for a zero-shot evaluation of --model or for --predictions."
+    ),
+    model: Optional[str] = typer.Option(
+        None, metavar="NAME", help="Zero-shot model: Hub id, local directory, tiny-gpt2 or tiny-t5."
+    ),
+    predictions: Optional[str] = typer.Option(
+        None,
+        metavar="FILE",
+        help="Score generations made elsewhere: a JSONL file, one object "
+        'with a "generation" string per example of the split, in order (with --task and --model-name).',
+    ),
+    model_name: Optional[str] = typer.Option(
+        None,
+        "--model-name",
+        metavar="NAME",
+        help="With --predictions: the model that made them, as the results name it.",
+    ),
+    split: str = typer.Option(
+        "test",
+        metavar="SPLIT",
+        help="Split to evaluate: train, validation or test (a run "
+        "trained on built-in prompts is evaluated on them, as split builtin).",
+    ),
     limit: Optional[int] = typer.Option(None, metavar="N", help="Evaluate only the first N examples."),
-    batch_size: Optional[int] = typer.Option(None, metavar="N", help="Prompts decoded at once (default: the task's eval.batch_size)."),
-    data_dir: Optional[str] = typer.Option(None, metavar="DIR", help="Directory with <task>/<split>.jsonl (default: the run's, "
-                                           "$GRUE_DATA_DIR, the built-in prompts a smoke run trained on, else the Hub)."),
-    output_dir: Optional[str] = typer.Option(None, metavar="DIR", help="Where results.json and samples.jsonl go (default: RUN/eval/<split>/, "
-                                           "RUN/eval/builtin/ for built-in prompts)."),
-    seed: Optional[int] = typer.Option(None, metavar="N", help="Seed of sampled decoding (default: the run's seed); with --predictions, the seed recorded."),
-    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a run/generation/eval key, e.g. eval.num_beams=4 (repeatable)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json in the output directory."),
+    batch_size: Optional[int] = typer.Option(
+        None, metavar="N", help="Prompts decoded at once (default: the task's eval.batch_size)."
+    ),
+    data_dir: Optional[str] = typer.Option(
+        None,
+        metavar="DIR",
+        help="Directory with <task>/<split>.jsonl (default: the run's, "
+        "$GRUE_DATA_DIR, the built-in prompts a smoke run trained on, else the Hub).",
+    ),
+    output_dir: Optional[str] = typer.Option(
+        None,
+        metavar="DIR",
+        help="Where results.json and samples.jsonl go (default: RUN/eval/<split>/, "
+        "RUN/eval/builtin/ for built-in prompts).",
+    ),
+    seed: Optional[int] = typer.Option(
+        None,
+        metavar="N",
+        help="Seed of sampled decoding (default: the run's seed); with --predictions, the seed recorded.",
+    ),
+    set_: List[str] = typer.Option(
+        [], "--set", metavar="KEY=VALUE", help="Override a run/generation/eval key, e.g. eval.num_beams=4 (repeatable)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing results.json in the output directory."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
 ):
     """Evaluate a trained run, a zero-shot model or generations made elsewhere on a task split; writes results.json and samples.jsonl."""
@@ -130,9 +216,22 @@ def eval_(
     quiet_libraries()
     from grue.evaluation import evaluate, summary_lines
 
-    path, results = evaluate(checkpoint=checkpoint, task=task, model=model, split=split, limit=limit, batch_size=batch_size,
-                    data_dir=data_dir, output_dir=output_dir, seed=seed, sets=set_, overwrite=overwrite, show=not quiet,
-                    predictions=predictions, model_name=model_name)
+    path, results = evaluate(
+        checkpoint=checkpoint,
+        task=task,
+        model=model,
+        split=split,
+        limit=limit,
+        batch_size=batch_size,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        seed=seed,
+        sets=set_,
+        overwrite=overwrite,
+        show=not quiet,
+        predictions=predictions,
+        model_name=model_name,
+    )
     for line in summary_lines(results):
         typer.echo(line)
     typer.echo(f"wrote {path} and {path.parent / 'samples.jsonl'}")
@@ -141,7 +240,9 @@ def eval_(
 @app.command(cls=WordsCommand)
 @friendly
 def plot(
-    runs: List[Path] = typer.Argument(..., metavar="RUN...", help="Run directories made by `grue train` (their metrics.jsonl)."),
+    runs: List[Path] = typer.Argument(
+        ..., metavar="RUN...", help="Run directories made by `grue train` (their metrics.jsonl)."
+    ),
     out: Path = typer.Option(Path("curves.png"), "--out", metavar="FILE.png", help="Where the picture goes."),
 ):
     """Draw the training curves of one or more runs, overlaid: reward, KL, KL coefficient, entropy, clip fraction, response length."""
@@ -154,8 +255,13 @@ def plot(
 @friendly
 def export(
     run: str = typer.Argument(..., metavar="RUN", help="Run directory made by `grue train`."),
-    merge: str = typer.Option(..., "--merge", metavar="OUT", help="New directory for the model and its tokenizer: a LoRA "
-                              "run's adapter merged into its base (run.lora_rank), a full fine-tuning run's weights as trained."),
+    merge: str = typer.Option(
+        ...,
+        "--merge",
+        metavar="OUT",
+        help="New directory for the model and its tokenizer: a LoRA "
+        "run's adapter merged into its base (run.lora_rank), a full fine-tuning run's weights as trained.",
+    ),
 ):
     """Write a run's trained policy as a plain model that from_pretrained loads (e.g. AutoModelForCausalLM)."""
     from grue.models import quiet_libraries
@@ -169,8 +275,9 @@ def export(
 @app.command(cls=WordsCommand)
 @friendly
 def tasks(
-    path: List[str] = typer.Option([], "--path", metavar="DIR", help="Also list the task folders in DIR (repeatable; "
-                                   "$GRUE_TASKS_PATH adds more)."),
+    path: List[str] = typer.Option(
+        [], "--path", metavar="DIR", help="Also list the task folders in DIR (repeatable; $GRUE_TASKS_PATH adds more)."
+    ),
 ):
     """List the GRUE tasks (and your task folders) with their versions and algorithms."""
     import os
@@ -184,8 +291,13 @@ def tasks(
     for col in ("task", "version", "algorithms", "presets", "description"):
         table.add_column(col)
     for t in all_tasks(path):
-        table.add_row(t.name if t.builtin else f"{t.name} ({t.folder})", t.version, ", ".join(t.algorithms(NAMES)),
-                      ", ".join(t.presets()), t.description)
+        table.add_row(
+            t.name if t.builtin else f"{t.name} ({t.folder})",
+            t.version,
+            ", ".join(t.algorithms(NAMES)),
+            ", ".join(t.presets()),
+            t.description,
+        )
     Console().print(table)
 
 
@@ -211,7 +323,9 @@ def new_task(
 @app.command("results", cls=WordsCommand)
 @friendly
 def results_(
-    paths: List[str] = typer.Argument(..., metavar="PATH...", help="results.json files, or directories searched for them."),
+    paths: List[str] = typer.Argument(
+        ..., metavar="PATH...", help="results.json files, or directories searched for them."
+    ),
     csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
     markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table instead."),
 ):

@@ -25,12 +25,12 @@ SLURM_START_TIMEOUT_S = 60
 
 @dataclasses.dataclass(frozen=True)
 class SlurmCluster:
-    conf: Path        # the slurm.conf; SLURM_CONF points at it while the cluster runs
-    partition: str    # the one partition (also the default one)
-    node: str         # the one node's name
+    conf: Path  # the slurm.conf; SLURM_CONF points at it while the cluster runs
+    partition: str  # the one partition (also the default one)
+    node: str  # the one node's name
     cpus: int
     memory_mb: int
-    root: Path        # state, spool, logs and pid files all live here
+    root: Path  # state, spool, logs and pid files all live here
 
 
 def _free_port() -> int:
@@ -143,8 +143,11 @@ def slurm_cluster(tmp_path: Path, partition: str = "grue", overrides: dict | Non
     }
     settings.update(overrides or {})
     lines = [f"{k}={v}" for k, v in settings.items() if v is not None]
-    lines.append(f"NodeName={node} NodeAddr=127.0.0.1 NodeHostname={node} "
-                 + " ".join(f"{k}={v}" for k, v in hw.items()) + " State=UNKNOWN")
+    lines.append(
+        f"NodeName={node} NodeAddr=127.0.0.1 NodeHostname={node} "
+        + " ".join(f"{k}={v}" for k, v in hw.items())
+        + " State=UNKNOWN"
+    )
     lines.append(f"PartitionName={partition} Nodes={node} Default=YES MaxTime=INFINITE State=UP")
     conf.write_text("\n".join(lines) + "\n")
 
@@ -154,36 +157,49 @@ def slurm_cluster(tmp_path: Path, partition: str = "grue", overrides: dict | Non
     try:
         started = time.monotonic()
         # -D: stay in the foreground (we own the process); -i: ignore state left over from an earlier run.
-        for cmd, log in ((["slurmctld", "-D", "-i", "-f", str(conf)], "slurmctld"),
-                         (["slurmd", "-D", "-N", node, "-f", str(conf)], "slurmd")):
+        for cmd, log in (
+            (["slurmctld", "-D", "-i", "-f", str(conf)], "slurmctld"),
+            (["slurmd", "-D", "-N", node, "-f", str(conf)], "slurmd"),
+        ):
             out = open(root / "log" / f"{log}.stdout", "wb")
-            procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                )
+            )
             out.close()
         state = ""
         while time.monotonic() - started < SLURM_START_TIMEOUT_S:
             for p, name in zip(procs, ("slurmctld", "slurmd")):
                 if p.poll() is not None:
                     pytest.skip(f"{name} exited with {p.returncode}: {_last_log_line(root, name)}")
-            state = subprocess.run(["sinfo", "-h", "-n", node, "-o", "%t"], env=env, capture_output=True,
-                                   text=True, timeout=10).stdout.strip()
+            state = subprocess.run(
+                ["sinfo", "-h", "-n", node, "-o", "%t"], env=env, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
             if state == "idle":
                 break
             time.sleep(0.5)
         else:
-            pytest.skip(f"the test SLURM's node was not idle after {SLURM_START_TIMEOUT_S} s (sinfo: {state!r}); "
-                        f"slurmctld: {_last_log_line(root, 'slurmctld')}; "
-                        f"slurmd: {_last_log_line(root, 'slurmd')}")
+            pytest.skip(
+                f"the test SLURM's node was not idle after {SLURM_START_TIMEOUT_S} s (sinfo: {state!r}); "
+                f"slurmctld: {_last_log_line(root, 'slurmctld')}; "
+                f"slurmd: {_last_log_line(root, 'slurmd')}"
+            )
         os.environ["SLURM_CONF"] = str(conf)
-        yield SlurmCluster(conf=conf, partition=partition, node=node, cpus=int(hw["CPUs"]),
-                           memory_mb=int(hw["RealMemory"]), root=root)
+        yield SlurmCluster(
+            conf=conf, partition=partition, node=node, cpus=int(hw["CPUs"]), memory_mb=int(hw["RealMemory"]), root=root
+        )
     finally:
         if procs and procs[0].poll() is None:
             subprocess.run(["scancel", "--full", "--partition", partition], env=env, capture_output=True, timeout=30)
             # Give slurmd a moment to kill the jobs' processes before it goes itself.
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and subprocess.run(
-                    ["squeue", "-h", "-t", "R,CG,PD"], env=env, capture_output=True, text=True, timeout=10).stdout.strip():
+            while (
+                time.monotonic() < deadline
+                and subprocess.run(
+                    ["squeue", "-h", "-t", "R,CG,PD"], env=env, capture_output=True, text=True, timeout=10
+                ).stdout.strip()
+            ):
                 time.sleep(0.5)
         _stop(procs[::-1])  # slurmd first, then slurmctld
         if old_conf is None:
@@ -199,8 +215,9 @@ def submitit_result(job, timeout_s: float = 60):
     deadline = time.monotonic() + timeout_s
     state = ""
     while not job.paths.result_pickle.exists():
-        out = subprocess.run(["scontrol", "show", "job", "-o", str(job.job_id)], capture_output=True, text=True,
-                             timeout=10).stdout
+        out = subprocess.run(
+            ["scontrol", "show", "job", "-o", str(job.job_id)], capture_output=True, text=True, timeout=10
+        ).stdout
         state = (re.search(r"JobState=(\S+)", out) or [None, "GONE"])[1]
         if state not in ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING"):
             break
@@ -213,8 +230,10 @@ def submitit_result(job, timeout_s: float = 60):
     time.sleep(1)  # a job that just completed may still be writing its result
     if job.paths.result_pickle.exists():
         return job.result()
-    pytest.fail(f"submitit job {job.job_id} left no result (state {state}, waited up to {timeout_s} s); "
-                f"stderr:\n{job.stderr() or ''}")
+    pytest.fail(
+        f"submitit job {job.job_id} left no result (state {state}, waited up to {timeout_s} s); "
+        f"stderr:\n{job.stderr() or ''}"
+    )
 
 
 @contextlib.contextmanager
@@ -234,17 +253,19 @@ def ray_cluster(num_cpus: int = 2):
             ray.init(
                 num_cpus=num_cpus,
                 num_gpus=0,
-                include_dashboard=False,              # no dashboard process, no HTTP port
-                log_to_driver=False,                  # workers' output stays in temp_dir, not in pytest's
-                object_store_memory=80 * 2**20,       # 80 MB of shared memory instead of 30 % of the RAM
+                include_dashboard=False,  # no dashboard process, no HTTP port
+                log_to_driver=False,  # workers' output stays in temp_dir, not in pytest's
+                object_store_memory=80 * 2**20,  # 80 MB of shared memory instead of 30 % of the RAM
                 _temp_dir=temp_dir,
-                _node_ip_address="127.0.0.1",         # localhost only
+                _node_ip_address="127.0.0.1",  # localhost only
                 configure_logging=False,
             )
         except Exception as e:  # noqa: BLE001 - any failure to start is a skip, with its reason
             with contextlib.suppress(Exception):
                 ray.shutdown()
-            pytest.skip(f"ray.init failed: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
+            pytest.skip(
+                f"ray.init failed: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+            )
         try:
             yield ray
         finally:

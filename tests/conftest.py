@@ -43,17 +43,29 @@ def data_dir() -> Path:
 def cli_env(data_dir: str | None = None) -> dict:
     """Environment for a `grue` subprocess: offline, GRUE_DATA_DIR only if given, test rewards importable."""
     env = {k: v for k, v in os.environ.items() if k != "GRUE_DATA_DIR"}
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]))
+    env.update(
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
+    )
     if data_dir:
         env["GRUE_DATA_DIR"] = str(data_dir)
     return env
 
 
-def run_cli(*args: str, data_dir: str | None = None, timeout: int = 600, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, data_dir: str | None = None, timeout: int = 600, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """Run `python -m grue_cli.main ARGS` (the `grue` console script) and capture its output."""
-    return subprocess.run([sys.executable, "-m", "grue_cli.main", *args], capture_output=True, text=True,
-                          env=cli_env(data_dir), timeout=timeout, cwd=cwd or REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "grue_cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(data_dir),
+        timeout=timeout,
+        cwd=cwd or REPO,
+    )
 
 
 @dataclasses.dataclass
@@ -79,16 +91,34 @@ def cli_in_process(*args: str, data_dir: str | None = None) -> CliResult:
 
 
 # Small, fast PPO settings for end-to-end runs of the tiny models.
-FAST = ["--set", "ppo.batch_unit=completions", "--set", "ppo.rollout_size=16", "--set", "ppo.rollout_batch_size=8", "--set", "ppo.minibatch_size=8",
-        "--set", "ppo.epochs=2", "--set", "generation.max_new_tokens=8", "--set", "generation.min_new_tokens=8"]
+FAST = [
+    "--set",
+    "ppo.batch_unit=completions",
+    "--set",
+    "ppo.rollout_size=16",
+    "--set",
+    "ppo.rollout_batch_size=8",
+    "--set",
+    "ppo.minibatch_size=8",
+    "--set",
+    "ppo.epochs=2",
+    "--set",
+    "generation.max_new_tokens=8",
+    "--set",
+    "generation.min_new_tokens=8",
+]
 
 
 def sampler(max_prompt_tokens: int, min_new_tokens: int, max_new_tokens: int, **warp):
     """A generation section for direct ``grue.rollout.generate`` calls: no top-k limit unless ``warp`` sets one."""
     from grue.config import GenerationConfig
 
-    return GenerationConfig(max_prompt_tokens=max_prompt_tokens, min_new_tokens=min_new_tokens,
-                            max_new_tokens=max_new_tokens, **{"top_k": 0, **warp})
+    return GenerationConfig(
+        max_prompt_tokens=max_prompt_tokens,
+        min_new_tokens=min_new_tokens,
+        max_new_tokens=max_new_tokens,
+        **{"top_k": 0, **warp},
+    )
 
 
 @pytest.fixture

@@ -47,14 +47,18 @@ def test_a2c_policy_loss_ignores_padding():
 
 # ---- settings --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("changes,world,message", [
-    ({"rollout_size": 10}, 4, "a2c.rollout_size (10) must be divisible by the number of processes (4)"),
-    ({"rollout_size": 16, "grad_accum": 3}, 1, "a2c.grad_accum (3) must divide the per-process rollout (16)"),
-    ({"rollout_size": 16, "grad_accum": 16}, 2, "a2c.grad_accum (16) must divide the per-process rollout (8)"),
-    ({"grad_accum": 0}, 1, "a2c.grad_accum must be at least 1, got 0"),
-    ({"iterations": 0}, 1, "a2c.iterations must be at least 1, got 0"),
-    ({"rollout_batch_size": 0}, 1, "a2c.rollout_batch_size must be at least 1, got 0"),
-])
+
+@pytest.mark.parametrize(
+    "changes,world,message",
+    [
+        ({"rollout_size": 10}, 4, "a2c.rollout_size (10) must be divisible by the number of processes (4)"),
+        ({"rollout_size": 16, "grad_accum": 3}, 1, "a2c.grad_accum (3) must divide the per-process rollout (16)"),
+        ({"rollout_size": 16, "grad_accum": 16}, 2, "a2c.grad_accum (16) must divide the per-process rollout (8)"),
+        ({"grad_accum": 0}, 1, "a2c.grad_accum must be at least 1, got 0"),
+        ({"iterations": 0}, 1, "a2c.iterations must be at least 1, got 0"),
+        ({"rollout_batch_size": 0}, 1, "a2c.rollout_batch_size must be at least 1, got 0"),
+    ],
+)
 def test_check_rejects_settings_that_cannot_run(changes, world, message):
     with pytest.raises(GrueError) as e:
         a2c.check(a2c.A2CConfig(**changes), world)
@@ -64,17 +68,38 @@ def test_check_rejects_settings_that_cannot_run(changes, world, message):
 
 def test_paper_settings_resolve():
     cfg = resolve("imdb", "a2c")
-    assert (cfg.algo.lr, cfg.algo.kl_coef, cfg.algo.kl_target, cfg.algo.lam, cfg.algo.iterations) == (1e-6, 0.1, 0.5, 1.0, 100)
+    assert (cfg.algo.lr, cfg.algo.kl_coef, cfg.algo.kl_target, cfg.algo.lam, cfg.algo.iterations) == (
+        1e-6,
+        0.1,
+        0.5,
+        1.0,
+        100,
+    )
     assert "a2c" in cfg.to_dict() and "ppo" not in cfg.to_dict()
 
 
 # ---- in-process runs -------------------------------------------------------------------------
 
+
 def config(tmp_path, model: str, iterations: int, *sets: str):
-    base = [f"run.model={model}", "run.reward=reward_fixtures:letter_e", "a2c.batch_unit=completions", "a2c.rollout_size=64", "a2c.rollout_batch_size=64",
-            "a2c.lr=1e-2", "generation.max_new_tokens=8", "generation.min_new_tokens=8", "run.checkpoint_every=1000"]
-    return resolve("imdb", "a2c", preset="smoke", flags={"run.output_dir": str(tmp_path / "run"), "algo.iterations": iterations},
-                   sets=base + list(sets))
+    base = [
+        f"run.model={model}",
+        "run.reward=reward_fixtures:letter_e",
+        "a2c.batch_unit=completions",
+        "a2c.rollout_size=64",
+        "a2c.rollout_batch_size=64",
+        "a2c.lr=1e-2",
+        "generation.max_new_tokens=8",
+        "generation.min_new_tokens=8",
+        "run.checkpoint_every=1000",
+    ]
+    return resolve(
+        "imdb",
+        "a2c",
+        preset="smoke",
+        flags={"run.output_dir": str(tmp_path / "run"), "algo.iterations": iterations},
+        sets=base + list(sets),
+    )
 
 
 def metrics(run) -> list[dict]:
@@ -130,8 +155,18 @@ def test_bad_setting_stops_before_loading_models(tmp_path):
 
 # ---- the CLI ---------------------------------------------------------------------------------
 
-FAST = ["--set", "a2c.batch_unit=completions", "--set", "a2c.rollout_size=16", "--set", "a2c.rollout_batch_size=8", "--set", "generation.max_new_tokens=8",
-        "--set", "generation.min_new_tokens=8"]
+FAST = [
+    "--set",
+    "a2c.batch_unit=completions",
+    "--set",
+    "a2c.rollout_size=16",
+    "--set",
+    "a2c.rollout_batch_size=8",
+    "--set",
+    "generation.max_new_tokens=8",
+    "--set",
+    "generation.min_new_tokens=8",
+]
 
 
 def comparable(row: dict) -> dict:
@@ -141,7 +176,18 @@ def comparable(row: dict) -> dict:
 @pytest.mark.slow
 def test_cli_run_and_resume_give_the_same_metrics(tmp_path):
     """`grue train imdb --algo a2c` end to end in subprocesses; 4 iterations straight = 2, then --resume to 4."""
-    common = ["--algo", "a2c", "--preset", "smoke", "--quiet", *FAST, "--set", "a2c.grad_accum=2", "--set", "a2c.kl_target=0.1"]
+    common = [
+        "--algo",
+        "a2c",
+        "--preset",
+        "smoke",
+        "--quiet",
+        *FAST,
+        "--set",
+        "a2c.grad_accum=2",
+        "--set",
+        "a2c.kl_target=0.1",
+    ]
     straight, split = tmp_path / "straight", tmp_path / "split"
     p = run_cli("train", "imdb", *common, "--iterations", "4", "--output-dir", str(straight))
     assert p.returncode == 0, p.stderr[-2000:]
@@ -149,7 +195,9 @@ def test_cli_run_and_resume_give_the_same_metrics(tmp_path):
     cfg = yaml.safe_load((straight / "config.yaml").read_text())
     assert cfg["run"]["algo"] == "a2c" and cfg["a2c"]["grad_accum"] == 2 and "ppo" not in cfg
     assert json.loads((straight / "summary.json").read_text())["iterations"] == 4
-    assert (straight / "checkpoint" / "model.safetensors").is_file() and (straight / "checkpoint" / "trainer" / "optimizer.pt").is_file()
+    assert (straight / "checkpoint" / "model.safetensors").is_file() and (
+        straight / "checkpoint" / "trainer" / "optimizer.pt"
+    ).is_file()
 
     # the first half in this process; the resumed half in a new one, with only the checkpoint to go on
     assert cli_in_process("train", "imdb", *common, "--iterations", "2", "--output-dir", str(split)).returncode == 0

@@ -68,7 +68,9 @@ def test_whiten_without_shifting_the_mean():
     out = whiten(X, M, shift_mean=False)
     std = math.sqrt(7 / 3)
     mean = 7 / 3
-    expected = torch.tensor([[(1 - mean) / std + mean, (2 - mean) / std + mean, 0.0], [(4 - mean) / std + mean, 0.0, 0.0]])
+    expected = torch.tensor(
+        [[(1 - mean) / std + mean, (2 - mean) / std + mean, 0.0], [(4 - mean) / std + mean, 0.0, 0.0]]
+    )
     assert_close(out, expected, rtol=1e-5, atol=1e-6)
     assert masked_mean(out, M).item() == pytest.approx(7 / 3, rel=1e-5)  # mean kept
     assert masked_var(out, M).item() == pytest.approx(1.0, rel=1e-5)  # scale fixed
@@ -158,7 +160,9 @@ def test_normalize_per_minibatch_like_stable_baselines3():
     # entries 1, 2, 4: mean 7/3, unbiased std sqrt(7/3); (x - mean) / (std + 1e-8)
     # (RL4LMs 97df0bd rl4lms/algorithms/ppo/ppo.py:219-221)
     std = math.sqrt(7 / 3)
-    expected = torch.tensor([[(1 - 7 / 3) / (std + 1e-8), (2 - 7 / 3) / (std + 1e-8), 0.0], [(4 - 7 / 3) / (std + 1e-8), 0.0, 0.0]])
+    expected = torch.tensor(
+        [[(1 - 7 / 3) / (std + 1e-8), (2 - 7 / 3) / (std + 1e-8), 0.0], [(4 - 7 / 3) / (std + 1e-8), 0.0, 0.0]]
+    )
     assert_close(normalize(X, M), expected)
     # one entry: std 0, so (x - x) / 1e-8 = 0
     assert_close(normalize(torch.tensor([[5.0, 9.0]]), torch.tensor([[1.0, 0.0]])), torch.zeros(1, 2))
@@ -172,12 +176,20 @@ GROUPS = torch.tensor([1.0, 2.0, 3.0, 6.0, 0.0, 0.0, 1.0, 1.0])
 
 def test_group_advantages_centre_and_scale_within_each_group():
     s1, s2 = math.sqrt(14 / 3), math.sqrt(1 / 3)
-    expected = [-2 / (s1 + 1e-4), -1 / (s1 + 1e-4), 0.0, 3 / (s1 + 1e-4)] + [x / (s2 + 1e-4) for x in (-0.5, -0.5, 0.5, 0.5)]
+    expected = [-2 / (s1 + 1e-4), -1 / (s1 + 1e-4), 0.0, 3 / (s1 + 1e-4)] + [
+        x / (s2 + 1e-4) for x in (-0.5, -0.5, 0.5, 0.5)
+    ]
     assert_close(group_advantages(GROUPS, 4), torch.tensor(expected))
     assert_close(group_advantages(GROUPS, 4, scale=False), torch.tensor([-2.0, -1.0, 0.0, 3.0, -0.5, -0.5, 0.5, 0.5]))
     # groups of two: [1, 2] -> -+0.5 / (sqrt(0.5) + eps), [3, 6] -> -+1.5 / (sqrt(4.5) + eps), ...
     assert group_advantages(GROUPS, 2)[:4].tolist() == pytest.approx(
-        [-0.5 / (math.sqrt(0.5) + 1e-4), 0.5 / (math.sqrt(0.5) + 1e-4), -1.5 / (math.sqrt(4.5) + 1e-4), 1.5 / (math.sqrt(4.5) + 1e-4)])
+        [
+            -0.5 / (math.sqrt(0.5) + 1e-4),
+            0.5 / (math.sqrt(0.5) + 1e-4),
+            -1.5 / (math.sqrt(4.5) + 1e-4),
+            1.5 / (math.sqrt(4.5) + 1e-4),
+        ]
+    )
 
 
 def test_group_of_equal_scores_has_zero_advantage_not_nan():
@@ -189,7 +201,9 @@ def test_group_of_equal_scores_has_zero_advantage_not_nan():
 def test_leave_one_out_advantages_by_hand():
     # [1, 2, 3, 6]: baselines (12 - r) / 3 = 11/3, 10/3, 3, 2 -> -8/3, -4/3, 0, 4 (= 4/3 * (r - 3));
     # [0, 0, 1, 1]: baselines 2/3, 2/3, 1/3, 1/3 -> -2/3, -2/3, 2/3, 2/3
-    assert_close(leave_one_out_advantages(GROUPS, 4), torch.tensor([-8 / 3, -4 / 3, 0.0, 4.0, -2 / 3, -2 / 3, 2 / 3, 2 / 3]))
+    assert_close(
+        leave_one_out_advantages(GROUPS, 4), torch.tensor([-8 / 3, -4 / 3, 0.0, 4.0, -2 / 3, -2 / 3, 2 / 3, 2 / 3])
+    )
     # k = 2: each score minus the other one
     assert_close(leave_one_out_advantages(GROUPS, 2), torch.tensor([-1.0, 1.0, -3.0, 3.0, 0.0, 0.0, 0.0, 0.0]))
 

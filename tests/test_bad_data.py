@@ -14,15 +14,47 @@ from grue.tasks import TASKS
 # task -> (split to load, a valid row, a required field, the file the split reads)
 GOOD = {
     "imdb": ("train", {"text": "a fine film indeed", "label": 1}, "text", "train"),
-    "commongen": ("validation", {"concept_set_idx": 0, "concepts": ["dog", "run"], "target": "A dog runs."}, "concepts", "validation"),
-    "cnn_dailymail": ("validation", {"article": "Some news.", "highlights": "News.", "id": "1"}, "article", "validation"),
-    "totto": ("validation", {"table": [[{"value": "2016", "is_header": False, "column_span": 1, "row_span": 1}]],
-                             "table_page_title": "P", "table_section_title": "S", "highlighted_cells": [[0, 0]],
-                             "sentence_annotations": [{"final_sentence": "It was 2016."}]}, "table", "validation"),
+    "commongen": (
+        "validation",
+        {"concept_set_idx": 0, "concepts": ["dog", "run"], "target": "A dog runs."},
+        "concepts",
+        "validation",
+    ),
+    "cnn_dailymail": (
+        "validation",
+        {"article": "Some news.", "highlights": "News.", "id": "1"},
+        "article",
+        "validation",
+    ),
+    "totto": (
+        "validation",
+        {
+            "table": [[{"value": "2016", "is_header": False, "column_span": 1, "row_span": 1}]],
+            "table_page_title": "P",
+            "table_section_title": "S",
+            "highlighted_cells": [[0, 0]],
+            "sentence_annotations": [{"final_sentence": "It was 2016."}],
+        },
+        "table",
+        "validation",
+    ),
     "wmt16": ("validation", {"translation": {"en": "Hello.", "de": "Hallo."}}, "translation", "validation"),
-    "dailydialog": ("validation", {"dialog": [f"u{i} ." for i in range(7)], "act": [1] * 7, "emotion": [0] * 7}, "act", "validation"),
-    "narrativeqa": ("validation", {"document": {"summary": {"text": "Ann wins."}}, "question": {"text": "Who wins?"},
-                                   "answers": [{"text": "Ann"}]}, "question", "validation"),
+    "dailydialog": (
+        "validation",
+        {"dialog": [f"u{i} ." for i in range(7)], "act": [1] * 7, "emotion": [0] * 7},
+        "act",
+        "validation",
+    ),
+    "narrativeqa": (
+        "validation",
+        {
+            "document": {"summary": {"text": "Ann wins."}},
+            "question": {"text": "Who wins?"},
+            "answers": [{"text": "Ann"}],
+        },
+        "question",
+        "validation",
+    ),
 }
 
 
@@ -90,8 +122,19 @@ def test_blank_lines_are_not_rows_and_line_numbers_count_them(tmp_path):
 
 def test_cli_names_the_bad_line_in_one_line(tmp_path):
     data_dir, path = write(tmp_path / "data", "imdb", b"{oops")
-    p = run_cli("train", "imdb", "--preset", "smoke", "--data-dir", str(data_dir), "--output-dir", str(tmp_path / "r"), "--quiet")
+    p = run_cli(
+        "train",
+        "imdb",
+        "--preset",
+        "smoke",
+        "--data-dir",
+        str(data_dir),
+        "--output-dir",
+        str(tmp_path / "r"),
+        "--quiet",
+    )
     assert p.returncode == 2, p.stderr[-1500:]
-    assert p.stderr.strip().splitlines() == [f"error: {path}:2: not valid JSON (Expecting property name enclosed in double quotes "
-                                             "at column 2)"], p.stderr
+    assert p.stderr.strip().splitlines() == [
+        f"error: {path}:2: not valid JSON (Expecting property name enclosed in double quotes at column 2)"
+    ], p.stderr
     assert not (tmp_path / "r").exists()

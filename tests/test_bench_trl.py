@@ -32,19 +32,38 @@ def test_grue_side_on_the_tiny_shape(monkeypatch):
 
 
 def test_summary_ratios_are_grue_over_trl():
-    run = lambda side, prec, s: {"side": side, "precision": prec, "seconds_per_iteration": s, "rollout_seconds": s / 2,
-                                 "generate_seconds": s / 4, "update_seconds": s / 2, "peak_memory_mb": 10 * s,
-                                 "rollout_peak_mb": 5 * s, "update_peak_mb": 10 * s}
-    runs = [run("grue", "fp32", 2), run("trl", "fp32", 4), run("grue", "fp32", 4), run("trl", "fp32", 4),
-            run("grue", "bf16", 1), {"side": "trl", "precision": "bf16", "error": "exit 1"}]
+    run = lambda side, prec, s: {
+        "side": side,
+        "precision": prec,
+        "seconds_per_iteration": s,
+        "rollout_seconds": s / 2,
+        "generate_seconds": s / 4,
+        "update_seconds": s / 2,
+        "peak_memory_mb": 10 * s,
+        "rollout_peak_mb": 5 * s,
+        "update_peak_mb": 10 * s,
+    }
+    runs = [
+        run("grue", "fp32", 2),
+        run("trl", "fp32", 4),
+        run("grue", "fp32", 4),
+        run("trl", "fp32", 4),
+        run("grue", "bf16", 1),
+        {"side": "trl", "precision": "bf16", "error": "exit 1"},
+    ]
     out = bench_trl.summarise(runs, ["fp32", "bf16"])
     assert out["rows"]["grue-fp32"]["seconds_per_iteration"] == 3  # median of the repeats
-    assert out["ratios"] == {"fp32_seconds_per_iteration": 0.75, "fp32_peak_memory": 0.75,
-                             "grue_bf16_over_trl_fp32_seconds_per_iteration": 0.25}
+    assert out["ratios"] == {
+        "fp32_seconds_per_iteration": 0.75,
+        "fp32_peak_memory": 0.75,
+        "grue_bf16_over_trl_fp32_seconds_per_iteration": 0.25,
+    }
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not any(bench_trl.TRL_DIR.glob("trl-*.dist-info")), reason="TRL not installed in benchmarks/.trl-1.12.0")
+@pytest.mark.skipif(
+    not any(bench_trl.TRL_DIR.glob("trl-*.dist-info")), reason="TRL not installed in benchmarks/.trl-1.12.0"
+)
 @pytest.mark.usefixtures("fresh_accelerator")
 def test_trl_side_on_the_tiny_shape():
     check(bench_trl.run_trl("tiny", "fp32", 1), "trl")

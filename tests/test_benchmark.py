@@ -46,11 +46,34 @@ def small(tmp_path_factory) -> Path:
     return small_data(Path(DATA_DIR), tmp_path_factory.mktemp("data"))
 
 
-def bench(root: Path, name: str, tasks: str, data: Path, *extra: str, seeds: int = 2, jobs: int = 2,
-          timeout: int = 900) -> subprocess.CompletedProcess:
-    args = ["benchmark", "run", "--algo", "ppo", "--name", name, "--preset", "smoke", "--tasks", tasks,
-            "--seeds", str(seeds), "--data-dir", str(data), "--jobs", str(jobs), "--out", str(root / "submissions" / name),
-            "--work-dir", str(root / "work" / name), "--who", "grue tests", *extra]
+def bench(
+    root: Path, name: str, tasks: str, data: Path, *extra: str, seeds: int = 2, jobs: int = 2, timeout: int = 900
+) -> subprocess.CompletedProcess:
+    args = [
+        "benchmark",
+        "run",
+        "--algo",
+        "ppo",
+        "--name",
+        name,
+        "--preset",
+        "smoke",
+        "--tasks",
+        tasks,
+        "--seeds",
+        str(seeds),
+        "--data-dir",
+        str(data),
+        "--jobs",
+        str(jobs),
+        "--out",
+        str(root / "submissions" / name),
+        "--work-dir",
+        str(root / "work" / name),
+        "--who",
+        "grue tests",
+        *extra,
+    ]
     if "--set" not in extra:
         args += [item for s in SETS for item in ("--set", s)]
     return run_cli(*args, timeout=timeout)
@@ -116,7 +139,10 @@ def test_a_finished_benchmark_retrains_nothing_and_refuses_other_settings(protoc
     assert {p: p.stat().st_mtime_ns for p in sub.glob("*/seed*/results.json")} == before
     changed = bench(root, "tiny-ppo", "all", small, "--set", "ppo.iterations=4")
     assert changed.returncode == 2
-    assert changed.stderr.startswith("error: 14 cell(s) would not be reused") and "ppo.iterations: 3 -> 4" in changed.stderr
+    assert (
+        changed.stderr.startswith("error: 14 cell(s) would not be reused")
+        and "ppo.iterations: 3 -> 4" in changed.stderr
+    )
     assert "Traceback" not in changed.stderr and len(changed.stderr.strip().splitlines()) == 1
     # A results file that this benchmark did not write is never taken as one of its cells.
     status = run_cli("benchmark", "status", str(root / "work" / "tiny-ppo"))
@@ -144,11 +170,41 @@ def test_a_killed_benchmark_finishes_with_the_uninterrupted_results(protocol, sm
     root, done, _ = protocol
     assert done.returncode == 0
     name, tasks = "killed", "wmt16,narrativeqa"
-    args = ["benchmark", "run", "--algo", "ppo", "--name", name, "--preset", "smoke", "--tasks", tasks, "--seeds", "2",
-            "--data-dir", str(small), "--jobs", "2", "--out", str(root / "submissions" / name),
-            "--work-dir", str(root / "work" / name), "--who", "grue tests", "--set", SETS[0], "--set", SETS[1]]
-    parent = subprocess.Popen([sys.executable, "-m", "grue_cli.main", *args], env=cli_env(), cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    args = [
+        "benchmark",
+        "run",
+        "--algo",
+        "ppo",
+        "--name",
+        name,
+        "--preset",
+        "smoke",
+        "--tasks",
+        tasks,
+        "--seeds",
+        "2",
+        "--data-dir",
+        str(small),
+        "--jobs",
+        "2",
+        "--out",
+        str(root / "submissions" / name),
+        "--work-dir",
+        str(root / "work" / name),
+        "--who",
+        "grue tests",
+        "--set",
+        SETS[0],
+        "--set",
+        SETS[1],
+    ]
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "grue_cli.main", *args],
+        env=cli_env(),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     work = root / "work" / name
     deadline = time.time() + 300
     found = []
@@ -180,9 +236,13 @@ def test_supervised_then_ppo_runs_in_order_and_validates(small, tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     work = tmp_path / "work" / "sup-ppo" / "cells"
     # the second stage's run began (its config.yaml) after the first stage was done
-    assert (work / "wmt16-s0-supervised" / "done.json").stat().st_mtime <= (work / "wmt16-s0-ppo" / "run" / "config.yaml").stat().st_mtime
+    assert (work / "wmt16-s0-supervised" / "done.json").stat().st_mtime <= (
+        work / "wmt16-s0-ppo" / "run" / "config.yaml"
+    ).stat().st_mtime
     config = yaml.safe_load((work / "wmt16-s0-ppo" / "run" / "config.yaml").read_text())
-    assert config["run"]["init_algo"] == "supervised" and config["run"]["init_from"] == str(work / "wmt16-s0-supervised" / "run")
+    assert config["run"]["init_algo"] == "supervised" and config["run"]["init_from"] == str(
+        work / "wmt16-s0-supervised" / "run"
+    )
     results = json.loads((tmp_path / "submissions" / "sup-ppo" / "wmt16" / "seed0" / "results.json").read_text())
     assert results["algorithm"] == "supervised+ppo"
     meta = yaml.safe_load((tmp_path / "submissions" / "sup-ppo" / "submission.yaml").read_text())
@@ -191,8 +251,12 @@ def test_supervised_then_ppo_runs_in_order_and_validates(small, tmp_path):
     # A changed first stage changes the second stage's starting point: both are refused, then made again on request.
     other = ["--init-from-algo", "supervised", "--set", "supervised.lr=0.002", *(i for s in SETS for i in ("--set", s))]
     refused = bench(tmp_path, "sup-ppo", "wmt16", small, *other, seeds=1, jobs=2)
-    assert refused.returncode == 2 and "2 cell(s) would not be reused: wmt16-s0-supervised: made with other settings " \
-        "(supervised.lr: 0.001 -> 0.002)" in refused.stderr, refused.stderr
+    assert (
+        refused.returncode == 2
+        and "2 cell(s) would not be reused: wmt16-s0-supervised: made with other settings "
+        "(supervised.lr: 0.001 -> 0.002)"
+        in refused.stderr
+    ), refused.stderr
     forced = bench(tmp_path, "sup-ppo", "wmt16", small, *other, "--force-rerun", seeds=1, jobs=2)
     assert forced.returncode == 0 and "2 cells, 0 already done" in forced.stdout, forced.stdout + forced.stderr
     config = yaml.safe_load((work / "wmt16-s0-supervised" / "run" / "config.yaml").read_text())
@@ -221,21 +285,28 @@ def test_a_failed_cell_does_not_stop_the_others_and_is_made_on_the_next_run(smal
     assert second.returncode == 0, second.stdout + second.stderr
     assert "2 cells, 1 already done" in second.stdout and "wmt16-s0-ppo: started" in second.stdout
     assert "narrativeqa-s0-ppo: started" not in second.stdout
-    assert "finished its training before" in (tmp_path / "work" / "fast" / "cells" / "wmt16-s0-ppo" / "log.txt").read_text()
+    assert (
+        "finished its training before"
+        in (tmp_path / "work" / "fast" / "cells" / "wmt16-s0-ppo" / "log.txt").read_text()
+    )
     ok = run_cli("leaderboard", "validate", str(tmp_path / "submissions" / "fast"))
     assert ok.returncode == 0, ok.stderr
 
 
 def test_a_reward_that_cannot_be_imported_is_refused_before_any_cell_runs(small, tmp_path):
     done = bench(tmp_path, "badreward", "wmt16", small, "--set", "run.reward=nowhere.mod:fn", seeds=1)
-    assert done.returncode == 2 and done.stderr.startswith("error: cell wmt16-s0-ppo: ") and "nowhere.mod" in done.stderr
+    assert (
+        done.returncode == 2 and done.stderr.startswith("error: cell wmt16-s0-ppo: ") and "nowhere.mod" in done.stderr
+    )
     assert not (tmp_path / "work" / "badreward").exists()
 
 
 @pytest.mark.slow
 def test_a_cell_trains_with_several_processes(small, tmp_path):
     """--processes 2: the cell trains under torchrun (two CPU processes, gloo), then evaluates once."""
-    done = bench(tmp_path, "ddp", "wmt16", small, "--processes", "2", *(i for s in SETS for i in ("--set", s)), seeds=1, jobs=1)
+    done = bench(
+        tmp_path, "ddp", "wmt16", small, "--processes", "2", *(i for s in SETS for i in ("--set", s)), seeds=1, jobs=1
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run = tmp_path / "work" / "ddp" / "cells" / "wmt16-s0-ppo" / "run"
     assert yaml.safe_load((run / "config.yaml").read_text())["world_size"] == 2

@@ -37,11 +37,24 @@ def test_a_ppo_and_an_nlpo_run_time_their_phases(algo):
 
 def test_nlpo_summary_is_the_median_of_repeats_and_nlpo_over_ppo():
     def run(algo, s, refresh=None):
-        return {"algo": algo, "seconds_per_iteration": s, "rollout_seconds": s / 2, "generate_seconds": s / 4,
-                "update_seconds": s / 2, "peak_memory_mb": 100 * s, "mask_refresh_seconds": refresh}
+        return {
+            "algo": algo,
+            "seconds_per_iteration": s,
+            "rollout_seconds": s / 2,
+            "generate_seconds": s / 4,
+            "update_seconds": s / 2,
+            "peak_memory_mb": 100 * s,
+            "mask_refresh_seconds": refresh,
+        }
 
-    runs = [run("ppo", 2), run("nlpo", 3, 0.1), run("ppo", 4), run("nlpo", 3, 0.3), run("ppo", 3),
-            {"algo": "nlpo", "error": "subprocess exited with 1"}]
+    runs = [
+        run("ppo", 2),
+        run("nlpo", 3, 0.1),
+        run("ppo", 4),
+        run("nlpo", 3, 0.3),
+        run("ppo", 3),
+        {"algo": "nlpo", "error": "subprocess exited with 1"},
+    ]
     rows, ratios = bench_nlpo.summarize(runs)
     assert rows["ppo"]["seconds_per_iteration"] == 3 and rows["ppo"]["repeats"] == 3 and rows["nlpo"]["repeats"] == 2
     assert rows["nlpo"]["mask_refresh_seconds"] == pytest.approx(0.2) and rows["ppo"]["mask_refresh_seconds"] is None
@@ -54,4 +67,6 @@ def test_grue_and_transformers_sample_the_same_number_of_tokens(model):
     r = bench_seq2seq.bench(model, 1)
     for side in ("grue", "transformers"):
         assert len(r[side]["runs_s"]) == 1 and r[side]["tokens_per_s"] == pytest.approx(4 * 8 / r[side]["seconds"])
-    assert r["grue_over_transformers_tokens_per_s"] == pytest.approx(r["grue"]["tokens_per_s"] / r["transformers"]["tokens_per_s"])
+    assert r["grue_over_transformers_tokens_per_s"] == pytest.approx(
+        r["grue"]["tokens_per_s"] / r["transformers"]["tokens_per_s"]
+    )

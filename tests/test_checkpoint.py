@@ -27,8 +27,10 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
     ckpt.save(tmp_path, policy, tok, {"critic": head}, opt, {"iteration": 1})
     with pytest.raises(GrueError) as e:  # the disk fills up in the middle of the save
         ckpt.save(tmp_path, policy, BrokenTokenizer(), {"critic": head}, opt, {"iteration": 2})
-    assert str(e.value) == (f"could not write the checkpoint of iteration 2 in {tmp_path}: [Errno 28] No space left on device; "
-                            f"the previous checkpoint is intact (free some space, then --resume {tmp_path})")
+    assert str(e.value) == (
+        f"could not write the checkpoint of iteration 2 in {tmp_path}: [Errno 28] No space left on device; "
+        f"the previous checkpoint is intact (free some space, then --resume {tmp_path})"
+    )
     assert ckpt.load_state(ckpt.latest(tmp_path))["iteration"] == 1
     assert not list(tmp_path.glob(".checkpoint-*"))
 
@@ -89,7 +91,9 @@ def test_partial_save_left_by_a_kill_is_discarded(tmp_path):
     assert not partial.exists() and ckpt.load_state(ckpt.latest(tmp_path))["iteration"] == 5
 
 
-@pytest.mark.parametrize("umask,file_mode,dir_mode", [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750), (0o077, 0o600, 0o700)])
+@pytest.mark.parametrize(
+    "umask,file_mode,dir_mode", [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750), (0o077, 0o600, 0o700)]
+)
 def test_written_files_get_the_permissions_of_a_plain_open(tmp_path, umask, file_mode, dir_mode):
     """mkstemp, mkdtemp and safetensors make owner-only entries; what grue renames into place has the mode
     open() (0666) and mkdir() (0777) give under the umask."""
@@ -98,7 +102,9 @@ def test_written_files_get_the_permissions_of_a_plain_open(tmp_path, umask, file
     old = os.umask(umask)
     try:
         atomic_write_text(tmp_path / "results.json", "{}")
-        final = ckpt.save(tmp_path, policy, tok, {"critic": head}, torch.optim.AdamW(head.parameters()), {"iteration": 1})
+        final = ckpt.save(
+            tmp_path, policy, tok, {"critic": head}, torch.optim.AdamW(head.parameters()), {"iteration": 1}
+        )
     finally:
         os.umask(old)
     assert os.stat(tmp_path / "results.json").st_mode & 0o777 == file_mode
@@ -124,7 +130,9 @@ def test_a_damaged_checkpoint_is_named_and_the_one_before_it_used(tmp_path, caps
     critic.write_bytes(critic.read_bytes()[: size // 2])  # truncated
     assert ckpt.latest(tmp_path) == old
     err = capsys.readouterr().err
-    assert f"{new} does not match its manifest: trainer/critic.safetensors ({size // 2} bytes, saved with {size})" in err
+    assert (
+        f"{new} does not match its manifest: trainer/critic.safetensors ({size // 2} bytes, saved with {size})" in err
+    )
     assert f"using {old} (iteration 1)" in err
 
     weights = old / "model.safetensors"
@@ -133,7 +141,9 @@ def test_a_damaged_checkpoint_is_named_and_the_one_before_it_used(tmp_path, caps
     weights.write_bytes(bytes(data))
     with pytest.raises(GrueError) as e:
         ckpt.latest(tmp_path)
-    assert str(e.value).startswith(f"no intact checkpoint in {tmp_path}: ") and "model.safetensors (changed)" in str(e.value)
+    assert str(e.value).startswith(f"no intact checkpoint in {tmp_path}: ") and "model.safetensors (changed)" in str(
+        e.value
+    )
     assert "trainer/critic.safetensors" in str(e.value)
 
 

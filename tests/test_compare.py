@@ -14,10 +14,30 @@ from conftest import REPO, cli_env
 @pytest.mark.slow
 def test_compare_runs_and_writes_summary_and_plot(tmp_path):
     out = tmp_path / "compare"
-    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "compare.py"), "--algos", "rloo", "--settings",
-                        "seq2seq (tiny-t5)", "--seeds", "0",
-                        "--precisions", "no", "bf16", "--iterations", "2", "--out", str(out)], capture_output=True, text=True, env=cli_env(), cwd=REPO,
-                       timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "compare.py"),
+            "--algos",
+            "rloo",
+            "--settings",
+            "seq2seq (tiny-t5)",
+            "--seeds",
+            "0",
+            "--precisions",
+            "no",
+            "bf16",
+            "--iterations",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=REPO,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["algos"] == ["rloo"] and summary["iterations"] == 2

@@ -14,6 +14,7 @@ from grue.errors import GrueError
 
 # ---- coerce ----------------------------------------------------------------------------------
 
+
 def test_coerce_int():
     assert coerce(3, int, "ppo.epochs") == 3
     for bad in (True, 3.0, "3", None):
@@ -65,6 +66,7 @@ def test_coerce_choices():
 
 # ---- parse_set -------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def cfg() -> Config:
     return resolve("imdb", "ppo")
@@ -113,6 +115,7 @@ def test_parse_set_ambiguous_bare_key():
 
 
 # ---- resolve ---------------------------------------------------------------------------------
+
 
 def test_resolve_imdb_ppo_paper_settings(cfg):
     p, g, r = cfg.algo, cfg.generation, cfg.run
@@ -225,10 +228,19 @@ def test_from_dict_rejects_bad_input():
 
 
 @pytest.mark.parametrize("section", ["generation", "eval"])
-@pytest.mark.parametrize("key,value,accepted", [
-    ("top_k", -5, ">= 0"), ("top_p", 0, "in (0, 1]"), ("top_p", 1.5, "in (0, 1]"), ("temperature", 0, "> 0"),
-    ("temperature", -1.0, "> 0"), ("max_new_tokens", 0, ">= 1"), ("min_new_tokens", 99, ">= 0 and <= {section}.max_new_tokens ("),
-    ("min_new_tokens", -1, ">= 0 and <= {section}.max_new_tokens (")])
+@pytest.mark.parametrize(
+    "key,value,accepted",
+    [
+        ("top_k", -5, ">= 0"),
+        ("top_p", 0, "in (0, 1]"),
+        ("top_p", 1.5, "in (0, 1]"),
+        ("temperature", 0, "> 0"),
+        ("temperature", -1.0, "> 0"),
+        ("max_new_tokens", 0, ">= 1"),
+        ("min_new_tokens", 99, ">= 0 and <= {section}.max_new_tokens ("),
+        ("min_new_tokens", -1, ">= 0 and <= {section}.max_new_tokens ("),
+    ],
+)
 def test_impossible_decoding_settings_are_refused(section, key, value, accepted):
     """Each impossible value is one line naming the key, the value and what is accepted (rollouts and evaluation)."""
     with pytest.raises(GrueError) as e:
@@ -240,8 +252,17 @@ def test_impossible_decoding_settings_are_refused(section, key, value, accepted)
 def test_beams_and_the_edges_of_the_accepted_ranges():
     with pytest.raises(GrueError, match=r"^eval.num_beams must be >= 1 \(1: no beam search\), got 0$"):
         resolve("commongen", "ppo", sets=["eval.num_beams=0"])
-    cfg = resolve("imdb", "ppo", sets=["generation.top_k=0", "generation.top_p=1", "eval.min_new_tokens=48",
-                                       "eval.max_new_tokens=48", "generation.temperature=0.01"])
+    cfg = resolve(
+        "imdb",
+        "ppo",
+        sets=[
+            "generation.top_k=0",
+            "generation.top_p=1",
+            "eval.min_new_tokens=48",
+            "eval.max_new_tokens=48",
+            "generation.temperature=0.01",
+        ],
+    )
     assert (cfg.generation.top_k, cfg.generation.top_p, cfg.eval.min_new_tokens) == (0, 1.0, 48)
 
 
@@ -265,15 +286,29 @@ def choice_fields() -> list[tuple[str, str, str]]:
     from grue.algorithms import ALGORITHMS
     from grue.config import EvalConfig, GenerationConfig, RunConfig
 
-    sections = {"run": RunConfig, "generation": GenerationConfig, "eval": EvalConfig, **{a: m.CONFIG for a, m in ALGORITHMS.items()}}
-    return [(sec, f.name, c) for sec, cls in sections.items() for f in dataclasses.fields(cls) for c in f.metadata.get("choices", ())]
+    sections = {
+        "run": RunConfig,
+        "generation": GenerationConfig,
+        "eval": EvalConfig,
+        **{a: m.CONFIG for a, m in ALGORITHMS.items()},
+    }
+    return [
+        (sec, f.name, c)
+        for sec, cls in sections.items()
+        for f in dataclasses.fields(cls)
+        for c in f.metadata.get("choices", ())
+    ]
 
 
 def test_every_choice_of_every_string_field_is_taken_literally_by_set_and_by_a_config_file(tmp_path):
     """YAML 1.1 would read `no` as False (run.mixed_precision=no), `none` could look like null: each choice,
     given as plain text, arrives as that exact string, through --set and through a YAML config file."""
     cases = choice_fields()
-    assert ("run", "mixed_precision", "no") in cases and ("eval", "sacrebleu_tokenize", "none") in cases and len(cases) > 60
+    assert (
+        ("run", "mixed_precision", "no") in cases
+        and ("eval", "sacrebleu_tokenize", "none") in cases
+        and len(cases) > 60
+    )
     for sec, name, choice in cases:
         algo = sec if sec not in ("run", "generation", "eval") else "ppo"
         task = "imdb" if algo != "supervised" else "commongen"

@@ -90,7 +90,9 @@ def test_loaded_models_are_swapped_and_save_what_they_loaded(tmp_path, name):
     ids = torch.randint(2, 200, (16, 1))
     kw = {"decoder_input_ids": ids} if plain.config.is_encoder_decoder else {}
     with torch.no_grad():
-        torch.testing.assert_close(loaded(input_ids=ids, **kw).logits, plain(input_ids=ids, **kw).logits, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            loaded(input_ids=ids, **kw).logits, plain(input_ids=ids, **kw).logits, rtol=1e-5, atol=1e-5
+        )
     assert type(copy.deepcopy(loaded).lm_head) is cpu_linear.RowsLinear
 
 
@@ -108,11 +110,15 @@ def test_weights_off_a_16_byte_boundary_are_realigned_so_a_loaded_model_computes
     assert odd.weight.data_ptr() % 16
     misaligned = copy.deepcopy(cpu_linear.swap_in(copy.deepcopy(ref)))
     misaligned.weight.data = odd.weight.data
-    assert torch.equal(misaligned(x), torch.nn.functional.linear(x, ref.weight, ref.bias)), "off a boundary: nn.Linear's product"
+    assert torch.equal(misaligned(x), torch.nn.functional.linear(x, ref.weight, ref.bias)), (
+        "off a boundary: nn.Linear's product"
+    )
     fixed = cpu_linear.swap_in(odd)
     assert fixed.weight.data_ptr() % cpu_linear.ALIGN == 0
     assert torch.equal(fixed(x), want)
     tied = tiny_model("tiny-gpt2")
-    tied.lm_head.weight.data = torch.empty(tied.lm_head.weight.numel() + 1)[1:].view_as(tied.lm_head.weight).copy_(tied.lm_head.weight)
+    tied.lm_head.weight.data = (
+        torch.empty(tied.lm_head.weight.numel() + 1)[1:].view_as(tied.lm_head.weight).copy_(tied.lm_head.weight)
+    )
     cpu_linear.swap_in(tied)
     assert tied.lm_head.weight is tied.transformer.wte.weight and tied.lm_head.weight.data_ptr() % cpu_linear.ALIGN == 0

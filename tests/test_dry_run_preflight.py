@@ -29,14 +29,22 @@ def refused(r, message):
 def test_a_reward_that_does_not_import_is_refused():
     refused(dry("--set", "run.reward=mypkg.mod:fn"), "cannot import reward 'mypkg.mod:fn': ModuleNotFoundError")
     refused(dry("--set", "run.reward=reward_fixtures:nope"), "cannot import reward 'reward_fixtures:nope'")
-    refused(dry("--set", "run.reward=lexicon", "--set", "run.reward_args={temperature: 2}"), "takes no argument 'temperature'")
-    assert dry("--set", "run.reward=reward_fixtures:wrong_length").returncode == 0  # it imports; what it returns shows at run time
+    refused(
+        dry("--set", "run.reward=lexicon", "--set", "run.reward_args={temperature: 2}"),
+        "takes no argument 'temperature'",
+    )
+    assert (
+        dry("--set", "run.reward=reward_fixtures:wrong_length").returncode == 0
+    )  # it imports; what it returns shows at run time
 
 
 def test_a_metric_group_that_does_not_import_is_one_line():
     check_metrics(["sentiment", "perplexity", "diversity"])  # imdb's
     table = {"broken": Metric(function="no_such_grue_metrics_module:score", names={"x": True})}
-    with pytest.raises(GrueError, match=r"^metric group 'broken' cannot be imported: ModuleNotFoundError: .*no_such_grue_metrics_module"):
+    with pytest.raises(
+        GrueError,
+        match=r"^metric group 'broken' cannot be imported: ModuleNotFoundError: .*no_such_grue_metrics_module",
+    ):
         check_metrics(["broken"], table)
 
 
@@ -62,21 +70,44 @@ def test_a_tracker_that_is_not_installed_is_refused(tmp_path):
     (fake / "tensorboard" / "__init__.py").write_text("raise ImportError('tensorboard is broken here')\n")
     env = cli_env()
     env["PYTHONPATH"] = os.pathsep.join([str(fake), env["PYTHONPATH"]])
-    p = subprocess.run([sys.executable, "-m", "grue_cli.main", "train", "imdb", "--preset", "smoke", "--report-to", "tensorboard",
-                        "--dry-run"], capture_output=True, text=True, env=env, timeout=600)
-    assert p.returncode == 2 and p.stderr.strip() == ("error: --report-to tensorboard needs the tensorboard package, which is not "
-                                                      "installed: pip install tensorboard (or pip install 'grue[trackers]')"), p.stderr
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grue_cli.main",
+            "train",
+            "imdb",
+            "--preset",
+            "smoke",
+            "--report-to",
+            "tensorboard",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert p.returncode == 2 and p.stderr.strip() == (
+        "error: --report-to tensorboard needs the tensorboard package, which is not "
+        "installed: pip install tensorboard (or pip install 'grue[trackers]')"
+    ), p.stderr
 
 
 def test_an_unusable_run_directory_is_refused(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    refused(dry("--preset", "smoke", "--output-dir", str(afile)), f"cannot make the run directory {afile}: {afile} is a file")
+    refused(
+        dry("--preset", "smoke", "--output-dir", str(afile)),
+        f"cannot make the run directory {afile}: {afile} is a file",
+    )
     refused(dry("--preset", "smoke", "--output-dir", str(afile / "run")), f"{afile} is a file, not a folder")
     used = tmp_path / "used"
     used.mkdir()
     (used / "notes.txt").write_text("mine")
-    refused(dry("--preset", "smoke", "--output-dir", str(used)), f"run directory {used} already exists and is not empty")
+    refused(
+        dry("--preset", "smoke", "--output-dir", str(used)), f"run directory {used} already exists and is not empty"
+    )
     fresh = tmp_path / "new" / "run"
     assert dry("--preset", "smoke", "--output-dir", str(fresh)).returncode == 0 and not (tmp_path / "new").exists()
     locked = tmp_path / "locked"

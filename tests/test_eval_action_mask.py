@@ -22,11 +22,27 @@ from grue.sampling import top_p_mask
 pytestmark = pytest.mark.filterwarnings("error::FutureWarning")
 
 PROMPTS = ["The film was", "I went into this movie and", "A great", "Nothing about the plot"]
-MODES = {"greedy": dict(do_sample=False, num_beams=1), "sampling": dict(do_sample=True, num_beams=1, top_k=0),
-         "beam": dict(do_sample=False, num_beams=3)}
-FAST_NLPO = ["--set", "nlpo.batch_unit=completions", "--set", "nlpo.rollout_size=16", "--set", "nlpo.rollout_batch_size=8",
-             "--set", "nlpo.minibatch_size=8", "--set", "nlpo.epochs=1", "--set", "generation.max_new_tokens=8",
-             "--set", "generation.min_new_tokens=8"]
+MODES = {
+    "greedy": dict(do_sample=False, num_beams=1),
+    "sampling": dict(do_sample=True, num_beams=1, top_k=0),
+    "beam": dict(do_sample=False, num_beams=3),
+}
+FAST_NLPO = [
+    "--set",
+    "nlpo.batch_unit=completions",
+    "--set",
+    "nlpo.rollout_size=16",
+    "--set",
+    "nlpo.rollout_batch_size=8",
+    "--set",
+    "nlpo.minibatch_size=8",
+    "--set",
+    "nlpo.epochs=1",
+    "--set",
+    "generation.max_new_tokens=8",
+    "--set",
+    "generation.min_new_tokens=8",
+]
 
 
 def disagreeing_copy(policy, seed: int = 1):
@@ -40,7 +56,7 @@ def disagreeing_copy(policy, seed: int = 1):
 
 def response_of(seqs, query_ids, seq2seq: bool, eos: int):
     """generate's output -> (response ids (B,T), mask (B,T): 1 up to and including the first EOS)."""
-    resp = seqs[:, 1:] if seq2seq else seqs[:, query_ids.shape[1]:]
+    resp = seqs[:, 1:] if seq2seq else seqs[:, query_ids.shape[1] :]
     after_eos = torch.cumsum((resp == eos).long(), 1) - (resp == eos).long() > 0
     return resp, (~after_eos).float()
 
@@ -66,7 +82,9 @@ def test_every_generated_token_lies_in_the_masking_policys_top_p_set(name, mode)
     seq2seq = name == "tiny-t5"
     mask = MaskSettings(disagreeing_copy(policy).eval(), 0.3, 5, torch.tensor(sorted(set(tok.all_special_ids))))
     q, qm = tokenize_prompts(tok, PROMPTS, 16, seq2seq, "cpu")
-    kw = dict(max_new_tokens=10, min_new_tokens=3, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **MODES[mode])
+    kw = dict(
+        max_new_tokens=10, min_new_tokens=3, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **MODES[mode]
+    )
 
     def run(processors):
         torch.manual_seed(0)
@@ -115,19 +133,55 @@ def test_a_mask_of_few_tokens_restricts_generate_to_them():
     mask = MaskSettings(few_token_mask_model("tiny-gpt2", few), 0.9, 1, torch.tensor(sorted(set(tok.all_special_ids))))
     q, qm = tokenize_prompts(tok, PROMPTS, 16, False, "cpu")
     for mode, kw in MODES.items():
-        seqs = policy.generate(input_ids=q, attention_mask=qm, max_new_tokens=8, min_new_tokens=8, pad_token_id=0, eos_token_id=1,
-                               logits_processor=LogitsProcessorList([ActionMask(mask, q, qm, kw["num_beams"])]), **kw)
-        assert set(seqs[:, q.shape[1]:].flatten().tolist()) <= set(few) | set(tok.all_special_ids), mode
+        seqs = policy.generate(
+            input_ids=q,
+            attention_mask=qm,
+            max_new_tokens=8,
+            min_new_tokens=8,
+            pad_token_id=0,
+            eos_token_id=1,
+            logits_processor=LogitsProcessorList([ActionMask(mask, q, qm, kw["num_beams"])]),
+            **kw,
+        )
+        assert set(seqs[:, q.shape[1] :].flatten().tolist()) <= set(few) | set(tok.all_special_ids), mode
 
 
 @pytest.mark.slow
 def test_nlpo_run_is_evaluated_through_its_mask(tmp_path, data_dir):
     run = tmp_path / "nlpo"
-    r = run_cli("train", "imdb", "--algo", "nlpo", "--preset", "smoke", "--iterations", "1", "--data-dir", str(data_dir),
-                "--output-dir", str(run), "--quiet", *FAST_NLPO, "--set", "nlpo.min_tokens_to_keep=3")
+    r = run_cli(
+        "train",
+        "imdb",
+        "--algo",
+        "nlpo",
+        "--preset",
+        "smoke",
+        "--iterations",
+        "1",
+        "--data-dir",
+        str(data_dir),
+        "--output-dir",
+        str(run),
+        "--quiet",
+        *FAST_NLPO,
+        "--set",
+        "nlpo.min_tokens_to_keep=3",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
-    common = ["eval", "--checkpoint", str(run), "--limit", "4", "--data-dir", str(data_dir), "--quiet",
-              "--set", "eval.max_new_tokens=8", "--set", "eval.min_new_tokens=8"]
+    common = [
+        "eval",
+        "--checkpoint",
+        str(run),
+        "--limit",
+        "4",
+        "--data-dir",
+        str(data_dir),
+        "--quiet",
+        "--set",
+        "eval.max_new_tokens=8",
+        "--set",
+        "eval.min_new_tokens=8",
+    ]
 
     def evaluate(out, *sets):
         r = cli_in_process(*common, "--output-dir", str(tmp_path / out), *sets)
@@ -143,8 +197,10 @@ def test_nlpo_run_is_evaluated_through_its_mask(tmp_path, data_dir):
     ckpt = run / "checkpoint"
     tok = load_tokenizer(str(ckpt))
     few = word_tokens(tok, ["good", "bad", "movie"])
-    save_model(few_token_mask_model("tiny-gpt2", few, seed_model=load_policy(str(ckpt))),
-               str(ckpt / "trainer" / "mask_policy.safetensors"))
+    save_model(
+        few_token_mask_model("tiny-gpt2", few, seed_model=load_policy(str(ckpt))),
+        str(ckpt / "trainer" / "mask_policy.safetensors"),
+    )
     # a deliberate replacement, so the checkpoint's manifest is brought up to date (else it is refused as damaged)
     (ckpt / MANIFEST).write_text(json.dumps(manifest(ckpt)))
     res, masked = evaluate("few")

@@ -20,14 +20,31 @@ def outcome(out) -> tuple:
 
 
 def test_a_killed_evaluation_continues_where_it_stopped(tmp_path, data_dir):
-    args = ["eval", "--task", "imdb", "--model", "tiny-gpt2", "--limit", "40", "--batch-size", "2", "--data-dir", str(data_dir),
-            "--quiet"]
+    args = [
+        "eval",
+        "--task",
+        "imdb",
+        "--model",
+        "tiny-gpt2",
+        "--limit",
+        "40",
+        "--batch-size",
+        "2",
+        "--data-dir",
+        str(data_dir),
+        "--quiet",
+    ]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert cli_in_process(*args, "--output-dir", str(whole)).returncode == 0
     assert not (whole / PARTIAL).exists(), "the progress file goes once results.json is written"
 
-    proc = subprocess.Popen([sys.executable, "-m", "grue_cli.main", *args, "--output-dir", str(killed)], env=cli_env(),
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "grue_cli.main", *args, "--output-dir", str(killed)],
+        env=cli_env(),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     partial, deadline = killed / PARTIAL, time.time() + 120
     while time.time() < deadline and not (partial.exists() and len(partial.read_text().splitlines()) >= 3):
         time.sleep(0.01)
@@ -48,8 +65,24 @@ def test_a_progress_file_of_another_evaluation_is_set_aside(tmp_path, data_dir):
     out = tmp_path / "e"
     out.mkdir()
     (out / PARTIAL).write_text('{"fingerprint": "not this one"}\n{"generations": ["x", "y"], "rng": {}}\n')
-    args = ["eval", "--task", "imdb", "--model", "tiny-gpt2", "--limit", "4", "--data-dir", str(data_dir), "--quiet",
-            "--output-dir", str(out), "--set", "eval.max_new_tokens=8", "--set", "eval.min_new_tokens=8"]
+    args = [
+        "eval",
+        "--task",
+        "imdb",
+        "--model",
+        "tiny-gpt2",
+        "--limit",
+        "4",
+        "--data-dir",
+        str(data_dir),
+        "--quiet",
+        "--output-dir",
+        str(out),
+        "--set",
+        "eval.max_new_tokens=8",
+        "--set",
+        "eval.min_new_tokens=8",
+    ]
     p = cli_in_process(*args)
     assert p.returncode == 0 and "continuing" not in p.stdout, p.stderr
     assert "x" not in [json.loads(line)["generation"] for line in (out / "samples.jsonl").read_text().splitlines()]

@@ -10,8 +10,12 @@ from grue.config import EvalConfig, GenerationConfig, RunConfig
 from conftest import REPO
 
 DOC = REPO / "docs" / "fidelity.md"
-SECTIONS = {"run": RunConfig, "generation": GenerationConfig, "eval": EvalConfig,
-            **{name: module.CONFIG for name, module in ALGORITHMS.items()}}
+SECTIONS = {
+    "run": RunConfig,
+    "generation": GenerationConfig,
+    "eval": EvalConfig,
+    **{name: module.CONFIG for name, module in ALGORITHMS.items()},
+}
 NAME = re.compile(r"`(" + "|".join(SECTIONS) + r")\.([a-z_][a-z0-9_]*)`")
 
 
@@ -45,7 +49,7 @@ def test_every_row_has_a_status_and_option_rows_name_their_option():
     assert not bad, bad[:5]
     for cell in cells:
         if cell.startswith("option: "):
-            assert NAME.match(cell[len("option: "):]) and "(default " in cell, cell
+            assert NAME.match(cell[len("option: ") :]) and "(default " in cell, cell
 
 
 def test_readme_and_leaderboard_point_to_it(tmp_path):
@@ -68,4 +72,7 @@ def test_which_settings_made_which_rows_and_the_97df0bd_preset():
     assert "## 6. Which settings made which rows" in text and "`--preset rl4lms-97df0bd`" in text
     for task in ("cnn_dailymail", "commongen", "dailydialog", "imdb", "narrativeqa", "totto", "wmt16"):
         assert resolve(task, "nlpo", preset="rl4lms-97df0bd").algo.mask_refresh == "paper", task
-    assert resolve("imdb", "ppo").algo.kl_target == 0.5 and resolve("imdb", "ppo", preset="rl4lms-97df0bd").algo.kl_target == 0.1
+    assert (
+        resolve("imdb", "ppo").algo.kl_target == 0.5
+        and resolve("imdb", "ppo", preset="rl4lms-97df0bd").algo.kl_target == 0.1
+    )

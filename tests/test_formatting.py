@@ -11,8 +11,9 @@ import pytest
 
 from conftest import REPO
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("ruff") is None,
-                                reason="ruff is not installed (pip install -e '.[dev]' installs it)")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("ruff") is None, reason="ruff is not installed (pip install -e '.[dev]' installs it)"
+)
 
 
 @pytest.mark.parametrize("command", [["format", "--check"], ["check"]])

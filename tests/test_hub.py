@@ -73,17 +73,23 @@ def test_an_unreachable_hub_is_detected_once_and_models_fail_at_once():
     """No HF_HUB_OFFLINE and nothing at the Hub's address: one probe switches the libraries to offline mode, each
     missing model is one line naming the setting, and a failed load is not asked again. (Without the probe,
     huggingface_hub would retry each file for about 23 s.)"""
-    env = {k: v for k, v in cli_env().items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env = {
+        k: v for k, v in cli_env().items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    }
     env["HF_ENDPOINT"] = url = closed_port_url()
     p = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["reason"] == f"the Hub ({url}) cannot be reached" and out["offline_mode"] is True
     assert out["calls"] == 1, "the second load of the same model is answered from memory"
-    first = ("could not load the tokenizer of 'no-such-org/no-such-model': it is not in the local Hugging Face cache, "
-             f"and the Hub ({url}) cannot be reached; pass a local copy with --model PATH")
+    first = (
+        "could not load the tokenizer of 'no-such-org/no-such-model': it is not in the local Hugging Face cache, "
+        f"and the Hub ({url}) cannot be reached; pass a local copy with --model PATH"
+    )
     assert out["errors"][:2] == [first, first]
-    assert out["errors"][2].startswith("could not load the tokenizer of 'no-such-org/other-model': it is not in the local")
+    assert out["errors"][2].startswith(
+        "could not load the tokenizer of 'no-such-org/other-model': it is not in the local"
+    )
     assert out["seconds"] < 15, out  # the retries alone would sleep 23 s per file
     assert "Retrying" not in p.stderr
 
@@ -97,14 +103,23 @@ def test_skip_reasons_and_reward_errors_name_their_own_setting():
     batch = EvalBatch(["A film"], [" that I liked."], [["A film that I liked."]])
     with pytest.raises(MetricSkipped) as e:
         metric_function("sentiment")(batch, MetricOptions(sentiment_model="no-such-org/no-such-classifier"))
-    assert str(e.value) == ("could not load the sentiment classifier 'no-such-org/no-such-classifier': it is not in the "
-                            "local Hugging Face cache, and HF_HUB_OFFLINE is set; pass a local copy with "
-                            "--set eval.sentiment_model=PATH")
-    with pytest.raises(GrueError, match=r"pass a local copy with --set run\.reward_model=PATH, or train on the offline "
-                                        r"lexicon with --set run\.reward=lexicon$"):
+    assert str(e.value) == (
+        "could not load the sentiment classifier 'no-such-org/no-such-classifier': it is not in the "
+        "local Hugging Face cache, and HF_HUB_OFFLINE is set; pass a local copy with "
+        "--set eval.sentiment_model=PATH"
+    )
+    with pytest.raises(
+        GrueError,
+        match=r"pass a local copy with --set run\.reward_model=PATH, or train on the offline "
+        r"lexicon with --set run\.reward=lexicon$",
+    ):
         classifier_sentiment(["A film"], [" that I liked."], [[""]], [{}], model="no-such-org/no-such-classifier")
-    with pytest.raises(MetricSkipped, match=r"pass a local copy with --set eval\.bertscore_model=PATH --set eval\.bertscore_layers=N$"):
-        metric_function("bertscore")(batch, MetricOptions(bertscore_model="no-such-org/no-such-encoder", bertscore_layers=2))
+    with pytest.raises(
+        MetricSkipped, match=r"pass a local copy with --set eval\.bertscore_model=PATH --set eval\.bertscore_layers=N$"
+    ):
+        metric_function("bertscore")(
+            batch, MetricOptions(bertscore_model="no-such-org/no-such-encoder", bertscore_layers=2)
+        )
 
 
 def test_a_local_path_never_asks_the_hub(tmp_path):

@@ -74,9 +74,19 @@ def test_paper_settings():
     ppo = resolve("imdb", "ppo")
     assert ppo.eval.perplexity_text == "reference" and ppo.eval.perplexity_stride == 512
     assert (ppo.generation.max_prompt_tokens, ppo.generation.truncation_side) == (64, "left")
-    assert (ppo.algo.batch_unit, ppo.algo.rollout_size, ppo.algo.minibatch_size, ppo.algo.kl_target) == ("tokens", 1280, 64, 0.5)
+    assert (ppo.algo.batch_unit, ppo.algo.rollout_size, ppo.algo.minibatch_size, ppo.algo.kl_target) == (
+        "tokens",
+        1280,
+        64,
+        0.5,
+    )
     a2c = resolve("imdb", "a2c")
-    assert (a2c.algo.rollout_size, a2c.algo.optimizer, a2c.algo.kl_target, a2c.algo.iterations) == (96, "rmsprop", 0.5, 100)
+    assert (a2c.algo.rollout_size, a2c.algo.optimizer, a2c.algo.kl_target, a2c.algo.iterations) == (
+        96,
+        "rmsprop",
+        0.5,
+        100,
+    )
     sup = resolve("imdb", "supervised")
     assert (sup.algo.causal_format, sup.algo.max_text_tokens, sup.algo.weight_decay) == ("text", 1024, 0.0)
 

@@ -39,10 +39,24 @@ def test_graceful_records_the_first_signal_and_lets_the_second_through():
         signal.signal(signal.SIGINT, outer)
 
 
-SMALL = {"ppo": ["ppo.batch_unit=completions", "ppo.rollout_size=8", "ppo.rollout_batch_size=8", "ppo.minibatch_size=8", "ppo.epochs=1"],
-         "grpo": ["grpo.rollout_size=8", "grpo.rollout_batch_size=8", "grpo.group_size=4", "grpo.minibatch_size=8"],
-         "trpo": ["trpo.batch_unit=completions", "trpo.rollout_size=8", "trpo.rollout_batch_size=8", "trpo.minibatch_size=8",
-                  "trpo.cg_max_steps=2", "trpo.n_critic_updates=1"]}
+SMALL = {
+    "ppo": [
+        "ppo.batch_unit=completions",
+        "ppo.rollout_size=8",
+        "ppo.rollout_batch_size=8",
+        "ppo.minibatch_size=8",
+        "ppo.epochs=1",
+    ],
+    "grpo": ["grpo.rollout_size=8", "grpo.rollout_batch_size=8", "grpo.group_size=4", "grpo.minibatch_size=8"],
+    "trpo": [
+        "trpo.batch_unit=completions",
+        "trpo.rollout_size=8",
+        "trpo.rollout_batch_size=8",
+        "trpo.minibatch_size=8",
+        "trpo.cg_max_steps=2",
+        "trpo.n_critic_updates=1",
+    ],
+}
 
 
 @pytest.mark.parametrize("algo", sorted(SMALL))
@@ -52,13 +66,18 @@ def test_a_signal_mid_iteration_ends_it_with_a_checkpoint(tmp_path, monkeypatch,
     monkeypatch.setattr(reward_fixtures, "_signalled", [])
     monkeypatch.setenv("GRUE_PLOTS", "1" if algo == "ppo" else "0")
     run = tmp_path / "run"
-    sets = SMALL[algo] + ["run.reward=reward_fixtures:signals_once", "run.checkpoint_every=1000",
-                          "generation.max_new_tokens=4", "generation.min_new_tokens=4"]
+    sets = SMALL[algo] + [
+        "run.reward=reward_fixtures:signals_once",
+        "run.checkpoint_every=1000",
+        "generation.max_new_tokens=4",
+        "generation.min_new_tokens=4",
+    ]
     cfg = resolve("imdb", algo, preset="smoke", flags={"run.output_dir": str(run), "algo.iterations": 5}, sets=sets)
     with graceful(), pytest.raises(Interrupted) as e:
         ALGORITHMS[algo].train(cfg, show=False)
     assert e.value.exit_code == 130 and str(e.value) == (
-        f"stopped by SIGINT after iteration 1, checkpoint saved; continue with: grue train imdb --resume {run}")
+        f"stopped by SIGINT after iteration 1, checkpoint saved; continue with: grue train imdb --resume {run}"
+    )
     assert iterations(run) == [1] and load_state(latest(run))["iteration"] == 1
     assert not (run / "summary.json").exists()
     assert (run / "plots" / "curves.png").is_file() == (algo == "ppo")
@@ -67,10 +86,18 @@ def test_a_signal_mid_iteration_ends_it_with_a_checkpoint(tmp_path, monkeypatch,
 def test_supervised_stops_at_the_end_of_its_epoch(tmp_path, monkeypatch, data_dir):
     monkeypatch.setattr(reward_fixtures, "_signalled", [])
     run = tmp_path / "sft"
-    cfg = resolve("imdb", "supervised", preset="smoke", flags={"run.output_dir": str(run), "algo.epochs": 3,
-                                                                "run.data_dir": str(data_dir)},
-                  sets=["run.reward=reward_fixtures:signals_once", "supervised.train_limit=32", "supervised.eval_limit=8",
-                        "run.checkpoint_every=1000"])
+    cfg = resolve(
+        "imdb",
+        "supervised",
+        preset="smoke",
+        flags={"run.output_dir": str(run), "algo.epochs": 3, "run.data_dir": str(data_dir)},
+        sets=[
+            "run.reward=reward_fixtures:signals_once",
+            "supervised.train_limit=32",
+            "supervised.eval_limit=8",
+            "run.checkpoint_every=1000",
+        ],
+    )
     with graceful(), pytest.raises(Interrupted, match="after epoch 1, checkpoint saved"):
         ALGORITHMS["supervised"].train(cfg, show=False)
     assert iterations(run) == [1] and load_state(latest(run))["epoch"] == 1
@@ -78,8 +105,23 @@ def test_supervised_stops_at_the_end_of_its_epoch(tmp_path, monkeypatch, data_di
 
 def test_sigterm_to_the_command_saves_says_how_to_resume_and_resume_continues(tmp_path):
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "grue_cli.main", "train", "imdb", "--preset", "smoke", "--quiet", "--iterations", "30",
-            "--output-dir", str(run), "--set", "run.checkpoint_every=1000", *FAST]
+    args = [
+        sys.executable,
+        "-m",
+        "grue_cli.main",
+        "train",
+        "imdb",
+        "--preset",
+        "smoke",
+        "--quiet",
+        "--iterations",
+        "30",
+        "--output-dir",
+        str(run),
+        "--set",
+        "run.checkpoint_every=1000",
+        *FAST,
+    ]
     proc = subprocess.Popen(args, env=cli_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and not ((run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text()):
@@ -89,8 +131,9 @@ def test_sigterm_to_the_command_saves_says_how_to_resume_and_resume_continues(tm
     assert proc.returncode == 143, err[-2000:]
     done = load_state(latest(run))["iteration"]
     assert 1 <= done < 30 and iterations(run) == list(range(1, done + 1)) and "Traceback" not in err
-    assert err.strip().splitlines()[-1] == (f"stopped by SIGTERM after iteration {done}, checkpoint saved; "
-                                            f"continue with: grue train imdb --resume {run}")
+    assert err.strip().splitlines()[-1] == (
+        f"stopped by SIGTERM after iteration {done}, checkpoint saved; continue with: grue train imdb --resume {run}"
+    )
     p = run_cli("train", "imdb", "--resume", str(run), "--iterations", str(done + 1), "--quiet")
     assert p.returncode == 0, p.stderr[-2000:]
     assert iterations(run) == list(range(1, done + 2))
@@ -108,7 +151,18 @@ def test_ten_kills_at_seeded_random_moments_lose_nothing(tmp_path):
     import random
 
     total = 20
-    common = ["train", "imdb", "--preset", "smoke", "--quiet", "--iterations", str(total), "--set", "run.checkpoint_every=1", *FAST]
+    common = [
+        "train",
+        "imdb",
+        "--preset",
+        "smoke",
+        "--quiet",
+        "--iterations",
+        str(total),
+        "--set",
+        "run.checkpoint_every=1",
+        *FAST,
+    ]
     straight, run = tmp_path / "straight", tmp_path / "killed"
     assert run_cli(*common, "--output-dir", str(straight)).returncode == 0
     rng = random.Random(14)
@@ -116,11 +170,20 @@ def test_ten_kills_at_seeded_random_moments_lose_nothing(tmp_path):
     for k in range(10):
         # the first start, then always the resume command (a run killed before its first checkpoint starts over)
         args = common + ["--output-dir", str(run)] if k == 0 else ["train", "imdb", "--resume", str(run), "--quiet"]
-        proc = subprocess.Popen([sys.executable, "-m", "grue_cli.main", *args], env=cli_env(), cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "grue_cli.main", *args],
+            env=cli_env(),
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         start = len(iterations(run)) if (run / "metrics.jsonl").exists() else 0
         deadline = time.time() + 120  # once training has started (a new metrics line), wait a random moment
-        while time.time() < deadline and proc.poll() is None and (len(iterations(run)) if (run / "metrics.jsonl").exists() else 0) <= start:
+        while (
+            time.time() < deadline
+            and proc.poll() is None
+            and (len(iterations(run)) if (run / "metrics.jsonl").exists() else 0) <= start
+        ):
             time.sleep(0.05)
         time.sleep(rng.uniform(0.0, 0.6))
         if proc.poll() is None:

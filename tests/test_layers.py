@@ -39,7 +39,9 @@ def imports_of(path: Path, known: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             for a in node.names:
                 out.add(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base)
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
@@ -86,8 +88,13 @@ def test_the_graph_is_read():
 
 
 def test_library_never_imports_the_cli():
-    bad = sorted(f"{m} -> {i}" for m, deps in GRAPH.items() if m.startswith("grue.") or m == "grue"
-                 for i in deps if i.split(".")[0] == "grue_cli")
+    bad = sorted(
+        f"{m} -> {i}"
+        for m, deps in GRAPH.items()
+        if m.startswith("grue.") or m == "grue"
+        for i in deps
+        if i.split(".")[0] == "grue_cli"
+    )
     assert not bad
 
 
@@ -110,8 +117,10 @@ def test_results_and_leaderboard_are_light_statically():
 
 
 def test_results_and_leaderboard_are_light_at_run_time():
-    code = ("import sys, grue.results, grue.leaderboard.build, grue.leaderboard.board; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers') or m == 'grue.models'))")
+    code = (
+        "import sys, grue.results, grue.leaderboard.build, grue.leaderboard.board; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers') or m == 'grue.models'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -175,7 +184,12 @@ def test_results_name_the_algorithms_train_accepts():
 def test_the_engine_never_imports_an_algorithm():
     """The contract runs one way: algorithms import the engine, the engine reads their settings only through its
     config bases (grue.engine_config), never by importing them."""
-    bad = sorted(f"{m} -> {i}" for m in ENGINE for i in reach(m, skip=FACADE) if i == "grue.algorithms" or i.startswith("grue.algorithms."))
+    bad = sorted(
+        f"{m} -> {i}"
+        for m in ENGINE
+        for i in reach(m, skip=FACADE)
+        if i == "grue.algorithms" or i.startswith("grue.algorithms.")
+    )
     assert not bad
 
 
@@ -187,8 +201,11 @@ def test_the_config_module_names_no_algorithm():
 
     assert not [i for i in reach("grue.config", skip=FACADE) if i.startswith("grue.algorithms")]
     tree = ast.parse((REPO / "grue" / "config.py").read_text(encoding="utf-8"))
-    named = [getattr(n, "value", getattr(n, "id", getattr(n, "attr", None))) for n in ast.walk(tree)
-             if isinstance(n, (ast.Constant, ast.Name, ast.Attribute))]
+    named = [
+        getattr(n, "value", getattr(n, "id", getattr(n, "attr", None)))
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Constant, ast.Name, ast.Attribute))
+    ]
     assert not [x for x in named if isinstance(x, str) and x in NAMES]
 
 
@@ -210,6 +227,12 @@ def test_the_engine_reads_no_config_setting_by_getattr_with_a_default():
     found = []
     for module in sorted(ENGINE):
         tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8"))
-        found += [f"{module}:{n.lineno}" for n in ast.walk(tree) if isinstance(n, ast.Call)
-                  and getattr(n.func, "id", "") == "getattr" and len(n.args) == 3 and "algo" in ast.unparse(n.args[0])]
+        found += [
+            f"{module}:{n.lineno}"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call)
+            and getattr(n.func, "id", "") == "getattr"
+            and len(n.args) == 3
+            and "algo" in ast.unparse(n.args[0])
+        ]
     assert not found

@@ -21,8 +21,10 @@ from grue.leaderboard.build import build
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
 if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
-    pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
-                allow_module_level=True)
+    pytest.skip(
+        "Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
+        allow_module_level=True,
+    )
 
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.chrome.service import Service
@@ -37,10 +39,17 @@ def site(tmp_path_factory) -> Path:
     subs = root / "subs"
     shutil.copytree(REPO / "leaderboard" / "examples", subs)
     for name, value in (("alpha", 0.55), ("beta", 0.75), ("gamma", 0.65)):
-        write_submission(subs, name, {("imdb", 0): {"sentiment_score": value}, ("imdb", 1): {"sentiment_score": value + 0.02}})
-    write_submission(subs, "evil", {("imdb", 0): {"sentiment_score": 0.5}}, model=HOSTILE,
-                     meta={"who": HOSTILE, "model": HOSTILE, "algorithm": "PPO", "notes": "<b>not bold</b>"},
-                     samples=[{"prompt": HOSTILE, "generation": "<img src=x onerror=alert(2)>", "references": ["r"]}])
+        write_submission(
+            subs, name, {("imdb", 0): {"sentiment_score": value}, ("imdb", 1): {"sentiment_score": value + 0.02}}
+        )
+    write_submission(
+        subs,
+        "evil",
+        {("imdb", 0): {"sentiment_score": 0.5}},
+        model=HOSTILE,
+        meta={"who": HOSTILE, "model": HOSTILE, "algorithm": "PPO", "notes": "<b>not bold</b>"},
+        samples=[{"prompt": HOSTILE, "generation": "<img src=x onerror=alert(2)>", "references": ["r"]}],
+    )
     build(subs, REPO / "leaderboard" / "reported", root / "site")
     return root / "site"
 
@@ -50,9 +59,16 @@ def browser(tmp_path_factory):
     os.environ["SE_OFFLINE"] = "true"  # selenium would otherwise look for drivers on the network first
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
@@ -70,7 +86,9 @@ def severe(browser) -> list[dict]:
 
 
 def column(browser, table, index: int) -> list[str]:
-    return [row.find_elements(By.TAG_NAME, "td")[index].text for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    return [
+        row.find_elements(By.TAG_NAME, "td")[index].text for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    ]
 
 
 def imdb_submissions(browser):
@@ -120,7 +138,11 @@ def test_detail_page_shows_config_and_samples(browser, site):
     open_page(browser, site / "submissions" / "tiny-ppo-smoke.html")
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "tiny-ppo-smoke" in body and "imdb" in body and "Configuration, seed 0" in body
-    assert browser.find_element(By.LINK_TEXT, "https://arxiv.org/abs/2210.01241").get_attribute("href").startswith("https://")
+    assert (
+        browser.find_element(By.LINK_TEXT, "https://arxiv.org/abs/2210.01241")
+        .get_attribute("href")
+        .startswith("https://")
+    )
     assert severe(browser) == []
 
 
@@ -145,8 +167,10 @@ return {window: window.innerWidth, vw: vw, page: document.documentElement.scroll
 
 def on_screen(browser, screen: str):
     width, height = SCREENS[screen]
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": screen == "phone"})
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": screen == "phone"},
+    )
 
 
 @pytest.mark.parametrize("screen", SCREENS)
@@ -182,10 +206,16 @@ def test_first_screen_shows_the_ranking(browser, site, screen):
         first = table.find_elements(By.CSS_SELECTOR, "tbody tr")[0].find_elements(By.TAG_NAME, "td")
         wanted = [heads.index(h) for h in ("Rank", "Submission", "Overall", "Status")]
         cells = [table.find_elements(By.CSS_SELECTOR, "thead th")[i] for i in wanted] + [first[i] for i in wanted]
-        boxes = [browser.execute_script("var r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.right, "
-                                        "r.bottom];", c) for c in cells]
+        boxes = [
+            browser.execute_script(
+                "var r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom];", c
+            )
+            for c in cells
+        ]
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     width, height = SCREENS[screen]
-    assert all(0 <= left and 0 <= top and right <= width and bottom <= height for left, top, right, bottom in boxes), boxes
+    assert all(0 <= left and 0 <= top and right <= width and bottom <= height for left, top, right, bottom in boxes), (
+        boxes
+    )
     assert first[wanted[1]].text == "beta" and first[wanted[3]].text.startswith("incomplete")

@@ -24,13 +24,27 @@ def submission(root: Path, name: str, algo: str, *sets: str) -> None:
     """A one-seed IMDB submission whose results.json records the config of ``grue train imdb --algo ALGO``."""
     cfg = resolve("imdb", algo, sets=list(sets)).to_dict()
     metrics = {n: MetricValue(0.5, h) for n, h in known_tasks()["imdb"].metrics.items()}
-    res = Results(kind="evaluated", task="imdb", task_version=cfg["task_version"], split="test", algorithm=algo,
-                  model=ModelInfo("lvwerra/gpt2-imdb", None, 1000), seed=0, metrics=metrics, samples=SampleCounts(50, 50),
-                  runtime_seconds=1.0, date="2026-12-01T12:00:00Z", grue_version="0.2.0", git_commit=None,
-                  config={**cfg, "evaluated_weights": "run/checkpoint"})
+    res = Results(
+        kind="evaluated",
+        task="imdb",
+        task_version=cfg["task_version"],
+        split="test",
+        algorithm=algo,
+        model=ModelInfo("lvwerra/gpt2-imdb", None, 1000),
+        seed=0,
+        metrics=metrics,
+        samples=SampleCounts(50, 50),
+        runtime_seconds=1.0,
+        date="2026-12-01T12:00:00Z",
+        grue_version="0.2.0",
+        git_commit=None,
+        config={**cfg, "evaluated_weights": "run/checkpoint"},
+    )
     folder = root / name
     path = write_results(res, folder / "imdb" / "seed0" / "results.json")
-    path.with_name("samples.jsonl").write_text(json.dumps({"prompt": "p", "generation": "g", "references": ["r"]}) + "\n")
+    path.with_name("samples.jsonl").write_text(
+        json.dumps({"prompt": "p", "generation": "g", "references": ["r"]}) + "\n"
+    )
     (folder / "submission.yaml").write_text(json.dumps({"who": "T", "model": "m", "algorithm": algo.upper()}))
 
 
@@ -43,15 +57,20 @@ def test_target_kl_decides_comparability_with_table_3(tmp_path):
     assert TABLE_3_PPO in rows["ppo-kl05"].comparable_to and TABLE_5_PPO_05 in rows["ppo-kl05"].comparable_to
     assert all("ppo" in p for p in rows["ppo-kl05"].comparable_to)
     assert TABLE_3_PPO not in rows["ppo-kl01"].comparable_to and rows["ppo-kl01"].comparable_to == []
-    assert ("PPO · sentiment-classifier reward (per Sec. B.3.1) · headline · arXiv v2 Table 3: kl_target 0.1 here, "
-            "0.5 in arXiv v2 Table 3") in rows["ppo-kl01"].not_comparable
+    assert (
+        "PPO · sentiment-classifier reward (per Sec. B.3.1) · headline · arXiv v2 Table 3: kl_target 0.1 here, "
+        "0.5 in arXiv v2 Table 3"
+    ) in rows["ppo-kl01"].not_comparable
     csv = csv_text(board).splitlines()
     assert csv[0].endswith(",comparable_to")
     assert any(line.startswith("task,imdb,submission,ppo-kl01,") and line.endswith(",none") for line in csv)
     assert any(line.startswith("task,imdb,submission,ppo-kl05,") and TABLE_3_PPO in line for line in csv)
     pages = render(board)
     assert "kl_target 0.1 here, 0.5 in arXiv v2 Table 3" in pages["submissions/ppo-kl01.html"]
-    assert "<li>PPO · sentiment-classifier reward (per Sec. B.3.1) · headline · arXiv v2 Table 3</li>" in pages["submissions/ppo-kl05.html"]
+    assert (
+        "<li>PPO · sentiment-classifier reward (per Sec. B.3.1) · headline · arXiv v2 Table 3</li>"
+        in pages["submissions/ppo-kl05.html"]
+    )
     assert "comparable with no paper rows" in pages["index.html"]
 
 
@@ -64,8 +83,10 @@ def test_nlpo_as_published_is_named_apart_and_only_it_meets_the_papers_nlpo_rows
     assert (rows["nlpo-grue"].algorithm, rows["nlpo-paper"].algorithm) == ("NLPO", "NLPO (as published)")
     table_3 = "imdb/arxiv-v2-table-03--4-nlpo--sentiment-classifier-reward--headline.json"
     assert table_3 in rows["nlpo-paper"].comparable_to
-    assert any(line.endswith('mask_refresh "periodic" here, "paper" in arXiv v2 Table 3')
-               for line in rows["nlpo-grue"].not_comparable)
+    assert any(
+        line.endswith('mask_refresh "periodic" here, "paper" in arXiv v2 Table 3')
+        for line in rows["nlpo-grue"].not_comparable
+    )
     assert algorithm_label("supervised+nlpo", {"nlpo": {"mask_refresh": "paper"}}) == "Supervised+NLPO (as published)"
     assert algorithm_label("ppo", {}) == "ppo"
 

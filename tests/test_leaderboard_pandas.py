@@ -43,8 +43,9 @@ def loop_overall(rows, tasks, scores) -> list[tuple]:
             if id(r) in scores and r.task in tasks:
                 per_task.setdefault(r.task, []).append(scores[id(r)])
         task_scores = {t: math.fsum(v) / len(v) for t, v in sorted(per_task.items())}
-        complete = (all(any(r.task == t for r in members) for t in tasks)
-                    and not any(r.headline_skipped for r in members if r.task in tasks))
+        complete = all(any(r.task == t for r in members) for t in tasks) and not any(
+            r.headline_skipped for r in members if r.task in tasks
+        )
         score = math.fsum(task_scores.values()) / len(task_scores) if task_scores else None
         out.append([kind, group, task_scores, score, complete, None])
     out.sort(key=lambda o: (not o[4], -o[3] if o[3] is not None else math.inf, o[1]))
@@ -78,8 +79,27 @@ def loop_csv(board) -> str:
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["section", "task", "kind", "entry", "algorithm", "model", "split", "seeds", "metric",
-                "mean", "std", "n", "command", "settings", "device_hours", "benchmark_seeds", "comparable_to"])
+    w.writerow(
+        [
+            "section",
+            "task",
+            "kind",
+            "entry",
+            "algorithm",
+            "model",
+            "split",
+            "seeds",
+            "metric",
+            "mean",
+            "std",
+            "n",
+            "command",
+            "settings",
+            "device_hours",
+            "benchmark_seeds",
+            "comparable_to",
+        ]
+    )
     for o in board.ranking:  # the example has no benchmark block: "not recorded" for a submission, else empty
         prov = [NOT_RECORDED if o.kind == "submission" else "", "", "", "", ""]
         base = ["overall", "", o.kind, _text(o.group), "", _text(", ".join(o.models)), "test", ""]
@@ -87,10 +107,23 @@ def loop_csv(board) -> str:
             w.writerow(base[:1] + [t] + base[2:] + ["task_score", repr(s), "", ""] + prov)
         w.writerow(base + ["overall_score", "" if o.score is None else repr(o.score), "", ""] + prov)
     for r in sorted(board.rows, key=lambda r: (r.task, r.kind, r.split, r.ref)):
-        prov = [NOT_RECORDED if r.kind == "submission" else "", "", "", "",
-                "" if r.kind != "submission" else "; ".join(r.comparable_to) or "none"]
-        base = ["task", r.task, r.kind, _text(r.ref), _text(r.algorithm), _text(r.model), r.split,
-                " ".join(map(str, r.seeds))]
+        prov = [
+            NOT_RECORDED if r.kind == "submission" else "",
+            "",
+            "",
+            "",
+            "" if r.kind != "submission" else "; ".join(r.comparable_to) or "none",
+        ]
+        base = [
+            "task",
+            r.task,
+            r.kind,
+            _text(r.ref),
+            _text(r.algorithm),
+            _text(r.model),
+            r.split,
+            " ".join(map(str, r.seeds)),
+        ]
         if r.score is not None:
             w.writerow(base + ["task_score", repr(r.score), "", ""] + prov)
         for name, c in sorted(r.cells.items()):
@@ -108,13 +141,17 @@ def test_pandas_csv_equals_the_loops_it_replaced_even_for_awkward_text():
     board = make_board(REPO / "leaderboard" / "examples", REPO / "leaderboard" / "reported", "examples", "reported")
     assert csv_text(board) == loop_csv(board)
     awkward = ['a, "quoted"\nname', "=1+1", " lead", "", "ü-€"]
-    board.rows = [dataclasses.replace(r, ref=awkward[i % len(awkward)], model=awkward[(i + 1) % len(awkward)])
-                  for i, r in enumerate(board.rows)]
+    board.rows = [
+        dataclasses.replace(r, ref=awkward[i % len(awkward)], model=awkward[(i + 1) % len(awkward)])
+        for i, r in enumerate(board.rows)
+    ]
     assert csv_text(board) == loop_csv(board)
     import csv
     import io
 
     parsed = list(csv.reader(io.StringIO(csv_text(board))))
-    assert len(parsed) == len(long_frame(board)) + 1 and {p[3] for p in parsed[1:] if p[0] == "task"} == set(awkward) - {"=1+1"} | {"'=1+1"}
+    assert len(parsed) == len(long_frame(board)) + 1 and {p[3] for p in parsed[1:] if p[0] == "task"} == set(
+        awkward
+    ) - {"=1+1"} | {"'=1+1"}
     board.rows, board.ranking = [], []
     assert csv_text(board) == loop_csv(board) == ",".join(long_frame(board).columns) + "\n"

@@ -29,8 +29,19 @@ COMMAND = "grue benchmark run --algo ppo --model tiny-gpt2 --name prov --seeds 2
 def smoke_run(tmp_path_factory):
     """The Quickstart, really run: a tiny IMDB smoke run (2 iterations) evaluated on its built-in prompts, no data."""
     run = tmp_path_factory.mktemp("quickstart") / "smoke"
-    p = cli_in_process("train", "imdb", "--algo", "ppo", "--preset", "smoke", "--set", "ppo.iterations=2", "--output-dir",
-                       str(run), "--quiet")
+    p = cli_in_process(
+        "train",
+        "imdb",
+        "--algo",
+        "ppo",
+        "--preset",
+        "smoke",
+        "--set",
+        "ppo.iterations=2",
+        "--output-dir",
+        str(run),
+        "--quiet",
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     p = cli_in_process("eval", "--checkpoint", str(run), "--quiet")
     assert p.returncode == 0, p.stderr[-2000:]
@@ -43,7 +54,9 @@ def test_builtin_prompts_evaluate_into_eval_builtin_with_split_builtin(smoke_run
     results = load_results(run / "eval" / "builtin" / "results.json")
     assert results.split == "builtin" and results.samples.evaluated == results.samples.total
     assert "not a split of the task's data" in results.notes and "the leaderboard refuses it" in results.notes
-    assert stdout.splitlines()[0].startswith("imdb (built-in prompts, ") and f"{run}/eval/builtin/results.json" in stdout
+    assert (
+        stdout.splitlines()[0].startswith("imdb (built-in prompts, ") and f"{run}/eval/builtin/results.json" in stdout
+    )
 
 
 def test_the_quickstart_evaluation_is_refused_with_one_line(smoke_run, tmp_path):
@@ -57,7 +70,8 @@ def test_the_quickstart_evaluation_is_refused_with_one_line(smoke_run, tmp_path)
     assert p.stderr.splitlines() == [
         f"{tmp_path / 'subs'}/mine/{R}: split: results of the task's built-in prompts (a smoke check of the run, not a "
         "benchmark result); evaluate the task's benchmark split with --data-dir DIR (or GRUE_DATA_DIR)",
-        "1 problem(s); how to fix a submission: leaderboard/README.md"]
+        "1 problem(s); how to fix a submission: leaderboard/README.md",
+    ]
     p = run_cli("leaderboard", "build", "--submissions", str(tmp_path / "subs"), "--out", str(tmp_path / "site"))
     assert p.returncode == 1 and "built-in prompts" in p.stderr and not (tmp_path / "site").exists()
 
@@ -80,10 +94,12 @@ def test_each_file_that_is_not_a_whole_benchmark_split_gets_its_own_line(tmp_pat
         f'subs/sub/imdb/seed2/results.json: task_version: must be "{version}", the version of tasks/imdb/task.yaml, got '
         '"1.0"; scores of another task version are not comparable: re-evaluate the run with the current grue',
         "subs/sub/imdb/seed3/results.json: split: results of the task's built-in prompts (a smoke check of the run, not "
-        "a benchmark result); evaluate the task's benchmark split with --data-dir DIR (or GRUE_DATA_DIR)"]
+        "a benchmark result); evaluate the task's benchmark split with --data-dir DIR (or GRUE_DATA_DIR)",
+    ]
 
 
 # ---- a skipped headline metric
+
 
 def skip_headline(folder, rel: str, reason: str) -> None:
     data = json.loads((folder / rel).read_text())
@@ -113,11 +129,13 @@ def test_a_skipped_headline_metric_makes_the_entry_incomplete_and_says_why(tmp_p
 
 # ---- ToTTo: its validation split, apart from the overall score
 
+
 def test_totto_takes_validation_results_and_stays_out_of_the_overall_score(tmp_path):
     folder = write_submission(tmp_path, "totto-only", {("totto", 0): {}})
     assert problems_of(tmp_path) == [
         'subs/totto-only/totto/seed0/results.json: split: must be "validation", the benchmark split of totto '
-        '(benchmark_split in tasks/totto/task.yaml), got "test"']
+        '(benchmark_split in tasks/totto/task.yaml), got "test"'
+    ]
     edit_results("totto/seed0/results.json", split="validation")(folder)
     write_submission(tmp_path, "complete", {(t, 0): {} for t in TASKS if t != "totto"})
     board = make_board(tmp_path, REPORTED, "subs", "reported")
@@ -131,20 +149,37 @@ def test_totto_takes_validation_results_and_stays_out_of_the_overall_score(tmp_p
     html = render(board)["index.html"]
     assert "totto is shown apart, outside the overall score: its test references are hidden" in html
     assert "<h3>Submissions (validation split)</h3>" in html.split('id="task-totto"')[1]
-    assert "Paper baselines: reported in the paper, not re-run here (validation split)" in html.split('id="task-totto"')[1]
+    assert (
+        "Paper baselines: reported in the paper, not re-run here (validation split)" in html.split('id="task-totto"')[1]
+    )
 
 
 # ---- provenance: the benchmark block of grue benchmark run
 
+
 def benchmark_block(folder, tasks: list[str], seeds: list[int], **changes) -> dict:
     """A benchmark block that matches the submission's results files (their settings fingerprints)."""
-    settings = {t: fingerprint(json.loads(next((folder / t).glob("seed*/results.json")).read_text())["config"])
-                for t in tasks}
-    cells = [{"task": t, "seed": s, "stage": "ppo", "settings": settings[t], "wall_seconds": 60.0, "device_hours": 0.017}
-             for t in tasks for s in seeds]
-    return {"name": folder.name, "command": COMMAND, "grue_version": "0.2.0", "git_commit": "0123abc",
-            "hardware": "2 CPU cores (AMD EPYC 7B13), no GPU; torch 2.13.0", "seeds": seeds, "settings": settings,
-            "wall_seconds": 60.0 * len(cells), "device_hours": round(0.017 * len(cells), 3), "cells": cells, **changes}
+    settings = {
+        t: fingerprint(json.loads(next((folder / t).glob("seed*/results.json")).read_text())["config"]) for t in tasks
+    }
+    cells = [
+        {"task": t, "seed": s, "stage": "ppo", "settings": settings[t], "wall_seconds": 60.0, "device_hours": 0.017}
+        for t in tasks
+        for s in seeds
+    ]
+    return {
+        "name": folder.name,
+        "command": COMMAND,
+        "grue_version": "0.2.0",
+        "git_commit": "0123abc",
+        "hardware": "2 CPU cores (AMD EPYC 7B13), no GPU; torch 2.13.0",
+        "seeds": seeds,
+        "settings": settings,
+        "wall_seconds": 60.0 * len(cells),
+        "device_hours": round(0.017 * len(cells), 3),
+        "cells": cells,
+        **changes,
+    }
 
 
 def with_block(folder, block: dict) -> None:
@@ -169,32 +204,76 @@ def test_a_results_file_not_made_by_the_benchmark_is_refused(tmp_path):
         f"subs/prov/imdb/seed1/results.json: config: settings fingerprint {actual} differs from submission.yaml's "
         "benchmark.settings.imdb 3f2a9c0b1d2e4f56: the file was not made by this benchmark's settings",
         "subs/prov/imdb/seed1/results.json: seed: 1 is not one of submission.yaml's benchmark.seeds (0): the file was "
-        "not made by this benchmark"]
+        "not made by this benchmark",
+    ]
 
 
-@pytest.mark.parametrize("change, problem", [
-    ({"colour": "red"}, "benchmark.colour: unknown field; accepted: name, command, grue_version, git_commit, hardware, "
-                        "seeds, settings, wall_seconds, device_hours, cells"),
-    ({"command": "python train.py"}, 'benchmark.command: must be the command that reproduces the submission, '
-                                     '"grue benchmark run ..." (at most 2000 characters), got "python train.py"'),
-    ({"git_commit": "HEAD"}, "benchmark.git_commit: must be 7 to 64 lowercase hex digits (optionally + '-dirty'), "
-                             'quoted, or null, got "HEAD"'),
-    ({"seeds": [0, 0]}, "benchmark.seeds: each seed once, got [0, 0]"),
-    ({"seeds": [-1]}, "benchmark.seeds: must be integers >= 0, got -1"),
-    ({"settings": {"imdb": "XYZ"}}, 'benchmark.settings.imdb: must be a settings fingerprint: 16 lowercase hex digits, '
-                                    'quoted, got "XYZ"'),
-    ({"settings": {"nope": "3f2a9c0b1d2e4f56"}}, "benchmark.settings.nope: unknown task; known: "
-                                                + ", ".join(sorted(TASKS))),
-    ({"device_hours": -1}, "benchmark.device_hours: must be a finite number >= 0, got -1"),
-    ({"wall_seconds": ".nan"}, 'benchmark.wall_seconds: must be a finite number >= 0, got ".nan"'),
-    ({"cells": [{"task": "imdb", "seed": 7, "stage": "ppo", "settings": "3f2a9c0b1d2e4f56", "wall_seconds": 1,
-                 "device_hours": 0}]}, "benchmark.cells[0].seed: 7 is not one of benchmark.seeds"),
-    ({"cells": [{"task": "imdb", "seed": 0, "stage": "sft", "settings": "3f2a9c0b1d2e4f56", "wall_seconds": 1,
-                 "device_hours": 0}]},
-     "benchmark.cells[0].stage: must be one of supervised, ppo, nlpo, a2c, grpo, rloo, trpo, got \"sft\""),
-    ({"cells": "all"}, 'benchmark.cells: must be a list of {task, seed, stage, settings, wall_seconds, device_hours}, '
-                       'got "all"'),
-])
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (
+            {"colour": "red"},
+            "benchmark.colour: unknown field; accepted: name, command, grue_version, git_commit, hardware, "
+            "seeds, settings, wall_seconds, device_hours, cells",
+        ),
+        (
+            {"command": "python train.py"},
+            "benchmark.command: must be the command that reproduces the submission, "
+            '"grue benchmark run ..." (at most 2000 characters), got "python train.py"',
+        ),
+        (
+            {"git_commit": "HEAD"},
+            "benchmark.git_commit: must be 7 to 64 lowercase hex digits (optionally + '-dirty'), "
+            'quoted, or null, got "HEAD"',
+        ),
+        ({"seeds": [0, 0]}, "benchmark.seeds: each seed once, got [0, 0]"),
+        ({"seeds": [-1]}, "benchmark.seeds: must be integers >= 0, got -1"),
+        (
+            {"settings": {"imdb": "XYZ"}},
+            'benchmark.settings.imdb: must be a settings fingerprint: 16 lowercase hex digits, quoted, got "XYZ"',
+        ),
+        (
+            {"settings": {"nope": "3f2a9c0b1d2e4f56"}},
+            "benchmark.settings.nope: unknown task; known: " + ", ".join(sorted(TASKS)),
+        ),
+        ({"device_hours": -1}, "benchmark.device_hours: must be a finite number >= 0, got -1"),
+        ({"wall_seconds": ".nan"}, 'benchmark.wall_seconds: must be a finite number >= 0, got ".nan"'),
+        (
+            {
+                "cells": [
+                    {
+                        "task": "imdb",
+                        "seed": 7,
+                        "stage": "ppo",
+                        "settings": "3f2a9c0b1d2e4f56",
+                        "wall_seconds": 1,
+                        "device_hours": 0,
+                    }
+                ]
+            },
+            "benchmark.cells[0].seed: 7 is not one of benchmark.seeds",
+        ),
+        (
+            {
+                "cells": [
+                    {
+                        "task": "imdb",
+                        "seed": 0,
+                        "stage": "sft",
+                        "settings": "3f2a9c0b1d2e4f56",
+                        "wall_seconds": 1,
+                        "device_hours": 0,
+                    }
+                ]
+            },
+            'benchmark.cells[0].stage: must be one of supervised, ppo, nlpo, a2c, grpo, rloo, trpo, got "sft"',
+        ),
+        (
+            {"cells": "all"},
+            'benchmark.cells: must be a list of {task, seed, stage, settings, wall_seconds, device_hours}, got "all"',
+        ),
+    ],
+)
 def test_a_malformed_benchmark_block_is_one_line_per_problem(tmp_path, change, problem):
     folder = write_submission(tmp_path, "prov", {("imdb", 0): {}})
     with_block(folder, {**benchmark_block(folder, ["imdb"], [0]), **change})
@@ -203,27 +282,41 @@ def test_a_malformed_benchmark_block_is_one_line_per_problem(tmp_path, change, p
 
 def test_the_site_shows_the_provenance_of_each_submission(tmp_path):
     benched = write_submission(tmp_path, "prov", {("imdb", 0): {}, ("imdb", 1): {}, ("wmt16", 0): {}, ("wmt16", 1): {}})
-    block = benchmark_block(benched, ["imdb", "wmt16"], [0, 1], command=COMMAND + f" --notes '{HOSTILE}' --data-dir /home/al/d")
+    block = benchmark_block(
+        benched, ["imdb", "wmt16"], [0, 1], command=COMMAND + f" --notes '{HOSTILE}' --data-dir /home/al/d"
+    )
     with_block(benched, block)
     write_submission(tmp_path, "by-hand", {("imdb", 0): {}})
     files = render(make_board(tmp_path, REPORTED, "subs", "reported"))
     index, page, md = files["index.html"], files["submissions/prov.html"], files["leaderboard.md"]
     assert "2 seeds, 0.068 device-hours" in index and NOT_RECORDED in index  # overall table: seeds, device-hours
     for task in ("imdb", "wmt16"):  # each task row: its settings fingerprint
-        assert f'<td class="t"><code>{block["settings"][task]}</code></td>' in index.split(f'id="task-{task}"')[1].split("</section>")[0]
+        assert (
+            f'<td class="t"><code>{block["settings"][task]}</code></td>'
+            in index.split(f'id="task-{task}"')[1].split("</section>")[0]
+        )
     shown = "grue benchmark run --algo ppo --model tiny-gpt2 --name prov --seeds 2 --notes &#x27;&lt;script&gt;"
     assert shown in page and shown.replace("&#x27;", "'") in md and HOSTILE not in page + index + md
     assert "/home/al" not in page + md + files["leaderboard.csv"]  # a local path in the command is not published
-    for text in ("0.2.0, commit 0123abc", "2 CPU cores (AMD EPYC 7B13)", "2: 0, 1", "0.068 device-hours",
-                 block["settings"]["wmt16"]):
+    for text in (
+        "0.2.0, commit 0123abc",
+        "2 CPU cores (AMD EPYC 7B13)",
+        "2: 0, 1",
+        "0.068 device-hours",
+        block["settings"]["wmt16"],
+    ):
         assert text in page, text
     assert NOT_RECORDED in files["submissions/by-hand.html"]
     rows = list(csv.DictReader(io.StringIO(files["leaderboard.csv"])))
-    overall = next(r for r in rows if r["section"] == "overall" and r["entry"] == "prov" and r["metric"] == "overall_score")
+    overall = next(
+        r for r in rows if r["section"] == "overall" and r["entry"] == "prov" and r["metric"] == "overall_score"
+    )
     assert (overall["benchmark_seeds"], float(overall["device_hours"])) == ("2", 0.068)
     assert overall["command"].startswith(COMMAND)
     task_row = next(r for r in rows if r["section"] == "task" and r["entry"] == "prov" and r["task"] == "wmt16")
-    assert task_row["settings"] == block["settings"]["wmt16"] and float(task_row["device_hours"]) == pytest.approx(0.034)
+    assert task_row["settings"] == block["settings"]["wmt16"] and float(task_row["device_hours"]) == pytest.approx(
+        0.034
+    )
     hand = next(r for r in rows if r["entry"] == "by-hand")
     assert hand["command"] == NOT_RECORDED and hand["settings"] == hand["device_hours"] == ""
 

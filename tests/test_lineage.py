@@ -24,8 +24,9 @@ def test_lineage_is_recorded_from_the_parent_run(tmp_path):
     assert (cfg.run.init_from, cfg.run.init_algo, cfg.run.base_model) == (str(tmp_path / "sft"), "supervised", "gpt2")
     assert lineage_name(cfg.run) == "supervised+ppo"
     # a third run carries the whole chain, from its parent's own config.yaml only
-    ppo = fake_run(tmp_path / "ppo", "ppo", model=sft, init_from=str(tmp_path / "sft"), init_algo="supervised",
-                   base_model="gpt2")
+    ppo = fake_run(
+        tmp_path / "ppo", "ppo", model=sft, init_from=str(tmp_path / "sft"), init_algo="supervised", base_model="gpt2"
+    )
     (tmp_path / "sft" / "config.yaml").unlink()
     cfg = resolve("imdb", "nlpo", flags={"run.model": ppo})
     assert (cfg.run.init_algo, cfg.run.base_model) == ("supervised+ppo", "gpt2")

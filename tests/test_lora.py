@@ -19,15 +19,46 @@ from grue.rollout import lm_inputs, policy_forward
 from conftest import cli_in_process
 from test_supervised import write_reviews
 
-LORA = ["run.lora_rank=4", "run.lora_alpha=8", "run.reward=reward_fixtures:letter_e", "run.checkpoint_every=1000",
-        "generation.max_new_tokens=4", "generation.min_new_tokens=4", "generation.max_prompt_tokens=16"]
+LORA = [
+    "run.lora_rank=4",
+    "run.lora_alpha=8",
+    "run.reward=reward_fixtures:letter_e",
+    "run.checkpoint_every=1000",
+    "generation.max_new_tokens=4",
+    "generation.min_new_tokens=4",
+    "generation.max_prompt_tokens=16",
+]
 SIZES = {  # the smallest rollouts each algorithm accepts: completions, 8 per iteration
     "ppo": ["ppo.rollout_size=8", "ppo.rollout_batch_size=8", "ppo.minibatch_size=4", "ppo.epochs=1"],
-    "nlpo": ["nlpo.rollout_size=8", "nlpo.rollout_batch_size=8", "nlpo.minibatch_size=4", "nlpo.epochs=1", "nlpo.mask_update_interval=1"],
+    "nlpo": [
+        "nlpo.rollout_size=8",
+        "nlpo.rollout_batch_size=8",
+        "nlpo.minibatch_size=4",
+        "nlpo.epochs=1",
+        "nlpo.mask_update_interval=1",
+    ],
     "a2c": ["a2c.rollout_size=8", "a2c.rollout_batch_size=8"],
-    "trpo": ["trpo.rollout_size=8", "trpo.rollout_batch_size=8", "trpo.minibatch_size=4", "trpo.n_critic_updates=1", "trpo.cg_max_steps=3"],
-    "grpo": ["grpo.rollout_size=8", "grpo.rollout_batch_size=8", "grpo.group_size=4", "grpo.minibatch_size=4", "grpo.epochs=1"],
-    "rloo": ["rloo.rollout_size=8", "rloo.rollout_batch_size=8", "rloo.group_size=4", "rloo.minibatch_size=4", "rloo.epochs=1"],
+    "trpo": [
+        "trpo.rollout_size=8",
+        "trpo.rollout_batch_size=8",
+        "trpo.minibatch_size=4",
+        "trpo.n_critic_updates=1",
+        "trpo.cg_max_steps=3",
+    ],
+    "grpo": [
+        "grpo.rollout_size=8",
+        "grpo.rollout_batch_size=8",
+        "grpo.group_size=4",
+        "grpo.minibatch_size=4",
+        "grpo.epochs=1",
+    ],
+    "rloo": [
+        "rloo.rollout_size=8",
+        "rloo.rollout_batch_size=8",
+        "rloo.group_size=4",
+        "rloo.minibatch_size=4",
+        "rloo.epochs=1",
+    ],
 }
 
 
@@ -40,8 +71,13 @@ def one_thread():
 
 
 def config(tmp_path, algo: str, model: str, iterations: int, *sets: str, name: str = "run"):
-    return resolve("imdb", algo, preset="smoke", flags={"run.output_dir": str(tmp_path / name), "algo.iterations": iterations},
-                   sets=[f"run.model={model}", *LORA, *SIZES.get(algo, []), *sets])
+    return resolve(
+        "imdb",
+        algo,
+        preset="smoke",
+        flags={"run.output_dir": str(tmp_path / name), "algo.iterations": iterations},
+        sets=[f"run.model={model}", *LORA, *SIZES.get(algo, []), *sets],
+    )
 
 
 def metrics(run) -> list[dict]:
@@ -100,15 +136,21 @@ def test_one_copy_of_the_base_serves_policy_reference_critic_and_masking_policy(
     assert not torch.allclose(logits(policy, seq2seq, ids), logits(base, seq2seq, ids), atol=1e-3)
 
     base_storage = {p.data_ptr() for p in policy.parameters() if not p.requires_grad}
-    assert sum(p.numel() for p in policy.parameters() if not p.requires_grad) == sum(p.numel() for p in base.parameters())
+    assert sum(p.numel() for p in policy.parameters() if not p.requires_grad) == sum(
+        p.numel() for p in base.parameters()
+    )
     for other in (s.critic, mask.model):
         frozen = [p for p in other.parameters() if p.data_ptr() in base_storage]
         own = [p for n, p in other.named_parameters() if p.data_ptr() not in base_storage]
-        assert frozen and all("lora_" in n or "head" in n for n, p in other.named_parameters() if p.data_ptr() not in base_storage)
+        assert frozen and all(
+            "lora_" in n or "head" in n for n, p in other.named_parameters() if p.data_ptr() not in base_storage
+        )
         assert sum(p.numel() for p in own) < 0.1 * sum(p.numel() for p in base.parameters())
     in_optimizer = {id(p) for g in s.optimizer.param_groups for p in g["params"]}
     assert in_optimizer == {id(p) for m in (policy, s.critic) for p in m.parameters() if p.requires_grad}
-    assert all(p.data_ptr() not in base_storage for m in (policy, s.critic) for p in m.parameters() if id(p) in in_optimizer)
+    assert all(
+        p.data_ptr() not in base_storage for m in (policy, s.critic) for p in m.parameters() if id(p) in in_optimizer
+    )
 
 
 def test_masking_policy_is_a_snapshot_of_the_adapter(tmp_path):
@@ -130,7 +172,9 @@ def test_resume_is_exact(tmp_path):
     nlpo.train(config(tmp_path, "nlpo", "tiny-gpt2", 2, *sets, name="split"), show=False)
     trainer = sorted(p.name for p in (latest(tmp_path / "split") / "trainer").iterdir())
     assert trainer == ["critic.safetensors", "manifest.json", "mask_policy.safetensors", "optimizer.pt", "state.json"]
-    resumed = nlpo.train(config(tmp_path, "nlpo", "tiny-gpt2", 3, *sets, name="split"), resume_dir=str(tmp_path / "split"), show=False)
+    resumed = nlpo.train(
+        config(tmp_path, "nlpo", "tiny-gpt2", 3, *sets, name="split"), resume_dir=str(tmp_path / "split"), show=False
+    )
     drop = lambda row: {k: v for k, v in row.items() if not k.startswith("time/") and k != "tokens_per_s"}  # noqa: E731
     assert [drop(r) for r in metrics(tmp_path / "straight")] == [drop(r) for r in metrics(tmp_path / "split")]
     assert straight["policy_sha256_per_rank"] == resumed["policy_sha256_per_rank"]
@@ -168,9 +212,21 @@ def test_export_of_a_full_fine_tuning_run_writes_its_policy(tmp_path):
 def test_eval_reads_an_adapter_checkpoint_with_its_action_mask(tmp_path):
     """``grue eval`` of a LoRA NLPO run: the base with the adapter merged, masked by the snapshot adapter."""
     data = write_reviews(tmp_path / "data", n=8)
-    nlpo.train(config(tmp_path, "nlpo", "tiny-gpt2", 1, f"run.data_dir={data}", "run.builtin_prompts=false"), show=False)
-    r = cli_in_process("eval", "--checkpoint", str(tmp_path / "run"), "--limit", "2", "--quiet",
-                       "--set", "eval.max_new_tokens=4", "--set", "eval.min_new_tokens=4")
+    nlpo.train(
+        config(tmp_path, "nlpo", "tiny-gpt2", 1, f"run.data_dir={data}", "run.builtin_prompts=false"), show=False
+    )
+    r = cli_in_process(
+        "eval",
+        "--checkpoint",
+        str(tmp_path / "run"),
+        "--limit",
+        "2",
+        "--quiet",
+        "--set",
+        "eval.max_new_tokens=4",
+        "--set",
+        "eval.min_new_tokens=4",
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "run" / "eval" / "test" / "results.json").read_text())
     assert res["config"]["eval"]["action_mask"] is True
@@ -179,11 +235,23 @@ def test_eval_reads_an_adapter_checkpoint_with_its_action_mask(tmp_path):
 
 def test_supervised_trains_an_adapter_with_dropout(tmp_path):
     data = write_reviews(tmp_path / "data", n=8)
-    cfg = resolve("imdb", "supervised", preset="smoke", flags={"run.output_dir": str(tmp_path / "run"), "run.data_dir": str(data),
-                                                              "algo.epochs": 1},
-                  sets=["run.model=tiny-t5", "run.lora_rank=4", "run.lora_dropout=0.1", "supervised.batch_size=4",
-                        "supervised.eval_limit=2", "supervised.eval_batch_size=2", "generation.max_new_tokens=4",
-                        "generation.min_new_tokens=4", "supervised.max_target_tokens=8"])
+    cfg = resolve(
+        "imdb",
+        "supervised",
+        preset="smoke",
+        flags={"run.output_dir": str(tmp_path / "run"), "run.data_dir": str(data), "algo.epochs": 1},
+        sets=[
+            "run.model=tiny-t5",
+            "run.lora_rank=4",
+            "run.lora_dropout=0.1",
+            "supervised.batch_size=4",
+            "supervised.eval_limit=2",
+            "supervised.eval_batch_size=2",
+            "generation.max_new_tokens=4",
+            "generation.min_new_tokens=4",
+            "supervised.max_target_tokens=8",
+        ],
+    )
     ALGORITHMS["supervised"].train(cfg, show=False)
     ck = latest(tmp_path / "run")
     assert json.loads((ck / "adapter_config.json").read_text())["lora_dropout"] == 0.1

@@ -40,8 +40,9 @@ def test_ppo_policy_loss_values():
 
 def test_ppo_policy_loss_no_clipping_at_ratio_one():
     # ratio 1 everywhere: loss = -mean(A) = -(1 + 1 - 2 - 2 + 1)/5 = 0.2, nothing clipped, kl 0
-    loss, clipfrac, approx_kl = ppo_policy_loss(torch.zeros(1, 5), torch.zeros(1, 5), torch.tensor([ADVS]),
-                                                torch.ones(1, 5), clip=0.2)
+    loss, clipfrac, approx_kl = ppo_policy_loss(
+        torch.zeros(1, 5), torch.zeros(1, 5), torch.tensor([ADVS]), torch.ones(1, 5), clip=0.2
+    )
     assert loss.item() == pytest.approx(0.2)
     assert clipfrac.item() == 0.0 and approx_kl.item() == pytest.approx(0.0, abs=1e-7)
 
@@ -160,5 +161,7 @@ def test_sequence_policy_loss_unclipped_is_reinforce_and_weights_sum():
     loss.backward()  # d/d lr_i of -A_i * exp(lr_i) / 3 = -A_i * ratio_i / 3
     assert_close(lr.grad, torch.tensor([-2 / 3, -0.5, 1 / 6]))
     # weights [1, 1, 0] over denom 4 (two more completions in other micro-batches): (-2 - 1.5) / 4
-    loss, _, _ = sequence_policy_loss(torch.tensor(LOG_RATIO), torch.tensor(SEQ_ADV), None, torch.tensor([1.0, 1.0, 0.0]), 4.0)
+    loss, _, _ = sequence_policy_loss(
+        torch.tensor(LOG_RATIO), torch.tensor(SEQ_ADV), None, torch.tensor([1.0, 1.0, 0.0]), 4.0
+    )
     assert loss.item() == pytest.approx(-3.5 / 4)

@@ -50,11 +50,25 @@ def test_ppo_update_with_gradient_checkpointing_takes_the_same_gradients(tmp_pat
     layers recomputed, gradients equal to 1e-7, and the models back in eval mode after the update's forward."""
     grads, calls = [], []
     for on in (False, True):
-        cfg = resolve("imdb", "ppo", preset="smoke", flags={"run.output_dir": str(tmp_path / f"run{on}")},
-                      sets=["run.model=tiny-gpt2", "run.reward=reward_fixtures:letter_e", "generation.max_new_tokens=8", "generation.min_new_tokens=8",
-                            "ppo.batch_unit=completions", "ppo.rollout_size=8", "ppo.rollout_batch_size=8",
-                            "ppo.minibatch_size=8", "ppo.critic=separate", f"ppo.gradient_checkpointing={str(on).lower()}",
-                            "run.checkpoint_every=1000"])
+        cfg = resolve(
+            "imdb",
+            "ppo",
+            preset="smoke",
+            flags={"run.output_dir": str(tmp_path / f"run{on}")},
+            sets=[
+                "run.model=tiny-gpt2",
+                "run.reward=reward_fixtures:letter_e",
+                "generation.max_new_tokens=8",
+                "generation.min_new_tokens=8",
+                "ppo.batch_unit=completions",
+                "ppo.rollout_size=8",
+                "ppo.rollout_batch_size=8",
+                "ppo.minibatch_size=8",
+                "ppo.critic=separate",
+                f"ppo.gradient_checkpointing={str(on).lower()}",
+                "run.checkpoint_every=1000",
+            ],
+        )
         s = start_session(cfg, None, check=ppo.check)
         n_policy = counting(checkpointable(s.policy).transformer.h[0].mlp)
         n_critic = counting(checkpointable(s.critic).h[0].mlp)

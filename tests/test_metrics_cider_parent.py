@@ -33,24 +33,40 @@ CIDER_GENS = [
     "a plate of food with broccoli and rice and rice",
 ]
 CIDER_REFS = [
-    ["A man rides a horse along the beach.", "Someone is riding a brown horse on the sand.",
-     "A horse and rider on a beach."],
+    [
+        "A man rides a horse along the beach.",
+        "Someone is riding a brown horse on the sand.",
+        "A horse and rider on a beach.",
+    ],
     ["Two dogs are playing with a ball in a park.", "Dogs chase a red ball on the grass."],
-    ["A woman is cutting vegetables in a kitchen.", "A cook chops carrots on a board.",
-     "Someone slicing vegetables in the kitchen."],
+    [
+        "A woman is cutting vegetables in a kitchen.",
+        "A cook chops carrots on a board.",
+        "Someone slicing vegetables in the kitchen.",
+    ],
     ["A cat is sleeping on a sofa."],
-    ["Pedestrians walk along a crowded street at night.", "People walking on a busy city street.",
-     "A busy street with many people at night."],
+    [
+        "Pedestrians walk along a crowded street at night.",
+        "People walking on a busy city street.",
+        "A busy street with many people at night.",
+    ],
     ["A little child eating an ice cream cone.", "A smiling kid with ice cream!"],
     ["A red bus parked by the road.", "A bus on the street."],
-    ["A plate of rice and broccoli.", "Food on a white plate with broccoli.",
-     "A dish of rice, chicken and broccoli."],
+    ["A plate of rice and broccoli.", "Food on a white plate with broccoli.", "A dish of rice, chicken and broccoli."],
 ]
 # The paper's CIDEr on the texts above: RL4LMs 97df0bd rl4lms/envs/text_generation/caption_metrics/cider.py
 # (CiderScorer, lines 70-196, after its tokenize, lines 220-231) run with spaCy 3.0.6's English tokenizer.
 CIDER_CORPUS = 1.5670445121125054
-CIDER_SAMPLES = [2.5782378614174757, 2.1262301935281407, 1.4084855564217755, 0.6411160352328281,
-                 2.584129652328589, 1.8116495346536265, 0.0, 1.3865072633176077]
+CIDER_SAMPLES = [
+    2.5782378614174757,
+    2.1262301935281407,
+    1.4084855564217755,
+    0.6411160352328281,
+    2.584129652328589,
+    1.8116495346536265,
+    0.0,
+    1.3865072633176077,
+]
 
 
 def test_spacy_tokens_are_spacy_30s():
@@ -59,7 +75,21 @@ def test_spacy_tokens_are_spacy_30s():
     assert spacy_tokens("It was in May.") == ["It", "was", "in", "May."]
     assert spacy_tokens("These theses are fine.") == ["These", "these", "s", "are", "fine", "."]
     assert spacy_tokens("Don't stop-motion, U.S. kids' toys cost $5.50!") == [
-        "Do", "n't", "stop", "-", "motion", ",", "U.S.", "kids", "'", "toys", "cost", "$", "5.50", "!"]
+        "Do",
+        "n't",
+        "stop",
+        "-",
+        "motion",
+        ",",
+        "U.S.",
+        "kids",
+        "'",
+        "toys",
+        "cost",
+        "$",
+        "5.50",
+        "!",
+    ]
     assert spacy_tokens("a  b\nc") == ["a", "b", "c"]
     assert spacy_tokens("ice-cream (1990s) e.g. 3pm") == ["ice", "-", "cream", "(", "1990s", ")", "e.g.", "3", "pm"]
     assert spacy_tokens("  ") == []
@@ -101,8 +131,9 @@ def test_cider_hand_checked_cases():
     assert cider_per_sample(["a cat"], [["a cat"]]) == [0.0]
     # Two examples with disjoint vocabularies, each generation equal to its one reference:
     # every n-gram has df = 1, weights log 2 for all; cosine 1 per order, no length gap -> 10.
-    assert cider_per_sample(["a cat sat here", "dogs run fast now"],
-                            [["a cat sat here"], ["dogs run fast now"]]) == pytest.approx([10.0, 10.0])
+    assert cider_per_sample(
+        ["a cat sat here", "dogs run fast now"], [["a cat sat here"], ["dogs run fast now"]]
+    ) == pytest.approx([10.0, 10.0])
 
 
 def test_cider_bad_input():
@@ -140,8 +171,10 @@ def test_spice_missing_files(tmp_path):
 def test_spice_input_and_output_helpers():
     records = spice_mod.spice_input(["A dog runs.", "two cats"], [["a dog's running"], ["Cats!", "two  cats sit"]])
     # RL4LMs 97df0bd caption_metrics/spice/spice.py:36-47: spaCy token texts joined by spaces, case kept
-    assert records == [{"image_id": 0, "test": "A dog runs .", "refs": ["a dog 's running"]},
-                       {"image_id": 1, "test": "two cats", "refs": ["Cats !", "two cats sit"]}]
+    assert records == [
+        {"image_id": 0, "test": "A dog runs .", "refs": ["a dog 's running"]},
+        {"image_id": 1, "test": "two cats", "refs": ["Cats !", "two cats sit"]},
+    ]
     # SPICE 1.0's -out format (-subset adds the per-category entries); records out of order, one NaN.
     out = json.loads("""[
       {"image_id": 2, "scores": {"All": {"pr": NaN, "re": NaN, "f": NaN, "fn": 0, "fp": 0, "tp": 0, "numImages": 1}}},

@@ -42,8 +42,16 @@ def save_classifier(path, labels: list[str], max_tokens: int = 512):
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
     torch.manual_seed(0)
-    cfg = DistilBertConfig(vocab_size=4096, dim=32, hidden_dim=64, n_layers=1, n_heads=2, pad_token_id=0,
-                           id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    cfg = DistilBertConfig(
+        vocab_size=4096,
+        dim=32,
+        hidden_dim=64,
+        n_layers=1,
+        n_heads=2,
+        pad_token_id=0,
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+    )
     model = DistilBertForSequenceClassification(cfg).eval()
     model.save_pretrained(path)
     tok = tiny_tokenizer()
@@ -99,7 +107,10 @@ def test_bertscore_model_and_layer_follow_the_language_as_hf_bertscore_did():
     assert bertscore_model_and_layer("", None, "de") == ("bert-base-multilingual-cased", 9)
     assert bertscore_model_and_layer("", None, "DE") == ("bert-base-multilingual-cased", 9)
     # an explicit model wins over the language; its default layer unless one is given
-    assert bertscore_model_and_layer("microsoft/deberta-xlarge-mnli", None, "de") == ("microsoft/deberta-xlarge-mnli", 40)
+    assert bertscore_model_and_layer("microsoft/deberta-xlarge-mnli", None, "de") == (
+        "microsoft/deberta-xlarge-mnli",
+        40,
+    )
     assert bertscore_model_and_layer("/models/minilm", 6, "en") == ("/models/minilm", 6)
     assert bertscore_model_and_layer("roberta-large", 24, "en") == ("roberta-large", 24)
 
@@ -112,7 +123,10 @@ def test_evaluation_records_the_bertscore_model_and_layer_it_uses():
     assert resolved_bertscore(EvalConfig(bertscore_lang="de"), ["bertscore"]) == ("bert-base-multilingual-cased", 9)
     assert resolved_bertscore(EvalConfig(bertscore_model="/m", bertscore_layers=3), ["bertscore"]) == ("/m", 3)
     assert resolved_bertscore(EvalConfig(), ["sentiment"]) == ("", None)  # no BERTScore: the settings as they are
-    assert resolved_bertscore(EvalConfig(bertscore_model="/m"), ["bertscore"]) == ("/m", None)  # unresolvable: skipped later
+    assert resolved_bertscore(EvalConfig(bertscore_model="/m"), ["bertscore"]) == (
+        "/m",
+        None,
+    )  # unresolvable: skipped later
 
 
 @pytest.mark.parametrize("lang,model", [("en", "roberta-large"), ("de", "bert-base-multilingual-cased")])
@@ -165,13 +179,17 @@ def test_sentiment_reads_the_end_of_a_too_long_text(tmp_path):
     ids = tok(prompt + gen)["input_ids"]
     assert len(ids) > 24  # longer than the limit by more than the continuation's length
     with torch.no_grad():
+
         def p_pos(x):
             return float(torch.softmax(model(input_ids=torch.tensor([x])).logits, -1)[0, 1])
+
         kept_end, kept_start = p_pos(ids[-16:]), p_pos(ids[:16])
     assert kept_end != pytest.approx(kept_start, abs=1e-6)  # the two ends really read differently
     got = metric_function("sentiment")(batch([prompt], [gen]), MetricOptions(sentiment_model=str(tmp_path)))
     assert got.per_sample["sentiment_score"] == pytest.approx([kept_end], abs=1e-5)
-    assert classifier_sentiment([prompt], [gen], [[""]], [{}], model=str(tmp_path)) == pytest.approx([kept_end], abs=1e-5)
+    assert classifier_sentiment([prompt], [gen], [[""]], [{}], model=str(tmp_path)) == pytest.approx(
+        [kept_end], abs=1e-5
+    )
 
 
 # ---------------------------------------------------------------- intent
@@ -237,7 +255,9 @@ def test_sliding_window_nll_scores_each_token_on_its_window(window, stride):
     want = token_by_token_nll(policy, ids, window, stride)
     assert got[1] == want[1] and got[0] == pytest.approx(want[0], rel=1e-4)
     windows = len(range(0, 23, stride))
-    assert got[1] == (23 - windows if stride == window else 22)  # a window's first token has no context when stride == window
+    assert got[1] == (
+        23 - windows if stride == window else 22
+    )  # a window's first token has no context when stride == window
 
 
 def test_window_spans_by_hand():
@@ -249,8 +269,10 @@ def test_window_spans_by_hand():
 def test_perplexity_in_one_window_is_the_models_own_loss_on_the_joined_texts():
     """Texts shorter than the context: one window, so perplexity = exp(transformers' loss with labels = ids)."""
     policy, tok = load_policy("tiny-gpt2").eval(), load_tokenizer("tiny-gpt2")
-    for which, texts in (("reference", ["really good fun", "was great ."]),
-                         ("prompt_and_reference", [f"{p} {r[0]}" for p, r in zip(PROMPTS, REFS)])):
+    for which, texts in (
+        ("reference", ["really good fun", "was great ."]),
+        ("prompt_and_reference", [f"{p} {r[0]}" for p, r in zip(PROMPTS, REFS)]),
+    ):
         ids = torch.tensor([tok("\n\n".join(texts))["input_ids"]])
         assert ids.shape[1] < policy.config.n_positions
         with torch.no_grad():
@@ -273,12 +295,16 @@ def test_perplexity_over_long_text_uses_the_stride():
     refs = [[f"review {i} says the film was {'good' if i % 2 else 'dull'} and long"] for i in range(12)]
     ids = tok("\n\n".join(r[0] for r in refs))["input_ids"]
     assert len(ids) > 2 * window
-    opts = MetricOptions(policy=policy, tokenizer=tok, perplexity_stride=window // 2, perplexity_average="scored_tokens")
+    opts = MetricOptions(
+        policy=policy, tokenizer=tok, perplexity_stride=window // 2, perplexity_average="scored_tokens"
+    )
     result = metric_function("perplexity")(batch([""] * 12, ["u"] * 12, refs), opts)
     nll, count = token_by_token_nll(policy, ids, window, window // 2)
     assert result.values["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-4)
-    wide = metric_function("perplexity")(batch([""] * 12, ["u"] * 12, refs),
-                                         MetricOptions(policy=policy, tokenizer=tok, perplexity_average="scored_tokens"))
+    wide = metric_function("perplexity")(
+        batch([""] * 12, ["u"] * 12, refs),
+        MetricOptions(policy=policy, tokenizer=tok, perplexity_average="scored_tokens"),
+    )
     assert wide.values["perplexity"] != pytest.approx(result.values["perplexity"], rel=1e-6)  # stride 512 -> 32
 
 
@@ -291,7 +317,9 @@ def test_perplexity_texts_and_skips():
         perplexity_texts(b, "prompt")
     with pytest.raises(MetricSkipped, match="evaluated model"):
         metric_function("perplexity")(batch(PROMPTS, ["a", "b"], REFS), MetricOptions())
-    opts = MetricOptions(policy=load_policy("tiny-gpt2"), tokenizer=load_tokenizer("tiny-gpt2"), perplexity_average="scored_tokens")
+    opts = MetricOptions(
+        policy=load_policy("tiny-gpt2"), tokenizer=load_tokenizer("tiny-gpt2"), perplexity_average="scored_tokens"
+    )
     with pytest.raises(MetricSkipped, match="no reference texts to read .*--data-dir"):
         metric_function("perplexity")(batch(PROMPTS, ["a", "b"], [[""], [" "]]), opts)
     with pytest.raises(MetricSkipped, match="fewer than two tokens"):  # "a" is one token of the tiny tokenizer
@@ -329,9 +357,12 @@ def test_perplexity_is_rl4lms_sum_over_n_with_empty_texts_kept():
     config.n_positions = 32
     torch.manual_seed(0)
     policy, tok = GPT2LMHeadModel(config).eval(), load_tokenizer("tiny-gpt2")
-    refs = [["the acting was wooden but the score carried every scene, even the long ones"], [""],
-            ["i left before the end and would not go back for a second look"],
-            ["a quiet, funny film about two brothers and the farm they never sold"]]
+    refs = [
+        ["the acting was wooden but the score carried every scene, even the long ones"],
+        [""],
+        ["i left before the end and would not go back for a second look"],
+        ["a quiet, funny film about two brothers and the farm they never sold"],
+    ]
     b = batch([""] * 4, ["u"] * 4, refs)
     ids = tok("\n\n".join(r[0] for r in refs))["input_ids"]
     assert len(ids) > 2 * 32
@@ -344,14 +375,19 @@ def test_perplexity_is_rl4lms_sum_over_n_with_empty_texts_kept():
     with torch.no_grad():
         for b_, f, e in spans:
             targets = range(max(f, b_ + 1), e)
-            per_window.append(-sum(float(torch.log_softmax(policy(input_ids=torch.tensor([ids[b_:t]])).logits[0, -1], -1)[ids[t]])
-                                   for t in targets))
+            per_window.append(
+                -sum(
+                    float(torch.log_softmax(policy(input_ids=torch.tensor([ids[b_:t]])).logits[0, -1], -1)[ids[t]])
+                    for t in targets
+                )
+            )
             scored.append(len(targets))
     assert scored[0] == 15 and all(c == 16 for c in scored[1:-1])
     by_hand = math.exp(sum(n / c * (e - f) for n, c, (_, f, e) in zip(per_window, scored, spans)) / len(ids))
     assert want == pytest.approx(by_hand, rel=1e-4)
-    grue = metric_function("perplexity")(b, MetricOptions(policy=policy, tokenizer=tok, perplexity_stride=16,
-                                                          perplexity_average="scored_tokens"))
+    grue = metric_function("perplexity")(
+        b, MetricOptions(policy=policy, tokenizer=tok, perplexity_stride=16, perplexity_average="scored_tokens")
+    )
     dropped = tok("\n\n".join(r[0] for r in refs if r[0]))["input_ids"]
     nll, count = token_by_token_nll(policy, dropped, 32, 16)
     assert grue.values["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-4)

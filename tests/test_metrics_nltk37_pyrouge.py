@@ -38,19 +38,22 @@ def test_punkt_realigns_ascii_closing_quotes_only():
     assert sentences('He said "Hi." Then left.') == ['He said "Hi."', "Then left."]
 
 
-@pytest.mark.parametrize("text, tokens", [
-    # nltk 3.7 nltk/tokenize/destructive.py:52-58 (the 5th starting-quote rule splits "'a " but not "'The"),
-    # 79-98 (final period), 61-67 (closing "' "), brackets padded
-    ("['A dog.', 'The cat.']", ["[", "'", "A", "dog", ".", "'", ",", "'The", "cat", ".", "'", "]"]),
-    # 3.7 keeps "'hello" whole and does not split the em dash off words (nltk >= 3.9: "'", "hello")
-    ("She said 'hello' \u2014 then left.", ["She", "said", "'hello", "'", "\u2014", "then", "left", "."]),
-    # 3.7's "'s " rule needs a space after it, so "It's" before a newline stays whole (nltk >= 3.9: It 's)
-    ("It's\nhis 'best' day", ["It's", "his", "'best", "'", "day"]),
-    # MacIntyre contractions, destructive.py:23-33
-    ("gonna cannot 'tis", ["gon", "na", "can", "not", "'t", "is"]),
-    ("“Hello there.” Bye.", ["“", "Hello", "there.", "”", "Bye", "."]),
-    ("", []),
-])
+@pytest.mark.parametrize(
+    "text, tokens",
+    [
+        # nltk 3.7 nltk/tokenize/destructive.py:52-58 (the 5th starting-quote rule splits "'a " but not "'The"),
+        # 79-98 (final period), 61-67 (closing "' "), brackets padded
+        ("['A dog.', 'The cat.']", ["[", "'", "A", "dog", ".", "'", ",", "'The", "cat", ".", "'", "]"]),
+        # 3.7 keeps "'hello" whole and does not split the em dash off words (nltk >= 3.9: "'", "hello")
+        ("She said 'hello' \u2014 then left.", ["She", "said", "'hello", "'", "\u2014", "then", "left", "."]),
+        # 3.7's "'s " rule needs a space after it, so "It's" before a newline stays whole (nltk >= 3.9: It 's)
+        ("It's\nhis 'best' day", ["It's", "his", "'best", "'", "day"]),
+        # MacIntyre contractions, destructive.py:23-33
+        ("gonna cannot 'tis", ["gon", "na", "can", "not", "'t", "is"]),
+        ("“Hello there.” Bye.", ["“", "Hello", "there.", "”", "Bye", "."]),
+        ("", []),
+    ],
+)
 def test_word_tokenize_is_nltk_37(text, tokens):
     assert word_tokenize(text) == tokens
 
@@ -76,7 +79,10 @@ def f_weighted(p: float, r: float) -> float:
 def test_prepare_normalises_stems_and_keeps_cannot():
     # rouge.py:715-778: lines, lower case, non-alphanumerics to spaces, "cannot" kept whole, words over 3 letters
     # stemmed (or mapped by the WordNet table: "geese" -> "goose")
-    assert prepare("The cats sat down.\nI cannot see GEESE!") == [["the", "cat", "sat", "down"], ["i", "cannot", "see", "goose"]]
+    assert prepare("The cats sat down.\nI cannot see GEESE!") == [
+        ["the", "cat", "sat", "down"],
+        ["i", "cannot", "see", "goose"],
+    ]
     assert prepare("") == [[]]
 
 
@@ -131,11 +137,27 @@ def test_same_numbers_as_the_py_rouge_package(monkeypatch):
     class PyRouge(rouge.Rouge):
         tokenize_text = staticmethod(lambda text, language="english": word_tokenize(text))
 
-    scorer = PyRouge(metrics=["rouge-l"], max_n=4, limit_length=True, length_limit=100, length_limit_type="words",
-                     apply_avg=True, apply_best=True, alpha=0.5, weight_factor=1.2, stemming=True)
+    scorer = PyRouge(
+        metrics=["rouge-l"],
+        max_n=4,
+        limit_length=True,
+        length_limit=100,
+        length_limit_type="words",
+        apply_avg=True,
+        apply_best=True,
+        alpha=0.5,
+        weight_factor=1.2,
+        stemming=True,
+    )
     long_text = " ".join(f"word{i % 37} and" for i in range(80))
-    cases = [("I cannot go.\nHe is gonna run. The dogs were running", "He cannot go\nrunning dogs"),
-             ("the cat the cat\nthe dog", "the cat\nthe the dog cat"), ("a\na", "a a a"), ("a b\nb c", "b a c b"), (long_text, long_text[::-1]),
-             ("Geese flew over the children's houses!", "The goose flies; children run."), ("", "a")]
+    cases = [
+        ("I cannot go.\nHe is gonna run. The dogs were running", "He cannot go\nrunning dogs"),
+        ("the cat the cat\nthe dog", "the cat\nthe the dog cat"),
+        ("a\na", "a a a"),
+        ("a b\nb c", "b a c b"),
+        (long_text, long_text[::-1]),
+        ("Geese flew over the children's houses!", "The goose flies; children run."),
+        ("", "a"),
+    ]
     for gen, ref in cases:
         assert rouge_l_pair(gen, ref) == pytest.approx(scorer.get_scores(gen, [ref])["rouge-l"]["f"], abs=1e-12)

@@ -26,8 +26,9 @@ def no_complete_spice() -> bool:
 
 
 def java_and_spice_jar() -> bool:
-    return spice_mod.find_java() is not None and any((d / spice_mod.SPICE_JAR).is_file()
-                                                     for d in spice_mod.pycocoevalcap_dirs())
+    return spice_mod.find_java() is not None and any(
+        (d / spice_mod.SPICE_JAR).is_file() for d in spice_mod.pycocoevalcap_dirs()
+    )
 
 
 def skip_reason() -> str:
@@ -101,8 +102,12 @@ def test_install_errors_are_one_line(tmp_path, monkeypatch):
     with socket.socket() as s:  # a port that was just free: nothing answers there, as nlp.stanford.edu here
         s.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{s.getsockname()[1]}/stanford-corenlp-full-2015-12-09.zip"
-    p = subprocess.run([sys.executable, "-m", "grue.metrics.spice", "--install", "--zip", url],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "grue.metrics.spice", "--install", "--zip", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     (line,) = p.stderr.strip().splitlines()
     assert line.startswith(f"error: could not download {url}") and "--install --zip FILE" in line

@@ -115,23 +115,30 @@ def test_lexnames_match_the_man_page():
 # meteor.py:113-118 scores single_meteor_score(word_tokenize(ref), word_tokenize(pred), 0.9, 3, 0.5) and takes the mean.
 
 
-@pytest.mark.parametrize("gen, ref, expected", [
-    # hand: 5 exact matches in 2 chunks; the reference "['a cat sat on mats']" is 9 tokens ([ ' a ... mats ' ]):
-    # P = 5/5, R = 5/9, Fmean = PR / (.9P + .1R) = 5/8.6, penalty 0.5 * (2/5)^3 = 0.032
-    ("on mats a cat sat", "a cat sat on mats", 5 / 8.6 * (1 - 0.032)),
-    # hand: "car"/"auto" are WordNet synonyms; 3 matches, 1 chunk; reference tokens [ ' a red auto ' ] = 7:
-    # Fmean = (3/7) / (.9 + .1 * 3/7) = 3/6.6, times 1 - 0.5 / 27
-    ("a red car", "a red auto", 3 / 6.6 * (1 - 0.5 / 27)),
-    # hand: [ 'the cat ' ] (5 tokens: nltk 3.7 keeps "'the" whole, so "the" does not match); "cats"/"cat" match on
-    # the Porter stem: P = 1/2, R = 1/5, Fmean = .1 / (.45 + .02), one chunk of one match -> penalty 0.5
-    ("the cats", "the cat", 0.1 / 0.47 * 0.5),
-    ("", "a red auto", 0.0),
-])
+@pytest.mark.parametrize(
+    "gen, ref, expected",
+    [
+        # hand: 5 exact matches in 2 chunks; the reference "['a cat sat on mats']" is 9 tokens ([ ' a ... mats ' ]):
+        # P = 5/5, R = 5/9, Fmean = PR / (.9P + .1R) = 5/8.6, penalty 0.5 * (2/5)^3 = 0.032
+        ("on mats a cat sat", "a cat sat on mats", 5 / 8.6 * (1 - 0.032)),
+        # hand: "car"/"auto" are WordNet synonyms; 3 matches, 1 chunk; reference tokens [ ' a red auto ' ] = 7:
+        # Fmean = (3/7) / (.9 + .1 * 3/7) = 3/6.6, times 1 - 0.5 / 27
+        ("a red car", "a red auto", 3 / 6.6 * (1 - 0.5 / 27)),
+        # hand: [ 'the cat ' ] (5 tokens: nltk 3.7 keeps "'the" whole, so "the" does not match); "cats"/"cat" match on
+        # the Porter stem: P = 1/2, R = 1/5, Fmean = .1 / (.45 + .02), one chunk of one match -> penalty 0.5
+        ("the cats", "the cat", 0.1 / 0.47 * 0.5),
+        ("", "a red auto", 0.0),
+    ],
+)
 def test_meteor_hand_computed_on_the_stringified_reference_list(fresh_wordnet, gen, ref, expected):
     assert meteor_per_sample([gen], [[ref]]) == pytest.approx([expected])
     # METEOR reads grue's English-only reader of the WordNet just built (no OMW version map)
     wn = english_wordnet()
-    assert wn.map30 is None and Path(wn.root.path) == fresh_wordnet[1] and "car.n.01" in {s.name() for s in wn.synsets("auto")}
+    assert (
+        wn.map30 is None
+        and Path(wn.root.path) == fresh_wordnet[1]
+        and "car.n.01" in {s.name() for s in wn.synsets("auto")}
+    )
 
 
 def test_meteor_reads_the_whole_list_repr_so_a_copied_reference_scores_low(fresh_wordnet):
@@ -184,7 +191,8 @@ def test_rouge_lsum_reads_only_the_texts_own_newlines():
     scorer = rouge_scorer.RougeScorer(["rougeLsum", "rougeL"], use_stemmer=True)
     expected = scorer.score("A dog sat.\nThe cat slept.", gen)
     assert rouge_per_sample([gen], [["A dog sat.\nThe cat slept."]], kind="rougeLsum") == pytest.approx(
-        [expected["rougeLsum"].fmeasure])
+        [expected["rougeLsum"].fmeasure]
+    )
     assert expected["rougeLsum"].fmeasure != pytest.approx(expected["rougeL"].fmeasure)
 
 
@@ -209,7 +217,12 @@ def test_rouge_lmax_is_py_rouge_best_over_references():
 
 def test_identical_text_scores_perfectly():
     b = batch(["the cat sat on the mat", "a dog barked"], [["the cat sat on the mat"], ["a dog barked", "x"]])
-    for group, name, best in [("bleu", "bleu", 1.0), ("sacrebleu", "sacrebleu", 1.0), ("chrf", "chrf", 1.0), ("ter", "ter", 0.0)]:
+    for group, name, best in [
+        ("bleu", "bleu", 1.0),
+        ("sacrebleu", "sacrebleu", 1.0),
+        ("chrf", "chrf", 1.0),
+        ("ter", "ter", 0.0),
+    ]:
         assert run(group, b).values[name] == pytest.approx(best), group
 
 
@@ -271,15 +284,18 @@ def test_sacrebleu_tokenize_option_is_passed_to_sacrebleu():
 def test_ter_per_sample_hand_computed():
     # hand: one substitution in three words -> 1/3; the second reference needs no edit -> 0; empty hypothesis:
     # every reference word deleted -> 1
-    assert ter_per_sample(["a b c", "a b c", ""], [["a b d"], ["a b d", "a b c"], ["x y"]]) == pytest.approx([1 / 3, 0.0, 1.0])
+    assert ter_per_sample(["a b c", "a b c", ""], [["a b d"], ["a b d", "a b c"], ["x y"]]) == pytest.approx(
+        [1 / 3, 0.0, 1.0]
+    )
 
 
 def test_subset_flags_accept_bools_strings_and_no_flag():
     assert subset_flags([]) == []
     # None (ToTTo train rows), a missing key and the string "none" are no flag
     assert subset_flags([{"overlap_subset": None}, {}, {"overlap_subset": "none"}]) == [None, None, None]
-    assert subset_flags([{"overlap_subset": "False"}, {"overlap_subset": True}, {"overlap_subset": "True"},
-                         {"overlap_subset": False}]) == [False, True, True, False]
+    assert subset_flags(
+        [{"overlap_subset": "False"}, {"overlap_subset": True}, {"overlap_subset": "True"}, {"overlap_subset": False}]
+    ) == [False, True, True, False]
     with pytest.raises(GrueError, match="example 1 has overlap_subset None"):
         subset_flags([{"overlap_subset": "False"}, {"overlap_subset": None}])
     with pytest.raises(GrueError, match="overlap_subset 'yes'"):

@@ -14,7 +14,10 @@ from grue.models import Critic, freeze, load_policy, load_tokenizer, tiny_tokeni
 
 def test_tiny_tokenizer_is_the_same_in_every_process():
     code = "from grue.models import _tiny_tokenizer_json as t; import hashlib; print(hashlib.sha256(t().encode()).hexdigest())"
-    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() for _ in range(2)}
+    digests = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        for _ in range(2)
+    }
     assert len(digests) == 1
 
 

@@ -18,8 +18,22 @@ from grue.models import load_policy, load_tokenizer
 from grue.rollout import MaskSettings, generate, lm_inputs, policy_forward, tokenize_prompts
 from grue.sampling import sample_step, top_p_mask, warped_logprobs
 
-FAST_NLPO = ["--set", "nlpo.batch_unit=completions", "--set", "nlpo.rollout_size=16", "--set", "nlpo.rollout_batch_size=8", "--set", "nlpo.minibatch_size=8",
-             "--set", "nlpo.epochs=2", "--set", "generation.max_new_tokens=8", "--set", "generation.min_new_tokens=8"]
+FAST_NLPO = [
+    "--set",
+    "nlpo.batch_unit=completions",
+    "--set",
+    "nlpo.rollout_size=16",
+    "--set",
+    "nlpo.rollout_batch_size=8",
+    "--set",
+    "nlpo.minibatch_size=8",
+    "--set",
+    "nlpo.epochs=2",
+    "--set",
+    "generation.max_new_tokens=8",
+    "--set",
+    "generation.min_new_tokens=8",
+]
 
 
 def test_top_p_mask_hand_computed():
@@ -46,15 +60,23 @@ def test_samples_never_leave_the_allowed_set_and_logprobs_renormalise():
     assert torch.allclose(freq, p, atol=0.04)
     lp, _ = warped_logprobs(logits[:1, None], out.tokens[:1, None], out.support[:1, None])
     assert lp.exp().item() == pytest.approx(p[[1, 2, 4].index(out.tokens[0].item())].item(), abs=1e-5)
-    total = sum(warped_logprobs(logits[:1, None], torch.tensor([[t]]), out.support[:1, None])[0].exp().item() for t in (1, 2, 4))
+    total = sum(
+        warped_logprobs(logits[:1, None], torch.tensor([[t]]), out.support[:1, None])[0].exp().item() for t in (1, 2, 4)
+    )
     assert total == pytest.approx(1.0, abs=1e-6)
     assert out.raw_logprobs[0].item() == pytest.approx(torch.log_softmax(logits[0], 0)[out.tokens[0]].item(), abs=1e-6)
 
 
 def allowed_sets(mask_model, r, mask: MaskSettings, seq2seq: bool) -> torch.Tensor:
     """The masking model's allowed sets (B,T,V) at every response step, from one teacher-forced pass."""
-    inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, r.response_mask, seq2seq,
-                       getattr(mask_model.config, "decoder_start_token_id", None))
+    inputs = lm_inputs(
+        r.query_ids,
+        r.query_mask,
+        r.response_ids,
+        r.response_mask,
+        seq2seq,
+        getattr(mask_model.config, "decoder_start_token_id", None),
+    )
     with torch.no_grad():
         logits, _ = policy_forward(mask_model, inputs, r.response_ids.shape[1], seq2seq)
     B, T, V = logits.shape
@@ -76,8 +98,16 @@ def test_generation_stays_in_the_masking_models_top_p_set(name):
     seq2seq = name == "tiny-t5"
     mask = MaskSettings(masker, 0.3, 5, torch.tensor([0, 1]))
     q, qm = tokenize_prompts(tok, ["The film was", "I went into this movie and"], 16, seq2seq, "cpu")
-    r = generate(policy, q, qm, sampler(16, 6, 6, top_k=50), eos_id=1, pad_id=0, generator=torch.Generator().manual_seed(0),
-                 mask=mask)
+    r = generate(
+        policy,
+        q,
+        qm,
+        sampler(16, 6, 6, top_k=50),
+        eos_id=1,
+        pad_id=0,
+        generator=torch.Generator().manual_seed(0),
+        mask=mask,
+    )
     allowed = allowed_sets(masker, r, mask, seq2seq)
     assert inside(r, allowed)
     sup = r.support.long()
@@ -85,10 +115,23 @@ def test_generation_stays_in_the_masking_models_top_p_set(name):
 
 
 def config(tmp_path, algo, iterations, *sets):
-    base = [f"{algo}.batch_unit=completions", f"{algo}.rollout_size=16", f"{algo}.rollout_batch_size=16", f"{algo}.minibatch_size=8", f"{algo}.epochs=2",
-            "generation.max_new_tokens=8", "generation.min_new_tokens=8", "run.checkpoint_every=1"]
-    return resolve("imdb", algo, preset="smoke", flags={"run.output_dir": str(tmp_path / algo), "algo.iterations": iterations},
-                   sets=base + list(sets))
+    base = [
+        f"{algo}.batch_unit=completions",
+        f"{algo}.rollout_size=16",
+        f"{algo}.rollout_batch_size=16",
+        f"{algo}.minibatch_size=8",
+        f"{algo}.epochs=2",
+        "generation.max_new_tokens=8",
+        "generation.min_new_tokens=8",
+        "run.checkpoint_every=1",
+    ]
+    return resolve(
+        "imdb",
+        algo,
+        preset="smoke",
+        flags={"run.output_dir": str(tmp_path / algo), "algo.iterations": iterations},
+        sets=base + list(sets),
+    )
 
 
 def test_top_mask_one_gives_exactly_ppo(tmp_path):
@@ -159,8 +202,20 @@ def test_mask_refresh_paper_keeps_the_initial_masking_policy(tmp_path):
 @pytest.mark.slow
 def test_cli_nlpo_smoke_and_resume_across_the_mask_schedule(tmp_path):
     """Resume restores the masking policy: interval 3, so iteration 3 after resuming at 2 must use the saved mask."""
-    common = ["--algo", "nlpo", "--preset", "smoke", "--quiet", *FAST_NLPO, "--set", "nlpo.mask_update_interval=3",
-              "--set", "nlpo.top_mask=0.5", "--set", "nlpo.min_tokens_to_keep=5"]
+    common = [
+        "--algo",
+        "nlpo",
+        "--preset",
+        "smoke",
+        "--quiet",
+        *FAST_NLPO,
+        "--set",
+        "nlpo.mask_update_interval=3",
+        "--set",
+        "nlpo.top_mask=0.5",
+        "--set",
+        "nlpo.min_tokens_to_keep=5",
+    ]
     straight, split = tmp_path / "straight", tmp_path / "split"
     # straight and the first half in this process; the resumed half in a new one, with only the checkpoint to go on
     assert cli_in_process("train", "imdb", *common, "--iterations", "4", "--output-dir", str(straight)).returncode == 0
@@ -168,6 +223,8 @@ def test_cli_nlpo_smoke_and_resume_across_the_mask_schedule(tmp_path):
     p = run_cli("train", "imdb", "--resume", str(split), "--iterations", "4", "--quiet")
     assert p.returncode == 0, p.stderr[-2000:]
     rows = [[json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()] for d in (straight, split)]
-    strip = [[{k: v for k, v in r.items() if not k.startswith("time/") and k != "tokens_per_s"} for r in rs] for rs in rows]
+    strip = [
+        [{k: v for k, v in r.items() if not k.startswith("time/") and k != "tokens_per_s"} for r in rs] for rs in rows
+    ]
     assert strip[0] == strip[1]
     assert all(r["mask/support_size"] >= 5 for r in rows[0])

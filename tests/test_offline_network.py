@@ -15,7 +15,7 @@ import sys
 
 from conftest import FAST, cli_env
 
-CUT = '''
+CUT = """
 import os, socket
 
 _LOG = os.environ["GRUE_TEST_NETWORK_LOG"]
@@ -42,7 +42,7 @@ def getaddrinfo(host, *args, **kwargs):
 
 socket.socket.connect = connect
 socket.getaddrinfo = getaddrinfo
-'''
+"""
 
 
 def test_a_lora_smoke_run_attempts_no_connection(tmp_path):
@@ -50,15 +50,44 @@ def test_a_lora_smoke_run_attempts_no_connection(tmp_path):
     site.mkdir()
     (site / "sitecustomize.py").write_text(CUT)
     log = tmp_path / "network.log"
-    env = {k: v for k, v in cli_env().items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env = {
+        k: v for k, v in cli_env().items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    }
     env.update(PYTHONPATH=os.pathsep.join([str(site), env["PYTHONPATH"]]), GRUE_TEST_NETWORK_LOG=str(log))
-    check = subprocess.run([sys.executable, "-c", "import socket; socket.getaddrinfo('huggingface.co', 443)"],
-                           capture_output=True, text=True, env=env, timeout=120)
+    check = subprocess.run(
+        [sys.executable, "-c", "import socket; socket.getaddrinfo('huggingface.co', 443)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert check.returncode != 0 and "network cut by the test" in check.stderr  # the cut works
     log.unlink()
-    p = subprocess.run([sys.executable, "-m", "grue_cli.main", "train", "imdb", "--preset", "smoke", "--iterations", "2",
-                        "--set", "run.lora_rank=4", "--set", "run.lora_alpha=8", "--output-dir", str(tmp_path / "run"),
-                        "--quiet", *FAST], capture_output=True, text=True, env=env, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grue_cli.main",
+            "train",
+            "imdb",
+            "--preset",
+            "smoke",
+            "--iterations",
+            "2",
+            "--set",
+            "run.lora_rank=4",
+            "--set",
+            "run.lora_alpha=8",
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--quiet",
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     assert (tmp_path / "run" / "checkpoint" / "adapter_config.json").is_file()
     attempts = log.read_text().splitlines() if log.exists() else []

@@ -20,7 +20,9 @@ def gpt2_layout_tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS + ["<|endoftext|>"])}, unk_token="<|endoftext|>"))
+    tok = Tokenizer(
+        models.WordLevel({w: i for i, w in enumerate(WORDS + ["<|endoftext|>"])}, unk_token="<|endoftext|>")
+    )
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     end = "<|endoftext|>"
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=end, eos_token=end, unk_token=end, pad_token=end)
@@ -30,7 +32,16 @@ def gpt2_layout_model_dir(path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=16, n_positions=64, n_embd=32, n_layer=1, n_head=2, bos_token_id=EOS, eos_token_id=EOS, pad_token_id=EOS)
+    cfg = GPT2Config(
+        vocab_size=16,
+        n_positions=64,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=EOS,
+        eos_token_id=EOS,
+        pad_token_id=EOS,
+    )
     GPT2LMHeadModel(cfg).save_pretrained(path)
     gpt2_layout_tokenizer().save_pretrained(path)
     return str(path)
@@ -44,21 +55,33 @@ def test_padding_after_eos_is_never_decoded_as_token_zero():
     assert decode_completions(tok, ids, mask, clean_up=False) == ["good film", "bad plot was very n't", "! ."]
     # transformers 4.x's default clean-up, which RL4LMs' decoding applied (transformers 4.18 decode)
     assert decode_completions(tok, ids, mask) == ["good film", "bad plot was veryn't", "!."]
-    assert tok.batch_decode((ids * mask.long()).tolist(), skip_special_tokens=True)[0] == "good film ! !", \
+    assert tok.batch_decode((ids * mask.long()).tolist(), skip_special_tokens=True)[0] == "good film ! !", (
         "the tokenizer must expose the bug the fix avoids"
+    )
 
 
 def session(tmp_path, *sets, model="tiny-gpt2", algo="ppo"):
-    base = [f"run.model={model}", "run.reward=reward_fixtures:letter_e", "generation.max_new_tokens=8", "generation.min_new_tokens=0",
-            f"{algo}.rollout_batch_size=8", "run.checkpoint_every=1000"]
+    base = [
+        f"run.model={model}",
+        "run.reward=reward_fixtures:letter_e",
+        "generation.max_new_tokens=8",
+        "generation.min_new_tokens=0",
+        f"{algo}.rollout_batch_size=8",
+        "run.checkpoint_every=1000",
+    ]
     cfg = resolve("imdb", algo, preset="smoke", flags={"run.output_dir": str(tmp_path / "run")}, sets=base + list(sets))
     return start_session(cfg, None, check=ppo.check if algo != "a2c" else a2c.check)
 
 
 def test_completions_and_rewards_see_only_real_tokens(tmp_path):
     """A real rollout with a GPT-2-layout model: completions end at EOS, and no padding reaches the reward."""
-    s = session(tmp_path, f"run.model={gpt2_layout_model_dir(tmp_path / 'm')}", "run.reward=reward_fixtures:exclamations",
-                "ppo.rollout_size=16", "ppo.minibatch_size=16")
+    s = session(
+        tmp_path,
+        f"run.model={gpt2_layout_model_dir(tmp_path / 'm')}",
+        "run.reward=reward_fixtures:exclamations",
+        "ppo.rollout_size=16",
+        "ppo.minibatch_size=16",
+    )
     b = collect_iteration(s)
     tok = gpt2_layout_tokenizer()
     lengths = b.rollout.response_mask.sum(-1).long()
@@ -126,8 +149,15 @@ def test_a_rollout_in_tokens_holds_exactly_rollout_size_transitions(tmp_path, mo
 def test_the_first_minibatch_ratio_is_one(tmp_path, precision, dist, model):
     """Old log-probs (the sampling step's, recomputed teacher-forced under mixed precision) and the update's
     agree: approx KL of the first minibatch of the first epoch below 1e-4, in fp32 and bf16."""
-    s = session(tmp_path, f"run.mixed_precision={precision}", f"ppo.policy_distribution={dist}", "ppo.rollout_size=16",
-                "ppo.minibatch_size=8", "generation.top_k=20", model=model)
+    s = session(
+        tmp_path,
+        f"run.mixed_precision={precision}",
+        f"ppo.policy_distribution={dist}",
+        "ppo.rollout_size=16",
+        "ppo.minibatch_size=8",
+        "generation.top_k=20",
+        model=model,
+    )
     b = collect_iteration(s)
     sc = score_and_advantages(s, b, 0.1)
     rows, sel = minibatches(b.rollout.response_mask, "completions", 8, s.shuffle_rng)[0]
@@ -145,14 +175,26 @@ def test_a_separate_critic_backpropagated_apart_gives_the_summed_losses_gradient
     from grue.losses import ppo_policy_loss, token_mean, value_loss
     from grue.onpolicy import evaluate_actions, old_logprobs, uses_full_softmax
 
-    s = session(tmp_path, "ppo.rollout_size=8", "ppo.minibatch_size=8", "ppo.vf_coef=0.7", "ppo.value_clip=0.2",
-                "ppo.ent_coef=0.01", model=model)
+    s = session(
+        tmp_path,
+        "ppo.rollout_size=8",
+        "ppo.minibatch_size=8",
+        "ppo.vf_coef=0.7",
+        "ppo.value_clip=0.2",
+        "ppo.ent_coef=0.01",
+        model=model,
+    )
     assert s.algo.critic == "separate"
     b = collect_iteration(s)
     sc = score_and_advantages(s, b, 0.1)
     rows, sel = minibatches(b.rollout.response_mask, "completions", 8, s.shuffle_rng)[0]
     stats = backward_step(s, b.rollout, rows, sel, sc.advantages, sc.returns, ppo.minibatch_loss, 2)
-    split = {f"{i}.{n}": p.grad.clone() for i, m in enumerate(s.trainable) for n, p in m.named_parameters() if p.grad is not None}
+    split = {
+        f"{i}.{n}": p.grad.clone()
+        for i, m in enumerate(s.trainable)
+        for n, p in m.named_parameters()
+        if p.grad is not None
+    }
     s.optimizer.zero_grad()
     r, a = b.rollout.index(rows.to(s.device)), s.algo
     adv = sc.advantages[rows]
@@ -166,7 +208,9 @@ def test_a_separate_critic_backpropagated_apart_gives_the_summed_losses_gradient
     vf, _ = value_loss(values, r.values, sc.returns[rows], sel, a.value_clip, denom)
     total = pg + a.vf_coef * vf - a.ent_coef * token_mean(entropy, sel, denom)
     total.backward()
-    summed = {f"{i}.{n}": p.grad for i, m in enumerate(s.trainable) for n, p in m.named_parameters() if p.grad is not None}
+    summed = {
+        f"{i}.{n}": p.grad for i, m in enumerate(s.trainable) for n, p in m.named_parameters() if p.grad is not None
+    }
     assert split.keys() == summed.keys() and any(k.startswith("1.") for k in summed)  # the critic's are there
     for k in summed:
         torch.testing.assert_close(split[k], summed[k], rtol=1e-5, atol=1e-7, msg=k)

@@ -28,7 +28,9 @@ def test_rl4lms_rule_is_by_name():
     # "bias", "LayerNorm.bias" or "LayerNorm.weight"
     m = BertLike()
     assert names(groups_by_name(m.named_parameters(), 1e-6), m) == [
-        (1e-6, ["dense.weight"]), (0.0, ["LayerNorm.bias", "LayerNorm.weight", "dense.bias"])]
+        (1e-6, ["dense.weight"]),
+        (0.0, ["LayerNorm.bias", "LayerNorm.weight", "dense.bias"]),
+    ]
     gpt2 = load_policy("tiny-gpt2")
     decay, no_decay = names(groups_by_name(gpt2.named_parameters(), 1e-6), gpt2)
     assert "transformer.h.0.ln_1.weight" in decay[1], "GPT-2's layer norms are named ln_*: the rule decays them"
@@ -65,7 +67,11 @@ def test_fused_adamw_takes_the_steps_of_the_per_parameter_loop():
     for fused in (True, False):
         ps = [nn.Parameter(t.clone()) for t in start]
         groups = [{"params": ps[:1], "weight_decay": 1e-2}, {"params": ps[1:], "weight_decay": 0.0}]
-        opt = make_optimizer("adamw", groups, lr=1e-3, eps=1e-8) if fused else torch.optim.AdamW(groups, lr=1e-3, eps=1e-8, foreach=False)
+        opt = (
+            make_optimizer("adamw", groups, lr=1e-3, eps=1e-8)
+            if fused
+            else torch.optim.AdamW(groups, lr=1e-3, eps=1e-8, foreach=False)
+        )
         assert bool(opt.defaults["fused"]) == fused
         g = torch.Generator().manual_seed(1)
         for _ in range(5):
@@ -101,8 +107,13 @@ def test_sessions_build_the_papers_optimizers(tmp_path):
     from grue.session import start_session
 
     def opt(algo, *sets):
-        cfg = resolve("imdb", algo, preset="smoke", flags={"run.output_dir": str(tmp_path / algo)},
-                      sets=["run.reward=reward_fixtures:letter_e", *sets])
+        cfg = resolve(
+            "imdb",
+            algo,
+            preset="smoke",
+            flags={"run.output_dir": str(tmp_path / algo)},
+            sets=["run.reward=reward_fixtures:letter_e", *sets],
+        )
         return start_session(cfg, None, check=ppo.check if algo == "ppo" else a2c.check).optimizer.optimizer
 
     adam = opt("ppo", "ppo.adam_eps=1e-8", "ppo.weight_decay=1e-6")
@@ -111,4 +122,6 @@ def test_sessions_build_the_papers_optimizers(tmp_path):
     rms = opt("a2c", "a2c.optimizer=rmsprop", "a2c.adam_eps=1e-5")
     assert isinstance(rms, torch.optim.RMSprop) and rms.param_groups[0]["eps"] == 1e-5
     # every trainable parameter of policy and critic is in exactly one group
-    assert sum(len(g["params"]) for g in rms.param_groups) == len({id(p) for g in rms.param_groups for p in g["params"]})
+    assert sum(len(g["params"]) for g in rms.param_groups) == len(
+        {id(p) for g in rms.param_groups for p in g["params"]}
+    )

@@ -13,13 +13,25 @@ from conftest import REPO
 
 @pytest.mark.slow
 def test_wheel_contains_tasks_and_cli(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(REPO)],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     wheel = next(tmp_path.glob("grue-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("grue/_tasks/imdb/task.yaml", "grue/_tasks/imdb/ppo.yaml", "grue/_tasks/imdb/presets/smoke.yaml",
-                   "grue/_tasks/imdb/README.md", "grue/_tasks/imdb/task.py", "grue_cli/main.py", "grue/algorithms/ppo.py", "grue/_docs/fidelity.md"):
+    for needed in (
+        "grue/_tasks/imdb/task.yaml",
+        "grue/_tasks/imdb/ppo.yaml",
+        "grue/_tasks/imdb/presets/smoke.yaml",
+        "grue/_tasks/imdb/README.md",
+        "grue/_tasks/imdb/task.py",
+        "grue_cli/main.py",
+        "grue/algorithms/ppo.py",
+        "grue/_docs/fidelity.md",
+    ):
         assert needed in names, needed
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "grue = grue_cli.main:app" in zipfile.ZipFile(wheel).read(entry).decode()
@@ -42,8 +54,14 @@ def make_install(tmp_path, *args: str, nvidia_smi: str | None = None) -> list[st
         (bin_dir / "nvidia-smi").write_text(f"#!/bin/sh\necho '{nvidia_smi}'\n")
         (bin_dir / "nvidia-smi").chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
-    p = subprocess.run(["make", "-s", "install-torch", f"PIP={pip}", f"PYTHON={sys.executable}", *args], cwd=REPO, env=env,
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        ["make", "-s", "install-torch", f"PIP={pip}", f"PYTHON={sys.executable}", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     return log.read_text().splitlines()
 
@@ -75,8 +93,16 @@ def test_make_install_takes_cpu_wheels_without_a_gpu_and_falls_back_when_unreach
         server.shutdown()
     # the default: PyTorch's CPU index on Linux where no nvidia-smi lists a GPU; pip's own indexes where one does
     make_install(tmp_path / "gpu", "TORCH_INDEX=", nvidia_smi="GPU 0: NVIDIA H200 (UUID: GPU-0)")
-    plans = {name: subprocess.run(["make", "-s", "-n", "install-torch"], cwd=REPO, capture_output=True, text=True,
-                                  env={"PATH": f"{tmp_path / name / 'bin'}:/usr/bin:/bin"}).stdout for name in ("c", "gpu")}
+    plans = {
+        name: subprocess.run(
+            ["make", "-s", "-n", "install-torch"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env={"PATH": f"{tmp_path / name / 'bin'}:/usr/bin:/bin"},
+        ).stdout
+        for name in ("c", "gpu")
+    }
     if sys.platform.startswith("linux"):
         assert 'if [ -n "https://download.pytorch.org/whl/cpu" ]' in plans["c"]
     assert 'if [ -n "" ]' in plans["gpu"]
@@ -99,7 +125,9 @@ def test_every_core_dependency_states_its_range():
     """A lower and an upper bound on each (or an exact pin): a new major release cannot break installs unseen."""
     for name, spec in core_dependencies().items():
         parts = spec.split(",")
-        assert spec.startswith("==") or (any(p.startswith(">=") for p in parts) and any(p.startswith("<") for p in parts)), (name, spec)
+        assert spec.startswith("==") or (
+            any(p.startswith(">=") for p in parts) and any(p.startswith("<") for p in parts)
+        ), (name, spec)
 
 
 def test_lowest_pins_are_the_lower_bounds():

@@ -12,7 +12,7 @@ from grue.algorithms import resolve
 def dry_run(*args: str) -> dict:
     p = cli_in_process("train", *args, "--dry-run")
     assert p.returncode == 0, p.stderr[-2000:]
-    text = p.stdout[p.stdout.index("run:"):]  # the resolved config, as config.yaml would hold it
+    text = p.stdout[p.stdout.index("run:") :]  # the resolved config, as config.yaml would hold it
     return yaml.safe_load(text)
 
 
@@ -64,5 +64,9 @@ def test_other_tables_defaults():
     nlpo = dry_run("commongen", "--algo", "nlpo")
     assert nlpo["nlpo"]["ent_coef"] == 0.01
     assert {k: nlpo["eval"][k] for k in ("do_sample", "num_beams", "min_new_tokens", "max_new_tokens")} == {
-        "do_sample": False, "num_beams": 5, "min_new_tokens": 4, "max_new_tokens": 20}
+        "do_sample": False,
+        "num_beams": 5,
+        "min_new_tokens": 4,
+        "max_new_tokens": 20,
+    }
     assert resolve("dailydialog", "ppo").algo.iterations == 100

@@ -38,8 +38,9 @@ def load(path: Path) -> dict:
 
 def printed(data: dict) -> list[str]:
     """The command lines the row's page prints ([] when it prints none)."""
-    found = re.search(r"<pre><code>(.*?)</code></pre>", command_html(data["task"], data["algorithm"], data["config"]),
-                      re.S)
+    found = re.search(
+        r"<pre><code>(.*?)</code></pre>", command_html(data["task"], data["algorithm"], data["config"]), re.S
+    )
     return html.unescape(found.group(1)).split("\n") if found else []
 
 
@@ -107,8 +108,10 @@ def test_third_party_rows_stay_unknown():
 
 def test_each_task_states_its_table_values():
     """Spot checks against the PDF, by hand: one value per task's table that grue's defaults do not all share."""
+
     def settings(task, name):
         return load(REPO / "leaderboard" / "reported" / task / name)["config"]["paper"]["settings"]
+
     assert settings("commongen", "arxiv-v2-table-12--4-nlpo--meteor.json")["nlpo.ent_coef"] == 0.01  # Table 11
     assert settings("commongen", "arxiv-v2-table-12--6-supervised-nlpo--meteor.json")["nlpo.iterations"] == 100
     assert settings("cnn_dailymail", "arxiv-v2-table-17--5-supervised-ppo--meteor.json")["ppo.kl_coef"] == 0.01
@@ -142,8 +145,17 @@ def test_the_printed_command_reaches_every_stated_setting():
         assert not wrong, f"{path.name}: {lines[-1]}: resolved vs stated {wrong}"
         checked += 1
         if data["algorithm"] in ("PPO", "NLPO", "Supervised"):  # and the leaderboard calls the run comparable
-            why = differences(data["task"], data["task_version"], GRUE_ALGO[data["algorithm"]], config_tree(config),
-                              data["task"], data["task_version"], data["algorithm"], data["config"], "the row")
+            why = differences(
+                data["task"],
+                data["task_version"],
+                GRUE_ALGO[data["algorithm"]],
+                config_tree(config),
+                data["task"],
+                data["task_version"],
+                data["algorithm"],
+                data["config"],
+                "the row",
+            )
             assert why == [], f"{path.name}: {why}"
     assert checked >= 80 and len(none) >= 70  # 84 and 84 today
 
@@ -177,9 +189,14 @@ def test_commongen_nlpo_and_totto_supervised_rows_need_no_set_for_the_tables_val
     assert sup == ["grue train totto --algo supervised --dry-run"]
 
 
-@pytest.mark.parametrize("name", ["commongen/arxiv-v2-table-12--4-nlpo--meteor.json",
-                                  "wmt16/arxiv-v2-tables-30-31--2-supervised.json",
-                                  "totto/arxiv-v2-table-23--3-ppo--parent.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "commongen/arxiv-v2-table-12--4-nlpo--meteor.json",
+        "wmt16/arxiv-v2-tables-30-31--2-supervised.json",
+        "totto/arxiv-v2-table-23--3-ppo--parent.json",
+    ],
+)
 def test_the_printed_command_runs(name):
     data = load(REPO / "leaderboard" / "reported" / name)
     words = shlex.split(printed(data)[-1])

@@ -19,7 +19,9 @@ def ylim(fig, key):
 
 
 def test_flat_series_get_a_range_from_zero_to_twice_their_value(tmp_path):
-    run = rows(kl__coef=[0.01] * 5, policy__clipfrac=[0.0] * 5, kl__mean=[-1.3] * 5, reward__mean=[0.1, 0.5, 0.2, 0.9, 0.4])
+    run = rows(
+        kl__coef=[0.01] * 5, policy__clipfrac=[0.0] * 5, kl__mean=[-1.3] * 5, reward__mean=[0.1, 0.5, 0.2, 0.9, 0.4]
+    )
     fig = figure({"run": run})
     assert ylim(fig, "kl/coef") == pytest.approx((0.0, 0.02))
     assert ylim(fig, "policy/clipfrac") == pytest.approx((-1.0, 1.0))

@@ -14,10 +14,24 @@ from grue.session import start_session
 
 
 def config(tmp_path, model: str, iterations: int, *sets: str):
-    base = [f"run.model={model}", "run.reward=reward_fixtures:letter_e", "ppo.batch_unit=completions", "ppo.rollout_size=32", "ppo.rollout_batch_size=32",
-            "ppo.minibatch_size=16", "generation.max_new_tokens=12", "generation.min_new_tokens=12", "run.checkpoint_every=1000"]
-    return resolve("imdb", "ppo", preset="smoke", flags={"run.output_dir": str(tmp_path / "run"), "algo.iterations": iterations},
-                   sets=base + list(sets))
+    base = [
+        f"run.model={model}",
+        "run.reward=reward_fixtures:letter_e",
+        "ppo.batch_unit=completions",
+        "ppo.rollout_size=32",
+        "ppo.rollout_batch_size=32",
+        "ppo.minibatch_size=16",
+        "generation.max_new_tokens=12",
+        "generation.min_new_tokens=12",
+        "run.checkpoint_every=1000",
+    ]
+    return resolve(
+        "imdb",
+        "ppo",
+        preset="smoke",
+        flags={"run.output_dir": str(tmp_path / "run"), "algo.iterations": iterations},
+        sets=base + list(sets),
+    )
 
 
 @pytest.mark.slow

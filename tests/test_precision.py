@@ -38,8 +38,13 @@ def test_auto_resolves_to_bf16_or_no_and_the_other_choices_stay():
 
 @pytest.mark.usefixtures("fresh_accelerator")
 def test_a_run_with_auto_records_what_it_resolved_to(tmp_path):
-    cfg = resolve("imdb", "ppo", preset="smoke", flags={"run.output_dir": str(tmp_path / "run")},
-                  sets=["run.model=tiny-gpt2", "run.reward=reward_fixtures:letter_e", "run.mixed_precision=auto"])
+    cfg = resolve(
+        "imdb",
+        "ppo",
+        preset="smoke",
+        flags={"run.output_dir": str(tmp_path / "run")},
+        sets=["run.model=tiny-gpt2", "run.reward=reward_fixtures:letter_e", "run.mixed_precision=auto"],
+    )
     s = start_session(cfg, None, check=ppo.check)
     expected = "bf16" if native_bf16() else "no"
     assert s.cfg.run.mixed_precision == expected
@@ -48,10 +53,23 @@ def test_a_run_with_auto_records_what_it_resolved_to(tmp_path):
 
 
 def frozen_session(tmp_path, precision: str, *sets: str, algo: str = "nlpo"):
-    cfg = resolve("imdb", algo, preset="smoke", flags={"run.output_dir": str(tmp_path / "run")},
-                  sets=["run.model=tiny-gpt2", "run.reward=reward_fixtures:letter_e", f"run.mixed_precision={precision}",
-                        "generation.max_new_tokens=8", "generation.min_new_tokens=8", f"{algo}.rollout_size=8",
-                        f"{algo}.rollout_batch_size=8", f"{algo}.minibatch_size=8", *sets])
+    cfg = resolve(
+        "imdb",
+        algo,
+        preset="smoke",
+        flags={"run.output_dir": str(tmp_path / "run")},
+        sets=[
+            "run.model=tiny-gpt2",
+            "run.reward=reward_fixtures:letter_e",
+            f"run.mixed_precision={precision}",
+            "generation.max_new_tokens=8",
+            "generation.min_new_tokens=8",
+            f"{algo}.rollout_size=8",
+            f"{algo}.rollout_batch_size=8",
+            f"{algo}.minibatch_size=8",
+            *sets,
+        ],
+    )
     return nlpo.start(cfg, None)
 
 
@@ -60,8 +78,10 @@ def dtypes(model) -> set:
 
 
 @pytest.mark.usefixtures("fresh_accelerator")
-@pytest.mark.parametrize("precision,frozen,expected", [("bf16", "true", torch.bfloat16), ("bf16", "false", torch.float32),
-                                                       ("no", "true", torch.float32)])
+@pytest.mark.parametrize(
+    "precision,frozen,expected",
+    [("bf16", "true", torch.bfloat16), ("bf16", "false", torch.float32), ("no", "true", torch.float32)],
+)
 def test_a_bf16_run_stores_its_frozen_models_in_bf16(tmp_path, precision, frozen, expected):
     """The reference and NLPO's masking policy: bf16 under bf16 (run.frozen_bf16, on by default); the policy and the
     critic keep fp32 master weights; fp32 runs, and frozen_bf16=false, keep everything fp32."""

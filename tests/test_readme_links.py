@@ -10,7 +10,7 @@ from conftest import REPO
 def section(title: str) -> str:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     start = text.index(f"\n### {title}\n")
-    return text[start:text.index("\n#", start + 1)]
+    return text[start : text.index("\n#", start + 1)]
 
 
 def test_the_scaffold_s_doc_is_linked_from_your_own_task():

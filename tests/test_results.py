@@ -15,32 +15,68 @@ from conftest import REPO
 from grue.errors import GrueError, ProblemsError
 from grue.leaderboard.submissions import LeaderboardError
 from grue.metrics import METRICS, reported_names
-from grue.results import (MAX_BYTES, SCHEMA_VERSION, MetricValue, ModelInfo, Results, ResultsError, SampleCounts,
-                          from_bytes, from_dict, load_results, to_dict, validate, write_results)
+from grue.results import (
+    MAX_BYTES,
+    SCHEMA_VERSION,
+    MetricValue,
+    ModelInfo,
+    Results,
+    ResultsError,
+    SampleCounts,
+    from_bytes,
+    from_dict,
+    load_results,
+    to_dict,
+    validate,
+    write_results,
+)
 
 
 def evaluated() -> Results:
     """An IMDB PPO evaluation as `grue eval` would write it (made-up but plausible numbers)."""
     return Results(
-        kind="evaluated", task="imdb", task_version="1.0", split="test", algorithm="ppo",
-        model=ModelInfo("runs/imdb-ppo-s0/checkpoint", None, 124_439_808), seed=0,
-        metrics={"sentiment_score": MetricValue(0.6021, True), "perplexity": MetricValue(33.5, False),
-                 "mean_output_length": MetricValue(47.9, None), "distinct_1": MetricValue(0.041, True)},
+        kind="evaluated",
+        task="imdb",
+        task_version="1.0",
+        split="test",
+        algorithm="ppo",
+        model=ModelInfo("runs/imdb-ppo-s0/checkpoint", None, 124_439_808),
+        seed=0,
+        metrics={
+            "sentiment_score": MetricValue(0.6021, True),
+            "perplexity": MetricValue(33.5, False),
+            "mean_output_length": MetricValue(47.9, None),
+            "distinct_1": MetricValue(0.041, True),
+        },
         skipped={"bertscore": "no BERTScore model available offline"},
-        samples=SampleCounts(total=5000, evaluated=500), runtime_seconds=81.25,
-        date="2024-05-01T12:30:00Z", grue_version="0.1.0", git_commit="0123456789abcdef0123456789abcdef01234567",
+        samples=SampleCounts(total=5000, evaluated=500),
+        runtime_seconds=81.25,
+        date="2024-05-01T12:30:00Z",
+        grue_version="0.1.0",
+        git_commit="0123456789abcdef0123456789abcdef01234567",
         config={"run": {"task": "imdb", "seed": 0, "lr": 1e-6}, "generation": {"top_k": 50, "stop": ["\n"]}},
-        notes="smoke check")
+        notes="smoke check",
+    )
 
 
 def reported() -> Results:
     """A row copied from the paper: no samples, runtime or config, a source instead."""
     return Results(
-        kind="reported", task="imdb", task_version="1.0", split="test", algorithm="Supervised+PPO",
-        model=ModelInfo("gpt2", None, 124_439_808), seed=None,
-        metrics={"sentiment_score": MetricValue(0.626, True)}, samples=None, runtime_seconds=None,
-        date="2024-05-01T12:30:00Z", grue_version="0.1.0", git_commit=None,
-        source="Ramamurthy et al., ICLR 2023, Table 3 (illustrative number)")
+        kind="reported",
+        task="imdb",
+        task_version="1.0",
+        split="test",
+        algorithm="Supervised+PPO",
+        model=ModelInfo("gpt2", None, 124_439_808),
+        seed=None,
+        metrics={"sentiment_score": MetricValue(0.626, True)},
+        samples=None,
+        runtime_seconds=None,
+        date="2024-05-01T12:30:00Z",
+        grue_version="0.1.0",
+        git_commit=None,
+        source="Ramamurthy et al., ICLR 2023, Table 3 (illustrative number)",
+    )
 
 
 @pytest.mark.parametrize("make", [evaluated, reported])
@@ -71,11 +107,24 @@ def test_optional_fields_may_be_left_out(tmp_path):
     assert from_dict(data) == reported()
 
 
-VALID_VARIANTS = [("algorithm", "supervised+nlpo"), ("algorithm", "grpo"), ("algorithm", "supervised+rloo"),
-                  ("algorithm", "trpo"), ("algorithm", "zero-shot"), ("algorithm", "external"), ("git_commit", None),
-                  ("git_commit", "0123abc-dirty"), ("seed", None), ("model.revision", "c" * 40),
-                  ("metrics.perplexity.higher_is_better", None), ("metrics.perplexity.value", 0),
-                  ("runtime_seconds", 0), ("samples.evaluated", 5000), ("notes", None), ("split", "builtin")]
+VALID_VARIANTS = [
+    ("algorithm", "supervised+nlpo"),
+    ("algorithm", "grpo"),
+    ("algorithm", "supervised+rloo"),
+    ("algorithm", "trpo"),
+    ("algorithm", "zero-shot"),
+    ("algorithm", "external"),
+    ("git_commit", None),
+    ("git_commit", "0123abc-dirty"),
+    ("seed", None),
+    ("model.revision", "c" * 40),
+    ("metrics.perplexity.higher_is_better", None),
+    ("metrics.perplexity.value", 0),
+    ("runtime_seconds", 0),
+    ("samples.evaluated", 5000),
+    ("notes", None),
+    ("split", "builtin"),
+]
 
 
 @pytest.mark.parametrize("path, value", VALID_VARIANTS)
@@ -89,6 +138,7 @@ def test_valid_variants_are_accepted(tmp_path, path, value):
 
 def corrupt(path: str, value) -> callable:
     """A case: set (or, with DROP, delete) the dotted field ``path`` of a valid evaluated file."""
+
     def apply(data: dict) -> str:
         *parents, last = path.split(".")
         for key in parents:
@@ -97,6 +147,7 @@ def corrupt(path: str, value) -> callable:
             del data[last]
         else:
             data[last] = value
+
     return apply
 
 
@@ -109,75 +160,152 @@ def as_reported(**changes) -> callable:
     def apply(data: dict) -> None:
         data.update(to_dict(reported()))
         data.update(changes)
+
     return apply
 
 
 DROP = object()
 CASES = [
-    ("schema_version", corrupt("schema_version", 2),
-     "schema_version: must be 1, the only version this grue reads, got 2"),
+    (
+        "schema_version",
+        corrupt("schema_version", 2),
+        "schema_version: must be 1, the only version this grue reads, got 2",
+    ),
     ("missing", corrupt("task", DROP), "task: missing (a required field)"),
     ("missing_nested", corrupt("model.revision", DROP), "model.revision: missing (a required field)"),
-    ("unknown", corrupt("score", 0.5), "score: unknown field; accepted: schema_version, kind, task, task_version, "
-     "split, algorithm, model, seed, metrics, skipped, samples, runtime_seconds, date, grue_version, git_commit, "
-     "source, notes, config"),
-    ("unknown_nested", corrupt("metrics.perplexity.lower_is_better", True),
-     "metrics.perplexity.lower_is_better: unknown field; accepted: value, higher_is_better, std"),
+    (
+        "unknown",
+        corrupt("score", 0.5),
+        "score: unknown field; accepted: schema_version, kind, task, task_version, "
+        "split, algorithm, model, seed, metrics, skipped, samples, runtime_seconds, date, grue_version, git_commit, "
+        "source, notes, config",
+    ),
+    (
+        "unknown_nested",
+        corrupt("metrics.perplexity.lower_is_better", True),
+        "metrics.perplexity.lower_is_better: unknown field; accepted: value, higher_is_better, std",
+    ),
     ("wrong_type", corrupt("seed", "0"), 'seed: must be an integer >= 0 or null, got "0"'),
     ("bool_is_not_int", corrupt("samples.total", True), "samples.total: must be an integer >= 1, got true"),
-    ("metric_as_string", corrupt("metrics.perplexity.value", "33.5"),
-     'metrics.perplexity.value: must be a finite number, got "33.5"'),
-    ("nan_metric", corrupt("metrics.perplexity.value", math.nan),
-     "metrics.perplexity.value: must be a finite number, got NaN"),
-    ("infinity_literal", raw('"value": 33.5', '"value": Infinity'),
-     "metrics.perplexity.value: must be a finite number, got Infinity"),
-    ("overflowing_number", raw('"value": 33.5', '"value": 1e999'),
-     "metrics.perplexity.value: must be a finite number, got Infinity"),
-    ("nan_in_config", raw('"lr": 1e-06', '"lr": NaN'),
-     "config.run.lr: must be JSON data (object, array, string, finite number, boolean, null), got NaN"),
-    ("negative_parameters", corrupt("model.parameters", -3),
-     'model.parameters: must be an integer >= 0 (or null for algorithm "external"), got -3'),
-    ("unknown_parameters_of_a_trained_model", corrupt("model.parameters", None),
-     'model.parameters: null (unknown) is allowed only for algorithm "external" (generations scored without their '
-     'model); got null for algorithm "ppo"'),
-    ("evaluated_above_total", corrupt("samples.evaluated", 5001),
-     "samples.evaluated: must be <= samples.total (5000), got 5001"),
-    ("bad_date", corrupt("date", "2024-05-01 12:30:00"),
-     'date: must be an ISO 8601 UTC time "YYYY-MM-DDTHH:MM:SSZ", got "2024-05-01 12:30:00"'),
-    ("impossible_date", corrupt("date", "2024-02-30T12:30:00Z"),
-     'date: must be an ISO 8601 UTC time "YYYY-MM-DDTHH:MM:SSZ", got "2024-02-30T12:30:00Z"'),
+    (
+        "metric_as_string",
+        corrupt("metrics.perplexity.value", "33.5"),
+        'metrics.perplexity.value: must be a finite number, got "33.5"',
+    ),
+    (
+        "nan_metric",
+        corrupt("metrics.perplexity.value", math.nan),
+        "metrics.perplexity.value: must be a finite number, got NaN",
+    ),
+    (
+        "infinity_literal",
+        raw('"value": 33.5', '"value": Infinity'),
+        "metrics.perplexity.value: must be a finite number, got Infinity",
+    ),
+    (
+        "overflowing_number",
+        raw('"value": 33.5', '"value": 1e999'),
+        "metrics.perplexity.value: must be a finite number, got Infinity",
+    ),
+    (
+        "nan_in_config",
+        raw('"lr": 1e-06', '"lr": NaN'),
+        "config.run.lr: must be JSON data (object, array, string, finite number, boolean, null), got NaN",
+    ),
+    (
+        "negative_parameters",
+        corrupt("model.parameters", -3),
+        'model.parameters: must be an integer >= 0 (or null for algorithm "external"), got -3',
+    ),
+    (
+        "unknown_parameters_of_a_trained_model",
+        corrupt("model.parameters", None),
+        'model.parameters: null (unknown) is allowed only for algorithm "external" (generations scored without their '
+        'model); got null for algorithm "ppo"',
+    ),
+    (
+        "evaluated_above_total",
+        corrupt("samples.evaluated", 5001),
+        "samples.evaluated: must be <= samples.total (5000), got 5001",
+    ),
+    (
+        "bad_date",
+        corrupt("date", "2024-05-01 12:30:00"),
+        'date: must be an ISO 8601 UTC time "YYYY-MM-DDTHH:MM:SSZ", got "2024-05-01 12:30:00"',
+    ),
+    (
+        "impossible_date",
+        corrupt("date", "2024-02-30T12:30:00Z"),
+        'date: must be an ISO 8601 UTC time "YYYY-MM-DDTHH:MM:SSZ", got "2024-02-30T12:30:00Z"',
+    ),
     ("bad_split", corrupt("split", "dev"), 'split: must be one of "train", "validation", "test", "builtin", got "dev"'),
-    ("empty_skipped_reason", corrupt("skipped.bertscore", " "),
-     'skipped.bertscore: must be a non-empty string (why it was not computed), got " "'),
-    ("metric_and_skipped", corrupt("skipped.perplexity", "no model"),
-     "skipped.perplexity: also in metrics; a metric is either computed or skipped"),
-    ("bad_metric_name", corrupt("metrics.ROUGE-L", {"value": 0.3, "higher_is_better": True}),
-     "metrics.ROUGE-L: metric names must match ^[a-z][a-z0-9_]*$ (e.g. rouge_l)"),
+    (
+        "empty_skipped_reason",
+        corrupt("skipped.bertscore", " "),
+        'skipped.bertscore: must be a non-empty string (why it was not computed), got " "',
+    ),
+    (
+        "metric_and_skipped",
+        corrupt("skipped.perplexity", "no model"),
+        "skipped.perplexity: also in metrics; a metric is either computed or skipped",
+    ),
+    (
+        "bad_metric_name",
+        corrupt("metrics.ROUGE-L", {"value": 0.3, "higher_is_better": True}),
+        "metrics.ROUGE-L: metric names must match ^[a-z][a-z0-9_]*$ (e.g. rouge_l)",
+    ),
     ("no_metrics", corrupt("metrics", {}), "metrics: must hold at least one metric, got {}"),
-    ("unknown_algorithm", corrupt("algorithm", "Supervised+PPO"),
-     'algorithm: must be "zero-shot", "external" or one of "supervised", "ppo", "nlpo", "a2c", "grpo", "rloo", "trpo", or several of these '
-     'joined by "+" (e.g. "supervised+ppo") when kind is "evaluated", got "Supervised+PPO"'),
-    ("external_is_not_a_training_step", corrupt("algorithm", "supervised+external"),
-     'algorithm: must be "zero-shot", "external" or one of "supervised", "ppo", "nlpo", "a2c", "grpo", "rloo", "trpo", or several of these '
-     'joined by "+" (e.g. "supervised+ppo") when kind is "evaluated", got "supervised+external"'),
+    (
+        "unknown_algorithm",
+        corrupt("algorithm", "Supervised+PPO"),
+        'algorithm: must be "zero-shot", "external" or one of "supervised", "ppo", "nlpo", "a2c", "grpo", "rloo", "trpo", or several of these '
+        'joined by "+" (e.g. "supervised+ppo") when kind is "evaluated", got "Supervised+PPO"',
+    ),
+    (
+        "external_is_not_a_training_step",
+        corrupt("algorithm", "supervised+external"),
+        'algorithm: must be "zero-shot", "external" or one of "supervised", "ppo", "nlpo", "a2c", "grpo", "rloo", "trpo", or several of these '
+        'joined by "+" (e.g. "supervised+ppo") when kind is "evaluated", got "supervised+external"',
+    ),
     ("evaluated_without_samples", corrupt("samples", None), 'samples: must not be null when kind is "evaluated"'),
-    ("evaluated_with_source", corrupt("source", "a paper"),
-     'source: must be null when kind is "evaluated" (source cites reported numbers)'),
-    ("negative_std", as_reported(metrics={"sentiment_score": {"value": 0.626, "higher_is_better": True, "std": -0.1}}),
-     "metrics.sentiment_score.std: must be a finite number >= 0 or null, got -0.1"),
-    ("std_in_evaluated", corrupt("metrics.perplexity.std", 0.2),
-     'metrics.perplexity.std: must be null or left out when kind is "evaluated" (one file is one seed; the leaderboard '
-     'computes the spread over seeds)'),
-    ("reported_without_source", as_reported(source=None),
-     'source: required when kind is "reported": where the numbers come from (paper, table)'),
+    (
+        "evaluated_with_source",
+        corrupt("source", "a paper"),
+        'source: must be null when kind is "evaluated" (source cites reported numbers)',
+    ),
+    (
+        "negative_std",
+        as_reported(metrics={"sentiment_score": {"value": 0.626, "higher_is_better": True, "std": -0.1}}),
+        "metrics.sentiment_score.std: must be a finite number >= 0 or null, got -0.1",
+    ),
+    (
+        "std_in_evaluated",
+        corrupt("metrics.perplexity.std", 0.2),
+        'metrics.perplexity.std: must be null or left out when kind is "evaluated" (one file is one seed; the leaderboard '
+        "computes the spread over seeds)",
+    ),
+    (
+        "reported_without_source",
+        as_reported(source=None),
+        'source: required when kind is "reported": where the numbers come from (paper, table)',
+    ),
     ("bad_kind", corrupt("kind", "paper"), 'kind: must be one of "evaluated", "reported", got "paper"'),
-    ("bad_commit", corrupt("git_commit", "HEAD"),
-     "git_commit: must be 7 to 64 lowercase hex digits (optionally + '-dirty') or null, got \"HEAD\""),
-    ("duplicate_key", raw('"seed": 0,', '"seed": 0, "seed": 1,'),
-     'duplicate key "seed" in one JSON object; each key may appear once'),
+    (
+        "bad_commit",
+        corrupt("git_commit", "HEAD"),
+        "git_commit: must be 7 to 64 lowercase hex digits (optionally + '-dirty') or null, got \"HEAD\"",
+    ),
+    (
+        "duplicate_key",
+        raw('"seed": 0,', '"seed": 0, "seed": 1,'),
+        'duplicate key "seed" in one JSON object; each key may appear once',
+    ),
     # by hand: "seed" is line 13 of the indent-2 file (after 7 scalars and 5 lines of model); the 2nd comma is column 13
-    ("syntax_error", raw('"seed": 0,', '"seed": 0,,'), "invalid JSON at line 13, column 13: Expecting property name "
-     "enclosed in double quotes"),
+    (
+        "syntax_error",
+        raw('"seed": 0,', '"seed": 0,,'),
+        "invalid JSON at line 13, column 13: Expecting property name enclosed in double quotes",
+    ),
     ("not_an_object", raw("", "[1, 2]"), "(top level): must be a JSON object, got [1, 2]"),
 ]
 
@@ -212,7 +340,10 @@ def test_every_problem_is_reported():
         'results.json: model.parameters: must be an integer >= 0 (or null for algorithm "external"), got -3',
         "results.json: metrics.meteor.value: must be a finite number, got NaN",
     ]
-    assert str(err.value) == 'results.json: split: must be one of "train", "validation", "test", "builtin", got "dev" (and 2 more)'
+    assert (
+        str(err.value)
+        == 'results.json: split: must be one of "train", "validation", "test", "builtin", got "dev" (and 2 more)'
+    )
 
 
 def test_external_generations_may_leave_the_model_size_unknown(tmp_path):
@@ -221,7 +352,11 @@ def test_external_generations_may_leave_the_model_size_unknown(tmp_path):
     results.algorithm, results.model = "external", ModelInfo("my-lab/secret-model", None, None)
     path = write_results(results, tmp_path / "results.json")
     assert load_results(path) == results
-    assert json.loads(path.read_text())["model"] == {"name": "my-lab/secret-model", "revision": None, "parameters": None}
+    assert json.loads(path.read_text())["model"] == {
+        "name": "my-lab/secret-model",
+        "revision": None,
+        "parameters": None,
+    }
 
 
 def test_invalid_results_leave_an_existing_file_intact(tmp_path):
@@ -232,9 +367,10 @@ def test_invalid_results_leave_an_existing_file_intact(tmp_path):
     bad.config["run"]["lr"] = math.nan
     with pytest.raises(ResultsError) as err:
         write_results(bad, path)
-    assert err.value.problems == [f"{path}: metrics.meteor.value: must be a finite number, got Infinity",
-                                  f"{path}: config.run.lr: must be JSON data (object, array, string, finite number, "
-                                  "boolean, null), got NaN"]
+    assert err.value.problems == [
+        f"{path}: metrics.meteor.value: must be a finite number, got Infinity",
+        f"{path}: config.run.lr: must be JSON data (object, array, string, finite number, boolean, null), got NaN",
+    ]
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
 
@@ -307,9 +443,11 @@ def test_reading_and_writing_results_never_loads_torch(tmp_path):
     """grue.results (and grue.files, its atomic write) stay torch-free: the leaderboard reads and writes results
     files without the training stack. A fresh interpreter, since this one may have loaded torch already."""
     src = write_results(evaluated(), tmp_path / "a.json")
-    code = ("import sys; from grue.results import load_results, write_results; "
-            f"write_results(load_results({str(src)!r}), {str(tmp_path / 'b.json')!r}); "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+    code = (
+        "import sys; from grue.results import load_results, write_results; "
+        f"write_results(load_results({str(src)!r}), {str(tmp_path / 'b.json')!r}); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
     res = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "b.json").read_bytes() == src.read_bytes()

@@ -14,9 +14,20 @@ from grue.checkpoint import latest, load_state
 from grue.algorithms import resolve
 from grue_cli.main import app
 
-SMALL = [x for s in ("ppo.batch_unit=completions", "ppo.rollout_size=8", "ppo.rollout_batch_size=8", "ppo.minibatch_size=8",
-                     "ppo.epochs=1", "generation.max_new_tokens=4", "generation.min_new_tokens=4",
-                     "run.reward=reward_fixtures:breaks_when_told") for x in ("--set", s)]
+SMALL = [
+    x
+    for s in (
+        "ppo.batch_unit=completions",
+        "ppo.rollout_size=8",
+        "ppo.rollout_batch_size=8",
+        "ppo.minibatch_size=8",
+        "ppo.epochs=1",
+        "generation.max_new_tokens=4",
+        "generation.min_new_tokens=4",
+        "run.reward=reward_fixtures:breaks_when_told",
+    )
+    for x in ("--set", s)
+]
 
 
 def grue(*args: str):
@@ -37,7 +48,8 @@ def test_the_original_command_resumes_and_a_broken_reward_leaves_the_checkpoint_
     r = grue(*original, "--resume", str(run), "--iterations", "2")
     assert r.exit_code == 2 and r.stderr.strip().splitlines() == [
         "error: reward function 'reward_fixtures:breaks_when_told' raised RuntimeError: told to break on the rollout "
-        "of iteration 2"], r.output
+        "of iteration 2"
+    ], r.output
     assert load_state(latest(run))["iteration"] == 1 and iterations(run) == [1]
     flag.unlink()
     r = grue(*original, "--resume", str(run), "--iterations", "2")
@@ -56,13 +68,16 @@ def saved_run(tmp_path):
     return run
 
 
-@pytest.mark.parametrize("args,named", [
-    (["--seed", "3"], "run.seed=3 (saved: 0)"),
-    (["--preset", "smoke", "--set", "ppo.lr=0.5", "--set", "ppo.gamma=0.5"], "ppo.lr=0.5 (saved: "),
-    (["--model", "tiny-t5"], "run.model='tiny-t5' (saved: 'tiny-gpt2')"),
-    (["--algo", "nlpo"], "--algo nlpo conflicts with the run's saved algorithm 'ppo'"),
-    (["--output-dir", "elsewhere"], "--output-dir elsewhere is another directory"),
-])
+@pytest.mark.parametrize(
+    "args,named",
+    [
+        (["--seed", "3"], "run.seed=3 (saved: 0)"),
+        (["--preset", "smoke", "--set", "ppo.lr=0.5", "--set", "ppo.gamma=0.5"], "ppo.lr=0.5 (saved: "),
+        (["--model", "tiny-t5"], "run.model='tiny-t5' (saved: 'tiny-gpt2')"),
+        (["--algo", "nlpo"], "--algo nlpo conflicts with the run's saved algorithm 'ppo'"),
+        (["--output-dir", "elsewhere"], "--output-dir elsewhere is another directory"),
+    ],
+)
 def test_only_conflicting_options_are_refused_and_named(saved_run, args, named):
     r = grue("train", "imdb", "--resume", str(saved_run), *args)
     assert r.exit_code == 2, r.output

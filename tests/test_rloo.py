@@ -16,11 +16,26 @@ from grue.session import start_session
 
 
 def config(tmp_path, model: str, iterations: int, *sets: str, name: str = "run"):
-    base = [f"run.model={model}", "run.reward=reward_fixtures:letter_e", "rloo.rollout_size=32", "rloo.rollout_batch_size=32",
-            "rloo.group_size=4", "rloo.minibatch_size=16", "rloo.epochs=1", "rloo.lr=5e-3", "generation.max_new_tokens=8",
-            "generation.min_new_tokens=8", "run.checkpoint_every=1000"]
-    return resolve("imdb", "rloo", preset="smoke", flags={"run.output_dir": str(tmp_path / name), "algo.iterations": iterations},
-                   sets=base + list(sets))
+    base = [
+        f"run.model={model}",
+        "run.reward=reward_fixtures:letter_e",
+        "rloo.rollout_size=32",
+        "rloo.rollout_batch_size=32",
+        "rloo.group_size=4",
+        "rloo.minibatch_size=16",
+        "rloo.epochs=1",
+        "rloo.lr=5e-3",
+        "generation.max_new_tokens=8",
+        "generation.min_new_tokens=8",
+        "run.checkpoint_every=1000",
+    ]
+    return resolve(
+        "imdb",
+        "rloo",
+        preset="smoke",
+        flags={"run.output_dir": str(tmp_path / name), "algo.iterations": iterations},
+        sets=base + list(sets),
+    )
 
 
 def metrics(run) -> list[dict]:
@@ -37,7 +52,9 @@ def test_one_step_is_the_reinforce_gradient(tmp_path):
     assert torch.allclose(rewards, sc.scores - 0.2 * ((r.raw_logprobs - r.ref_logprobs) * mask).sum(-1))
     adv = leave_one_out_advantages(rewards, 4)
     w = completion_weights(mask, "sequence")
-    loss, stats = rloo.minibatch_loss(s, r, w, adv, None, w.sum())  # one advantage per completion (grue.onpolicy.LossFn)
+    loss, stats = rloo.minibatch_loss(
+        s, r, w, adv, None, w.sum()
+    )  # one advantage per completion (grue.onpolicy.LossFn)
     assert stats["policy/clipfrac"].item() == 0.0 and abs(stats["policy/approx_kl"].item()) < 1e-5
     got = torch.autograd.grad(loss, list(s.policy.parameters()))
     logp, _, _ = policy_logprobs(s, r)
@@ -52,9 +69,13 @@ def test_rloo_raises_a_simple_reward(tmp_path, model):
     summary = rloo.train(config(tmp_path, model, 8), show=False)
     rows = metrics(tmp_path / "run")
     assert summary["reward/last_20pct"] > summary["reward/first_20pct"] + 0.03, [r["reward/mean"] for r in rows]
-    assert all(k in rows[0] for k in ("loss/policy", "policy/clipfrac", "policy/entropy", "policy/grad_norm", "kl/mean"))
+    assert all(
+        k in rows[0] for k in ("loss/policy", "policy/clipfrac", "policy/entropy", "policy/grad_norm", "kl/mean")
+    )
     assert "value/mean" not in rows[0]
-    assert rows[-1]["kl/mean"] > 0 and rows[-1]["reward/total"] < rows[-1]["reward/mean"], "the KL is paid in the reward"
+    assert rows[-1]["kl/mean"] > 0 and rows[-1]["reward/total"] < rows[-1]["reward/mean"], (
+        "the KL is paid in the reward"
+    )
 
 
 def comparable(row: dict) -> dict:
@@ -63,8 +84,14 @@ def comparable(row: dict) -> dict:
 
 def test_resume_is_exact(tmp_path):
     """2 iterations, then resumed to 4 == 4 straight."""
-    small = ["rloo.rollout_size=8", "rloo.rollout_batch_size=8", "rloo.minibatch_size=4", "rloo.epochs=2", "generation.max_new_tokens=4",
-             "generation.min_new_tokens=4"]
+    small = [
+        "rloo.rollout_size=8",
+        "rloo.rollout_batch_size=8",
+        "rloo.minibatch_size=4",
+        "rloo.epochs=2",
+        "generation.max_new_tokens=4",
+        "generation.min_new_tokens=4",
+    ]
     rloo.train(config(tmp_path, "tiny-gpt2", 4, *small, name="straight"), show=False)
     rloo.train(config(tmp_path, "tiny-gpt2", 2, *small, name="split"), show=False)
     rloo.train(config(tmp_path, "tiny-gpt2", 4, *small, name="split"), resume_dir=str(tmp_path / "split"), show=False)

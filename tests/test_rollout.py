@@ -44,8 +44,14 @@ def frequent_token(model, tok, q, qm, gen, seed) -> int:
 
 
 def fresh_forward(model, r, seq2seq):
-    inputs = lm_inputs(r.query_ids, r.query_mask, r.response_ids, r.response_mask, seq2seq,
-                       getattr(model.config, "decoder_start_token_id", None))
+    inputs = lm_inputs(
+        r.query_ids,
+        r.query_mask,
+        r.response_ids,
+        r.response_mask,
+        seq2seq,
+        getattr(model.config, "decoder_start_token_id", None),
+    )
     with torch.no_grad():
         logits, _ = policy_forward(model, inputs, r.response_ids.shape[1], seq2seq)
     return logits
@@ -57,17 +63,27 @@ def test_logprobs_equal_a_fresh_forward(lm, warp):
     seq2seq = name == "tiny-t5"
     q, qm = tokenize_prompts(tok, PROMPTS, 32, seq2seq, "cpu")
     gen = sampler(32, 2, 10, **warp)
-    r = generate(model, q, qm, gen, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id, generator=torch.Generator().manual_seed(1))
+    r = generate(
+        model, q, qm, gen, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id, generator=torch.Generator().manual_seed(1)
+    )
     logits = fresh_forward(model, r, seq2seq)
-    lp, ent = warped_logprobs(logits, r.response_ids, r.support, temperature=gen.temperature,
-                              eos_id=tok.eos_token_id, min_new_tokens=gen.min_new_tokens)
+    lp, ent = warped_logprobs(
+        logits,
+        r.response_ids,
+        r.support,
+        temperature=gen.temperature,
+        eos_id=tok.eos_token_id,
+        min_new_tokens=gen.min_new_tokens,
+    )
     m = r.response_mask
     torch.testing.assert_close(lp * m, r.logprobs, atol=1e-4, rtol=0)
     torch.testing.assert_close(token_logprobs(logits, r.response_ids) * m, r.raw_logprobs, atol=1e-4, rtol=0)
     assert bool((ent[m > 0] >= 0).all())
     if warp.get("top_k"):
         assert r.support is not None and r.support.shape[-1] <= warp["top_k"]
-        assert bool(((r.support == r.response_ids[..., None]).any(-1) | (m == 0)).all()), "a sampled token lies outside its support"
+        assert bool(((r.support == r.response_ids[..., None]).any(-1) | (m == 0)).all()), (
+            "a sampled token lies outside its support"
+        )
 
 
 def test_masks_and_padding_after_eos(lm):
@@ -88,7 +104,9 @@ def test_masks_and_padding_after_eos(lm):
         assert r.logprobs[row, n:].eq(0).all() and r.raw_logprobs[row, n:].eq(0).all()
     # Padded positions do not change the real ones: the teacher-forced pass agrees.
     logits = fresh_forward(model, r, seq2seq)
-    torch.testing.assert_close(token_logprobs(logits, r.response_ids) * r.response_mask, r.raw_logprobs, atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        token_logprobs(logits, r.response_ids) * r.response_mask, r.raw_logprobs, atol=1e-4, rtol=0
+    )
 
 
 def test_min_new_tokens_bans_eos(lm):
@@ -96,8 +114,15 @@ def test_min_new_tokens_bans_eos(lm):
     seq2seq = name == "tiny-t5"
     q, qm = tokenize_prompts(tok, PROMPTS * 4, 32, seq2seq, "cpu")
     eos = frequent_token(model, tok, q, qm, sampler(32, 0, 12, top_k=3), seed=3)
-    r = generate(model, q, qm, sampler(32, 4, 12, top_k=3), eos_id=eos, pad_id=tok.pad_token_id,
-                 generator=torch.Generator().manual_seed(3))
+    r = generate(
+        model,
+        q,
+        qm,
+        sampler(32, 4, 12, top_k=3),
+        eos_id=eos,
+        pad_id=tok.pad_token_id,
+        generator=torch.Generator().manual_seed(3),
+    )
     assert bool((r.response_mask.sum(-1) >= 4).all())
     assert eos not in r.response_ids[:, :4].flatten().tolist()
 
@@ -119,7 +144,9 @@ def test_prompt_padding_side_and_batching_is_invisible(lm):
         qi, qmi = tokenize_prompts(tok, [p], 32, seq2seq, "cpu")
         alone = generate(model, qi, qmi, greedy, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
         assert alone.response_ids[0].tolist() == batch.response_ids[i, : alone.response_ids.shape[1]].tolist()
-        torch.testing.assert_close(alone.raw_logprobs[0], batch.raw_logprobs[i, : alone.response_ids.shape[1]], atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            alone.raw_logprobs[0], batch.raw_logprobs[i, : alone.response_ids.shape[1]], atol=1e-4, rtol=0
+        )
 
 
 def test_prompt_truncation_keeps_the_end(lm):
@@ -136,13 +163,17 @@ def test_concat_rollouts_pads_to_common_shape(lm):
     parts = []
     for prompts, new in ((PROMPTS[:1], 4), (PROMPTS[1:], 6)):
         q, qm = tokenize_prompts(tok, prompts, 32, seq2seq, "cpu")
-        parts.append(generate(model, q, qm, sampler(32, new, new, top_k=5), eos_id=tok.eos_token_id, pad_id=tok.pad_token_id))
+        parts.append(
+            generate(model, q, qm, sampler(32, new, new, top_k=5), eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
+        )
     r = concat_rollouts(parts, tok.pad_token_id, left_pad_queries=not seq2seq)
     assert r.response_ids.shape == (3, 6) and r.support.shape[:2] == (3, 6)
     assert r.response_mask[0].tolist() == [1, 1, 1, 1, 0, 0]
     # Joined rows still score the same under a fresh forward.
     logits = fresh_forward(model, r, seq2seq)
-    torch.testing.assert_close(token_logprobs(logits, r.response_ids) * r.response_mask, r.raw_logprobs, atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        token_logprobs(logits, r.response_ids) * r.response_mask, r.raw_logprobs, atol=1e-4, rtol=0
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -157,6 +188,6 @@ def test_chunked_token_logprobs_equal_the_plain_log_softmax(dtype):
         got = token_logprobs(logits, tokens, chunk=chunk)
         assert got.dtype == torch.float32 and got.shape == (3, 13)
         torch.testing.assert_close(got, plain, rtol=0, atol=1e-5)
-        g_got, = torch.autograd.grad(got.sum(), logits)
-        g_plain, = torch.autograd.grad(plain.sum(), logits, retain_graph=True)
+        (g_got,) = torch.autograd.grad(got.sum(), logits)
+        (g_plain,) = torch.autograd.grad(plain.sum(), logits, retain_graph=True)
         torch.testing.assert_close(g_got.float(), g_plain.float(), rtol=0, atol=1e-6)

@@ -12,8 +12,19 @@ from typer.testing import CliRunner
 import grue.session
 from grue_cli.main import app
 
-TINY = [x for s in ("ppo.batch_unit=completions", "ppo.rollout_size=8", "ppo.rollout_batch_size=8", "ppo.minibatch_size=4",
-                    "ppo.epochs=1", "generation.max_new_tokens=4", "generation.min_new_tokens=4") for x in ("--set", s)]
+TINY = [
+    x
+    for s in (
+        "ppo.batch_unit=completions",
+        "ppo.rollout_size=8",
+        "ppo.rollout_batch_size=8",
+        "ppo.minibatch_size=4",
+        "ppo.epochs=1",
+        "generation.max_new_tokens=4",
+        "generation.min_new_tokens=4",
+    )
+    for x in ("--set", s)
+]
 
 
 def test_the_curves_are_drawn_at_each_checkpoint_and_not_again_at_the_end(tmp_path, monkeypatch):
@@ -27,8 +38,23 @@ def test_the_curves_are_drawn_at_each_checkpoint_and_not_again_at_the_end(tmp_pa
 
     monkeypatch.setattr(grue.session, "write_curves", counting)
     run = tmp_path / "run"
-    r = CliRunner().invoke(app, ["train", "imdb", "--preset", "smoke", "--quiet", *TINY, "--iterations", "3",
-                                 "--set", "run.checkpoint_every=2", "--output-dir", str(run)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "imdb",
+            "--preset",
+            "smoke",
+            "--quiet",
+            *TINY,
+            "--iterations",
+            "3",
+            "--set",
+            "run.checkpoint_every=2",
+            "--output-dir",
+            str(run),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert drawn == [2, 3]  # checkpoints 2 and 3 (the last); the end's picture would have shown the same 3 rows
     assert (run / "plots" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -50,9 +76,11 @@ def test_the_end_draws_rows_that_came_after_the_last_picture(tmp_path, monkeypat
 
 def test_a_grue_command_freezes_the_garbage_collector_last_at_exit():
     # the probe is registered before grue_cli.main is imported, so it runs after grue's handler (last in, first out)
-    code = ("import atexit, gc\n"
-            "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
-            "from grue_cli.main import app\n"
-            "app(['tasks'])\n")
+    code = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+        "from grue_cli.main import app\n"
+        "app(['tasks'])\n"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.stdout.splitlines()[-1] == "frozen True", (p.stdout[-500:], p.stderr[-2000:])

@@ -43,7 +43,6 @@ def test_top_k_empirical_frequencies():
     assert chi2 < 13.8  # chi-square, 2 degrees of freedom, p = 0.001
 
 
-
 def test_full_vocabulary_draws_follow_the_distribution_and_never_an_excluded_token():
     """top_k 0 draws over the whole vocabulary (grue.sampling.categorical): a chi-square test of 20000 draws, and
     a banned EOS (id 5, the last entry) and an entry of probability 0 are never drawn."""
@@ -154,8 +153,9 @@ def test_warped_logprobs_over_support():
 def test_warped_logprobs_normalised_over_support_with_temperature():
     logits = torch.tensor([[[1.0, 2.0, 3.0, 0.0, -1.0]]])
     support = torch.tensor([[[2, 1, 4, -1]]])
-    total = sum(warped_logprobs(logits, torch.tensor([[i]]), support, temperature=0.5)[0].exp().item()
-                for i in (2, 1, 4))
+    total = sum(
+        warped_logprobs(logits, torch.tensor([[i]]), support, temperature=0.5)[0].exp().item() for i in (2, 1, 4)
+    )
     assert total == pytest.approx(1.0, abs=1e-6)
     # at T=0.5 the support logits are 6, 4, -2: p(id 1) = e^4 / (e^6 + e^4 + e^-2)
     logp, _ = warped_logprobs(logits, torch.tensor([[1]]), support, temperature=0.5)
@@ -174,7 +174,9 @@ def test_warped_logprobs_match_sample_step():
         assert_close(logp[:, 0], out.logprobs, rtol=1e-5, atol=1e-5)
     out = sample_step(logits, step=0, eos_id=3, min_new_tokens=1, temperature=1.3, generator=g)
     assert out.support is None
-    logp, _ = warped_logprobs(logits[:, None, :], out.tokens[:, None], None, temperature=1.3, eos_id=3, min_new_tokens=1)
+    logp, _ = warped_logprobs(
+        logits[:, None, :], out.tokens[:, None], None, temperature=1.3, eos_id=3, min_new_tokens=1
+    )
     assert_close(logp[:, 0], out.logprobs, rtol=1e-5, atol=1e-5)
 
 

@@ -30,17 +30,23 @@ def test_negative_kl_below_minus_one_hundredth():
 def test_negative_kl_from_mass_outside_the_sampled_support_is_named():
     # the README's Supervised+NLPO smoke run: k1 -0.93 = E_q[log q - log r] 1.49 + support log-mass -2.42
     msg = st.negative_kl(rows(**{"kl/mean": [0.0, -0.93], "kl/support_logmass": [-1.1, -2.42]}))
-    assert msg == ("mean KL -0.93 < -0.01: the raw policy puts only 8.9% (geometric mean) of its probability on the tokens "
-                   "it samples from, so the KL estimate on them is biased low")
+    assert msg == (
+        "mean KL -0.93 < -0.01: the raw policy puts only 8.9% (geometric mean) of its probability on the tokens "
+        "it samples from, so the KL estimate on them is biased low"
+    )
     # below what the support explains: the log-probs themselves disagree
-    assert "sampling and scoring log-probs disagree" in st.negative_kl(rows(**{"kl/mean": [-0.5], "kl/support_logmass": [-0.1]}))
+    assert "sampling and scoring log-probs disagree" in st.negative_kl(
+        rows(**{"kl/mean": [-0.5], "kl/support_logmass": [-0.1]})
+    )
 
 
 def test_a_run_logs_the_support_log_mass(tmp_path):
     from conftest import FAST, cli_in_process
 
     run = tmp_path / "run"
-    r = cli_in_process("train", "imdb", "--preset", "smoke", "--iterations", "1", "--output-dir", str(run), "--quiet", *FAST)
+    r = cli_in_process(
+        "train", "imdb", "--preset", "smoke", "--iterations", "1", "--output-dir", str(run), "--quiet", *FAST
+    )
     assert r.returncode == 0, r.stderr
     (row,) = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert abs(row["kl/mean"]) < 1e-6  # the first rollout's policy is the reference
@@ -67,16 +73,21 @@ def test_clip_fraction_above_three_tenths():
     assert st.clipfrac_high([{"iteration": 1}]) is None  # an algorithm without a ratio logs none
 
 
-@pytest.mark.parametrize("reward,length,raised", [
-    ([0.1, 0.2, 0.3, 0.4, 0.5], [30, 20, 10, 3, 1], True),     # reward up, length onto the minimum (1)
-    ([0.1, 0.2, 0.3, 0.4, 0.5], [20, 30, 40, 45, 47.6], True),  # onto the maximum (48), within half a token
-    ([0.5, 0.4, 0.3, 0.2, 0.1], [30, 20, 10, 3, 1], False),    # reward fell
-    ([0.1, 0.2, 0.3, 0.4, 0.5], [1, 1, 1, 1, 1], False),       # always at the minimum: nothing collapsed
-    ([0.1, 0.2, 0.3, 0.4, 0.5], [30, 25, 20, 15, 10], False),  # shorter, but not at a limit
-    ([0.1, 0.5], [30, 1], False),                              # fewer iterations than the window
-])
+@pytest.mark.parametrize(
+    "reward,length,raised",
+    [
+        ([0.1, 0.2, 0.3, 0.4, 0.5], [30, 20, 10, 3, 1], True),  # reward up, length onto the minimum (1)
+        ([0.1, 0.2, 0.3, 0.4, 0.5], [20, 30, 40, 45, 47.6], True),  # onto the maximum (48), within half a token
+        ([0.5, 0.4, 0.3, 0.2, 0.1], [30, 20, 10, 3, 1], False),  # reward fell
+        ([0.1, 0.2, 0.3, 0.4, 0.5], [1, 1, 1, 1, 1], False),  # always at the minimum: nothing collapsed
+        ([0.1, 0.2, 0.3, 0.4, 0.5], [30, 25, 20, 15, 10], False),  # shorter, but not at a limit
+        ([0.1, 0.5], [30, 1], False),  # fewer iterations than the window
+    ],
+)
 def test_reward_rising_while_length_collapses_to_a_limit(reward, length, raised):
-    found = st.length_hacking(rows(**{"reward/mean": reward, "response/length": length}), min_length=1, max_length=48, window=5)
+    found = st.length_hacking(
+        rows(**{"reward/mean": reward, "response/length": length}), min_length=1, max_length=48, window=5
+    )
     assert (found is not None) == raised, found
     # min_new_tokens == max_new_tokens (the paper's IMDB): every response has one length, no check
     assert st.length_hacking(rows(**{"reward/mean": reward, "response/length": length}), 48, 48) is None
@@ -98,16 +109,43 @@ def test_all_warnings_become_metrics_and_the_raised_ones_are_named():
     assert st.raised({"iteration": 3, **metrics}) == ["negative_kl", "clipfrac_high"]
 
 
-TINY = [x for s in ("ppo.batch_unit=completions", "ppo.rollout_size=8", "ppo.rollout_batch_size=8", "ppo.minibatch_size=4",
-                    "ppo.epochs=2", "generation.max_new_tokens=4", "generation.min_new_tokens=4") for x in ("--set", s)]
+TINY = [
+    x
+    for s in (
+        "ppo.batch_unit=completions",
+        "ppo.rollout_size=8",
+        "ppo.rollout_batch_size=8",
+        "ppo.minibatch_size=4",
+        "ppo.epochs=2",
+        "generation.max_new_tokens=4",
+        "generation.min_new_tokens=4",
+    )
+    for x in ("--set", s)
+]
 
 
 def test_a_real_run_raises_the_clip_fraction_warning_in_metrics_and_display(tmp_path, monkeypatch):
     monkeypatch.setenv("GRUE_PLOTS", "1")  # and it draws its curves at the end (the suite turns that off)
     # A clip range of 1e-4: after the first minibatch step nearly every token's ratio leaves [1 - 1e-4, 1 + 1e-4].
     run = tmp_path / "run"
-    r = CliRunner().invoke(app, ["train", "imdb", "--preset", "smoke", *TINY, "--set", "ppo.clip=0.0001",
-                                 "--set", "run.reward=reward_fixtures:letter_e", "--iterations", "1", "--output-dir", str(run)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "imdb",
+            "--preset",
+            "smoke",
+            *TINY,
+            "--set",
+            "ppo.clip=0.0001",
+            "--set",
+            "run.reward=reward_fixtures:letter_e",
+            "--iterations",
+            "1",
+            "--output-dir",
+            str(run),
+        ],
+    )
     assert r.exit_code == 0, r.output
     (row,) = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert row["policy/clipfrac"] > 0.3 and row["warnings/clipfrac_high"] == 1, row
@@ -119,8 +157,18 @@ def test_a_real_run_raises_the_clip_fraction_warning_in_metrics_and_display(tmp_
 def test_a_non_finite_loss_stops_the_run_naming_the_iteration_and_the_checkpoint_resumes(tmp_path, monkeypatch):
     run, flag = tmp_path / "run", tmp_path / "huge"
     monkeypatch.setenv("GRUE_TEST_HUGE_REWARD", str(flag))
-    cmd = ["train", "imdb", "--preset", "smoke", "--quiet", *TINY, "--set", "run.reward=reward_fixtures:huge_when_told",
-           "--output-dir", str(run)]
+    cmd = [
+        "train",
+        "imdb",
+        "--preset",
+        "smoke",
+        "--quiet",
+        *TINY,
+        "--set",
+        "run.reward=reward_fixtures:huge_when_told",
+        "--output-dir",
+        str(run),
+    ]
     assert CliRunner().invoke(app, [*cmd, "--iterations", "1"]).exit_code == 0
     before = (run / "checkpoint" / "model.safetensors").read_bytes()
     flag.touch()  # scores of 1e30: the value loss (their square) overflows float32 at iteration 2
@@ -129,7 +177,9 @@ def test_a_non_finite_loss_stops_the_run_naming_the_iteration_and_the_checkpoint
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("error: iteration 2: loss/value, loss/total") and "not finite" in line, line
     assert f"the last checkpoint (iteration 1) is intact: resume with `grue train imdb --resume {run}`" in line, line
-    assert load_state(latest(run))["iteration"] == 1 and (run / "checkpoint" / "model.safetensors").read_bytes() == before
+    assert (
+        load_state(latest(run))["iteration"] == 1 and (run / "checkpoint" / "model.safetensors").read_bytes() == before
+    )
     flag.unlink()
     r = CliRunner().invoke(app, [*cmd, "--resume", str(run), "--iterations", "2"])
     assert r.exit_code == 0, r.output
@@ -152,7 +202,10 @@ def test_check_finite_reads_the_gradients_only_without_a_norm_that_covers_them(t
     model.weight.grad[0, 1] = bad
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     assert not torch.isfinite(norm)
-    for kwargs, values in (({}, {"loss/x": torch.tensor(1.0)}), ({"norm": "grad_norm"}, {"loss/x": torch.tensor(1.0), "grad_norm": norm})):
+    for kwargs, values in (
+        ({}, {"loss/x": torch.tensor(1.0)}),
+        ({"norm": "grad_norm"}, {"loss/x": torch.tensor(1.0), "grad_norm": norm}),
+    ):
         with pytest.raises(GrueError) as e:
             st.check_finite(acc, values, model.parameters(), "step 1", tmp_path, "imdb", **kwargs)
         want = "grad_norm, gradients" if kwargs else "gradients"

@@ -33,8 +33,12 @@ def write_reviews(root: Path, n: int = 40) -> Path:
         pos = i % 2 == 0
         words = GOOD if pos else BAD
         verdict = "I loved it and the ending made me smile" if pos else "I hated it and the ending made me sigh"
-        rows.append({"text": f"Review {i}: this is {words[i % 5]} with {words[(i + 2) % 5]}, {verdict}, truly {words[(i + 1) % 5]}.",
-                     "label": int(pos)})
+        rows.append(
+            {
+                "text": f"Review {i}: this is {words[i % 5]} with {words[(i + 2) % 5]}, {verdict}, truly {words[(i + 1) % 5]}.",
+                "label": int(pos),
+            }
+        )
     (root / "imdb").mkdir(parents=True)
     for split, part in (("train", rows), ("test", rows[:8])):
         (root / "imdb" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
@@ -56,13 +60,26 @@ def reviews(tmp_path) -> Path:
     return write_reviews(tmp_path / "data")
 
 
-SMALL = ["supervised.batch_size=4", "supervised.max_target_tokens=24", "supervised.eval_limit=4", "supervised.eval_batch_size=4",
-         "supervised.log_every=1", "generation.max_prompt_tokens=24", "generation.max_new_tokens=6", "generation.min_new_tokens=6"]
+SMALL = [
+    "supervised.batch_size=4",
+    "supervised.max_target_tokens=24",
+    "supervised.eval_limit=4",
+    "supervised.eval_batch_size=4",
+    "supervised.log_every=1",
+    "generation.max_prompt_tokens=24",
+    "generation.max_new_tokens=6",
+    "generation.min_new_tokens=6",
+]
 
 
 def config(run: Path, data: Path, epochs: int, *sets: str, model: str = "tiny-gpt2"):
-    return resolve("imdb", "supervised", preset="smoke", sets=[f"run.model={model}", *SMALL, *sets],
-                   flags={"run.output_dir": str(run), "run.data_dir": str(data), "algo.epochs": epochs})
+    return resolve(
+        "imdb",
+        "supervised",
+        preset="smoke",
+        sets=[f"run.model={model}", *SMALL, *sets],
+        flags={"run.output_dir": str(run), "run.data_dir": str(data), "algo.epochs": epochs},
+    )
 
 
 def lines(path: Path) -> list[dict]:
@@ -77,9 +94,12 @@ PROMPT_TARGET = sft.SupervisedConfig(causal_format="prompt_target")
 
 # ---- pure functions, by hand -------------------------------------------------------------------------
 
+
 def test_causal_batch_has_no_loss_on_prompt_and_padding():
     tok = load_tokenizer("tiny-gpt2")
-    items = sft.encode(tok, [Example("The acting is", ["great"]), Example("great", ["good film"])], False, PROMPT_TARGET, 32)
+    items = sft.encode(
+        tok, [Example("The acting is", ["great"]), Example("great", ["good film"])], False, PROMPT_TARGET, 32
+    )
     prompts, targets = [p for p, _ in items], [t for _, t in items]
     assert prompts == [[729, 456, 378, 684], [73, 688]]
     assert targets == [[2206], [2669, 1760]]  # " great", " good film": a space continues the prompt
@@ -94,7 +114,9 @@ def test_causal_batch_has_no_loss_on_prompt_and_padding():
 
 def test_seq2seq_batch_has_no_loss_on_padding():
     tok = load_tokenizer("tiny-t5")
-    items = sft.encode(tok, [Example("The acting is", ["great"]), Example("great", ["good film"])], True, sft.SupervisedConfig(), 32)
+    items = sft.encode(
+        tok, [Example("The acting is", ["great"]), Example("great", ["good film"])], True, sft.SupervisedConfig(), 32
+    )
     prompts, targets = [p for p, _ in items], [t for _, t in items]
     assert prompts == [[729, 456, 378, 684, 1], [73, 688, 1]] and targets == [[73, 688], [73, 655, 1760]]
     b = sft.seq2seq_sft_batch(prompts, targets, eos_id=1, pad_id=0, decoder_start_id=0, max_target_tokens=8)
@@ -130,7 +152,7 @@ def test_causal_text_batch_is_the_papers_format():
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
     # a long text is cut on the truncation side (left keeps its end), at max_text_tokens
     long = Example(" ".join(["word"] * 50), [" the very end"])
-    (cut, _), = sft.encode(tok, [long], False, text, 32, "left", max_text_tokens=8)
+    ((cut, _),) = sft.encode(tok, [long], False, text, 32, "left", max_text_tokens=8)
     assert len(cut) == 8 and tok.decode(cut).endswith("the very end")
 
 
@@ -146,14 +168,18 @@ def test_lr_factor_by_hand():
     f = sft.lr_factor
     assert [f(s, "constant", 2, 10) for s in (0, 1, 2, 9)] == [0.0, 0.5, 1.0, 1.0]
     assert f(6, "linear", 2, 10) == pytest.approx(0.5) and f(10, "linear", 2, 10) == 0.0
-    assert f(4, "cosine", 2, 10) == pytest.approx((1 + math.cos(math.pi / 4)) / 2) and f(6, "cosine", 2, 10) == pytest.approx(0.5)
+    assert f(4, "cosine", 2, 10) == pytest.approx((1 + math.cos(math.pi / 4)) / 2) and f(
+        6, "cosine", 2, 10
+    ) == pytest.approx(0.5)
 
 
 def test_epoch_batches_shard_and_cover():
     a, b = (sft.epoch_batches(5, 0, 1, r, 2, 2) for r in (0, 1))
     assert [len(x) for x in a] == [len(x) for x in b] == [2, 1]  # padded to 6 by repeating the order's start
     assert {i for x in a + b for i in x} == set(range(5))
-    assert sft.epoch_batches(5, 0, 1, 0, 2, 2) == a and sft.epoch_batches(7, 0, 1, 0, 1, 7) != sft.epoch_batches(7, 0, 2, 0, 1, 7)
+    assert sft.epoch_batches(5, 0, 1, 0, 2, 2) == a and sft.epoch_batches(7, 0, 1, 0, 1, 7) != sft.epoch_batches(
+        7, 0, 2, 0, 1, 7
+    )
 
 
 def test_imdb_supervised_examples_are_the_positive_reviews():
@@ -192,10 +218,13 @@ def test_train_limit_takes_the_first_examples_after_the_filter(tmp_path, reviews
 
 # ---- training ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("model,fmt", [("tiny-gpt2", "prompt_target"), ("tiny-gpt2", "text"), ("tiny-t5", "text")])
 def test_training_lowers_the_sft_loss(tmp_path, reviews, model, fmt):
     run = tmp_path / "run"
-    summary = sft.train(config(run, reviews, 3, "supervised.lr=3e-3", f"supervised.causal_format={fmt}", model=model), show=False)
+    summary = sft.train(
+        config(run, reviews, 3, "supervised.lr=3e-3", f"supervised.causal_format={fmt}", model=model), show=False
+    )
     rows = lines(run / "metrics.jsonl")
     assert [r["iteration"] for r in rows] == [1, 2, 3] and summary["iterations"] == 3
     assert rows[-1]["loss/sft"] < rows[0]["loss/sft"] - 0.5, rows
@@ -213,11 +242,22 @@ def test_gradient_accumulation_is_one_big_step(tmp_path, reviews, fmt):
     rows = []
     for accum in (1, 2):
         run = tmp_path / f"a{accum}"
-        sft.train(config(run, reviews, 1, f"supervised.grad_accum={accum}", "supervised.dropout=false",
-                         f"supervised.causal_format={fmt}"), show=False)
+        sft.train(
+            config(
+                run,
+                reviews,
+                1,
+                f"supervised.grad_accum={accum}",
+                "supervised.dropout=false",
+                f"supervised.causal_format={fmt}",
+            ),
+            show=False,
+        )
         rows.append(lines(run / "steps.jsonl"))
     for a, b in zip(*rows):
-        assert a["loss/sft"] == pytest.approx(b["loss/sft"], rel=1e-4) and a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3)
+        assert a["loss/sft"] == pytest.approx(b["loss/sft"], rel=1e-4) and a["grad_norm"] == pytest.approx(
+            b["grad_norm"], rel=1e-3
+        )
 
 
 def test_resume_gives_the_same_metrics(tmp_path, reviews):
@@ -237,12 +277,27 @@ def test_resume_gives_the_same_metrics(tmp_path, reviews):
 
 # ---- the CLI, and Supervised+PPO ---------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_cli_supervised_resume_then_ppo_init_from(tmp_path, reviews):
     sets = [x for s in SMALL for x in ("--set", s)]
     run = tmp_path / "sft"
-    p = run_cli("train", "imdb", "--algo", "supervised", "--preset", "smoke", "--data-dir", str(reviews), "--iterations", "1",
-                "--output-dir", str(run), "--quiet", *sets)
+    p = run_cli(
+        "train",
+        "imdb",
+        "--algo",
+        "supervised",
+        "--preset",
+        "smoke",
+        "--data-dir",
+        str(reviews),
+        "--iterations",
+        "1",
+        "--output-dir",
+        str(run),
+        "--quiet",
+        *sets,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     assert yaml.safe_load((run / "config.yaml").read_text())["supervised"]["epochs"] == 1
     p = run_cli("train", "imdb", "--resume", str(run), "--iterations", "2", "--quiet")
@@ -254,20 +309,39 @@ def test_cli_supervised_resume_then_ppo_init_from(tmp_path, reviews):
     assert summary["epochs"] == 2 and summary["loss/last_epoch"] < summary["loss/first_epoch"]
 
     ppo = tmp_path / "ppo"
-    p = run_cli("train", "imdb", "--algo", "ppo", "--preset", "smoke", "--init-from", str(run), "--iterations", "1",
-                "--output-dir", str(ppo), "--quiet", *FAST)
+    p = run_cli(
+        "train",
+        "imdb",
+        "--algo",
+        "ppo",
+        "--preset",
+        "smoke",
+        "--init-from",
+        str(run),
+        "--iterations",
+        "1",
+        "--output-dir",
+        str(ppo),
+        "--quiet",
+        *FAST,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     assert yaml.safe_load((ppo / "config.yaml").read_text())["run"]["model"] == str(run / "checkpoint")
     assert len(lines(ppo / "metrics.jsonl")) == 1
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--algo", "supervised", "--preset", "smoke"], "supervised training needs references"),
-    (["--init-from", "{tmp}"], "no checkpoint there"),
-    (["--init-from", "{tmp}", "--model", "tiny-gpt2"], "--init-from and --model"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--algo", "supervised", "--preset", "smoke"], "supervised training needs references"),
+        (["--init-from", "{tmp}"], "no checkpoint there"),
+        (["--init-from", "{tmp}", "--model", "tiny-gpt2"], "--init-from and --model"),
+    ],
+)
 def test_cli_bad_input_is_one_line(tmp_path, args, message):
-    p = cli_in_process("train", "imdb", *[a.format(tmp=tmp_path) for a in args], "--output-dir", str(tmp_path / "r"), "--quiet")
+    p = cli_in_process(
+        "train", "imdb", *[a.format(tmp=tmp_path) for a in args], "--output-dir", str(tmp_path / "r"), "--quiet"
+    )
     assert p.returncode == 2, (p.stdout, p.stderr)
     out = p.stderr.strip().splitlines()
     assert len(out) == 1 and out[0].startswith("error: ") and message in out[0], p.stderr

@@ -16,8 +16,12 @@ ARTICLE = "A small town opened its first public library on Monday. Volunteers ca
 # The same invented highlights in the two forms (see the data README): Hugging Face 3.0.0 joins
 # bullets with "\n" and ends an unpunctuated bullet with " ."; the local sample joins with " "
 # and appends ".". Expected text written by hand.
-HUB_HIGHLIGHTS = "Town opens its first public library .\nVolunteers carried books all weekend!\nThe mayor said \"read more\""
-LOCAL_HIGHLIGHTS = "Town opens its first public library. Volunteers carried books all weekend! The mayor said \"read more\""
+HUB_HIGHLIGHTS = (
+    'Town opens its first public library .\nVolunteers carried books all weekend!\nThe mayor said "read more"'
+)
+LOCAL_HIGHLIGHTS = (
+    'Town opens its first public library. Volunteers carried books all weekend! The mayor said "read more"'
+)
 HUB_ROW = {"article": ARTICLE, "highlights": HUB_HIGHLIGHTS, "id": "0123456789abcdef0123456789abcdef01234567"}
 LOCAL_ROW = {"article": ARTICLE, "highlights": LOCAL_HIGHLIGHTS, "id": None}
 
@@ -35,7 +39,9 @@ def test_references_are_the_highlights_unchanged_in_either_form():
 
 def test_meta_and_local_file(tmp_path):
     (tmp_path / "cnn_dailymail").mkdir()
-    (tmp_path / "cnn_dailymail" / "test.jsonl").write_text(json.dumps(HUB_ROW) + "\n" + json.dumps(LOCAL_ROW) + "\n", encoding="utf-8")
+    (tmp_path / "cnn_dailymail" / "test.jsonl").write_text(
+        json.dumps(HUB_ROW) + "\n" + json.dumps(LOCAL_ROW) + "\n", encoding="utf-8"
+    )
     ex = cnn_dailymail.load("test", str(tmp_path))
     assert [e.meta for e in ex] == [{"id": HUB_ROW["id"], "index": 0}, {"id": None, "index": 1}]
     assert ex == cnn_dailymail.load("test", str(tmp_path))
@@ -53,7 +59,12 @@ def test_settings_cut_the_article_on_the_right_and_ppo_uses_rouge1():
     # RL4LMs min_length 50 counts T5's decoder start token: 49 new tokens
     assert (ppo.generation.min_new_tokens, ppo.generation.max_new_tokens, ppo.generation.top_k) == (49, 100, 50)
     assert (ppo.eval.do_sample, ppo.eval.top_k, ppo.eval.temperature, ppo.eval.min_new_tokens) == (True, 0, 0.7, 49)
-    assert (ppo.algo.batch_unit, ppo.algo.rollout_size, nlpo.generation.top_k, nlpo.algo.mask_update_interval) == ("tokens", 5120, 100, 20)
+    assert (ppo.algo.batch_unit, ppo.algo.rollout_size, nlpo.generation.top_k, nlpo.algo.mask_update_interval) == (
+        "tokens",
+        5120,
+        100,
+        20,
+    )
     assert (ppo.algo.lr, ppo.algo.kl_coef, ppo.algo.kl_target) == (2e-6, 0.001, 0.2)
 
 
@@ -78,5 +89,8 @@ def test_real_sample(data_dir):
     assert sizes == {"train": 100, "validation": 100, "test": 40}
     val = cnn_dailymail.load("validation", d)
     assert all(isinstance(e.meta["id"], str) and len(e.meta["id"]) == 40 for e in val)
-    rows = [json.loads(line) for line in (data_dir / "cnn_dailymail" / "validation.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (data_dir / "cnn_dailymail" / "validation.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert [e.references[0] for e in val] == [r["highlights"] for r in rows]

@@ -23,7 +23,9 @@ HUB_ROWS = [
 
 def write_split(tmp_path, split: str, rows: list[dict]) -> str:
     (tmp_path / "commongen").mkdir(exist_ok=True)
-    (tmp_path / "commongen" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (tmp_path / "commongen" / f"{split}.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8"
+    )
     return str(tmp_path)
 
 
@@ -39,9 +41,13 @@ def test_prompt_is_rl4lms_commongen_form():
 def test_train_has_one_example_per_sentence():
     # RL4LMs 97df0bd custom_text_generation_pools.py:123-141: one sample per GEM row, references=[target]
     ex = commongen.rows_to_examples(HUB_ROWS, "train")
-    assert [e.prompt for e in ex] == ["generate a sentence with: kite fly beach.", "generate a sentence with: bake bread oven.",
-                                      "generate a sentence with: kite fly beach.", "generate a sentence with: bake bread oven.",
-                                      "generate a sentence with: kite fly beach."]
+    assert [e.prompt for e in ex] == [
+        "generate a sentence with: kite fly beach.",
+        "generate a sentence with: bake bread oven.",
+        "generate a sentence with: kite fly beach.",
+        "generate a sentence with: bake bread oven.",
+        "generate a sentence with: kite fly beach.",
+    ]
     assert [e.references for e in ex] == [[r["target"]] for r in HUB_ROWS]
     assert ex[1].meta == {"concepts": ["bake", "bread", "oven"], "concept_set_idx": 3, "index": 1}
 
@@ -50,15 +56,24 @@ def test_evaluation_splits_have_one_example_per_concept_set_with_its_first_sente
     # GEM common_gen (datasets 2.5.1 datasets/gem/gem.py:957-967): one validation row per set,
     # target = scene[0]; RL4LMs reads only that target.
     ex = commongen.rows_to_examples(HUB_ROWS, "validation")
-    assert [(e.prompt, e.references) for e in ex] == [("generate a sentence with: kite fly beach.", [HUB_ROWS[0]["target"]]),
-                                                      ("generate a sentence with: bake bread oven.", [HUB_ROWS[1]["target"]])]
+    assert [(e.prompt, e.references) for e in ex] == [
+        ("generate a sentence with: kite fly beach.", [HUB_ROWS[0]["target"]]),
+        ("generate a sentence with: bake bread oven.", [HUB_ROWS[1]["target"]]),
+    ]
     assert ex[1].meta == {"concepts": ["bake", "bread", "oven"], "concept_set_idx": 3, "index": 1}
 
 
 def test_gem_schema_rows_give_the_same_examples():
-    gem = [{"gem_id": "common_gen-validation-0", "gem_parent_id": "common_gen-validation-0", "concept_set_id": 7,
-            "concepts": ["kite", "fly", "beach"], "target": HUB_ROWS[0]["target"],
-            "references": [HUB_ROWS[0]["target"], HUB_ROWS[2]["target"], HUB_ROWS[4]["target"]]}]
+    gem = [
+        {
+            "gem_id": "common_gen-validation-0",
+            "gem_parent_id": "common_gen-validation-0",
+            "concept_set_id": 7,
+            "concepts": ["kite", "fly", "beach"],
+            "target": HUB_ROWS[0]["target"],
+            "references": [HUB_ROWS[0]["target"], HUB_ROWS[2]["target"], HUB_ROWS[4]["target"]],
+        }
+    ]
     assert commongen.rows_to_examples(gem, "validation") == commongen.rows_to_examples(HUB_ROWS[:1], "validation")
 
 
@@ -87,11 +102,17 @@ def test_empty_target_in_a_file_is_an_error(tmp_path):
         commongen.load("test", write_split(tmp_path, "test", rows))
 
 
-@pytest.mark.parametrize("rows, message", [
-    ([{"concepts": ["a", "b"], "target": "x"}], r"expected the fields concept_set_idx \(or GEM's concept_set_id\), concepts, target"),
-    ([{"concept_set_idx": 1, "concepts": [], "target": "x"}], "'concepts' must be a non-empty list"),
-    ([HUB_ROWS[0], {**HUB_ROWS[2], "concepts": ["kite", "beach"]}], "concept set 7 has concepts"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (
+            [{"concepts": ["a", "b"], "target": "x"}],
+            r"expected the fields concept_set_idx \(or GEM's concept_set_id\), concepts, target",
+        ),
+        ([{"concept_set_idx": 1, "concepts": [], "target": "x"}], "'concepts' must be a non-empty list"),
+        ([HUB_ROWS[0], {**HUB_ROWS[2], "concepts": ["kite", "beach"]}], "concept set 7 has concepts"),
+    ],
+)
 def test_malformed_rows_are_explained(rows, message):
     with pytest.raises(GrueError, match=message):
         commongen.rows_to_examples(rows, "train")
@@ -99,12 +120,23 @@ def test_malformed_rows_are_explained(rows, message):
 
 def test_paper_settings_resolve():
     ppo, nlpo = resolve("commongen", "ppo"), resolve("commongen", "nlpo")
-    assert (ppo.run.model, ppo.run.reward, ppo.algo.lr, ppo.algo.kl_coef, ppo.algo.kl_target) == ("t5-base", "commongen_meteor", 2e-6, 0.001, 2.0)
+    assert (ppo.run.model, ppo.run.reward, ppo.algo.lr, ppo.algo.kl_coef, ppo.algo.kl_target) == (
+        "t5-base",
+        "commongen_meteor",
+        2e-6,
+        0.001,
+        2.0,
+    )
     assert (ppo.generation.top_k, ppo.generation.max_new_tokens, nlpo.generation.top_k) == (0, 20, 50)
     assert (ppo.eval.num_beams, ppo.eval.do_sample, ppo.eval.max_new_tokens) == (5, False, 20)
     # RL4LMs 97df0bd common_gen/t5_ppo.yml min_length 5 counts T5's decoder start token: 4 new tokens; the paper's
     # Table 11: 1280 steps per update (97df0bd's file: 2560, in --preset rl4lms-97df0bd)
-    assert (ppo.generation.min_new_tokens, ppo.eval.min_new_tokens, ppo.algo.rollout_size, ppo.algo.ent_coef) == (4, 4, 1280, 0.01)
+    assert (ppo.generation.min_new_tokens, ppo.eval.min_new_tokens, ppo.algo.rollout_size, ppo.algo.ent_coef) == (
+        4,
+        4,
+        1280,
+        0.01,
+    )
     assert resolve("commongen", "ppo", preset="rl4lms-97df0bd").algo.rollout_size == 2560
     # common_gen/t5_nlpo.yml: max_prompt_length 15 cut on the left (no side set), min_length 10; the paper's Table 11
     # (Sec. B.4.1): entropy coefficient 0.01 and beam search 5 in evaluation, where the file has 0.0 and sampling
@@ -122,7 +154,10 @@ def test_paper_settings_resolve():
 def test_real_sample(data_dir):
     d = str(data_dir)
     for split in commongen.SPLITS:
-        rows = [json.loads(line) for line in (data_dir / "commongen" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+        rows = [
+            json.loads(line)
+            for line in (data_dir / "commongen" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
         ex = commongen.load(split, d)
         sets = {r["concept_set_idx"] for r in rows}
         assert len(ex) == (len(rows) if split == "train" else len(sets))

@@ -10,17 +10,32 @@ from grue.errors import GrueError
 from grue.tasks import dailydialog
 
 # Invented dialogues in the Hugging Face daily_dialog schema (utterances keep the source's spaces).
-TALK = {"dialog": ["Good morning . ", " Morning ! Is the bakery open ? ", " Yes , since seven . ", " Give me two rolls , please . ",
-                   " I will wrap them for you . ", " How much is it ? ", " Two dollars . "],
-        "act": [1, 2, 1, 3, 4, 2, 1], "emotion": [0, 0, 0, 0, 4, 0, 0]}
+TALK = {
+    "dialog": [
+        "Good morning . ",
+        " Morning ! Is the bakery open ? ",
+        " Yes , since seven . ",
+        " Give me two rolls , please . ",
+        " I will wrap them for you . ",
+        " How much is it ? ",
+        " Two dollars . ",
+    ],
+    "act": [1, 2, 1, 3, 4, 2, 1],
+    "emotion": [0, 0, 0, 0, 4, 0, 0],
+}
 SHORT = {"dialog": ["Shall we go ? ", " Sure . "], "act": [3, 4], "emotion": [0, 4]}
-LONG = {"dialog": ["Shall we go ? ", " Sure . ", " Now ? ", " In a minute . ", " Fine . ", " Ready ? ", " Yes ! "],
-        "act": [3, 4, 2, 4, 1, 2, 1], "emotion": [0, 4, 0, 0, 0, 0, 4]}
+LONG = {
+    "dialog": ["Shall we go ? ", " Sure . ", " Now ? ", " In a minute . ", " Fine . ", " Ready ? ", " Yes ! "],
+    "act": [3, 4, 2, 4, 1, 2, 1],
+    "emotion": [0, 4, 0, 0, 0, 0, 4],
+}
 
 
 def write(tmp_path, split: str, rows: list[dict]) -> str:
     (tmp_path / "dailydialog").mkdir(exist_ok=True)
-    (tmp_path / "dailydialog" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (tmp_path / "dailydialog" / f"{split}.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8"
+    )
     return str(tmp_path)
 
 
@@ -38,22 +53,34 @@ def test_prompt_is_the_last_five_raw_turns_joined_by_eou():
 def test_one_example_per_turn_with_five_earlier_turns(tmp_path):
     ex = dailydialog.load("train", write(tmp_path, "train", [TALK, SHORT, LONG]))
     assert len(ex) == 2 + 0 + 2  # turns 6 and 7 of each 7-turn dialogue; none of the 2-turn one
-    assert ex[0].prompt == ("Good morning . <EOU> Morning ! Is the bakery open ? <EOU> Yes , since seven . <EOU> "
-                            "Give me two rolls , please . <EOU> I will wrap them for you .  <EOU>")
+    assert ex[0].prompt == (
+        "Good morning . <EOU> Morning ! Is the bakery open ? <EOU> Yes , since seven . <EOU> "
+        "Give me two rolls , please . <EOU> I will wrap them for you .  <EOU>"
+    )
     assert ex[0].references == [" How much is it ? <EOU>"]
     assert ex[0].meta == {"intent": 1, "emotion": 0, "dialog_index": 0, "index": 0}  # question (act 2) -> 1
     # the 7th turn sees turns 2..6 only (context of 5)
-    assert ex[1].prompt == (" Morning ! Is the bakery open ? <EOU> Yes , since seven . <EOU> Give me two rolls , please . <EOU> "
-                            "I will wrap them for you . <EOU> How much is it ?  <EOU>")
+    assert ex[1].prompt == (
+        " Morning ! Is the bakery open ? <EOU> Yes , since seven . <EOU> Give me two rolls , please . <EOU> "
+        "I will wrap them for you . <EOU> How much is it ?  <EOU>"
+    )
     assert ex[1].references == [" Two dollars . <EOU>"]
-    assert ex[3].references == [" Yes ! <EOU>"] and ex[3].meta == {"intent": 0, "emotion": 4, "dialog_index": 2, "index": 3}
+    assert ex[3].references == [" Yes ! <EOU>"] and ex[3].meta == {
+        "intent": 0,
+        "emotion": 4,
+        "dialog_index": 2,
+        "index": 3,
+    }
     assert dailydialog.last_utterance(ex[1].prompt) == " How much is it ?  "
     assert dailydialog.load("train", str(tmp_path)) == ex  # deterministic
 
 
 def test_unlabeled_trailing_turns_are_dropped(tmp_path):
-    row = {"dialog": ["A . ", " B . ", " C . ", " D . ", " E . ", " F . ", " G . "], "act": [1] * 6,
-           "emotion": [0] * 6}  # one label short, as one source dialogue
+    row = {
+        "dialog": ["A . ", " B . ", " C . ", " D . ", " E . ", " F . ", " G . "],
+        "act": [1] * 6,
+        "emotion": [0] * 6,
+    }  # one label short, as one source dialogue
     (only,) = dailydialog.load("validation", write(tmp_path, "validation", [row]))
     assert (only.prompt, only.references) == ("A . <EOU> B . <EOU> C . <EOU> D . <EOU> E .  <EOU>", [" F . <EOU>"])
 
@@ -78,7 +105,9 @@ def test_real_sample(data_dir):
         assert all(e.references[0].endswith("<EOU>") and e.references[0].count("<EOU>") == 1 for e in ex)
         assert {e.meta["intent"] for e in ex} == {0, 1, 2, 3}
         assert [e.meta["index"] for e in ex] == list(range(len(ex)))
-        d = next(r for r in rows if min(len(r["dialog"]), len(r["act"])) > 5)  # the sixth turn of the first long dialogue
+        d = next(
+            r for r in rows if min(len(r["dialog"]), len(r["act"])) > 5
+        )  # the sixth turn of the first long dialogue
         assert ex[0].prompt == "<EOU>".join(d["dialog"][:5]) + " <EOU>"
         assert ex[0].references == [d["dialog"][5] + "<EOU>"] and ex[0].meta["intent"] == d["act"][5] - 1
     assert sizes == {"train": 2678, "validation": 1325, "test": 1225}
@@ -92,5 +121,15 @@ def test_paper_settings():
     ppo, nlpo, sup = resolve("dailydialog", "ppo"), resolve("dailydialog", "nlpo"), resolve("dailydialog", "supervised")
     assert (ppo.algo.iterations, ppo.algo.kl_coef, ppo.algo.kl_target, nlpo.algo.iterations) == (100, 0.2, 0.5, 100)
     assert resolve("dailydialog", "ppo", preset="rl4lms-97df0bd").algo.iterations == 50
-    assert (sup.algo.epochs, sup.algo.batch_size, sup.algo.causal_format, sup.generation.max_prompt_tokens) == (20, 32, "text", 128)
-    assert (ppo.generation.top_k, ppo.generation.min_new_tokens, ppo.eval.batch_size, sup.eval.batch_size) == (20, 2, 32, 256)
+    assert (sup.algo.epochs, sup.algo.batch_size, sup.algo.causal_format, sup.generation.max_prompt_tokens) == (
+        20,
+        32,
+        "text",
+        128,
+    )
+    assert (ppo.generation.top_k, ppo.generation.min_new_tokens, ppo.eval.batch_size, sup.eval.batch_size) == (
+        20,
+        2,
+        32,
+        256,
+    )

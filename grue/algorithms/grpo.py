@@ -79,7 +79,9 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             session.lap("rollout")
 
             # 5. Update: epochs x minibatches of completions, clipped ratio per token (+ kl_coef * KL_t in the loss).
-            stats = sequence_update(session, batch.rollout, completion_weights(mask, algo.loss_aggregation), adv, minibatch_loss)
+            stats = sequence_update(
+                session, batch.rollout, completion_weights(mask, algo.loss_aggregation), adv, minibatch_loss
+            )
             session.lap("update")
 
             # 6. Log, show, checkpoint (the KL coefficient is fixed).
@@ -87,8 +89,9 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
     return session.finish()
 
 
-def minibatch_loss(session: Session, rollout: Rollout, w: torch.Tensor, adv: torch.Tensor, returns: None,
-                   denom) -> tuple[torch.Tensor, dict]:
+def minibatch_loss(
+    session: Session, rollout: Rollout, w: torch.Tensor, adv: torch.Tensor, returns: None, denom
+) -> tuple[torch.Tensor, dict]:
     """GRPO loss of one micro-batch (grue.onpolicy.LossFn; no returns), tokens weighted by ``w`` over the step's
     ``denom``: clipped policy loss, each completion's advantage ``adv`` (M,) on all its tokens (+ kl_coef * the KL
     estimate to the reference, when kl_penalty is loss)."""
@@ -100,5 +103,11 @@ def minibatch_loss(session: Session, rollout: Rollout, w: torch.Tensor, adv: tor
     # padding is masked before the estimate: k3's exp of a stray log-prob could overflow, and inf * 0 is nan
     kl = token_mean(kl_estimate(raw * mask, rollout.ref_logprobs * mask, algo.kl_estimator), w, denom)
     loss = pg_loss + algo.kl_coef * kl if algo.kl_penalty == "loss" else pg_loss
-    return loss, {"loss/policy": pg_loss, "loss/kl": kl, "loss/total": loss, "policy/entropy": token_mean(entropy, w, denom),
-                  "policy/clipfrac": clipfrac, "policy/approx_kl": approx_kl}
+    return loss, {
+        "loss/policy": pg_loss,
+        "loss/kl": kl,
+        "loss/total": loss,
+        "policy/entropy": token_mean(entropy, w, denom),
+        "policy/clipfrac": clipfrac,
+        "policy/approx_kl": approx_kl,
+    }

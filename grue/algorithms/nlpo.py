@@ -131,6 +131,8 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             # 8. KL controller; log (with the mask's mean support size), show, checkpoint (the masking policy is part of it).
             metrics = iteration_metrics(session, scored, stats)
             sizes = (rollout.support >= 0).sum(-1).float()
-            metrics["mask/support_size"] = session.accelerator.reduce(masked_mean(sizes, rollout.response_mask), "mean").item()
+            metrics["mask/support_size"] = session.accelerator.reduce(
+                masked_mean(sizes, rollout.response_mask), "mean"
+            ).item()
             session.end_iteration(metrics, scored.samples())
     return session.finish()

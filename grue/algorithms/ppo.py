@@ -103,12 +103,24 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
 def update(session: Session, rollout: Rollout, adv: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
     """``epochs`` passes of shuffled minibatches (completions or tokens); returns the mean statistics as tensors."""
     algo: PPOConfig = session.algo
-    return optimizer_steps(session, rollout, rollout.response_mask, algo.batch_unit, algo.minibatch_size, algo.epochs, adv,
-                           returns, minibatch_loss, algo.grad_accum, algo.max_grad_norm)
+    return optimizer_steps(
+        session,
+        rollout,
+        rollout.response_mask,
+        algo.batch_unit,
+        algo.minibatch_size,
+        algo.epochs,
+        adv,
+        returns,
+        minibatch_loss,
+        algo.grad_accum,
+        algo.max_grad_norm,
+    )
 
 
-def minibatch_loss(session: Session, rollout: Rollout, sel: torch.Tensor, adv: torch.Tensor, returns: torch.Tensor,
-                   denom) -> tuple[torch.Tensor, dict]:
+def minibatch_loss(
+    session: Session, rollout: Rollout, sel: torch.Tensor, adv: torch.Tensor, returns: torch.Tensor, denom
+) -> tuple[torch.Tensor, dict]:
     """PPO loss of one micro-batch's tokens ``sel``, averaged over the step's ``denom`` tokens:
     clipped policy loss + vf_coef * value loss - ent_coef * entropy (grue.onpolicy.LossFn).
 
@@ -126,16 +138,25 @@ def minibatch_loss(session: Session, rollout: Rollout, sel: torch.Tensor, adv: t
         vf_loss, vf_clipfrac = value_loss(values, rollout.values, returns, sel, algo.value_clip, denom)
     ent = token_mean(entropy, sel, denom)
     loss = pg_loss if early else pg_loss + algo.vf_coef * vf_loss
-    if algo.ent_coef:  # at 0 (the paper's) the entropy is logged, not differentiated: no backward over (B,T,V) for a zero gradient
+    if (
+        algo.ent_coef
+    ):  # at 0 (the paper's) the entropy is logged, not differentiated: no backward over (B,T,V) for a zero gradient
         loss = loss - algo.ent_coef * ent
     total = loss
     if early:
         session.accelerator.backward(loss)
         del logp, entropy
-        vf_loss, vf_clipfrac = value_loss(critic_values(session, rollout), rollout.values, returns, sel, algo.value_clip, denom)
+        vf_loss, vf_clipfrac = value_loss(
+            critic_values(session, rollout), rollout.values, returns, sel, algo.value_clip, denom
+        )
         total = loss.detach() + algo.vf_coef * vf_loss.detach()
         loss = algo.vf_coef * vf_loss
     return loss, {
-        "loss/policy": pg_loss, "loss/value": vf_loss, "loss/total": total, "policy/entropy": ent,
-        "policy/clipfrac": clipfrac, "policy/approx_kl": approx_kl, "value/clipfrac": vf_clipfrac,
+        "loss/policy": pg_loss,
+        "loss/value": vf_loss,
+        "loss/total": total,
+        "policy/entropy": ent,
+        "policy/clipfrac": clipfrac,
+        "policy/approx_kl": approx_kl,
+        "value/clipfrac": vf_clipfrac,
     }

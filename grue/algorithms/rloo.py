@@ -88,8 +88,9 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
     return session.finish()
 
 
-def minibatch_loss(session: Session, rollout: Rollout, w: torch.Tensor, adv: torch.Tensor, returns: None,
-                   denom) -> tuple[torch.Tensor, dict]:
+def minibatch_loss(
+    session: Session, rollout: Rollout, w: torch.Tensor, adv: torch.Tensor, returns: None, denom
+) -> tuple[torch.Tensor, dict]:
     """RLOO loss of one micro-batch's completions over the step's ``denom`` completions (grue.onpolicy.LossFn; no
     returns; ``w``: each row's tokens weigh 1/length, so a row weighs 1; ``adv`` (M,): one per completion):
     sequence-level REINFORCE with the clipped probability ratio."""
@@ -97,5 +98,10 @@ def minibatch_loss(session: Session, rollout: Rollout, w: torch.Tensor, adv: tor
     logp, entropy, _ = policy_logprobs(session, rollout)
     log_ratio = ((logp - old_logprobs(rollout, algo.policy_distribution == "full")) * rollout.response_mask).sum(-1)
     pg_loss, clipfrac, approx_kl = sequence_policy_loss(log_ratio, adv, algo.clip, w.sum(-1), denom)
-    return pg_loss, {"loss/policy": pg_loss, "loss/total": pg_loss, "policy/entropy": token_mean(entropy, w, denom),
-                     "policy/clipfrac": clipfrac, "policy/approx_kl": approx_kl}
+    return pg_loss, {
+        "loss/policy": pg_loss,
+        "loss/total": pg_loss,
+        "policy/entropy": token_mean(entropy, w, denom),
+        "policy/clipfrac": clipfrac,
+        "policy/approx_kl": approx_kl,
+    }

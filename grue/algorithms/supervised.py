@@ -59,7 +59,15 @@ from grue.sft import (  # noqa: F401  (the batch functions are part of this algo
     target_with_eos,
 )
 from grue.data import load_examples
-from grue.session import load_trained_model, open_run_setup, open_tracker, parameter_digest, per_rank, stop_asked, stopped
+from grue.session import (
+    load_trained_model,
+    open_run_setup,
+    open_tracker,
+    parameter_digest,
+    per_rank,
+    stop_asked,
+    stopped,
+)
 from grue.stability import check_finite
 from grue.tasks import task_module
 from grue.tasks.common import Example, data_dir_from
@@ -132,25 +140,45 @@ def check(cfg: SupervisedConfig, world_size: int) -> None:
         if getattr(cfg, name) < 0:
             raise GrueError(f"supervised.{name} must be 0 or more")
     if cfg.batch_size % cfg.grad_accum:
-        raise GrueError(f"supervised.grad_accum ({cfg.grad_accum}) must divide supervised.batch_size ({cfg.batch_size})")
+        raise GrueError(
+            f"supervised.grad_accum ({cfg.grad_accum}) must divide supervised.batch_size ({cfg.batch_size})"
+        )
 
 
 # ---- the run --------------------------------------------------------------------------------------
+
 
 @cleans_up_unstarted
 def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict:
     """Fine-tune on the task's references; returns the run summary (also written to summary.json)."""
     # 0. Set up: accelerator, run directory and config.yaml (before step 0), data, reward, model, optimizer.
     algo = cfg.algo
-    acc, run_dir, ck, resumed = open_run_setup(cfg, resume_dir, check, show, progress="epoch", total=algo.epochs,
-                                               logs=("metrics.jsonl", "steps.jsonl", "samples.jsonl"))
+    acc, run_dir, ck, resumed = open_run_setup(
+        cfg,
+        resume_dir,
+        check,
+        show,
+        progress="epoch",
+        total=algo.epochs,
+        logs=("metrics.jsonl", "steps.jsonl", "samples.jsonl"),
+    )
     train_ex, val_ex = supervised_data(cfg)
     if resumed and resumed["examples"] != len(train_ex):
-        raise GrueError(f"{run_dir} trained on {resumed['examples']} examples, and its data now has {len(train_ex)}; resume with the same data")
+        raise GrueError(
+            f"{run_dir} trained on {resumed['examples']} examples, and its data now has {len(train_ex)}; resume with the same data"
+        )
     reward_name, reward_fn = resolve_reward(cfg.run.reward, cfg.run.reward_model, cfg.run.reward_args)
     e = val_ex[0]  # a broken reward fails now, not after an epoch
-    score(reward_name, reward_fn, [e.prompt], [e.references[0]], [e.references], [e.meta],
-          "the first validation reference (checked before training)", cfg.run.reward_timeout_s)
+    score(
+        reward_name,
+        reward_fn,
+        [e.prompt],
+        [e.references[0]],
+        [e.references],
+        [e.meta],
+        "the first validation reference (checked before training)",
+        cfg.run.reward_timeout_s,
+    )
     tokenizer, model, adapter = load_trained_model(cfg, ck if resumed else None, trains_with_dropout=algo.dropout)
     if not algo.dropout:
         disable_dropout(model)
@@ -159,7 +187,9 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
     seq2seq = bool(model.config.is_encoder_decoder)
     decoder_start = getattr(model.config, "decoder_start_token_id", None)
     max_text = min(algo.max_text_tokens, context_size(model.config) or algo.max_text_tokens)
-    items = encode(tokenizer, train_ex, seq2seq, algo, cfg.generation.max_prompt_tokens, cfg.generation.truncation_side, max_text)
+    items = encode(
+        tokenizer, train_ex, seq2seq, algo, cfg.generation.max_prompt_tokens, cfg.generation.truncation_side, max_text
+    )
     optimizer = make_optimizer("adamw", groups_like_trainer(model, algo.weight_decay), algo.lr, algo.adam_eps)
     start_epoch, step = (resumed["epoch"], resumed["step"]) if resumed else (0, 0)
     if resumed:
@@ -171,14 +201,22 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
     per_epoch = len(epoch_batches(len(train_ex), cfg.run.seed, 1, rank, world, algo.batch_size))
     total = per_epoch * algo.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        raw_optimizer, lambda s: lr_factor(s, algo.schedule, algo.warmup_steps, total), last_epoch=step - 1)
+        raw_optimizer, lambda s: lr_factor(s, algo.schedule, algo.warmup_steps, total), last_epoch=step - 1
+    )
     rngs = {"cuda": torch.cuda.default_generators[acc.device.index or 0]} if acc.device.type == "cuda" else {}
     if resumed:
         ckpt.set_rng_state(resumed["rng"][rank], rngs)
     main = acc.is_main_process
     console = Console()  # a progress bar of the steps in a terminal; one line per epoch either way
-    progress = Progress(TextColumn(f"[bold]{cfg.run.task} supervised"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console, disable=not (show and main and console.is_terminal))
+    progress = Progress(
+        TextColumn(f"[bold]{cfg.run.task} supervised"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not (show and main and console.is_terminal),
+    )
     bar = progress.add_task("steps", total=total, completed=start_epoch * per_epoch)
 
     with progress:
@@ -193,8 +231,15 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
                 # 3. Clip, step, schedule.
                 lr = scheduler.get_last_lr()[0]
                 norm = acc.clip_grad_norm_(model.parameters(), algo.max_grad_norm)
-                check_finite(acc, {"loss/sft": loss, "grad_norm": norm}, model.parameters(), f"epoch {epoch}, step {step + 1}",
-                             run_dir, cfg.run.task, norm="grad_norm")
+                check_finite(
+                    acc,
+                    {"loss/sft": loss, "grad_norm": norm},
+                    model.parameters(),
+                    f"epoch {epoch}, step {step + 1}",
+                    run_dir,
+                    cfg.run.task,
+                    norm="grad_norm",
+                )
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -204,7 +249,13 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
                 progress.advance(bar)
                 # 4. A steps.jsonl line every log_every steps (mean over processes).
                 if algo.log_every and step % algo.log_every == 0:
-                    row = {"iteration": epoch, "step": step, "loss/sft": acc.reduce(loss, "mean").item(), "lr": lr, "grad_norm": norms[-1].item()}
+                    row = {
+                        "iteration": epoch,
+                        "step": step,
+                        "loss/sft": acc.reduce(loss, "mean").item(),
+                        "lr": lr,
+                        "grad_norm": norms[-1].item(),
+                    }
                     if main:
                         append_jsonl(run_dir / "steps.jsonl", [row])
             t_train = time.perf_counter() - t0
@@ -212,26 +263,50 @@ def train(cfg: Config, resume_dir: str | None = None, show: bool = True) -> dict
             # 5. Evaluate on the validation split: sample with the run's generation settings, score
             #    with the task's reward; and the SFT loss of the same examples' references.
             t1 = time.perf_counter()
-            ev, samples = evaluate(cfg, acc, model, tokenizer, val_ex, (reward_name, reward_fn), epoch, seq2seq, decoder_start)
+            ev, samples = evaluate(
+                cfg, acc, model, tokenizer, val_ex, (reward_name, reward_fn), epoch, seq2seq, decoder_start
+            )
             t_eval = time.perf_counter() - t1
 
             # 6. Log, show, checkpoint (at once, then stop, when a signal asked: at the end of the epoch).
-            metrics = {"iteration": epoch, "step": step, "world_size": world, "samples": epoch * len(train_ex),
-                       "loss/sft": acc.reduce(torch.stack(losses).mean(), "mean").item(), "lr": lr,
-                       "grad_norm": torch.stack(norms).mean().item(), **ev, "time/train_s": t_train, "time/eval_s": t_eval}
+            metrics = {
+                "iteration": epoch,
+                "step": step,
+                "world_size": world,
+                "samples": epoch * len(train_ex),
+                "loss/sft": acc.reduce(torch.stack(losses).mean(), "mean").item(),
+                "lr": lr,
+                "grad_norm": torch.stack(norms).mean().item(),
+                **ev,
+                "time/train_s": t_train,
+                "time/eval_s": t_eval,
+            }
             rows = gather_object(samples) if world > 1 else samples
             if main:
                 append_jsonl(run_dir / "metrics.jsonl", [metrics])
                 append_jsonl(run_dir / "samples.jsonl", rows)
                 trackers.log(tracker, metrics, rows)
                 if show:
-                    console.print(f"epoch {epoch}/{algo.epochs}: " + " ".join(
-                        f"{k}={metrics[k]:.4g}" for k in ("loss/sft", "eval/loss_sft", "eval/reward_mean", "lr")) +
-                        f" ({t_train + t_eval:.1f}s)", markup=False, highlight=False, soft_wrap=True)
+                    console.print(
+                        f"epoch {epoch}/{algo.epochs}: "
+                        + " ".join(
+                            f"{k}={metrics[k]:.4g}" for k in ("loss/sft", "eval/loss_sft", "eval/reward_mean", "lr")
+                        )
+                        + f" ({t_train + t_eval:.1f}s)",
+                        markup=False,
+                        highlight=False,
+                        soft_wrap=True,
+                    )
             stop = stop_asked(acc)
             if stop or epoch % cfg.run.checkpoint_every == 0 or epoch == algo.epochs:
-                state = {"iteration": epoch, "epoch": epoch, "step": step, "world_size": world, "examples": len(train_ex),
-                         "data_order": "numpy default_rng([run.seed, epoch]).permutation(examples)"}
+                state = {
+                    "iteration": epoch,
+                    "epoch": epoch,
+                    "step": step,
+                    "world_size": world,
+                    "examples": len(train_ex),
+                    "data_order": "numpy default_rng([run.seed, epoch]).permutation(examples)",
+                }
                 save(acc, run_dir, model if adapter is None else adapter, tokenizer, raw_optimizer, state, rngs)
             if stop and epoch < algo.epochs:
                 raise stopped(cfg, run_dir, "epoch", epoch)
@@ -244,12 +319,14 @@ def supervised_data(cfg: Config) -> tuple[list[Example], list[Example]]:
     ``supervised.train_limit``) and validation examples (with the task's ``supervised_targets`` as references,
     if it has that rule)."""
     if cfg.run.builtin_prompts and not data_dir_from(cfg.run.data_dir):
-        raise GrueError("supervised training needs references, and the built-in prompts have none; pass --data-dir DIR "
-                        f"(or set GRUE_DATA_DIR) with DIR/{cfg.run.task}/train.jsonl, or set run.builtin_prompts=false to use the Hub")
+        raise GrueError(
+            "supervised training needs references, and the built-in prompts have none; pass --data-dir DIR "
+            f"(or set GRUE_DATA_DIR) with DIR/{cfg.run.task}/train.jsonl, or set run.builtin_prompts=false to use the Hub"
+        )
     train_ex = load_examples(cfg, cfg.run.train_split)
     rule = getattr(task_module(cfg.run.task), "supervised_examples", None)
     train_ex = rule(train_ex) if rule else train_ex
-    train_ex = train_ex[:cfg.algo.train_limit or None]
+    train_ex = train_ex[: cfg.algo.train_limit or None]
     if not train_ex:
         raise GrueError(f"no training examples for supervised training of task '{cfg.run.task}'")
     val_ex = load_examples(cfg, cfg.run.validation_split)
@@ -260,8 +337,15 @@ def supervised_data(cfg: Config) -> tuple[list[Example], list[Example]]:
     return train_ex, val_ex
 
 
-def encode(tokenizer, examples: list[Example], seq2seq: bool, algo: SupervisedConfig, max_prompt_tokens: int,
-           truncation_side: str = "left", max_text_tokens: int | None = None) -> list[tuple[list[int], list[int]]]:
+def encode(
+    tokenizer,
+    examples: list[Example],
+    seq2seq: bool,
+    algo: SupervisedConfig,
+    max_prompt_tokens: int,
+    truncation_side: str = "left",
+    max_text_tokens: int | None = None,
+) -> list[tuple[list[int], list[int]]]:
     """Per example, the (input ids, target ids) ``make_batch`` reads.
 
     Seq2seq and causal ``prompt_target``: the prompt's ids (cut on ``truncation_side`` to ``max_prompt_tokens``,
@@ -273,12 +357,17 @@ def encode(tokenizer, examples: list[Example], seq2seq: bool, algo: SupervisedCo
     tokenizer.truncation_side = truncation_side
     refs = [e.references[0] for e in examples]
     if not seq2seq and algo.causal_format == "text":
-        ids = tokenizer([e.prompt + r for e, r in zip(examples, refs)], truncation=True,
-                        max_length=max_text_tokens or algo.max_text_tokens)["input_ids"]
+        ids = tokenizer(
+            [e.prompt + r for e, r in zip(examples, refs)],
+            truncation=True,
+            max_length=max_text_tokens or algo.max_text_tokens,
+        )["input_ids"]
         return [(row, []) for row in ids]
     prompts = tokenizer([e.prompt for e in examples], truncation=True, max_length=max_prompt_tokens)["input_ids"]
     if not seq2seq:
-        refs = [t if not e.prompt or e.prompt[-1].isspace() or t[:1].isspace() else " " + t for e, t in zip(examples, refs)]
+        refs = [
+            t if not e.prompt or e.prompt[-1].isspace() or t[:1].isspace() else " " + t for e, t in zip(examples, refs)
+        ]
         start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         prompts = [p or [start] for p in prompts]
     return list(zip(prompts, tokenizer(refs, add_special_tokens=False)["input_ids"]))
@@ -333,8 +422,17 @@ def sft_loss(model, batch: dict, seq2seq: bool, normalizer=None) -> torch.Tensor
 
 
 @torch.no_grad()
-def evaluate(cfg: Config, acc: Accelerator, model, tokenizer, examples: list[Example], reward, epoch: int, seq2seq: bool,
-             decoder_start) -> tuple[dict, list[dict]]:
+def evaluate(
+    cfg: Config,
+    acc: Accelerator,
+    model,
+    tokenizer,
+    examples: list[Example],
+    reward,
+    epoch: int,
+    seq2seq: bool,
+    decoder_start,
+) -> tuple[dict, list[dict]]:
     """Metrics over the first ``eval_limit`` validation examples (all processes), and this process's
     first ``run.log_samples`` generations. Sampling uses a generator seeded by the epoch (resumable)."""
     algo, gen, rank, world = cfg.algo, cfg.generation, acc.process_index, acc.num_processes
@@ -346,24 +444,66 @@ def evaluate(cfg: Config, acc: Accelerator, model, tokenizer, examples: list[Exa
     completions, nll = [], torch.zeros(2, device=acc.device)
     for i in range(0, len(mine), algo.eval_batch_size):
         batch = [examples[j] for j in mine[i : i + algo.eval_batch_size]]
-        q, qm = tokenize_prompts(tokenizer, [e.prompt for e in batch], gen.max_prompt_tokens, seq2seq, acc.device, gen.truncation_side)
+        q, qm = tokenize_prompts(
+            tokenizer, [e.prompt for e in batch], gen.max_prompt_tokens, seq2seq, acc.device, gen.truncation_side
+        )
         with acc.autocast():
             r = generate(policy, q, qm, gen, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id, generator=g)
-            sft = make_batch(tokenizer, encode(tokenizer, batch, seq2seq, algo, gen.max_prompt_tokens, gen.truncation_side,
-                                               min(algo.max_text_tokens, context_size(policy.config) or algo.max_text_tokens)),
-                             seq2seq, decoder_start, algo, acc.device)
+            sft = make_batch(
+                tokenizer,
+                encode(
+                    tokenizer,
+                    batch,
+                    seq2seq,
+                    algo,
+                    gen.max_prompt_tokens,
+                    gen.truncation_side,
+                    min(algo.max_text_tokens, context_size(policy.config) or algo.max_text_tokens),
+                ),
+                seq2seq,
+                decoder_start,
+                algo,
+                acc.device,
+            )
             nll += torch.stack([sft_loss(policy, sft, seq2seq, normalizer=1.0), (sft["labels"] != -100).sum().float()])
-        completions += decode_completions(tokenizer, r.response_ids, r.response_mask, cfg.run.clean_up_tokenization_spaces)
+        completions += decode_completions(
+            tokenizer, r.response_ids, r.response_mask, cfg.run.clean_up_tokenization_spaces
+        )
     model.train()
     batch = [examples[j] for j in mine]
-    scores = score(reward[0], reward[1], [e.prompt for e in batch], completions, [e.references for e in batch],
-                   [e.meta for e in batch], f"the validation samples of epoch {epoch}", cfg.run.reward_timeout_s) if batch else []
+    scores = (
+        score(
+            reward[0],
+            reward[1],
+            [e.prompt for e in batch],
+            completions,
+            [e.references for e in batch],
+            [e.meta for e in batch],
+            f"the validation samples of epoch {epoch}",
+            cfg.run.reward_timeout_s,
+        )
+        if batch
+        else []
+    )
     all_scores = torch.tensor(gather_object(scores) if world > 1 else scores, dtype=torch.float64)
     nll = acc.reduce(nll, "sum")
-    metrics = {"eval/reward_mean": all_scores.mean().item(), "eval/reward_std": all_scores.std().item() if limit > 1 else 0.0,
-               "eval/loss_sft": (nll[0] / nll[1].clamp(min=1)).item(), "eval/examples": limit}
-    samples = [{"iteration": epoch, "rank": rank, "index": e.meta.get("index", j), "prompt": e.prompt, "completion": c, "score": s}
-               for j, e, c, s in list(zip(mine, batch, completions, scores))[: cfg.run.log_samples]]
+    metrics = {
+        "eval/reward_mean": all_scores.mean().item(),
+        "eval/reward_std": all_scores.std().item() if limit > 1 else 0.0,
+        "eval/loss_sft": (nll[0] / nll[1].clamp(min=1)).item(),
+        "eval/examples": limit,
+    }
+    samples = [
+        {
+            "iteration": epoch,
+            "rank": rank,
+            "index": e.meta.get("index", j),
+            "prompt": e.prompt,
+            "completion": c,
+            "score": s,
+        }
+        for j, e, c, s in list(zip(mine, batch, completions, scores))[: cfg.run.log_samples]
+    ]
     return metrics, samples
 
 
@@ -383,11 +523,19 @@ def finish(acc: Accelerator, model, run_dir: Path) -> dict:
     summary: dict = {}
     if acc.is_main_process:
         rows = read_jsonl(run_dir / "metrics.jsonl")
-        summary = {"iterations": len(rows), "epochs": len(rows), "steps": rows[-1]["step"], "world_size": acc.num_processes,
-                   **learning_summary([m["eval/reward_mean"] for m in rows]),
-                   "loss/first_epoch": rows[0]["loss/sft"], "loss/last_epoch": rows[-1]["loss/sft"],
-                   "eval/loss_first_epoch": rows[0]["eval/loss_sft"], "eval/loss_last_epoch": rows[-1]["eval/loss_sft"],
-                   "policy_sha256_per_rank": digests, "run_dir": str(run_dir)}
+        summary = {
+            "iterations": len(rows),
+            "epochs": len(rows),
+            "steps": rows[-1]["step"],
+            "world_size": acc.num_processes,
+            **learning_summary([m["eval/reward_mean"] for m in rows]),
+            "loss/first_epoch": rows[0]["loss/sft"],
+            "loss/last_epoch": rows[-1]["loss/sft"],
+            "eval/loss_first_epoch": rows[0]["eval/loss_sft"],
+            "eval/loss_last_epoch": rows[-1]["eval/loss_sft"],
+            "policy_sha256_per_rank": digests,
+            "run_dir": str(run_dir),
+        }
         atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1))
     acc.wait_for_everyone()
     return summary

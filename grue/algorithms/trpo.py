@@ -155,8 +155,13 @@ def policy_step(session: Session, rollout: Rollout, adv: torch.Tensor) -> dict[s
             logits, _ = policy_forward(policy, inputs, T, session.seq2seq)
         if algo.policy_distribution == "full":
             return torch.log_softmax(logits.float(), -1)
-        return warped_log_softmax(logits, support, temperature=session.gen.temperature, eos_id=session.tokenizer.eos_token_id,
-                                  min_new_tokens=session.gen.min_new_tokens)
+        return warped_log_softmax(
+            logits,
+            support,
+            temperature=session.gen.temperature,
+            eos_id=session.tokenizer.eos_token_id,
+            min_new_tokens=session.gen.min_new_tokens,
+        )
 
     def surrogate(logp_all: torch.Tensor) -> torch.Tensor:
         return masked_mean(adv * torch.exp(token_logprobs_in(logp_all, ids, support) - old), mask)
@@ -186,27 +191,48 @@ def policy_step(session: Session, rollout: Rollout, adv: torch.Tensor) -> dict[s
     def try_step(fraction: float) -> tuple[float, float]:
         vector_to_parameters(start + fraction * step, params)
         logp = log_softmax()
-        return float(acc.reduce(surrogate(logp), "mean") - base), float(acc.reduce(kl_to_old(old_all, logp, mask), "mean"))
+        return float(acc.reduce(surrogate(logp), "mean") - base), float(
+            acc.reduce(kl_to_old(old_all, logp, mask), "mean")
+        )
 
-    result = backtracking_line_search(try_step, algo.max_kl, algo.line_search_shrinking_factor, algo.line_search_max_iter)
+    result = backtracking_line_search(
+        try_step, algo.max_kl, algo.line_search_shrinking_factor, algo.line_search_max_iter
+    )
     if not result.accepted:
         with torch.no_grad():
             vector_to_parameters(start, params)
     as_t = lambda x: torch.tensor(float(x), device=session.device)  # noqa: E731
-    return {"loss/policy": as_t(-(float(base) + result.improvement)), "policy/entropy": entropy.detach(),
-            "trpo/kl": as_t(result.kl), "trpo/accepted": as_t(result.accepted), "trpo/step_fraction": as_t(result.fraction)}
+    return {
+        "loss/policy": as_t(-(float(base) + result.improvement)),
+        "policy/entropy": entropy.detach(),
+        "trpo/kl": as_t(result.kl),
+        "trpo/accepted": as_t(result.accepted),
+        "trpo/step_fraction": as_t(result.fraction),
+    }
 
 
-def fit_critic(session: Session, rollout: Rollout, advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
+def fit_critic(
+    session: Session, rollout: Rollout, advantages: torch.Tensor, returns: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """``n_critic_updates`` passes of shuffled minibatches (tokens or completions) of the value MSE, each one
     step of the critic's optimizer; returns the mean ``loss/value``."""
     algo: TRPOConfig = session.algo
-    return optimizer_steps(session, rollout, rollout.response_mask, algo.batch_unit, algo.minibatch_size, algo.n_critic_updates,
-                           advantages, returns, critic_loss)
+    return optimizer_steps(
+        session,
+        rollout,
+        rollout.response_mask,
+        algo.batch_unit,
+        algo.minibatch_size,
+        algo.n_critic_updates,
+        advantages,
+        returns,
+        critic_loss,
+    )
 
 
-def critic_loss(session: Session, rollout: Rollout, sel: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
-                denom) -> tuple[torch.Tensor, dict]:
+def critic_loss(
+    session: Session, rollout: Rollout, sel: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor, denom
+) -> tuple[torch.Tensor, dict]:
     """Value MSE of one micro-batch's tokens ``sel`` over the step's ``denom`` (grue.onpolicy.LossFn; the advantages
     are not used). A shared critic's head reads the policy's hidden states without gradient: the critic's fit
     never moves the policy."""

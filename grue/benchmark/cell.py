@@ -45,13 +45,18 @@ def hardware() -> str:
 
     cpu = platform.processor() or platform.machine()
     try:
-        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                 if ln.startswith("model name")]
+        names = [
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    gpus = (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    )
     gpu = f"{len(gpus)} x {gpus[0]}" if gpus else "no GPU"
     return f"{cores} CPU cores ({cpu}), {gpu}; torch {torch.__version__.split('+')[0]}"
 
@@ -95,8 +100,10 @@ def train(cell: dict, options: Options, work: Path, plan: dict) -> Path:
         cfg = resolved(cell, options, work, plan)
         cfg.run.output_dir = str(run_dir)
     if fingerprint(cfg.to_dict()) != cell["settings"]:
-        raise GrueError(f"cell {cell['id']}: the run's settings differ from the plan's "
-                        f"({'; '.join(differences(cell['config'], cfg.to_dict()))})")
+        raise GrueError(
+            f"cell {cell['id']}: the run's settings differ from the plan's "
+            f"({'; '.join(differences(cell['config'], cfg.to_dict()))})"
+        )
     if resume and finished(run_dir, cfg):
         print(f"{run_dir} finished its training before", flush=True)
     elif options.processes > 1:
@@ -125,18 +132,32 @@ def train_processes(cfg, resume: str | None, processes: int) -> None:
 
     import yaml
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "-m", "grue_cli.main",
-           "train", cfg.run.task, "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(processes),
+        "-m",
+        "grue_cli.main",
+        "train",
+        cfg.run.task,
+        "--quiet",
+    ]
     if resume:
         cmd += ["--resume", resume]
         done = subprocess.run(cmd)
     else:
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
             sections = {k: v for k, v in cfg.to_dict().items() if isinstance(v, dict) and k != "eval"}
-            sections["run"] = {k: v for k, v in sections["run"].items() if k not in ("init_from", "init_algo", "base_model")}
+            sections["run"] = {
+                k: v for k, v in sections["run"].items() if k not in ("init_from", "init_algo", "base_model")
+            }
             yaml.safe_dump(sections, f)
         try:
-            done = subprocess.run(cmd + ["--algo", cfg.run.algo, "--config", f.name, "--output-dir", cfg.run.output_dir])
+            done = subprocess.run(
+                cmd + ["--algo", cfg.run.algo, "--config", f.name, "--output-dir", cfg.run.output_dir]
+            )
         finally:
             os.unlink(f.name)
     if done.returncode:
@@ -196,9 +217,14 @@ def run_cell(work: Path, cell_id: str) -> int:
         # 4. Done, written last.
         seconds = before + time.time() - start
         write_json(folder / "elapsed.json", {"seconds": seconds, "open": None})
-        record = {"key": cell["key"], "settings": cell["settings"], "wall_seconds": round(seconds, 3),
-                  "device_hours": round(seconds * options.processes / 3600, 6), "hardware": hardware(),
-                  "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        record = {
+            "key": cell["key"],
+            "settings": cell["settings"],
+            "wall_seconds": round(seconds, 3),
+            "device_hours": round(seconds * options.processes / 3600, 6),
+            "hardware": hardware(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         if target is not None:
             from grue.results import load_results
 
@@ -225,7 +251,9 @@ def main(argv: list[str]) -> int:
         import traceback
 
         traceback.print_exc()
-        line = f"{type(e).__name__}: {one_line(str(e))}" if not isinstance(e, GrueError) else f"error: {one_line(str(e))}"
+        line = (
+            f"{type(e).__name__}: {one_line(str(e))}" if not isinstance(e, GrueError) else f"error: {one_line(str(e))}"
+        )
         write_json(cell_dir(work, cell_id) / "failed.json", {"exit_code": 1, "last_line": line})
         print(line, file=sys.stderr, flush=True)
         return 1

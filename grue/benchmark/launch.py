@@ -100,8 +100,12 @@ def run_local(work: Path, cells: list[dict], launch: Launch, say) -> dict[str, i
                 say(f"{cell['id']}: not run, its first stage {after} failed")
                 continue
             log = open(cell_dir(work, cell["id"]) / "log.txt", "ab")
-            running[cell["id"]] = (subprocess.Popen(command(work, cell["id"]), stdout=log, stderr=subprocess.STDOUT,
-                                                    env=env, preexec_fn=preexec), log)
+            running[cell["id"]] = (
+                subprocess.Popen(
+                    command(work, cell["id"]), stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec
+                ),
+                log,
+            )
             say(f"{cell['id']}: started")
         for cell_id, (proc, log) in list(running.items()):
             if proc.poll() is not None:
@@ -119,8 +123,9 @@ def run_slurm(work: Path, cells: list[dict], launch: Launch, say) -> dict[str, i
 
     executor = submitit.AutoExecutor(folder=str(Path(work).resolve() / "slurm" / "%j"), cluster="slurm")
     threads = launch.slurm_cpus_per_job or threads_per_cell(1)
-    params = dict(timeout_min=launch.slurm_time, cpus_per_task=threads, nodes=1, tasks_per_node=1,
-                  slurm_job_name="grue-benchmark")
+    params = dict(
+        timeout_min=launch.slurm_time, cpus_per_task=threads, nodes=1, tasks_per_node=1, slurm_job_name="grue-benchmark"
+    )
     if launch.slurm_partition:
         params["slurm_partition"] = launch.slurm_partition
     if launch.slurm_gpus_per_job:
@@ -135,8 +140,9 @@ def run_slurm(work: Path, cells: list[dict], launch: Launch, say) -> dict[str, i
             extra = {"dependency": f"afterok:{jobs[cell['after']].job_id}", "kill_on_invalid_dep": "yes"}
         executor.update_parameters(**params, slurm_additional_parameters=extra)
         log = str(cell_dir(work, cell["id"]) / "log.txt")
-        fn = submitit.helpers.CommandFunction(["sh", "-c", 'exec "$@" >> "$0" 2>&1', log, *command(work, cell["id"])],
-                                              env=env)
+        fn = submitit.helpers.CommandFunction(
+            ["sh", "-c", 'exec "$@" >> "$0" 2>&1', log, *command(work, cell["id"])], env=env
+        )
         jobs[cell["id"]] = executor.submit(fn)
         say(f"{cell['id']}: SLURM job {jobs[cell['id']].job_id}")
     codes: dict[str, int | None] = {}
@@ -202,7 +208,9 @@ def run_ray(work: Path, cells: list[dict], launch: Launch, say) -> dict[str, int
     refs = {}
     for cell in cells:
         first = refs.get(cell.get("after"), 0)
-        refs[cell["id"]] = run.remote(command(work, cell["id"]), str(cell_dir(work, cell["id"]) / "log.txt"), env, first)
+        refs[cell["id"]] = run.remote(
+            command(work, cell["id"]), str(cell_dir(work, cell["id"]) / "log.txt"), env, first
+        )
     try:
         codes = {}
         for cell_id, ref in refs.items():

@@ -39,9 +39,27 @@ class Options:
     def command(self) -> str:
         """The ``grue benchmark run`` command that reproduces the submission (no paths of this machine)."""
         tasks = None if sorted(self.tasks) == sorted(task_names()) else ",".join(self.tasks)
-        return shlex.join(["grue", "benchmark", "run", "--algo", self.algo, "--name", self.name, *flags([
-            ("--model", self.model), ("--tasks", tasks), ("--seeds", self.seeds), ("--init-from-algo", self.init_from_algo),
-            ("--preset", self.preset), *(("--set", item) for item in self.sets)])])
+        return shlex.join(
+            [
+                "grue",
+                "benchmark",
+                "run",
+                "--algo",
+                self.algo,
+                "--name",
+                self.name,
+                *flags(
+                    [
+                        ("--model", self.model),
+                        ("--tasks", tasks),
+                        ("--seeds", self.seeds),
+                        ("--init-from-algo", self.init_from_algo),
+                        ("--preset", self.preset),
+                        *(("--set", item) for item in self.sets),
+                    ]
+                ),
+            ]
+        )
 
     def algorithm(self) -> str:
         """The results' algorithm name: ``ppo``, or ``supervised+ppo`` for two stages."""
@@ -70,10 +88,25 @@ class Cell:
 
     def train_command(self, run_dir: Path, first_run: Path | None, options: Options) -> str:
         """The ``grue train`` command this cell runs (shown by --dry-run and ``status``)."""
-        parts = ["grue", "train", self.task, "--algo", self.stage, "--seed", str(self.seed), *flags([
-            ("--init-from", first_run), ("--model", None if first_run else options.model), ("--preset", options.preset),
-            *(("--set", item) for item in stage_sets(options.sets, self.stage)), ("--data-dir", options.data_dir),
-            ("--output-dir", run_dir)])]
+        parts = [
+            "grue",
+            "train",
+            self.task,
+            "--algo",
+            self.stage,
+            "--seed",
+            str(self.seed),
+            *flags(
+                [
+                    ("--init-from", first_run),
+                    ("--model", None if first_run else options.model),
+                    ("--preset", options.preset),
+                    *(("--set", item) for item in stage_sets(options.sets, self.stage)),
+                    ("--data-dir", options.data_dir),
+                    ("--output-dir", run_dir),
+                ]
+            ),
+        ]
         if options.processes > 1:
             parts = ["torchrun", "--nproc_per_node", str(options.processes), "-m", "grue_cli.main", *parts[1:]]
         return shlex.join(parts)
@@ -100,8 +133,10 @@ def parse_tasks(spec: str) -> list[str]:
     names = [t.strip() for t in spec.split(",") if t.strip()]
     wrong = [t for t in names if t not in known]
     if wrong or not names:
-        raise GrueError(f"--tasks {spec}: unknown task {', '.join(wrong) or '(none given)'}; accepted: all, or a "
-                        f"comma-separated list of {', '.join(known)}")
+        raise GrueError(
+            f"--tasks {spec}: unknown task {', '.join(wrong) or '(none given)'}; accepted: all, or a "
+            f"comma-separated list of {', '.join(known)}"
+        )
     return list(dict.fromkeys(names))
 
 
@@ -114,10 +149,14 @@ def check_options(o: Options) -> None:
     if o.init_from_algo is not None and o.init_from_algo not in NAMES:
         raise GrueError(f"--init-from-algo {o.init_from_algo}: unknown algorithm; accepted: {', '.join(NAMES)}")
     if o.init_from_algo == o.algo:
-        raise GrueError(f"--init-from-algo {o.init_from_algo} equals --algo: a two-stage benchmark trains two algorithms")
+        raise GrueError(
+            f"--init-from-algo {o.init_from_algo} equals --algo: a two-stage benchmark trains two algorithms"
+        )
     if not NAME.fullmatch(o.name):
-        raise GrueError(f"--name {o.name!r}: 1 to 80 letters, digits, '.', '_' or '-', starting with a letter or digit "
-                        "(it names the submission folder)")
+        raise GrueError(
+            f"--name {o.name!r}: 1 to 80 letters, digits, '.', '_' or '-', starting with a letter or digit "
+            "(it names the submission folder)"
+        )
     if not 1 <= o.seeds <= 100:
         raise GrueError(f"--seeds {o.seeds}: the number of seeds (0 .. N-1), from 1 to 100")
     if o.processes < 1:
@@ -127,8 +166,10 @@ def check_options(o: Options) -> None:
             raise GrueError(f"--set {item}: the benchmark evaluates with the task's own settings; eval.* cannot be set")
         section = item.split("=", 1)[0].split(".", 1)[0].strip() if "." in item.split("=", 1)[0] else None
         if section in NAMES and section not in (o.algo, o.init_from_algo):
-            raise GrueError(f"--set {item}: {section} is not trained by this benchmark; accepted sections: run, generation, "
-                            + ", ".join(s for s in (o.init_from_algo, o.algo) if s))
+            raise GrueError(
+                f"--set {item}: {section} is not trained by this benchmark; accepted sections: run, generation, "
+                + ", ".join(s for s in (o.init_from_algo, o.algo) if s)
+            )
         if item.split("=", 1)[0].strip() in ("run.seed", "seed", "run.output_dir", "run.data_dir", "run.model"):
             raise GrueError(f"--set {item}: the benchmark sets this itself (--seeds, --data-dir, --model)")
 
@@ -136,8 +177,13 @@ def check_options(o: Options) -> None:
 def stage_sets(sets: list[str], stage: str) -> list[str]:
     """The ``--set`` items of one stage: those of its own algorithm's section and of the shared sections (run,
     generation); ``ppo.lr`` is the PPO stage's, not the supervised one's."""
-    return [item for item in sets if item.split("=", 1)[0].split(".", 1)[0] not in NAMES or "." not in item.split("=", 1)[0]
-            or item.split("=", 1)[0].split(".", 1)[0] == stage]
+    return [
+        item
+        for item in sets
+        if item.split("=", 1)[0].split(".", 1)[0] not in NAMES
+        or "." not in item.split("=", 1)[0]
+        or item.split("=", 1)[0].split(".", 1)[0] == stage
+    ]
 
 
 def stage_config(task: str, stage: str, seed: int, options: Options, first: dict | None):
@@ -176,8 +222,20 @@ def plan(options: Options) -> list[Cell]:
                 config = cfg.to_dict()
                 settings = fingerprint(config)
                 key = chained(settings, cells[-1].key) if i else settings
-                cells.append(Cell(f"{task}-s{seed}-{stage}", task, seed, stage, i == len(stages) - 1,
-                                  cells[-1].id if i else None, config, settings, cost(cfg), key))
+                cells.append(
+                    Cell(
+                        f"{task}-s{seed}-{stage}",
+                        task,
+                        seed,
+                        stage,
+                        i == len(stages) - 1,
+                        cells[-1].id if i else None,
+                        config,
+                        settings,
+                        cost(cfg),
+                        key,
+                    )
+                )
                 first = config
     return cells
 
@@ -207,5 +265,9 @@ def cost(cfg) -> dict:
         epochs = getattr(a, "epochs", 1) if algo != "trpo" else 1 + getattr(a, "n_critic_updates", 0)
         update = epochs * episodes
     scoring = (2 if algo in CRITIC_FREE else 3) * episodes
-    return {"iterations": a.iterations, "tokens": episodes * g.max_new_tokens, "episodes": episodes,
-            "passes": scoring + update}
+    return {
+        "iterations": a.iterations,
+        "tokens": episodes * g.max_new_tokens,
+        "episodes": episodes,
+        "passes": scoring + update,
+    }

@@ -33,8 +33,14 @@ def cost_table(cells: list[Cell], options: Options, work: Path) -> None:
     from rich.table import Table
 
     table = Table(title=f"benchmark {options.name}: {len(cells)} cells ({options.algorithm()}, {options.seeds} seeds)")
-    for col, just in (("cell", "left"), ("iterations", "right"), ("tokens/it", "right"), ("episodes/it", "right"),
-                      ("passes/it", "right"), ("commands", "left")):
+    for col, just in (
+        ("cell", "left"),
+        ("iterations", "right"),
+        ("tokens/it", "right"),
+        ("episodes/it", "right"),
+        ("passes/it", "right"),
+        ("commands", "left"),
+    ):
         table.add_column(col, justify=just, overflow="fold")
     total_tokens = total_passes = 0
     for c in cells:
@@ -44,11 +50,19 @@ def cost_table(cells: list[Cell], options: Options, work: Path) -> None:
         k = c.cost
         total_tokens += k["tokens"] * k["iterations"]
         total_passes += (k["passes"] or 0) * k["iterations"]
-        table.add_row(c.id, str(k["iterations"]), f"{k['tokens']:,}", f"{k['episodes']:,}",
-                      "–" if k["passes"] is None else f"{k['passes']:,}", commands)
+        table.add_row(
+            c.id,
+            str(k["iterations"]),
+            f"{k['tokens']:,}",
+            f"{k['episodes']:,}",
+            "–" if k["passes"] is None else f"{k['passes']:,}",
+            commands,
+        )
     Console(width=200).print(table)
-    print(f"in all: {total_tokens:,} generated tokens and {total_passes:,} teacher-forced episode passes over "
-          f"{len(cells)} cells (tokens: every completion at max_new_tokens; supervised passes depend on the data)")
+    print(
+        f"in all: {total_tokens:,} generated tokens and {total_passes:,} teacher-forced episode passes over "
+        f"{len(cells)} cells (tokens: every completion at max_new_tokens; supervised passes depend on the data)"
+    )
 
 
 def preflight_cells(cells: list[Cell]) -> None:
@@ -119,23 +133,42 @@ def write_submission(plan: dict, out: Path, work: Path, submitter: str | None, l
     for c in final:
         fp = records[c["id"]]["results_settings"]
         if settings.setdefault(c["task"], fp) != fp:
-            raise GrueError(f"the seeds of {c['task']} were evaluated with different settings ({settings[c['task']]} and "
-                            f"{fp}); rerun with --force-rerun")
+            raise GrueError(
+                f"the seeds of {c['task']} were evaluated with different settings ({settings[c['task']]} and "
+                f"{fp}); rerun with --force-rerun"
+            )
     models = sorted({c["config"]["run"].get("base_model") or c["config"]["run"]["model"] for c in final})
-    cells = [{"task": c["task"], "seed": c["seed"], "stage": c["stage"], "settings": c["settings"],
-              "wall_seconds": records[c["id"]]["wall_seconds"], "device_hours": records[c["id"]]["device_hours"]}
-             for c in done]
+    cells = [
+        {
+            "task": c["task"],
+            "seed": c["seed"],
+            "stage": c["stage"],
+            "settings": c["settings"],
+            "wall_seconds": records[c["id"]]["wall_seconds"],
+            "device_hours": records[c["id"]]["device_hours"],
+        }
+        for c in done
+    ]
     hardware = sorted({records[c["id"]]["hardware"] for c in done})
     data = {
-        "who": submitter or who(), "model": ", ".join(models), "algorithm": options.algorithm(),
+        "who": submitter or who(),
+        "model": ", ".join(models),
+        "algorithm": options.algorithm(),
         **({"link": link} if link else {}),
         "notes": f"Made by `grue benchmark run`: {options.seeds} seed(s) per task"
-                 + (f", preset {options.preset}" if options.preset else "") + ".",
+        + (f", preset {options.preset}" if options.preset else "")
+        + ".",
         "benchmark": {
-            "name": options.name, "command": options.command(), "grue_version": __version__, "git_commit": git_commit(),
-            "hardware": "; ".join(hardware), "seeds": list(range(options.seeds)), "settings": dict(sorted(settings.items())),
+            "name": options.name,
+            "command": options.command(),
+            "grue_version": __version__,
+            "git_commit": git_commit(),
+            "hardware": "; ".join(hardware),
+            "seeds": list(range(options.seeds)),
+            "settings": dict(sorted(settings.items())),
             "wall_seconds": round(sum(c["wall_seconds"] for c in cells), 3),
-            "device_hours": round(sum(c["device_hours"] for c in cells), 6), "cells": cells,
+            "device_hours": round(sum(c["device_hours"] for c in cells), 6),
+            "cells": cells,
         },
     }
     path = out / META_FILE
@@ -144,8 +177,18 @@ def write_submission(plan: dict, out: Path, work: Path, submitter: str | None, l
     return path
 
 
-def run_benchmark(options: Options, launch: Launch, out: Path, work: Path, *, submitter: str | None = None,
-                  link: str | None = None, force_rerun: bool = False, dry_run: bool = False, say=print) -> int:
+def run_benchmark(
+    options: Options,
+    launch: Launch,
+    out: Path,
+    work: Path,
+    *,
+    submitter: str | None = None,
+    link: str | None = None,
+    force_rerun: bool = False,
+    dry_run: bool = False,
+    say=print,
+) -> int:
     """The whole command; returns its exit code (0: every cell done)."""
     t0 = time.time()
     # 1. Plan and check.
@@ -160,18 +203,26 @@ def run_benchmark(options: Options, launch: Launch, out: Path, work: Path, *, su
     # 2. What earlier launches left.
     found = conflicts(cells, work, out)
     if found and not force_rerun:
-        raise GrueError(f"{len(found)} cell(s) would not be reused: {found[0]}"
-                        + (f" (and {len(found) - 1} more)" if len(found) > 1 else "")
-                        + "; pass --force-rerun to make them again, or another --name")
+        raise GrueError(
+            f"{len(found)} cell(s) would not be reused: {found[0]}"
+            + (f" (and {len(found) - 1} more)" if len(found) > 1 else "")
+            + "; pass --force-rerun to make them again, or another --name"
+        )
     if found:
         forget(cells, {line.split(":", 1)[0] for line in found}, work, out)
-    saved = {"options": dataclasses.asdict(options), "out": str(out.resolve()), "cells": [dataclasses.asdict(c) for c in cells]}
+    saved = {
+        "options": dataclasses.asdict(options),
+        "out": str(out.resolve()),
+        "cells": [dataclasses.asdict(c) for c in cells],
+    }
     state.write_json(work / state.PLAN, saved)
     for c in cells:
         state.cell_dir(work, c.id).mkdir(parents=True, exist_ok=True)
     todo = [c for c in saved["cells"] if state.done_record(work, out, c) is None]
-    say(f"benchmark {options.name}: {len(cells)} cells, {len(cells) - len(todo)} already done; work folder {work}, "
-        f"submission {out}")
+    say(
+        f"benchmark {options.name}: {len(cells)} cells, {len(cells) - len(todo)} already done; work folder {work}, "
+        f"submission {out}"
+    )
     # 3. Launch what is not done.
     if todo:
         LAUNCHERS[launch.launcher](work, todo, launch, say)
@@ -182,7 +233,9 @@ def run_benchmark(options: Options, launch: Launch, out: Path, work: Path, *, su
     failed = [c["id"] for c in saved["cells"] if state.done_record(work, out, c) is None]
     took = time.time() - t0
     if failed:
-        say(f"{len(failed)} cell(s) not done after {took:.0f} s: {', '.join(failed)}; see `grue benchmark status {work}`")
+        say(
+            f"{len(failed)} cell(s) not done after {took:.0f} s: {', '.join(failed)}; see `grue benchmark status {work}`"
+        )
         return 1
     say(f"done in {took:.0f} s: wrote {path}; check it with `grue leaderboard validate {out}`")
     return 0

@@ -89,8 +89,10 @@ def cell_lock(work: Path, cell_id: str, wait: bool = True):
 def load_plan(work: Path) -> dict:
     plan = read_json(Path(work) / PLAN)
     if plan is None:
-        raise GrueError(f"{work}: not a benchmark work folder (no readable {PLAN}); pass the folder that "
-                        "`grue benchmark run` printed (default runs/benchmark/NAME)")
+        raise GrueError(
+            f"{work}: not a benchmark work folder (no readable {PLAN}); pass the folder that "
+            "`grue benchmark run` printed (default runs/benchmark/NAME)"
+        )
     return plan
 
 

@@ -130,8 +130,10 @@ def submission_rows(sub: Submission) -> list[Row]:
     (task, metric, value) table of its results files; the reducer is ``mean_std``)."""
     import pandas as pd
 
-    values = pd.DataFrame([(e.results.task, name, m.value) for e in sub.entries for name, m in e.results.metrics.items()],
-                          columns=["task", "metric", "value"])
+    values = pd.DataFrame(
+        [(e.results.task, name, m.value) for e in sub.entries for name, m in e.results.metrics.items()],
+        columns=["task", "metric", "value"],
+    )
     stats = values.groupby(["task", "metric"], sort=True)["value"].agg(lambda v: (*mean_std(v.tolist()), len(v)))
     by_task: dict[str, list[Results]] = {}
     for e in sub.entries:
@@ -141,11 +143,26 @@ def submission_rows(sub: Submission) -> list[Row]:
         cells = {name: Cell(*stat) for (t, name), stat in stats.items() if t == task}
         skipped = {m: reason for r in runs for m, reason in sorted(r.skipped.items()) if m not in cells}
         gap = headline_gap(task, runs)
-        rows.append(Row("submission", sub.name, sub.name, task, algorithm_label(runs[0].algorithm, runs[0].config),
-                        runs[0].model.name, runs[0].split, cells, skipped, sorted(r.seed for r in runs),
-                        max(r.samples.total for r in runs), headline_skipped=gap,
-                        in_pool=task in OVERALL_TASKS and gap is None and HEADLINE[task] in cells,
-                        version=runs[0].task_version, config=runs[0].config, raw_algorithm=runs[0].algorithm))
+        rows.append(
+            Row(
+                "submission",
+                sub.name,
+                sub.name,
+                task,
+                algorithm_label(runs[0].algorithm, runs[0].config),
+                runs[0].model.name,
+                runs[0].split,
+                cells,
+                skipped,
+                sorted(r.seed for r in runs),
+                max(r.samples.total for r in runs),
+                headline_skipped=gap,
+                in_pool=task in OVERALL_TASKS and gap is None and HEADLINE[task] in cells,
+                version=runs[0].task_version,
+                config=runs[0].config,
+                raw_algorithm=runs[0].algorithm,
+            )
+        )
     return rows
 
 
@@ -168,11 +185,25 @@ def reported_row(rel: str, results: Results) -> Row:
     note = " · ".join(str(paper[k]) for k in ("reward", "variant", "short") if isinstance(paper.get(k), str))
     reward = paper["reward"] if isinstance(paper.get("reward"), str) else ""
     cells = {k: Cell(m.value, m.std, 1) for k, m in results.metrics.items()}
-    return Row("reported", results.algorithm, rel, results.task, results.algorithm, results.model.name, results.split,
-               cells, dict(results.skipped), in_pool=paper.get("overall") is True and results.task in OVERALL_TASKS
-               and results.split == "test", note=note, source=results.source, reward=reward,
-               headline_skipped=headline_gap(results.task, [results]), version=results.task_version,
-               config=results.config, raw_algorithm=results.algorithm)
+    return Row(
+        "reported",
+        results.algorithm,
+        rel,
+        results.task,
+        results.algorithm,
+        results.model.name,
+        results.split,
+        cells,
+        dict(results.skipped),
+        in_pool=paper.get("overall") is True and results.task in OVERALL_TASKS and results.split == "test",
+        note=note,
+        source=results.source,
+        reward=reward,
+        headline_skipped=headline_gap(results.task, [results]),
+        version=results.task_version,
+        config=results.config,
+        raw_algorithm=results.algorithm,
+    )
 
 
 def references(rows: list[Row], metric: str, higher: bool) -> tuple[float, float, dict[str, float]] | None:
@@ -214,8 +245,9 @@ def row_scores(rows: list[Row], higher_is_better: dict[str, bool]) -> dict[int, 
     return out
 
 
-def overall(rows: list[Row], tasks: list[str], higher_is_better: dict[str, bool],
-            scores: dict[int, float] | None = None) -> list[Overall]:
+def overall(
+    rows: list[Row], tasks: list[str], higher_is_better: dict[str, bool], scores: dict[int, float] | None = None
+) -> list[Overall]:
     """The overall entries, ranked: complete ones by score (best first), then incomplete ones by score.
 
     A submission scores on every overall task it has (an entry of a submission with none of them is still listed);
@@ -228,8 +260,10 @@ def overall(rows: list[Row], tasks: list[str], higher_is_better: dict[str, bool]
     import pandas as pd
 
     entries = [r for r in rows if r.kind == "submission" or r.in_pool]
-    table = pd.DataFrame([(r.kind, r.group, r.task, scores[id(r)]) for r in entries if id(r) in scores and r.task in tasks],
-                         columns=["kind", "group", "task", "score"])
+    table = pd.DataFrame(
+        [(r.kind, r.group, r.task, scores[id(r)]) for r in entries if id(r) in scores and r.task in tasks],
+        columns=["kind", "group", "task", "score"],
+    )
     # a task's score of an entry: the mean over its rows of that task (a reported algorithm has one per reward)
     per_task = table.groupby(["kind", "group", "task"], sort=True)["score"].agg(fsum_mean)
     keys = pd.DataFrame([(r.kind, r.group) for r in entries], columns=["kind", "group"])
@@ -238,15 +272,30 @@ def overall(rows: list[Row], tasks: list[str], higher_is_better: dict[str, bool]
         members = [entries[i] for i in positions]
         task_scores = {t: float(v) for (k, g, t), v in per_task.items() if (k, g) == (kind, group)}
         missing = [t for t in tasks if not any(r.task == t for r in members)]
-        skipped = {r.task: f"{HEADLINE[r.task]} skipped: {r.headline_skipped}" for r in sorted(members, key=lambda r: r.ref)
-                   if r.task in tasks and r.headline_skipped is not None}
+        skipped = {
+            r.task: f"{HEADLINE[r.task]} skipped: {r.headline_skipped}"
+            for r in sorted(members, key=lambda r: r.ref)
+            if r.task in tasks and r.headline_skipped is not None
+        }
         score = fsum_mean(task_scores.values()) if task_scores else None
-        out.append(Overall(kind, group, sorted({r.model for r in members}), task_scores, score,
-                           not missing and not skipped, missing, dict(sorted(skipped.items()))))
+        out.append(
+            Overall(
+                kind,
+                group,
+                sorted({r.model for r in members}),
+                task_scores,
+                score,
+                not missing and not skipped,
+                missing,
+                dict(sorted(skipped.items())),
+            )
+        )
     out.sort(key=lambda o: (not o.complete, -o.score if o.score is not None else math.inf, o.group))
     # ranks of the complete entries of each kind: 1 for the best, ties share the better rank, entries without a
     # score after the others (all 0 when none of the kind has a score)
-    ranked = pd.DataFrame([(i, o.kind, o.score) for i, o in enumerate(out) if o.complete], columns=["i", "kind", "score"])
+    ranked = pd.DataFrame(
+        [(i, o.kind, o.score) for i, o in enumerate(out) if o.complete], columns=["i", "kind", "score"]
+    )
     ranked["score"] = ranked["score"].astype(float)
     ranked["rank"] = ranked.groupby("kind")["score"].rank(method="min", ascending=False, na_option="bottom")
     scored = ranked.groupby("kind")["score"].transform(lambda v: v.notna().any())

@@ -28,18 +28,22 @@ from grue.leaderboard.submissions import (
 )
 from grue.metrics import METRICS, reported_names
 
-FORMULA = ("task score s = (x − z) / (b − z), overall S = mean of s over the GRUE tasks scored on their test split; x: the entry's "
-           "headline metric on the task (mean over seeds), z: the worst zero-shot result of the task with the "
-           "same model (else the worst result of the task), b: the best result of the task; z and b are taken "
-           "over complete submissions and the paper's main-table rows, and follow the metric's direction "
-           "(s = 0 when b = z)")
+FORMULA = (
+    "task score s = (x − z) / (b − z), overall S = mean of s over the GRUE tasks scored on their test split; x: the entry's "
+    "headline metric on the task (mean over seeds), z: the worst zero-shot result of the task with the "
+    "same model (else the worst result of the task), b: the best result of the task; z and b are taken "
+    "over complete submissions and the paper's main-table rows, and follow the metric's direction "
+    "(s = 0 when b = z)"
+)
 REPORTED_MARK = "reported in the paper, not re-run here"
-OUT_OF_RANGE = ("A score below 0 means the entry did worse on the task than its zero-shot reference z; above 1, "
-                "better than the best result b. Both happen: b and z are taken over complete submissions and the "
-                "paper's main-table rows only, so an incomplete entry can beat b, and any row worse than "
-                "zero-shot (one of the paper's, or a small model after a short run, like the example's tiny smoke "
-                "models) falls below 0, far below when b and z are close. Such scores are marked †; the chart cuts "
-                "them at its axis")
+OUT_OF_RANGE = (
+    "A score below 0 means the entry did worse on the task than its zero-shot reference z; above 1, "
+    "better than the best result b. Both happen: b and z are taken over complete submissions and the "
+    "paper's main-table rows only, so an incomplete entry can beat b, and any row worse than "
+    "zero-shot (one of the paper's, or a small model after a short run, like the example's tiny smoke "
+    "models) falls below 0, far below when b and z are close. Such scores are marked †; the chart cuts "
+    "them at its axis"
+)
 DIVERSITY = tuple(METRICS["diversity"].names)
 """The diversity and length statistics: shown apart from the task's other metrics, which measure quality."""
 
@@ -107,12 +111,23 @@ def without_local_paths(subs: list[Submission], rows: list[Row], ranking: list[O
             s.meta.benchmark = replace(b, command=scrub(b.command), hardware=scrub(b.hardware), name=scrub(b.name))
         for e in s.entries:
             r = e.results
-            e.results = replace(r, algorithm=scrub(r.algorithm), model=replace(r.model, name=scrub(r.model.name)),
-                                skipped=scrub(r.skipped), source=scrub(r.source), notes=scrub(r.notes),
-                                config=scrub(r.config))
+            e.results = replace(
+                r,
+                algorithm=scrub(r.algorithm),
+                model=replace(r.model, name=scrub(r.model.name)),
+                skipped=scrub(r.skipped),
+                source=scrub(r.source),
+                notes=scrub(r.notes),
+                config=scrub(r.config),
+            )
     for r in rows:
-        r.algorithm, r.model, r.skipped, r.note, r.source = (scrub(r.algorithm), scrub(r.model), scrub(r.skipped),
-                                                             scrub(r.note), scrub(r.source))
+        r.algorithm, r.model, r.skipped, r.note, r.source = (
+            scrub(r.algorithm),
+            scrub(r.model),
+            scrub(r.skipped),
+            scrub(r.note),
+            scrub(r.source),
+        )
     for o in ranking:
         o.models = sorted({scrub(m) for m in o.models})
         o.skipped = scrub(o.skipped)

@@ -36,8 +36,12 @@ def fidelity_text() -> str:
 def render(board: Board) -> dict[str, str]:
     """Output path (POSIX, relative to the site folder) -> text."""
     plots = svgs(board)
-    files = {"index.html": index_html(board, plots), "leaderboard.md": markdown(board), "leaderboard.csv": csv_text(board),
-             "fidelity.md": fidelity_text()}
+    files = {
+        "index.html": index_html(board, plots),
+        "leaderboard.md": markdown(board),
+        "leaderboard.csv": csv_text(board),
+        "fidelity.md": fidelity_text(),
+    }
     files.update({f"plots/{name}.svg": svg for name, svg in plots.items()})
     files.update({f"submissions/{s.name}.html": submission_html(board, s) for s in board.submissions})
     return dict(sorted(files.items()))
@@ -48,8 +52,9 @@ def build(submissions: Path = DEFAULT_SUBMISSIONS, reported: Path = DEFAULT_REPO
     the problems (nothing is written then)."""
     for folder in (submissions, reported):
         if inside(folder, out) is not None:
-            raise GrueError(f"--out {out}: inside the input folder {folder}; write the site elsewhere "
-                            f"(default {DEFAULT_OUT})")
+            raise GrueError(
+                f"--out {out}: inside the input folder {folder}; write the site elsewhere (default {DEFAULT_OUT})"
+            )
     board = make_board(Path(submissions), Path(reported), str(submissions).rstrip("/"), str(reported).rstrip("/"))
     files = render(board)
     out = Path(out)

@@ -72,13 +72,17 @@ def _bar(x, y: float, value: float, err: float | None, reported: bool, axis: tup
     end = x1
     if value < lo or value > hi:  # an arrowhead out of the axis' edge, in the margin kept for it
         sign = -1 if value < lo else 1
-        out.append(f'<path d="M{x(value):.1f} {y - 2}l{sign * TIP} {BAR_H / 2 + 3}l{-sign * TIP} {BAR_H / 2 + 3}z" '
-                   f'fill="{fill}"/>')
+        out.append(
+            f'<path d="M{x(value):.1f} {y - 2}l{sign * TIP} {BAR_H / 2 + 3}l{-sign * TIP} {BAR_H / 2 + 3}z" '
+            f'fill="{fill}"/>'
+        )
         end = x1 + TIP if sign > 0 else x1
     if err:
         a, b, mid = x(value - err), x(value + err), y + 1 + BAR_H / 2
-        out.append(f'<path d="M{a:.1f} {mid:.1f}H{b:.1f}M{a:.1f} {mid - 4:.1f}V{mid + 4:.1f}M{b:.1f} '
-                   f'{mid - 4:.1f}V{mid + 4:.1f}" stroke="#222" fill="none"/>')
+        out.append(
+            f'<path d="M{a:.1f} {mid:.1f}H{b:.1f}M{a:.1f} {mid - 4:.1f}V{mid + 4:.1f}M{b:.1f} '
+            f'{mid - 4:.1f}V{mid + 4:.1f}" stroke="#222" fill="none"/>'
+        )
         end = max(end, b)
     return out + [_text(end + 4, y + BAR_H - 1, fmt(value))]
 
@@ -131,9 +135,11 @@ def bar_svg(title: str, bars: list[Bar], axis: tuple[float, float], marks: tuple
         for line in wrap("A bar ending in an arrowhead lies beyond the axis; its number is the exact value.", chars):
             height += LINE
             out.append(_text(PAD, height - 3, line, ' fill="#555"'))
-    head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height + PAD}" '
-            f'viewBox="0 0 {WIDTH} {height + PAD}" font-family="sans-serif" font-size="{FONT}" role="img" '
-            f'aria-label="{html.escape(title)}">')
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height + PAD}" '
+        f'viewBox="0 0 {WIDTH} {height + PAD}" font-family="sans-serif" font-size="{FONT}" role="img" '
+        f'aria-label="{html.escape(title)}">'
+    )
     return "\n".join([head, *out, "</svg>"]) + "\n"
 
 
@@ -157,14 +163,33 @@ def _bar_label(r: Row) -> str:
 
 def svgs(board: Board) -> dict[str, str]:
     """Plot name -> SVG text: ``overall`` and one per task with a headline metric."""
-    overall = [(o.group + ("" if o.complete else " (incomplete)") + (" (paper)" if o.kind == "reported" else ""),
-                o.score, None, o.kind == "reported") for o in board.ranking if o.score is not None]
-    out = {"overall": bar_svg("Overall GRUE score (gold: reported in the paper)", overall,
-                              score_axis([v for _, v, _, _ in overall]), marks=(1.0,)) if overall else ""}
+    overall = [
+        (
+            o.group + ("" if o.complete else " (incomplete)") + (" (paper)" if o.kind == "reported" else ""),
+            o.score,
+            None,
+            o.kind == "reported",
+        )
+        for o in board.ranking
+        if o.score is not None
+    ]
+    out = {
+        "overall": bar_svg(
+            "Overall GRUE score (gold: reported in the paper)",
+            overall,
+            score_axis([v for _, v, _, _ in overall]),
+            marks=(1.0,),
+        )
+        if overall
+        else ""
+    }
     for task in board.tasks:
         metric = HEADLINE.get(task)
         bars = task_bars(board, task) if metric else []
         if bars:
-            out[task] = bar_svg(f"{task}: {metric} {arrow(board.directions.get(metric))} (mean ± std; gold: paper)",
-                                bars, data_axis(bars))
+            out[task] = bar_svg(
+                f"{task}: {metric} {arrow(board.directions.get(metric))} (mean ± std; gold: paper)",
+                bars,
+                data_axis(bars),
+            )
     return {k: v for k, v in out.items() if v}

@@ -19,8 +19,14 @@ import json
 
 from grue.fingerprint import _flat, scoring_settings
 
-PAPER_ALGORITHM = {"zero-shot": "Zero-Shot", "supervised": "Supervised", "ppo": "PPO", "nlpo": "NLPO",
-                   "supervised+ppo": "Supervised+PPO", "supervised+nlpo": "Supervised+NLPO"}
+PAPER_ALGORITHM = {
+    "zero-shot": "Zero-Shot",
+    "supervised": "Supervised",
+    "ppo": "PPO",
+    "nlpo": "NLPO",
+    "supervised+ppo": "Supervised+PPO",
+    "supervised+nlpo": "Supervised+NLPO",
+}
 """grue's algorithm names (results.json ``algorithm``) -> the paper's."""
 UNKNOWN = "unknown"
 
@@ -46,8 +52,17 @@ def _show(value) -> str:
     return "not recorded" if value is None else json.dumps(value) if isinstance(value, str) else str(value)
 
 
-def differences(task: str, version: str, algorithm: str, config: dict, paper_task: str, paper_version: str,
-                paper_algorithm: str, paper_config: dict, where: str) -> list[str]:
+def differences(
+    task: str,
+    version: str,
+    algorithm: str,
+    config: dict,
+    paper_task: str,
+    paper_version: str,
+    paper_algorithm: str,
+    paper_config: dict,
+    where: str,
+) -> list[str]:
     """Why a grue entry (task, version, grue algorithm name, recorded config) is not comparable with a paper row
     (its task, version, algorithm and config, printed as ``where``, e.g. "arXiv v2 Table 3"); [] when it is."""
     if task != paper_task:
@@ -80,8 +95,17 @@ def mark_comparable(rows: list) -> None:
         r.comparable_to, r.not_comparable = [], []
         for p in (p for p in reported if p.task == r.task and p.split == r.split):
             paper = p.config.get("paper") if isinstance(p.config.get("paper"), dict) else {}
-            why = differences(r.task, r.version, r.raw_algorithm, r.config, p.task, p.version, p.algorithm, p.config,
-                              str(paper.get("short") or p.ref))
+            why = differences(
+                r.task,
+                r.version,
+                r.raw_algorithm,
+                r.config,
+                p.task,
+                p.version,
+                p.algorithm,
+                p.config,
+                str(paper.get("short") or p.ref),
+            )
             if not why:
                 r.comparable_to.append(p.ref)
             elif PAPER_ALGORITHM.get(r.raw_algorithm, r.raw_algorithm) == p.algorithm:

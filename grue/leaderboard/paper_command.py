@@ -22,8 +22,13 @@ from grue.leaderboard.paper_settings import NO_GRUE_REWARD
 from grue.tasks import find_task
 from grue.yamlfile import load_yaml
 
-STAGES = {"PPO": ("ppo", False), "NLPO": ("nlpo", False), "Supervised": ("supervised", False),
-          "Supervised+PPO": ("ppo", True), "Supervised+NLPO": ("nlpo", True)}
+STAGES = {
+    "PPO": ("ppo", False),
+    "NLPO": ("nlpo", False),
+    "Supervised": ("supervised", False),
+    "Supervised+PPO": ("ppo", True),
+    "Supervised+NLPO": ("nlpo", True),
+}
 """The paper's algorithm -> (grue's --algo, whether a supervised run comes first)."""
 SECTIONS = ("run", "generation", "eval")
 
@@ -57,7 +62,7 @@ def unreachable(settings: dict) -> str:
     """Why no grue command reaches ``settings``; "" when one does."""
     reward = settings.get("run.reward")
     if isinstance(reward, str) and reward.startswith(NO_GRUE_REWARD):
-        return f"grue has no reward that computes the paper's {reward[len(NO_GRUE_REWARD):]}"
+        return f"grue has no reward that computes the paper's {reward[len(NO_GRUE_REWARD) :]}"
     infinite = sorted(k for k, v in settings.items() if v == "inf")
     if infinite:
         return f"{', '.join(infinite)} inf (no constraint) has no grue value"
@@ -106,5 +111,8 @@ def command_html(task: str, algorithm: str, config: dict) -> str:
         paper = config.get("paper") if isinstance(config.get("paper"), dict) else {}
         why = (paper.get("settings_reason") or why) if settings == UNKNOWN else why
         return f'<details class="note"><summary>command</summary>none: {html.escape(why)}</details>'
-    return ('<details class="note"><summary>command</summary><pre><code>' + html.escape("\n".join(lines)) +
-            "</code></pre></details>")
+    return (
+        '<details class="note"><summary>command</summary><pre><code>'
+        + html.escape("\n".join(lines))
+        + "</code></pre></details>"
+    )

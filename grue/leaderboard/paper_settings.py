@@ -23,8 +23,17 @@ SECTION = {"PPO": "ppo", "NLPO": "nlpo", "Supervised+PPO": "ppo", "Supervised+NL
 
 IMDB_DECODING = {"eval.do_sample": True, "eval.top_k": 50, "eval.min_new_tokens": 48, "eval.max_new_tokens": 48}
 """Table 4 "decoding" (top-k 50 sampling of 48 tokens), kept "for all methods" (Sec. B.3.1)."""
-IMDB_RL = {"batch_unit": "tokens", "rollout_size": 1280, "iterations": 50, "minibatch_size": 64, "epochs": 5,
-           "lr": 1e-6, "clip": 0.2, "vf_coef": 0.5, "kl_coef": 0.01}
+IMDB_RL = {
+    "batch_unit": "tokens",
+    "rollout_size": 1280,
+    "iterations": 50,
+    "minibatch_size": 64,
+    "epochs": 5,
+    "lr": 1e-6,
+    "clip": 0.2,
+    "vf_coef": 0.5,
+    "kl_coef": 0.01,
+}
 """Table 4 ppo / nlpo (1280 steps per update, 64000 in all, batch 64, 5 epochs, lr 1e-6, clip 0.2, value coeff 0.5) and
 Sec. B.3.1 (initial KL coefficient 0.01). Left out: the discount factor, which Table 4 gives as 0.99 (gae lambda 0.95)
 while Table 6 labels the headline rows gamma 0.95."""
@@ -55,71 +64,232 @@ TABLES = {
     "commongen": {  # Table 11 "CommonGen Hyperparams"
         "table": "Table 11",
         "supervised": {"batch_size": 8, "epochs": 4, "lr": 1e-5, "schedule": "cosine", "weight_decay": 0.01},
-        "rl": {"steps": 1280, "total": 256000, "minibatch_size": 64, "epochs": 5, "lr": 2e-6, "ent_coef": 0.01,
-               "kl_coef": 0.001, "kl_target": 2.0, "gamma": 0.99, "lam": 0.95, "clip": 0.2, "vf_coef": 0.5,
-               "top_mask": 0.9, "mask_update_interval": 20},
-        "warm": {"steps": 1280, "total": 128000, "minibatch_size": 64, "epochs": 5, "lr": 2e-6, "ent_coef": 0.01,
-                 "kl_coef": 0.01, "kl_target": 1.0, "gamma": 0.99, "lam": 0.95, "clip": 0.2, "vf_coef": 0.5,
-                 "top_mask": 0.9, "mask_update_interval": 20},
+        "rl": {
+            "steps": 1280,
+            "total": 256000,
+            "minibatch_size": 64,
+            "epochs": 5,
+            "lr": 2e-6,
+            "ent_coef": 0.01,
+            "kl_coef": 0.001,
+            "kl_target": 2.0,
+            "gamma": 0.99,
+            "lam": 0.95,
+            "clip": 0.2,
+            "vf_coef": 0.5,
+            "top_mask": 0.9,
+            "mask_update_interval": 20,
+        },
+        "warm": {
+            "steps": 1280,
+            "total": 128000,
+            "minibatch_size": 64,
+            "epochs": 5,
+            "lr": 2e-6,
+            "ent_coef": 0.01,
+            "kl_coef": 0.01,
+            "kl_target": 1.0,
+            "gamma": 0.99,
+            "lam": 0.95,
+            "clip": 0.2,
+            "vf_coef": 0.5,
+            "top_mask": 0.9,
+            "mask_update_interval": 20,
+        },
         # Table 11 decoding: num beams 5, min length 5, max new tokens 20; Sec. B.4.1: beam search in evaluation
         "decoding": {"num_beams": 5, "do_sample": False, "min_new_tokens": 4, "max_new_tokens": 20},
     },
     "cnn_dailymail": {  # Table 16 "CNN/DM Hyperparams"; its rollouts top k ("sweep of (50,100)") and target update
         "table": "Table 16",  # iterations ("sweep of (10, 20, 30)") are sweeps, not a row's value: left out
         "supervised": {"batch_size": 16, "epochs": 2, "lr": 1e-4, "schedule": "cosine", "weight_decay": 0.1},
-        "rl": {"steps": 5120, "total": 512000, "minibatch_size": 64, "epochs": 5, "lr": 2e-6, "ent_coef": 0.0,
-               "kl_coef": 0.001, "kl_target": 0.2, "gamma": 0.99, "lam": 0.95, "clip": 0.2, "vf_coef": 0.5,
-               "top_mask": 0.9},
-        "warm": {"steps": 5120, "total": 256000, "minibatch_size": 64, "epochs": 5, "lr": 2e-6, "ent_coef": 0.0,
-                 "kl_coef": 0.01, "kl_target": 0.2, "gamma": 0.99, "lam": 0.95, "clip": 0.2, "vf_coef": 0.5,
-                 "top_mask": 0.9},
+        "rl": {
+            "steps": 5120,
+            "total": 512000,
+            "minibatch_size": 64,
+            "epochs": 5,
+            "lr": 2e-6,
+            "ent_coef": 0.0,
+            "kl_coef": 0.001,
+            "kl_target": 0.2,
+            "gamma": 0.99,
+            "lam": 0.95,
+            "clip": 0.2,
+            "vf_coef": 0.5,
+            "top_mask": 0.9,
+        },
+        "warm": {
+            "steps": 5120,
+            "total": 256000,
+            "minibatch_size": 64,
+            "epochs": 5,
+            "lr": 2e-6,
+            "ent_coef": 0.0,
+            "kl_coef": 0.01,
+            "kl_target": 0.2,
+            "gamma": 0.99,
+            "lam": 0.95,
+            "clip": 0.2,
+            "vf_coef": 0.5,
+            "top_mask": 0.9,
+        },
         # Table 16 decoding: sampling True, temperature 0.7, min length 50, max new tokens 100
         "decoding": {"do_sample": True, "temperature": 0.7, "min_new_tokens": 49, "max_new_tokens": 100},
     },
     "totto": {  # Table 22 "ToTTO Hyperparams"; its supervised scheduler "constant with warm up" names no warm-up
         "table": "Table 22",  # length: left out
         "supervised": {"batch_size": 8, "epochs": 4, "lr": 1e-4, "weight_decay": 0.1},
-        "rl": {"steps": 2560, "total": 256000, "minibatch_size": 64, "epochs": 5, "lr": 2e-6, "ent_coef": 0.0,
-               "kl_coef": 0.001, "kl_target": 2.0, "gamma": 0.99, "lam": 0.95, "clip": 0.2, "top_k": 0,
-               "vf_coef": 0.5, "top_mask": 0.9, "mask_update_interval": 20},
-        "warm": {"steps": 2560, "total": 256000, "minibatch_size": 64, "epochs": 5, "lr": 5e-7, "ent_coef": 0.0,
-                 "kl_coef": 0.01, "kl_target": 0.2, "gamma": 0.99, "lam": 0.95, "clip": 0.2, "top_k": 50,
-                 "vf_coef": 0.5, "top_mask": 0.9, "mask_update_interval": 20},
+        "rl": {
+            "steps": 2560,
+            "total": 256000,
+            "minibatch_size": 64,
+            "epochs": 5,
+            "lr": 2e-6,
+            "ent_coef": 0.0,
+            "kl_coef": 0.001,
+            "kl_target": 2.0,
+            "gamma": 0.99,
+            "lam": 0.95,
+            "clip": 0.2,
+            "top_k": 0,
+            "vf_coef": 0.5,
+            "top_mask": 0.9,
+            "mask_update_interval": 20,
+        },
+        "warm": {
+            "steps": 2560,
+            "total": 256000,
+            "minibatch_size": 64,
+            "epochs": 5,
+            "lr": 5e-7,
+            "ent_coef": 0.0,
+            "kl_coef": 0.01,
+            "kl_target": 0.2,
+            "gamma": 0.99,
+            "lam": 0.95,
+            "clip": 0.2,
+            "top_k": 50,
+            "vf_coef": 0.5,
+            "top_mask": 0.9,
+            "mask_update_interval": 20,
+        },
         # Table 22 decoding: num beams 5, min length 10, max new tokens 50; Sec. B.6.1: beam search during inference
         "decoding": {"num_beams": 5, "do_sample": False, "min_new_tokens": 9, "max_new_tokens": 50},
     },
     "narrativeqa": {  # Table 27 "NarQA Hyperparams": no supervised block (Sec. B.7.1: the supervised model is
         "table": "Table 27",  # UnifiedQA's, trained elsewhere)
         "supervised": None,
-        "rl": {"steps": 5120, "total": 512000, "minibatch_size": 64, "epochs": 5, "lr": 2e-6, "ent_coef": 0.0,
-               "kl_coef": 0.001, "kl_target": 1.0, "gamma": 0.99, "lam": 0.95, "clip": 0.2, "top_k": 50,
-               "vf_coef": 0.5, "top_mask": 0.9, "mask_update_interval": 20},
-        "warm": {"steps": 2560, "total": 512000, "minibatch_size": 64, "epochs": 5, "lr": 5e-7, "ent_coef": 0.0,
-                 "kl_coef": 0.001, "kl_target": 0.2, "gamma": 0.99, "lam": 0.95, "clip": 0.2, "top_k": 50,
-                 "vf_coef": 0.5, "top_mask": 0.9, "mask_update_interval": 20},
+        "rl": {
+            "steps": 5120,
+            "total": 512000,
+            "minibatch_size": 64,
+            "epochs": 5,
+            "lr": 2e-6,
+            "ent_coef": 0.0,
+            "kl_coef": 0.001,
+            "kl_target": 1.0,
+            "gamma": 0.99,
+            "lam": 0.95,
+            "clip": 0.2,
+            "top_k": 50,
+            "vf_coef": 0.5,
+            "top_mask": 0.9,
+            "mask_update_interval": 20,
+        },
+        "warm": {
+            "steps": 2560,
+            "total": 512000,
+            "minibatch_size": 64,
+            "epochs": 5,
+            "lr": 5e-7,
+            "ent_coef": 0.0,
+            "kl_coef": 0.001,
+            "kl_target": 0.2,
+            "gamma": 0.99,
+            "lam": 0.95,
+            "clip": 0.2,
+            "top_k": 50,
+            "vf_coef": 0.5,
+            "top_mask": 0.9,
+            "mask_update_interval": 20,
+        },
         "decoding": {"num_beams": 4, "max_new_tokens": 50},  # Table 27 decoding: num beams 4, max new tokens 50
     },
     "wmt16": {  # Table 29 "NMT Hyperparams"; its ppo/nlpo learning rate is misprinted "0.0.000001": left out
         "table": "Table 29",
         "supervised": {"batch_size": 64, "epochs": 5, "lr": 1e-5, "schedule": "constant", "weight_decay": 0.1},
-        "rl": {"steps": 5120, "total": 256000, "minibatch_size": 64, "epochs": 5, "ent_coef": 0.0,
-               "kl_coef": 0.001, "kl_target": 0.2, "gamma": 0.99, "lam": 0.95, "clip": 0.2, "top_k": 10,
-               "vf_coef": 0.5, "top_mask": 0.5, "mask_update_interval": 20},
-        "warm": {"steps": 2560, "total": 256000, "minibatch_size": 64, "epochs": 5, "lr": 5e-7, "ent_coef": 0.0,
-                 "kl_coef": 0.001, "kl_target": 0.2, "gamma": 0.99, "lam": 0.95, "clip": 0.2, "top_k": 10,
-                 "vf_coef": 0.5, "top_mask": 0.5, "mask_update_interval": 20},
+        "rl": {
+            "steps": 5120,
+            "total": 256000,
+            "minibatch_size": 64,
+            "epochs": 5,
+            "ent_coef": 0.0,
+            "kl_coef": 0.001,
+            "kl_target": 0.2,
+            "gamma": 0.99,
+            "lam": 0.95,
+            "clip": 0.2,
+            "top_k": 10,
+            "vf_coef": 0.5,
+            "top_mask": 0.5,
+            "mask_update_interval": 20,
+        },
+        "warm": {
+            "steps": 2560,
+            "total": 256000,
+            "minibatch_size": 64,
+            "epochs": 5,
+            "lr": 5e-7,
+            "ent_coef": 0.0,
+            "kl_coef": 0.001,
+            "kl_target": 0.2,
+            "gamma": 0.99,
+            "lam": 0.95,
+            "clip": 0.2,
+            "top_k": 10,
+            "vf_coef": 0.5,
+            "top_mask": 0.5,
+            "mask_update_interval": 20,
+        },
         # Table 29 decoding: num beams 4, length penalty 0.6, max new tokens 128
         "decoding": {"num_beams": 4, "length_penalty": 0.6, "max_new_tokens": 128},
     },
     "dailydialog": {  # Table 32 "DailyDialog Hyperparams": no supervised block. Its decoding "max new tokens: 50" is
         "table": "Table 32",  # left out: Table 33's mean outputs of 18.4-18.9 tokens need a cap of 20 (the files')
         "supervised": None,
-        "rl": {"steps": 1280, "total": 128000, "minibatch_size": 64, "epochs": 5, "lr": 1e-6, "ent_coef": 0.0,
-               "kl_coef": 0.2, "kl_target": 0.5, "gamma": 0.99, "lam": 0.95, "clip": 0.2, "top_k": 20,
-               "vf_coef": 0.5, "top_mask": 0.9, "mask_update_interval": 20},
-        "warm": {"steps": 1280, "total": 64000, "minibatch_size": 64, "epochs": 5, "lr": 1e-6, "ent_coef": 0.0,
-                 "kl_coef": 0.2, "kl_target": 0.5, "gamma": 0.99, "lam": 0.95, "clip": 0.2, "top_k": 20,
-                 "vf_coef": 0.5, "top_mask": 0.9, "mask_update_interval": 20},
+        "rl": {
+            "steps": 1280,
+            "total": 128000,
+            "minibatch_size": 64,
+            "epochs": 5,
+            "lr": 1e-6,
+            "ent_coef": 0.0,
+            "kl_coef": 0.2,
+            "kl_target": 0.5,
+            "gamma": 0.99,
+            "lam": 0.95,
+            "clip": 0.2,
+            "top_k": 20,
+            "vf_coef": 0.5,
+            "top_mask": 0.9,
+            "mask_update_interval": 20,
+        },
+        "warm": {
+            "steps": 1280,
+            "total": 64000,
+            "minibatch_size": 64,
+            "epochs": 5,
+            "lr": 1e-6,
+            "ent_coef": 0.0,
+            "kl_coef": 0.2,
+            "kl_target": 0.5,
+            "gamma": 0.99,
+            "lam": 0.95,
+            "clip": 0.2,
+            "top_k": 20,
+            "vf_coef": 0.5,
+            "top_mask": 0.9,
+            "mask_update_interval": 20,
+        },
         # Table 32 decoding: top k 20, min length 2 (GPT-2: 2 new tokens); Sec. B.9.1: top-k sampling for all methods
         "decoding": {"do_sample": True, "top_k": 20, "min_new_tokens": 2},
     },
@@ -130,14 +300,21 @@ REWARDS = {
     # the reward column of each results table -> grue's reward (grue.rewards.REWARDS) that computes it, per start:
     # (task, reward as printed, warm-started?). Sec. B.4.1: CommonGen's RL rows not warm-started add a -1 penalty
     # when the output repeats the prompt's n-grams (grue: commongen_meteor), the warm-started rows do not.
-    ("commongen", "Meteor", False): "commongen_meteor", ("commongen", "Meteor", True): "meteor",
+    ("commongen", "Meteor", False): "commongen_meteor",
+    ("commongen", "Meteor", True): "meteor",
     ("commongen", "Rouge-1", True): "rouge1",
-    ("cnn_dailymail", "Meteor", False): "meteor", ("cnn_dailymail", "Meteor", True): "meteor",
-    ("cnn_dailymail", "Rouge-1", False): "rouge1", ("cnn_dailymail", "Rouge-1", True): "rouge1",
-    ("totto", "meteor", False): "meteor", ("totto", "meteor", True): "meteor",
-    ("totto", "parent", False): "parent", ("totto", "parent", True): "parent",
-    ("narrativeqa", "Rouge-L Max", False): "rouge_lmax", ("narrativeqa", "Rouge-L Max", True): "rouge_lmax",
-    ("wmt16", "TER", False): "one_minus_ter", ("wmt16", "TER", True): "one_minus_ter",
+    ("cnn_dailymail", "Meteor", False): "meteor",
+    ("cnn_dailymail", "Meteor", True): "meteor",
+    ("cnn_dailymail", "Rouge-1", False): "rouge1",
+    ("cnn_dailymail", "Rouge-1", True): "rouge1",
+    ("totto", "meteor", False): "meteor",
+    ("totto", "meteor", True): "meteor",
+    ("totto", "parent", False): "parent",
+    ("totto", "parent", True): "parent",
+    ("narrativeqa", "Rouge-L Max", False): "rouge_lmax",
+    ("narrativeqa", "Rouge-L Max", True): "rouge_lmax",
+    ("wmt16", "TER", False): "one_minus_ter",
+    ("wmt16", "TER", True): "one_minus_ter",
     ("dailydialog", "Meteor + Intent", False): "intent_meteor",
     ("dailydialog", "Meteor + Intent", True): "intent_meteor",
 }
@@ -176,8 +353,10 @@ def table_settings(task: str, algorithm: str, reward: str | None, variant: str |
         return out
     if algorithm == "Supervised":
         if spec["supervised"] is None:
-            return f"{spec['table']} has no supervised block (the paper's supervised model for this task is not " \
-                   "one it trained with stated settings)"
+            return (
+                f"{spec['table']} has no supervised block (the paper's supervised model for this task is not "
+                "one it trained with stated settings)"
+            )
         return {**out, **{f"supervised.{k}": v for k, v in spec["supervised"].items()}}
     if algorithm not in SECTION:
         return f"{algorithm} is no algorithm of grue's; the paper states no settings for it"
@@ -202,8 +381,9 @@ def table_settings(task: str, algorithm: str, reward: str | None, variant: str |
     return out
 
 
-def stated(task: str, algorithm: str, table: str, variant: str | None, from_paper: bool,
-           reward: str | None = None) -> tuple[dict | str, str]:
+def stated(
+    task: str, algorithm: str, table: str, variant: str | None, from_paper: bool, reward: str | None = None
+) -> tuple[dict | str, str]:
     """(settings, reason): the settings the source states for a row (``reward``: its reward column), or
     (``unknown``, why)."""
     if not from_paper:

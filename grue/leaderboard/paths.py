@@ -24,8 +24,11 @@ def checkout(start: Path | None = None) -> Path | None:
     it with pyproject.toml, grue/__init__.py and leaderboard/; None outside one."""
     here = Path(os.path.abspath(start or Path.cwd()))
     for folder in (here, *here.parents):
-        if ((folder / "pyproject.toml").is_file() and (folder / "grue" / "__init__.py").is_file()
-                and (folder / "leaderboard").is_dir()):
+        if (
+            (folder / "pyproject.toml").is_file()
+            and (folder / "grue" / "__init__.py").is_file()
+            and (folder / "leaderboard").is_dir()
+        ):
             return folder
     return None
 
@@ -41,8 +44,10 @@ def default_folder(flag: str, start: Path | None = None) -> Path:
     """The checkout's folder for ``--flag`` (see DEFAULTS); GrueError outside a checkout, naming the flag."""
     root = checkout(start)
     if root is None:
-        raise GrueError(f"--{flag} not given and {os.path.abspath(start or Path.cwd())} is not inside a grue checkout "
-                        f"(whose {DEFAULTS[flag]} is the default); pass --{flag} DIR")
+        raise GrueError(
+            f"--{flag} not given and {os.path.abspath(start or Path.cwd())} is not inside a grue checkout "
+            f"(whose {DEFAULTS[flag]} is the default); pass --{flag} DIR"
+        )
     return Path(shown(root / DEFAULTS[flag]))
 
 
@@ -80,8 +85,10 @@ def group_paths(paths: list[str], submissions: Path | None) -> tuple[dict[Path, 
         if folder is None and not os.path.lexists(given):
             out.append(f"{given}: (path): no such file or folder")
         elif folder is None:
-            out.append(f"{given}: (path): in no submission folder (none at or above it holds {META_FILE}); pass the "
-                       "submission folder, or --submissions DIR")
+            out.append(
+                f"{given}: (path): in no submission folder (none at or above it holds {META_FILE}); pass the "
+                "submission folder, or --submissions DIR"
+            )
         else:
             groups.setdefault(folder if folder == default else Path(shown(folder, given)), []).append(given)
     return dict(sorted(groups.items())), out

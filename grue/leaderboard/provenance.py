@@ -64,22 +64,30 @@ def _is_number(v: Any) -> bool:
 
 
 def _text(longest: int):
-    return (lambda v: isinstance(v, str) and bool(v.strip()) and len(v) <= longest,
-            f"a non-empty string of at most {longest} characters")
+    return (
+        lambda v: isinstance(v, str) and bool(v.strip()) and len(v) <= longest,
+        f"a non-empty string of at most {longest} characters",
+    )
 
 
 _SECONDS = (lambda v: _is_number(v) and v >= 0, "a finite number >= 0")
 _SEED = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0")
-_FINGERPRINT = (lambda v: isinstance(v, str) and _HASH.fullmatch(v) is not None,
-                f"a settings fingerprint: {LENGTH} lowercase hex digits, quoted")
+_FINGERPRINT = (
+    lambda v: isinstance(v, str) and _HASH.fullmatch(v) is not None,
+    f"a settings fingerprint: {LENGTH} lowercase hex digits, quoted",
+)
 # field -> (accepts, what is accepted); seeds, settings and cells are checked on their own
 FIELDS = {
     "name": _text(80),
-    "command": (lambda v: _text(2000)[0](v) and v.split()[:3] == COMMAND.split(),
-                f'the command that reproduces the submission, "{COMMAND} ..." (at most 2000 characters)'),
+    "command": (
+        lambda v: _text(2000)[0](v) and v.split()[:3] == COMMAND.split(),
+        f'the command that reproduces the submission, "{COMMAND} ..." (at most 2000 characters)',
+    ),
     "grue_version": _text(100),
-    "git_commit": (lambda v: v is None or (isinstance(v, str) and _COMMIT.fullmatch(v) is not None),
-                   "7 to 64 lowercase hex digits (optionally + '-dirty'), quoted, or null"),
+    "git_commit": (
+        lambda v: v is None or (isinstance(v, str) and _COMMIT.fullmatch(v) is not None),
+        "7 to 64 lowercase hex digits (optionally + '-dirty'), quoted, or null",
+    ),
     "hardware": _text(500),
     "seeds": (lambda v: isinstance(v, list) and bool(v), "a non-empty list of distinct integers >= 0"),
     "settings": (lambda v: isinstance(v, dict) and bool(v), "a mapping of task -> settings fingerprint"),
@@ -120,8 +128,7 @@ def _settings(settings: dict, tasks) -> list[str]:
     out = []
     for task, value in settings.items():
         if task not in tasks:
-            out.append(f"benchmark.settings.{str(task)[:40]}: unknown task; known: "
-                       f"{', '.join(sorted(tasks))}")
+            out.append(f"benchmark.settings.{str(task)[:40]}: unknown task; known: {', '.join(sorted(tasks))}")
         elif not _FINGERPRINT[0](value):
             out.append(f"benchmark.settings.{task}: must be {_FINGERPRINT[1]}, got {show_value(value, yaml=True)}")
     return out
@@ -134,8 +141,10 @@ def _cells(cells: list, seeds: list | None) -> list[str]:
     out = []
     for i, cell in enumerate(cells):
         if not isinstance(cell, dict):
-            out.append(f"benchmark.cells[{i}]: must be a mapping {{{', '.join(CELL_FIELDS)}}}, got "
-                       f"{show_value(cell, yaml=True)}")
+            out.append(
+                f"benchmark.cells[{i}]: must be a mapping {{{', '.join(CELL_FIELDS)}}}, got "
+                f"{show_value(cell, yaml=True)}"
+            )
             continue
         out += _fields(cell, f"benchmark.cells[{i}]", CELL_FIELDS)
         seed = cell.get("seed")
@@ -148,7 +157,9 @@ def check_benchmark(data: Any, source: str, tasks) -> tuple[Benchmark | None, li
     """The parsed ``benchmark`` block of ``submission.yaml`` (``source``) -> (Benchmark, []) or (None, problems);
     ``tasks`` the known task names."""
     if not isinstance(data, dict):
-        return None, [f"{source}: benchmark: must be a mapping with {', '.join(FIELDS)}, got {show_value(data, yaml=True)}"]
+        return None, [
+            f"{source}: benchmark: must be a mapping with {', '.join(FIELDS)}, got {show_value(data, yaml=True)}"
+        ]
     out = _fields(data, "benchmark", FIELDS)
     seeds = data.get("seeds") if FIELDS["seeds"][0](data.get("seeds")) else None
     if seeds is not None:
@@ -173,14 +184,20 @@ def check_results(benchmark: Benchmark, results: Results, source: str) -> list[s
     expected = benchmark.settings.get(results.task)
     actual = fingerprint(results.config)
     if expected is None:
-        out.append(f"{source}: task: {results.task} has no settings fingerprint in submission.yaml's benchmark.settings "
-                   f"(this file's is {actual}): the file was not made by this benchmark")
+        out.append(
+            f"{source}: task: {results.task} has no settings fingerprint in submission.yaml's benchmark.settings "
+            f"(this file's is {actual}): the file was not made by this benchmark"
+        )
     elif actual != expected:
-        out.append(f"{source}: config: settings fingerprint {actual} differs from submission.yaml's "
-                   f"benchmark.settings.{results.task} {expected}: the file was not made by this benchmark's settings")
+        out.append(
+            f"{source}: config: settings fingerprint {actual} differs from submission.yaml's "
+            f"benchmark.settings.{results.task} {expected}: the file was not made by this benchmark's settings"
+        )
     if results.seed not in benchmark.seeds:
-        out.append(f"{source}: seed: {results.seed} is not one of submission.yaml's benchmark.seeds "
-                   f"({', '.join(map(str, benchmark.seeds))}): the file was not made by this benchmark")
+        out.append(
+            f"{source}: seed: {results.seed} is not one of submission.yaml's benchmark.seeds "
+            f"({', '.join(map(str, benchmark.seeds))}): the file was not made by this benchmark"
+        )
     return out
 
 

@@ -21,14 +21,18 @@ def check_reported(results: Results, rel: str, source: str, tasks: dict[str, Tas
     """The rules of a reported file beyond the schema."""
     out = []
     if results.kind != "reported":
-        out.append(f'kind: must be "reported" in the reported folder (re-run results are submissions), got "{results.kind}"')
+        out.append(
+            f'kind: must be "reported" in the reported folder (re-run results are submissions), got "{results.kind}"'
+        )
     out += check_task(results, tasks, fix="regenerate with leaderboard/tools/import_reported.py")
     if PurePosixPath(rel).parts[0] != results.task:
         out.append(f'task: "{results.task}" is not the folder it is in ({PurePosixPath(rel).parts[0]}/)')
     return [f"{source}: {p}" for p in out]
 
 
-def load_reported(root: Path, tasks: dict[str, TaskInfo], show_root: str) -> tuple[list[tuple[str, Results]], list[str]]:
+def load_reported(
+    root: Path, tasks: dict[str, TaskInfo], show_root: str
+) -> tuple[list[tuple[str, Results]], list[str]]:
     """Every reported file below ``root`` as (path in root, Results), sorted by path, and all problems.
     A missing folder holds no reported rows."""
     root = Path(root)

@@ -91,15 +91,21 @@ def walk(folder: Path, show: str, max_files: int = MAX_FILES) -> tuple[list[Foun
             rel = _rel(folder, Path(entry.path))
             entries += 1
             if entries > max_files:
-                return found, problems + [f"{show}: (folder): more than {max_files} files and folders; a submission "
-                                          "holds submission.yaml and one folder per task and seed"]
+                return found, problems + [
+                    f"{show}: (folder): more than {max_files} files and folders; a submission "
+                    "holds submission.yaml and one folder per task and seed"
+                ]
             if entry.is_symlink():
-                problems.append(f"{show}/{rel}: (file): a symbolic link; links are not accepted, commit the file itself")
+                problems.append(
+                    f"{show}/{rel}: (file): a symbolic link; links are not accepted, commit the file itself"
+                )
                 found.append(Found(rel, 0, link=True))
             elif entry.is_dir(follow_symlinks=False):
                 if depth + 1 >= MAX_DEPTH:
-                    problems.append(f"{show}/{rel}: (folder): nested too deep; results files are at most "
-                                    f"{MAX_DEPTH} levels down, e.g. imdb/seed0/results.json")
+                    problems.append(
+                        f"{show}/{rel}: (folder): nested too deep; results files are at most "
+                        f"{MAX_DEPTH} levels down, e.g. imdb/seed0/results.json"
+                    )
                 else:
                     stack.append((Path(entry.path), depth + 1))
             elif entry.is_file(follow_symlinks=False):

@@ -42,8 +42,13 @@ SAMPLES_SHOWN = 5
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 """A submission folder name (it becomes a file name of the site)."""
 # submission.yaml field -> (required, longest length)
-META_FIELDS = {"who": (True, 200), "model": (True, 200), "algorithm": (True, 200), "link": (False, 500),
-               "notes": (False, 4000)}
+META_FIELDS = {
+    "who": (True, 200),
+    "model": (True, 200),
+    "algorithm": (True, 200),
+    "link": (False, 500),
+    "notes": (False, 4000),
+}
 META_BLOCKS = ("benchmark",)
 """submission.yaml's optional mappings, beside META_FIELDS: the provenance written by ``grue benchmark run``."""
 ROOT_FILES = ("README.md", ".gitkeep")
@@ -99,8 +104,10 @@ class TaskInfo:
 
 def known_tasks() -> dict[str, TaskInfo]:
     """Every built-in task (grue.tasks): its version and reported metric names."""
-    return {t.name: TaskInfo(t.version, reported_names(t.metrics), t.description, t.benchmark_split)
-            for t in builtin_tasks()}
+    return {
+        t.name: TaskInfo(t.version, reported_names(t.metrics), t.description, t.benchmark_split)
+        for t in builtin_tasks()
+    }
 
 
 def is_http_url(text: str) -> bool:
@@ -120,8 +127,11 @@ def check_meta(data, source: str, tasks=()) -> tuple[Meta | None, list[str]]:
     accepted = ", ".join((*META_FIELDS, *META_BLOCKS))
     if not isinstance(data, dict):
         return None, [f"{source}: (top level): must be a mapping with {accepted}"]
-    out = [f"{source}: {key}: unknown field; accepted: {accepted}" for key in data
-           if key not in META_FIELDS and key not in META_BLOCKS]
+    out = [
+        f"{source}: {key}: unknown field; accepted: {accepted}"
+        for key in data
+        if key not in META_FIELDS and key not in META_BLOCKS
+    ]
     for key, (required, longest) in META_FIELDS.items():
         value = data.get(key)
         if value is None:
@@ -153,18 +163,25 @@ def check_entry(results: Results, source: str, tasks: dict[str, TaskInfo]) -> li
     out += check_split(results, tasks)
     if results.seed is None:
         out.append("seed: must be an integer >= 0 in a submission (one results file per seed), got null")
-    out += check_task(results, tasks, fix="scores of another task version are not comparable: re-evaluate the run "
-                                          "with the current grue")
+    out += check_task(
+        results,
+        tasks,
+        fix="scores of another task version are not comparable: re-evaluate the run with the current grue",
+    )
     info = tasks.get(results.task)
     if info is not None:
         missing = [m for m in info.metrics if m not in results.metrics and m not in results.skipped]
         if missing:
-            out.append(f"metrics: missing {', '.join(missing)} (task {results.task} reports them); report each, "
-                       "or list it in skipped with the reason")
+            out.append(
+                f"metrics: missing {', '.join(missing)} (task {results.task} reports them); report each, "
+                "or list it in skipped with the reason"
+            )
         for name, metric in results.metrics.items():
             if name in info.metrics and metric.higher_is_better != info.metrics[name]:
-                out.append(f"metrics.{name}.higher_is_better: must be {show_value(info.metrics[name])} for {name}, "
-                           f"got {show_value(metric.higher_is_better)}")
+                out.append(
+                    f"metrics.{name}.higher_is_better: must be {show_value(info.metrics[name])} for {name}, "
+                    f"got {show_value(metric.higher_is_better)}"
+                )
     return [f"{source}: {p}" for p in out]
 
 
@@ -174,15 +191,21 @@ def check_split(results: Results, tasks: dict[str, TaskInfo]) -> list[str]:
     split, or a ``--limit`` evaluation (fewer examples evaluated than the split holds)."""
     run = results.config.get("run") if isinstance(results.config.get("run"), dict) else {}
     if results.split == "builtin" or run.get("builtin_prompts") is True:
-        return ["split: results of the task's built-in prompts (a smoke check of the run, not a benchmark result); "
-                "evaluate the task's benchmark split with --data-dir DIR (or GRUE_DATA_DIR)"]
+        return [
+            "split: results of the task's built-in prompts (a smoke check of the run, not a benchmark result); "
+            "evaluate the task's benchmark split with --data-dir DIR (or GRUE_DATA_DIR)"
+        ]
     info = tasks.get(results.task)
     if info is not None and results.split != info.benchmark_split:
-        return [f'split: must be "{info.benchmark_split}", the benchmark split of {results.task} (benchmark_split in '
-                f'tasks/{results.task}/task.yaml), got "{results.split}"']
+        return [
+            f'split: must be "{info.benchmark_split}", the benchmark split of {results.task} (benchmark_split in '
+            f'tasks/{results.task}/task.yaml), got "{results.split}"'
+        ]
     if results.samples is not None and results.samples.evaluated < results.samples.total:
-        return [f"samples.evaluated: evaluated {results.samples.evaluated} of the split's {results.samples.total} "
-                "examples (--limit); the leaderboard takes whole splits"]
+        return [
+            f"samples.evaluated: evaluated {results.samples.evaluated} of the split's {results.samples.total} "
+            "examples (--limit); the leaderboard takes whole splits"
+        ]
     return []
 
 
@@ -193,8 +216,10 @@ def check_task(results: Results, tasks: dict[str, TaskInfo], fix: str = "") -> l
     if info is None:
         return [f'task: unknown task "{results.task}"; known: {", ".join(sorted(tasks))}']
     if results.task_version != info.version:
-        return [f'task_version: must be "{info.version}", the version of tasks/{results.task}/task.yaml, '
-                f'got "{results.task_version}"' + (f"; {fix}" if fix else "")]
+        return [
+            f'task_version: must be "{info.version}", the version of tasks/{results.task}/task.yaml, '
+            f'got "{results.task_version}"' + (f"; {fix}" if fix else "")
+        ]
     return []
 
 
@@ -217,10 +242,17 @@ def check_samples(raw: bytes, source: str) -> tuple[list[dict], list[str]]:
             out.append(f"{source}: line {number}: invalid JSON: {getattr(e, 'msg', e)}")
             continue
         refs = row.get("references") if isinstance(row, dict) else None
-        if not (isinstance(row, dict) and isinstance(row.get("prompt"), str) and isinstance(row.get("generation"), str)
-                and isinstance(refs, list) and all(isinstance(r, str) for r in refs)):
-            out.append(f'{source}: line {number}: must be an object with string "prompt" and "generation" and '
-                       'a list of strings "references"')
+        if not (
+            isinstance(row, dict)
+            and isinstance(row.get("prompt"), str)
+            and isinstance(row.get("generation"), str)
+            and isinstance(refs, list)
+            and all(isinstance(r, str) for r in refs)
+        ):
+            out.append(
+                f'{source}: line {number}: must be an object with string "prompt" and "generation" and '
+                'a list of strings "references"'
+            )
         elif len(rows) < SAMPLES_SHOWN:
             rows.append({"prompt": row["prompt"], "generation": row["generation"], "references": refs})
         if len(out) >= 5:  # enough to fix the writer; a broken file would otherwise flood the report
@@ -228,12 +260,16 @@ def check_samples(raw: bytes, source: str) -> tuple[list[dict], list[str]]:
     return rows, out
 
 
-def load_submission(root: Path, name: str, tasks: dict[str, TaskInfo], show_root: str) -> tuple[Submission | None, list[str]]:
+def load_submission(
+    root: Path, name: str, tasks: dict[str, TaskInfo], show_root: str
+) -> tuple[Submission | None, list[str]]:
     """Read and check the submission folder ``root/name``; (Submission, []) when it is valid, else (None, problems)."""
     show = f"{show_root}/{name}"
     if not NAME.fullmatch(name):
-        return None, [f"{show}: (folder): a submission folder name is 1 to 80 letters, digits, '.', '_' or '-', "
-                      "starting with a letter or digit"]
+        return None, [
+            f"{show}: (folder): a submission folder name is 1 to 80 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        ]
     folder = root / name
     files, out = walk(folder, show)
     meta, entries, rels = None, [], {f.rel for f in files}  # links included: their problem is already listed
@@ -248,15 +284,21 @@ def load_submission(root: Path, name: str, tasks: dict[str, TaskInfo], show_root
             if entry:
                 entries.append(entry)
         elif not (path.name == SAMPLES_FILE and str(path.parent / FILENAME) in rels):
-            out.append(f"{show}/{f.rel}: (file): not part of a submission; it holds submission.yaml and folders "
-                       "with results.json (and the samples.jsonl beside it), e.g. imdb/seed0/results.json")
+            out.append(
+                f"{show}/{f.rel}: (file): not part of a submission; it holds submission.yaml and folders "
+                "with results.json (and the samples.jsonl beside it), e.g. imdb/seed0/results.json"
+            )
     if META_FILE not in rels:
         out.append(f"{show}/{META_FILE}: (file): missing; it says who submitted, the model, algorithm, link and notes")
     if not entries and not any(PurePosixPath(r).name == FILENAME for r in rels):
         out.append(f"{show}: (folder): no results.json; put each one in a folder per task and seed, e.g. imdb/seed0/")
     out += check_consistency(entries, show)
     if meta is not None and meta.benchmark is not None:
-        out += [p for e in sorted(entries, key=lambda e: e.rel) for p in check_results(meta.benchmark, e.results, f"{show}/{e.rel}")]
+        out += [
+            p
+            for e in sorted(entries, key=lambda e: e.rel)
+            for p in check_results(meta.benchmark, e.results, f"{show}/{e.rel}")
+        ]
     if out:
         return None, out
     entries.sort(key=lambda e: (e.results.task, e.results.seed, e.rel))
@@ -270,19 +312,25 @@ def check_consistency(entries: list[Entry], show: str) -> list[str]:
         r, source = e.results, f"{show}/{e.rel}"
         key = (r.task, r.algorithm, r.model.name, r.seed)
         if key in seen:
-            out.append(f"{source}: seed: duplicate of {seen[key]} (same task, algorithm, model and seed {r.seed}); "
-                       "keep one results file per task and seed")
+            out.append(
+                f"{source}: seed: duplicate of {seen[key]} (same task, algorithm, model and seed {r.seed}); "
+                "keep one results file per task and seed"
+            )
             continue
         seen[key] = e.rel
         if first_algo is None:
             first_algo = (r.algorithm, e.rel)
         elif r.algorithm != first_algo[0]:
-            out.append(f'{source}: algorithm: "{r.algorithm}" differs from "{first_algo[0]}" in {first_algo[1]}; '
-                       "a submission is one algorithm (open one submission per algorithm)")
+            out.append(
+                f'{source}: algorithm: "{r.algorithm}" differs from "{first_algo[0]}" in {first_algo[1]}; '
+                "a submission is one algorithm (open one submission per algorithm)"
+            )
         model = task_model.setdefault(r.task, (r.model.name, e.rel))
         if r.model.name != model[0]:
-            out.append(f'{source}: model.name: "{r.model.name}" differs from "{model[0]}" in {model[1]}; all seeds of '
-                       "a task evaluate one model")
+            out.append(
+                f'{source}: model.name: "{r.model.name}" differs from "{model[0]}" in {model[1]}; all seeds of '
+                "a task evaluate one model"
+            )
     return out
 
 
@@ -306,7 +354,9 @@ def _read_meta(path: Path, source: str, tasks) -> tuple[Meta | None, list[str]]:
     return check_meta(data, source, tasks)
 
 
-def _read_entry(folder: Path, rel: str, show: str, tasks: dict[str, TaskInfo], samples: bool) -> tuple[Entry | None, list[str]]:
+def _read_entry(
+    folder: Path, rel: str, show: str, tasks: dict[str, TaskInfo], samples: bool
+) -> tuple[Entry | None, list[str]]:
     source = f"{show}/{rel}"
     try:
         results = from_bytes(read_limited(folder / rel, MAX_BYTES), source)
@@ -319,7 +369,9 @@ def _read_entry(folder: Path, rel: str, show: str, tasks: dict[str, TaskInfo], s
     if samples:
         samples_rel = str(PurePosixPath(rel).parent / SAMPLES_FILE)
         try:
-            rows, problems = check_samples(read_limited(folder / samples_rel, MAX_SAMPLES_BYTES), f"{show}/{samples_rel}")
+            rows, problems = check_samples(
+                read_limited(folder / samples_rel, MAX_SAMPLES_BYTES), f"{show}/{samples_rel}"
+            )
             out += problems
         except OSError as e:
             out.append(f"{show}/{samples_rel}: (file): cannot read it: {e.strerror or e}")
@@ -336,8 +388,10 @@ def submission_names(root: Path, paths: list[str], show_root: str) -> tuple[list
             names.update(p.name for p in Path(root).iterdir())
             continue
         if full is None:
-            out.append(f"{given}: (path): not inside the submissions folder {show_root}; pass a submission folder "
-                       "or a file in one")
+            out.append(
+                f"{given}: (path): not inside the submissions folder {show_root}; pass a submission folder "
+                "or a file in one"
+            )
             continue
         link = link_below(root, full)
         if link is not None:
@@ -364,8 +418,9 @@ def root_entries(root: Path, names, show_root: str) -> tuple[list[str], list[str
     return folders, out
 
 
-def load_submissions(root: Path, tasks: dict[str, TaskInfo], show_root: str,
-                     names: list[str] | None = None) -> tuple[list[Submission], list[str]]:
+def load_submissions(
+    root: Path, tasks: dict[str, TaskInfo], show_root: str, names: list[str] | None = None
+) -> tuple[list[Submission], list[str]]:
     """Load the submissions ``names`` (default: every folder of ``root``), sorted by name, and all problems."""
     if link_below(Path(root).parent, Path(root)) is not None or not Path(root).is_dir():
         return [], [f"{show_root}: (folder): not a folder (or a symbolic link); pass the submissions folder"]
@@ -379,4 +434,3 @@ def load_submissions(root: Path, tasks: dict[str, TaskInfo], show_root: str,
         if sub:
             subs.append(sub)
     return subs, out
-

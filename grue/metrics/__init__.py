@@ -67,8 +67,12 @@ class MetricSettings:
     perplexity_tokenizer: str = ""
     """Tokenizer of the perplexity text: empty for the evaluated model's own (for every paper model, GPT-2's: the
     paper's files name ``gpt2``, the same vocabulary, and the text is never truncated), or a Hub id or local path."""
-    sacrebleu_tokenize: str = field(default="13a", metadata={"choices": (
-        "13a", "intl", "none", "zh", "char", "ja-mecab", "ko-mecab", "spm", "flores101", "flores200")})
+    sacrebleu_tokenize: str = field(
+        default="13a",
+        metadata={
+            "choices": ("13a", "intl", "none", "zh", "char", "ja-mecab", "ko-mecab", "spm", "flores101", "flores200")
+        },
+    )
     """sacrebleu's tokenizer for the sacrebleu metric (the paper: intl for DailyDialog and translation, else 13a)."""
     rouge_references: str = field(default="first", metadata={"choices": ("first", "stringified_list", "best")})
     """What the rouge metric scores a generation against: the first reference (the paper's default),
@@ -108,8 +112,10 @@ class MetricSkipped(Exception):
 def check_texts(generations: Sequence[str], references: Sequence[Sequence[str]]) -> None:
     """Raise GrueError unless ``generations`` (N str) and ``references`` (N non-empty lists of str) match."""
     if len(generations) != len(references):
-        raise GrueError(f"{len(generations)} generations but {len(references)} reference lists; "
-                        f"one list of references per generation is accepted")
+        raise GrueError(
+            f"{len(generations)} generations but {len(references)} reference lists; "
+            f"one list of references per generation is accepted"
+        )
     for i, (g, refs) in enumerate(zip(generations, references)):
         if not isinstance(g, str):
             raise GrueError(f"generation {i} is a {type(g).__name__}; a str is accepted")
@@ -127,11 +133,15 @@ def check_batch(batch: EvalBatch, references: bool = True) -> None:
     if references:
         check_texts(batch.generations, batch.references)
     elif len(batch.references) not in (0, n) or not all(isinstance(g, str) for g in batch.generations):
-        raise GrueError(f"batch has {n} generations and {len(batch.references)} reference lists; "
-                        f"str generations and one reference list per example are accepted")
+        raise GrueError(
+            f"batch has {n} generations and {len(batch.references)} reference lists; "
+            f"str generations and one reference list per example are accepted"
+        )
     if len(batch.prompts) != n or (batch.meta and len(batch.meta) != n):
-        raise GrueError(f"batch has {len(batch.prompts)} prompts, {n} generations and {len(batch.meta)} meta "
-                        f"entries; one each per example (meta may be empty) is accepted")
+        raise GrueError(
+            f"batch has {len(batch.prompts)} prompts, {n} generations and {len(batch.meta)} meta "
+            f"entries; one each per example (meta may be empty) is accepted"
+        )
     if n == 0:
         raise MetricSkipped("the batch has no examples")
 
@@ -144,8 +154,17 @@ class Metric:
     """Reported name -> higher_is_better (None: descriptive, e.g. mean output length)."""
 
 
-_DIVERSITY = {"distinct_1": True, "distinct_2": True, "unique_1": True, "unique_2": True, "h1": True, "h2": True,
-              "msttr": True, "vocab_size": True, "mean_output_length": None}
+_DIVERSITY = {
+    "distinct_1": True,
+    "distinct_2": True,
+    "unique_1": True,
+    "unique_2": True,
+    "h1": True,
+    "h2": True,
+    "msttr": True,
+    "vocab_size": True,
+    "mean_output_length": None,
+}
 
 # group name -> implementation and reported names
 METRICS: dict[str, Metric] = {
@@ -158,9 +177,13 @@ METRICS: dict[str, Metric] = {
     "ter": Metric("grue.metrics.text:ter", {"ter": False}),
     "cider": Metric("grue.metrics.cider:cider", {"cider": True}),
     "spice": Metric("grue.metrics.spice:spice", {"spice": True}),
-    "parent": Metric("grue.metrics.parent:parent", {"parent_overall": True, "parent_overlap": True, "parent_nonoverlap": True}),
-    "totto_sacrebleu": Metric("grue.metrics.totto:totto_sacrebleu",
-                              {"sacrebleu_overall": True, "sacrebleu_overlap": True, "sacrebleu_nonoverlap": True}),
+    "parent": Metric(
+        "grue.metrics.parent:parent", {"parent_overall": True, "parent_overlap": True, "parent_nonoverlap": True}
+    ),
+    "totto_sacrebleu": Metric(
+        "grue.metrics.totto:totto_sacrebleu",
+        {"sacrebleu_overall": True, "sacrebleu_overlap": True, "sacrebleu_nonoverlap": True},
+    ),
     "bertscore": Metric("grue.metrics.neural:bertscore", {"bertscore": True}),
     "sentiment": Metric("grue.metrics.neural:sentiment", {"sentiment_score": True}),
     "intent": Metric("grue.metrics.neural:intent", {"intent_accuracy": True}),
@@ -176,7 +199,9 @@ FALLBACKS: dict[str, Metric] = {
 }
 
 
-def metric_function(group: str, table: dict[str, Metric] | None = None) -> Callable[[EvalBatch, MetricOptions], MetricResult]:
+def metric_function(
+    group: str, table: dict[str, Metric] | None = None
+) -> Callable[[EvalBatch, MetricOptions], MetricResult]:
     """The function of metric group ``group`` of ``table`` (default ``METRICS``), imported on first use."""
     module, _, attr = (METRICS if table is None else table)[group].function.partition(":")
     return getattr(importlib.import_module(module), attr)

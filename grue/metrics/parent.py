@@ -106,8 +106,9 @@ class GenerationSide(NamedTuple):
     """Rt: mean over the recall table's entries of LCS(value, generation) / |value| (SMOOTHING if 0)."""
 
 
-def generation_side(generation: list[str], table: Table, max_order: int = MAX_ORDER,
-                    precision_table: Table | None = None) -> GenerationSide:
+def generation_side(
+    generation: list[str], table: Table, max_order: int = MAX_ORDER, precision_table: Table | None = None
+) -> GenerationSide:
     """The reference-independent part of PARENT for one tokenised generation, its tokenised recall ``table``
     and precision table (``table`` when None)."""
     entailing = table if precision_table is None else precision_table
@@ -118,8 +119,9 @@ def generation_side(generation: list[str], table: Table, max_order: int = MAX_OR
     )
 
 
-def parent_against(side: GenerationSide, reference: list[str], table: Table,
-                   lambda_weight: float | None = None) -> tuple[float, float, float]:
+def parent_against(
+    side: GenerationSide, reference: list[str], table: Table, lambda_weight: float | None = None
+) -> tuple[float, float, float]:
     """(precision, recall, F) of a prepared generation (``generation_side``) against one tokenised reference;
     ``table`` is the recall table (it sets lambda)."""
     precs, recs = [], []
@@ -135,8 +137,14 @@ def parent_against(side: GenerationSide, reference: list[str], table: Table,
     return precision, recall, 2.0 * precision * recall / (precision + recall + 1e-8)
 
 
-def parent_one(generation: list[str], reference: list[str], table: Table, lambda_weight: float | None = None,
-               max_order: int = MAX_ORDER, precision_table: Table | None = None) -> tuple[float, float, float]:
+def parent_one(
+    generation: list[str],
+    reference: list[str],
+    table: Table,
+    lambda_weight: float | None = None,
+    max_order: int = MAX_ORDER,
+    precision_table: Table | None = None,
+) -> tuple[float, float, float]:
     """(precision, recall, F) of one tokenised generation against one tokenised reference, recall ``table``
     and precision table (``table`` when None)."""
     side = generation_side(generation, table, max_order, precision_table)
@@ -146,25 +154,39 @@ def parent_one(generation: list[str], reference: list[str], table: Table, lambda
 def tokenize_table(table, index: int = 0) -> Table:
     """[(attribute, value) strings] -> [(attribute tokens, value tokens)], dropping entries whose value has no token."""
     if isinstance(table, (str, dict)) or not isinstance(table, Sequence):
-        raise GrueError(f"PARENT: table {index} is a {type(table).__name__}; "
-                        "a table is a list of (attribute, value) string pairs")
+        raise GrueError(
+            f"PARENT: table {index} is a {type(table).__name__}; a table is a list of (attribute, value) string pairs"
+        )
     out = []
     for entry in table:
-        if (isinstance(entry, str) or not isinstance(entry, Sequence) or len(entry) != 2
-                or not all(isinstance(x, str) for x in entry)):
-            raise GrueError(f"PARENT: table {index} has the entry {entry!r}; "
-                            "each entry must be an (attribute, value) pair of strings")
+        if (
+            isinstance(entry, str)
+            or not isinstance(entry, Sequence)
+            or len(entry) != 2
+            or not all(isinstance(x, str) for x in entry)
+        ):
+            raise GrueError(
+                f"PARENT: table {index} has the entry {entry!r}; "
+                "each entry must be an (attribute, value) pair of strings"
+            )
         value = totto_tokens(entry[1])
         if value:
             out.append((totto_tokens(entry[0]), value))
     if not out:
-        raise GrueError(f"PARENT: table {index} has no entry with a non-empty value ({table!r}); "
-                        "each table needs at least one (attribute, value) pair with a value")
+        raise GrueError(
+            f"PARENT: table {index} has no entry with a non-empty value ({table!r}); "
+            "each table needs at least one (attribute, value) pair with a value"
+        )
     return out
 
 
-def parent_per_sample(generations: list[str], references: list[list[str]], tables: list,
-                      lambda_weight: float | None = None, precision_tables: list | None = None) -> list[float]:
+def parent_per_sample(
+    generations: list[str],
+    references: list[list[str]],
+    tables: list,
+    lambda_weight: float | None = None,
+    precision_tables: list | None = None,
+) -> list[float]:
     """PARENT F of each generation (best over its three ToTTo references) given its tables.
 
     generations: N strings; references: N non-empty lists of strings; tables: N recall tables
@@ -174,8 +196,10 @@ def parent_per_sample(generations: list[str], references: list[list[str]], table
     """
     precision_tables = tables if precision_tables is None else precision_tables
     if not len(generations) == len(references) == len(tables) == len(precision_tables):
-        raise GrueError(f"PARENT got {len(generations)} generations, {len(references)} reference lists, "
-                        f"{len(tables)} tables and {len(precision_tables)} precision tables; give one of each per example")
+        raise GrueError(
+            f"PARENT got {len(generations)} generations, {len(references)} reference lists, "
+            f"{len(tables)} tables and {len(precision_tables)} precision tables; give one of each per example"
+        )
     check_texts(generations, references)
     scores = []
     for i, (gen, refs, table, full) in enumerate(zip(generations, references, tables, precision_tables)):
@@ -199,8 +223,10 @@ def parent(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
     if not any(has_table):
         raise MetricSkipped("PARENT needs each example's table in meta['table'] and no example has one")
     if not all(has_table):
-        raise GrueError(f"PARENT: {has_table.count(False)} of {len(meta)} examples lack meta['table']; "
-                        "give every example its table (list of (attribute, value) pairs)")
+        raise GrueError(
+            f"PARENT: {has_table.count(False)} of {len(meta)} examples lack meta['table']; "
+            "give every example its table (list of (attribute, value) pairs)"
+        )
     flags = subset_flags(meta)
     full = [m["precision_table"] for m in meta] if all(m.get("precision_table") for m in meta) else None
     scores = parent_per_sample(batch.generations, batch.references, [m["table"] for m in meta], precision_tables=full)

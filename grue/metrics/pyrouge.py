@@ -42,8 +42,10 @@ def wordnet_table() -> dict[str, str]:
     spec = importlib.util.find_spec("rouge")  # finds the package without running its __init__
     folder = Path(next(iter(spec.submodule_search_locations or []), "")) if spec else None
     if folder is None or not all((folder / name).is_file() for name in TABLES):
-        raise MetricSkipped("rouge_lmax needs py-rouge's WordNet tables (package 'rouge' with wordnet_key_value.txt); "
-                            "pip install py-rouge==1.1")
+        raise MetricSkipped(
+            "rouge_lmax needs py-rouge's WordNet tables (package 'rouge' with wordnet_key_value.txt); "
+            "pip install py-rouge==1.1"
+        )
     table: dict[str, str] = {}
     for name in TABLES:
         for line in (folder / name).read_text(encoding="utf-8").splitlines():

@@ -23,8 +23,12 @@ from grue.metrics import MetricSkipped
 def _spacy_30_special_cases() -> dict[str, list[str]]:
     """The tokenizer special cases of spaCy 3.0's English that 3.8 no longer has: text -> its tokens."""
     cases = {"May.": ["May."]}
-    for word, suffixes in (("this", ("'re", "re", "'ve", "ve")), ("that", ("'re", "re", "'ve", "ve")),
-                           ("these", ("'s", "s")), ("those", ("'s", "s"))):
+    for word, suffixes in (
+        ("this", ("'re", "re", "'ve", "ve")),
+        ("that", ("'re", "re", "'ve", "ve")),
+        ("these", ("'s", "s")),
+        ("those", ("'s", "s")),
+    ):
         for w in (word, word.title()):
             cases.update({w + s: [w, s] for s in suffixes})
     return cases

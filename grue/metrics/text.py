@@ -33,6 +33,7 @@ def mean(xs: Sequence[float]) -> float:
 
 # ---------------------------------------------------------------- word tokens and n-grams
 
+
 def ngrams(tokens: Sequence[str], n: int) -> Counter:
     """Counts of the n-grams (tuples of exactly ``n`` tokens) of ``tokens``, in order of first occurrence."""
     return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
@@ -54,8 +55,10 @@ def subset_flags(meta: Sequence[dict]) -> list[bool | None]:
     flags = [overlap_flag(f) for f in raw]
     bad = [i for i, f in enumerate(flags) if f is None]
     if bad:
-        raise GrueError(f"example {bad[0]} has overlap_subset {raw[bad[0]]!r}; accepted: True or False (or the "
-                        f"strings 'True'/'False') on every example, or no flag (None) on any")
+        raise GrueError(
+            f"example {bad[0]} has overlap_subset {raw[bad[0]]!r}; accepted: True or False (or the "
+            f"strings 'True'/'False') on every example, or no flag (None) on any"
+        )
     return flags
 
 
@@ -86,8 +89,14 @@ def meteor_per_sample(generations: Sequence[str], references: Sequence[Sequence[
 
     from grue.metrics.nltk37 import word_tokenize
 
-    return [float(single_meteor_score(word_tokenize(str(list(refs))), word_tokenize(g), alpha=0.9, beta=3.0, gamma=0.5,
-                                      wordnet=wn)) for g, refs in zip(generations, references)]
+    return [
+        float(
+            single_meteor_score(
+                word_tokenize(str(list(refs))), word_tokenize(g), alpha=0.9, beta=3.0, gamma=0.5, wordnet=wn
+            )
+        )
+        for g, refs in zip(generations, references)
+    ]
 
 
 def meteor(batch: EvalBatch, opts: MetricOptions) -> MetricResult:
@@ -133,8 +142,9 @@ def rouge_targets(refs: Sequence[str], mode: str) -> list[str]:
     raise GrueError(f"unknown rouge_references '{mode}'; accepted: {', '.join(ROUGE_REFERENCES)}")
 
 
-def rouge_scores(generations: Sequence[str], references: Sequence[Sequence[str]], kinds: Sequence[str],
-                 mode: str = "first") -> dict[str, list[float]]:
+def rouge_scores(
+    generations: Sequence[str], references: Sequence[Sequence[str]], kinds: Sequence[str], mode: str = "first"
+) -> dict[str, list[float]]:
     """ROUGE F-measures per kind: kind -> N floats (rouge-score, Porter stemming, ``score(target, generation)``).
 
     Each example is scored against ``rouge_targets(refs, mode)``, keeping the best
@@ -153,8 +163,9 @@ def rouge_scores(generations: Sequence[str], references: Sequence[Sequence[str]]
     return out
 
 
-def rouge_per_sample(generations: Sequence[str], references: Sequence[Sequence[str]], kind: str = "rougeL",
-                     mode: str = "first") -> list[float]:
+def rouge_per_sample(
+    generations: Sequence[str], references: Sequence[Sequence[str]], kind: str = "rougeL", mode: str = "first"
+) -> list[float]:
     """ROUGE-``kind`` F-measure of each generation against ``rouge_targets(refs, mode)`` (N floats in [0, 1])."""
     return rouge_scores(generations, references, [kind], mode)[kind]
 

@@ -27,23 +27,70 @@ DEBIAN_WORDNET = Path("/usr/share/wordnet")
 # The database files nltk's WordNetCorpusReader opens (besides lexnames). index.sense is
 # in Debian's wordnet-sense-index, the others in wordnet-base.
 WORDNET_FILES = (
-    "cntlist.rev", "index.sense",
-    "index.adj", "index.adv", "index.noun", "index.verb",
-    "data.adj", "data.adv", "data.noun", "data.verb",
-    "adj.exc", "adv.exc", "noun.exc", "verb.exc",
+    "cntlist.rev",
+    "index.sense",
+    "index.adj",
+    "index.adv",
+    "index.noun",
+    "index.verb",
+    "data.adj",
+    "data.adv",
+    "data.noun",
+    "data.verb",
+    "adj.exc",
+    "adv.exc",
+    "noun.exc",
+    "verb.exc",
 )
 
 # WordNet 3.0's lexicographer files, numbered from 00 in this order: lexnames(5WN), the man
 # page of Debian's wordnet-base (/usr/share/man/man5/lexnames.5WN.gz).
 LEXNAMES = (
-    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
-    "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event",
-    "noun.feeling", "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object",
-    "noun.person", "noun.phenomenon", "noun.plant", "noun.possession", "noun.process",
-    "noun.quantity", "noun.relation", "noun.shape", "noun.state", "noun.substance", "noun.time",
-    "verb.body", "verb.change", "verb.cognition", "verb.communication", "verb.competition",
-    "verb.consumption", "verb.contact", "verb.creation", "verb.emotion", "verb.motion",
-    "verb.perception", "verb.possession", "verb.social", "verb.stative", "verb.weather", "adj.ppl",
+    "adj.all",
+    "adj.pert",
+    "adv.all",
+    "noun.Tops",
+    "noun.act",
+    "noun.animal",
+    "noun.artifact",
+    "noun.attribute",
+    "noun.body",
+    "noun.cognition",
+    "noun.communication",
+    "noun.event",
+    "noun.feeling",
+    "noun.food",
+    "noun.group",
+    "noun.location",
+    "noun.motive",
+    "noun.object",
+    "noun.person",
+    "noun.phenomenon",
+    "noun.plant",
+    "noun.possession",
+    "noun.process",
+    "noun.quantity",
+    "noun.relation",
+    "noun.shape",
+    "noun.state",
+    "noun.substance",
+    "noun.time",
+    "verb.body",
+    "verb.change",
+    "verb.cognition",
+    "verb.communication",
+    "verb.competition",
+    "verb.consumption",
+    "verb.contact",
+    "verb.creation",
+    "verb.emotion",
+    "verb.motion",
+    "verb.perception",
+    "verb.possession",
+    "verb.social",
+    "verb.stative",
+    "verb.weather",
+    "adj.ppl",
 )
 
 # lexnames' third field: the syntactic category of the file (lexnames(5WN)).
@@ -96,8 +143,10 @@ def build_wordnet(folder: Path, source: Path) -> Path:
         return target
     missing = [f for f in WORDNET_FILES if not (source / f).is_file()]
     if missing:
-        raise MetricSkipped(f"WordNet is not available: nltk finds no corpora/wordnet, the {WN_PACKAGE} package "
-                            f"is not installed and {source} lacks {', '.join(missing[:3])}; {_FIX}")
+        raise MetricSkipped(
+            f"WordNet is not available: nltk finds no corpora/wordnet, the {WN_PACKAGE} package "
+            f"is not installed and {source} lacks {', '.join(missing[:3])}; {_FIX}"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".wordnet-", dir=target.parent))
     try:
@@ -111,8 +160,9 @@ def build_wordnet(folder: Path, source: Path) -> Path:
             if not (target / "lexnames").is_file():  # not a concurrent builder's success: a real failure
                 raise
     except OSError as e:
-        raise MetricSkipped(f"could not build nltk's WordNet in {target}: {e}; set GRUE_NLTK_DATA to a "
-                            f"writable folder") from e
+        raise MetricSkipped(
+            f"could not build nltk's WordNet in {target}: {e}; set GRUE_NLTK_DATA to a writable folder"
+        ) from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

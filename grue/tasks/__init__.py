@@ -26,7 +26,18 @@ from types import ModuleType
 from grue.errors import GrueError, did_you_mean
 from grue.yamlfile import load_yaml
 
-CARD_KEYS = ("name", "version", "description", "metrics", "headline", "benchmark_split", "data", "run", "generation", "eval")
+CARD_KEYS = (
+    "name",
+    "version",
+    "description",
+    "metrics",
+    "headline",
+    "benchmark_split",
+    "data",
+    "run",
+    "generation",
+    "eval",
+)
 """The keys task.yaml accepts."""
 DEFAULT_BENCHMARK_SPLIT = "test"
 BENCHMARK_SPLITS = ("validation", "test")
@@ -47,7 +58,11 @@ def search_path(paths=()) -> list[Path]:
 
 def folders_in(root: Path) -> list[Path]:
     """The task folders (those with a task.yaml) directly in ``root``, by name."""
-    return sorted((p for p in root.iterdir() if (p / "task.yaml").is_file()), key=lambda p: p.name) if root.is_dir() else []
+    return (
+        sorted((p for p in root.iterdir() if (p / "task.yaml").is_file()), key=lambda p: p.name)
+        if root.is_dir()
+        else []
+    )
 
 
 def task_names() -> list[str]:
@@ -152,7 +167,9 @@ def check_card(card: dict, path: Path) -> None:
 
     unknown = [k for k in card if k not in CARD_KEYS]
     if unknown:
-        raise GrueError(f"{path}: unknown key '{unknown[0]}'{did_you_mean(unknown[0], CARD_KEYS)}; accepted: {', '.join(CARD_KEYS)}")
+        raise GrueError(
+            f"{path}: unknown key '{unknown[0]}'{did_you_mean(unknown[0], CARD_KEYS)}; accepted: {', '.join(CARD_KEYS)}"
+        )
     for key in ("version", "description", "headline"):
         value = card.get(key)
         if key in card and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
@@ -162,15 +179,21 @@ def check_card(card: dict, path: Path) -> None:
         raise GrueError(f"{path}: metrics: expected a list of metric groups (e.g. [meteor, rouge]), got {metrics!r}")
     bad = [m for m in metrics if m not in METRICS]
     if bad:
-        raise GrueError(f"{path}: metrics: unknown metric group '{bad[0]}'{did_you_mean(bad[0], METRICS)}; "
-                        f"accepted: {', '.join(METRICS)}")
+        raise GrueError(
+            f"{path}: metrics: unknown metric group '{bad[0]}'{did_you_mean(bad[0], METRICS)}; "
+            f"accepted: {', '.join(METRICS)}"
+        )
     names = reported_names(metrics)
     if card.get("headline") and card["headline"] not in names:
-        raise GrueError(f"{path}: headline: '{card['headline']}' is not reported by the task's metrics; "
-                        f"accepted: {', '.join(names)}")
+        raise GrueError(
+            f"{path}: headline: '{card['headline']}' is not reported by the task's metrics; "
+            f"accepted: {', '.join(names)}"
+        )
     if "benchmark_split" in card and card["benchmark_split"] not in BENCHMARK_SPLITS:
-        raise GrueError(f"{path}: benchmark_split: the split the leaderboard takes results of must be one of "
-                        f"{', '.join(BENCHMARK_SPLITS)}, got {card['benchmark_split']!r}")
+        raise GrueError(
+            f"{path}: benchmark_split: the split the leaderboard takes results of must be one of "
+            f"{', '.join(BENCHMARK_SPLITS)}, got {card['benchmark_split']!r}"
+        )
     for sec in ("run", "generation", "eval"):
         if sec in card and not isinstance(card[sec], dict):
             raise GrueError(f"{path}: {sec}: expected a mapping of settings, got {card[sec]!r}")
@@ -217,8 +240,10 @@ def find_task(spec: str, paths=()) -> Task:
     if spec and (Path(spec) / "task.yaml").is_file():
         return load_task(Path(spec))
     known = task_names() + [p.name for d in search_path(paths) for p in folders_in(d)]
-    raise GrueError(f"unknown task '{spec}'{did_you_mean(spec, known)}; accepted: {', '.join(known)}, "
-                    "or the path of a task folder (e.g. ./my_task)")
+    raise GrueError(
+        f"unknown task '{spec}'{did_you_mean(spec, known)}; accepted: {', '.join(known)}, "
+        "or the path of a task folder (e.g. ./my_task)"
+    )
 
 
 def builtin_tasks() -> list[Task]:

@@ -42,8 +42,10 @@ def parse_jsonl_line(raw: bytes, where: str) -> Row | None:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise GrueError(f"{where}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
-                        "data files must be UTF-8 JSON Lines") from None
+        raise GrueError(
+            f"{where}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+            "data files must be UTF-8 JSON Lines"
+        ) from None
     if not text.strip():
         return None
     try:
@@ -105,14 +107,17 @@ def load_hub_split(name: str, config: str | None, split: str, task: str | None =
         raise GrueError(str(e)) from e
 
 
-def source_rows(task: str, split: str, splits, data_dir: str | None, builtin: bool, hub_name: str,
-                hub_config: str | None) -> list[dict]:
+def source_rows(
+    task: str, split: str, splits, data_dir: str | None, builtin: bool, hub_name: str, hub_config: str | None
+) -> list[dict]:
     """Raw rows of a task's split: ``data_dir/<task>/<split>.jsonl`` when a data directory is
     given, else the Hugging Face dataset ``hub_name`` (``hub_config``); one-line errors for a
     request of built-in prompts (the task has none) or an unknown split."""
     if builtin:
-        raise GrueError(f"task '{task}' has no built-in prompts; pass --data-dir DIR (or set GRUE_DATA_DIR), "
-                        "or leave run.builtin_prompts false to use the Hugging Face Hub")
+        raise GrueError(
+            f"task '{task}' has no built-in prompts; pass --data-dir DIR (or set GRUE_DATA_DIR), "
+            "or leave run.builtin_prompts false to use the Hugging Face Hub"
+        )
     if split not in splits:
         raise GrueError(f"task '{task}' has no split '{split}'; accepted: {', '.join(splits)}")
     if data_dir:
@@ -127,5 +132,8 @@ def one_per_reference(examples: list[Example]) -> list[Example]:
     target is ``references[0]``) and a copy of its meta plus ``reference_index``.
     Returns ``sum(len(e.references) for e in examples)`` examples, inputs in order.
     """
-    return [Example(prompt=e.prompt, references=[ref], meta={**e.meta, "reference_index": j})
-            for e in examples for j, ref in enumerate(e.references)]
+    return [
+        Example(prompt=e.prompt, references=[ref], meta={**e.meta, "reference_index": j})
+        for e in examples
+        for j, ref in enumerate(e.references)
+    ]

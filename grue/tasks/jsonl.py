@@ -26,14 +26,22 @@ def check_data(data, folder: Path, card_file: Path) -> dict:
     """task.yaml's ``data`` section as ``{"splits": {split: Path}, "prompt_field", "references_field"}``, or a
     one-line error naming ``card_file`` and the field (a missing file included)."""
     if not isinstance(data, dict):
-        raise GrueError(f"{card_file}: data: a task without task.py needs a data section naming its JSON Lines files "
-                        "(data: {splits: {train: train.jsonl, test: test.jsonl}}), got " + repr(data))
+        raise GrueError(
+            f"{card_file}: data: a task without task.py needs a data section naming its JSON Lines files "
+            "(data: {splits: {train: train.jsonl, test: test.jsonl}}), got " + repr(data)
+        )
     unknown = [k for k in data if k not in DATA_KEYS]
     if unknown:
         raise GrueError(f"{card_file}: data.{unknown[0]}: unknown key; accepted: {', '.join(DATA_KEYS)}")
     splits = data.get("splits")
-    if not isinstance(splits, dict) or not splits or not all(isinstance(k, str) and isinstance(v, str) for k, v in splits.items()):
-        raise GrueError(f"{card_file}: data.splits: expected a mapping of split name to file (train: train.jsonl), got {splits!r}")
+    if (
+        not isinstance(splits, dict)
+        or not splits
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in splits.items())
+    ):
+        raise GrueError(
+            f"{card_file}: data.splits: expected a mapping of split name to file (train: train.jsonl), got {splits!r}"
+        )
     for split, name in splits.items():
         if not (folder / name).is_file():
             raise GrueError(f"{card_file}: data.splits.{split}: no file {folder / name}")
@@ -53,8 +61,10 @@ def row_example(row: dict, i: int, prompt_field: str, references_field: str, whe
     if isinstance(refs, str):
         refs = [refs]
     if not isinstance(prompt, str) or not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
-        raise GrueError(f"{place(row, where)}: expected {{\"{prompt_field}\": str, \"{references_field}\": str or list of str}}, "
-                        f"got {str(dict(row))[:80]}")
+        raise GrueError(
+            f'{place(row, where)}: expected {{"{prompt_field}": str, "{references_field}": str or list of str}}, '
+            f"got {str(dict(row))[:80]}"
+        )
     meta = {k: v for k, v in row.items() if k not in (prompt_field, references_field)}
     return Example(prompt=prompt, references=refs, meta={**meta, "index": i})
 
@@ -77,5 +87,7 @@ class JsonlTask:
         if data_dir and (Path(data_dir) / self.name / f"{split}.jsonl").is_file():
             path = Path(data_dir) / self.name / f"{split}.jsonl"
         rows = read_jsonl(path)
-        return [row_example(r, i, self.data["prompt_field"], self.data["references_field"], f"{path}")
-                for i, r in enumerate(rows)]
+        return [
+            row_example(r, i, self.data["prompt_field"], self.data["references_field"], f"{path}")
+            for i, r in enumerate(rows)
+        ]

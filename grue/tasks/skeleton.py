@@ -71,11 +71,18 @@ What the task asks, where its data comes from and how it is scored. (Written by 
 - Reward: `rouge1` (task.yaml `run.reward`). Metrics: `rouge` (headline `rouge_1`).
 """
 
-ANIMALS = [("cat", "A cat slept on the warm windowsill"), ("dog", "The dog barked at the mail van"),
-           ("horse", "A horse grazed beside the old fence"), ("owl", "An owl called twice from the barn"),
-           ("fox", "The fox crossed the road at dusk"), ("duck", "A duck paddled across the pond"),
-           ("goat", "The goat climbed onto the wall"), ("bee", "A bee hummed around the clover"),
-           ("frog", "The frog jumped into the ditch"), ("crow", "A crow sat on the chimney")]
+ANIMALS = [
+    ("cat", "A cat slept on the warm windowsill"),
+    ("dog", "The dog barked at the mail van"),
+    ("horse", "A horse grazed beside the old fence"),
+    ("owl", "An owl called twice from the barn"),
+    ("fox", "The fox crossed the road at dusk"),
+    ("duck", "A duck paddled across the pond"),
+    ("goat", "The goat climbed onto the wall"),
+    ("bee", "A bee hummed around the clover"),
+    ("frog", "The frog jumped into the ditch"),
+    ("crow", "A crow sat on the chimney"),
+]
 
 
 def rows(pairs) -> str:

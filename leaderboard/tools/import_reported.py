@@ -45,21 +45,47 @@ from grue.results import (
     write_results,
 )
 
-TASKS = {"IMDB": "imdb", "CommonGen": "commongen", "CNN/DailyMail": "cnn_dailymail", "ToTTo": "totto",
-         "WMT16 en-de": "wmt16", "NarrativeQA": "narrativeqa", "DailyDialog": "dailydialog"}
+TASKS = {
+    "IMDB": "imdb",
+    "CommonGen": "commongen",
+    "CNN/DailyMail": "cnn_dailymail",
+    "ToTTo": "totto",
+    "WMT16 en-de": "wmt16",
+    "NarrativeQA": "narrativeqa",
+    "DailyDialog": "dailydialog",
+}
 NOT_GRUE = ("IWSLT2017 en-de",)
 # model as printed -> (Hub id, parameters as the paper states them)
-MODELS = {"GPT-2 (117M)": ("gpt2", 117_000_000), "GPT-2 (117M) (per paper)": ("gpt2", 117_000_000),
-          "GPT-2": ("gpt2", 117_000_000), "T5-base (220M)": ("t5-base", 220_000_000),
-          "T5-base (220M) (per paper)": ("t5-base", 220_000_000),
-          "T5-base (220M) (supervised = UnifiedQA-based per caption)": ("t5-base", 220_000_000),
-          "n/a (extractive baseline)": ("lead-3", 0)}
+MODELS = {
+    "GPT-2 (117M)": ("gpt2", 117_000_000),
+    "GPT-2 (117M) (per paper)": ("gpt2", 117_000_000),
+    "GPT-2": ("gpt2", 117_000_000),
+    "T5-base (220M)": ("t5-base", 220_000_000),
+    "T5-base (220M) (per paper)": ("t5-base", 220_000_000),
+    "T5-base (220M) (supervised = UnifiedQA-based per caption)": ("t5-base", 220_000_000),
+    "n/a (extractive baseline)": ("lead-3", 0),
+}
 ALGORITHMS = ["Zero-Shot", "Lead-3", "Supervised", "PPO", "NLPO", "Supervised+PPO", "Supervised+NLPO"]
-MAIN_TABLE = {"imdb": "Table 3", "commongen": "Table 12", "cnn_dailymail": "Table 17", "totto": "Table 23",
-              "wmt16": "Table 30", "narrativeqa": "Table 28", "dailydialog": "Table 33"}
+MAIN_TABLE = {
+    "imdb": "Table 3",
+    "commongen": "Table 12",
+    "cnn_dailymail": "Table 17",
+    "totto": "Table 23",
+    "wmt16": "Table 30",
+    "narrativeqa": "Table 28",
+    "dailydialog": "Table 33",
+}
 """The paper's main test table of each task: its rows count for the paper baselines' overall score."""
-EXTRA_DIRECTIONS = {"bleu_3": True, "bleu_4": True, "coverage": True, "summac_zs": True, "bleurt_overall": True,
-                    "bleurt_overlap": True, "bleurt_nonoverlap": True, "cider_official_scale": True}
+EXTRA_DIRECTIONS = {
+    "bleu_3": True,
+    "bleu_4": True,
+    "coverage": True,
+    "summac_zs": True,
+    "bleurt_overall": True,
+    "bleurt_overlap": True,
+    "bleurt_nonoverlap": True,
+    "cider_official_scale": True,
+}
 """Metrics of the paper that grue does not compute, with their direction."""
 DIRECTIONS = {**reported_names(METRICS), **EXTRA_DIRECTIONS}
 """Metric name -> higher_is_better, for every metric a reported file may hold."""
@@ -103,8 +129,9 @@ def group_rows(rows: list[dict]) -> dict[tuple, list[dict]]:
     by_table = defaultdict(list)
     for r in rows:
         doc = r["source"].split(" ; Table")[0]
-        by_table[(r["task"], r["algorithm"], r["model"], r["reward_function"], r["variant"], r["split"], doc),
-                 r["table"]].append(r)
+        by_table[
+            (r["task"], r["algorithm"], r["model"], r["reward_function"], r["variant"], r["split"], doc), r["table"]
+        ].append(r)
     groups: dict[tuple, list[dict]] = {}
     for (key, table), members in sorted(by_table.items(), key=lambda kv: (str(kv[0][0]), _table_number(kv[0][1]))):
         names = {m["metric"] for m in members}
@@ -135,15 +162,31 @@ def build_results(members: list[dict], task: str, version: str) -> tuple[str, Re
             printed[m["metric"]] = as_printed
     model, parameters = MODELS[first["model"]]
     main = MAIN_TABLE[task]
-    overall = first["source"].startswith(PAPER) and split_of(first["split"]) == "test" and \
-        any(t == main or t.startswith(main + " ") for t in tables)
-    paper = {"short": short, "table": " + ".join(tables), "version": first["paper_version"], "split": first["split"],
-             "reward": first["reward_function"], "variant": first["variant"], "model": first["model"],
-             "overall": overall}
+    overall = (
+        first["source"].startswith(PAPER)
+        and split_of(first["split"]) == "test"
+        and any(t == main or t.startswith(main + " ") for t in tables)
+    )
+    paper = {
+        "short": short,
+        "table": " + ".join(tables),
+        "version": first["paper_version"],
+        "split": first["split"],
+        "reward": first["reward_function"],
+        "variant": first["variant"],
+        "model": first["model"],
+        "overall": overall,
+    }
     if printed:
         paper["printed"] = printed
-    settings, reason = stated(task, first["algorithm"], first["table"], first["variant"], first["source"].startswith(PAPER),
-                              first["reward_function"])
+    settings, reason = stated(
+        task,
+        first["algorithm"],
+        first["table"],
+        first["variant"],
+        first["source"].startswith(PAPER),
+        first["reward_function"],
+    )
     paper["settings"] = settings
     if reason:
         paper["settings_reason"] = reason
@@ -159,12 +202,28 @@ def build_results(members: list[dict], task: str, version: str) -> tuple[str, Re
     if printed:
         notes.append("BLEU and PARENT are printed x100 there; stored /100 as sacrebleu_* and parent_*.")
     if "cider_official_scale" in metrics:
-        notes.append("CIDEr as printed on the official CommonGen test server's scale (cider_official_scale), "
-                     "not comparable with grue's cider; coverage is a percentage.")
-    results = Results(kind="reported", task=task, task_version=version, split=split_of(first["split"]),
-                      algorithm=first["algorithm"], model=ModelInfo(model, None, parameters), seed=None,
-                      metrics=metrics, samples=None, runtime_seconds=None, date=utc_now(), grue_version=__version__,
-                      git_commit=None, source=source, notes=" ".join(notes), config={"paper": paper})
+        notes.append(
+            "CIDEr as printed on the official CommonGen test server's scale (cider_official_scale), "
+            "not comparable with grue's cider; coverage is a percentage."
+        )
+    results = Results(
+        kind="reported",
+        task=task,
+        task_version=version,
+        split=split_of(first["split"]),
+        algorithm=first["algorithm"],
+        model=ModelInfo(model, None, parameters),
+        seed=None,
+        metrics=metrics,
+        samples=None,
+        runtime_seconds=None,
+        date=utc_now(),
+        grue_version=__version__,
+        git_commit=None,
+        source=source,
+        notes=" ".join(notes),
+        config={"paper": paper},
+    )
     parts = [f"{ALGORITHMS.index(first['algorithm'])}-{slug(first['algorithm'])}"]
     parts += [slug(x.split(" (")[0]) for x in (first["reward_function"], first["variant"]) if x]
     table = re.sub(r"table-(\d+)", lambda d: f"table-{int(d.group(1)):02d}", slug(short))  # 03 sorts before 12
@@ -199,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [r for r in rows if r["task"] in TASKS and TASKS[r["task"]] in known]
     unversioned = sorted({TASKS[r["task"]] for r in wanted if not versions[TASKS[r["task"]]]})
     if unversioned:  # known_tasks reads a missing version as "", which no results file may hold
-        raise SystemExit(f"tasks/{unversioned[0]}/task.yaml: no version; add one (e.g. version: \"1.0\")")
+        raise SystemExit(f'tasks/{unversioned[0]}/task.yaml: no version; add one (e.g. version: "1.0")')
     written, kept, names = 0, 0, set()
     for members in group_rows(wanted).values():
         task = TASKS[members[0]["task"]]
@@ -214,8 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     stale = [p for t in known for p in sorted((args.out / t).glob("*.json")) if f"{t}/{p.name}" not in names]
     for p in stale:
         p.unlink()
-    print(f"{written} written, {kept} unchanged, {len(stale)} removed, in {args.out}; left out: "
-          f"{', '.join(skipped) or 'nothing'} (not GRUE tasks); tasks without task.yaml yet: {', '.join(missing) or 'none'}")
+    print(
+        f"{written} written, {kept} unchanged, {len(stale)} removed, in {args.out}; left out: "
+        f"{', '.join(skipped) or 'nothing'} (not GRUE tasks); tasks without task.yaml yet: {', '.join(missing) or 'none'}"
+    )
     return 0
 
 

@@ -19,8 +19,15 @@ from pathlib import Path
 
 from grue.tasks import find_task
 
-PLAN = {"imdb": (0,), "commongen": (0, 1), "cnn_dailymail": (0,), "wmt16": (0, 1), "dailydialog": (0,),
-        "narrativeqa": (0,), "totto": (0,)}
+PLAN = {
+    "imdb": (0,),
+    "commongen": (0, 1),
+    "cnn_dailymail": (0,),
+    "wmt16": (0, 1),
+    "dailydialog": (0,),
+    "narrativeqa": (0,),
+    "totto": (0,),
+}
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tiny-ppo-smoke"
 
 
@@ -36,8 +43,20 @@ def make_cell(task: str, seed: int, work: Path, data_dir: str) -> Path:
     """Train and evaluate one (task, seed) on the task's whole benchmark split; the example's results.json."""
     run = work / f"{task}-s{seed}"
     split = find_task(task).benchmark_split
-    grue("train", task, "--algo", "ppo", "--preset", "smoke", "--seed", str(seed), "--data-dir", data_dir,
-         "--output-dir", str(run))
+    grue(
+        "train",
+        task,
+        "--algo",
+        "ppo",
+        "--preset",
+        "smoke",
+        "--seed",
+        str(seed),
+        "--data-dir",
+        data_dir,
+        "--output-dir",
+        str(run),
+    )
     grue("eval", "--checkpoint", str(run), "--split", split, "--data-dir", data_dir)
     target = EXAMPLE / task / f"seed{seed}" / "results.json"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,10 @@ def build_prompt(article: str) -> str:
 def _check_row(row: dict, n: int, split: str) -> None:
     """A one-line error for a row without the CNN/DailyMail fields (row ``n`` counts from 1)."""
     if not isinstance(row, dict) or any(not isinstance(row.get(k), str) for k in FIELDS):
-        raise GrueError(f"{place(row, f'cnn_dailymail {split} row {n}')}: expected string fields 'article' and 'highlights' (and 'id') "
-                        f"as in Hugging Face cnn_dailymail 3.0.0, got {sorted(row) if isinstance(row, dict) else type(row).__name__}")
+        raise GrueError(
+            f"{place(row, f'cnn_dailymail {split} row {n}')}: expected string fields 'article' and 'highlights' (and 'id') "
+            f"as in Hugging Face cnn_dailymail 3.0.0, got {sorted(row) if isinstance(row, dict) else type(row).__name__}"
+        )
 
 
 def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:
@@ -44,8 +46,13 @@ def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:
     examples = []
     for i, row in enumerate(rows):
         _check_row(row, i + 1, split)
-        examples.append(Example(prompt=build_prompt(row["article"]), references=[row["highlights"]],
-                                meta={"id": row.get("id"), "index": i}))
+        examples.append(
+            Example(
+                prompt=build_prompt(row["article"]),
+                references=[row["highlights"]],
+                meta={"id": row.get("id"), "index": i},
+            )
+        )
     return examples
 
 

@@ -43,8 +43,10 @@ def _row(row: dict, n: int, split: str) -> tuple[int, list[str], str]:
     where = place(row, f"commongen {split} row {n}")
     key = next((k for k in ID_FIELDS if isinstance(row, dict) and k in row), None)
     if key is None or any(k not in row for k in ("concepts", "target")):
-        raise GrueError(f"{where}: expected the fields concept_set_idx (or GEM's concept_set_id), "
-                        f"concepts, target, got {sorted(row) if isinstance(row, dict) else type(row).__name__}")
+        raise GrueError(
+            f"{where}: expected the fields concept_set_idx (or GEM's concept_set_id), "
+            f"concepts, target, got {sorted(row) if isinstance(row, dict) else type(row).__name__}"
+        )
     if isinstance(row[key], bool) or not isinstance(row[key], int):
         raise GrueError(f"{where}: '{key}' must be an integer, got {row[key]!r:.80}")
     concepts = row["concepts"]
@@ -54,9 +56,11 @@ def _row(row: dict, n: int, split: str) -> tuple[int, list[str], str]:
         raise GrueError(f"{where}: 'target' must be a string, got {row['target']!r:.80}")
     target = row["target"]
     if not target.strip():
-        raise GrueError(f"{where}: concept set {row[key]} has an empty target: GEM's common_gen "
-                        "test split has no references; evaluate on 'validation', or pass --data-dir DIR with the "
-                        "CommonGen v1.0 test files as DIR/commongen/test.jsonl")
+        raise GrueError(
+            f"{where}: concept set {row[key]} has an empty target: GEM's common_gen "
+            "test split has no references; evaluate on 'validation', or pass --data-dir DIR with the "
+            "CommonGen v1.0 test files as DIR/commongen/test.jsonl"
+        )
     return row[key], list(concepts), target
 
 
@@ -73,21 +77,30 @@ def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:
         idx, concepts, target = _row(row, n, split)
         if idx in seen:
             if seen[idx] != concepts:
-                raise GrueError(f"commongen {split} row {n}: concept set {idx} has concepts {concepts} here "
-                                f"and {seen[idx]} earlier; one concept set id must name one concept list")
+                raise GrueError(
+                    f"commongen {split} row {n}: concept set {idx} has concepts {concepts} here "
+                    f"and {seen[idx]} earlier; one concept set id must name one concept list"
+                )
             if split != "train":
                 continue
         seen[idx] = concepts
-        examples.append(Example(prompt=build_prompt(concepts), references=[target],
-                                meta={"concepts": concepts, "concept_set_idx": idx, "index": len(examples)}))
+        examples.append(
+            Example(
+                prompt=build_prompt(concepts),
+                references=[target],
+                meta={"concepts": concepts, "concept_set_idx": idx, "index": len(examples)},
+            )
+        )
     return examples
 
 
 def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Example]:
     """Examples of ``split`` from ``data_dir/commongen/<split>.jsonl`` or the Hub (``GEM/common_gen``)."""
     if not data_dir and not builtin and split == "test":  # checked before any download: every GEM test target is ""
-        raise GrueError("GEM's common_gen test split has empty targets, so it cannot be scored; use split "
-                        "'validation', or pass --data-dir DIR with the CommonGen v1.0 test files as DIR/commongen/test.jsonl")
+        raise GrueError(
+            "GEM's common_gen test split has empty targets, so it cannot be scored; use split "
+            "'validation', or pass --data-dir DIR with the CommonGen v1.0 test files as DIR/commongen/test.jsonl"
+        )
     rows = source_rows("commongen", split, SPLITS, data_dir, builtin, HUB_NAME, HUB_CONFIG)
     return rows_to_examples(rows, split)
 

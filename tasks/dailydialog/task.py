@@ -58,15 +58,19 @@ def last_utterance(prompt: str) -> str:
 
 def _check_row(row, where: str) -> None:
     if not isinstance(row, dict) or any(not isinstance(row.get(k), list) for k in FIELDS):
-        raise GrueError(f"{where}: expected the lists {', '.join(FIELDS)} (Hugging Face daily_dialog schema), "
-                        f"got {sorted(row) if isinstance(row, dict) else type(row).__name__}")
+        raise GrueError(
+            f"{where}: expected the lists {', '.join(FIELDS)} (Hugging Face daily_dialog schema), "
+            f"got {sorted(row) if isinstance(row, dict) else type(row).__name__}"
+        )
     if not all(isinstance(u, str) for u in row["dialog"]):
         raise GrueError(f"{where}: 'dialog' must be a list of utterances (strings), got {row['dialog']!r:.80}")
     if not all(isinstance(e, int) and not isinstance(e, bool) for e in row["emotion"]):
         raise GrueError(f"{where}: 'emotion' must be a list of integers, got {row['emotion']!r:.80}")
     bad = [a for a in row["act"] if isinstance(a, bool) or a not in ACTS]
     if bad:
-        raise GrueError(f"{where}: dialogue act {bad[0]!r} is not one of 1..4 (inform, question, directive, commissive)")
+        raise GrueError(
+            f"{where}: dialogue act {bad[0]!r} is not one of 1..4 (inform, question, directive, commissive)"
+        )
 
 
 def dialogs_to_examples(rows: list[dict], split: str = "") -> list[Example]:
@@ -81,9 +85,13 @@ def dialogs_to_examples(rows: list[dict], split: str = "") -> list[Example]:
         turns = list(zip(row["dialog"], row["act"], row["emotion"]))
         for t in range(CONTEXT_SIZE, len(turns)):
             utterance, act, emotion = turns[t]
-            examples.append(Example(
-                prompt=build_prompt([u for u, _, _ in turns[:t]]), references=[build_reference(utterance)],
-                meta={"intent": int(act) - 1, "emotion": int(emotion), "dialog_index": d, "index": len(examples)}))
+            examples.append(
+                Example(
+                    prompt=build_prompt([u for u, _, _ in turns[:t]]),
+                    references=[build_reference(utterance)],
+                    meta={"intent": int(act) - 1, "emotion": int(emotion), "dialog_index": d, "index": len(examples)},
+                )
+            )
     return examples
 
 

@@ -92,15 +92,21 @@ def check_rows(rows: list, source: str) -> list:
     for n, row in enumerate(rows, 1):
         text, label = row.get("text"), row.get("label")
         if not isinstance(text, str) or isinstance(label, bool) or not isinstance(label, int):
-            raise GrueError(f"{place(row, f'imdb {source} row {n}')}: expected a string 'text' and an integer 'label' "
-                            f"(Hugging Face imdb schema), got text={text!r:.40}, label={label!r:.20}")
+            raise GrueError(
+                f"{place(row, f'imdb {source} row {n}')}: expected a string 'text' and an integer 'label' "
+                f"(Hugging Face imdb schema), got text={text!r:.40}, label={label!r:.20}"
+            )
     return rows
 
 
 def _rows_to_examples(rows) -> list[Example]:
     """One Example per review: prompt = its first half, references = [the whole review]."""
-    return [Example(prompt=split_review(row["text"])[0], references=[row["text"]],
-                    meta={"label": int(row["label"]), "index": i}) for i, row in enumerate(rows)]
+    return [
+        Example(
+            prompt=split_review(row["text"])[0], references=[row["text"]], meta={"label": int(row["label"]), "index": i}
+        )
+        for i, row in enumerate(rows)
+    ]
 
 
 def shuffled(rows: list, seed: int = SPLIT_SEED) -> list:
@@ -124,7 +130,9 @@ def split_rows(rows: list, split: str) -> list:
 def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Example]:
     """Examples of ``split`` from ``data_dir/imdb/*.jsonl``, the Hub, or the built-in openings."""
     if builtin:
-        return [Example(prompt=o, references=[""], meta={"label": -1, "index": i}) for i, o in enumerate(BUILTIN_OPENINGS)]
+        return [
+            Example(prompt=o, references=[""], meta={"label": -1, "index": i}) for i, o in enumerate(BUILTIN_OPENINGS)
+        ]
     if split not in SPLITS:
         raise GrueError(f"task 'imdb' has no split '{split}'; accepted: {', '.join(SPLITS)}")
     source = "test" if split == "test" else "train"
@@ -141,9 +149,13 @@ def supervised_targets(examples: list[Example]) -> list[Example]:
     """Each example with the second half of its review's words as the reference (RL4LMs ``IMDBForSeq2Seq``):
     what the supervised baseline learns and is validated on. Built-in prompts (label -1) have no review."""
     if any(e.meta.get("label") == -1 for e in examples):
-        raise GrueError("supervised training needs references, and the built-in prompts have none; "
-                        "pass --data-dir DIR (or set GRUE_DATA_DIR) with imdb/train.jsonl, or use the Hugging Face Hub")
-    return [Example(prompt=e.prompt, references=[split_review(e.references[0])[1]], meta=dict(e.meta)) for e in examples]
+        raise GrueError(
+            "supervised training needs references, and the built-in prompts have none; "
+            "pass --data-dir DIR (or set GRUE_DATA_DIR) with imdb/train.jsonl, or use the Hugging Face Hub"
+        )
+    return [
+        Example(prompt=e.prompt, references=[split_review(e.references[0])[1]], meta=dict(e.meta)) for e in examples
+    ]
 
 
 def supervised_examples(examples: list[Example]) -> list[Example]:

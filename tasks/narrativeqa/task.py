@@ -45,8 +45,10 @@ def _text(value, where: str, name: str) -> str:
         return value["text"]
     if isinstance(value, str):
         return value
-    raise GrueError(f"{where}: {name} must be a string or a dict with a 'text' string "
-                    f"(Hugging Face narrativeqa schema), got {value!r:.80}")
+    raise GrueError(
+        f"{where}: {name} must be a string or a dict with a 'text' string "
+        f"(Hugging Face narrativeqa schema), got {value!r:.80}"
+    )
 
 
 def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:
@@ -56,8 +58,10 @@ def rows_to_examples(rows: list[dict], split: str = "") -> list[Example]:
     for i, row in enumerate(rows):
         where = place(row, f"narrativeqa {split} row {i + 1}")
         if not isinstance(row, dict) or not all(k in row for k in ("document", "question", "answers")):
-            raise GrueError(f"{where}: expected the fields document, question, answers (Hugging Face narrativeqa "
-                            f"schema), got {sorted(row) if isinstance(row, dict) else type(row).__name__}")
+            raise GrueError(
+                f"{where}: expected the fields document, question, answers (Hugging Face narrativeqa "
+                f"schema), got {sorted(row) if isinstance(row, dict) else type(row).__name__}"
+            )
         document = row["document"] if isinstance(row["document"], dict) else {}
         summary = _text(document.get("summary"), where, "document.summary")
         question = _text(row["question"], where, "question")

@@ -33,8 +33,9 @@ SPLITS = ("train", "validation", "test")
 VARIANTS = ("subtable", "titles", "no_titles")
 HUB_NAME, HUB_CONFIG = "totto", None
 FIELDS = ("table", "table_page_title", "table_section_title", "highlighted_cells")
-UNLABELED = ("the ToTTo test split is unlabeled (no reference sentences), so it cannot be scored; "
-             "evaluate on split 'validation'")
+UNLABELED = (
+    "the ToTTo test split is unlabeled (no reference sentences), so it cannot be scored; evaluate on split 'validation'"
+)
 
 
 def column_spans(row: list[dict]) -> list[tuple[int, int]]:
@@ -66,8 +67,12 @@ def col_headers(table: list[list[dict]], spans: list[list[tuple[int, int]]], r: 
     ``s < e0 and e > s0``. Row spans are ignored, as in ToTTo's heuristic.
     """
     s0, e0 = spans[r][c]
-    return [cell["value"] for i in range(r) for cell, (s, e) in zip(table[i], spans[i])
-            if s < e0 and e > s0 and cell["is_header"]]
+    return [
+        cell["value"]
+        for i in range(r)
+        for cell, (s, e) in zip(table[i], spans[i])
+        if s < e0 and e > s0 and cell["is_header"]
+    ]
 
 
 def highlighted_cells(row: dict, where: str) -> list[tuple[dict, list[str], list[str]]]:
@@ -78,8 +83,10 @@ def highlighted_cells(row: dict, where: str) -> list[tuple[dict, list[str], list
     for pair in row["highlighted_cells"]:
         r, c = (int(x) for x in pair)
         if not (0 <= r < len(table) and 0 <= c < len(table[r])):
-            raise GrueError(f"{where}: highlighted cell {list(pair)} is outside the table "
-                            f"({len(table)} rows); highlighted_cells must be [row, column] positions of table cells")
+            raise GrueError(
+                f"{where}: highlighted cell {list(pair)} is outside the table "
+                f"({len(table)} rows); highlighted_cells must be [row, column] positions of table cells"
+            )
         out.append((table[r][c], col_headers(table, spans, r, c), row_headers(table, r, c)))
     return out
 
@@ -136,10 +143,17 @@ def parent_precision_table(row: dict) -> list[list[str]]:
     language/totto ``get_table_parent_format``: ``["header" | "cell", value]`` for every cell of every row
     with a non-empty value, then ``page_title``, ``section_title`` and ``section_text`` when not empty.
     """
-    table = [["header" if cell["is_header"] else "cell", _parent_value(cell["value"])]
-             for cells in row["table"] for cell in cells if _parent_value(cell["value"])]
-    for attribute, key in (("page_title", "table_page_title"), ("section_title", "table_section_title"),
-                           ("section_text", "table_section_text")):
+    table = [
+        ["header" if cell["is_header"] else "cell", _parent_value(cell["value"])]
+        for cells in row["table"]
+        for cell in cells
+        if _parent_value(cell["value"])
+    ]
+    for attribute, key in (
+        ("page_title", "table_page_title"),
+        ("section_title", "table_section_title"),
+        ("section_text", "table_section_text"),
+    ):
         if row.get(key):
             table.append([attribute, _parent_value(row[key])])
     return table
@@ -166,20 +180,32 @@ def references(row: dict, where: str = "totto") -> list[str]:
 
 def _check_row(row, where: str) -> None:
     if not isinstance(row, dict) or any(k not in row for k in FIELDS):
-        raise GrueError(f"{where}: expected the ToTTo fields {', '.join(FIELDS)} (original ToTTo JSON or Hugging Face "
-                        f"totto), got {sorted(row) if isinstance(row, dict) else type(row).__name__}")
+        raise GrueError(
+            f"{where}: expected the ToTTo fields {', '.join(FIELDS)} (original ToTTo JSON or Hugging Face "
+            f"totto), got {sorted(row) if isinstance(row, dict) else type(row).__name__}"
+        )
     table, cells = row["table"], row["highlighted_cells"]
-    if not isinstance(table, list) or not all(isinstance(r, list) and all(
-            isinstance(c, dict) and isinstance(c.get("value"), str) and isinstance(c.get("is_header"), bool) for c in r)
-            for r in table):
-        raise GrueError(f"{where}: 'table' must be a list of rows, each a list of cells "
-                        f"{{\"value\": str, \"is_header\": bool, ...}}, got {table!r:.80}")
+    if not isinstance(table, list) or not all(
+        isinstance(r, list)
+        and all(
+            isinstance(c, dict) and isinstance(c.get("value"), str) and isinstance(c.get("is_header"), bool) for c in r
+        )
+        for r in table
+    ):
+        raise GrueError(
+            f"{where}: 'table' must be a list of rows, each a list of cells "
+            f'{{"value": str, "is_header": bool, ...}}, got {table!r:.80}'
+        )
     for key in ("table_page_title", "table_section_title"):
         if not isinstance(row[key], str):
             raise GrueError(f"{where}: '{key}' must be a string, got {row[key]!r:.80}")
-    if not isinstance(cells, list) or not all(isinstance(c, list) and len(c) == 2 and all(
-            isinstance(x, int) and not isinstance(x, bool) for x in c) for c in cells):
-        raise GrueError(f"{where}: 'highlighted_cells' must be a list of [row, column] integer pairs, got {cells!r:.80}")
+    if not isinstance(cells, list) or not all(
+        isinstance(c, list) and len(c) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in c)
+        for c in cells
+    ):
+        raise GrueError(
+            f"{where}: 'highlighted_cells' must be a list of [row, column] integer pairs, got {cells!r:.80}"
+        )
     if not cells:
         raise GrueError(f"{where}: no highlighted cells; every ToTTo example highlights at least one [row, column]")
 
@@ -201,11 +227,19 @@ def rows_to_examples(rows: list[dict], split: str = "", variant: str = "subtable
         where = place(row, f"totto {split} row {i + 1}")
         _check_row(row, where)
         refs = references(row, where)
-        examples.append(Example(
-            prompt=build_prompt(row, variant, where), references=refs,
-            meta={"table": parent_table(row, where), "precision_table": parent_precision_table(row),
-                  "overlap_subset": overlap_flag(row.get("overlap_subset")),
-                  "example_id": str(row.get("example_id", "")), "index": i}))
+        examples.append(
+            Example(
+                prompt=build_prompt(row, variant, where),
+                references=refs,
+                meta={
+                    "table": parent_table(row, where),
+                    "precision_table": parent_precision_table(row),
+                    "overlap_subset": overlap_flag(row.get("overlap_subset")),
+                    "example_id": str(row.get("example_id", "")),
+                    "index": i,
+                },
+            )
+        )
     return examples
 
 
@@ -213,7 +247,9 @@ def load(split: str, data_dir: str | None, builtin: bool = False, variant: str =
     """Examples of ``split`` from ``data_dir/totto/<split>.jsonl`` or the Hub, prompts in ``variant``."""
     if variant not in VARIANTS:
         raise GrueError(f"task 'totto' has no prompt variant '{variant}'; accepted: {', '.join(VARIANTS)}")
-    if not data_dir and not builtin and split == "test":  # checked before any download: every Hub test annotation is "none"
+    if (
+        not data_dir and not builtin and split == "test"
+    ):  # checked before any download: every Hub test annotation is "none"
         raise GrueError(f"the Hugging Face totto test split: {UNLABELED}")
     rows = source_rows("totto", split, SPLITS, data_dir, builtin, HUB_NAME, HUB_CONFIG)
     return rows_to_examples(rows, split, variant)

@@ -31,8 +31,10 @@ def _pair(row: dict, n: int, split: str) -> tuple[str, str]:
     """(English, German) of a row ``{"translation": {"en": str, "de": str}}``, or a one-line error (``n`` from 1)."""
     pair = row.get("translation") if isinstance(row, dict) else None
     if not isinstance(pair, dict) or not all(isinstance(pair.get(k), str) for k in (SOURCE, TARGET)):
-        raise GrueError(f"{place(row, f'wmt16 {split} row {n}')}: expected {{\"translation\": {{\"de\": str, \"en\": str}}}} "
-                        f"(Hugging Face wmt16 de-en schema), got {str(row)[:80]}")
+        raise GrueError(
+            f'{place(row, f"wmt16 {split} row {n}")}: expected {{"translation": {{"de": str, "en": str}}}} '
+            f"(Hugging Face wmt16 de-en schema), got {str(row)[:80]}"
+        )
     return pair[SOURCE], pair[TARGET]
 
 
@@ -49,7 +51,9 @@ def load(split: str, data_dir: str | None, builtin: bool = False) -> list[Exampl
     """Examples of ``split`` from ``data_dir/wmt16/<split>.jsonl`` or the Hub (``wmt16``, ``de-en``)."""
     path = Path(data_dir or ".") / "wmt16" / f"{split}.jsonl"
     if data_dir and not builtin and split == "train" and not path.is_file():
-        raise GrueError(f"no data file {path}; the GRUE sample has no wmt16 training data: train from the "
-                        "Hugging Face Hub (no --data-dir), or set run.train_split=validation")
+        raise GrueError(
+            f"no data file {path}; the GRUE sample has no wmt16 training data: train from the "
+            "Hugging Face Hub (no --data-dir), or set run.train_split=validation"
+        )
     rows = source_rows("wmt16", split, SPLITS, data_dir, builtin, HUB_NAME, HUB_CONFIG)
     return rows_to_examples(rows, split)
