@@ -16,7 +16,7 @@ from grue.algorithms import resolve
 from grue.errors import GrueError
 from grue.losses import a2c_policy_loss
 from grue.onpolicy import collect
-from grue.session import start_session
+from grue.run_setup import start_session
 
 # ---- a2c_policy_loss -------------------------------------------------------------------------
 # Four tokens: A * logp = [2 * -1.0, -1 * -2.0, 1 * -0.5, 0.5 * -3.0] = [-2.0, 2.0, -0.5, -1.5],

@@ -13,7 +13,7 @@ from grue.checkpoint import latest
 from grue.algorithms import resolve
 from grue.errors import GrueError
 from grue.grouped import collect_groups, score_groups
-from grue.session import start_session
+from grue.run_setup import start_session
 
 
 def config(tmp_path, model: str, iterations: int, *sets: str, name: str = "run"):

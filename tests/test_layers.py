@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MATH = {"grue.advantages", "grue.kl", "grue.losses", "grue.sampling", "grue.trust_region"}
-SESSION = {"grue.rollout", "grue.session", "grue.onpolicy", "grue.grouped"}  # rollouts and the training session
+SESSION = {"grue.rollout", "grue.session", "grue.run_setup", "grue.onpolicy", "grue.grouped"}  # rollouts, the session
 ENGINE = SESSION | {"grue.engine_config", "grue.stability", "grue.data"}  # what an algorithm is written against
 LIGHT_ROOTS = ("grue.results", "grue.leaderboard", "grue.frames")
 HEAVY = ("torch", "transformers", "grue.models")

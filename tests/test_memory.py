@@ -10,7 +10,7 @@ from grue.algorithms import resolve
 from grue.memory import checkpointable, enable_checkpointing, training_forward
 from grue.models import load_policy
 from grue.onpolicy import backward_step, collect_iteration, minibatches, score_and_advantages
-from grue.session import start_session
+from grue.run_setup import start_session
 
 
 def counting(module: torch.nn.Module) -> list[int]:

@@ -9,7 +9,7 @@ from grue.algorithms import a2c, ppo
 from grue.algorithms import resolve
 from grue.onpolicy import backward_step, collect_iteration, minibatches, score_and_advantages
 from grue.rollout import decode_completions, first_tokens
-from grue.session import start_session
+from grue.run_setup import start_session
 
 EOS = 15  # the GPT-2 layout below: id 0 is the ordinary token "!", pad = eos = the last id
 WORDS = ["!", "good", "bad", "film", "plot", "cast", "was", "is", "a", "the", "and", "very", "n't", ".", "dull"]

@@ -104,7 +104,7 @@ def test_dropout_is_off_also_where_a_layer_reads_a_float_rate():
 def test_sessions_build_the_papers_optimizers(tmp_path):
     from grue.algorithms import a2c, ppo
     from grue.algorithms import resolve
-    from grue.session import start_session
+    from grue.run_setup import start_session
 
     def opt(algo, *sets):
         cfg = resolve(

@@ -10,7 +10,7 @@ import torch
 from grue.algorithms import ppo
 from grue.algorithms import resolve
 from grue.onpolicy import collect
-from grue.session import start_session
+from grue.run_setup import start_session
 
 
 def config(tmp_path, model: str, iterations: int, *sets: str):

@@ -13,7 +13,7 @@ from grue.algorithms import resolve
 from grue.precision import cpu_flags, cpu_native_bf16, native_bf16, resolve_precision
 from grue.onpolicy import collect_iteration
 from grue.rollout import lm_inputs, policy_forward, token_logprobs
-from grue.session import start_session
+from grue.run_setup import start_session
 
 # /proc/cpuinfo excerpts: an AVX2-only x86 (AMD EPYC, no bf16), a Sapphire Rapids x86 (AMX), an Arm Neoverse V1.
 AVX2 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx fma avx2\nbugs\t\t: sysret_ss_attrs\n"

@@ -12,7 +12,7 @@ from grue.advantages import completion_weights, leave_one_out_advantages
 from grue.algorithms import rloo
 from grue.algorithms import resolve
 from grue.grouped import collect_groups, policy_logprobs, score_groups
-from grue.session import start_session
+from grue.run_setup import start_session
 
 
 def config(tmp_path, model: str, iterations: int, *sets: str, name: str = "run"):

@@ -16,7 +16,7 @@ from grue.algorithms import resolve
 from grue.errors import GrueError
 from grue.onpolicy import collect_iteration, score_and_advantages
 from grue.rollout import lm_inputs, policy_forward
-from grue.session import start_session
+from grue.run_setup import start_session
 from grue.trust_region import accepts, backtracking_line_search, conjugate_gradient, max_step_size
 
 # ---- conjugate gradient, step size, line search -----------------------------------------------

@@ -27,7 +27,8 @@ from grue.onpolicy import (
     stop_if_not_finite,
 )
 from grue.rollout import Rollout
-from grue.session import Session, start_session
+from grue.run_setup import start_session
+from grue.session import Session
 from grue.run_log import cleans_up_unstarted
 
 

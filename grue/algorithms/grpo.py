@@ -22,7 +22,8 @@ from grue.kl import kl_estimate
 from grue.losses import ppo_policy_loss, token_mean
 from grue.onpolicy import iteration_metrics, old_logprobs
 from grue.rollout import Rollout
-from grue.session import Session, start_session
+from grue.run_setup import start_session
+from grue.session import Session
 from grue.run_log import cleans_up_unstarted
 
 

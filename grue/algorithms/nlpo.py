@@ -30,7 +30,8 @@ from grue.models import copy_sharing_frozen, freeze
 from grue.onpolicy import collect_iteration, iteration_metrics, score_and_advantages
 from grue.precision import frozen_dtype
 from grue.rollout import MaskSettings
-from grue.session import Session, start_session
+from grue.run_setup import start_session
+from grue.session import Session
 from grue.run_log import cleans_up_unstarted
 
 

@@ -59,15 +59,8 @@ from grue.sft import (  # noqa: F401  (the batch functions are part of this algo
     target_with_eos,
 )
 from grue.data import load_examples
-from grue.session import (
-    load_trained_model,
-    open_run_setup,
-    open_tracker,
-    parameter_digest,
-    per_rank,
-    stop_asked,
-    stopped,
-)
+from grue.run_setup import load_trained_model, open_run_setup, open_tracker
+from grue.session import parameter_digest, per_rank, stop_asked, stopped
 from grue.stability import check_finite
 from grue.tasks import task_module
 from grue.tasks.common import Example, data_dir_from

@@ -35,7 +35,8 @@ from grue.onpolicy import (
 )
 from grue.rollout import Rollout, policy_forward
 from grue.sampling import token_logprobs_in, warped_log_softmax
-from grue.session import Session, start_session
+from grue.run_setup import start_session
+from grue.session import Session
 from grue.run_log import cleans_up_unstarted
 from grue.trust_region import backtracking_line_search, conjugate_gradient, max_step_size
 
