@@ -49,7 +49,8 @@ WARM = ("Supervised+PPO", "Supervised+NLPO")
 
 # The other tasks' hyper-parameter tables, as printed in arXiv:2210.01241v2 (the PDF that grue_reported.md cites,
 # Mustapha-AJEGHRIR/Report_papers_RL commit 708ba48), one dict per block of each table: "rl" is the "ppo/nlpo" block,
-# "warm" the "supervised+ppo (or nlpo)" block, "supervised" the "supervised" block, "decoding" the "decoding" block.
+# "warm" what the "supervised+ppo (or nlpo)" block prints otherwise than "rl" (the rest is equal), "supervised" the
+# "supervised" block, "decoding" the "decoding" block.
 # Paper names -> grue keys: steps per update -> rollout_size (tokens: batch_unit tokens), total number of steps /
 # steps per update -> iterations, batch size -> minibatch_size, epochs per update -> epochs, learning rate -> lr,
 # entropy coefficient -> ent_coef, initial kl coeff -> kl_coef, target kl -> kl_target, discount factor -> gamma,
@@ -80,22 +81,7 @@ TABLES = {
             "top_mask": 0.9,
             "mask_update_interval": 20,
         },
-        "warm": {
-            "steps": 1280,
-            "total": 128000,
-            "minibatch_size": 64,
-            "epochs": 5,
-            "lr": 2e-6,
-            "ent_coef": 0.01,
-            "kl_coef": 0.01,
-            "kl_target": 1.0,
-            "gamma": 0.99,
-            "lam": 0.95,
-            "clip": 0.2,
-            "vf_coef": 0.5,
-            "top_mask": 0.9,
-            "mask_update_interval": 20,
-        },
+        "warm": {"total": 128000, "kl_coef": 0.01, "kl_target": 1.0},
         # Table 11 decoding: num beams 5, min length 5, max new tokens 20; Sec. B.4.1: beam search in evaluation
         "decoding": {"num_beams": 5, "do_sample": False, "min_new_tokens": 4, "max_new_tokens": 20},
     },
@@ -117,21 +103,7 @@ TABLES = {
             "vf_coef": 0.5,
             "top_mask": 0.9,
         },
-        "warm": {
-            "steps": 5120,
-            "total": 256000,
-            "minibatch_size": 64,
-            "epochs": 5,
-            "lr": 2e-6,
-            "ent_coef": 0.0,
-            "kl_coef": 0.01,
-            "kl_target": 0.2,
-            "gamma": 0.99,
-            "lam": 0.95,
-            "clip": 0.2,
-            "vf_coef": 0.5,
-            "top_mask": 0.9,
-        },
+        "warm": {"total": 256000, "kl_coef": 0.01},
         # Table 16 decoding: sampling True, temperature 0.7, min length 50, max new tokens 100
         "decoding": {"do_sample": True, "temperature": 0.7, "min_new_tokens": 49, "max_new_tokens": 100},
     },
@@ -155,23 +127,7 @@ TABLES = {
             "top_mask": 0.9,
             "mask_update_interval": 20,
         },
-        "warm": {
-            "steps": 2560,
-            "total": 256000,
-            "minibatch_size": 64,
-            "epochs": 5,
-            "lr": 5e-7,
-            "ent_coef": 0.0,
-            "kl_coef": 0.01,
-            "kl_target": 0.2,
-            "gamma": 0.99,
-            "lam": 0.95,
-            "clip": 0.2,
-            "top_k": 50,
-            "vf_coef": 0.5,
-            "top_mask": 0.9,
-            "mask_update_interval": 20,
-        },
+        "warm": {"lr": 5e-07, "kl_coef": 0.01, "kl_target": 0.2, "top_k": 50},
         # Table 22 decoding: num beams 5, min length 10, max new tokens 50; Sec. B.6.1: beam search during inference
         "decoding": {"num_beams": 5, "do_sample": False, "min_new_tokens": 9, "max_new_tokens": 50},
     },
@@ -195,23 +151,7 @@ TABLES = {
             "top_mask": 0.9,
             "mask_update_interval": 20,
         },
-        "warm": {
-            "steps": 2560,
-            "total": 512000,
-            "minibatch_size": 64,
-            "epochs": 5,
-            "lr": 5e-7,
-            "ent_coef": 0.0,
-            "kl_coef": 0.001,
-            "kl_target": 0.2,
-            "gamma": 0.99,
-            "lam": 0.95,
-            "clip": 0.2,
-            "top_k": 50,
-            "vf_coef": 0.5,
-            "top_mask": 0.9,
-            "mask_update_interval": 20,
-        },
+        "warm": {"steps": 2560, "lr": 5e-07, "kl_target": 0.2},
         "decoding": {"num_beams": 4, "max_new_tokens": 50},  # Table 27 decoding: num beams 4, max new tokens 50
     },
     "wmt16": {  # Table 29 "NMT Hyperparams"; its ppo/nlpo learning rate is misprinted "0.0.000001": left out
@@ -233,23 +173,7 @@ TABLES = {
             "top_mask": 0.5,
             "mask_update_interval": 20,
         },
-        "warm": {
-            "steps": 2560,
-            "total": 256000,
-            "minibatch_size": 64,
-            "epochs": 5,
-            "lr": 5e-7,
-            "ent_coef": 0.0,
-            "kl_coef": 0.001,
-            "kl_target": 0.2,
-            "gamma": 0.99,
-            "lam": 0.95,
-            "clip": 0.2,
-            "top_k": 10,
-            "vf_coef": 0.5,
-            "top_mask": 0.5,
-            "mask_update_interval": 20,
-        },
+        "warm": {"steps": 2560, "lr": 5e-07},
         # Table 29 decoding: num beams 4, length penalty 0.6, max new tokens 128
         "decoding": {"num_beams": 4, "length_penalty": 0.6, "max_new_tokens": 128},
     },
@@ -273,23 +197,7 @@ TABLES = {
             "top_mask": 0.9,
             "mask_update_interval": 20,
         },
-        "warm": {
-            "steps": 1280,
-            "total": 64000,
-            "minibatch_size": 64,
-            "epochs": 5,
-            "lr": 1e-6,
-            "ent_coef": 0.0,
-            "kl_coef": 0.2,
-            "kl_target": 0.5,
-            "gamma": 0.99,
-            "lam": 0.95,
-            "clip": 0.2,
-            "top_k": 20,
-            "vf_coef": 0.5,
-            "top_mask": 0.9,
-            "mask_update_interval": 20,
-        },
+        "warm": {"total": 64000},
         # Table 32 decoding: top k 20, min length 2 (GPT-2: 2 new tokens); Sec. B.9.1: top-k sampling for all methods
         "decoding": {"do_sample": True, "top_k": 20, "min_new_tokens": 2},
     },
@@ -360,7 +268,7 @@ def table_settings(task: str, algorithm: str, reward: str | None, variant: str |
         return {**out, **{f"supervised.{k}": v for k, v in spec["supervised"].items()}}
     if algorithm not in SECTION:
         return f"{algorithm} is no algorithm of grue's; the paper states no settings for it"
-    section, block = SECTION[algorithm], spec["warm" if algorithm in WARM else "rl"]
+    section, block = SECTION[algorithm], ({**spec["rl"], **spec["warm"]} if algorithm in WARM else spec["rl"])
     out[f"{section}.batch_unit"] = "tokens"  # the table counts steps: generated tokens
     out[f"{section}.rollout_size"] = block["steps"]
     iterations, rest = divmod(block["total"], block["steps"])
