@@ -24,7 +24,7 @@ from transformers import LogitsProcessor
 from grue.adapters import is_adapter_dir
 from grue.checkpoint import load_module
 from grue.config import Config
-from grue.errors import GrueError
+from grue.errors import GrueError, option
 from grue.models import freeze, load_adapted, load_policy
 from grue.rollout import Decoder, MaskSettings
 from grue.sampling import NEG_INF, top_p_mask
@@ -47,7 +47,7 @@ def load_mask(cfg: Config, checkpoint: str, tokenizer, device) -> MaskSettings |
     if not file.is_file():
         raise GrueError(
             f"{checkpoint}: an NLPO checkpoint without its masking policy ({file} is missing); "
-            "evaluate without the action mask with --set eval.action_mask=false"
+            f"evaluate without the action mask with {option('overrides', 'eval.action_mask=false')}"
         )
     if is_adapter_dir(checkpoint):  # a LoRA run: the base with the masking policy's adapter snapshot merged in
         model = load_adapted(checkpoint, trust_remote_code=cfg.run.trust_remote_code, own=MASK_MODULE)

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model, save_file, save_model
 
-from grue.errors import GrueError
+from grue.errors import GrueError, option
 from grue.files import settle_tree
 
 COMPLETE = "trainer/state.json"
@@ -74,7 +74,7 @@ def save(run_dir: Path, policy, tokenizer, modules: dict[str, torch.nn.Module], 
         step = f" of iteration {state['iteration']}" if "iteration" in state else ""
         raise GrueError(
             f"could not write the checkpoint{step} in {run_dir}: {e}; the previous checkpoint is intact "
-            f"(free some space, then --resume {run_dir})"
+            f"(free some space, then {option('resume', str(run_dir))})"
         ) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

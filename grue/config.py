@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from grue.errors import GrueError, did_you_mean
+from grue.errors import SPELLING, GrueError, did_you_mean, option
 from grue.metrics import MetricSettings
 from grue.tasks import Task, find_task
 from grue.yamlfile import load_yaml, parse_yaml
@@ -288,7 +288,7 @@ def parse_set(item: str, cfg: Config) -> tuple[str, str, Any]:
     """``'ppo.lr=1e-5'`` or ``'lr=1e-5'`` -> (section, field, parsed value)."""
     key, eq, raw = item.partition("=")
     if not eq or not key.strip():
-        raise GrueError(f"--set expects key=value (e.g. ppo.lr=1e-5), got {item!r}")
+        raise GrueError(f"{option('overrides')} expects key=value (e.g. ppo.lr=1e-5), got {item!r}")
     key = key.strip()
     try:
         value = parse_yaml(raw) if raw.strip() else ""
@@ -357,7 +357,8 @@ def resolve(
         sec, name, value = parse_set(item, cfg)
         set_field(cfg.sections()[sec], sec, name, value)
     if cfg.run.task != spec.ref or cfg.run.algo != algo:
-        raise GrueError("run.task and run.algo are chosen on the command line, not with --set or a config file")
+        where = "by the task and algo arguments" if SPELLING.get() == "api" else "on the command line"
+        raise GrueError(f"run.task and run.algo are chosen {where}, not with {option('overrides')} or a config file")
     record_lineage(cfg.run)
     check_config(cfg)
     return cfg

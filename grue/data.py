@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from grue.config import Config
-from grue.errors import GrueError
+from grue.errors import GrueError, option
 from grue.tasks import task_module
 from grue.tasks.common import Example, data_dir_from
 
@@ -19,7 +19,9 @@ def load_examples(cfg: Config, split: str) -> list[Example]:
     if split not in task.SPLITS:
         raise GrueError(f"task '{cfg.run.task}' has no split '{split}'; accepted: {', '.join(task.SPLITS)}")
     if builtin and not hasattr(task, "BUILTIN_OPENINGS"):
-        raise GrueError(f"task '{cfg.run.task}' has no built-in prompts; pass --data-dir DIR or set GRUE_DATA_DIR")
+        raise GrueError(
+            f"task '{cfg.run.task}' has no built-in prompts; pass {option('data_dir', 'DIR')} or set GRUE_DATA_DIR"
+        )
     if cfg.run.prompt_variant:
         variants = getattr(task, "VARIANTS", ())
         if cfg.run.prompt_variant not in variants:

@@ -58,6 +58,13 @@ def option(name: str, value: str | bool = "") -> str:
     return flag if value is True else f"{flag} {value}".rstrip()
 
 
+def resume_command(task: str, run_dir: str) -> str:
+    """How the caller continues a stopped run: ``grue train TASK --resume RUN``, or ``grue.train('TASK', resume='RUN')``."""
+    if SPELLING.get() == "api":
+        return f"grue.train({task!r}, resume={str(run_dir)!r})"
+    return f"grue train {task} --resume {run_dir}"
+
+
 @contextlib.contextmanager
 def api_spelling():
     """Inside: messages name options as grue.api's arguments (``resume=``), not as command-line flags."""

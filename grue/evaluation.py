@@ -66,11 +66,11 @@ def check_sources(
 ) -> None:
     """One line for a wrong combination of what to evaluate: a run, a zero-shot model, or generations."""
     if predictions is not None:
-        given = [flag for flag, v in (("--checkpoint", checkpoint), ("--model", model)) if v is not None]
+        given = [option(name) for name, v in (("checkpoint", checkpoint), ("model", model)) if v is not None]
         if given:
             raise GrueError(
                 f"{option('predictions')} scores generations made elsewhere; it cannot be combined with {' and '.join(given)} "
-                "(which generate them): pass --task TASK --predictions FILE --model-name NAME"
+                f"(which generate them): pass {option('task', 'TASK')} {option('predictions', 'FILE')} {option('model_name', 'NAME')}"
             )
         if not task:
             raise GrueError(
@@ -110,7 +110,7 @@ def eval_config(
         if not cfg_file.is_file():
             raise GrueError(
                 f"{option('checkpoint', checkpoint)}: not a grue run directory (no config.yaml); "
-                "pass a directory made by `grue train`, or use --task TASK --model NAME_OR_PATH"
+                f"pass a run directory made by grue train, or use {option('task', 'TASK')} {option('model', 'NAME_OR_PATH')}"
             )
         cfg = from_dict(load_yaml(cfg_file), str(cfg_file))
         if task and find_task(task).ref != cfg.run.task:

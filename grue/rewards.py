@@ -15,7 +15,7 @@ import math
 import threading
 from typing import Callable, Sequence
 
-from grue.errors import GrueError
+from grue.errors import GrueError, option
 from grue.metrics.sentiment import lexicon_sentiment, positive_class  # noqa: F401  (rewards of REWARDS)
 
 RewardFn = Callable[..., Sequence[float]]
@@ -42,7 +42,7 @@ def classifier_sentiment(
     try:
         tok, clf, dev = load_classifier(str(model), device, "sentiment", REWARD_MODEL_SETTING)
     except MetricSkipped as e:
-        raise GrueError(f"{e}, or train on the offline lexicon with --set run.reward=lexicon") from e
+        raise GrueError(f"{e}, or train on the offline lexicon with {option('overrides', 'run.reward=lexicon')}") from e
     texts = [p + c for p, c in zip(prompts, completions)]
     return classifier_probs(tok, clf, texts, batch_size, dev)[:, positive_class(clf.config)].tolist()
 

@@ -27,7 +27,7 @@ from grue import interrupt, stability, trackers
 from grue.config import Config
 from grue.data import PromptStream
 from grue.engine_config import OnPolicyConfig
-from grue.errors import SPELLING, GrueError
+from grue.errors import GrueError, resume_command
 from grue.kl import KLController
 from grue.plots import write_curves
 from grue.rewards import score
@@ -288,11 +288,7 @@ def stop_asked(acc: Accelerator) -> bool:
 def stopped(cfg: Config, run_dir: Path, unit: str, done: int) -> interrupt.Interrupted:
     """The ``Interrupted`` of a run stopped by a signal after the checkpoint of ``unit`` ``done``."""
     signum = interrupt.asked() or signal.SIGTERM
-    how = (
-        f"grue.train({cfg.run.task!r}, resume={str(run_dir)!r})"
-        if SPELLING.get() == "api"
-        else f"grue train {cfg.run.task} --resume {run_dir}"
-    )
+    how = resume_command(cfg.run.task, str(run_dir))
     return interrupt.Interrupted(
         signum, f"stopped by {signal.Signals(signum).name} after {unit} {done}, checkpoint saved; continue with: {how}"
     )

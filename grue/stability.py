@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from grue.errors import GrueError
+from grue.errors import GrueError, option, resume_command
 
 NAMES = ("negative_kl", "kl_over_target", "entropy_collapse", "clipfrac_high", "length_hacking", "value_loss_growing")
 """The warnings, in the order they are checked and shown; metrics.jsonl logs ``warnings/<name>``."""
@@ -158,8 +158,8 @@ def not_finite(where: str, names: list[str], run_dir: Path, task: str, last_chec
         after = "no checkpoint was saved before it"
     else:
         after = (
-            f"the last checkpoint ({last_checkpoint}) is intact: resume with `grue train {task} --resume "
-            f"{run_dir}`, or start a new run from it with --init-from {run_dir} and other settings"
+            f"the last checkpoint ({last_checkpoint}) is intact: resume with `{resume_command(task, str(run_dir))}`, or "
+            f"start a new run from it with {option('init_from', str(run_dir))} and other settings"
         )
     return GrueError(
         f"{where}: {', '.join(names)} not finite (nan or inf) before the optimizer step; the run stopped "

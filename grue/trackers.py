@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from grue.errors import GrueError
+from grue.errors import GrueError, option
 
 PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 """Each tracker's package: what ``pip install`` needs (all of them: ``pip install 'grue[trackers]'``)."""
@@ -27,7 +27,7 @@ def check_available(name: str) -> None:
         importlib.import_module(PACKAGES[name])
     except ImportError:
         raise GrueError(
-            f"--report-to {name} needs the {PACKAGES[name]} package, which is not installed: "
+            f"{option('report_to', name)} needs the {PACKAGES[name]} package, which is not installed: "
             f"pip install {PACKAGES[name]} (or pip install 'grue[trackers]')"
         ) from None
 

@@ -42,7 +42,7 @@ from grue import checkpoint as ckpt
 from grue.files import atomic_write_text
 from grue import trackers
 from grue.config import Config
-from grue.errors import GrueError
+from grue.errors import GrueError, option
 from grue.losses import masked_token_ce
 from grue.memory import enable_checkpointing
 from grue.models import context_size, disable_dropout
@@ -313,7 +313,7 @@ def supervised_data(cfg: Config) -> tuple[list[Example], list[Example]]:
     if it has that rule)."""
     if cfg.run.builtin_prompts and not data_dir_from(cfg.run.data_dir):
         raise GrueError(
-            "supervised training needs references, and the built-in prompts have none; pass --data-dir DIR "
+            f"supervised training needs references, and the built-in prompts have none; pass {option('data_dir', 'DIR')} "
             f"(or set GRUE_DATA_DIR) with DIR/{cfg.run.task}/train.jsonl, or set run.builtin_prompts=false to use the Hub"
         )
     train_ex = load_examples(cfg, cfg.run.train_split)
