@@ -65,9 +65,8 @@ class Session:
     iteration: int = 0  # the iteration in progress (set by the algorithm's loop), named in a reward's errors
     tracker: Any = None  # the main process's experiment tracker (run.report_to; grue.trackers), None for none
     drawn: tuple | None = None  # metrics.jsonl's (size, mtime) when plots/curves.png was last drawn (main process)
-    history: list | None = (
-        None  # metrics.jsonl's rows so far (main process; read on the first log), for the stability checks
-    )
+    # metrics.jsonl's rows so far (main process; read on the first log), for the stability checks
+    history: list | None = None
     kl: KLController | None = None  # the KL coefficient (algo.kl_coef, adaptive toward algo.kl_target); made from them
     display: Display | None = None  # the live display of the loop in progress (Session.progress)
     times: dict = field(default_factory=dict)  # this iteration's ``time/<phase>_s`` so far (Session.lap)
