@@ -35,7 +35,6 @@ from grue import adapters, onpolicy
 from grue.algorithms import nlpo, ppo
 from grue.config import Config, GenerationConfig, RunConfig
 from grue.data import PromptStream
-from grue.kl import KLController
 from grue.models import Critic, disable_dropout, freeze, load_policy, load_tokenizer, speed_up
 from grue.optim import groups_by_name, make_optimizer
 from grue.rewards import resolve_reward
@@ -169,7 +168,7 @@ class TimedGenerate:
         return r
 
 
-def iteration(s, kl_ctl, timer: TimedGenerate, sync, mask=None) -> dict:
+def iteration(s, timer: TimedGenerate, sync, mask=None) -> dict:
     """One PPO iteration as in ppo.train (steps 1-7, without logging and checkpoints), timed by phase. With ``mask``
     (NLPO's MaskSettings) the rollout samples inside the masking policy's top-p sets and the masking policy is
     re-synced when nlpo.train would (``s.iteration`` counts the iterations), inside the rollout phase."""
@@ -189,7 +188,7 @@ def iteration(s, kl_ctl, timer: TimedGenerate, sync, mask=None) -> dict:
     rollout_mb = phase_peak_mb()
     assert r.query_ids.shape == (BATCH, PROMPT_TOKENS) and bool(r.query_mask.all()), f"query {tuple(r.query_ids.shape)}"
     assert r.response_ids.shape == (BATCH, NEW_TOKENS), f"response {tuple(r.response_ids.shape)}"
-    sc = onpolicy.score_and_advantages(s, b, kl_ctl.coef)
+    sc = onpolicy.score_and_advantages(s, b, s.kl.coef)
     sync()
     t_upd = time.perf_counter()
     start_phase()
@@ -197,7 +196,7 @@ def iteration(s, kl_ctl, timer: TimedGenerate, sync, mask=None) -> dict:
     sync()
     update_s = time.perf_counter() - t_upd
     update_mb = phase_peak_mb()
-    kl_ctl.update(onpolicy.mean_kl(s, sc))
+    s.kl.update(onpolicy.mean_kl(s, sc))  # the session's controller, as Session.end_iteration moves it
     n = int(r.response_mask.sum().item())
     return {
         "iteration_s": time.perf_counter() - t0,
@@ -262,12 +261,11 @@ def run_one(model: str, iterations: int, lora_rank: int = 0, algo_name: str = "p
     setup_mb, _ = peak_memory_mb()
     timer = TimedGenerate(onpolicy.generate, sync)
     onpolicy.generate = timer  # collect() looks generate up in its module: time it in place, code unchanged
-    kl_ctl = KLController(s.algo.kl_coef, s.algo.kl_target)
     print(f"[{model}] warm-up iteration ...", file=sys.stderr, flush=True)
-    iteration(s, kl_ctl, timer, sync, mask)
+    iteration(s, timer, sync, mask)
     runs = []
     for i in range(iterations):
-        runs.append(iteration(s, kl_ctl, timer, sync, mask))
+        runs.append(iteration(s, timer, sync, mask))
         print(f"[{model}] iteration {i + 1}/{iterations}: {runs[-1]['iteration_s']:.2f} s", file=sys.stderr, flush=True)
 
     med = lambda f: statistics.median(f(x) for x in runs)

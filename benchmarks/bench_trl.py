@@ -194,9 +194,7 @@ def run_grue(shape: str, precision: str, iterations: int) -> list[dict]:
 def grue_iterations(s, iterations: int, timer: TimedGenerate, sync) -> list[dict]:
     from grue import onpolicy
     from grue.algorithms import ppo
-    from grue.kl import KLController
 
-    kl_ctl = KLController(s.algo.kl_coef, s.algo.kl_target)
     runs = []
     for _ in range(iterations + 1):
         timer.seconds, timer.tokens = 0.0, 0
@@ -204,13 +202,13 @@ def grue_iterations(s, iterations: int, timer: TimedGenerate, sync) -> list[dict
         t0 = time.perf_counter()
         start_phase()
         b = onpolicy.collect_iteration(s)
-        sc = onpolicy.score_and_advantages(s, b, kl_ctl.coef)
+        sc = onpolicy.score_and_advantages(s, b, s.kl.coef)
         sync()
         t1 = time.perf_counter()
         rollout_mb = phase_peak_mb()
         start_phase()
         ppo.update(s, sc.rollout, sc.advantages, sc.returns)
-        kl_ctl.update(onpolicy.mean_kl(s, sc))
+        s.kl.update(onpolicy.mean_kl(s, sc))  # the session's controller, as Session.end_iteration moves it
         sync()
         t2 = time.perf_counter()
         assert b.rollout.response_ids.shape == (BATCH, NEW_TOKENS), tuple(b.rollout.response_ids.shape)

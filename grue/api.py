@@ -48,18 +48,17 @@ def train(
     """
     from grue import rewards
     from grue.errors import GrueError, api_spelling
-    from grue.training import train_run, training_config
+    from grue.training import finished, train_run, training_config
 
     with api_spelling():
+        reuse = False  # resume=True on a run that has finished: its summary, untrained
         if resume is True:
             if not output_dir:
                 raise GrueError(
                     "resume=True continues the run in output_dir=; pass output_dir='DIR' (or resume='RUN_DIR')"
                 )
-            finished = finished_summary(output_dir, iterations)
-            if finished is not None:
-                return finished
-            resume = output_dir if (Path(output_dir) / "config.yaml").is_file() else None
+            reuse = (Path(output_dir) / "config.yaml").is_file()
+            resume = output_dir if reuse else None
         resume = resume or None
         name = reward
         if callable(reward):
@@ -80,6 +79,8 @@ def train(
             report_to=report_to,
             resume=resume,
         )
+        if reuse and finished(resume, cfg) and (Path(resume) / "summary.json").is_file():
+            return json.loads((Path(resume) / "summary.json").read_text(encoding="utf-8"))
         registered = callable(reward) and name not in rewards.REWARDS
         if registered:  # a local function or lambda cannot be imported by name: lend it the name for this run
             rewards.REWARDS[name] = reward
@@ -88,33 +89,6 @@ def train(
         finally:
             if registered:
                 rewards.REWARDS.pop(name, None)
-
-
-def finished_summary(run_dir: str, iterations: int | None = None) -> dict | None:
-    """The summary of the run in ``run_dir`` if it has trained all its iterations (``iterations``, else its
-    config's): summary.json written and the last checkpoint at that iteration; else None."""
-    from grue.algorithms import NAMES
-    from grue.checkpoint import latest, load_state
-    from grue.errors import GrueError
-    from grue.training import iteration_field
-    from grue.yamlfile import load_yaml
-
-    folder = Path(run_dir)
-    if not ((folder / "summary.json").is_file() and (folder / "config.yaml").is_file()):
-        return None
-    config = load_yaml(folder / "config.yaml")
-    algo = (config.get("run") or {}).get("algo")
-    if algo not in NAMES:
-        return None
-    unit = iteration_field(algo)  # supervised counts epochs
-    total = iterations if iterations is not None else (config.get(algo) or {}).get(unit)
-    try:
-        state = load_state(latest(folder))
-    except (GrueError, OSError, ValueError):  # no readable checkpoint: not finished
-        return None
-    if state.get("epoch" if unit == "epochs" else "iteration") != total:
-        return None
-    return json.loads((folder / "summary.json").read_text(encoding="utf-8"))
 
 
 def evaluate(

@@ -81,12 +81,12 @@ class OnPolicyConfig:
             raise GrueError(
                 f"{sec}.rollout_size ({self.rollout_size}) must be divisible by the number of processes ({world_size})"
             )
-        per_process = self.rollout_size // world_size
-        whole = f"the per-process rollout ({per_process})"
+        # what one optimizer step takes, and its name: a minibatch, or (without minibatches) the per-process rollout
+        step = self.rollout_size // world_size
+        whole = f"the per-process rollout ({step})"
         if "minibatch_size" in have:
-            size = self.minibatch_size
-            if size > per_process or per_process % size:
-                raise GrueError(f"{sec}.minibatch_size ({size}) must divide {whole}")
-            whole = f"{sec}.minibatch_size ({size})"
-        if "grad_accum" in have and (size if "minibatch_size" in have else per_process) % self.grad_accum:
+            if self.minibatch_size > step or step % self.minibatch_size:
+                raise GrueError(f"{sec}.minibatch_size ({self.minibatch_size}) must divide {whole}")
+            step, whole = self.minibatch_size, f"{sec}.minibatch_size ({self.minibatch_size})"
+        if "grad_accum" in have and step % self.grad_accum:
             raise GrueError(f"{sec}.grad_accum ({self.grad_accum}) must divide {whole}")

@@ -95,6 +95,19 @@ def iteration_field(algo: str) -> str:
     return module.ITERATIONS if hasattr(module, "ITERATIONS") else "iterations"
 
 
+def finished(run_dir: str | Path, cfg: Config) -> bool:
+    """Whether the run in ``run_dir`` has saved the final checkpoint of ``cfg`` (every iteration, or epoch, of it
+    done); False when it has no checkpoint yet."""
+    from grue.checkpoint import latest, load_state
+
+    unit = iteration_field(cfg.run.algo)
+    try:
+        state = load_state(latest(Path(run_dir)))
+    except GrueError:
+        return False
+    return state["epoch" if unit == "epochs" else "iteration"] >= getattr(cfg.algo, unit)
+
+
 def train_run(cfg: Config, resume: str | None = None, show: bool = True) -> dict:
     """Train ``cfg`` (resuming the run directory ``resume``), stopping at a checkpoint on SIGINT/SIGTERM; returns the
     run's summary (summary.json). transformers' own progress bars and warnings stay out of the run's output."""

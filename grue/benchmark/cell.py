@@ -82,10 +82,10 @@ def resolved(cell: dict, options: Options, work: Path, plan: dict):
 
 def train(cell: dict, options: Options, work: Path, plan: dict) -> Path:
     """Train the cell's run to its end (resuming it when it has a checkpoint); returns its run directory."""
-    from grue.algorithms import ALGORITHMS, from_dict
+    from grue.algorithms import from_dict
     from grue.checkpoint import latest
     from grue.yamlfile import load_yaml
-    from grue.interrupt import graceful
+    from grue.training import finished, train_run
 
     run_dir = cell_dir(work, cell["id"]) / "run"
     resume = None
@@ -111,19 +111,8 @@ def train(cell: dict, options: Options, work: Path, plan: dict) -> Path:
     else:
         if resume:
             print(f"continuing {run_dir} from its last checkpoint", flush=True)
-        with graceful():
-            ALGORITHMS[cfg.run.algo].train(cfg, resume_dir=resume, show=False)
+        train_run(cfg, resume, show=False)
     return run_dir
-
-
-def finished(run_dir: Path, cfg) -> bool:
-    """Whether the run's last checkpoint is its final one (every iteration, or epoch, done)."""
-    from grue.algorithms import ALGORITHMS
-    from grue.checkpoint import latest, load_state
-
-    unit = getattr(ALGORITHMS[cfg.run.algo], "ITERATIONS", "iterations")  # supervised counts epochs
-    state = load_state(latest(run_dir))
-    return state["epoch" if unit == "epochs" else "iteration"] >= getattr(cfg.algo, unit)
 
 
 def train_processes(cfg, resume: str | None, processes: int) -> None:
